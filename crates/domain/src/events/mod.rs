@@ -1,0 +1,152 @@
+//! Every fact Funnel records, as one enum of typed payloads. Each event type has a stable dotted
+//! name (`lead.registered`) and a schema version; together they are a wire contract with a JSON
+//! Schema in `schemas/events/`, kept in step by a test in `funnel-codec`.
+
+mod lead;
+mod org;
+mod work;
+
+pub use lead::*;
+pub use org::*;
+pub use work::*;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! events {
+    ($($(#[$doc:meta])* $variant:ident = $name:literal v $ver:literal,)*) => {
+        /// Every event, tagged by its type name on the wire: `{"type": "lead.registered", "data": {…}}`.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type", content = "data")]
+        pub enum Event {
+            $($(#[$doc])* #[serde(rename = $name)] $variant($variant),)*
+        }
+
+        impl Event {
+            /// The stable type name.
+            pub fn event_type(&self) -> &'static str {
+                match self { $(Event::$variant(_) => $name,)* }
+            }
+
+            /// The current schema version of this event type.
+            pub fn schema_version(&self) -> u16 {
+                match self { $(Event::$variant(_) => $ver,)* }
+            }
+        }
+
+        /// Every event type name with its current schema version.
+        pub const EVENT_TYPES: &[(&str, u16)] = &[$(($name, $ver),)*];
+
+        /// The JSON Schema of each event type's payload, by type name and version.
+        pub fn event_schemas(generator: &mut schemars::SchemaGenerator) -> Vec<(&'static str, u16, schemars::Schema)> {
+            vec![$(($name, $ver, generator.root_schema_for::<$variant>()),)*]
+        }
+
+        $(impl From<$variant> for Event {
+            fn from(e: $variant) -> Event { Event::$variant(e) }
+        })*
+    };
+}
+
+events! {
+    /// A regional office opened.
+    OfficeOpened = "office.opened" v 1,
+    /// A member of staff joined.
+    StaffJoined = "staff.joined" v 1,
+    /// A member of staff's role changed.
+    StaffRoleChanged = "staff.role_changed" v 1,
+    /// A member of staff moved to another office.
+    StaffMovedOffice = "staff.moved_office" v 1,
+    /// A member of staff left.
+    StaffLeft = "staff.left" v 1,
+    /// A lead was registered (报备).
+    LeadRegistered = "lead.registered" v 1,
+    /// A lead's owner was set or changed.
+    LeadOwnerAssigned = "lead.owner_assigned" v 1,
+    /// Another registration of the same customer arrived within the duplicate window.
+    DuplicateRegistrationReceived = "lead.duplicate_registration_received" v 1,
+    /// Two engineers claim the same customer; the office manager must decide (§5.2).
+    OwnershipConflictOpened = "lead.ownership_conflict_opened" v 1,
+    /// The office manager decided an ownership conflict, with the reasons.
+    OwnershipConflictDecided = "lead.ownership_conflict_decided" v 1,
+    /// Somebody who does not own the lead tried to change it (恶意争抢客户 is forbidden, §5.7).
+    TouchRefused = "lead.touch_refused" v 1,
+    /// The office manager asked to change the lead's owner (§5.6).
+    ReassignmentRequested = "lead.reassignment_requested" v 1,
+    /// The sales department or the original owner approved a reassignment.
+    ReassignmentApproved = "lead.reassignment_approved" v 1,
+    /// The sales department or the original owner denied a reassignment.
+    ReassignmentDenied = "lead.reassignment_denied" v 1,
+    /// A reassignment request waited too long and lapsed.
+    ReassignmentExpired = "lead.reassignment_expired" v 1,
+    /// A visit or other follow-up (Table 2).
+    VisitLogged = "lead.visit_logged" v 1,
+    /// A key person was recorded or updated (Table 5).
+    KeyPersonRecorded = "lead.key_person_recorded" v 1,
+    /// A key person became an insider (内线).
+    InsiderDeveloped = "lead.insider_developed" v 1,
+    /// Company and personal relationship levels were assessed.
+    RelationshipAssessed = "lead.relationship_assessed" v 1,
+    /// A stage criterion was met, with its evidence.
+    CriterionMet = "lead.criterion_met" v 1,
+    /// The lead's record (Table 1) was corrected or completed.
+    LeadDetailsUpdated = "lead.details_updated" v 1,
+    /// Three visits without an insider: the office manager is asked for help (§7).
+    InsiderEscalationRaised = "lead.insider_escalation_raised" v 1,
+    /// Several visits with both relationships still C: a stagnation review is due (§8).
+    StagnationReviewOpened = "lead.stagnation_review_opened" v 1,
+    /// The office manager decided a stagnation review.
+    StagnationReviewDecided = "lead.stagnation_review_decided" v 1,
+    /// A valid-info declaration (有效信息申报).
+    ValidInfoDeclared = "lead.valid_info_declared" v 1,
+    /// A prospect declaration (准客户申报, Table 6).
+    ProspectDeclared = "lead.prospect_declared" v 1,
+    /// The office manager reviewed a declaration.
+    DeclarationReviewed = "lead.declaration_reviewed" v 1,
+    /// A declaration was filed with the sales department (备案).
+    DeclarationFiled = "lead.declaration_filed" v 1,
+    /// The lead moved to another stage.
+    StageChanged = "lead.stage_changed" v 1,
+    /// A negotiation note (§9).
+    NegotiationNoted = "lead.negotiation_noted" v 1,
+    /// A contract was submitted for review (合同评审).
+    ContractSubmitted = "lead.contract_submitted" v 1,
+    /// A contract under review was amended; earlier approvals are void.
+    ContractAmended = "lead.contract_amended" v 1,
+    /// One reviewer seat approved the contract's exact content.
+    ContractApproved = "lead.contract_approved" v 1,
+    /// One reviewer seat rejected the contract: back to negotiation.
+    ContractRejected = "lead.contract_rejected" v 1,
+    /// The contract was signed (合同签订).
+    ContractSigned = "lead.contract_signed" v 1,
+    /// The order was processed (订单处理).
+    OrderProcessed = "lead.order_processed" v 1,
+    /// After-sales relationship care (售后客情维护).
+    AfterSalesCareLogged = "lead.after_sales_care_logged" v 1,
+    /// The lead was suspended (中止): routine contact only.
+    LeadSuspended = "lead.suspended" v 1,
+    /// The lead was lost.
+    LeadLost = "lead.lost" v 1,
+    /// A suspended or lost lead was taken up again.
+    LeadReactivated = "lead.reactivated" v 1,
+    /// A weekly or monthly visit plan was submitted (Table 4).
+    VisitPlanSubmitted = "plan.submitted" v 1,
+    /// A visit plan was not submitted by its deadline.
+    VisitPlanOverdue = "plan.overdue" v 1,
+    /// A visit plan was filed with the sales department.
+    VisitPlanFiled = "plan.filed" v 1,
+    /// The assistant compiled an office summary (Table 3).
+    SummaryCompiled = "summary.compiled" v 1,
+    /// The assistant verified the summary's entries.
+    SummaryVerified = "summary.verified" v 1,
+    /// The office manager reviewed the summary.
+    SummaryReviewed = "summary.reviewed" v 1,
+    /// The summary was archived and filed with the sales department.
+    SummaryFiled = "summary.filed" v 1,
+}
+
+impl Event {
+    /// The lead an event is about, if any.
+    pub fn lead_id(&self) -> Option<funnel_types::LeadId> {
+        lead_of(self)
+    }
+}

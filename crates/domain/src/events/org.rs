@@ -1,0 +1,50 @@
+//! Offices and staff (process §1): every permission decision is derived from these events.
+
+use funnel_types::{OfficeId, Role, StaffId};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfficeOpened {
+    pub office_id: OfficeId,
+    pub name: String,
+    /// Short code, e.g. `SH`.
+    pub code: String,
+    /// IANA time zone of the office's deadlines, e.g. `Asia/Shanghai`.
+    pub timezone: String,
+    pub region: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffJoined {
+    pub staff_id: StaffId,
+    pub name: String,
+    pub role: Role,
+    /// The office; `null` for headquarters roles.
+    pub office: Option<OfficeId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffRoleChanged {
+    pub staff_id: StaffId,
+    pub from: Role,
+    pub to: Role,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffMovedOffice {
+    pub staff_id: StaffId,
+    pub from: Option<OfficeId>,
+    pub to: Option<OfficeId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffLeft {
+    pub staff_id: StaffId,
+    pub reason: String,
+}

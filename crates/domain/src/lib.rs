@@ -1,0 +1,25 @@
+//! The sales process as pure deciders (see `docs/manual-coverage.md` for the rule-by-rule map).
+//!
+//! Each aggregate has a state with `Default` meaning "does not exist", an `evolve` that applies one
+//! event, and a `decide` that turns a command into events or a refusal. Nothing here is async, does
+//! I/O or reads a clock: the time of a command comes in [`Ctx::at`], the acting member of staff in
+//! [`Ctx::acting`], the organisation's settings in [`Policy`].
+
+mod acting;
+pub mod events;
+pub mod lead;
+pub mod model;
+mod normalize;
+pub mod org;
+pub mod plan;
+mod policy;
+pub mod refusal;
+pub mod summary;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use acting::{Acting, Ctx, StaffInfo, StaffLookup};
+pub use events::{EVENT_TYPES, Event, event_schemas};
+pub use normalize::{customer_key, normalise_name};
+pub use policy::{Policy, ReviewerSeat};
+pub use refusal::{Decision, Refusal, RefusalCode, Rejected};

@@ -1,0 +1,239 @@
+//! Offices and staff as aggregates (process §1). Only headquarters (sales department, executives)
+//! or the system bootstrap change them; every later permission decision replays these events.
+
+use crate::acting::{Ctx, require_role};
+use crate::events::*;
+use crate::refusal::{Decision, RefusalCode, check, refuse};
+use funnel_types::{OfficeId, Role, StaffId};
+
+/// An office's state. `Default` is "no such office".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OfficeState {
+    pub office: Option<OfficeOpened>,
+}
+
+impl OfficeState {
+    /// The office's time zone; `Asia/Shanghai` when unknown.
+    pub fn timezone(&self) -> chrono_tz::Tz {
+        self.office
+            .as_ref()
+            .and_then(|o| o.timezone.parse().ok())
+            .unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OfficeCommand {
+    Open {
+        office_id: OfficeId,
+        name: String,
+        code: String,
+        timezone: String,
+        region: String,
+    },
+}
+
+pub fn evolve_office(mut state: OfficeState, event: &Event) -> OfficeState {
+    if let Event::OfficeOpened(e) = event {
+        state.office = Some(e.clone());
+    }
+    state
+}
+
+pub fn decide_office(state: &OfficeState, cmd: &OfficeCommand, ctx: &Ctx<'_>) -> Decision {
+    require_role(
+        ctx.acting,
+        &[Role::SalesDepartment, Role::Executive],
+        "open an office",
+    )?;
+    let OfficeCommand::Open {
+        office_id,
+        name,
+        code,
+        timezone,
+        region,
+    } = cmd;
+    if state.office.is_some() {
+        return refuse(
+            RefusalCode::OfficeExists,
+            "this office is already open",
+            "该办事处已存在",
+        );
+    }
+    check::required("name", name, check::SHORT)?;
+    check::required("code", code, 16)?;
+    check::optional("region", region, check::SHORT)?;
+    if timezone.parse::<chrono_tz::Tz>().is_err() {
+        return refuse(
+            RefusalCode::InvalidValue,
+            format!("`{timezone}` is not an IANA time zone (e.g. Asia/Shanghai)"),
+            format!("“{timezone}”不是有效的时区（例如 Asia/Shanghai）"),
+        );
+    }
+    Ok(vec![Event::OfficeOpened(OfficeOpened {
+        office_id: *office_id,
+        name: name.trim().to_string(),
+        code: code.trim().to_string(),
+        timezone: timezone.clone(),
+        region: region.trim().to_string(),
+    })])
+}
+
+/// A member of staff's state. `Default` is "no such person".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StaffState {
+    pub id: Option<StaffId>,
+    pub name: String,
+    pub role: Option<Role>,
+    pub office: Option<OfficeId>,
+    pub active: bool,
+}
+
+impl StaffState {
+    /// What permission decisions need, when the person exists.
+    pub fn info(&self) -> Option<crate::StaffInfo> {
+        Some(crate::StaffInfo {
+            id: self.id?,
+            role: self.role?,
+            office: self.office,
+            active: self.active,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StaffCommand {
+    Join {
+        staff_id: StaffId,
+        name: String,
+        role: Role,
+        office: Option<OfficeId>,
+    },
+    ChangeRole {
+        role: Role,
+    },
+    MoveOffice {
+        office: Option<OfficeId>,
+    },
+    Leave {
+        reason: String,
+    },
+}
+
+pub fn evolve_staff(mut state: StaffState, event: &Event) -> StaffState {
+    match event {
+        Event::StaffJoined(e) => {
+            state = StaffState {
+                id: Some(e.staff_id),
+                name: e.name.clone(),
+                role: Some(e.role),
+                office: e.office,
+                active: true,
+            };
+        }
+        Event::StaffRoleChanged(e) => state.role = Some(e.to),
+        Event::StaffMovedOffice(e) => state.office = e.to,
+        Event::StaffLeft(_) => state.active = false,
+        _ => {}
+    }
+    state
+}
+
+/// Office roles need an office; headquarters roles have none.
+fn office_fits(role: Role, office: Option<OfficeId>) -> Decision {
+    match (role.is_headquarters(), office) {
+        (false, None) => refuse(
+            RefusalCode::FieldRequired,
+            format!("a {role} belongs to an office: give `office`"),
+            format!("{}须属于某个办事处，请指定办事处", role.label_zh()),
+        ),
+        (true, Some(_)) => refuse(
+            RefusalCode::InvalidValue,
+            format!("a {role} works at headquarters and has no office"),
+            format!("{}属于总部，不属于办事处", role.label_zh()),
+        ),
+        _ => Ok(vec![]),
+    }
+}
+
+pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> Decision {
+    require_role(
+        ctx.acting,
+        &[Role::SalesDepartment, Role::Executive],
+        "manage staff",
+    )?;
+    let (Some(id), Some(role)) = (state.id, state.role) else {
+        let StaffCommand::Join {
+            staff_id,
+            name,
+            role,
+            office,
+        } = cmd
+        else {
+            return refuse(
+                RefusalCode::StaffNotFound,
+                "no such member of staff",
+                "没有该员工",
+            );
+        };
+        check::required("name", name, check::SHORT)?;
+        office_fits(*role, *office)?;
+        return Ok(vec![Event::StaffJoined(StaffJoined {
+            staff_id: *staff_id,
+            name: name.trim().to_string(),
+            role: *role,
+            office: *office,
+        })]);
+    };
+    if !state.active {
+        return refuse(
+            RefusalCode::StaffInactive,
+            "this member of staff has left",
+            "该员工已离职",
+        );
+    }
+    match cmd {
+        StaffCommand::Join { .. } => refuse(
+            RefusalCode::StaffExists,
+            "this member of staff already joined",
+            "该员工已入职",
+        ),
+        StaffCommand::ChangeRole { role: to } => {
+            if *to == role {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    "the role is unchanged",
+                    "角色未变化",
+                );
+            }
+            office_fits(*to, state.office)?;
+            Ok(vec![Event::StaffRoleChanged(StaffRoleChanged {
+                staff_id: id,
+                from: role,
+                to: *to,
+            })])
+        }
+        StaffCommand::MoveOffice { office } => {
+            if *office == state.office {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    "already in that office",
+                    "已在该办事处",
+                );
+            }
+            office_fits(role, *office)?;
+            Ok(vec![Event::StaffMovedOffice(StaffMovedOffice {
+                staff_id: id,
+                from: state.office,
+                to: *office,
+            })])
+        }
+        StaffCommand::Leave { reason } => {
+            check::optional("reason", reason, check::LONG)?;
+            Ok(vec![Event::StaffLeft(StaffLeft {
+                staff_id: id,
+                reason: reason.trim().to_string(),
+            })])
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Settings of the process that the manual leaves to the organisation: windows, thresholds and
+//! contract reviewers. Deciders read them; they never read the clock or configuration files.
+
+use funnel_types::Role;
+
+/// One seat on the contract review board: a name (e.g. `finance`) and the role that may fill it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviewerSeat {
+    pub seat: String,
+    pub role: Role,
+}
+
+/// The organisation's process settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Two registrations of the same customer key closer than this are a conflict for the office
+    /// manager (§5.2, 相近时间); later ones are refused (first to register owns it).
+    pub duplicate_window: chrono::Duration,
+    /// Visits without an insider before the office manager is asked for help (§7).
+    pub insider_visit_limit: u32,
+    /// Visits with both relationship levels still C before a stagnation review (§8).
+    pub stagnation_visits: u32,
+    /// Seats that must all approve a contract before it can be signed (§9).
+    pub contract_reviewers: Vec<ReviewerSeat>,
+    /// How long a reassignment request waits for both approvals before it expires.
+    pub reassignment_expiry: chrono::Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            duplicate_window: chrono::Duration::days(3),
+            insider_visit_limit: 3,
+            stagnation_visits: 5,
+            contract_reviewers: vec![
+                ReviewerSeat {
+                    seat: "sales_department".into(),
+                    role: Role::SalesDepartment,
+                },
+                ReviewerSeat {
+                    seat: "office_manager".into(),
+                    role: Role::OfficeManager,
+                },
+                ReviewerSeat {
+                    seat: "finance".into(),
+                    role: Role::Executive,
+                },
+            ],
+            reassignment_expiry: chrono::Duration::days(14),
+        }
+    }
+}

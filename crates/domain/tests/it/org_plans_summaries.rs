@@ -1,0 +1,406 @@
+//! §1, §6 and Tables 3–4: offices and staff, visit plans with local deadlines, office summaries.
+
+use crate::fixtures::*;
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use funnel_domain::events::*;
+use funnel_domain::model::Period;
+use funnel_domain::org::*;
+use funnel_domain::plan::*;
+use funnel_domain::summary::*;
+use funnel_domain::*;
+use funnel_types::*;
+use std::collections::BTreeMap;
+
+fn run(
+    acting: Acting,
+    at: chrono::DateTime<Utc>,
+    f: impl FnOnce(&Ctx<'_>) -> Decision,
+) -> Decision {
+    let policy = Policy::default();
+    let dir: BTreeMap<StaffId, StaffInfo> = directory();
+    let ctx = Ctx {
+        acting: &acting,
+        at,
+        policy: &policy,
+        staff: &dir,
+    };
+    f(&ctx)
+}
+
+#[test]
+fn offices_need_a_real_time_zone_and_open_once() {
+    let cmd = |tz: &str| OfficeCommand::Open {
+        office_id: office(),
+        name: "上海".into(),
+        code: "SH".into(),
+        timezone: tz.into(),
+        region: "".into(),
+    };
+    let r = run(Acting::Staff(sales_dept()), t0(), |c| {
+        decide_office(&OfficeState::default(), &cmd("Mars/Base"), c)
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::InvalidValue);
+    let r = run(Acting::Staff(manager()), t0(), |c| {
+        decide_office(&OfficeState::default(), &cmd("Asia/Shanghai"), c)
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::RoleNotPermitted);
+    let events = run(Acting::system("bootstrap"), t0(), |c| {
+        decide_office(&OfficeState::default(), &cmd("Asia/Shanghai"), c)
+    })
+    .unwrap();
+    let state = events.iter().fold(OfficeState::default(), evolve_office);
+    assert_eq!(state.timezone(), chrono_tz::Asia::Shanghai);
+    let r = run(Acting::Staff(sales_dept()), t0(), |c| {
+        decide_office(&state, &cmd("Asia/Shanghai"), c)
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::OfficeExists);
+}
+
+#[test]
+fn staff_join_change_role_move_and_leave() {
+    let id = StaffId::derived("new");
+    let hq = Acting::Staff(sales_dept());
+    let join = |role, office| StaffCommand::Join {
+        staff_id: id,
+        name: "新人".into(),
+        role,
+        office,
+    };
+    let r = run(hq.clone(), t0(), |c| {
+        decide_staff(&StaffState::default(), &join(Role::SalesEngineer, None), c)
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::FieldRequired);
+    let r = run(hq.clone(), t0(), |c| {
+        decide_staff(
+            &StaffState::default(),
+            &join(Role::Auditor, Some(office())),
+            c,
+        )
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::InvalidValue);
+    let r = run(Acting::Staff(manager()), t0(), |c| {
+        decide_staff(
+            &StaffState::default(),
+            &join(Role::SalesEngineer, Some(office())),
+            c,
+        )
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::RoleNotPermitted);
+    let r = run(hq.clone(), t0(), |c| {
+        decide_staff(
+            &StaffState::default(),
+            &StaffCommand::Leave { reason: "".into() },
+            c,
+        )
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::StaffNotFound);
+
+    let mut state = StaffState::default();
+    for cmd in [
+        join(Role::SalesEngineer, Some(office())),
+        StaffCommand::ChangeRole {
+            role: Role::OfficeManager,
+        },
+        StaffCommand::MoveOffice {
+            office: Some(other_office()),
+        },
+        StaffCommand::Leave {
+            reason: "退休".into(),
+        },
+    ] {
+        let events = run(hq.clone(), t0(), |c| decide_staff(&state, &cmd, c)).expect("accepted");
+        state = events.iter().fold(state, evolve_staff);
+    }
+    let info = state.info().expect("exists");
+    assert_eq!(
+        (info.role, info.office, info.active),
+        (Role::OfficeManager, Some(other_office()), false)
+    );
+    let r = run(hq, t0(), |c| {
+        decide_staff(
+            &state,
+            &StaffCommand::ChangeRole {
+                role: Role::SalesEngineer,
+            },
+            c,
+        )
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::StaffInactive);
+}
+
+fn next_week() -> Period {
+    Period::Week {
+        monday: NaiveDate::from_ymd_opt(2026, 3, 9).expect("date"),
+    }
+}
+
+fn visit_on(day: u32) -> PlannedVisit {
+    PlannedVisit {
+        date: NaiveDate::from_ymd_opt(2026, 3, day).expect("date"),
+        lead_id: None,
+        customer: "万科".into(),
+        purpose: "演示".into(),
+    }
+}
+
+#[test]
+fn weekly_plan_is_due_friday_1730_office_time() {
+    let tz = chrono_tz::Asia::Shanghai;
+    // Friday 6 March 2026 17:30 in Shanghai is 09:30 UTC.
+    let due = Utc
+        .with_ymd_and_hms(2026, 3, 6, 9, 30, 0)
+        .single()
+        .expect("time");
+    assert_eq!(due_at(&next_week(), tz), Some(due));
+    let submit = PlanCommand::Submit {
+        period: next_week(),
+        visits: vec![visit_on(10)],
+    };
+    for (at, on_time) in [
+        (due, true),
+        (due + Duration::seconds(1), false),
+        (due - Duration::days(2), true),
+    ] {
+        let events = run(Acting::Staff(wang()), at, |c| {
+            decide_plan(&PlanState::default(), &submit, c, tz)
+        })
+        .expect("accepted");
+        let Event::VisitPlanSubmitted(p) = &events[0] else {
+            unreachable!()
+        };
+        assert_eq!(
+            (p.on_time, p.due_at, p.revision),
+            (on_time, due, 1),
+            "submitted at {at}"
+        );
+    }
+    // The same wall-clock deadline in another office's zone is a different instant.
+    assert_ne!(due_at(&next_week(), chrono_tz::Europe::Berlin), Some(due));
+}
+
+#[test]
+fn monthly_plan_is_due_by_the_28th_of_the_month_before() {
+    let tz = chrono_tz::Asia::Shanghai;
+    let april = Period::Month {
+        year: 2026,
+        month: 4,
+    };
+    assert_eq!(
+        due_at(&april, tz),
+        Utc.with_ymd_and_hms(2026, 3, 28, 15, 59, 59).single()
+    );
+    let january = Period::Month {
+        year: 2027,
+        month: 1,
+    };
+    assert_eq!(
+        due_at(&january, tz),
+        Utc.with_ymd_and_hms(2026, 12, 28, 15, 59, 59).single()
+    );
+    assert_eq!(
+        due_at(
+            &Period::Month {
+                year: 2026,
+                month: 13
+            },
+            tz
+        ),
+        None
+    );
+}
+
+#[test]
+fn plans_are_validated_revised_marked_overdue_and_filed() {
+    let tz = chrono_tz::Asia::Shanghai;
+    let bad_week = PlanCommand::Submit {
+        period: Period::Week {
+            monday: NaiveDate::from_ymd_opt(2026, 3, 10).expect("d"),
+        },
+        visits: vec![],
+    };
+    let r = run(Acting::Staff(wang()), t0(), |c| {
+        decide_plan(&PlanState::default(), &bad_week, c, tz)
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::InvalidValue);
+    let outside = PlanCommand::Submit {
+        period: next_week(),
+        visits: vec![visit_on(20)],
+    };
+    let r = run(Acting::Staff(wang()), t0(), |c| {
+        decide_plan(&PlanState::default(), &outside, c, tz)
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::InvalidValue);
+    let r = run(Acting::Staff(manager()), t0(), |c| {
+        decide_plan(
+            &PlanState::default(),
+            &PlanCommand::Submit {
+                period: next_week(),
+                visits: vec![],
+            },
+            c,
+            tz,
+        )
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::RoleNotPermitted);
+
+    let overdue = PlanCommand::MarkOverdue {
+        engineer: wang().id,
+        office: office(),
+        period: next_week(),
+    };
+    let r = run(Acting::system("timer"), t0(), |c| {
+        decide_plan(&PlanState::default(), &overdue, c, tz)
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::PlanNotDue);
+    let late = t0() + Duration::days(10);
+    let events = run(Acting::system("timer"), late, |c| {
+        decide_plan(&PlanState::default(), &overdue, c, tz)
+    })
+    .expect("overdue");
+    let mut state = events.iter().fold(PlanState::default(), evolve_plan);
+    assert!(state.overdue);
+    let submit = PlanCommand::Submit {
+        period: next_week(),
+        visits: vec![visit_on(11)],
+    };
+    let events = run(Acting::Staff(wang()), late, |c| {
+        decide_plan(&state, &submit, c, tz)
+    })
+    .expect("late submission");
+    assert!(matches!(&events[0], Event::VisitPlanSubmitted(p) if !p.on_time));
+    state = events.iter().fold(state, evolve_plan);
+    let r = run(Acting::Staff(li()), late, |c| {
+        decide_plan(&state, &submit, c, tz)
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::NotOwner);
+    let events = run(Acting::Staff(wang()), late, |c| {
+        decide_plan(&state, &submit, c, tz)
+    })
+    .expect("revision");
+    assert!(matches!(&events[0], Event::VisitPlanSubmitted(p) if p.revision == 2));
+    state = events.iter().fold(state, evolve_plan);
+    let events = run(Acting::Staff(assistant()), late, |c| {
+        decide_plan(&state, &PlanCommand::File, c, tz)
+    })
+    .expect("filed");
+    state = events.iter().fold(state, evolve_plan);
+    let r = run(Acting::Staff(wang()), late, |c| {
+        decide_plan(&state, &submit, c, tz)
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::PlanClosed);
+}
+
+#[test]
+fn summaries_are_compiled_verified_reviewed_and_filed_in_order() {
+    let period = next_week();
+    let lines = vec![SummaryLine {
+        lead_id: LeadId::derived("x"),
+        engineer: wang().id,
+        customer: "万科".into(),
+    }];
+    let step = |state: &SummaryState, who: StaffInfo, cmd: SummaryCommand| {
+        run(Acting::Staff(who), t0(), |c| decide_summary(state, &cmd, c))
+    };
+    let mut state = SummaryState::default();
+    assert_eq!(
+        step(
+            &state,
+            assistant(),
+            SummaryCommand::Verify { note: "".into() }
+        )
+        .unwrap_err()
+        .refusal
+        .code,
+        RefusalCode::SummaryNotFound
+    );
+    assert_eq!(
+        step(
+            &state,
+            wang(),
+            SummaryCommand::Compile {
+                office: office(),
+                period,
+                lines: lines.clone()
+            }
+        )
+        .unwrap_err()
+        .refusal
+        .code,
+        RefusalCode::RoleNotPermitted
+    );
+    for (who, cmd) in [
+        (
+            assistant(),
+            SummaryCommand::Compile {
+                office: office(),
+                period,
+                lines: lines.clone(),
+            },
+        ),
+        (
+            assistant(),
+            SummaryCommand::Verify {
+                note: "核实".into(),
+            },
+        ),
+        (
+            manager(),
+            SummaryCommand::Review {
+                approve: false,
+                note: "漏报".into(),
+            },
+        ),
+        (
+            assistant(),
+            SummaryCommand::Compile {
+                office: office(),
+                period,
+                lines: lines.clone(),
+            },
+        ),
+        (assistant(), SummaryCommand::Verify { note: "".into() }),
+    ] {
+        state = step(&state, who, cmd)
+            .expect("accepted")
+            .iter()
+            .fold(state, evolve_summary);
+    }
+    assert_eq!(
+        step(&state, assistant(), SummaryCommand::File)
+            .unwrap_err()
+            .refusal
+            .code,
+        RefusalCode::SummaryWrongState
+    );
+    assert_eq!(
+        step(
+            &state,
+            other_manager(),
+            SummaryCommand::Review {
+                approve: true,
+                note: "".into()
+            }
+        )
+        .unwrap_err()
+        .refusal
+        .code,
+        RefusalCode::OtherOffice
+    );
+    state = step(
+        &state,
+        manager(),
+        SummaryCommand::Review {
+            approve: true,
+            note: "".into(),
+        },
+    )
+    .expect("ok")
+    .iter()
+    .fold(state, evolve_summary);
+    state = step(&state, assistant(), SummaryCommand::File)
+        .expect("ok")
+        .iter()
+        .fold(state, evolve_summary);
+    assert_eq!(state.stage, SummaryStage::Filed);
+    assert_eq!(state.id, Some(summary_id(office(), &period)));
+}

@@ -1,0 +1,239 @@
+//! Appending one command as one JetStream message: expected version → expected last subject
+//! sequence, the cache of last commits, broker dedup, and the durable duplicate check that answers
+//! retries beyond the dedup window.
+
+use crate::NatsStore;
+use crate::codec::{self, CommitHead};
+use async_nats::HeaderMap;
+use async_nats::jetstream::context::PublishErrorKind;
+use bytes::Bytes;
+use funnel_store::{AppendOutcome, AppendRequest, StoreError};
+use funnel_types::{CommandId, ExpectedVersion, StreamId, Version};
+
+/// Room left in a message for headers and protocol framing.
+const HEADER_ROOM: usize = 512;
+
+/// How often an append retries after losing a race before it gives up (only `Any`/`Exists`).
+const MAX_ATTEMPTS: usize = 32;
+
+/// The outcome an append of `head` had, as a duplicate or not.
+fn outcome(stream: &StreamId, head: &CommitHead, duplicate: bool) -> AppendOutcome {
+    AppendOutcome {
+        stream: stream.clone(),
+        first_version: head.first_version(),
+        last_version: head.last_version,
+        first_position: head.first_position(),
+        last_position: head.last_position(),
+        duplicate,
+    }
+}
+
+impl NatsStore {
+    pub(crate) async fn append_inner(
+        &self,
+        req: AppendRequest,
+    ) -> Result<AppendOutcome, StoreError> {
+        let subject = codec::subject_for(&self.opts.subject_prefix, &req.stream);
+        let body = codec::encode_body(&req.events)?;
+        let limit = self.max_payload.saturating_sub(HEADER_ROOM);
+        if body.len() > limit {
+            return Err(StoreError::TooLarge {
+                what: "encoded append bytes",
+                size: body.len(),
+                limit,
+            });
+        }
+        let count = req.events.len() as u64;
+
+        // `Any` and `Exists` are not refused when retried on an existing stream, so a retry beyond
+        // the dedup window is only found by looking.
+        let mut known = None;
+        if matches!(req.expected, ExpectedVersion::Any | ExpectedVersion::Exists) {
+            let last = self.last_commit(&req.stream).await?;
+            if last.is_some()
+                && let Some(original) = self
+                    .find_command(&req.stream, &subject, req.command_id)
+                    .await?
+            {
+                return Ok(original);
+            }
+            known = Some(last);
+        }
+
+        let mut fresh = known.is_some();
+        for _ in 0..MAX_ATTEMPTS {
+            let state = match (req.expected, known.take()) {
+                (ExpectedVersion::NoStream, _) => None,
+                (_, Some(last)) => last,
+                (expected, None) => match self.cached(&req.stream) {
+                    Some(c)
+                        if !fresh && !matches!(expected, ExpectedVersion::Exact(v) if v != c.0) =>
+                    {
+                        Some(c)
+                    }
+                    _ => self.last_commit(&req.stream).await?,
+                },
+            };
+            let current = state.map(|(v, _)| v);
+            if !req.expected.admits(current) {
+                return self.conflict(&req, &subject, current).await;
+            }
+            let last_version = Version(current.map_or(0, |v| v.0) + count);
+            let expected_seq = state.map_or(0, |(_, seq)| seq);
+            match self
+                .publish(&subject, &req, expected_seq, last_version, body.clone())
+                .await
+            {
+                Ok((seq, false)) => {
+                    self.remember(&req.stream, Some((last_version, seq)));
+                    let head = CommitHead {
+                        seq,
+                        last_version,
+                        count,
+                        command_id: req.command_id,
+                    };
+                    return Ok(outcome(&req.stream, &head, false));
+                }
+                Ok((seq, true)) => return self.duplicate_at(&req, seq).await,
+                Err(PublishRefused::WrongLastSequence) => {
+                    self.forget(&req.stream);
+                    fresh = true;
+                    if req.expected == ExpectedVersion::NoStream {
+                        let actual = self.last_commit(&req.stream).await?.map(|(v, _)| v);
+                        return self.conflict(&req, &subject, actual).await;
+                    }
+                }
+                Err(PublishRefused::Failed(e)) => return Err(e),
+            }
+        }
+        Err(crate::connect::unavailable(format!(
+            "append to {} lost {MAX_ATTEMPTS} races with concurrent writers; retry it",
+            req.stream
+        )))
+    }
+
+    /// Publishes one commit; `Ok((seq, duplicate))` from the broker's ack.
+    async fn publish(
+        &self,
+        subject: &str,
+        req: &AppendRequest,
+        expected_seq: u64,
+        last_version: Version,
+        body: Bytes,
+    ) -> Result<(u64, bool), PublishRefused> {
+        let command = req.command_id.to_string();
+        let mut headers = HeaderMap::new();
+        headers.insert(codec::HEADER_MSG_ID, command.as_str());
+        headers.insert(
+            codec::HEADER_EXPECTED_LAST_SUBJECT_SEQ,
+            expected_seq.to_string().as_str(),
+        );
+        headers.insert(codec::HEADER_VERSION, last_version.0.to_string().as_str());
+        headers.insert(codec::HEADER_COUNT, req.events.len().to_string().as_str());
+        headers.insert(codec::HEADER_COMMAND_ID, command.as_str());
+        let sent = self
+            .context
+            .publish_with_headers(subject.to_string(), headers, body)
+            .await;
+        let ack = match sent {
+            Ok(ack_future) => ack_future.await,
+            Err(e) => Err(e),
+        };
+        match ack {
+            Ok(ack) => Ok((ack.sequence, ack.duplicate)),
+            Err(e) => match e.kind() {
+                PublishErrorKind::WrongLastSequence => Err(PublishRefused::WrongLastSequence),
+                PublishErrorKind::MaxPayloadExceeded => {
+                    Err(PublishRefused::Failed(StoreError::TooLarge {
+                        what: "encoded append bytes",
+                        size: req.events.iter().map(|e| e.payload.len()).sum(),
+                        limit: self.max_payload,
+                    }))
+                }
+                kind => {
+                    let transient = matches!(
+                        kind,
+                        PublishErrorKind::TimedOut
+                            | PublishErrorKind::BrokenPipe
+                            | PublishErrorKind::StreamNotFound
+                            | PublishErrorKind::MaxAckPending
+                    );
+                    Err(PublishRefused::Failed(
+                        self.request_failed("publish", e, transient),
+                    ))
+                }
+            },
+        }
+    }
+
+    /// A refused expectation: the original outcome when this command was already appended (a retry
+    /// beyond the dedup window), otherwise the conflict.
+    async fn conflict(
+        &self,
+        req: &AppendRequest,
+        subject: &str,
+        actual: Option<Version>,
+    ) -> Result<AppendOutcome, StoreError> {
+        if actual.is_some()
+            && let Some(original) = self
+                .find_command(&req.stream, subject, req.command_id)
+                .await?
+        {
+            return Ok(original);
+        }
+        Err(StoreError::WrongExpectedVersion {
+            stream: req.stream.clone(),
+            expected: req.expected,
+            actual,
+        })
+    }
+
+    /// The broker said the command is a duplicate of the message at `seq`: read that message's
+    /// headers to give the original outcome.
+    async fn duplicate_at(
+        &self,
+        req: &AppendRequest,
+        seq: u64,
+    ) -> Result<AppendOutcome, StoreError> {
+        let msg = self
+            .stream
+            .get_raw_message(seq)
+            .await
+            .map_err(|e| self.request_failed("read the original of a duplicate", e, false))?;
+        let head = codec::decode_head(seq, Some(&msg.headers))?;
+        let subject = codec::subject_for(&self.opts.subject_prefix, &req.stream);
+        if head.command_id != req.command_id || msg.subject.as_str() != subject {
+            return Err(crate::connect::backend(format!(
+                "the broker reported command {} as a duplicate of sequence {seq}, which holds command {} on {}",
+                req.command_id, head.command_id, msg.subject
+            )));
+        }
+        Ok(outcome(&req.stream, &head, true))
+    }
+
+    /// Scans the headers of every commit of `stream` for `command_id`.
+    async fn find_command(
+        &self,
+        stream: &StreamId,
+        subject: &str,
+        command_id: CommandId,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let mut found = None;
+        self.scan(1, vec![subject.to_string()], true, usize::MAX, |m| {
+            if codec::command_id_of(m.headers) == Some(command_id) {
+                found = Some(codec::decode_head(m.seq, m.headers)?);
+                return Ok(false);
+            }
+            Ok(true)
+        })
+        .await?;
+        Ok(found.map(|head| outcome(stream, &head, true)))
+    }
+}
+
+/// Why a publish did not store a message.
+enum PublishRefused {
+    /// The expected last subject sequence did not match (JetStream error 10071).
+    WrongLastSequence,
+    Failed(StoreError),
+}

@@ -1,0 +1,297 @@
+//! Reading: a stream's last commit (leader message get), a stream's events (message gets per commit,
+//! or a consumer for long streams), the whole log through a short-lived ephemeral pull consumer,
+//! the head, and waiting for appends with a core NATS subscription.
+
+use crate::NatsStore;
+use crate::codec::{self, RawCommit};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, RawMessageErrorKind};
+use funnel_store::{Filter, RecordedEvent, StoreError};
+use funnel_types::{Position, StreamId, Version};
+use futures::StreamExt;
+use std::time::Duration;
+
+/// Streams with more versions than this are read through a consumer instead of one get per commit.
+const GET_PER_COMMIT_MAX_VERSIONS: u64 = 32;
+
+/// Most messages asked for in one pull.
+const PULL_BATCH: usize = 512;
+
+/// Most bytes asked for in one pull.
+const PULL_BYTES: usize = 16 * 1024 * 1024;
+
+/// A scanning consumer is removed by the server this long after its last use, if our delete is lost.
+const CONSUMER_IDLE: Duration = Duration::from_secs(30);
+
+impl NatsStore {
+    /// The (version, stream sequence) of the stream's last commit, from the stream leader.
+    pub(crate) async fn last_commit(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<(Version, u64)>, StoreError> {
+        let subject = codec::subject_for(&self.opts.subject_prefix, stream);
+        match self.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(msg) => {
+                let head = codec::decode_head(msg.sequence, Some(&msg.headers))?;
+                let last = Some((head.last_version, msg.sequence));
+                self.remember(stream, last);
+                Ok(last)
+            }
+            Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => {
+                self.remember(stream, None);
+                Ok(None)
+            }
+            Err(e) => {
+                let transient = matches!(e.kind(), LastRawMessageErrorKind::JetStream(ref j) if j.code() == 503);
+                Err(self.request_failed("read the last commit", e, transient))
+            }
+        }
+    }
+
+    pub(crate) async fn read_stream_inner(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let from = from.max(Version::FIRST);
+        let Some((last_version, last_seq)) = self.last_commit(stream).await? else {
+            return Ok(Vec::new());
+        };
+        if max == 0 || from > last_version {
+            return Ok(Vec::new());
+        }
+        let prefix = self.opts.subject_prefix.clone();
+        let subject = codec::subject_for(&prefix, stream);
+        let mut out = Vec::new();
+        let keep = |events: Vec<RecordedEvent>, out: &mut Vec<RecordedEvent>| {
+            for e in events {
+                if e.meta.version >= from && out.len() < max {
+                    out.push(e);
+                }
+            }
+            out.len() < max
+        };
+        if last_version.0 > GET_PER_COMMIT_MAX_VERSIONS {
+            self.scan(1, vec![subject], false, usize::MAX, |m| {
+                let commit = codec::decode_commit(&prefix, m)?;
+                let done = commit.head.last_version >= last_version;
+                if commit.head.last_version < from {
+                    return Ok(!done);
+                }
+                Ok(keep(commit.events, &mut out) && !done)
+            })
+            .await?;
+            return Ok(out);
+        }
+        let mut seq = 1;
+        while seq <= last_seq {
+            let msg = match self
+                .stream
+                .get_first_raw_message_by_subject(&subject, seq)
+                .await
+            {
+                Ok(msg) => msg,
+                Err(e) if matches!(e.kind(), RawMessageErrorKind::NoMessageFound) => break,
+                Err(e) => return Err(self.request_failed("read a stream", e, false)),
+            };
+            let raw = RawCommit {
+                subject: msg.subject.as_str(),
+                seq: msg.sequence,
+                headers: Some(&msg.headers),
+                payload: &msg.payload,
+                time_nanos: msg.time.unix_timestamp_nanos(),
+            };
+            let head = codec::decode_head(raw.seq, raw.headers)?;
+            seq = msg.sequence + 1;
+            if head.last_version < from {
+                continue;
+            }
+            let commit = codec::decode_commit(&prefix, &raw)?;
+            if !keep(commit.events, &mut out) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn read_all_inner(
+        &self,
+        after: Position,
+        filter: &Filter,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let start = codec::sequence_of(after).max(1);
+        // Nothing at or after `start`: answer without creating a consumer (the common caught-up case).
+        if self.last_sequence().await? < start {
+            return Ok(Vec::new());
+        }
+        let prefix = self.opts.subject_prefix.clone();
+        let filters = match filter {
+            Filter::All => Vec::new(),
+            Filter::Categories(cats) => {
+                let mut subjects: Vec<String> =
+                    cats.iter().map(|c| format!("{prefix}.log.{c}.>")).collect();
+                subjects.sort();
+                subjects.dedup();
+                subjects
+            }
+        };
+        let mut out = Vec::new();
+        // One message more than `max`: the first commit may hold only events at or before `after`.
+        self.scan(start, filters, false, max.saturating_add(1), |m| {
+            let commit = codec::decode_commit(&prefix, m)?;
+            for e in commit.events {
+                if e.meta.position > after && out.len() < max {
+                    out.push(e);
+                }
+            }
+            Ok(out.len() < max)
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// The stream sequence of the log's last message (0 when empty).
+    async fn last_sequence(&self) -> Result<u64, StoreError> {
+        let info = self
+            .stream
+            .get_info()
+            .await
+            .map_err(|e| self.request_failed("read the stream info", e, false))?;
+        Ok(info.state.last_sequence)
+    }
+
+    pub(crate) async fn head_inner(&self) -> Result<Position, StoreError> {
+        let last = self.last_sequence().await?;
+        if last == 0 {
+            return Ok(Position::START);
+        }
+        let msg = self
+            .stream
+            .get_raw_message(last)
+            .await
+            .map_err(|e| self.request_failed("read the last message", e, false))?;
+        Ok(codec::decode_head(last, Some(&msg.headers))?.last_position())
+    }
+
+    pub(crate) async fn wait_for_append_inner(
+        &self,
+        after: Position,
+        timeout: Duration,
+    ) -> Result<bool, StoreError> {
+        // Subscribe before looking at the head, so an append in between still wakes us.
+        let mut sub = self
+            .client
+            .subscribe(format!("{}.log.>", self.opts.subject_prefix))
+            .await
+            .map_err(|e| self.request_failed("subscribe to appends", e, true))?;
+        self.bounded(async {
+            self.client
+                .flush()
+                .await
+                .map_err(|e| self.request_failed("flush the subscription", e, true))
+        })
+        .await?;
+        if self.bounded(self.head_inner()).await? > after {
+            return Ok(true);
+        }
+        // Any message on the log wakes the waiter; a refused publish makes a harmless early wake-up.
+        match tokio::time::timeout(timeout, sub.next()).await {
+            Ok(Some(_)) => Ok(true),
+            Ok(None) => Err(crate::connect::unavailable(
+                "the subscription to appends was closed",
+            )),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Delivers the log's messages from stream sequence `start` (restricted to `filters` when not
+    /// empty) to `visit`, through an ephemeral pull consumer, until `visit` returns false, nothing is
+    /// pending any more, or `max_msgs` messages were delivered.
+    pub(crate) async fn scan(
+        &self,
+        start: u64,
+        filters: Vec<String>,
+        headers_only: bool,
+        max_msgs: usize,
+        mut visit: impl FnMut(&RawCommit<'_>) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut config = pull::Config {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+            ack_policy: AckPolicy::None,
+            headers_only,
+            inactive_threshold: CONSUMER_IDLE,
+            memory_storage: true,
+            num_replicas: 1,
+            ..Default::default()
+        };
+        if filters.len() == 1 {
+            config.filter_subject = filters.into_iter().next().unwrap_or_default();
+        } else {
+            config.filter_subjects = filters;
+        }
+        let consumer = self
+            .stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| self.request_failed("create a reading consumer", e, false))?;
+        let name = consumer.cached_info().name.clone();
+        let result = async {
+            let mut pending = consumer.cached_info().num_pending;
+            let mut delivered = 0usize;
+            while pending > 0 && delivered < max_msgs {
+                let want = (max_msgs - delivered).min(PULL_BATCH);
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(want)
+                    .max_bytes(PULL_BYTES)
+                    .messages()
+                    .await
+                    .map_err(|e| self.request_failed("pull from the log", e, false))?;
+                let mut got = 0usize;
+                while let Some(msg) = batch.next().await {
+                    let msg =
+                        msg.map_err(|e| self.request_failed("pull from the log", e, false))?;
+                    let info = msg
+                        .info()
+                        .map_err(|e| crate::connect::backend(format!("bad delivery: {e}")))?;
+                    let (seq, now_pending) = (info.stream_sequence, info.pending);
+                    let time_nanos = info.published.unix_timestamp_nanos();
+                    let raw = RawCommit {
+                        subject: msg.subject.as_str(),
+                        seq,
+                        headers: msg.headers.as_ref(),
+                        payload: &msg.payload,
+                        time_nanos,
+                    };
+                    got += 1;
+                    delivered += 1;
+                    pending = now_pending;
+                    if !visit(&raw)? {
+                        return Ok(());
+                    }
+                    if pending == 0 || delivered >= max_msgs {
+                        return Ok(());
+                    }
+                }
+                if got == 0 {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+        .await;
+        // Remove the consumer without making the caller wait; the idle threshold covers a lost delete.
+        let stream = self.stream.clone();
+        tokio::spawn(async move {
+            let _ = stream.delete_consumer(&name).await;
+        });
+        result
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the JetStream backend against real `nats-server` processes: the store
+//! conformance suite, server faults, corrupt messages and a 3-node cluster.
+
+mod cluster;
+mod corrupt;
+mod faults;
+mod support;
+
+use support::NatsHarness;
+
+funnel_store::conformance_tests!(NatsHarness::start());

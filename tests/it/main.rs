@@ -1,0 +1,3 @@
+//! End-to-end checks of what a newcomer meets first: the README's set-up commands and CI.
+
+mod readme;
