@@ -27,6 +27,7 @@ refusal_codes! {
     FieldTooLong = "validation.field_too_long",
     InvalidValue = "validation.invalid_value",
     ReadOnly = "auth.read_only",
+    UnknownStaff = "auth.unknown_staff",
     StaffInactive = "auth.staff_inactive",
     RoleNotPermitted = "auth.role_not_permitted",
     OtherOffice = "auth.other_office",

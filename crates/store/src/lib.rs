@@ -9,8 +9,9 @@
 //! - [`EventStore::append`] writes all events of one command atomically or not at all. The first
 //!   event of a new stream has version 1; versions are dense. Positions are strictly increasing in
 //!   read-all order and final: once a reader has seen position `p`, no event ever appears at or below
-//!   `p` later. (The embedded backend's positions are also consecutive; JetStream's are derived from
-//!   the message sequence and may skip numbers between commits, see `funnel-store-nats`.)
+//!   `p` later. The events of one append have consecutive positions. (The embedded backend's
+//!   positions are consecutive across appends too; JetStream's are derived from the message sequence
+//!   and skip numbers between commits, see `funnel-store-nats`.)
 //! - A retried append with the same [`CommandId`] on the same stream never appends twice: the store
 //!   answers with the original outcome marked `duplicate`, within and beyond any broker dedup window,
 //!   and across restarts.

@@ -1,0 +1,233 @@
+//! The commands the engine accepts, which stream each one goes to, and how it is decided.
+
+use crate::EngineError;
+use chrono_tz::Tz;
+use funnel_domain::lead::{self, LeadCommand};
+use funnel_domain::org::{self, OfficeCommand, StaffCommand};
+use funnel_domain::plan::{self, PlanCommand};
+use funnel_domain::summary::{self, SummaryCommand};
+use funnel_domain::{Acting, Ctx, Decision, Event, RefusalCode, customer_key};
+use funnel_types::{LeadId, OfficeId, PlanId, StaffId, StreamId, SummaryId};
+
+/// Who issues a command: a member of staff (resolved from their staff stream) or a named part of the
+/// system (bootstrap, sagas, the timer scheduler).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Who {
+    Staff(StaffId),
+    System(String),
+}
+
+/// A command for one aggregate.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Office {
+        office_id: OfficeId,
+        cmd: OfficeCommand,
+    },
+    Staff {
+        staff_id: StaffId,
+        cmd: StaffCommand,
+    },
+    /// `lead_id` is ignored for a registration (the id comes from the customer key) and required
+    /// otherwise.
+    Lead {
+        lead_id: Option<LeadId>,
+        cmd: LeadCommand,
+    },
+    /// `plan_id` is required only to file a plan.
+    Plan {
+        plan_id: Option<PlanId>,
+        cmd: PlanCommand,
+    },
+    /// `summary_id` is required except to compile.
+    Summary {
+        summary_id: Option<SummaryId>,
+        cmd: SummaryCommand,
+    },
+}
+
+pub(crate) fn staff_stream(id: StaffId) -> StreamId {
+    stream("staff", id)
+}
+
+pub(crate) fn office_stream(id: OfficeId) -> StreamId {
+    stream("office", id)
+}
+
+fn stream(category: &str, id: impl std::fmt::Display) -> StreamId {
+    // Categories are literals and ids are UUIDs, so the name is always valid.
+    StreamId::new(category, id)
+        .unwrap_or_else(|_| StreamId::parse("invalid-stream").expect("literal stream name"))
+}
+
+fn missing(what: &str) -> EngineError {
+    EngineError::refused(
+        RefusalCode::FieldRequired,
+        format!("`{what}` is required"),
+        format!("`{what}` 为必填项"),
+    )
+}
+
+impl Command {
+    /// The stream the command is decided against and appended to.
+    pub fn stream(&self, acting: &Acting) -> Result<StreamId, EngineError> {
+        Ok(match self {
+            Command::Office { office_id, .. } => office_stream(*office_id),
+            Command::Staff { staff_id, .. } => staff_stream(*staff_id),
+            Command::Lead {
+                cmd: LeadCommand::Register(r),
+                ..
+            } => stream(
+                "lead",
+                LeadId::derived(&customer_key(&r.customer_name, &r.project_name)),
+            ),
+            Command::Lead { lead_id, .. } => {
+                stream("lead", lead_id.ok_or_else(|| missing("lead_id"))?)
+            }
+            Command::Plan {
+                cmd: PlanCommand::Submit { period, .. },
+                ..
+            } => {
+                let me = acting.staff_id().ok_or_else(|| missing("engineer"))?;
+                stream("plan", plan::plan_id(me, period))
+            }
+            Command::Plan {
+                cmd:
+                    PlanCommand::MarkOverdue {
+                        engineer, period, ..
+                    },
+                ..
+            } => stream("plan", plan::plan_id(*engineer, period)),
+            Command::Plan { plan_id, .. } => {
+                stream("plan", plan_id.ok_or_else(|| missing("plan_id"))?)
+            }
+            Command::Summary {
+                cmd: SummaryCommand::Compile { office, period, .. },
+                ..
+            } => stream("summary", summary::summary_id(*office, period)),
+            Command::Summary { summary_id, .. } => {
+                stream("summary", summary_id.ok_or_else(|| missing("summary_id"))?)
+            }
+        })
+    }
+
+    /// Other members of staff the command names.
+    pub fn referenced_staff(&self) -> Vec<StaffId> {
+        match self {
+            Command::Lead { cmd, .. } => cmd.referenced_staff(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The office whose time zone the decision needs (visit plans only).
+    pub(crate) fn office_for_timezone(
+        &self,
+        acting: &Acting,
+        history: &[&Event],
+    ) -> Option<OfficeId> {
+        match self {
+            Command::Plan {
+                cmd: PlanCommand::Submit { .. },
+                ..
+            } => acting.office(),
+            Command::Plan {
+                cmd: PlanCommand::MarkOverdue { office, .. },
+                ..
+            } => Some(*office),
+            Command::Plan { .. } => history.iter().fold(None, |_, e| match e {
+                Event::VisitPlanSubmitted(p) => Some(p.office),
+                Event::VisitPlanOverdue(p) => Some(p.office),
+                _ => None,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Decides the command against the stream's history.
+    pub(crate) fn decide(&self, history: &[&Event], ctx: &Ctx<'_>, tz: Tz) -> Decision {
+        match self {
+            Command::Office { office_id, cmd } => {
+                let OfficeCommand::Open {
+                    office_id: inner, ..
+                } = cmd;
+                if inner != office_id {
+                    return mismatch("office_id");
+                }
+                let state = history
+                    .iter()
+                    .fold(org::OfficeState::default(), |s, e| org::evolve_office(s, e));
+                org::decide_office(&state, cmd, ctx)
+            }
+            Command::Staff { staff_id, cmd } => {
+                if matches!(cmd, StaffCommand::Join { staff_id: inner, .. } if inner != staff_id) {
+                    return mismatch("staff_id");
+                }
+                let state = history
+                    .iter()
+                    .fold(org::StaffState::default(), |s, e| org::evolve_staff(s, e));
+                org::decide_staff(&state, cmd, ctx)
+            }
+            Command::Lead { cmd, .. } => {
+                let state = history
+                    .iter()
+                    .fold(lead::LeadState::default(), |s, e| lead::evolve(s, e));
+                lead::decide(&state, cmd, ctx)
+            }
+            Command::Plan { cmd, .. } => {
+                let state = history
+                    .iter()
+                    .fold(plan::PlanState::default(), |s, e| plan::evolve_plan(s, e));
+                plan::decide_plan(&state, cmd, ctx, tz)
+            }
+            Command::Summary { cmd, .. } => {
+                let state = history
+                    .iter()
+                    .fold(summary::SummaryState::default(), |s, e| {
+                        summary::evolve_summary(s, e)
+                    });
+                summary::decide_summary(&state, cmd, ctx)
+            }
+        }
+    }
+
+    /// The office the new events belong to.
+    pub(crate) fn office_of(
+        &self,
+        acting: &Acting,
+        history: &[&Event],
+        new: &[Event],
+    ) -> Option<OfficeId> {
+        let from = |e: &Event| match e {
+            Event::OfficeOpened(x) => Some(x.office_id),
+            Event::StaffJoined(x) => x.office,
+            Event::StaffMovedOffice(x) => x.to,
+            Event::LeadRegistered(x) => Some(x.office),
+            Event::VisitPlanSubmitted(x) => Some(x.office),
+            Event::VisitPlanOverdue(x) => Some(x.office),
+            Event::SummaryCompiled(x) => Some(x.office),
+            _ => None,
+        };
+        history
+            .iter()
+            .copied()
+            .chain(new.iter())
+            .rev()
+            .filter_map(from)
+            .next()
+            .or(match self {
+                Command::Lead { .. } | Command::Plan { .. } | Command::Summary { .. } => {
+                    acting.office()
+                }
+                _ => None,
+            })
+    }
+}
+
+fn mismatch(field: &str) -> Decision {
+    Err(funnel_domain::Refusal::new(
+        RefusalCode::InvalidValue,
+        format!("`{field}` of the command and of its target differ"),
+        format!("命令中的 `{field}` 与目标不一致"),
+    )
+    .into())
+}

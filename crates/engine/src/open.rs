@@ -1,0 +1,95 @@
+//! Choosing a store from a URL: `sqlite:PATH` (the embedded default) or `nats://HOST:PORT` (also a
+//! comma-separated list of cluster members).
+
+use funnel_store::{EventStore, StoreError};
+use funnel_store_nats::{NatsOptions, NatsStore};
+use funnel_store_sqlite::SqliteStore;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A parsed store URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreUrl {
+    Sqlite(PathBuf),
+    Nats(String),
+}
+
+impl std::str::FromStr for StoreUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Some(path) = s
+            .strip_prefix("sqlite://")
+            .or_else(|| s.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err("`sqlite:` needs a file path, e.g. sqlite:.funnel/funnel.db".into());
+            }
+            return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
+        }
+        if s.starts_with("nats://") || s.starts_with("tls://") {
+            return Ok(StoreUrl::Nats(s.to_string()));
+        }
+        Err(format!(
+            "unknown store `{s}`: use sqlite:PATH or nats://HOST:PORT"
+        ))
+    }
+}
+
+/// Opens the store a URL names, creating the SQLite file's directory when needed.
+pub async fn open_store(url: &StoreUrl) -> Result<Arc<dyn EventStore>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend {
+                    backend: "sqlite",
+                    message: format!("cannot create {}: {e}", dir.display()),
+                })?;
+            }
+            let path = path.clone();
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(path))
+                .await
+                .map_err(|e| StoreError::Backend {
+                    backend: "sqlite",
+                    message: e.to_string(),
+                })??;
+            Ok(Arc::new(store))
+        }
+        StoreUrl::Nats(url) => Ok(Arc::new(
+            NatsStore::connect(NatsOptions::new(url.clone())).await?,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_clear_errors() {
+        assert_eq!(
+            "sqlite:a/b.db".parse(),
+            Ok(StoreUrl::Sqlite("a/b.db".into()))
+        );
+        assert_eq!(
+            "sqlite:///tmp/x.db".parse(),
+            Ok(StoreUrl::Sqlite("/tmp/x.db".into()))
+        );
+        assert_eq!(
+            "nats://127.0.0.1:4222".parse(),
+            Ok(StoreUrl::Nats("nats://127.0.0.1:4222".into()))
+        );
+        assert!(
+            "sqlite:"
+                .parse::<StoreUrl>()
+                .unwrap_err()
+                .contains("file path")
+        );
+        assert!(
+            "postgres://x"
+                .parse::<StoreUrl>()
+                .unwrap_err()
+                .contains("sqlite:PATH")
+        );
+    }
+}
