@@ -25,7 +25,7 @@ pub enum Command {
     /// Run the HTTP API, projections and workflows in one process.
     Serve,
     /// Write a realistic, deterministic demo history through the real command path.
-    Demo,
+    Demo(crate::demo::DemoArgs),
     /// Rebuild read models by replaying the log.
     Replay,
     /// Who touched which lead, ownership conflicts, refused touches.
@@ -47,7 +47,7 @@ pub enum Command {
     /// Import events from NDJSON or CloudEvents.
     Import,
     /// Stream the raw log as NDJSON or CloudEvents.
-    Export,
+    Export(crate::export::ExportArgs),
     /// Print or write the JSON Schemas of every event type and the envelope.
     Schemas(crate::contract::SchemasArgs),
     /// List every event type with its schema version; `--examples` prints an example payload of each.
@@ -57,7 +57,11 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let store: funnel_engine::StoreUrl =
+        cli.store.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     match cli.command {
+        Command::Demo(a) => runtime()?.block_on(crate::demo::run(&store, a)),
+        Command::Export(a) => runtime()?.block_on(crate::export::run(&store, a)),
         Command::Schemas(a) => crate::contract::schemas(a),
         Command::Events(a) => crate::contract::events(a),
         Command::Refusals => crate::contract::refusals(),
@@ -66,4 +70,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             format!("{other:?}").to_lowercase()
         ),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Opens the store a `--store` URL names, with the URL in the error.
+pub async fn open(
+    url: &funnel_engine::StoreUrl,
+) -> anyhow::Result<std::sync::Arc<dyn funnel_store::EventStore>> {
+    funnel_engine::open_store(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open store {url:?}: {e}"))
 }

@@ -3,6 +3,8 @@
 
 mod cli;
 mod contract;
+mod demo;
+mod export;
 
 use clap::Parser;
 

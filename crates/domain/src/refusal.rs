@@ -18,6 +18,11 @@ macro_rules! refusal_codes {
             pub fn as_str(self) -> &'static str {
                 match self { $(RefusalCode::$variant => $code,)* }
             }
+
+            /// The code with this wire name.
+            pub fn parse(s: &str) -> Option<RefusalCode> {
+                match s { $($code => Some(RefusalCode::$variant),)* _ => None }
+            }
         }
     };
 }

@@ -77,11 +77,13 @@ pub struct Accepted {
 /// Why a command was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The domain refused it. `recorded` is the position of the refusal's own record, if any.
+    /// The domain refused it. `recorded` is the position of the refusal's own record, if the domain
+    /// wants it on record; `recorded_before` says the record was already there (a retry).
     #[error("refused: {refusal}")]
     Refused {
         refusal: Refusal,
         recorded: Option<Position>,
+        recorded_before: bool,
     },
     /// The store failed; `StoreError::is_retryable` says whether retrying with the same id may help.
     #[error(transparent)]
@@ -99,6 +101,7 @@ impl EngineError {
         EngineError::Refused {
             refusal: Refusal::new(code, en, zh),
             recorded: None,
+            recorded_before: false,
         }
     }
 
@@ -235,6 +238,15 @@ impl Engine {
                     duplicate: true,
                 });
             }
+            // A refusal already on record answers a retry the same way, whatever changed since.
+            let record_id = CommandId::derived(&format!("{}:refusal", meta.command_id));
+            if let Some(prior) = loaded.by_command(record_id).last() {
+                return Err(EngineError::Refused {
+                    refusal: recorded_refusal(&prior.payload),
+                    recorded: Some(prior.meta.position),
+                    recorded_before: true,
+                });
+            }
             let payloads: Vec<&Event> = loaded.events.iter().map(|e| &e.payload).collect();
             let tz = self
                 .office_timezone(cmd.office_for_timezone(&acting, &payloads))
@@ -254,18 +266,10 @@ impl Engine {
                     return Err(EngineError::Refused {
                         refusal,
                         recorded: None,
+                        recorded_before: false,
                     });
                 }
-                Err(Rejected { refusal, record }) => {
-                    let record_id = CommandId::derived(&format!("{}:refusal", meta.command_id));
-                    if let Some(prior) = loaded.by_command(record_id).last() {
-                        return Err(EngineError::Refused {
-                            refusal,
-                            recorded: Some(prior.meta.position),
-                        });
-                    }
-                    (record, record_id, Some(refusal))
-                }
+                Err(Rejected { refusal, record }) => (record, record_id, Some(refusal)),
             };
             let office = cmd.office_of(&acting, &payloads, &events);
             let req = self.request(
@@ -284,6 +288,7 @@ impl Engine {
                         return Err(EngineError::Refused {
                             refusal,
                             recorded: Some(outcome.last_position),
+                            recorded_before: outcome.duplicate,
                         });
                     }
                     return Ok(self.accepted(stream, outcome, events, &meta, &acting, at, office));
@@ -393,6 +398,19 @@ impl Engine {
             duplicate: outcome.duplicate,
         }
     }
+}
+
+/// The refusal a recorded refusal event stands for.
+fn recorded_refusal(event: &Event) -> Refusal {
+    let code = match event {
+        Event::TouchRefused(t) => RefusalCode::parse(&t.code),
+        _ => None,
+    };
+    Refusal::new(
+        code.unwrap_or(RefusalCode::NotOwner),
+        "this command was refused before and the refusal is on record",
+        "该命令此前已被拒绝，拒绝记录已存档",
+    )
 }
 
 /// A deterministic, time-ordered event id: UUIDv7 with the command's time and bits derived from the

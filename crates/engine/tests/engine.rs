@@ -158,12 +158,16 @@ async fn refused_touches_are_recorded_once(store: Arc<dyn EventStore>) {
     let meta = CommandMeta::new(Who::Staff(staff[1]))
         .with_id(CommandId::derived("poach"))
         .at(t0());
-    for _ in 0..3 {
+    for attempt in 0..3 {
         match e.execute(meta.clone(), visit(lead_id, 1)).await {
             Err(EngineError::Refused {
                 refusal,
                 recorded: Some(_),
-            }) => assert_eq!(refusal.code, RefusalCode::NotOwner),
+                recorded_before,
+            }) => {
+                assert_eq!(refusal.code, RefusalCode::NotOwner);
+                assert_eq!(recorded_before, attempt > 0, "attempt {attempt}");
+            }
             other => panic!("expected a recorded refusal, got {other:?}"),
         }
     }

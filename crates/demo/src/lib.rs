@@ -1,0 +1,193 @@
+//! A realistic, deterministic demo history, written through the real command path (the engine), so
+//! every event in it was decided by the domain like any other.
+//!
+//! Three offices with a manager, an assistant and four engineers each, headquarters staff, and (by
+//! default) 500 leads over 26 weeks across every channel, purchase mode and prospect tier: duplicate
+//! registrations and their adjudication, attempts to touch other engineers' leads, reassignments
+//! approved and denied, declarations, contract reviews with rejections and amendments, signed
+//! contracts, lost and suspended leads, weekly and monthly visit plans (some late, some missing) and
+//! office summaries. The same seed always gives the same commands, ids and times; loading it twice
+//! into one store changes nothing the second time (every command id is already applied).
+
+mod names;
+mod plan;
+mod routine;
+mod script;
+mod world;
+
+use chrono::{NaiveDate, Utc};
+use funnel_domain::RefusalCode;
+use funnel_engine::{Command, CommandMeta, Engine, EngineError, Who};
+use funnel_types::CommandId;
+use serde::Serialize;
+
+pub use world::World;
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    pub seed: u64,
+    pub leads: usize,
+    /// The Monday the history starts.
+    pub start: NaiveDate,
+    pub weeks: u32,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            leads: 500,
+            start: NaiveDate::from_ymd_opt(2026, 5, 4).unwrap_or_default(),
+            weeks: 26,
+        }
+    }
+}
+
+/// What a command is expected to do; the demo checks every outcome against it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    Accept,
+    Refuse(RefusalCode),
+}
+
+/// One scheduled command.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub at: chrono::DateTime<Utc>,
+    pub who: Who,
+    pub cmd: Command,
+    pub expect: Expect,
+    /// Order of generation, to break ties in time deterministically.
+    pub seq: u64,
+}
+
+/// What a demo run did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DemoReport {
+    pub seed: u64,
+    pub commands: u64,
+    pub accepted: u64,
+    /// Refusals the history contains on purpose (touches of other engineers' leads, late duplicates).
+    pub refused_as_expected: u64,
+    /// Commands that were already in the store (a second run with the same seed).
+    pub already_applied: u64,
+    pub events_written: u64,
+    pub offices: usize,
+    pub staff: usize,
+    pub leads: usize,
+    pub first_day: String,
+    pub last_day: String,
+}
+
+/// Why a demo run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("command {index} ({what}) at {at}: expected {expected:?}, got {got}")]
+    Unexpected {
+        index: u64,
+        what: String,
+        at: String,
+        expected: Expect,
+        got: String,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Generates the demo's commands, sorted by time.
+pub fn generate(opts: &DemoOptions) -> (World, Vec<Item>) {
+    plan::generate(opts)
+}
+
+/// Writes the demo history through `engine`, calling `progress(done, total)` as it goes.
+pub async fn load(
+    engine: &Engine,
+    opts: &DemoOptions,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<DemoReport, DemoError> {
+    let (world, items) = generate(opts);
+    let total = items.len() as u64;
+    let mut report = DemoReport {
+        seed: opts.seed,
+        commands: total,
+        offices: world.offices.len(),
+        staff: world.staff_count(),
+        leads: opts.leads,
+        first_day: items
+            .first()
+            .map(|i| i.at.date_naive().to_string())
+            .unwrap_or_default(),
+        last_day: items
+            .last()
+            .map(|i| i.at.date_naive().to_string())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    for (index, item) in items.into_iter().enumerate() {
+        let index = index as u64;
+        let meta = CommandMeta::new(item.who.clone())
+            .with_id(CommandId::derived(&format!(
+                "demo:{}:{}",
+                opts.seed, item.seq
+            )))
+            .at(item.at);
+        let what = command_name(&item.cmd);
+        let result = engine.execute(meta, item.cmd).await;
+        match (item.expect, result) {
+            (Expect::Accept, Ok(a)) if a.duplicate => report.already_applied += 1,
+            (Expect::Accept, Ok(a)) => {
+                report.accepted += 1;
+                report.events_written += a.events.len() as u64;
+            }
+            (
+                Expect::Refuse(code),
+                Err(EngineError::Refused {
+                    refusal,
+                    recorded,
+                    recorded_before,
+                }),
+            ) if refusal.code == code => {
+                report.refused_as_expected += 1;
+                report.events_written += u64::from(recorded.is_some() && !recorded_before);
+            }
+            (
+                _,
+                Err(
+                    e @ (EngineError::Store(_)
+                    | EngineError::Decode(_)
+                    | EngineError::Contention { .. }),
+                ),
+            ) => {
+                return Err(e.into());
+            }
+            (expected, got) => {
+                let got = match got {
+                    Ok(a) => format!("accepted ({} events)", a.events.len()),
+                    Err(e) => e.to_string(),
+                };
+                return Err(DemoError::Unexpected {
+                    index,
+                    what,
+                    at: item.at.to_rfc3339(),
+                    expected,
+                    got,
+                });
+            }
+        }
+        if index % 16 == 15 || index + 1 == total {
+            progress(index + 1, total);
+        }
+    }
+    Ok(report)
+}
+
+fn command_name(cmd: &Command) -> String {
+    match cmd {
+        Command::Office { .. } => "open office".into(),
+        Command::Staff { .. } => "staff".into(),
+        Command::Lead { cmd, .. } => format!("lead {}", cmd.name()),
+        Command::Plan { .. } => "visit plan".into(),
+        Command::Summary { .. } => "office summary".into(),
+    }
+}

@@ -1,0 +1,231 @@
+//! The offices' routines: weekly and monthly visit plans (some late, some missing and marked
+//! overdue), and weekly office summaries compiled, verified, reviewed (one in twenty returned) and
+//! filed.
+
+use crate::plan::{Gen, local};
+use crate::script::LeadInfo;
+use crate::world::World;
+use crate::{DemoOptions, Expect};
+use chrono::{Datelike, Duration, NaiveDate};
+use funnel_domain::events::{PlannedVisit, SummaryLine};
+use funnel_domain::model::Period;
+use funnel_domain::plan::{PlanCommand, plan_id};
+use funnel_domain::summary::{SummaryCommand, summary_id};
+use funnel_engine::{Command, Who};
+use rand::prelude::*;
+use rand_chacha::ChaCha8Rng;
+
+pub fn plans(g: &mut Gen, rng: &mut ChaCha8Rng, world: &World, opts: &DemoOptions) {
+    for office in &world.offices {
+        for engineer in &office.engineers {
+            for week in 0..opts.weeks {
+                let monday = opts.start + Duration::weeks(i64::from(week) + 1);
+                let friday = monday - Duration::days(3);
+                let period = Period::Week { monday };
+                let visits: Vec<PlannedVisit> = (0..rng.random_range(2..5))
+                    .map(|i| PlannedVisit {
+                        date: monday + Duration::days(i % 5),
+                        lead_id: None,
+                        customer: if i % 2 == 0 {
+                            "重点目标客户".into()
+                        } else {
+                            "空白区域走访".into()
+                        },
+                        purpose: "拜访及需求收集".into(),
+                    })
+                    .collect();
+                let roll = rng.random_range(0..100);
+                if roll < 5 {
+                    // Missing: the assistant records it overdue on Monday morning.
+                    let cmd = PlanCommand::MarkOverdue {
+                        engineer: *engineer,
+                        office: office.id,
+                        period,
+                    };
+                    g.push(
+                        local(monday, 9, 15),
+                        Who::Staff(office.assistant),
+                        Command::Plan { plan_id: None, cmd },
+                        Expect::Accept,
+                    );
+                    continue;
+                }
+                let at = if roll < 15 {
+                    local(friday, 18, rng.random_range(0..59))
+                        + Duration::hours(rng.random_range(0..16))
+                } else {
+                    local(friday, rng.random_range(10..17), rng.random_range(0..29))
+                };
+                let submitted = g.push(
+                    at,
+                    Who::Staff(*engineer),
+                    Command::Plan {
+                        plan_id: None,
+                        cmd: PlanCommand::Submit { period, visits },
+                    },
+                    Expect::Accept,
+                );
+                if submitted {
+                    let file = PlanCommand::File;
+                    g.push(
+                        local(monday, 10, 0),
+                        Who::Staff(office.assistant),
+                        Command::Plan {
+                            plan_id: Some(plan_id(*engineer, &period)),
+                            cmd: file,
+                        },
+                        Expect::Accept,
+                    );
+                }
+            }
+            let mut month = opts.start.with_day(1).unwrap_or(opts.start);
+            let last = opts.start + Duration::weeks(i64::from(opts.weeks));
+            while month < last {
+                let next = if month.month() == 12 {
+                    NaiveDate::from_ymd_opt(month.year() + 1, 1, 1)
+                } else {
+                    NaiveDate::from_ymd_opt(month.year(), month.month() + 1, 1)
+                };
+                let Some(next) = next else { break };
+                let period = Period::Month {
+                    year: next.year(),
+                    month: next.month(),
+                };
+                let late = rng.random_bool(0.15);
+                let day = if late {
+                    rng.random_range(29..=30)
+                } else {
+                    rng.random_range(24..=28)
+                };
+                let date = NaiveDate::from_ymd_opt(
+                    month.year(),
+                    month.month(),
+                    day.min(28 + u32::from(late)),
+                )
+                .unwrap_or(month);
+                let visits = vec![PlannedVisit {
+                    date: next + Duration::days(3),
+                    lead_id: None,
+                    customer: "月度重点客户".into(),
+                    purpose: "推进项目".into(),
+                }];
+                let submitted = g.push(
+                    local(date, 16, 0),
+                    Who::Staff(*engineer),
+                    Command::Plan {
+                        plan_id: None,
+                        cmd: PlanCommand::Submit { period, visits },
+                    },
+                    Expect::Accept,
+                );
+                if submitted {
+                    g.push(
+                        local(next, 10, 30),
+                        Who::Staff(office.assistant),
+                        Command::Plan {
+                            plan_id: Some(plan_id(*engineer, &period)),
+                            cmd: PlanCommand::File,
+                        },
+                        Expect::Accept,
+                    );
+                }
+                month = next;
+            }
+        }
+    }
+}
+
+pub fn summaries(
+    g: &mut Gen,
+    rng: &mut ChaCha8Rng,
+    world: &World,
+    opts: &DemoOptions,
+    leads: &[LeadInfo],
+) {
+    for (oi, office) in world.offices.iter().enumerate() {
+        for week in 0..opts.weeks {
+            let monday = opts.start + Duration::weeks(i64::from(week));
+            let next = monday + Duration::weeks(1);
+            let period = Period::Week { monday };
+            let lines: Vec<SummaryLine> = leads
+                .iter()
+                .filter(|l| {
+                    l.office == oi
+                        && l.registered_at >= local(monday, 0, 0)
+                        && l.registered_at < local(next, 0, 0)
+                })
+                .map(|l| SummaryLine {
+                    lead_id: l.id,
+                    engineer: l.engineer,
+                    customer: l.customer.clone(),
+                })
+                .collect();
+            let id = summary_id(office.id, &period);
+            let asst = Who::Staff(office.assistant);
+            let mgr = Who::Staff(office.manager);
+            let compile = || Command::Summary {
+                summary_id: None,
+                cmd: SummaryCommand::Compile {
+                    office: office.id,
+                    period,
+                    lines: lines.clone(),
+                },
+            };
+            let step = |cmd| Command::Summary {
+                summary_id: Some(id),
+                cmd,
+            };
+            g.push(local(next, 11, 0), asst.clone(), compile(), Expect::Accept);
+            g.push(
+                local(next, 14, 0),
+                asst.clone(),
+                step(SummaryCommand::Verify {
+                    note: "已逐条核实".into(),
+                }),
+                Expect::Accept,
+            );
+            let mut review_day = next + Duration::days(1);
+            if rng.random_bool(0.05) {
+                g.push(
+                    local(review_day, 10, 0),
+                    mgr.clone(),
+                    step(SummaryCommand::Review {
+                        approve: false,
+                        note: "漏报一条展会信息，请补充".into(),
+                    }),
+                    Expect::Accept,
+                );
+                g.push(
+                    local(review_day, 14, 0),
+                    asst.clone(),
+                    compile(),
+                    Expect::Accept,
+                );
+                g.push(
+                    local(review_day, 15, 0),
+                    asst.clone(),
+                    step(SummaryCommand::Verify {
+                        note: "补充后重新核实".into(),
+                    }),
+                    Expect::Accept,
+                );
+                review_day += Duration::days(1);
+            }
+            g.push(
+                local(review_day, 10, 0),
+                mgr,
+                step(SummaryCommand::Review {
+                    approve: true,
+                    note: String::new(),
+                }),
+                Expect::Accept,
+            );
+            g.push(
+                local(review_day, 16, 0),
+                asst,
+                step(SummaryCommand::File),
+                Expect::Accept,
+            );
+        }
+    }
+}
