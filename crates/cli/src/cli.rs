@@ -28,10 +28,10 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Rebuild read models by replaying the log.
     Replay,
-    /// Who touched which lead, ownership conflicts, refused touches.
-    Audit,
+    /// Who touched which lead, ownership conflicts, refused touches, plan compliance.
+    Audit(crate::query::AuditArgs),
     /// An office's pipeline and funnel, as of any date or position.
-    Pipeline,
+    Pipeline(crate::query::PipelineArgs),
     /// Projection status: version, checkpoint, lag, parked events.
     Projections,
     /// Saga instances, their timers and parked reactions.
@@ -62,6 +62,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(a) => runtime()?.block_on(crate::demo::run(&store, a)),
         Command::Export(a) => runtime()?.block_on(crate::export::run(&store, a)),
+        Command::Pipeline(a) => runtime()?.block_on(crate::query::pipeline(&store, a)),
+        Command::Audit(a) => runtime()?.block_on(crate::query::audit(&store, a)),
         Command::Schemas(a) => crate::contract::schemas(a),
         Command::Events(a) => crate::contract::events(a),
         Command::Refusals => crate::contract::refusals(),

@@ -1,10 +1,12 @@
 //! The `funnel` command-line tool: one binary for serving, loading demo history, querying and
 //! benchmarking. Errors are reported with `anyhow` here, at the edge; library crates have typed ones.
 
+mod audit_text;
 mod cli;
 mod contract;
 mod demo;
 mod export;
+mod query;
 
 use clap::Parser;
 

@@ -725,8 +725,10 @@ fn reassignment(g: &mut Gen, rng: &mut ChaCha8Rng, lead: &mut Lead<'_>, approved
     }
 }
 
+/// A purchase amount in one of the three tier bands; the band cycles with the lead's number within
+/// its office, so every office has prospects of every tier.
 fn amount(rng: &mut ChaCha8Rng, n: usize) -> u64 {
-    let band = match n % 3 {
+    let band = match (n / 3 + rng.random_range(0..2)) % 3 {
         0 => 3_200_000..9_000_000,
         1 => 1_000_000..3_000_000,
         _ => 150_000..990_000,

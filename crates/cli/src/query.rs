@@ -1,0 +1,461 @@
+//! `funnel pipeline` and `funnel audit …`: reports over the read models, now or as of a date or a
+//! position, as text, JSON or CSV.
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use funnel_engine::StoreUrl;
+use funnel_projections::ReadModel;
+use funnel_projections::models::*;
+use funnel_store::{EventStore, Filter};
+use funnel_types::{Envelope, LeadId, Position};
+use std::fmt::Write as _;
+
+/// A moment to compute the read models at.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AsOf {
+    Position(Position),
+    Time(DateTime<Utc>),
+}
+
+/// Parses `--as-of`: a position (digits), a date (`2026-09-30`, end of that day in Shanghai time) or
+/// an RFC 3339 date-time.
+pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse()
+            .map(|p| AsOf::Position(Position(p)))
+            .map_err(|e| format!("bad position `{t}`: {e}"));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        let next = d
+            .succ_opt()
+            .ok_or_else(|| format!("date `{t}` is out of range"))?;
+        let end = chrono_tz::Asia::Shanghai
+            .from_local_datetime(&next.and_hms_opt(0, 0, 0).unwrap_or_default())
+            .earliest()
+            .ok_or_else(|| format!("date `{t}` has no midnight"))?;
+        return Ok(AsOf::Time(
+            end.with_timezone(&Utc) - chrono::Duration::nanoseconds(1),
+        ));
+    }
+    DateTime::parse_from_rfc3339(t)
+        .map(|d| AsOf::Time(d.with_timezone(&Utc)))
+        .map_err(|_| {
+            format!("`{t}` is neither a position, a date (YYYY-MM-DD) nor an RFC 3339 date-time")
+        })
+}
+
+/// All four read models, folded from the log up to a moment.
+#[derive(Debug, Default)]
+pub struct Models {
+    pub pipeline: Pipeline,
+    pub touches: Touches,
+    pub conflicts: Conflicts,
+    pub plans: PlanCompliance,
+    /// The last position applied.
+    pub position: Position,
+    /// Events parked because a model could not apply them: (position, model, reason).
+    pub parked: Vec<(Position, &'static str, String)>,
+}
+
+impl Models {
+    fn apply(&mut self, env: &Envelope<funnel_domain::Event>) {
+        let p = env.meta.position;
+        for (name, result) in [
+            (Pipeline::NAME, self.pipeline.apply(env)),
+            (Touches::NAME, self.touches.apply(env)),
+            (Conflicts::NAME, self.conflicts.apply(env)),
+            (PlanCompliance::NAME, self.plans.apply(env)),
+        ] {
+            if let Err(reason) = result {
+                self.parked.push((p, name, reason));
+            }
+        }
+        self.position = p;
+    }
+}
+
+/// Folds the log into the read models, up to `as_of` (everything when `None`).
+pub async fn fold(store: &dyn EventStore, as_of: Option<AsOf>) -> anyhow::Result<Models> {
+    let mut models = Models::default();
+    let mut after = Position::START;
+    loop {
+        let batch = store.read_all(after, &Filter::All, 8192).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.meta.position;
+        for rec in &batch {
+            if let Some(AsOf::Position(p)) = as_of
+                && rec.meta.position > p
+            {
+                return Ok(models);
+            }
+            if let Some(AsOf::Time(t)) = as_of
+                && rec.meta.occurred_at > t
+            {
+                continue;
+            }
+            match funnel_codec::decode_recorded(rec) {
+                Ok(env) => models.apply(&env),
+                Err(e) => {
+                    models
+                        .parked
+                        .push((rec.meta.position, "all", e.to_string()));
+                    models.position = rec.meta.position;
+                }
+            }
+        }
+    }
+    Ok(models)
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// One office, by code (`SH`), name or id; every office when absent.
+    #[arg(long)]
+    pub office: Option<String>,
+    /// Compute as of a date (YYYY-MM-DD, end of day Shanghai time), an RFC 3339 date-time, or a
+    /// log position.
+    #[arg(long, value_parser = parse_as_of)]
+    pub as_of: Option<AsOf>,
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    #[arg(long)]
+    pub csv: bool,
+}
+
+pub async fn pipeline(url: &StoreUrl, args: PipelineArgs) -> anyhow::Result<()> {
+    let store = crate::cli::open(url).await?;
+    let models = fold(store.as_ref(), args.as_of).await?;
+    let office = match &args.office {
+        Some(text) => Some(
+            models
+                .pipeline
+                .find_office(text)
+                .with_context(|| format!("no office `{text}`"))?,
+        ),
+        None => None,
+    };
+    let reports = models.pipeline.report(office);
+    let as_of = models
+        .pipeline
+        .as_of
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default();
+    if args.json {
+        let out =
+            serde_json::json!({ "position": models.position, "as_of": as_of, "offices": reports });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if args.csv {
+        print!("{}", pipeline_csv(&reports));
+    } else {
+        print!("{}", pipeline_text(&reports, models.position, &as_of));
+    }
+    warn_parked(&models);
+    Ok(())
+}
+
+fn warn_parked(models: &Models) {
+    if !models.parked.is_empty() {
+        eprintln!(
+            "warning: {} event(s) parked (not applied); first: {:?}",
+            models.parked.len(),
+            models.parked[0]
+        );
+    }
+}
+
+fn yuan(amount: u64) -> String {
+    format!("{:.2}M", amount as f64 / 1_000_000.0)
+}
+
+fn days(d: Option<f64>) -> String {
+    d.map(|d| format!("{d:.1}d")).unwrap_or_else(|| "-".into())
+}
+
+pub fn pipeline_text(reports: &[OfficeReport], position: Position, as_of: &str) -> String {
+    use funnel_domain::model::Stage;
+    let mut s = String::new();
+    let _ = writeln!(s, "pipeline at position {position} (latest event {as_of})");
+    for r in reports {
+        let _ = writeln!(s, "\n== {} ({}) ==", r.name, r.code);
+        let _ = writeln!(s, "{:<12} {:>6} {:>12}", "stage", "leads", "amount CNY");
+        for stage in Stage::ALL {
+            let b = r.by_stage.get(stage).cloned().unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "{:<12} {:>6} {:>12}",
+                stage.label_zh(),
+                b.leads,
+                yuan(b.amount_cny)
+            );
+        }
+        let c = &r.conversion;
+        let ratio = |x: Option<f64>| {
+            x.map(|x| format!("{x:.1} : 1"))
+                .unwrap_or_else(|| "-".into())
+        };
+        let _ = writeln!(
+            s,
+            "conversion: reached valid {}, prospect {}, contract {}; valid per prospect {} (rule of thumb 15 : 1), prospects per contract {} (rule of thumb 3 : 1)",
+            c.reached_valid,
+            c.reached_prospect,
+            c.reached_contract,
+            ratio(c.valid_per_prospect),
+            ratio(c.prospects_per_contract)
+        );
+        let tiers: Vec<String> = r
+            .by_tier
+            .iter()
+            .map(|(t, b)| format!("{t} {} ({})", b.leads, yuan(b.amount_cny)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "prospect tiers: {}",
+            if tiers.is_empty() {
+                "-".into()
+            } else {
+                tiers.join(", ")
+            }
+        );
+        let _ = writeln!(
+            s,
+            "{:<16} {:>8} {:>6} {:>8} {:>8} {:>6} {:>5}",
+            "engineer", "ordinary", "valid", "prospect", "contract", "susp.", "lost"
+        );
+        for (name, stages) in &r.by_engineer {
+            let n = |st: Stage| stages.get(&st).map(|b| b.leads).unwrap_or(0);
+            let _ = writeln!(
+                s,
+                "{:<16} {:>8} {:>6} {:>8} {:>8} {:>6} {:>5}",
+                name,
+                n(Stage::Ordinary),
+                n(Stage::Valid),
+                n(Stage::Prospect),
+                n(Stage::Contract),
+                n(Stage::Suspended),
+                n(Stage::Lost)
+            );
+        }
+        let channels: Vec<String> = r
+            .by_channel
+            .iter()
+            .map(|(ch, st)| {
+                format!(
+                    "{} {}",
+                    ch.label_zh(),
+                    st.values().map(|b| b.leads).sum::<u64>()
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "channels: {}", channels.join(", "));
+        let times: Vec<String> = r
+            .time_in_stage
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} median {} p90 {} ({} stays)",
+                    t.stage.label_zh(),
+                    days(t.median_days),
+                    days(t.p90_days),
+                    t.stays
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "time in stage: {}", times.join("; "));
+        let _ = writeln!(
+            s,
+            "ageing without a visit (> {AGEING_DAYS} days): {}",
+            r.ageing.len()
+        );
+        for a in r.ageing.iter().take(5) {
+            let _ = writeln!(
+                s,
+                "  {:>4}d  {}  {}  {}",
+                a.days_without_visit,
+                a.stage.label_zh(),
+                a.customer,
+                a.owner.clone().unwrap_or_default()
+            );
+        }
+    }
+    s
+}
+
+pub fn pipeline_csv(reports: &[OfficeReport]) -> String {
+    let mut s = String::from("office,dimension,key,stage,leads,amount_cny\n");
+    for r in reports {
+        for (stage, b) in &r.by_stage {
+            let _ = writeln!(
+                s,
+                "{},stage,,{},{},{}",
+                r.code, stage, b.leads, b.amount_cny
+            );
+        }
+        for (tier, b) in &r.by_tier {
+            let _ = writeln!(s, "{},tier,{},,{},{}", r.code, tier, b.leads, b.amount_cny);
+        }
+        for (name, stages) in &r.by_engineer {
+            for (stage, b) in stages {
+                let _ = writeln!(
+                    s,
+                    "{},engineer,{},{},{},{}",
+                    r.code,
+                    csv_field(name),
+                    stage,
+                    b.leads,
+                    b.amount_cny
+                );
+            }
+        }
+        for (channel, stages) in &r.by_channel {
+            for (stage, b) in stages {
+                let _ = writeln!(
+                    s,
+                    "{},channel,{},{},{},{}",
+                    r.code, channel, stage, b.leads, b.amount_cny
+                );
+            }
+        }
+    }
+    s
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub what: AuditWhat,
+    /// Compute as of a date, a date-time or a position.
+    #[arg(long, global = true, value_parser = parse_as_of)]
+    pub as_of: Option<AsOf>,
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditWhat {
+    /// Everyone who changed a lead or tried to, what they did, when and in which role.
+    Lead { id: LeadId },
+    /// Every lead a member of staff touched, optionally within dates.
+    Actor {
+        /// Staff id or exact name.
+        staff: String,
+        #[arg(long)]
+        from: Option<NaiveDate>,
+        #[arg(long)]
+        to: Option<NaiveDate>,
+    },
+    /// Duplicate registrations, refused touches, reassignments and assignment fairness.
+    Conflicts {
+        #[arg(long)]
+        office: Option<String>,
+    },
+    /// Weekly and monthly visit plans on time, late or missing, per engineer.
+    Plans {
+        #[arg(long)]
+        office: Option<String>,
+    },
+}
+
+pub async fn audit(url: &StoreUrl, args: AuditArgs) -> anyhow::Result<()> {
+    let store = crate::cli::open(url).await?;
+    let m = fold(store.as_ref(), args.as_of).await?;
+    let office = |text: &Option<String>| -> anyhow::Result<Option<funnel_types::OfficeId>> {
+        match text {
+            Some(t) => Ok(Some(
+                m.pipeline
+                    .find_office(t)
+                    .with_context(|| format!("no office `{t}`"))?,
+            )),
+            None => Ok(None),
+        }
+    };
+    let out = match &args.what {
+        AuditWhat::Lead { id } => {
+            let touches = m.touches.lead(*id);
+            if touches.is_empty() && !m.pipeline.leads.contains_key(id) {
+                bail!("no lead {id} in the log");
+            }
+            if args.json {
+                serde_json::to_string_pretty(touches)?
+            } else {
+                crate::audit_text::lead(&m, *id, touches)
+            }
+        }
+        AuditWhat::Actor { staff, from, to } => {
+            let key = m
+                .touches
+                .staff_names
+                .iter()
+                .find(|(id, name)| id.to_string() == *staff || *name == staff)
+                .map(|(id, _)| id.to_string())
+                .with_context(|| format!("no member of staff `{staff}`"))?;
+            let day = |d: &Option<NaiveDate>| {
+                d.map(|d| {
+                    d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+                        - chrono::Duration::hours(8)
+                })
+            };
+            let to_end = to.and_then(|d| d.succ_opt());
+            let touches = m.touches.actor(&key, day(from), day(&to_end));
+            if args.json {
+                serde_json::to_string_pretty(&touches)?
+            } else {
+                crate::audit_text::actor(&m, &touches)
+            }
+        }
+        AuditWhat::Conflicts { office: o } => {
+            let o = office(o)?;
+            if args.json {
+                crate::audit_text::conflicts_json(&m, o)?
+            } else {
+                crate::audit_text::conflicts(&m, o)
+            }
+        }
+        AuditWhat::Plans { office: o } => {
+            let report = m.plans.report(office(o)?);
+            if args.json {
+                serde_json::to_string_pretty(&report)?
+            } else {
+                crate::audit_text::plans(&report)
+            }
+        }
+    };
+    println!("{out}");
+    warn_parked(&m);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_of_accepts_positions_dates_and_times() {
+        assert_eq!(parse_as_of("42"), Ok(AsOf::Position(Position(42))));
+        let AsOf::Time(t) = parse_as_of("2026-09-30").unwrap() else {
+            panic!()
+        };
+        assert_eq!(t.to_rfc3339(), "2026-09-30T15:59:59.999999999+00:00");
+        assert!(matches!(
+            parse_as_of("2026-09-30T12:00:00+08:00"),
+            Ok(AsOf::Time(_))
+        ));
+        assert!(parse_as_of("yesterday").unwrap_err().contains("neither"));
+    }
+}

@@ -1,0 +1,25 @@
+//! Read models computed from the log, and the runner that keeps them up to date.
+//!
+//! A read model ([`ReadModel`]) is a pure fold: `apply` takes one decoded event in log order and
+//! changes the model, or says why it cannot (the runner then parks the event with the reason and goes
+//! on; it never silently skips). Because read models are folds, every one of them can be computed as
+//! of any position (apply the events up to it) or any date (apply the events that occurred by then).
+
+pub mod models;
+
+use funnel_domain::Event;
+use funnel_types::Envelope;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A read model: a deterministic fold over the log.
+pub trait ReadModel:
+    Default + Clone + PartialEq + std::fmt::Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
+    /// Stable name, used on the command line and in the checkpoint store.
+    const NAME: &'static str;
+    /// Bumped whenever `apply` changes meaning; a new version is rebuilt from position zero.
+    const VERSION: u32;
+    /// Applies one event. An `Err` parks the event with the reason; the model must then be unchanged.
+    fn apply(&mut self, event: &Envelope<Event>) -> Result<(), String>;
+}
