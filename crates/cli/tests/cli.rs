@@ -1,0 +1,165 @@
+//! The `funnel` binary on the demo history: snapshots of what users read (pipeline, audits, as-of
+//! views), and clear errors for bad input.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn funnel() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_funnel"))
+}
+
+/// A store with the demo history, built once per test run.
+fn demo_store() -> &'static str {
+    static STORE: OnceLock<(tempfile::TempDir, String)> = OnceLock::new();
+    let (_, url) = STORE.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path: PathBuf = dir.path().join("demo.db");
+        let url = format!("sqlite:{}", path.display());
+        let out = funnel()
+            .args(["--store", &url, "demo", "--json"])
+            .output()
+            .expect("run demo");
+        assert!(
+            out.status.success(),
+            "demo failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (dir, url)
+    });
+    url
+}
+
+fn run(args: &[&str]) -> String {
+    let out = funnel()
+        .args(["--store", demo_store()])
+        .args(args)
+        .output()
+        .expect("run funnel");
+    assert!(
+        out.status.success(),
+        "funnel {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = funnel()
+        .args(["--store", demo_store()])
+        .args(args)
+        .output()
+        .expect("run funnel");
+    assert!(!out.status.success(), "funnel {args:?} should fail");
+    String::from_utf8(out.stderr).expect("utf-8")
+}
+
+#[test]
+fn pipeline_of_every_office() {
+    insta::assert_snapshot!(run(&["pipeline"]));
+}
+
+#[test]
+fn pipeline_json_of_one_office() {
+    insta::assert_snapshot!(run(&["pipeline", "--office", "GZ", "--json"]));
+}
+
+#[test]
+fn pipeline_csv_as_of_a_date() {
+    insta::assert_snapshot!(run(&[
+        "pipeline",
+        "--office",
+        "BJ",
+        "--as-of",
+        "2026-07-31",
+        "--csv"
+    ]));
+}
+
+#[test]
+fn pipeline_as_of_a_position_counts_only_what_was_there() {
+    let early = run(&["pipeline", "--as-of", "500", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&early).expect("json");
+    assert_eq!(v["position"], 500);
+    let leads: u64 = v["offices"]
+        .as_array()
+        .expect("offices")
+        .iter()
+        .flat_map(|o| {
+            o["by_stage"]
+                .as_object()
+                .expect("stages")
+                .values()
+                .map(|b| b["leads"].as_u64().expect("n"))
+        })
+        .sum();
+    assert!(leads > 0 && leads < 500, "{leads}");
+}
+
+#[test]
+fn conflicts_audit() {
+    insta::assert_snapshot!(run(&["audit", "conflicts", "--office", "SH"]));
+}
+
+#[test]
+fn plan_compliance() {
+    insta::assert_snapshot!(run(&["audit", "plans"]));
+}
+
+#[test]
+fn lead_and_actor_audits() {
+    let conflicts: serde_json::Value =
+        serde_json::from_str(&run(&["audit", "conflicts", "--json"])).expect("json");
+    let lead = conflicts["refused_touches"][0]["lead_id"]
+        .as_str()
+        .expect("a refused touch")
+        .to_string();
+    let touches = run(&["audit", "lead", &lead]);
+    assert!(touches.contains("REFUSED"), "{touches}");
+    insta::assert_snapshot!(touches);
+    insta::assert_snapshot!(run(&[
+        "audit",
+        "actor",
+        "王工（SH）",
+        "--from",
+        "2026-06-01",
+        "--to",
+        "2026-06-14"
+    ]));
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_message() {
+    assert!(fails(&["pipeline", "--office", "XX"]).contains("no office `XX`"));
+    assert!(fails(&["pipeline", "--as-of", "yesterday"]).contains("neither a position"));
+    assert!(fails(&["audit", "lead", "not-a-uuid"]).contains("invalid"));
+    assert!(fails(&["audit", "lead", "0190a3b2-1111-7000-8000-000000000000"]).contains("no lead"));
+    assert!(fails(&["audit", "actor", "nobody"]).contains("no member of staff"));
+    let out = Command::new(env!("CARGO_BIN_EXE_funnel"))
+        .args(["--store", "postgres://x", "pipeline"])
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite:PATH"));
+}
+
+#[test]
+fn export_streams_cloudevents_lines() {
+    let out = run(&[
+        "export",
+        "events",
+        "--format",
+        "cloudevents",
+        "--category",
+        "office",
+    ]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["specversion"] == "1.0" && l["type"] == "funnel.office.opened")
+    );
+}
