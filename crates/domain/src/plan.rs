@@ -17,7 +17,7 @@ pub fn plan_id(engineer: StaffId, period: &Period) -> PlanId {
 /// First and last day a period covers.
 pub fn period_days(period: &Period) -> Option<(NaiveDate, NaiveDate)> {
     match *period {
-        Period::Week { monday } => Some((monday, monday + Duration::days(6))),
+        Period::Week { monday } => Some((monday, monday.checked_add_signed(Duration::days(6))?)),
         Period::Month { year, month } => {
             let first = NaiveDate::from_ymd_opt(year, month, 1)?;
             let next = if month == 12 {
@@ -25,7 +25,7 @@ pub fn period_days(period: &Period) -> Option<(NaiveDate, NaiveDate)> {
             } else {
                 NaiveDate::from_ymd_opt(year, month + 1, 1)?
             };
-            Some((first, next - Duration::days(1)))
+            Some((first, next.pred_opt()?))
         }
     }
 }
@@ -34,9 +34,9 @@ pub fn period_days(period: &Period) -> Option<(NaiveDate, NaiveDate)> {
 /// month before (end of that day), local time in `tz`.
 pub fn due_at(period: &Period, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
     let local = match *period {
-        Period::Week { monday } => {
-            (monday - Duration::days(3)).and_time(NaiveTime::from_hms_opt(17, 30, 0)?)
-        }
+        Period::Week { monday } => monday
+            .checked_sub_signed(Duration::days(3))?
+            .and_time(NaiveTime::from_hms_opt(17, 30, 0)?),
         Period::Month { year, month } => {
             if !(1..=12).contains(&month) {
                 return None;

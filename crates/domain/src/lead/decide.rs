@@ -487,7 +487,10 @@ pub(super) fn request_reassignment(
         requested_by: ctx.acting.staff_id().unwrap_or(from),
         evidence: evidence.trim().to_string(),
         requested_at: ctx.at,
-        expires_at: ctx.at + ctx.policy.reassignment_expiry,
+        expires_at: ctx
+            .at
+            .checked_add_signed(ctx.policy.reassignment_expiry)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
     })])
 }
 

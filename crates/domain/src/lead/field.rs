@@ -15,14 +15,22 @@ pub(super) fn log_visit(lead: &Lead, v: &LogVisit, ctx: &Ctx<'_>) -> Decision {
     check::optional("next_step", &v.next_step, check::LONG)?;
     check::list("purposes", &v.purposes, 5)?;
     check::list("met", &v.met, 50)?;
-    if v.visited_at > ctx.at + chrono::Duration::minutes(5) {
+    let grace = ctx
+        .at
+        .checked_add_signed(chrono::Duration::minutes(5))
+        .unwrap_or(ctx.at);
+    if v.visited_at > grace {
         return refuse(
             RefusalCode::InvalidValue,
             "a visit cannot be logged before it happens",
             "不能登记尚未发生的拜访",
         );
     }
-    if v.visited_at < lead.registered_at - chrono::Duration::days(365) {
+    let earliest = lead
+        .registered_at
+        .checked_sub_signed(chrono::Duration::days(365))
+        .unwrap_or(lead.registered_at);
+    if v.visited_at < earliest {
         return refuse(
             RefusalCode::InvalidValue,
             "the visit date is more than a year before the lead was registered",

@@ -43,3 +43,122 @@ proptest! {
         }
     }
 }
+
+mod plans_and_summaries {
+    use chrono::{DateTime, NaiveDate, Utc};
+    use funnel_domain::events::{PlannedVisit, SummaryLine};
+    use funnel_domain::model::Period;
+    use funnel_domain::plan::{PlanCommand, PlanState, decide_plan, evolve_plan};
+    use funnel_domain::summary::{SummaryCommand, SummaryState, decide_summary, evolve_summary};
+    use funnel_domain::{Ctx, Policy, testing};
+    use funnel_types::{LeadId, StaffId};
+    use proptest::prelude::*;
+
+    fn date() -> impl Strategy<Value = NaiveDate> {
+        prop_oneof![
+            Just(NaiveDate::MIN),
+            Just(NaiveDate::MAX),
+            (-400_000i32..400_000).prop_map(
+                |d| NaiveDate::from_num_days_from_ce_opt(d + 739_000).unwrap_or(NaiveDate::MIN)
+            ),
+        ]
+    }
+
+    fn period() -> impl Strategy<Value = Period> {
+        prop_oneof![
+            date().prop_map(|monday| Period::Week { monday }),
+            (any::<i32>(), 0u32..15).prop_map(|(year, month)| Period::Month { year, month }),
+        ]
+    }
+
+    fn at() -> impl Strategy<Value = DateTime<Utc>> {
+        prop_oneof![
+            Just(DateTime::<Utc>::MIN_UTC),
+            Just(DateTime::<Utc>::MAX_UTC),
+            (0i64..4_000_000_000).prop_map(|s| DateTime::from_timestamp(s, 0).unwrap_or_default())
+        ]
+    }
+
+    fn plan_command() -> impl Strategy<Value = PlanCommand> {
+        prop_oneof![
+            (period(), prop::collection::vec((date(), "\\PC{0,8}"), 0..4)).prop_map(
+                |(period, v)| PlanCommand::Submit {
+                    period,
+                    visits: v
+                        .into_iter()
+                        .map(|(date, customer)| PlannedVisit {
+                            date,
+                            lead_id: None,
+                            customer,
+                            purpose: String::new()
+                        })
+                        .collect(),
+                }
+            ),
+            period().prop_map(|period| PlanCommand::MarkOverdue {
+                engineer: StaffId::derived("e1"),
+                office: testing::office(),
+                period
+            }),
+            Just(PlanCommand::File),
+        ]
+    }
+
+    fn summary_command() -> impl Strategy<Value = SummaryCommand> {
+        prop_oneof![
+            (period(), prop::collection::vec("\\PC{0,8}", 0..3)).prop_map(|(period, names)| {
+                SummaryCommand::Compile {
+                    office: testing::office(),
+                    period,
+                    lines: names
+                        .into_iter()
+                        .map(|customer| SummaryLine {
+                            lead_id: LeadId::derived("l"),
+                            engineer: StaffId::derived("e1"),
+                            customer,
+                        })
+                        .collect(),
+                }
+            }),
+            ("\\PC{0,8}").prop_map(|note| SummaryCommand::Verify { note }),
+            (any::<bool>(), "\\PC{0,8}")
+                .prop_map(|(approve, note)| SummaryCommand::Review { approve, note }),
+            Just(SummaryCommand::File),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn plan_and_summary_deciders_never_panic_and_replay(
+            plan_steps in prop::collection::vec((testing::acting(), plan_command(), at()), 1..30),
+            summary_steps in prop::collection::vec((testing::acting(), summary_command(), at()), 1..30),
+        ) {
+            let policy = Policy::default();
+            let dir = testing::directory();
+            let mut plan = PlanState::default();
+            let mut plan_log = Vec::new();
+            for (acting, cmd, at) in &plan_steps {
+                let ctx = Ctx { acting, at: *at, policy: &policy, staff: &dir };
+                if let Ok(events) = decide_plan(&plan, cmd, &ctx, chrono_tz::Asia::Shanghai) {
+                    for e in events {
+                        plan = evolve_plan(plan, &e);
+                        plan_log.push(e);
+                    }
+                }
+            }
+            prop_assert_eq!(plan_log.iter().fold(PlanState::default(), evolve_plan), plan);
+            let mut summary = SummaryState::default();
+            let mut summary_log = Vec::new();
+            for (acting, cmd, at) in &summary_steps {
+                let ctx = Ctx { acting, at: *at, policy: &policy, staff: &dir };
+                if let Ok(events) = decide_summary(&summary, cmd, &ctx) {
+                    for e in events {
+                        summary = evolve_summary(summary, &e);
+                        summary_log.push(e);
+                    }
+                }
+            }
+            prop_assert_eq!(summary_log.iter().fold(SummaryState::default(), evolve_summary), summary);
+        }
+    }
+}
