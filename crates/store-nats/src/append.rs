@@ -9,12 +9,19 @@ use async_nats::jetstream::context::PublishErrorKind;
 use bytes::Bytes;
 use funnel_store::{AppendOutcome, AppendRequest, StoreError};
 use funnel_types::{CommandId, ExpectedVersion, StreamId, Version};
+use std::time::Duration;
 
 /// Room left in a message for headers and protocol framing.
 const HEADER_ROOM: usize = 512;
 
 /// How often an append retries after losing a race before it gives up (only `Any`/`Exists`).
 const MAX_ATTEMPTS: usize = 32;
+
+/// How often one commit is published while no server responds for the stream.
+const NO_RESPONDERS_ATTEMPTS: u32 = 8;
+
+/// The pause before publishing again after no server responded, times the attempt number.
+const NO_RESPONDERS_DELAY: Duration = Duration::from_millis(25);
 
 /// The outcome an append of `head` had, as a duplicate or not.
 fn outcome(stream: &StreamId, head: &CommitHead, duplicate: bool) -> AppendOutcome {
@@ -50,9 +57,9 @@ impl NatsStore {
         let mut known = None;
         if matches!(req.expected, ExpectedVersion::Any | ExpectedVersion::Exists) {
             let last = self.last_commit(&req.stream).await?;
-            if last.is_some()
+            if let Some((_, last_seq)) = last
                 && let Some(original) = self
-                    .find_command(&req.stream, &subject, req.command_id)
+                    .find_command(&req.stream, &subject, req.command_id, last_seq)
                     .await?
             {
                 return Ok(original);
@@ -76,7 +83,7 @@ impl NatsStore {
             };
             let current = state.map(|(v, _)| v);
             if !req.expected.admits(current) {
-                return self.conflict(&req, &subject, current).await;
+                return self.conflict(&req, &subject, state).await;
             }
             let last_version = Version(current.map_or(0, |v| v.0) + count);
             let expected_seq = state.map_or(0, |(_, seq)| seq);
@@ -99,7 +106,7 @@ impl NatsStore {
                     self.forget(&req.stream);
                     fresh = true;
                     if req.expected == ExpectedVersion::NoStream {
-                        let actual = self.last_commit(&req.stream).await?.map(|(v, _)| v);
+                        let actual = self.last_commit(&req.stream).await?;
                         return self.conflict(&req, &subject, actual).await;
                     }
                 }
@@ -131,13 +138,29 @@ impl NatsStore {
         headers.insert(codec::HEADER_VERSION, last_version.0.to_string().as_str());
         headers.insert(codec::HEADER_COUNT, req.events.len().to_string().as_str());
         headers.insert(codec::HEADER_COMMAND_ID, command.as_str());
-        let sent = self
-            .context
-            .publish_with_headers(subject.to_string(), headers, body)
-            .await;
-        let ack = match sent {
-            Ok(ack_future) => ack_future.await,
-            Err(e) => Err(e),
+        // No responders means no server took the message: the stream's leader is being elected, or
+        // its interest in the subject has not reached our server yet (right after the stream was
+        // created or moved). Nothing was stored, so publishing again is safe.
+        let mut attempt = 1;
+        let ack = loop {
+            let sent = self
+                .context
+                .publish_with_headers(subject.to_string(), headers.clone(), body.clone())
+                .await;
+            let ack = match sent {
+                Ok(ack_future) => ack_future.await,
+                Err(e) => Err(e),
+            };
+            match ack {
+                Err(e)
+                    if e.kind() == PublishErrorKind::StreamNotFound
+                        && attempt < NO_RESPONDERS_ATTEMPTS =>
+                {
+                    tokio::time::sleep(NO_RESPONDERS_DELAY * attempt).await;
+                    attempt += 1;
+                }
+                ack => break ack,
+            }
         };
         match ack {
             Ok(ack) => Ok((ack.sequence, ack.duplicate)),
@@ -167,16 +190,17 @@ impl NatsStore {
     }
 
     /// A refused expectation: the original outcome when this command was already appended (a retry
-    /// beyond the dedup window), otherwise the conflict.
+    /// beyond the dedup window), otherwise the conflict. `actual` is the (version, stream sequence)
+    /// of the stream's last commit, as the stream leader reported it.
     async fn conflict(
         &self,
         req: &AppendRequest,
         subject: &str,
-        actual: Option<Version>,
+        actual: Option<(Version, u64)>,
     ) -> Result<AppendOutcome, StoreError> {
-        if actual.is_some()
+        if let Some((_, last_seq)) = actual
             && let Some(original) = self
-                .find_command(&req.stream, subject, req.command_id)
+                .find_command(&req.stream, subject, req.command_id, last_seq)
                 .await?
         {
             return Ok(original);
@@ -184,7 +208,7 @@ impl NatsStore {
         Err(StoreError::WrongExpectedVersion {
             stream: req.stream.clone(),
             expected: req.expected,
-            actual,
+            actual: actual.map(|(v, _)| v),
         })
     }
 
@@ -211,21 +235,30 @@ impl NatsStore {
         Ok(outcome(&req.stream, &head, true))
     }
 
-    /// Scans the headers of every commit of `stream` for `command_id`.
+    /// Scans the headers of every commit of `stream` up to stream sequence `last_seq` (its last
+    /// commit, as the stream leader reported it) for `command_id`.
     async fn find_command(
         &self,
         stream: &StreamId,
         subject: &str,
         command_id: CommandId,
+        last_seq: u64,
     ) -> Result<Option<AppendOutcome>, StoreError> {
         let mut found = None;
-        self.scan(1, vec![subject.to_string()], true, usize::MAX, |m| {
-            if codec::command_id_of(m.headers) == Some(command_id) {
-                found = Some(codec::decode_head(m.seq, m.headers)?);
-                return Ok(false);
-            }
-            Ok(true)
-        })
+        self.scan(
+            1,
+            vec![subject.to_string()],
+            last_seq,
+            true,
+            usize::MAX,
+            |m| {
+                if codec::command_id_of(m.headers) == Some(command_id) {
+                    found = Some(codec::decode_head(m.seq, m.headers)?);
+                    return Ok(false);
+                }
+                Ok(true)
+            },
+        )
         .await?;
         Ok(found.map(|head| outcome(stream, &head, true)))
     }

@@ -60,6 +60,15 @@
 //! `after / 1024` with a subject filter per category. Subscriptions are the generic catch-up
 //! subscription over `read_all`, woken by a core NATS subscription on `<prefix>.log.>`.
 //!
+//! On a cluster the server places a reading consumer on any replica of the stream, and a replica
+//! that is catching up (after a restart, say) knows only a prefix of the log. Every consumer read is
+//! therefore bounded below by the stream sequence the leader reported first: a consumer that runs
+//! dry before it, and the leader holds a matching message it did not deliver, is replaced by a new
+//! one resuming after the last delivered message (a few times, then `Unavailable`).
+//!
+//! A publish that no server answers (the stream's leader is being elected, or its interest in the
+//! subject has not reached our server yet) stored nothing and is sent again a few times.
+//!
 //! While the client is disconnected every call fails at once with [`StoreError::Unavailable`]; every
 //! call is bounded by a few request timeouts; the client reconnects on its own.
 
