@@ -5,7 +5,19 @@
 //! on; it never silently skips). Because read models are folds, every one of them can be computed as
 //! of any position (apply the events up to it) or any date (apply the events that occurred by then).
 
+pub mod checkpoint;
+mod follow;
 pub mod models;
+mod projection;
+mod replay;
+mod runner;
+mod status;
+
+pub use follow::{follow, query_at_least, wait_until_shared};
+pub use projection::{Parked, Projection, Typed};
+pub use replay::{AsOf, replay_as_of};
+pub use runner::{Runner, RunnerOptions};
+pub use status::{Progress, ProjectionState, ProjectionStatus, RebuildProgress, RunnerError};
 
 use funnel_domain::Event;
 use funnel_types::Envelope;

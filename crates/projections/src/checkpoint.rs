@@ -1,0 +1,290 @@
+//! The checkpoint store: one SQLite file that holds, per projection, the version its state was built
+//! with, the position it has applied up to, its state as a JSON snapshot, and the events it parked.
+//!
+//! Each projection has up to two slots: `live` (the state that serves reads) and `rebuild` (a fresh
+//! state being built beside it after a version change or on request). Every change goes through
+//! [`CheckpointStore::commit`], which writes a list of [`Write`]s in one transaction, so a snapshot and
+//! its checkpoint (and the parked events up to it) are always saved together: after a crash the store
+//! holds a state and exactly the position it reflects. The file runs in WAL mode with
+//! `synchronous=FULL`. The runner is its only writer.
+
+use crate::Parked;
+use funnel_types::Position;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Why the checkpoint store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("checkpoint store {path}: {source}")]
+pub struct CheckpointError {
+    pub path: PathBuf,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+/// Which state of a projection a row holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// The state that serves reads.
+    Live,
+    /// A fresh state being rebuilt from position zero beside the live one.
+    Rebuild,
+}
+
+impl Slot {
+    fn as_str(self) -> &'static str {
+        match self {
+            Slot::Live => "live",
+            Slot::Rebuild => "rebuild",
+        }
+    }
+}
+
+/// One saved state of one projection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub name: String,
+    pub slot: Slot,
+    /// The `ReadModel::VERSION` the state was built with.
+    pub version: u32,
+    /// The last position the state reflects.
+    pub checkpoint: Position,
+    /// The model as JSON.
+    pub state: String,
+    /// For a rebuild: the head seen when it started; it replaces the live state once it reaches it.
+    pub target: Option<Position>,
+}
+
+/// One change, applied with the others of the same [`CheckpointStore::commit`] in one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Stores the row (replacing the slot's row) and adds `parked` to the slot's parked events.
+    Put { row: Row, parked: Vec<Parked> },
+    /// Removes the slot's row and its parked events.
+    Clear { name: String, slot: Slot },
+}
+
+/// The SQLite checkpoint file.
+#[derive(Debug)]
+pub struct CheckpointStore {
+    path: PathBuf,
+    // The mutex only makes the store `Sync`; the runner is the one user.
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS projections (
+    name TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    checkpoint INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    target INTEGER,
+    PRIMARY KEY (name, slot)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS parked (
+    name TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (name, slot, position)
+) WITHOUT ROWID;
+";
+
+impl CheckpointStore {
+    /// Opens (creating when missing) the checkpoint file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, CheckpointError> {
+        let path = path.as_ref().to_path_buf();
+        let err = |source| CheckpointError {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Self {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The file the checkpoints live in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> CheckpointError {
+        CheckpointError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The saved row of one slot and its parked events, in position order.
+    pub fn load(
+        &self,
+        name: &str,
+        slot: Slot,
+    ) -> Result<Option<(Row, Vec<Parked>)>, CheckpointError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let row = conn
+            .query_row(
+                "SELECT version, checkpoint, state, target FROM projections WHERE name = ?1 AND slot = ?2",
+                params![name, slot.as_str()],
+                |r| {
+                    Ok(Row {
+                        name: name.to_string(),
+                        slot,
+                        version: r.get::<_, u32>(0)?,
+                        checkpoint: Position(r.get::<_, i64>(1)? as u64),
+                        state: r.get(2)?,
+                        target: r.get::<_, Option<i64>>(3)?.map(|t| Position(t as u64)),
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut stmt = conn
+            .prepare(
+                "SELECT position, event_type, reason FROM parked WHERE name = ?1 AND slot = ?2 ORDER BY position",
+            )
+            .map_err(|e| self.err(e))?;
+        let parked = stmt
+            .query_map(params![name, slot.as_str()], |r| {
+                Ok(Parked {
+                    position: Position(r.get::<_, i64>(0)? as u64),
+                    event_type: r.get(1)?,
+                    reason: r.get(2)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))?;
+        Ok(Some((row, parked)))
+    }
+
+    /// Names of every projection with a saved state (also ones no longer registered).
+    pub fn names(&self) -> Result<Vec<String>, CheckpointError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = conn
+            .prepare("SELECT DISTINCT name FROM projections ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Applies all `writes` in one transaction: either every one is durable or none is.
+    pub fn commit(&self, writes: &[Write]) -> Result<(), CheckpointError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        for w in writes {
+            match w {
+                Write::Put { row, parked } => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO projections (name, slot, version, checkpoint, state, target)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            row.name,
+                            row.slot.as_str(),
+                            row.version,
+                            to_sql(row.checkpoint),
+                            row.state,
+                            row.target.map(to_sql),
+                        ],
+                    )
+                    .map_err(|e| self.err(e))?;
+                    let mut stmt = tx
+                        .prepare_cached(
+                            "INSERT OR REPLACE INTO parked (name, slot, position, event_type, reason)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                        )
+                        .map_err(|e| self.err(e))?;
+                    for p in parked {
+                        stmt.execute(params![
+                            row.name,
+                            row.slot.as_str(),
+                            to_sql(p.position),
+                            p.event_type,
+                            p.reason,
+                        ])
+                        .map_err(|e| self.err(e))?;
+                    }
+                }
+                Write::Clear { name, slot } => {
+                    for sql in [
+                        "DELETE FROM projections WHERE name = ?1 AND slot = ?2",
+                        "DELETE FROM parked WHERE name = ?1 AND slot = ?2",
+                    ] {
+                        tx.execute(sql, params![name, slot.as_str()])
+                            .map_err(|e| self.err(e))?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+}
+
+fn to_sql(p: Position) -> i64 {
+    i64::try_from(p.0).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(slot: Slot, checkpoint: u64) -> Row {
+        Row {
+            name: "m".into(),
+            slot,
+            version: 3,
+            checkpoint: Position(checkpoint),
+            state: "{\"n\":1}".into(),
+            target: None,
+        }
+    }
+
+    #[test]
+    fn writes_are_saved_together_and_cleared_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path().join("cp.sqlite")).unwrap();
+        let parked = Parked {
+            position: Position(2),
+            event_type: "x.y".into(),
+            reason: "no".into(),
+        };
+        store
+            .commit(&[Write::Put {
+                row: row(Slot::Live, 5),
+                parked: vec![parked.clone()],
+            }])
+            .unwrap();
+        let (r, p) = store.load("m", Slot::Live).unwrap().unwrap();
+        assert_eq!(r, row(Slot::Live, 5));
+        assert_eq!(p, vec![parked]);
+        assert!(store.load("m", Slot::Rebuild).unwrap().is_none());
+        store
+            .commit(&[Write::Clear {
+                name: "m".into(),
+                slot: Slot::Live,
+            }])
+            .unwrap();
+        assert!(store.load("m", Slot::Live).unwrap().is_none());
+        assert!(store.names().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,75 @@
+//! The object-safe face of a read model: [`Projection`], implemented for every [`ReadModel`] by the
+//! [`Typed`] wrapper, so that one runner can hold models of different types and hand each back typed
+//! through an `Any` downcast.
+
+use crate::ReadModel;
+use funnel_domain::Event;
+use funnel_types::{Envelope, Position};
+use serde::{Deserialize, Serialize};
+use std::any::Any;
+
+/// An event a projection could not use: it does not decode, or the model refused it. The runner
+/// records it with the reason and moves the checkpoint past it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parked {
+    pub position: Position,
+    pub event_type: String,
+    pub reason: String,
+}
+
+/// A read model with its type erased. Implemented for every [`ReadModel`] through [`Typed`].
+pub trait Projection: Send + Sync + std::fmt::Debug {
+    /// The model's `ReadModel::NAME`.
+    fn name(&self) -> &'static str;
+    /// The model's `ReadModel::VERSION` in this build.
+    fn version(&self) -> u32;
+    /// Applies one event (see [`ReadModel::apply`]).
+    fn apply(&mut self, event: &Envelope<Event>) -> Result<(), String>;
+    /// The state as a JSON snapshot.
+    fn to_json(&self) -> Result<String, serde_json::Error>;
+    /// A projection of the same type with the state read from a JSON snapshot.
+    fn restore(&self, json: &str) -> Result<Box<dyn Projection>, serde_json::Error>;
+    /// A projection of the same type with the default (empty) state.
+    fn fresh(&self) -> Box<dyn Projection>;
+    /// The wrapper itself, for a typed downcast.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Wraps a [`ReadModel`] as a [`Projection`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Typed<M>(pub M);
+
+impl<M: ReadModel> Projection for Typed<M> {
+    fn name(&self) -> &'static str {
+        M::NAME
+    }
+
+    fn version(&self) -> u32 {
+        M::VERSION
+    }
+
+    fn apply(&mut self, event: &Envelope<Event>) -> Result<(), String> {
+        self.0.apply(event)
+    }
+
+    fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(&self.0)
+    }
+
+    fn restore(&self, json: &str) -> Result<Box<dyn Projection>, serde_json::Error> {
+        Ok(Box::new(Typed::<M>(serde_json::from_str(json)?)))
+    }
+
+    fn fresh(&self) -> Box<dyn Projection> {
+        Box::new(Typed::<M>::default())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The typed model inside a projection, when it is an `M`.
+pub(crate) fn downcast<M: ReadModel>(p: &dyn Projection) -> Option<&M> {
+    p.as_any().downcast_ref::<Typed<M>>().map(|t| &t.0)
+}

@@ -1,0 +1,578 @@
+//! The runner: keeps a set of projections up to date with the log and their checkpoints durable.
+//!
+//! - Every projection has a *live* state (serving reads through [`Runner::get`]) and, during a
+//!   rebuild, a *fresh* state built from position zero beside it. The runner reads the log once, from
+//!   the lowest checkpoint of all states, in large pages, decodes each event once, and applies it to
+//!   every state whose checkpoint is below its position.
+//! - An event that does not decode, or that a model refuses, is parked for that state with the
+//!   reason; the checkpoint moves past it.
+//! - Every `save_every` events, at the end of a catch-up and when a rebuild switches, the runner
+//!   writes the snapshots and checkpoints of the changed states in one transaction
+//!   ([`CheckpointStore::commit`]), so after a crash each state restarts exactly where its snapshot
+//!   was taken: no event is applied twice or skipped.
+//! - A rebuild starts when the saved version differs from the code's `VERSION`, when the saved
+//!   snapshot no longer reads, or on [`Runner::rebuild`]. It resumes after a restart from its own
+//!   saved checkpoint, and replaces the live state (in one transaction) once it has reached the head
+//!   seen when it started. Until then the old state keeps following the log and serving reads.
+
+use crate::checkpoint::{CheckpointStore, Row, Slot, Write};
+use crate::projection::{Projection, Typed, downcast};
+use crate::{
+    Parked, Progress, ProjectionState, ProjectionStatus, ReadModel, RebuildProgress, RunnerError,
+};
+use funnel_store::{EventStore, Filter, RecordedEvent};
+use funnel_types::Position;
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Settings of a [`Runner`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunnerOptions {
+    /// Events read from the store per request.
+    pub page_size: usize,
+    /// Events after which snapshots and checkpoints are saved during a catch-up.
+    pub save_every: u64,
+    /// While following the live tail, the shortest time between two saves.
+    pub follow_save_interval: Duration,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        Self {
+            page_size: 8192,
+            save_every: 50_000,
+            follow_save_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One state of a projection (live or rebuilding) and its bookkeeping.
+#[derive(Debug)]
+struct Instance {
+    model: Box<dyn Projection>,
+    version: u32,
+    checkpoint: Position,
+    parked: Vec<Parked>,
+    /// `parked[saved_parked..]` are not in the checkpoint store yet.
+    saved_parked: usize,
+    /// Changed since the last save.
+    dirty: bool,
+    /// False for a live state whose snapshot does not read; it neither serves nor follows.
+    readable: bool,
+    /// For a rebuild: the head seen when it started.
+    target: Option<Position>,
+    /// For a rebuild: events taken so far.
+    events_done: u64,
+    /// Whether the page being applied starts at or below this state's checkpoint.
+    in_page: bool,
+}
+
+impl Instance {
+    fn fresh(model: Box<dyn Projection>) -> Self {
+        Self {
+            version: model.version(),
+            model,
+            checkpoint: Position::START,
+            parked: Vec::new(),
+            saved_parked: 0,
+            dirty: true,
+            readable: true,
+            target: None,
+            events_done: 0,
+            in_page: false,
+        }
+    }
+
+    fn loaded(model: Box<dyn Projection>, row: Row, parked: Vec<Parked>) -> Self {
+        Self {
+            model,
+            version: row.version,
+            checkpoint: row.checkpoint,
+            saved_parked: parked.len(),
+            parked,
+            dirty: false,
+            readable: true,
+            target: row.target,
+            events_done: 0,
+            in_page: false,
+        }
+    }
+
+    fn row(&self, slot: Slot) -> Result<Row, RunnerError> {
+        let name = self.model.name();
+        let state = self
+            .model
+            .to_json()
+            .map_err(|source| RunnerError::Snapshot { name, source })?;
+        Ok(Row {
+            name: name.to_string(),
+            slot,
+            version: self.version,
+            checkpoint: self.checkpoint,
+            state,
+            target: self.target,
+        })
+    }
+}
+
+/// A registered projection: its live state and maybe a rebuild.
+#[derive(Debug)]
+struct Entry {
+    live: Instance,
+    rebuild: Option<Instance>,
+    /// The saved rebuild slot is stale and must be cleared at the next save.
+    clear_rebuild: bool,
+}
+
+impl Entry {
+    fn instances_mut(&mut self) -> impl Iterator<Item = &mut Instance> {
+        std::iter::once(&mut self.live)
+            .filter(|i| i.readable)
+            .chain(self.rebuild.as_mut())
+    }
+
+    fn instances(&self) -> impl Iterator<Item = &Instance> {
+        std::iter::once(&self.live)
+            .filter(|i| i.readable)
+            .chain(self.rebuild.as_ref())
+    }
+}
+
+// A runner must be shareable behind a lock across tasks.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Runner>();
+};
+
+/// Keeps a set of projections up to date; the only writer of its checkpoint store.
+#[derive(Debug)]
+pub struct Runner {
+    checkpoints: CheckpointStore,
+    options: RunnerOptions,
+    entries: Vec<Entry>,
+    head: Position,
+    /// Whether the store's positions are consecutive, so that lag in positions is lag in events.
+    consecutive: bool,
+    since_save: u64,
+    live_tx: watch::Sender<Position>,
+}
+
+impl Runner {
+    /// Opens the checkpoint file at `path` (created when missing). Register projections next.
+    pub fn open(path: impl AsRef<Path>, options: RunnerOptions) -> Result<Self, RunnerError> {
+        Ok(Self {
+            checkpoints: CheckpointStore::open(path)?,
+            options: RunnerOptions {
+                page_size: options.page_size.max(1),
+                save_every: options.save_every.max(1),
+                ..options
+            },
+            entries: Vec::new(),
+            head: Position::START,
+            consecutive: false,
+            since_save: 0,
+            live_tx: watch::channel(Position::START).0,
+        })
+    }
+
+    /// The settings in use.
+    pub fn options(&self) -> RunnerOptions {
+        self.options
+    }
+
+    /// The checkpoint store (for inspection; the runner is its only writer).
+    pub fn checkpoints(&self) -> &CheckpointStore {
+        &self.checkpoints
+    }
+
+    /// Registers `M`, loading its saved state (see [`Runner::add`]).
+    pub fn register<M: ReadModel>(&mut self) -> Result<&mut Self, RunnerError> {
+        self.add(Box::new(Typed::<M>::default()))?;
+        Ok(self)
+    }
+
+    /// Registers a projection: loads its saved snapshot and checkpoint, and schedules a rebuild when
+    /// the saved version differs from the projection's version or the snapshot does not read.
+    pub fn add(&mut self, proto: Box<dyn Projection>) -> Result<(), RunnerError> {
+        let name = proto.name();
+        if self.entries.iter().any(|e| e.live.model.name() == name) {
+            return Err(RunnerError::AlreadyRegistered(name));
+        }
+        let version = proto.version();
+        let live = match self.checkpoints.load(name, Slot::Live)? {
+            None => Instance::fresh(proto.fresh()),
+            Some((row, parked)) => match proto.restore(&row.state) {
+                Ok(model) => Instance::loaded(model, row, parked),
+                Err(e) => {
+                    tracing::warn!(projection = name, error = %e, "saved snapshot does not read; rebuilding");
+                    let mut i = Instance::loaded(proto.fresh(), row, parked);
+                    i.readable = false;
+                    i
+                }
+            },
+        };
+        let saved_rebuild = self.checkpoints.load(name, Slot::Rebuild)?;
+        let mut clear_rebuild = saved_rebuild.is_some();
+        let mut rebuild = None;
+        if let Some((row, parked)) = saved_rebuild
+            && row.version == version
+            && let Ok(model) = proto.restore(&row.state)
+        {
+            rebuild = Some(Instance::loaded(model, row, parked));
+            clear_rebuild = false;
+        }
+        if rebuild.is_none() && (!live.readable || live.version != version) {
+            tracing::info!(
+                projection = name,
+                stored = live.version,
+                version,
+                "rebuilding"
+            );
+            rebuild = Some(Instance::fresh(proto.fresh()));
+        }
+        self.entries.push(Entry {
+            live,
+            rebuild,
+            clear_rebuild,
+        });
+        self.publish();
+        Ok(())
+    }
+
+    /// Starts building `name` afresh from position zero beside its live state (replacing any rebuild
+    /// under way). The live state keeps serving until the fresh one has caught up.
+    pub fn rebuild(&mut self, name: &str) -> Result<(), RunnerError> {
+        let entry = self
+            .entries
+            .iter_mut()
+            .find(|e| e.live.model.name() == name)
+            .ok_or_else(|| RunnerError::Unknown(name.to_string()))?;
+        if entry.rebuild.is_some() {
+            entry.clear_rebuild = true;
+        }
+        entry.rebuild = Some(Instance::fresh(entry.live.model.fresh()));
+        Ok(())
+    }
+
+    /// The live state of `M`; `None` when `M` is not registered or its saved snapshot did not read
+    /// and the rebuild has not replaced it yet.
+    pub fn get<M: ReadModel>(&self) -> Option<&M> {
+        self.entries
+            .iter()
+            .find(|e| e.live.model.name() == M::NAME && e.live.readable)
+            .and_then(|e| downcast::<M>(e.live.model.as_ref()))
+    }
+
+    /// The lowest checkpoint of all states (live and rebuilding): where the next page starts.
+    /// `None` when nothing is registered.
+    pub fn low_water(&self) -> Option<Position> {
+        self.entries
+            .iter()
+            .flat_map(Entry::instances)
+            .map(|i| i.checkpoint)
+            .min()
+    }
+
+    /// The lowest checkpoint of the live states that serve reads: every read reflects at least this.
+    pub fn live_checkpoint(&self) -> Position {
+        self.entries
+            .iter()
+            .filter(|e| e.live.readable)
+            .map(|e| e.live.checkpoint)
+            .min()
+            .unwrap_or(self.head)
+    }
+
+    /// A receiver of [`Runner::live_checkpoint`], updated after every page (for read-your-writes).
+    pub fn watch_live_checkpoint(&self) -> watch::Receiver<Position> {
+        self.live_tx.subscribe()
+    }
+
+    /// The last head seen.
+    pub fn head(&self) -> Position {
+        self.head
+    }
+
+    /// Records the store's head (never moving it back) and whether its positions are consecutive,
+    /// and sets the target of rebuilds that have none yet.
+    pub fn note_head(&mut self, head: Position, backend: &str) {
+        self.head = self.head.max(head);
+        self.consecutive = backend == "sqlite";
+        for e in &mut self.entries {
+            if let Some(r) = &mut e.rebuild
+                && r.target.is_none()
+            {
+                r.target = Some(self.head);
+                r.dirty = true;
+            }
+        }
+    }
+
+    /// Whether any state changed since the last save.
+    pub fn is_dirty(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.clear_rebuild || e.instances().any(|i| i.dirty))
+    }
+
+    /// Applies one page read with `read_all(after, Filter::All, …)`. A state takes the events above
+    /// its checkpoint, and only if its checkpoint is at or above `after` (so a page read before a
+    /// rebuild started never skips events for it). Saves every `save_every` events and switches
+    /// rebuilds that have caught up.
+    pub fn apply_page(
+        &mut self,
+        after: Position,
+        page: &[RecordedEvent],
+    ) -> Result<(), RunnerError> {
+        for e in &mut self.entries {
+            for i in e.instances_mut() {
+                i.in_page = i.checkpoint >= after;
+            }
+        }
+        for rec in page {
+            let position = rec.meta.position;
+            let mut decoded = None;
+            for e in &mut self.entries {
+                for i in e.instances_mut() {
+                    if !i.in_page || i.checkpoint >= position {
+                        continue;
+                    }
+                    let d = decoded.get_or_insert_with(|| funnel_codec::decode_recorded(rec));
+                    let refused = match d {
+                        Ok(env) => i.model.apply(env).err(),
+                        Err(err) => Some(err.to_string()),
+                    };
+                    if let Some(reason) = refused {
+                        tracing::warn!(projection = i.model.name(), %position, %reason, "parked an event");
+                        i.parked.push(Parked {
+                            position,
+                            event_type: rec.meta.event_type.clone(),
+                            reason,
+                        });
+                    }
+                    i.checkpoint = position;
+                    i.dirty = true;
+                    i.events_done += 1;
+                }
+            }
+            self.head = self.head.max(position);
+            self.since_save += 1;
+            if self.since_save >= self.options.save_every {
+                self.save()?;
+            }
+        }
+        self.check_switches()?;
+        self.publish();
+        Ok(())
+    }
+
+    /// Replaces live states by rebuilds that have reached their target (and the live checkpoint), in
+    /// one transaction per projection.
+    pub fn check_switches(&mut self) -> Result<(), RunnerError> {
+        for e in &mut self.entries {
+            let ready = e.rebuild.as_ref().is_some_and(|r| {
+                r.target.is_some_and(|t| r.checkpoint >= t)
+                    && (!e.live.readable || r.checkpoint >= e.live.checkpoint)
+            });
+            if !ready {
+                continue;
+            }
+            let Some(mut fresh) = e.rebuild.take() else {
+                continue;
+            };
+            fresh.target = None;
+            let name = fresh.model.name().to_string();
+            let writes = [
+                Write::Clear {
+                    name: name.clone(),
+                    slot: Slot::Live,
+                },
+                Write::Clear {
+                    name: name.clone(),
+                    slot: Slot::Rebuild,
+                },
+                Write::Put {
+                    row: fresh.row(Slot::Live)?,
+                    parked: fresh.parked.clone(),
+                },
+            ];
+            if let Err(err) = self.checkpoints.commit(&writes) {
+                e.rebuild = Some(fresh);
+                return Err(err.into());
+            }
+            tracing::info!(projection = %name, checkpoint = %fresh.checkpoint, "rebuild switched in");
+            fresh.saved_parked = fresh.parked.len();
+            fresh.dirty = false;
+            fresh.events_done = 0;
+            e.live = fresh;
+            e.clear_rebuild = false;
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Writes the snapshots and checkpoints of every changed state in one transaction.
+    pub fn save(&mut self) -> Result<(), RunnerError> {
+        let mut writes = Vec::new();
+        for e in &self.entries {
+            if e.clear_rebuild {
+                writes.push(Write::Clear {
+                    name: e.live.model.name().to_string(),
+                    slot: Slot::Rebuild,
+                });
+            }
+            for (i, slot) in [
+                (Some(&e.live), Slot::Live),
+                (e.rebuild.as_ref(), Slot::Rebuild),
+            ] {
+                let Some(i) = i.filter(|i| i.dirty && i.readable) else {
+                    continue;
+                };
+                writes.push(Write::Put {
+                    row: i.row(slot)?,
+                    parked: i.parked[i.saved_parked..].to_vec(),
+                });
+            }
+        }
+        self.checkpoints.commit(&writes)?;
+        for e in &mut self.entries {
+            e.clear_rebuild = false;
+            for i in e.instances_mut() {
+                i.dirty = false;
+                i.saved_parked = i.parked.len();
+            }
+        }
+        self.since_save = 0;
+        Ok(())
+    }
+
+    /// Reads and applies one page from the lowest checkpoint. Returns the number of events read
+    /// (zero when every state is at the head).
+    pub async fn step(&mut self, store: &dyn EventStore) -> Result<usize, RunnerError> {
+        let head = store.head().await?;
+        self.note_head(head, store.backend());
+        let Some(after) = self.low_water() else {
+            return Ok(0);
+        };
+        let page = store
+            .read_all(after, &Filter::All, self.options.page_size)
+            .await?;
+        self.apply_page(after, &page)?;
+        Ok(page.len())
+    }
+
+    /// Applies everything up to the head seen at the start, then saves. Calls `progress` after every
+    /// page. Returns the lowest checkpoint reached.
+    pub async fn catch_up(
+        &mut self,
+        store: &dyn EventStore,
+        progress: &mut (dyn FnMut(&Progress) + Send),
+    ) -> Result<Position, RunnerError> {
+        let head = store.head().await?;
+        self.note_head(head, store.backend());
+        let mut events = 0u64;
+        while let Some(after) = self.low_water().filter(|a| *a < head) {
+            let page = store
+                .read_all(after, &Filter::All, self.options.page_size)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            events += page.len() as u64;
+            self.apply_page(after, &page)?;
+            progress(&self.progress(events));
+        }
+        self.check_switches()?;
+        self.save()?;
+        Ok(self.low_water().unwrap_or(head))
+    }
+
+    /// Catches up until every live state is at or beyond `position` (read-your-writes), waiting for
+    /// appends when the store is not there yet; [`RunnerError::Timeout`] after `timeout`.
+    pub async fn wait_until(
+        &mut self,
+        store: &dyn EventStore,
+        position: Position,
+        timeout: Duration,
+    ) -> Result<(), RunnerError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.live_checkpoint() >= position {
+                return Ok(());
+            }
+            self.catch_up(store, &mut |_| {}).await?;
+            if self.live_checkpoint() >= position {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(RunnerError::Timeout {
+                    position,
+                    checkpoint: self.live_checkpoint(),
+                });
+            }
+            let after = self.low_water().unwrap_or(self.head);
+            store.wait_for_append(after, left).await?;
+        }
+    }
+
+    /// A progress report with `events` read so far.
+    pub fn progress(&self, events: u64) -> Progress {
+        Progress {
+            events,
+            position: self.low_water().unwrap_or(self.head),
+            head: self.head,
+            rebuilds: self.entries.iter().filter_map(rebuild_progress).collect(),
+        }
+    }
+
+    /// The state of every projection, against the last head seen.
+    pub fn status(&self) -> Vec<ProjectionStatus> {
+        self.entries
+            .iter()
+            .map(|e| {
+                let live = &e.live;
+                let lag = self.head.0.saturating_sub(live.checkpoint.0);
+                let state = if e.rebuild.is_some() || !live.readable {
+                    ProjectionState::Rebuilding
+                } else if lag == 0 {
+                    ProjectionState::Live
+                } else {
+                    ProjectionState::CatchingUp
+                };
+                ProjectionStatus {
+                    name: live.model.name(),
+                    version: live.model.version(),
+                    stored_version: live.version,
+                    checkpoint: live.checkpoint,
+                    head: self.head,
+                    lag,
+                    lag_events: (lag == 0 || self.consecutive).then_some(lag),
+                    parked: live.parked.clone(),
+                    state,
+                    readable: live.readable,
+                    rebuild: rebuild_progress(e),
+                }
+            })
+            .collect()
+    }
+
+    fn publish(&self) {
+        let p = self.live_checkpoint();
+        self.live_tx.send_if_modified(|old| {
+            let changed = *old != p;
+            *old = p;
+            changed
+        });
+    }
+}
+
+fn rebuild_progress(e: &Entry) -> Option<RebuildProgress> {
+    e.rebuild.as_ref().map(|r| RebuildProgress {
+        name: r.model.name(),
+        events_done: r.events_done,
+        checkpoint: r.checkpoint,
+        target: r.target,
+    })
+}
