@@ -35,6 +35,9 @@ pub fn examples() -> Vec<Event> {
     };
     let plan = PlanId::derived("example-plan");
     let summary = SummaryId::derived("example-summary");
+    let workflow = WorkflowId::derived("example-workflow");
+    let task = TaskId::derived("example-task");
+    let timer = TimerId::derived("example-timer");
     vec![
         OfficeOpened {
             office_id: office,
@@ -438,6 +441,108 @@ pub fn examples() -> Vec<Event> {
         SummaryFiled {
             summary_id: summary,
             filed_by: asst,
+        }
+        .into(),
+        WorkflowStarted {
+            workflow_id: workflow,
+            kind: WorkflowKind::OwnershipConflict,
+            lead_id: Some(lead),
+            office: Some(office),
+            subject: format!("conflict {conflict}"),
+        }
+        .into(),
+        TaskOpened {
+            workflow_id: workflow,
+            task_id: task,
+            name: "decide_conflict".into(),
+            assignee: Assignee {
+                role: Role::OfficeManager,
+                office: Some(office),
+                staff: None,
+            },
+            lead_id: Some(lead),
+            title_en: "Decide who owns the lead".into(),
+            title_zh: "裁定客户归属".into(),
+            due_at: Some(at(9)),
+        }
+        .into(),
+        TaskClosed {
+            workflow_id: workflow,
+            task_id: task,
+            outcome: "decided".into(),
+        }
+        .into(),
+        TimerScheduled {
+            workflow_id: workflow,
+            timer_id: timer,
+            purpose: TimerPurpose::Reminder { task_id: task },
+            due_at: at(9),
+        }
+        .into(),
+        TimerCancelled {
+            workflow_id: workflow,
+            timer_id: timer,
+        }
+        .into(),
+        TimerFired {
+            workflow_id: workflow,
+            timer_id: timer,
+            purpose: TimerPurpose::PlanDeadline { period: week },
+            due_at: at(9),
+            fired_at: at(10),
+            late: true,
+        }
+        .into(),
+        ReminderRaised {
+            workflow_id: workflow,
+            to: Assignee {
+                role: Role::SalesEngineer,
+                office: Some(office),
+                staff: Some(eng),
+            },
+            task_id: None,
+            message_en: "Your visit plan is due tomorrow".into(),
+            message_zh: "您的拜访计划明天截止".into(),
+        }
+        .into(),
+        TaskEscalated {
+            workflow_id: workflow,
+            task_id: task,
+            to: Assignee {
+                role: Role::SalesDepartment,
+                office: None,
+                staff: None,
+            },
+        }
+        .into(),
+        WorkflowCommandSent {
+            workflow_id: workflow,
+            command_id: CommandId::derived("example-command"),
+            command: "expire_reassignment".into(),
+            outcome: "accepted".into(),
+        }
+        .into(),
+        WorkflowNoted {
+            workflow_id: workflow,
+            key: "plan:2026-W11".into(),
+            value: "on_time".into(),
+        }
+        .into(),
+        ReactionParked {
+            workflow_id: workflow,
+            cause: EventId::derived("example-event"),
+            position: Some(Position(42)),
+            reason: "sqlite store unavailable: database is locked".into(),
+        }
+        .into(),
+        ReactionRetried {
+            workflow_id: workflow,
+            cause: EventId::derived("example-event"),
+        }
+        .into(),
+        WorkflowCompleted {
+            workflow_id: workflow,
+            outcome: "decided".into(),
         }
         .into(),
     ]

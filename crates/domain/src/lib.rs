@@ -17,6 +17,7 @@ pub mod refusal;
 pub mod summary;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod workflow;
 
 pub use acting::{Acting, Ctx, StaffInfo, StaffLookup};
 pub use events::{EVENT_TYPES, Event, event_schemas};

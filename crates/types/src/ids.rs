@@ -110,6 +110,12 @@ id_type!(/// A key person of a customer (Table 5).
     KeyPersonId, "keyperson");
 id_type!(/// One visit or follow-up (Table 2).
     VisitId, "visit");
+id_type!(/// One workflow (saga) instance.
+    WorkflowId, "workflow");
+id_type!(/// A task a workflow asks someone to do.
+    TaskId, "task");
+id_type!(/// A durable timer of a workflow.
+    TimerId, "timer");
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use envelope::{Envelope, Metadata};
 pub use ids::{
     CommandId, ConflictId, ContractId, CorrelationId, DeclarationId, EventId, KeyPersonId, LeadId,
-    OfficeId, PlanId, ReassignmentId, StaffId, SummaryId, VisitId,
+    OfficeId, PlanId, ReassignmentId, StaffId, SummaryId, TaskId, TimerId, VisitId, WorkflowId,
 };
 pub use role::{Actor, Role};
 pub use stream::{ExpectedVersion, Position, StreamId, StreamIdError, Version, valid_category};

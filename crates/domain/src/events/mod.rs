@@ -5,10 +5,12 @@
 mod lead;
 mod org;
 mod work;
+mod workflow;
 
 pub use lead::*;
 pub use org::*;
 pub use work::*;
+pub use workflow::*;
 
 use serde::{Deserialize, Serialize};
 
@@ -142,9 +144,56 @@ events! {
     SummaryReviewed = "summary.reviewed" v 1,
     /// The summary was archived and filed with the sales department.
     SummaryFiled = "summary.filed" v 1,
+    /// A workflow instance started (or started a new round).
+    WorkflowStarted = "workflow.started" v 1,
+    /// A workflow asked someone to act.
+    TaskOpened = "workflow.task_opened" v 1,
+    /// A task was done, or is no longer needed.
+    TaskClosed = "workflow.task_closed" v 1,
+    /// A durable timer was set.
+    TimerScheduled = "workflow.timer_scheduled" v 1,
+    /// A durable timer is no longer needed.
+    TimerCancelled = "workflow.timer_cancelled" v 1,
+    /// A durable timer fired (possibly late, after downtime).
+    TimerFired = "workflow.timer_fired" v 1,
+    /// A reminder to someone who must act.
+    ReminderRaised = "workflow.reminder_raised" v 1,
+    /// A task was handed to the next level.
+    TaskEscalated = "workflow.task_escalated" v 1,
+    /// A workflow sent a command, and how it was answered.
+    WorkflowCommandSent = "workflow.command_sent" v 1,
+    /// A fact the workflow observed and keeps.
+    WorkflowNoted = "workflow.noted" v 1,
+    /// A reaction failed and waits for a retry.
+    ReactionParked = "workflow.reaction_parked" v 1,
+    /// A parked reaction was retried.
+    ReactionRetried = "workflow.reaction_retried" v 1,
+    /// The instance finished.
+    WorkflowCompleted = "workflow.completed" v 1,
 }
 
 impl Event {
+    /// The workflow instance a workflow event belongs to.
+    pub fn workflow_id(&self) -> Option<funnel_types::WorkflowId> {
+        use Event::*;
+        Some(match self {
+            WorkflowStarted(e) => e.workflow_id,
+            TaskOpened(e) => e.workflow_id,
+            TaskClosed(e) => e.workflow_id,
+            TimerScheduled(e) => e.workflow_id,
+            TimerCancelled(e) => e.workflow_id,
+            TimerFired(e) => e.workflow_id,
+            ReminderRaised(e) => e.workflow_id,
+            TaskEscalated(e) => e.workflow_id,
+            WorkflowCommandSent(e) => e.workflow_id,
+            WorkflowNoted(e) => e.workflow_id,
+            ReactionParked(e) => e.workflow_id,
+            ReactionRetried(e) => e.workflow_id,
+            WorkflowCompleted(e) => e.workflow_id,
+            _ => return None,
+        })
+    }
+
     /// The lead an event is about, if any.
     pub fn lead_id(&self) -> Option<funnel_types::LeadId> {
         lead_of(self)

@@ -7,3 +7,4 @@ mod lead_progress;
 mod lead_work;
 mod org_plans_summaries;
 mod properties;
+mod workflows;
