@@ -16,6 +16,10 @@ pub struct Cli {
     )]
     pub store: String,
 
+    /// Where the read models are kept (default: beside the store file, or under `.funnel/` for NATS).
+    #[arg(long, global = true, env = "FUNNEL_PROJECTIONS")]
+    pub projections: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -26,14 +30,12 @@ pub enum Command {
     Serve,
     /// Write a realistic, deterministic demo history through the real command path.
     Demo(crate::demo::DemoArgs),
-    /// Rebuild read models by replaying the log.
-    Replay,
     /// Who touched which lead, ownership conflicts, refused touches, plan compliance.
     Audit(crate::query::AuditArgs),
     /// An office's pipeline and funnel, as of any date or position.
     Pipeline(crate::query::PipelineArgs),
-    /// Projection status: version, checkpoint, lag, parked events.
-    Projections,
+    /// Read-model status (version, checkpoint, lag, parked events), and rebuilds.
+    Projections(crate::projections::ProjectionsArgs),
     /// Saga instances, their timers and parked reactions.
     Workflows,
     /// Open tasks per person.
@@ -43,7 +45,7 @@ pub enum Command {
     /// Staff administration and API tokens.
     Staff,
     /// Measure the store and projections against raw baselines.
-    Bench,
+    Bench(crate::bench::BenchArgs),
     /// Import events from NDJSON or CloudEvents.
     Import,
     /// Stream the raw log as NDJSON or CloudEvents.
@@ -59,11 +61,21 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let store: funnel_engine::StoreUrl =
         cli.store.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let projections = cli
+        .projections
+        .clone()
+        .unwrap_or_else(|| crate::projections::default_path(&store));
     match cli.command {
         Command::Demo(a) => runtime()?.block_on(crate::demo::run(&store, a)),
         Command::Export(a) => runtime()?.block_on(crate::export::run(&store, a)),
-        Command::Pipeline(a) => runtime()?.block_on(crate::query::pipeline(&store, a)),
-        Command::Audit(a) => runtime()?.block_on(crate::query::audit(&store, a)),
+        Command::Pipeline(a) => {
+            runtime()?.block_on(crate::query::pipeline(&store, &projections, a))
+        }
+        Command::Audit(a) => runtime()?.block_on(crate::query::audit(&store, &projections, a)),
+        Command::Projections(a) => {
+            runtime()?.block_on(crate::projections::run(&store, &projections, a))
+        }
+        Command::Bench(a) => runtime()?.block_on(crate::bench::run(&store, &projections, a)),
         Command::Schemas(a) => crate::contract::schemas(a),
         Command::Events(a) => crate::contract::events(a),
         Command::Refusals => crate::contract::refusals(),

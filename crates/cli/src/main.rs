@@ -2,10 +2,12 @@
 //! benchmarking. Errors are reported with `anyhow` here, at the edge; library crates have typed ones.
 
 mod audit_text;
+mod bench;
 mod cli;
 mod contract;
 mod demo;
 mod export;
+mod projections;
 mod query;
 
 use clap::Parser;

@@ -76,7 +76,39 @@ impl Models {
     }
 }
 
-/// Folds the log into the read models, up to `as_of` (everything when `None`).
+/// The read models now (from the persisted runner, caught up first and, with `at_least`, until that
+/// position) or as of a moment (folded from the log).
+pub async fn load(
+    store: &dyn EventStore,
+    projections: &std::path::Path,
+    as_of: Option<AsOf>,
+    at_least: Option<Position>,
+) -> anyhow::Result<Models> {
+    if as_of.is_some() {
+        return fold(store, as_of).await;
+    }
+    let mut runner = crate::projections::open_runner(projections)?;
+    crate::projections::catch_up(&mut runner, store, at_least).await?;
+    let parked = runner
+        .status()
+        .into_iter()
+        .flat_map(|s| {
+            s.parked
+                .into_iter()
+                .map(move |p| (p.position, s.name, p.reason))
+        })
+        .collect();
+    Ok(Models {
+        pipeline: runner.get::<Pipeline>().cloned().unwrap_or_default(),
+        touches: runner.get::<Touches>().cloned().unwrap_or_default(),
+        conflicts: runner.get::<Conflicts>().cloned().unwrap_or_default(),
+        plans: runner.get::<PlanCompliance>().cloned().unwrap_or_default(),
+        position: runner.live_checkpoint(),
+        parked,
+    })
+}
+
+/// Folds the log into the read models, up to `as_of` (everything when `None`), in one pass.
 pub async fn fold(store: &dyn EventStore, as_of: Option<AsOf>) -> anyhow::Result<Models> {
     let mut models = Models::default();
     let mut after = Position::START;
@@ -125,15 +157,28 @@ pub struct PipelineArgs {
     /// log position.
     #[arg(long, value_parser = parse_as_of)]
     pub as_of: Option<AsOf>,
+    /// Wait until the read models include this position (read-your-writes after a command).
+    #[arg(long, conflicts_with = "as_of")]
+    pub at_least: Option<u64>,
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
     #[arg(long)]
     pub csv: bool,
 }
 
-pub async fn pipeline(url: &StoreUrl, args: PipelineArgs) -> anyhow::Result<()> {
+pub async fn pipeline(
+    url: &StoreUrl,
+    projections: &std::path::Path,
+    args: PipelineArgs,
+) -> anyhow::Result<()> {
     let store = crate::cli::open(url).await?;
-    let models = fold(store.as_ref(), args.as_of).await?;
+    let models = load(
+        store.as_ref(),
+        projections,
+        args.as_of,
+        args.at_least.map(Position),
+    )
+    .await?;
     let office = match &args.office {
         Some(text) => Some(
             models
@@ -343,6 +388,9 @@ pub struct AuditArgs {
     /// Compute as of a date, a date-time or a position.
     #[arg(long, global = true, value_parser = parse_as_of)]
     pub as_of: Option<AsOf>,
+    /// Wait until the read models include this position (read-your-writes after a command).
+    #[arg(long, global = true, conflicts_with = "as_of")]
+    pub at_least: Option<u64>,
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -372,9 +420,19 @@ pub enum AuditWhat {
     },
 }
 
-pub async fn audit(url: &StoreUrl, args: AuditArgs) -> anyhow::Result<()> {
+pub async fn audit(
+    url: &StoreUrl,
+    projections: &std::path::Path,
+    args: AuditArgs,
+) -> anyhow::Result<()> {
     let store = crate::cli::open(url).await?;
-    let m = fold(store.as_ref(), args.as_of).await?;
+    let m = load(
+        store.as_ref(),
+        projections,
+        args.as_of,
+        args.at_least.map(Position),
+    )
+    .await?;
     let office = |text: &Option<String>| -> anyhow::Result<Option<funnel_types::OfficeId>> {
         match text {
             Some(t) => Ok(Some(

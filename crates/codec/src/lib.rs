@@ -107,13 +107,22 @@ pub fn decode_with(
         version,
         reason,
     };
+    if version == current {
+        // The common case: straight from the bytes into the payload type.
+        let mut de = serde_json::Deserializer::from_slice(payload);
+        return funnel_domain::deserialize_payload(event_type, &mut de)
+            .unwrap_or_else(|| Err(serde::de::Error::custom("unknown event type")))
+            .and_then(|event| de.end().map(|()| event))
+            .map_err(|e| malformed(e.to_string()));
+    }
     let data: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| malformed(e.to_string()))?;
     let data = upcasters
         .upcast(event_type, version, current, data)
         .map_err(malformed)?;
-    let tagged = serde_json::json!({ "type": event_type, "data": data });
-    serde_json::from_value(tagged).map_err(|e| malformed(e.to_string()))
+    funnel_domain::deserialize_payload(event_type, data)
+        .unwrap_or_else(|| Err(serde::de::Error::custom("unknown event type")))
+        .map_err(|e| malformed(e.to_string()))
 }
 
 /// Decodes with the upcasters of this Funnel version.

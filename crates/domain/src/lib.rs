@@ -20,7 +20,7 @@ pub mod testing;
 pub mod workflow;
 
 pub use acting::{Acting, Ctx, StaffInfo, StaffLookup};
-pub use events::{EVENT_TYPES, Event, event_schemas};
+pub use events::{EVENT_TYPES, Event, deserialize_payload, event_schemas};
 pub use normalize::{customer_key, normalise_name};
 pub use policy::{Policy, ReviewerSeat};
 pub use refusal::{Decision, Refusal, RefusalCode, Rejected};

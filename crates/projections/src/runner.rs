@@ -20,8 +20,10 @@ use crate::projection::{Projection, Typed, downcast};
 use crate::{
     Parked, Progress, ProjectionState, ProjectionStatus, ReadModel, RebuildProgress, RunnerError,
 };
+use funnel_codec::DecodeError;
+use funnel_domain::Event;
 use funnel_store::{EventStore, Filter, RecordedEvent};
-use funnel_types::Position;
+use funnel_types::{Envelope, Position};
 use std::path::Path;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -64,8 +66,6 @@ struct Instance {
     target: Option<Position>,
     /// For a rebuild: events taken so far.
     events_done: u64,
-    /// Whether the page being applied starts at or below this state's checkpoint.
-    in_page: bool,
 }
 
 impl Instance {
@@ -80,7 +80,6 @@ impl Instance {
             readable: true,
             target: None,
             events_done: 0,
-            in_page: false,
         }
     }
 
@@ -95,7 +94,6 @@ impl Instance {
             readable: true,
             target: row.target,
             events_done: 0,
-            in_page: false,
         }
     }
 
@@ -136,6 +134,54 @@ impl Entry {
         std::iter::once(&self.live)
             .filter(|i| i.readable)
             .chain(self.rebuild.as_ref())
+    }
+}
+
+/// Decodes a page, the two halves on two threads.
+fn decode_page(page: &[RecordedEvent]) -> Vec<Result<Envelope<Event>, DecodeError>> {
+    let (a, b) = page.split_at(page.len() / 2);
+    std::thread::scope(|scope| {
+        let second = scope.spawn(|| {
+            b.iter()
+                .map(funnel_codec::decode_recorded)
+                .collect::<Vec<_>>()
+        });
+        let mut out: Vec<_> = a.iter().map(funnel_codec::decode_recorded).collect();
+        match second.join() {
+            Ok(rest) => out.extend(rest),
+            Err(_) => out.extend(b.iter().map(funnel_codec::decode_recorded)),
+        }
+        out
+    })
+}
+
+/// Applies the events of a page above the state's checkpoint; events it refuses or that do not
+/// decode are parked with the reason.
+fn apply_to(
+    i: &mut Instance,
+    page: &[RecordedEvent],
+    decoded: &[Result<Envelope<Event>, DecodeError>],
+) {
+    for (rec, d) in page.iter().zip(decoded) {
+        let position = rec.meta.position;
+        if i.checkpoint >= position {
+            continue;
+        }
+        let refused = match d {
+            Ok(env) => i.model.apply(env).err(),
+            Err(err) => Some(err.to_string()),
+        };
+        if let Some(reason) = refused {
+            tracing::warn!(projection = i.model.name(), %position, %reason, "parked an event");
+            i.parked.push(Parked {
+                position,
+                event_type: rec.meta.event_type.clone(),
+                reason,
+            });
+        }
+        i.checkpoint = position;
+        i.dirty = true;
+        i.events_done += 1;
     }
 }
 
@@ -325,42 +371,49 @@ impl Runner {
         after: Position,
         page: &[RecordedEvent],
     ) -> Result<(), RunnerError> {
-        for e in &mut self.entries {
-            for i in e.instances_mut() {
-                i.in_page = i.checkpoint >= after;
-            }
-        }
-        for rec in page {
-            let position = rec.meta.position;
-            let mut decoded = None;
-            for e in &mut self.entries {
-                for i in e.instances_mut() {
-                    if !i.in_page || i.checkpoint >= position {
-                        continue;
+        let Some(last) = page.last().map(|e| e.meta.position) else {
+            return Ok(());
+        };
+        let needed = self
+            .entries
+            .iter_mut()
+            .flat_map(Entry::instances_mut)
+            .any(|i| i.checkpoint >= after && i.checkpoint < last);
+        // Decode each event once, the two halves of the page at the same time.
+        let decoded = if needed { decode_page(page) } else { Vec::new() };
+        let mut start = 0;
+        while start < page.len() {
+            // Apply up to the next save point, so saves fall every `save_every` events.
+            let room = self.options.save_every.saturating_sub(self.since_save).max(1);
+            let end = start + usize::try_from(room).unwrap_or(usize::MAX).min(page.len() - start);
+            let chunk = &page[start..end];
+            let chunk_last = chunk[chunk.len() - 1].meta.position;
+            if needed {
+                let decoded = &decoded[start..end];
+                let mut instances: Vec<&mut Instance> = self
+                    .entries
+                    .iter_mut()
+                    .flat_map(Entry::instances_mut)
+                    .filter(|i| i.checkpoint >= after && i.checkpoint < chunk_last)
+                    .collect();
+                // The states are independent: each applies the chunk on its own thread, while the
+                // store reads the next page.
+                std::thread::scope(|scope| {
+                    let (first, rest) = instances.split_at_mut(1);
+                    for i in rest.iter_mut() {
+                        scope.spawn(move || apply_to(i, chunk, decoded));
                     }
-                    let d = decoded.get_or_insert_with(|| funnel_codec::decode_recorded(rec));
-                    let refused = match d {
-                        Ok(env) => i.model.apply(env).err(),
-                        Err(err) => Some(err.to_string()),
-                    };
-                    if let Some(reason) = refused {
-                        tracing::warn!(projection = i.model.name(), %position, %reason, "parked an event");
-                        i.parked.push(Parked {
-                            position,
-                            event_type: rec.meta.event_type.clone(),
-                            reason,
-                        });
+                    if let Some(i) = first.first_mut() {
+                        apply_to(i, chunk, decoded);
                     }
-                    i.checkpoint = position;
-                    i.dirty = true;
-                    i.events_done += 1;
-                }
+                });
             }
-            self.head = self.head.max(position);
-            self.since_save += 1;
+            self.head = self.head.max(chunk_last);
+            self.since_save += chunk.len() as u64;
             if self.since_save >= self.options.save_every {
                 self.save()?;
             }
+            start = end;
         }
         self.check_switches()?;
         self.publish();
@@ -472,15 +525,33 @@ impl Runner {
         let head = store.head().await?;
         self.note_head(head, store.backend());
         let mut events = 0u64;
+        let size = self.options.page_size;
+        let mut next: Option<(Position, Vec<RecordedEvent>)> = None;
         while let Some(after) = self.low_water().filter(|a| *a < head) {
-            let page = store
-                .read_all(after, &Filter::All, self.options.page_size)
-                .await?;
-            if page.is_empty() {
+            // Use the page read ahead while the previous one was applied, if it starts here.
+            let page = match next.take() {
+                Some((start, page)) if start == after => page,
+                _ => store.read_all(after, &Filter::All, size).await?,
+            };
+            let Some(last) = page.last().map(|e| e.meta.position) else {
                 break;
-            }
+            };
             events += page.len() as u64;
-            self.apply_page(after, &page)?;
+            // Read the next page while this one is applied: the store works on its own threads (or
+            // the network), so reading and applying overlap.
+            let (ahead, applied) = if last < head {
+                let (ahead, applied) =
+                    tokio::join!(store.read_all(last, &Filter::All, size), async {
+                        self.apply_page(after, &page)
+                    });
+                (Some(ahead), applied)
+            } else {
+                (None, self.apply_page(after, &page))
+            };
+            applied?;
+            if let Some(ahead) = ahead {
+                next = Some((last, ahead?));
+            }
             progress(&self.progress(events));
         }
         self.check_switches()?;

@@ -35,6 +35,15 @@ macro_rules! events {
             }
         }
 
+        /// Deserialises the payload of an event of type `event_type` (its current schema version) from
+        /// any serde format, without going through the tagged form. `None` for an unknown type.
+        pub fn deserialize_payload<'de, D: serde::Deserializer<'de>>(event_type: &str, d: D) -> Option<Result<Event, D::Error>> {
+            match event_type {
+                $($name => Some(<$variant as serde::Deserialize>::deserialize(d).map(Event::$variant)),)*
+                _ => None,
+            }
+        }
+
         /// Every event type name with its current schema version.
         pub const EVENT_TYPES: &[(&str, u16)] = &[$(($name, $ver),)*];
 

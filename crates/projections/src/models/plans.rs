@@ -55,19 +55,20 @@ pub struct EngineerCompliance {
 pub struct PlanCompliance {
     /// `<engineer>/<period key>` → plan.
     pub plans: BTreeMap<String, PlanRow>,
-    /// `<engineer>/<ISO week key>` → visits logged.
-    pub visits_by_week: BTreeMap<String, u64>,
+    /// Engineer → ISO week (year × 100 + week) → visits logged.
+    pub visits_by_week: BTreeMap<StaffId, BTreeMap<u32, u64>>,
     pub staff_names: BTreeMap<StaffId, String>,
 }
 
-fn week_key(date: chrono::NaiveDate) -> String {
+/// An ISO week as a number: year × 100 + week.
+fn week_code(date: chrono::NaiveDate) -> u32 {
     let w = date.iso_week();
-    format!("{}-W{:02}", w.year(), w.week())
+    u32::try_from(w.year()).unwrap_or(0) * 100 + w.week()
 }
 
 impl ReadModel for PlanCompliance {
     const NAME: &'static str = "plans";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         match &env.payload {
@@ -124,8 +125,13 @@ impl ReadModel for PlanCompliance {
                 );
             }
             Event::VisitLogged(e) => {
-                let key = format!("{}/{}", e.engineer, week_key(e.visited_at.date_naive()));
-                *self.visits_by_week.entry(key).or_default() += 1;
+                let week = week_code(e.visited_at.date_naive());
+                *self
+                    .visits_by_week
+                    .entry(e.engineer)
+                    .or_default()
+                    .entry(week)
+                    .or_default() += 1;
             }
             _ => {}
         }
@@ -167,9 +173,13 @@ impl PlanCompliance {
                 && row.status != PlanStatus::Missing
             {
                 e.planned_visits += u64::from(row.planned_visits);
-                let key = format!("{}/{}", row.engineer, week_key(monday));
-                e.logged_visits_in_planned_weeks +=
-                    self.visits_by_week.get(&key).copied().unwrap_or(0);
+                let week = week_code(monday);
+                e.logged_visits_in_planned_weeks += self
+                    .visits_by_week
+                    .get(&row.engineer)
+                    .and_then(|w| w.get(&week))
+                    .copied()
+                    .unwrap_or(0);
             }
         }
         let mut list: Vec<EngineerCompliance> = out.into_values().collect();

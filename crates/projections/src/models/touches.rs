@@ -26,23 +26,16 @@ pub struct Touch {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Touches {
     pub by_lead: BTreeMap<LeadId, Vec<Touch>>,
-    /// Actor key (`staff id` or `system:<name>`) → positions of their touches, as (lead, index in
-    /// that lead's list).
-    pub by_actor: BTreeMap<String, Vec<(LeadId, usize)>>,
+    /// Member of staff → their touches, as (lead, index in that lead's list).
+    pub by_staff: BTreeMap<StaffId, Vec<(LeadId, usize)>>,
+    /// System component name → its touches.
+    pub by_system: BTreeMap<String, Vec<(LeadId, usize)>>,
     pub staff_names: BTreeMap<StaffId, String>,
-}
-
-/// The key an actor is indexed under.
-pub fn actor_key(actor: &Actor) -> String {
-    match actor {
-        Actor::Staff { id, .. } => id.to_string(),
-        Actor::System { name } => format!("system:{name}"),
-    }
 }
 
 impl ReadModel for Touches {
     const NAME: &'static str = "touches";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         if let Event::StaffJoined(e) = &env.payload {
@@ -77,10 +70,16 @@ impl ReadModel for Touches {
                 touch.position
             ));
         }
-        self.by_actor
-            .entry(actor_key(&touch.actor))
-            .or_default()
-            .push((lead_id, list.len()));
+        let index = (lead_id, list.len());
+        match &touch.actor {
+            Actor::Staff { id, .. } => self.by_staff.entry(*id).or_default().push(index),
+            Actor::System { name } => match self.by_system.get_mut(name) {
+                Some(refs) => refs.push(index),
+                None => {
+                    self.by_system.insert(name.clone(), vec![index]);
+                }
+            },
+        }
         list.push(touch);
         Ok(())
     }
@@ -99,7 +98,12 @@ impl Touches {
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
     ) -> Vec<&Touch> {
-        let Some(refs) = self.by_actor.get(key) else {
+        let refs = match (key.parse::<StaffId>(), key.strip_prefix("system:")) {
+            (Ok(id), _) => self.by_staff.get(&id),
+            (Err(_), Some(name)) => self.by_system.get(name),
+            (Err(_), None) => None,
+        };
+        let Some(refs) = refs else {
             return Vec::new();
         };
         refs.iter()

@@ -1,0 +1,383 @@
+//! `funnel bench projections`: rebuilds every read model from a generated log of at least a million
+//! events and compares the rebuild rate with the store's own read-all rate over the same log, in the
+//! same run (`rebuild_ratio`; the project's target is at least 0.5), with the peak memory of the
+//! rebuild.
+//!
+//! The log is the demo history (through the real engine, once) replicated: every copy renames every
+//! id (UUIDv5 of the original id and the copy number), so each copy is another company with its own
+//! offices, staff and leads, and the read models grow with the copies as they would with real data.
+
+use funnel_demo::DemoOptions;
+use funnel_domain::Policy;
+use funnel_engine::Engine;
+use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
+use funnel_projections::{Runner, RunnerOptions};
+use funnel_store::{AppendRequest, EventStore, Filter, ProposedEvent, RecordedEvent};
+use funnel_types::{CommandId, ExpectedVersion, ManualClock, Position, StreamId, Version};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The project's target for the rebuild rate as a share of the read-all rate.
+pub const REBUILD_TARGET: f64 = 0.5;
+
+/// What to generate.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProjectionBenchOptions {
+    /// At least this many events in the log.
+    pub events: u64,
+    /// Appends in flight while generating.
+    pub in_flight: usize,
+}
+
+impl Default for ProjectionBenchOptions {
+    fn default() -> Self {
+        Self {
+            events: 1_000_000,
+            in_flight: 128,
+        }
+    }
+}
+
+/// The result of one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProjectionBenchReport {
+    pub backend: String,
+    pub events: u64,
+    pub generate_seconds: f64,
+    /// `EventStore::read_all` over the whole log, decoded into recorded events, nothing applied.
+    pub read_all_per_s: f64,
+    /// A fresh runner with every read model catching up from position zero, including saving the
+    /// snapshots and checkpoints at the end.
+    pub rebuild_per_s: f64,
+    /// Seconds of the rebuild spent serialising the read models' snapshots (measured separately).
+    pub snapshot_seconds: f64,
+    pub rebuild_ratio: f64,
+    pub rebuild_target: f64,
+    /// Peak resident memory during the rebuild (the process's high-water mark, reset before it).
+    pub rebuild_peak_rss_bytes: Option<u64>,
+    /// Size of the read models' snapshots after the rebuild: what the models themselves hold.
+    pub model_snapshot_bytes: u64,
+    pub models: Vec<String>,
+}
+
+impl std::fmt::Display for ProjectionBenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        writeln!(
+            f,
+            "projection rebuild on {} ({} events, generated in {:.1}s)",
+            self.backend, self.events, self.generate_seconds
+        )?;
+        writeln!(
+            f,
+            "  read-all (store)       {:>12.0} events/s",
+            self.read_all_per_s
+        )?;
+        writeln!(
+            f,
+            "  rebuild (all models)   {:>12.0} events/s (of which {:.2}s serialising snapshots)",
+            self.rebuild_per_s, self.snapshot_seconds
+        )?;
+        let verdict = if self.rebuild_ratio >= self.rebuild_target {
+            "meets"
+        } else {
+            "below"
+        };
+        writeln!(
+            f,
+            "  rebuild_ratio          {:>12.2} ({verdict} the target {:.1})",
+            self.rebuild_ratio, self.rebuild_target
+        )?;
+        match self.rebuild_peak_rss_bytes {
+            Some(b) => writeln!(f, "  peak RSS in rebuild    {:>12.1} MiB", mib(b))?,
+            None => writeln!(f, "  peak RSS in rebuild    (not available on this system)")?,
+        }
+        writeln!(
+            f,
+            "  read-model snapshots   {:>12.1} MiB ({})",
+            mib(self.model_snapshot_bytes),
+            self.models.join(", ")
+        )
+    }
+}
+
+/// Maps every UUID in a JSON value to its copy-`k` twin.
+fn rename(v: &mut serde_json::Value, k: u64) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let Ok(u) = uuid::Uuid::parse_str(s) {
+                *s = uuid::Uuid::new_v5(&u, &k.to_be_bytes()).to_string();
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| rename(x, k)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| rename(x, k)),
+        _ => {}
+    }
+}
+
+fn twin<T: From<uuid::Uuid> + Copy>(id: uuid::Uuid, k: u64) -> T {
+    T::from(uuid::Uuid::new_v5(&id, &k.to_be_bytes()))
+}
+
+/// One append of the template: the events of one command on one stream.
+struct Commit {
+    stream: StreamId,
+    command: CommandId,
+    events: Vec<RecordedEvent>,
+}
+
+async fn template() -> anyhow::Result<Vec<Commit>> {
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn EventStore> = Arc::new(funnel_store_sqlite::SqliteStore::open(
+        dir.path().join("demo.db"),
+    )?);
+    let engine = Engine::new(
+        store.clone(),
+        Policy::default(),
+        Arc::new(ManualClock::new(chrono::Utc::now())),
+    );
+    funnel_demo::load(&engine, &DemoOptions::default(), |_, _| {}).await?;
+    let mut commits: Vec<Commit> = Vec::new();
+    let mut after = Position::START;
+    loop {
+        let batch = store.read_all(after, &Filter::All, 8192).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.meta.position;
+        for r in batch {
+            match commits.last_mut() {
+                Some(c) if c.command == r.meta.command_id && c.stream == r.meta.stream => {
+                    c.events.push(r)
+                }
+                _ => commits.push(Commit {
+                    stream: r.meta.stream.clone(),
+                    command: r.meta.command_id,
+                    events: vec![r],
+                }),
+            }
+        }
+    }
+    Ok(commits)
+}
+
+fn copy(
+    commit: &Commit,
+    k: u64,
+    versions: &mut HashMap<StreamId, u64>,
+) -> anyhow::Result<AppendRequest> {
+    let id = uuid::Uuid::parse_str(commit.stream.id_part())?;
+    let stream = StreamId::new(
+        commit.stream.category(),
+        uuid::Uuid::new_v5(&id, &k.to_be_bytes()),
+    )?;
+    let version = versions.entry(stream.clone()).or_insert(0);
+    let expected = if *version == 0 {
+        ExpectedVersion::NoStream
+    } else {
+        ExpectedVersion::Exact(Version(*version))
+    };
+    *version += commit.events.len() as u64;
+    let events = commit
+        .events
+        .iter()
+        .map(|r| {
+            let mut payload: serde_json::Value = serde_json::from_slice(&r.payload)?;
+            rename(&mut payload, k);
+            Ok(ProposedEvent {
+                event_id: twin(r.meta.event_id.0, k),
+                event_type: r.meta.event_type.clone(),
+                schema_version: r.meta.schema_version,
+                occurred_at: r.meta.occurred_at,
+                actor: match &r.meta.actor {
+                    funnel_types::Actor::Staff { id, role } => {
+                        funnel_types::Actor::staff(twin(id.0, k), *role)
+                    }
+                    other => other.clone(),
+                },
+                office: r.meta.office.map(|o| twin(o.0, k)),
+                correlation_id: twin(r.meta.correlation_id.0, k),
+                causation_id: uuid::Uuid::new_v5(&r.meta.causation_id, &k.to_be_bytes()),
+                payload: serde_json::to_vec(&payload)?.into(),
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(AppendRequest {
+        stream,
+        expected,
+        command_id: twin(commit.command.0, k),
+        events,
+    })
+}
+
+fn peak_rss_reset() {
+    // Writing 5 to clear_refs resets the peak resident set size (Linux).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Generates the log in `store` (which must be empty), then measures read-all and a full rebuild.
+pub async fn bench_projections(
+    store: Arc<dyn EventStore>,
+    opts: ProjectionBenchOptions,
+    progress: &(dyn Fn(&str, u64, u64) + Sync),
+) -> anyhow::Result<ProjectionBenchReport> {
+    anyhow::ensure!(
+        store.head().await? == Position::START,
+        "the benchmark needs an empty store"
+    );
+    let started = Instant::now();
+    let commits = template().await?;
+    let per_copy: u64 = commits.iter().map(|c| c.events.len() as u64).sum();
+    let copies = opts.events.div_ceil(per_copy.max(1));
+    let total = per_copy * copies;
+    let mut written = 0u64;
+    for k in 0..copies {
+        let mut versions = HashMap::new();
+        let requests = commits
+            .iter()
+            .map(|c| copy(c, k, &mut versions))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        // Appends to one stream must stay in order; spreading each stream's appends over the same
+        // worker (by stream hash) keeps them ordered and the workers busy.
+        let workers = opts.in_flight.max(1);
+        let mut queues: Vec<Vec<AppendRequest>> = (0..workers).map(|_| Vec::new()).collect();
+        for r in requests {
+            let w = (fxhash(r.stream.as_str()) % workers as u64) as usize;
+            queues[w].push(r);
+        }
+        let tasks: Vec<_> = queues
+            .into_iter()
+            .map(|q| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for r in q {
+                        store.append(r).await?;
+                    }
+                    Ok::<_, funnel_store::StoreError>(())
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+        written += per_copy;
+        progress("generate", written, total);
+    }
+    let generate_seconds = started.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut after = Position::START;
+    let mut read = 0u64;
+    loop {
+        let batch = store.read_all(after, &Filter::All, 10_000).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.meta.position;
+        read += batch.len() as u64;
+        progress("read-all", read, total);
+    }
+    let read_all_per_s = read as f64 / t.elapsed().as_secs_f64();
+
+    let dir = tempfile::tempdir()?;
+    let mut runner = Runner::open(
+        dir.path().join("bench-projections.db"),
+        RunnerOptions {
+            save_every: u64::MAX,
+            ..RunnerOptions::default()
+        },
+    )?;
+    runner
+        .register::<Pipeline>()?
+        .register::<Touches>()?
+        .register::<Conflicts>()?
+        .register::<PlanCompliance>()?;
+    peak_rss_reset();
+    let t = Instant::now();
+    runner
+        .catch_up(store.as_ref(), &mut |p| {
+            progress("rebuild", p.position.0.min(total), total)
+        })
+        .await?;
+    let rebuild_secs = t.elapsed().as_secs_f64();
+    let rebuild_peak_rss_bytes = peak_rss();
+    let mut model_snapshot_bytes = 0u64;
+    let mut models = Vec::new();
+    for s in runner.status() {
+        models.push(s.name.to_string());
+    }
+    let t = Instant::now();
+    for json in [
+        serde_json::to_vec(&runner.get::<Pipeline>())?,
+        serde_json::to_vec(&runner.get::<Touches>())?,
+        serde_json::to_vec(&runner.get::<Conflicts>())?,
+        serde_json::to_vec(&runner.get::<PlanCompliance>())?,
+    ] {
+        model_snapshot_bytes += json.len() as u64;
+    }
+    let snapshot_seconds = t.elapsed().as_secs_f64();
+    let rebuild_per_s = read as f64 / rebuild_secs;
+    Ok(ProjectionBenchReport {
+        backend: store.backend().to_string(),
+        events: read,
+        generate_seconds,
+        read_all_per_s,
+        rebuild_per_s,
+        snapshot_seconds,
+        rebuild_ratio: rebuild_per_s / read_all_per_s,
+        rebuild_target: REBUILD_TARGET,
+        rebuild_peak_rss_bytes,
+        model_snapshot_bytes,
+        models,
+    })
+}
+
+fn fxhash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Runs [`bench_projections`] on a fresh, throw-away store of the same kind as `target`: a temporary
+/// SQLite file beside the target, or fresh JetStream stream and subjects on the target server,
+/// deleted afterwards.
+pub async fn bench_projections_on(
+    target: crate::Target,
+    opts: ProjectionBenchOptions,
+    progress: &(dyn Fn(&str, u64, u64) + Sync),
+) -> anyhow::Result<ProjectionBenchReport> {
+    match target {
+        crate::Target::Sqlite { path } => {
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_else(|| ".".into());
+            std::fs::create_dir_all(&parent)?;
+            let dir = tempfile::tempdir_in(parent)?;
+            let store = Arc::new(funnel_store_sqlite::SqliteStore::open(
+                dir.path().join("bench.db"),
+            )?);
+            bench_projections(store, opts, progress).await
+        }
+        crate::Target::Nats { url } => {
+            let id = uuid::Uuid::now_v7().simple().to_string();
+            let suffix = &id[id.len() - 10..];
+            let mut nats = funnel_store_nats::NatsOptions::new(url.clone());
+            nats.stream_name = format!("BENCHP_{suffix}");
+            nats.subject_prefix = format!("benchp_{suffix}");
+            let store = Arc::new(funnel_store_nats::NatsStore::connect(nats.clone()).await?);
+            let result = bench_projections(store.clone(), opts, progress).await;
+            drop(store);
+            let client = async_nats::connect(url.as_str()).await?;
+            let js = async_nats::jetstream::new(client);
+            let _ = js.delete_stream(&nats.stream_name).await;
+            result
+        }
+    }
+}

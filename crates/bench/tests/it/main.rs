@@ -1,0 +1,116 @@
+//! Runs a tiny benchmark on each backend (a temporary SQLite file, a testkit `nats-server`) and checks
+//! that the report is well formed: every rate positive, every ratio finite, the JSON form complete.
+//! Nothing here asserts on speed.
+
+use funnel_bench::{StoreBenchOptions, StoreBenchReport, Target, bench_store};
+use funnel_testkit::NatsServer;
+use std::cell::RefCell;
+
+fn tiny() -> StoreBenchOptions {
+    StoreBenchOptions {
+        events: 500,
+        payload_bytes: 100,
+        in_flight: 16,
+        streams: 50,
+    }
+}
+
+/// Runs the benchmark, collecting the distinct phases the progress callback named.
+async fn run(target: Target) -> (StoreBenchReport, Vec<String>) {
+    let phases = RefCell::new(Vec::<String>::new());
+    let progress = |phase: &str, done: u64, total: u64| {
+        assert!(done <= total, "{phase}: {done} of {total}");
+        let mut phases = phases.borrow_mut();
+        if !phases.iter().any(|p| p == phase) {
+            phases.push(phase.to_string());
+        }
+    };
+    let report = bench_store(target, tiny(), &progress)
+        .await
+        .expect("the benchmark runs");
+    (report, phases.into_inner())
+}
+
+fn check_well_formed(report: &StoreBenchReport, backend: &str) {
+    assert_eq!(report.backend, backend);
+    assert_eq!(report.events, 500);
+    let rates = [
+        report.raw_append_per_s,
+        report.funnel_append_per_s,
+        report.raw_read_all_per_s,
+        report.funnel_read_all_per_s,
+    ];
+    assert!(
+        rates.iter().all(|r| r.is_finite() && *r > 0.0),
+        "{report:?}"
+    );
+    for r in [report.append_ratio, report.read_all_ratio] {
+        assert!(r.is_finite() && r > 0.0, "{report:?}");
+    }
+    let json = serde_json::to_value(report).expect("the report serializes");
+    for key in [
+        "raw_append_per_s",
+        "funnel_append_per_s",
+        "append_ratio",
+        "raw_read_all_per_s",
+        "funnel_read_all_per_s",
+        "read_all_ratio",
+        "backend",
+        "events",
+        "payload_bytes",
+        "in_flight",
+        "notes",
+    ] {
+        assert!(json.get(key).is_some(), "JSON report lacks {key}: {json}");
+    }
+    let table = report.to_string();
+    assert!(
+        table.contains("append") && table.contains("read-all"),
+        "{table}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_sqlite_bench_gives_a_well_formed_report_and_cleans_up() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let target = dir.path().join("funnel.sqlite");
+    let (report, phases) = run(Target::Sqlite {
+        path: target.clone(),
+    })
+    .await;
+    check_well_formed(&report, "sqlite");
+    assert!(report.sqlite_version.is_some());
+    assert_eq!(report.sqlite_synchronous.as_deref(), Some("FULL"));
+    let group = report
+        .raw_group_commit_append_per_s
+        .expect("group-commit baseline");
+    assert!(group.is_finite() && group > 0.0);
+    assert_eq!(phases.len(), 5, "{phases:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list the directory")
+        .collect();
+    assert!(left.is_empty(), "the benchmark left files behind: {left:?}");
+    assert!(!target.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_nats_bench_gives_a_well_formed_report_and_deletes_its_streams() {
+    let server = NatsServer::start();
+    let (report, phases) = run(Target::Nats { url: server.url() }).await;
+    check_well_formed(&report, "nats");
+    assert!(report.server_version.is_some());
+    assert_eq!(phases.len(), 4, "{phases:?}");
+    assert!(
+        !report.notes.iter().any(|n| n.contains("could not delete")),
+        "{:?}",
+        report.notes
+    );
+    let client = async_nats::connect(server.url()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let names: Vec<String> = futures::StreamExt::collect::<Vec<_>>(js.stream_names())
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .expect("list streams");
+    assert!(names.is_empty(), "streams left behind: {names:?}");
+}

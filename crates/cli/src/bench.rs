@@ -1,0 +1,97 @@
+//! `funnel bench store` and `funnel bench projections`: Funnel's paths against raw baselines, on the
+//! backend `--store` names. Build with `--release`.
+
+use funnel_bench::{ProjectionBenchOptions, StoreBenchOptions, Target};
+use funnel_engine::StoreUrl;
+use std::sync::Mutex;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+    /// Print one JSON object instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchWhat {
+    /// Append and read-all rates of the store against raw async-nats or rusqlite.
+    Store {
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        #[arg(long, default_value_t = 300)]
+        payload: usize,
+        #[arg(long, default_value_t = 256)]
+        in_flight: usize,
+        #[arg(long, default_value_t = 10_000)]
+        streams: usize,
+    },
+    /// Rebuild of every read model from a generated log, against the store's read-all rate.
+    Projections {
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+    },
+}
+
+fn target(url: &StoreUrl) -> Target {
+    match url {
+        StoreUrl::Sqlite(path) => Target::Sqlite { path: path.clone() },
+        StoreUrl::Nats(url) => Target::Nats { url: url.clone() },
+    }
+}
+
+/// Progress on stderr: a line per phase and per tenth of it.
+fn progress_printer() -> impl Fn(&str, u64, u64) + Sync {
+    let last = Mutex::new((String::new(), u64::MAX));
+    move |phase: &str, done: u64, total: u64| {
+        let step = (total / 10).max(1);
+        let mut l = last.lock().unwrap_or_else(|e| e.into_inner());
+        if l.0 != phase || l.1 != done / step {
+            eprintln!("{phase}: {done}/{total}");
+            *l = (phase.to_string(), done / step);
+        }
+    }
+}
+
+pub async fn run(
+    url: &StoreUrl,
+    _projections: &std::path::Path,
+    args: BenchArgs,
+) -> anyhow::Result<()> {
+    let progress = progress_printer();
+    match args.what {
+        BenchWhat::Store {
+            events,
+            payload,
+            in_flight,
+            streams,
+        } => {
+            let opts = StoreBenchOptions {
+                events,
+                payload_bytes: payload,
+                in_flight,
+                streams,
+            };
+            let report = funnel_bench::bench_store(target(url), opts, &progress).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
+        BenchWhat::Projections { events } => {
+            let opts = ProjectionBenchOptions {
+                events,
+                ..ProjectionBenchOptions::default()
+            };
+            let report = funnel_bench::bench_projections_on(target(url), opts, &progress).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
+    }
+    Ok(())
+}
