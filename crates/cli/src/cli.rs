@@ -40,8 +40,8 @@ pub enum Command {
     Workflows,
     /// Open tasks per person.
     Tasks,
-    /// Follow the log live.
-    Tail,
+    /// Follow the log live, by office and event kind.
+    Tail(crate::tail::TailArgs),
     /// Staff administration and API tokens.
     Staff,
     /// Measure the store and projections against raw baselines.
@@ -68,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Demo(a) => runtime()?.block_on(crate::demo::run(&store, a)),
         Command::Export(a) => runtime()?.block_on(crate::export::run(&store, a)),
+        Command::Tail(a) => runtime()?.block_on(crate::tail::run(&store, a)),
         Command::Pipeline(a) => {
             runtime()?.block_on(crate::query::pipeline(&store, &projections, a))
         }

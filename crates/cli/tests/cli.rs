@@ -163,3 +163,32 @@ fn export_streams_cloudevents_lines() {
             .all(|l| l["specversion"] == "1.0" && l["type"] == "funnel.office.opened")
     );
 }
+
+#[test]
+fn tail_follows_from_a_position_by_kind_and_office() {
+    let out = run(&[
+        "tail",
+        "--from",
+        "0",
+        "--kind",
+        "lead.stage_changed",
+        "--office",
+        "SH",
+        "--count",
+        "3",
+        "--json",
+    ]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["event_type"] == "lead.stage_changed")
+    );
+    let office = &lines[0]["office"];
+    assert!(lines.iter().all(|l| &l["office"] == office));
+    assert!(fails(&["tail", "--kind", "lead.teleported"]).contains("no event kind"));
+}
