@@ -380,12 +380,23 @@ impl Runner {
             .flat_map(Entry::instances_mut)
             .any(|i| i.checkpoint >= after && i.checkpoint < last);
         // Decode each event once, the two halves of the page at the same time.
-        let decoded = if needed { decode_page(page) } else { Vec::new() };
+        let decoded = if needed {
+            decode_page(page)
+        } else {
+            Vec::new()
+        };
         let mut start = 0;
         while start < page.len() {
             // Apply up to the next save point, so saves fall every `save_every` events.
-            let room = self.options.save_every.saturating_sub(self.since_save).max(1);
-            let end = start + usize::try_from(room).unwrap_or(usize::MAX).min(page.len() - start);
+            let room = self
+                .options
+                .save_every
+                .saturating_sub(self.since_save)
+                .max(1);
+            let end = start
+                + usize::try_from(room)
+                    .unwrap_or(usize::MAX)
+                    .min(page.len() - start);
             let chunk = &page[start..end];
             let chunk_last = chunk[chunk.len() - 1].meta.position;
             if needed {
