@@ -313,10 +313,10 @@ pub async fn bench_projections(
     }
     let t = Instant::now();
     for json in [
-        serde_json::to_vec(&runner.get::<Pipeline>())?,
-        serde_json::to_vec(&runner.get::<Touches>())?,
-        serde_json::to_vec(&runner.get::<Conflicts>())?,
-        serde_json::to_vec(&runner.get::<PlanCompliance>())?,
+        rmp_serde::to_vec(&runner.get::<Pipeline>())?,
+        rmp_serde::to_vec(&runner.get::<Touches>())?,
+        rmp_serde::to_vec(&runner.get::<Conflicts>())?,
+        rmp_serde::to_vec(&runner.get::<PlanCompliance>())?,
     ] {
         model_snapshot_bytes += json.len() as u64;
     }

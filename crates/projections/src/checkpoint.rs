@@ -1,5 +1,5 @@
 //! The checkpoint store: one SQLite file that holds, per projection, the version its state was built
-//! with, the position it has applied up to, its state as a JSON snapshot, and the events it parked.
+//! with, the position it has applied up to, its state as a snapshot, and the events it parked.
 //!
 //! Each projection has up to two slots: `live` (the state that serves reads) and `rebuild` (a fresh
 //! state being built beside it after a version change or on request). Every change goes through
@@ -51,7 +51,7 @@ pub struct Row {
     /// The last position the state reflects.
     pub checkpoint: Position,
     /// The model as JSON.
-    pub state: String,
+    pub state: Vec<u8>,
     /// For a rebuild: the head seen when it started; it replaces the live state once it reaches it.
     pub target: Option<Position>,
 }
@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS projections (
     slot TEXT NOT NULL,
     version INTEGER NOT NULL,
     checkpoint INTEGER NOT NULL,
-    state TEXT NOT NULL,
+    state BLOB NOT NULL,
     target INTEGER,
     PRIMARY KEY (name, slot)
 ) WITHOUT ROWID;
@@ -144,7 +144,12 @@ impl CheckpointStore {
                         slot,
                         version: r.get::<_, u32>(0)?,
                         checkpoint: Position(r.get::<_, i64>(1)? as u64),
-                        state: r.get(2)?,
+                        // Blob snapshots, or text ones written by older builds (which then fail to
+                        // restore and are rebuilt).
+                        state: match r.get_ref(2)? {
+                            rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => b.to_vec(),
+                            _ => Vec::new(),
+                        },
                         target: r.get::<_, Option<i64>>(3)?.map(|t| Position(t as u64)),
                     })
                 },
@@ -254,7 +259,7 @@ mod tests {
             slot,
             version: 3,
             checkpoint: Position(checkpoint),
-            state: "{\"n\":1}".into(),
+            state: b"\x81\xa1n\x01".to_vec(),
             target: None,
         }
     }

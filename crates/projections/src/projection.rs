@@ -25,10 +25,11 @@ pub trait Projection: Send + Sync + std::fmt::Debug {
     fn version(&self) -> u32;
     /// Applies one event (see [`ReadModel::apply`]).
     fn apply(&mut self, event: &Envelope<Event>) -> Result<(), String>;
-    /// The state as a JSON snapshot.
-    fn to_json(&self) -> Result<String, serde_json::Error>;
-    /// A projection of the same type with the state read from a JSON snapshot.
-    fn restore(&self, json: &str) -> Result<Box<dyn Projection>, serde_json::Error>;
+    /// The state as a snapshot: MessagePack with fields by position (compact and fast). A model
+    /// whose shape changes must bump its `VERSION`; a snapshot that no longer reads is rebuilt.
+    fn snapshot(&self) -> Result<Vec<u8>, String>;
+    /// A projection of the same type with the state read from a snapshot.
+    fn restore(&self, snapshot: &[u8]) -> Result<Box<dyn Projection>, String>;
     /// A projection of the same type with the default (empty) state.
     fn fresh(&self) -> Box<dyn Projection>;
     /// The wrapper itself, for a typed downcast.
@@ -52,12 +53,13 @@ impl<M: ReadModel> Projection for Typed<M> {
         self.0.apply(event)
     }
 
-    fn to_json(&self) -> Result<String, serde_json::Error> {
-        serde_json::to_string(&self.0)
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
+        rmp_serde::to_vec(&self.0).map_err(|e| e.to_string())
     }
 
-    fn restore(&self, json: &str) -> Result<Box<dyn Projection>, serde_json::Error> {
-        Ok(Box::new(Typed::<M>(serde_json::from_str(json)?)))
+    fn restore(&self, snapshot: &[u8]) -> Result<Box<dyn Projection>, String> {
+        let state = rmp_serde::from_slice(snapshot).map_err(|e| e.to_string())?;
+        Ok(Box::new(Typed::<M>(state)))
     }
 
     fn fresh(&self) -> Box<dyn Projection> {

@@ -101,8 +101,8 @@ impl Instance {
         let name = self.model.name();
         let state = self
             .model
-            .to_json()
-            .map_err(|source| RunnerError::Snapshot { name, source })?;
+            .snapshot()
+            .map_err(|reason| RunnerError::Snapshot { name, reason })?;
         Ok(Row {
             name: name.to_string(),
             slot,

@@ -77,12 +77,8 @@ pub enum RunnerError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    #[error("projection {name}: cannot snapshot the state: {source}")]
-    Snapshot {
-        name: &'static str,
-        #[source]
-        source: serde_json::Error,
-    },
+    #[error("projection {name}: cannot snapshot the state: {reason}")]
+    Snapshot { name: &'static str, reason: String },
     #[error("projection {0} is registered twice")]
     AlreadyRegistered(&'static str),
     #[error("no projection named {0}")]
