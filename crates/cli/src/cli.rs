@@ -36,10 +36,10 @@ pub enum Command {
     Pipeline(crate::query::PipelineArgs),
     /// Read-model status (version, checkpoint, lag, parked events), and rebuilds.
     Projections(crate::projections::ProjectionsArgs),
-    /// Saga instances, their timers and parked reactions.
-    Workflows,
-    /// Open tasks per person.
-    Tasks,
+    /// Run the workflows (sagas) until idle; list instances, show one, retry parked reactions.
+    Workflows(crate::workflows::WorkflowsArgs),
+    /// Open tasks per person, and since when.
+    Tasks(crate::workflows::TasksArgs),
     /// Follow the log live, by office and event kind.
     Tail(crate::tail::TailArgs),
     /// Staff administration and API tokens.
@@ -69,6 +69,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => runtime()?.block_on(crate::demo::run(&store, a)),
         Command::Export(a) => runtime()?.block_on(crate::export::run(&store, a)),
         Command::Tail(a) => runtime()?.block_on(crate::tail::run(&store, a)),
+        Command::Workflows(a) => runtime()?.block_on(crate::workflows::run(&store, a)),
+        Command::Tasks(a) => runtime()?.block_on(crate::workflows::tasks(&store, a)),
         Command::Pipeline(a) => {
             runtime()?.block_on(crate::query::pipeline(&store, &projections, a))
         }

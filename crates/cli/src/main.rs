@@ -10,10 +10,19 @@ mod export;
 mod projections;
 mod query;
 mod tail;
+mod workflows;
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Output piped into a reader that stops early (`| head`) ends the command quietly.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.to_string().contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,

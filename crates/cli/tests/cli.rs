@@ -192,3 +192,38 @@ fn tail_follows_from_a_position_by_kind_and_office() {
     assert!(lines.iter().all(|l| &l["office"] == office));
     assert!(fails(&["tail", "--kind", "lead.teleported"]).contains("no event kind"));
 }
+
+#[test]
+fn workflows_on_the_demo_history_show_all_nine_kinds_and_open_tasks() {
+    // Its own copy of the demo: running the workflows appends to the log.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("wf.db").display());
+    let ok = |args: &[&str]| {
+        let out = funnel()
+            .args(["--store", &url])
+            .args(args)
+            .output()
+            .expect("run funnel");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    ok(&["demo", "--leads", "150"]);
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["workflows", "--json"])).expect("json");
+    let kinds: std::collections::BTreeSet<&str> =
+        list.iter().filter_map(|i| i["kind"].as_str()).collect();
+    assert_eq!(kinds.len(), 9, "{kinds:?}");
+    let tasks: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["tasks", "--json"])).expect("json");
+    assert!(!tasks.is_empty());
+    let id = list[0]["id"].as_str().expect("id");
+    assert!(ok(&["workflows", "show", id]).contains("workflow.started"));
+    // Running them again changes nothing.
+    let again: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["workflows", "--json"])).expect("json");
+    assert_eq!(again.len(), list.len());
+}
