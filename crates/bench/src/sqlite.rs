@@ -74,6 +74,9 @@ pub async fn run(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    // The store's directory may not exist yet (a fresh `--store` path), as `funnel demo` allows.
+    std::fs::create_dir_all(&parent)
+        .with_context(|| format!("create the directory {}", parent.display()))?;
     let dir = tempfile::Builder::new()
         .prefix(".funnel-bench-")
         .tempdir_in(&parent)
