@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use funnel_domain::Event;
 use funnel_types::{Actor, Envelope, LeadId, Position, StaffId};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// One touch of a lead.
@@ -17,7 +18,7 @@ pub struct Touch {
     /// Who acted, in which role (for a refused touch: who tried).
     pub actor: Actor,
     /// The event type, or for a refused touch the command that was refused.
-    pub action: String,
+    pub action: Cow<'static, str>,
     /// True when the attempt was refused (touching another engineer's lead, §5.7).
     pub refused: bool,
 }
@@ -51,7 +52,7 @@ impl ReadModel for Touches {
                 position: env.meta.position,
                 at: env.meta.occurred_at,
                 actor: Actor::staff(t.attempted_by, t.role),
-                action: t.action.clone(),
+                action: Cow::Owned(t.action.clone()),
                 refused: true,
             },
             other => Touch {
@@ -59,7 +60,8 @@ impl ReadModel for Touches {
                 position: env.meta.position,
                 at: env.meta.occurred_at,
                 actor: env.meta.actor.clone(),
-                action: other.event_type().to_string(),
+                // Event type names are static: no allocation per touch.
+                action: Cow::Borrowed(other.event_type()),
                 refused: false,
             },
         };
