@@ -63,7 +63,24 @@ pub async fn run(url: &StoreUrl, args: DemoArgs) -> anyhow::Result<()> {
         "{} offices, {} staff, {} leads, {} to {}",
         report.offices, report.staff, report.leads, report.first_day, report.last_day
     );
-    println!("look at it: funnel export events --format ndjson | head");
+    let store_arg = match url {
+        StoreUrl::Sqlite(p) if p.as_path() == std::path::Path::new(".funnel/funnel.db") => {
+            String::new()
+        }
+        other => format!(" --store {}", describe(other)),
+    };
+    println!("look at it (with `cargo run --release -p funnel-cli --` for `funnel`):");
+    for cmd in [
+        "pipeline --office SH",
+        "audit conflicts --office BJ",
+        "audit plans",
+        "workflows",
+        "tasks --staff 陈经理（SH）",
+        "tail --from 0 --kind lead.stage_changed --count 5",
+        "export events --format cloudevents --category office",
+    ] {
+        println!("  funnel{store_arg} {cmd}");
+    }
     Ok(())
 }
 
