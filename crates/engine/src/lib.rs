@@ -291,6 +291,20 @@ impl Engine {
                             recorded_before: outcome.duplicate,
                         });
                     }
+                    if outcome.duplicate {
+                        // A concurrent call with the same command id got there first: answer with
+                        // what is stored, not with this attempt's own decision.
+                        let stored = self.load(&stream).await?.by_command(meta.command_id);
+                        if let Some(last) = stored.last() {
+                            return Ok(Accepted {
+                                stream,
+                                last_version: last.meta.version,
+                                last_position: last.meta.position,
+                                events: stored,
+                                duplicate: true,
+                            });
+                        }
+                    }
                     return Ok(self.accepted(stream, outcome, events, &meta, &acting, at, office));
                 }
                 Err(e) if e.is_conflict() => {

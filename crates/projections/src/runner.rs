@@ -409,15 +409,15 @@ impl Runner {
                     .collect();
                 // The states are independent: each applies the chunk on its own thread, while the
                 // store reads the next page.
-                std::thread::scope(|scope| {
-                    let (first, rest) = instances.split_at_mut(1);
-                    for i in rest.iter_mut() {
-                        scope.spawn(move || apply_to(i, chunk, decoded));
-                    }
-                    if let Some(i) = first.first_mut() {
-                        apply_to(i, chunk, decoded);
-                    }
-                });
+                // No state may need this chunk (a page read before the states moved on).
+                if let Some((first, rest)) = instances.split_first_mut() {
+                    std::thread::scope(|scope| {
+                        for i in rest.iter_mut() {
+                            scope.spawn(move || apply_to(i, chunk, decoded));
+                        }
+                        apply_to(first, chunk, decoded);
+                    });
+                }
             }
             self.head = self.head.max(chunk_last);
             self.since_save += chunk.len() as u64;

@@ -85,6 +85,18 @@ pub(super) fn plans(r: &mut Builder<'_>) {
             schedule_plan(r, r.trigger.occurred_at, true);
             schedule_plan(r, r.trigger.occurred_at, false);
         }
+        Event::StaffRoleChanged(e) if e.to == Role::SalesEngineer && !r.state.active => {
+            // Became an engineer: plans are due from now on.
+            r.start(
+                WorkflowKind::VisitPlans,
+                None,
+                r.trigger.office,
+                "visit plans".into(),
+            );
+            r.note("engineer", &e.staff_id.to_string());
+            schedule_plan(r, r.trigger.occurred_at, true);
+            schedule_plan(r, r.trigger.occurred_at, false);
+        }
         Event::StaffRoleChanged(e) if r.state.active && e.to != Role::SalesEngineer => {
             r.complete("no longer an engineer")
         }
