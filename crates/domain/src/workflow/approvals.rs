@@ -324,6 +324,15 @@ pub(super) fn contract(r: &mut Builder<'_>) {
             open_seat_tasks(r, &seats);
         }
         Event::ContractSigned(_) if r.state.active => r.complete("signed"),
+        Event::StageChanged(e)
+            if r.state.active
+                && matches!(
+                    e.to,
+                    crate::model::Stage::Lost | crate::model::Stage::Suspended
+                ) =>
+        {
+            r.complete("lead left the funnel")
+        }
         _ => {}
     }
 }

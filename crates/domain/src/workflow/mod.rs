@@ -196,11 +196,11 @@ pub fn route(event: &Event, office: Option<OfficeId>) -> Vec<(WorkflowKind, Work
             id(K::ValidInfoDeclaration, e.declaration_id.to_string()),
             id(K::ProspectDeclaration, e.declaration_id.to_string()),
         ],
-        Event::ContractSubmitted(e) => vec![id(K::ContractReview, e.contract_id.to_string())],
-        Event::ContractAmended(e) => vec![id(K::ContractReview, e.contract_id.to_string())],
-        Event::ContractApproved(e) => vec![id(K::ContractReview, e.contract_id.to_string())],
-        Event::ContractRejected(e) => vec![id(K::ContractReview, e.contract_id.to_string())],
-        Event::ContractSigned(e) => vec![id(K::ContractReview, e.contract_id.to_string())],
+        Event::ContractSubmitted(e) => vec![id(K::ContractReview, e.lead_id.to_string())],
+        Event::ContractAmended(e) => vec![id(K::ContractReview, e.lead_id.to_string())],
+        Event::ContractApproved(e) => vec![id(K::ContractReview, e.lead_id.to_string())],
+        Event::ContractRejected(e) => vec![id(K::ContractReview, e.lead_id.to_string())],
+        Event::ContractSigned(e) => vec![id(K::ContractReview, e.lead_id.to_string())],
         Event::StaffJoined(e) => vec![id(K::VisitPlans, e.staff_id.to_string())],
         Event::StaffRoleChanged(e) => vec![id(K::VisitPlans, e.staff_id.to_string())],
         Event::StaffMovedOffice(e) => vec![id(K::VisitPlans, e.staff_id.to_string())],
@@ -216,9 +216,12 @@ pub fn route(event: &Event, office: Option<OfficeId>) -> Vec<(WorkflowKind, Work
         Event::InsiderDeveloped(e) => vec![id(K::InsiderEscalation, e.lead_id.to_string())],
         Event::StagnationReviewOpened(e) => vec![id(K::StagnationReview, e.lead_id.to_string())],
         Event::StagnationReviewDecided(e) => vec![id(K::StagnationReview, e.lead_id.to_string())],
+        // A lead leaving the funnel (signed, suspended, lost) ends the reviews still open on it. A
+        // lead has at most one contract under review, so its review is keyed by the lead.
         Event::StageChanged(e) if !e.to.is_open() => vec![
             id(K::InsiderEscalation, e.lead_id.to_string()),
             id(K::StagnationReview, e.lead_id.to_string()),
+            id(K::ContractReview, e.lead_id.to_string()),
         ],
         _ => Vec::new(),
     }

@@ -581,3 +581,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_contract_review_ends_when_the_lead_is_lost() {
+    let lead = LeadId::derived("l");
+    let submitted = Event::ContractSubmitted(ContractSubmitted {
+        lead_id: lead,
+        contract_id: ContractId::derived("c"),
+        amount_cny: 1,
+        content_hash: "a".repeat(64),
+        reviewers: vec!["finance".into()],
+        submitted_by: wang().id,
+    });
+    let mut saga = Saga::for_event(&submitted);
+    saga.trigger(&submitted, t0());
+    let lost = Event::StageChanged(StageChanged {
+        lead_id: lead,
+        office: office(),
+        from: Stage::Prospect,
+        to: Stage::Lost,
+        owner: Some(wang().id),
+    });
+    assert!(
+        workflow::route(&lost, None)
+            .iter()
+            .any(|(k, id)| *k == WorkflowKind::ContractReview && *id == saga.id)
+    );
+    saga.trigger(&lost, t0() + Duration::days(1));
+    assert!(saga.open_tasks().is_empty());
+    assert_eq!(saga.state.outcome.as_deref(), Some("lead left the funnel"));
+}

@@ -23,6 +23,9 @@ pub struct LeadRow {
     pub registered_at: DateTime<Utc>,
     pub amount_cny: Option<u64>,
     pub tier: Option<Tier>,
+    /// Amount and tier of a prospect declaration not yet approved (they count once the lead
+    /// reaches the prospect stage).
+    pub declared: Option<(u64, Tier)>,
     pub last_visit_at: Option<DateTime<Utc>>,
     /// Funnel stages this lead has ever reached.
     pub reached: BTreeSet<Stage>,
@@ -49,7 +52,7 @@ pub struct Pipeline {
 
 impl ReadModel for Pipeline {
     const NAME: &'static str = "pipeline";
-    const VERSION: u32 = 1;
+    const VERSION: u32 = 2;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         let at = env.meta.occurred_at;
@@ -80,6 +83,7 @@ impl ReadModel for Pipeline {
                     registered_at: at,
                     amount_cny: None,
                     tier: None,
+                    declared: None,
                     last_visit_at: None,
                     reached: BTreeSet::from([Stage::Ordinary]),
                 };
@@ -107,10 +111,7 @@ impl ReadModel for Pipeline {
                                 .map_or(e.visited_at, |t| t.max(e.visited_at)),
                         )
                     }
-                    Event::ProspectDeclared(e) => {
-                        row.amount_cny = Some(e.amount_cny);
-                        row.tier = Some(e.tier);
-                    }
+                    Event::ProspectDeclared(e) => row.declared = Some((e.amount_cny, e.tier)),
                     Event::ContractSigned(e) => row.amount_cny = Some(e.amount_cny),
                     Event::LeadDetailsUpdated(e) => {
                         if let Some(m) = e.purchase_mode {
@@ -127,6 +128,12 @@ impl ReadModel for Pipeline {
                             .push(stay);
                         row.stage = e.to;
                         row.stage_since = at;
+                        if e.to == Stage::Prospect
+                            && let Some((amount, tier)) = row.declared.take()
+                        {
+                            row.amount_cny = Some(amount);
+                            row.tier = Some(tier);
+                        }
                         row.reached.insert(e.to);
                     }
                     _ => {}

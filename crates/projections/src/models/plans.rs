@@ -58,6 +58,8 @@ pub struct PlanCompliance {
     /// Engineer → ISO week (year × 100 + week) → visits logged.
     pub visits_by_week: BTreeMap<StaffId, BTreeMap<u32, u64>>,
     pub staff_names: BTreeMap<StaffId, String>,
+    /// Each office's time zone: plan weeks are local weeks.
+    pub office_tz: BTreeMap<OfficeId, String>,
 }
 
 /// An ISO week as a number: year × 100 + week.
@@ -68,7 +70,7 @@ fn week_code(date: chrono::NaiveDate) -> u32 {
 
 impl ReadModel for PlanCompliance {
     const NAME: &'static str = "plans";
-    const VERSION: u32 = 2;
+    const VERSION: u32 = 3;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         match &env.payload {
@@ -124,8 +126,19 @@ impl ReadModel for PlanCompliance {
                     },
                 );
             }
+            Event::OfficeOpened(o) => {
+                self.office_tz.insert(o.office_id, o.timezone.clone());
+            }
             Event::VisitLogged(e) => {
-                let week = week_code(e.visited_at.date_naive());
+                // Bucket by the office's local date: a Monday-morning visit in Shanghai is still
+                // Sunday in UTC.
+                let tz: chrono_tz::Tz = env
+                    .meta
+                    .office
+                    .and_then(|o| self.office_tz.get(&o))
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(chrono_tz::Asia::Shanghai);
+                let week = week_code(e.visited_at.with_timezone(&tz).date_naive());
                 *self
                     .visits_by_week
                     .entry(e.engineer)
