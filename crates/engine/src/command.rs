@@ -119,6 +119,20 @@ impl Command {
         }
     }
 
+    /// Members of staff the aggregate's current state names (a lead's owner), whom the decision may
+    /// need to know about.
+    pub(crate) fn people_in(&self, history: &[&Event]) -> Vec<StaffId> {
+        match self {
+            Command::Lead { .. } => history
+                .iter()
+                .fold(lead::LeadState::default(), |s, e| lead::evolve(s, e))
+                .lead
+                .map(|l| l.people())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The office whose time zone the decision needs (visit plans only).
     pub(crate) fn office_for_timezone(
         &self,

@@ -248,6 +248,13 @@ impl Engine {
                 });
             }
             let payloads: Vec<&Event> = loaded.events.iter().map(|e| &e.payload).collect();
+            for id in cmd.people_in(&payloads) {
+                if !staff.contains_key(&id)
+                    && let Some(info) = self.staff_info(id).await?
+                {
+                    staff.insert(id, info);
+                }
+            }
             let tz = self
                 .office_timezone(cmd.office_for_timezone(&acting, &payloads))
                 .await?;

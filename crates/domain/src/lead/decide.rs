@@ -554,7 +554,11 @@ fn approve_reassignment(lead: &Lead, id: ReassignmentId, note: &str, ctx: &Ctx<'
         approved_by: me,
         note: note.trim().to_string(),
     })];
-    if r.approvals.len() == 1 {
+    // Both parties must approve (§5.6) — unless the original owner has left the company and can
+    // no longer answer: then the sales department's approval is enough.
+    let owner_gone = party == ApprovalParty::SalesDepartment
+        && ctx.staff.staff(r.from).is_some_and(|s| !s.active);
+    if r.approvals.len() == 1 || owner_gone {
         events.push(Event::LeadOwnerAssigned(LeadOwnerAssigned {
             lead_id: lead.id,
             owner: r.to,

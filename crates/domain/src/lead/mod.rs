@@ -176,6 +176,15 @@ impl Lead {
         met
     }
 
+    /// Members of staff the lead's own rules may need to know about: its owner and the owner a
+    /// pending reassignment would replace.
+    pub fn people(&self) -> Vec<StaffId> {
+        self.owner
+            .into_iter()
+            .chain(self.reassignment.as_ref().map(|r| r.from))
+            .collect()
+    }
+
     pub fn has_insider(&self) -> bool {
         self.key_persons.values().any(|k| k.insider)
     }

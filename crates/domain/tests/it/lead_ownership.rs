@@ -569,3 +569,22 @@ fn reassignment_expires_after_the_configured_period() {
         .expect("expires");
     assert_eq!(types(&events), ["lead.reassignment_expired"]);
 }
+
+#[test]
+fn when_the_owner_has_left_the_sales_department_alone_can_reassign() {
+    let mut s = LeadSpec::owned_by_wang();
+    let id = requested(&mut s);
+    s.dir.get_mut(&wang().id).expect("wang").active = false;
+    let events = s.ok(
+        sales_dept(),
+        C::ApproveReassignment {
+            reassignment_id: id,
+            note: "原负责人已离职".into(),
+        },
+    );
+    assert_eq!(
+        types(&events),
+        ["lead.reassignment_approved", "lead.owner_assigned"]
+    );
+    assert_eq!(s.lead().owner, Some(li().id));
+}
