@@ -65,7 +65,12 @@ fn schedule_plan(r: &mut Builder<'_>, after: DateTime<Utc>, weekly: bool) {
                 remind,
             );
         }
-        r.schedule(TimerPurpose::PlanDeadline { period }, due);
+        // A second after the deadline: at the deadline itself a plan is still on time, and marking
+        // it overdue would be refused.
+        r.schedule(
+            TimerPurpose::PlanDeadline { period },
+            due + Duration::seconds(1),
+        );
     }
 }
 

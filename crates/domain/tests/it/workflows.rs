@@ -408,7 +408,7 @@ fn visit_plans_remind_the_day_before_and_mark_missing_plans_overdue_at_the_deadl
             .timers
             .values()
             .any(|(p, d)| *p == TimerPurpose::PlanDeadline { period: week }
-                && *d == shanghai(2026, 3, 6, 17, 30))
+                && *d == shanghai(2026, 3, 6, 17, 30) + Duration::seconds(1))
     );
     let r = saga.fire(
         |p| matches!(p, TimerPurpose::PlanReminder { period, .. } if *period == week),
