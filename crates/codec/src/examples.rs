@@ -545,5 +545,16 @@ pub fn examples() -> Vec<Event> {
             outcome: "decided".into(),
         }
         .into(),
+        StaffTokenIssued {
+            staff_id: eng,
+            token_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"example-token"),
+            token_hash: "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae".into(),
+        }
+        .into(),
+        StaffTokenRevoked {
+            staff_id: eng,
+            token_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"example-token"),
+        }
+        .into(),
     ]
 }

@@ -87,6 +87,8 @@ pub struct StaffState {
     pub role: Option<Role>,
     pub office: Option<OfficeId>,
     pub active: bool,
+    /// API tokens issued to this person: token id → revoked.
+    pub tokens: std::collections::BTreeMap<uuid::Uuid, bool>,
 }
 
 impl StaffState {
@@ -118,6 +120,15 @@ pub enum StaffCommand {
     Leave {
         reason: String,
     },
+    /// Record a new API token by the SHA-256 hash of its text (lower-case hex).
+    IssueToken {
+        token_id: uuid::Uuid,
+        token_hash: String,
+    },
+    /// Revoke an API token.
+    RevokeToken {
+        token_id: uuid::Uuid,
+    },
 }
 
 pub fn evolve_staff(mut state: StaffState, event: &Event) -> StaffState {
@@ -129,7 +140,14 @@ pub fn evolve_staff(mut state: StaffState, event: &Event) -> StaffState {
                 role: Some(e.role),
                 office: e.office,
                 active: true,
+                tokens: Default::default(),
             };
+        }
+        Event::StaffTokenIssued(e) => {
+            state.tokens.insert(e.token_id, false);
+        }
+        Event::StaffTokenRevoked(e) => {
+            state.tokens.insert(e.token_id, true);
         }
         Event::StaffRoleChanged(e) => state.role = Some(e.to),
         Event::StaffMovedOffice(e) => state.office = e.to,
@@ -235,5 +253,57 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
                 reason: reason.trim().to_string(),
             })])
         }
+        StaffCommand::IssueToken {
+            token_id,
+            token_hash,
+        } => decide_issue_token(state, id, *token_id, token_hash),
+        StaffCommand::RevokeToken { token_id } => match state.tokens.get(token_id) {
+            None => refuse(
+                RefusalCode::InvalidValue,
+                format!("no token {token_id} was issued to this member of staff"),
+                format!("未向该员工签发过令牌 {token_id}"),
+            ),
+            Some(true) => refuse(
+                RefusalCode::NothingToDo,
+                format!("token {token_id} is already revoked"),
+                format!("令牌 {token_id} 已被吊销"),
+            ),
+            Some(false) => Ok(vec![Event::StaffTokenRevoked(StaffTokenRevoked {
+                staff_id: id,
+                token_id: *token_id,
+            })]),
+        },
     }
+}
+
+/// A token is recorded by the 64 lower-case hex digits of its SHA-256, under an id not used before.
+fn decide_issue_token(
+    state: &StaffState,
+    id: StaffId,
+    token_id: uuid::Uuid,
+    token_hash: &str,
+) -> Decision {
+    let hex = token_hash.len() == 64
+        && token_hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex {
+        return refuse(
+            RefusalCode::InvalidValue,
+            "`token_hash` must be the SHA-256 of the token as 64 lower-case hex digits",
+            "`token_hash` 必须是令牌的 SHA-256 值（64 位小写十六进制）",
+        );
+    }
+    if state.tokens.contains_key(&token_id) {
+        return refuse(
+            RefusalCode::NothingToDo,
+            format!("token {token_id} was already issued"),
+            format!("令牌 {token_id} 已签发"),
+        );
+    }
+    Ok(vec![Event::StaffTokenIssued(StaffTokenIssued {
+        staff_id: id,
+        token_id,
+        token_hash: token_hash.to_string(),
+    })])
 }

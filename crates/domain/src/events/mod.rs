@@ -179,6 +179,10 @@ events! {
     ReactionRetried = "workflow.reaction_retried" v 1,
     /// The instance finished.
     WorkflowCompleted = "workflow.completed" v 1,
+    /// An API token was issued to a member of staff (only its hash is recorded).
+    StaffTokenIssued = "staff.token_issued" v 1,
+    /// An API token was revoked.
+    StaffTokenRevoked = "staff.token_revoked" v 1,
 }
 
 impl Event {

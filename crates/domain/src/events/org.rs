@@ -48,3 +48,23 @@ pub struct StaffLeft {
     pub staff_id: StaffId,
     pub reason: String,
 }
+
+/// An API bearer token was issued to a member of staff. Only the SHA-256 hash of the token is
+/// recorded; the token itself is shown once to whoever issued it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffTokenIssued {
+    pub staff_id: StaffId,
+    /// Names the token for listing and revocation; not a secret.
+    pub token_id: uuid::Uuid,
+    /// Lower-case hex SHA-256 of the token's text.
+    pub token_hash: String,
+}
+
+/// An API bearer token was revoked; requests carrying it are refused from then on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffTokenRevoked {
+    pub staff_id: StaffId,
+    pub token_id: uuid::Uuid,
+}
