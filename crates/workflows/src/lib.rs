@@ -10,15 +10,24 @@
 //!   carries the trigger's id as its causation id; a trigger whose id is already among an
 //!   instance's causations is skipped. A crash between the two replays the trigger after restart:
 //!   the commands are deduplicated and the instance's events written once;
-//! - timers are events (`workflow.timer_scheduled`); the index of pending timers is rebuilt from
+//! - timers are events (`workflow.timer_scheduled`); the queue of pending timers is rebuilt from
 //!   the log at start, so a timer missed while the runtime was down fires on start, marked late.
 //!
 //! A reaction that fails for a reason outside the domain (the store unavailable, an event that
-//! does not decode) is parked on the instance with the reason; [`WorkflowRuntime::retry`] runs it
-//! again. A command the domain refuses is an answer, not a failure: its code is recorded.
+//! does not decode, contention) is parked on the instance with the reason;
+//! [`WorkflowRuntime::retry`] runs it again. A command the domain refuses is an answer, not a
+//! failure: its refusal code is recorded as the command's outcome.
+//!
+//! The [`Tasks`] read model folds the tasks the instances open and close into the open tasks of
+//! each person, role and office.
 
+mod failpoint;
+mod index;
 mod runtime;
+mod scheduler;
 mod tasks;
 
-pub use runtime::{Instance, PendingTimer, RuntimeError, WorkflowRuntime};
+pub use failpoint::FailPoint;
+pub use index::{InstanceSummary, ParkedReaction, PendingTimer};
+pub use runtime::{RuntimeError, Stats, WorkflowRuntime};
 pub use tasks::{OpenTaskRow, Tasks};

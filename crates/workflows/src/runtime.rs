@@ -1,21 +1,30 @@
-//! The runtime: the instance index (built from the log), reacting to business events, firing
-//! timers, parking and retrying reactions.
+//! The runtime's core: the index rebuilt at start, catching up with the log from the checkpoint,
+//! and one instance's reaction to one trigger (commands first, then the instance's own events),
+//! parking a reaction that fails for a reason outside the domain.
 
+use crate::failpoint::FailPoint;
+use crate::index::{Index, Inst, InstanceSummary};
 use bytes::Bytes;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
+use funnel_codec::DecodeError;
 use funnel_domain::Event;
-use funnel_domain::events::{
-    ReactionParked, ReactionRetried, TimerFired, TimerPurpose, WorkflowCommandSent, WorkflowKind,
-};
+use funnel_domain::events::{ReactionParked, ReactionRetried, WorkflowCommandSent, WorkflowKind};
 use funnel_domain::workflow::{self, OutCommand, ReactCtx, Trigger, WorkflowState};
 use funnel_engine::{Command, CommandMeta, Engine, EngineError, Who};
-use funnel_store::{AppendRequest, Filter, ProposedEvent, StoreError};
+use funnel_projections::checkpoint::{CheckpointError, CheckpointStore, Row, Slot, Write};
+use funnel_store::{AppendRequest, Filter, ProposedEvent, StoreError, read_whole_stream};
 use funnel_types::{
-    Actor, Clock, CommandId, CorrelationId, EventId, ExpectedVersion, OfficeId, Position, StreamId,
-    TimerId, Version, WorkflowId,
+    Actor, Clock, CommandId, CorrelationId, Envelope, EventId, ExpectedVersion, OfficeId, Position,
+    StreamId, Version, WorkflowId,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
+
+/// Events read per page while catching up.
+const PAGE: usize = 2048;
+/// The checkpoint's name in the checkpoint store.
+const CHECKPOINT: &str = "workflows";
 
 /// Why the runtime stopped.
 #[derive(Debug, thiserror::Error)]
@@ -23,182 +32,352 @@ pub enum RuntimeError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Decode(#[from] funnel_codec::DecodeError),
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     #[error("no workflow instance {0}")]
     UnknownInstance(WorkflowId),
+    /// A reaction failed and recording that on the instance failed as well.
+    #[error(
+        "the reaction of workflow {workflow} to {cause} failed ({reason}) and could not be parked: {source}"
+    )]
+    ParkFailed {
+        workflow: WorkflowId,
+        cause: uuid::Uuid,
+        reason: String,
+        #[source]
+        source: StoreError,
+    },
 }
 
-/// A timer waiting to fire.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PendingTimer {
-    pub workflow_id: WorkflowId,
-    pub timer_id: TimerId,
-    pub purpose: TimerPurpose,
-    pub due_at: DateTime<Utc>,
+/// Counters since the runtime started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    pub events_read: u64,
+    /// Reactions appended to instance streams.
+    pub reactions: u64,
+    pub commands_sent: u64,
+    pub timers_fired: u64,
+    pub parked: u64,
+    /// Triggers an instance had already handled (redelivery).
+    pub skipped: u64,
+    /// Business events that did not decode and so could not be routed.
+    pub undecodable: u64,
 }
 
-/// One instance as `funnel workflows` lists it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct Instance {
-    pub id: WorkflowId,
-    pub kind: Option<WorkflowKind>,
-    pub subject: String,
-    pub lead_id: Option<funnel_types::LeadId>,
+/// One trigger: a business event read from the log, or a timer of the instance.
+#[derive(Debug)]
+pub(crate) struct Fire<'a> {
+    pub id: uuid::Uuid,
+    pub position: Option<Position>,
+    pub occurred_at: DateTime<Utc>,
     pub office: Option<OfficeId>,
-    pub active: bool,
-    pub outcome: Option<String>,
-    pub open_tasks: usize,
-    pub next_timer: Option<DateTime<Utc>>,
-    pub parked: Vec<String>,
+    pub event: &'a Event,
 }
 
-#[derive(Default)]
-struct Inst {
-    state: WorkflowState,
-    version: Option<Version>,
-    /// Triggers this instance has handled (causation ids of its events).
-    causes: HashSet<uuid::Uuid>,
+impl Fire<'_> {
+    fn is_timer(&self) -> bool {
+        matches!(self.event, Event::TimerFired(_))
+    }
 }
 
-/// The saga runtime. One per log: it is the only writer of `workflow-*` streams.
+/// The saga runtime. One per log: it assumes it is the only writer of `workflow-*` streams (and
+/// checks each instance's stream version before reacting, reloading it when another wrote).
 pub struct WorkflowRuntime {
-    engine: Engine,
-    clock: Arc<dyn Clock>,
-    after: Position,
-    instances: HashMap<WorkflowId, Inst>,
+    pub(crate) engine: Engine,
+    pub(crate) clock: Arc<dyn Clock>,
+    checkpoints: Option<CheckpointStore>,
+    pub(crate) after: Position,
+    started: bool,
+    pub(crate) index: Index,
     office_tz: HashMap<OfficeId, chrono_tz::Tz>,
-    failpoint: Option<String>,
+    failpoint: Option<FailPoint>,
+    pub(crate) stats: Stats,
 }
 
 impl std::fmt::Debug for WorkflowRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkflowRuntime")
             .field("after", &self.after)
-            .field("instances", &self.instances.len())
+            .field("instances", &self.index.instances.len())
+            .field("stats", &self.stats)
             .finish()
     }
 }
 
-/// What one trigger is: a business event read from the log, or a timer.
-struct Fire<'a> {
-    id: uuid::Uuid,
-    position: Option<Position>,
-    occurred_at: DateTime<Utc>,
-    office: Option<OfficeId>,
-    event: &'a Event,
+pub(crate) fn stream_of(id: WorkflowId) -> Result<StreamId, StoreError> {
+    StreamId::new("workflow", id).map_err(|e| StoreError::InvalidRequest(e.to_string()))
 }
 
 impl WorkflowRuntime {
-    /// A runtime over the engine's store. `FUNNEL_FAILPOINT=after_commands` makes it abort between
-    /// sending a reaction's commands and appending the instance's events (crash tests).
-    pub fn new(engine: Engine, clock: Arc<dyn Clock>) -> Self {
-        Self {
+    /// A runtime over the engine's store. With a checkpoint file it resumes reading the log where it
+    /// stopped (redelivery after a crash is harmless); without one it reads from the start. The fail
+    /// point comes from `FUNNEL_FAILPOINT` (crash tests).
+    pub fn new(
+        engine: Engine,
+        clock: Arc<dyn Clock>,
+        checkpoint_path: Option<&Path>,
+    ) -> Result<Self, RuntimeError> {
+        let checkpoints = checkpoint_path.map(CheckpointStore::open).transpose()?;
+        let after = match &checkpoints {
+            Some(c) => c
+                .load(CHECKPOINT, Slot::Live)?
+                .map_or(Position::START, |(row, _)| row.checkpoint),
+            None => Position::START,
+        };
+        Ok(Self {
             engine,
             clock,
-            after: Position::START,
-            instances: HashMap::new(),
+            checkpoints,
+            after,
+            started: false,
+            index: Index::default(),
             office_tz: HashMap::new(),
-            failpoint: std::env::var("FUNNEL_FAILPOINT").ok(),
+            failpoint: FailPoint::from_env(),
+            stats: Stats::default(),
+        })
+    }
+
+    /// Makes the runtime abort the process at a fail point (crash tests); `None` disarms it.
+    pub fn set_failpoint(&mut self, failpoint: Option<FailPoint>) {
+        self.failpoint = failpoint;
+    }
+
+    /// The position the runtime has read the log up to.
+    pub fn position(&self) -> Position {
+        self.after
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Every instance, as of the last run (empty before the first).
+    pub fn instances(&self) -> Vec<InstanceSummary> {
+        self.index.summaries()
+    }
+
+    /// When the next timer is due, as of the last run.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.index.next_due()
+    }
+
+    /// An instance's own events, decoded.
+    pub async fn show(&self, id: WorkflowId) -> Result<Vec<Envelope<Event>>, RuntimeError> {
+        let records = read_whole_stream(self.engine.store().as_ref(), &stream_of(id)?).await?;
+        if records.is_empty() {
+            return Err(RuntimeError::UnknownInstance(id));
+        }
+        Ok(records
+            .iter()
+            .map(funnel_codec::decode_recorded)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Builds the index from every `workflow-*` stream, once.
+    pub(crate) async fn start(&mut self) -> Result<(), RuntimeError> {
+        if self.started {
+            return Ok(());
+        }
+        let store = self.engine.store().clone();
+        let filter = Filter::category("workflow");
+        let mut after = Position::START;
+        loop {
+            let batch = store.read_all(after, &filter, PAGE).await?;
+            let Some(last) = batch.last().map(|r| r.meta.position) else {
+                break;
+            };
+            for rec in &batch {
+                self.observe(&funnel_codec::decode_recorded(rec)?);
+            }
+            after = last;
+        }
+        self.started = true;
+        Ok(())
+    }
+
+    /// Applies an instance's event read from the log (a no-op for those the runtime wrote itself).
+    fn observe(&mut self, env: &Envelope<Event>) {
+        let id = env.payload.workflow_id().or_else(|| {
+            uuid::Uuid::parse_str(env.meta.stream.id_part())
+                .ok()
+                .map(WorkflowId)
+        });
+        if let Some(id) = id {
+            self.index.apply(
+                id,
+                env.meta.version,
+                env.meta.causation_id,
+                std::slice::from_ref(&env.payload),
+            );
         }
     }
 
-    fn tz(&self, office: Option<OfficeId>) -> chrono_tz::Tz {
-        office
-            .and_then(|o| self.office_tz.get(&o).copied())
-            .unwrap_or(chrono_tz::Asia::Shanghai)
+    fn save_checkpoint(&self) -> Result<(), RuntimeError> {
+        if let Some(c) = &self.checkpoints {
+            c.commit(&[Write::Put {
+                row: Row {
+                    name: CHECKPOINT.into(),
+                    slot: Slot::Live,
+                    version: 1,
+                    checkpoint: self.after,
+                    state: Vec::new(),
+                    target: None,
+                },
+                parked: Vec::new(),
+            }])?;
+        }
+        Ok(())
     }
 
-    /// Reads the log up to its head, reacting to every business event not yet handled. Returns the
-    /// number of events read.
+    /// Reads the log from the checkpoint to its head, letting the instances react to every business
+    /// event. Returns the number of events read; `progress` gets (position, head) after each page.
     pub async fn catch_up(
         &mut self,
         progress: &mut dyn FnMut(Position, Position),
     ) -> Result<u64, RuntimeError> {
+        self.start().await?;
         let store = self.engine.store().clone();
         let head = store.head().await?;
         let mut read = 0;
         loop {
-            let batch = store.read_all(self.after, &Filter::All, 2048).await?;
+            let batch = store.read_all(self.after, &Filter::All, PAGE).await?;
             let Some(last) = batch.last().map(|r| r.meta.position) else {
                 break;
             };
-            for rec in batch {
-                let env = funnel_codec::decode_recorded(&rec)?;
-                self.observe(&env);
-                if env.meta.stream.category() != "workflow" {
-                    let fire = Fire {
-                        id: env.meta.event_id.0,
-                        position: Some(env.meta.position),
-                        occurred_at: env.meta.occurred_at,
-                        office: env.meta.office,
-                        event: &env.payload,
-                    };
-                    for (kind, id) in workflow::route(&env.payload, env.meta.office) {
-                        self.react(kind, id, &fire, false).await?;
+            for rec in &batch {
+                read += 1;
+                match funnel_codec::decode_recorded(rec) {
+                    Ok(env) if env.meta.stream.category() == "workflow" => self.observe(&env),
+                    Ok(env) => {
+                        self.deliver(&env).await?;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "an event does not decode; no workflow sees it");
+                        self.stats.undecodable += 1;
                     }
                 }
             }
-            read += 1;
+            self.stats.events_read += batch.len() as u64;
             self.after = last;
-            progress(last, head);
+            self.save_checkpoint()?;
+            progress(self.after, head.max(self.after));
         }
         Ok(read)
     }
 
-    /// Keeps the index in step with the log: instances' own events, and office time zones.
-    fn observe(&mut self, env: &funnel_types::Envelope<Event>) {
-        if let Event::OfficeOpened(o) = &env.payload
-            && let Ok(tz) = o.timezone.parse()
-        {
-            self.office_tz.insert(o.office_id, tz);
-        }
-        let Some(id) = env.payload.workflow_id() else {
-            return;
+    /// Lets every instance a business event concerns react to it. Delivering an event again is
+    /// harmless: an instance that already holds an event caused by it skips it. Returns the number
+    /// of reactions appended.
+    pub async fn deliver(&mut self, env: &Envelope<Event>) -> Result<usize, RuntimeError> {
+        self.start().await?;
+        let fire = Fire {
+            id: env.meta.event_id.0,
+            position: Some(env.meta.position),
+            occurred_at: env.meta.occurred_at,
+            office: env.meta.office,
+            event: &env.payload,
         };
-        let inst = self.instances.entry(id).or_default();
-        if inst.version.is_some_and(|v| v >= env.meta.version) {
-            return; // Already applied when this runtime appended it.
+        let mut n = 0;
+        for (kind, id) in workflow::route(&env.payload, env.meta.office) {
+            if self.handle(kind, id, &fire, false).await? {
+                n += 1;
+            }
         }
-        inst.state = workflow::evolve(std::mem::take(&mut inst.state), &env.payload);
-        inst.version = Some(env.meta.version);
-        inst.causes.insert(env.meta.causation_id);
+        Ok(n)
     }
 
-    /// Lets one instance react to one trigger: commands first, then the instance's events.
-    async fn react(
+    /// The time zone of an office, from its stream (Asia/Shanghai when unknown).
+    async fn office_tz(&mut self, office: Option<OfficeId>) -> Result<chrono_tz::Tz, RuntimeError> {
+        let Some(office) = office else {
+            return Ok(chrono_tz::Asia::Shanghai);
+        };
+        if let Some(tz) = self.office_tz.get(&office) {
+            return Ok(*tz);
+        }
+        let stream = StreamId::new("office", office)
+            .map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
+        let records = read_whole_stream(self.engine.store().as_ref(), &stream).await?;
+        let mut state = funnel_domain::org::OfficeState::default();
+        for r in &records {
+            state = funnel_domain::org::evolve_office(
+                state,
+                &funnel_codec::decode_recorded(r)?.payload,
+            );
+        }
+        let tz = state.timezone();
+        if !records.is_empty() {
+            self.office_tz.insert(office, tz);
+        }
+        Ok(tz)
+    }
+
+    /// Makes sure the index holds the instance's stream as stored: reloads it when the versions
+    /// differ (another writer, or an append whose outcome was lost).
+    async fn refresh(&mut self, id: WorkflowId) -> Result<(), RuntimeError> {
+        let stream = stream_of(id)?;
+        let store = self.engine.store().clone();
+        let stored = store.stream_version(&stream).await?;
+        let known = self.index.instances.get(&id).and_then(|i| i.version);
+        if stored == known {
+            return Ok(());
+        }
+        let records = read_whole_stream(store.as_ref(), &stream).await?;
+        let mut inst = Inst::default();
+        for r in &records {
+            let env = funnel_codec::decode_recorded(r)?;
+            inst.state = workflow::evolve(std::mem::take(&mut inst.state), &env.payload);
+            inst.version = Some(env.meta.version);
+            inst.causes.insert(env.meta.causation_id);
+        }
+        self.index.replace(id, inst);
+        Ok(())
+    }
+
+    /// One instance's reaction to one trigger: skipped when already handled (unless retrying);
+    /// commands first, then the instance's events in one append. Returns whether anything was
+    /// appended. A failure outside the domain parks the reaction on the instance.
+    pub(crate) async fn handle(
         &mut self,
         kind: WorkflowKind,
         id: WorkflowId,
         fire: &Fire<'_>,
         retry: bool,
-    ) -> Result<(), RuntimeError> {
-        let inst = self.instances.entry(id).or_default();
-        if !retry && inst.causes.contains(&fire.id) {
-            return Ok(());
+    ) -> Result<bool, RuntimeError> {
+        if let Err(e) = self.refresh(id).await {
+            return self.park(kind, id, fire, e.to_string()).await;
         }
-        let office = inst.state.office.or(fire.office);
-        let tz = self.tz(office);
+        let (handled, office) = match self.index.instances.get(&id) {
+            Some(i) => (i.causes.contains(&fire.id), i.state.office.or(fire.office)),
+            None => (false, fire.office),
+        };
+        if handled && !retry {
+            self.stats.skipped += 1;
+            return Ok(false);
+        }
+        let tz = match self.office_tz(office).await {
+            Ok(tz) => tz,
+            Err(e) => return self.park(kind, id, fire, e.to_string()).await,
+        };
         let now = self.clock.now();
-        let policy = self.engine.policy().clone();
-        let ctx = ReactCtx {
-            now,
-            policy: &policy,
-            tz,
+        let reaction = {
+            let empty = WorkflowState::default();
+            let state = self.index.instances.get(&id).map_or(&empty, |i| &i.state);
+            let ctx = ReactCtx {
+                now,
+                policy: self.engine.policy(),
+                tz,
+            };
+            let trigger = Trigger {
+                id: fire.id,
+                occurred_at: fire.occurred_at,
+                office: fire.office,
+                event: fire.event,
+            };
+            workflow::react(kind, id, state, &trigger, &ctx)
         };
-        let trigger = Trigger {
-            id: fire.id,
-            occurred_at: fire.occurred_at,
-            office: fire.office,
-            event: fire.event,
-        };
-        let state = &self
-            .instances
-            .get(&id)
-            .map(|i| i.state.clone())
-            .unwrap_or_default();
-        let reaction = workflow::react(kind, id, state, &trigger, &ctx);
-        let mut events: Vec<Event> = Vec::new();
-        if let Event::TimerFired(_) = fire.event {
+        let mut events = Vec::new();
+        if fire.is_timer() {
             events.push(fire.event.clone());
         }
         if retry {
@@ -207,8 +386,8 @@ impl WorkflowRuntime {
                 cause: EventId(fire.id),
             }));
         }
-        if reaction.events.is_empty() && reaction.commands.is_empty() && events.is_empty() {
-            return Ok(());
+        if events.is_empty() && reaction.events.is_empty() && reaction.commands.is_empty() {
+            return Ok(false);
         }
         events.extend(reaction.events);
         for out in &reaction.commands {
@@ -235,16 +414,11 @@ impl WorkflowRuntime {
                 Ok(_) => "accepted".to_string(),
                 Err(EngineError::Refused { refusal, .. }) => refusal.code.as_str().to_string(),
                 Err(e) => {
-                    tracing::warn!(workflow = %id, cause = %fire.id, error = %e, "reaction parked");
-                    let parked = Event::ReactionParked(ReactionParked {
-                        workflow_id: id,
-                        cause: EventId(fire.id),
-                        position: fire.position,
-                        reason: e.to_string(),
-                    });
-                    return self.append(kind, id, fire, vec![parked]).await;
+                    let reason = format!("command {}: {e}", out.command.name());
+                    return self.park(kind, id, fire, reason).await;
                 }
             };
+            self.stats.commands_sent += 1;
             events.push(Event::WorkflowCommandSent(WorkflowCommandSent {
                 workflow_id: id,
                 command_id,
@@ -252,258 +426,129 @@ impl WorkflowRuntime {
                 outcome,
             }));
         }
-        if !reaction.commands.is_empty() && self.failpoint.as_deref() == Some("after_commands") {
-            // Crash tests: die between the commands and the instance's own events.
+        if let Some(fp) = self.failpoint
+            && fp.hit(fire.is_timer(), reaction.commands.len())
+        {
+            // Crash tests: die after the commands, before the instance's own events.
+            tracing::error!(failpoint = fp.as_str(), "aborting at the fail point");
             std::process::abort();
         }
-        self.append(kind, id, fire, events).await
+        match self.append(kind, id, fire, &events).await {
+            Ok(()) => {
+                self.stats.reactions += 1;
+                Ok(true)
+            }
+            Err(e) => self.park(kind, id, fire, e.to_string()).await,
+        }
     }
 
-    /// Appends an instance's events (causation: the trigger) and applies them to the index. They
-    /// occur when their trigger did: a task opened because of an event is owed since that event.
+    /// Appends an instance's events at the version the index knows, with the trigger as causation,
+    /// and applies them to the index. They occur when their trigger did, so a task is owed since the
+    /// event that opened it.
     async fn append(
         &mut self,
         kind: WorkflowKind,
         id: WorkflowId,
         fire: &Fire<'_>,
-        events: Vec<Event>,
-    ) -> Result<(), RuntimeError> {
-        let stream =
-            StreamId::new("workflow", id).map_err(|e| StoreError::InvalidRequest(e.to_string()))?;
-        let cause = fire.id;
-        let now = fire.occurred_at;
-        let inst = self.instances.entry(id).or_default();
-        let office = inst.state.office.or_else(|| {
-            events.iter().find_map(|e| match e {
-                Event::WorkflowStarted(s) => s.office,
-                _ => None,
+        events: &[Event],
+    ) -> Result<(), StoreError> {
+        let known = self.index.instances.get(&id).and_then(|i| i.version);
+        self.append_at(kind, id, fire, events, known, "events")
+            .await
+    }
+
+    async fn append_at(
+        &mut self,
+        kind: WorkflowKind,
+        id: WorkflowId,
+        fire: &Fire<'_>,
+        events: &[Event],
+        known: Option<Version>,
+        tag: &str,
+    ) -> Result<(), StoreError> {
+        let office = self
+            .index
+            .instances
+            .get(&id)
+            .and_then(|i| i.state.office)
+            .or_else(|| {
+                events.iter().find_map(|e| match e {
+                    Event::WorkflowStarted(s) => s.office,
+                    _ => None,
+                })
             })
-        });
+            .or(fire.office);
+        let first = known.map_or(Version::FIRST, Version::next);
         let actor = Actor::system(format!("workflow:{}", kind.as_str()));
         let proposed = events
             .iter()
             .enumerate()
             .map(|(i, e)| ProposedEvent {
-                event_id: EventId::derived(&format!("{id}:{cause}:{i}")),
+                event_id: EventId::derived(&format!("{id}:{}", first.0 + i as u64)),
                 event_type: e.event_type().to_string(),
                 schema_version: e.schema_version(),
-                occurred_at: now,
+                occurred_at: fire.occurred_at,
                 actor: actor.clone(),
                 office,
                 correlation_id: CorrelationId(id.0),
-                causation_id: cause,
+                causation_id: fire.id,
                 payload: Bytes::from(funnel_codec::encode(e)),
             })
             .collect();
-        let expected = inst
-            .version
-            .map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
-        let command_id = CommandId::derived(&format!("{id}:{cause}:events"));
         let outcome = self
             .engine
             .store()
             .append(AppendRequest {
-                stream,
-                expected,
-                command_id,
+                stream: stream_of(id)?,
+                expected: known.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact),
+                command_id: CommandId::derived(&format!("{id}:{}:{}:{tag}", fire.id, first.0)),
                 events: proposed,
             })
             .await?;
-        let inst = self.instances.entry(id).or_default();
-        for e in &events {
-            inst.state = workflow::evolve(std::mem::take(&mut inst.state), e);
-        }
-        inst.version = Some(outcome.last_version);
-        inst.causes.insert(cause);
+        self.index.apply(id, outcome.first_version, fire.id, events);
         Ok(())
     }
 
-    /// Timers due at the clock's time, earliest first.
-    pub fn due_timers(&self) -> Vec<(WorkflowKind, PendingTimer)> {
-        let now = self.clock.now();
-        let mut due: Vec<(WorkflowKind, PendingTimer)> = self
-            .instances
-            .iter()
-            .filter(|(_, i)| i.state.active)
-            .flat_map(|(id, i)| {
-                let kind = i.state.kind;
-                i.state
-                    .timers
-                    .iter()
-                    .filter_map(move |(timer_id, (purpose, due_at))| {
-                        let kind = kind?;
-                        (*due_at <= now).then(|| {
-                            (
-                                kind,
-                                PendingTimer {
-                                    workflow_id: *id,
-                                    timer_id: *timer_id,
-                                    purpose: purpose.clone(),
-                                    due_at: *due_at,
-                                },
-                            )
-                        })
-                    })
-            })
-            .collect();
-        due.sort_by_key(|(_, t)| (t.due_at, t.timer_id));
-        due
-    }
-
-    /// Fires every due timer, again and again while firing schedules more that are already due.
-    pub async fn fire_due(&mut self) -> Result<u64, RuntimeError> {
-        let mut fired = 0;
-        loop {
-            let due = self.due_timers();
-            if due.is_empty() {
-                return Ok(fired);
-            }
-            for (kind, t) in due {
-                let still = self
-                    .instances
-                    .get(&t.workflow_id)
-                    .is_some_and(|i| i.state.timers.contains_key(&t.timer_id));
-                if !still {
-                    continue;
-                }
-                let now = self.clock.now();
-                let event = Event::TimerFired(TimerFired {
-                    workflow_id: t.workflow_id,
-                    timer_id: t.timer_id,
-                    purpose: t.purpose.clone(),
-                    due_at: t.due_at,
-                    fired_at: now,
-                    late: now - t.due_at > Duration::minutes(1),
-                });
-                let fire = Fire {
-                    id: t.timer_id.0,
-                    position: None,
-                    occurred_at: now,
-                    office: None,
-                    event: &event,
-                };
-                self.react(kind, t.workflow_id, &fire, false).await?;
-                fired += 1;
-            }
-        }
-    }
-
-    /// Catches up with the log and fires due timers until there is nothing left to do.
-    pub async fn run_until_idle(
+    /// Records a failed reaction on the instance (at the stream's actual version) and moves on.
+    /// Only a failure to record it stops the runtime.
+    async fn park(
         &mut self,
-        progress: &mut dyn FnMut(Position, Position),
-    ) -> Result<(), RuntimeError> {
-        loop {
-            let read = self.catch_up(progress).await?;
-            let fired = self.fire_due().await?;
-            if read == 0 && fired == 0 {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Follows the log and the clock until `shutdown` completes.
-    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
-        tokio::pin!(shutdown);
-        loop {
-            self.run_until_idle(&mut |_, _| {}).await?;
-            let store = self.engine.store().clone();
-            let wait = store.wait_for_append(self.after, std::time::Duration::from_secs(1));
-            tokio::select! {
-                r = wait => { r?; }
-                () = &mut shutdown => return Ok(()),
-            }
-        }
-    }
-
-    /// Every instance, most recent first by id.
-    pub fn instances(&self) -> Vec<Instance> {
-        let mut out: Vec<Instance> = self
-            .instances
-            .iter()
-            .filter(|(_, i)| i.state.kind.is_some())
-            .map(|(id, i)| Instance {
-                id: *id,
-                kind: i.state.kind,
-                subject: i.state.subject.clone(),
-                lead_id: i.state.lead_id,
-                office: i.state.office,
-                active: i.state.active,
-                outcome: i.state.outcome.clone(),
-                open_tasks: i.state.tasks.len(),
-                next_timer: i.state.timers.values().map(|(_, d)| *d).min(),
-                parked: i.state.parked.values().cloned().collect(),
-            })
-            .collect();
-        out.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
-        out
-    }
-
-    /// Runs an instance's parked reactions again.
-    pub async fn retry(&mut self, id: WorkflowId) -> Result<usize, RuntimeError> {
-        let inst = self
-            .instances
-            .get(&id)
-            .ok_or(RuntimeError::UnknownInstance(id))?;
-        let Some(kind) = inst.state.kind else {
-            return Err(RuntimeError::UnknownInstance(id));
+        kind: WorkflowKind,
+        id: WorkflowId,
+        fire: &Fire<'_>,
+        reason: String,
+    ) -> Result<bool, RuntimeError> {
+        tracing::warn!(workflow = %id, cause = %fire.id, %reason, "reaction parked");
+        let failed = |source| RuntimeError::ParkFailed {
+            workflow: id,
+            cause: fire.id,
+            reason: reason.clone(),
+            source,
         };
-        let parked: Vec<EventId> = inst.state.parked.keys().copied().collect();
-        let timers: BTreeMap<uuid::Uuid, (TimerPurpose, DateTime<Utc>)> = inst
-            .state
-            .timers
-            .iter()
-            .map(|(t, v)| (t.0, v.clone()))
-            .collect();
-        let store = self.engine.store().clone();
-        let mut done = 0;
-        for cause in parked {
-            if let Some((purpose, due_at)) = timers.get(&cause.0) {
-                let now = self.clock.now();
-                let event = Event::TimerFired(TimerFired {
-                    workflow_id: id,
-                    timer_id: TimerId(cause.0),
-                    purpose: purpose.clone(),
-                    due_at: *due_at,
-                    fired_at: now,
-                    late: now - *due_at > Duration::minutes(1),
-                });
-                let fire = Fire {
-                    id: cause.0,
-                    position: None,
-                    occurred_at: now,
-                    office: None,
-                    event: &event,
-                };
-                self.react(kind, id, &fire, true).await?;
-                done += 1;
-                continue;
-            }
-            // A business event: find it by its id in the log.
-            let mut after = Position::START;
-            'scan: loop {
-                let batch = store.read_all(after, &Filter::All, 4096).await?;
-                let Some(last) = batch.last().map(|r| r.meta.position) else {
-                    break;
-                };
-                for rec in &batch {
-                    if rec.meta.event_id == cause {
-                        let env = funnel_codec::decode_recorded(rec)?;
-                        let fire = Fire {
-                            id: cause.0,
-                            position: Some(env.meta.position),
-                            occurred_at: env.meta.occurred_at,
-                            office: env.meta.office,
-                            event: &env.payload,
-                        };
-                        self.react(kind, id, &fire, true).await?;
-                        done += 1;
-                        break 'scan;
-                    }
-                }
-                after = last;
-            }
-        }
-        Ok(done)
+        let stream = stream_of(id).map_err(failed)?;
+        let actual = self
+            .engine
+            .store()
+            .stream_version(&stream)
+            .await
+            .map_err(failed)?;
+        let parked = Event::ReactionParked(ReactionParked {
+            workflow_id: id,
+            cause: EventId(fire.id),
+            position: fire.position,
+            reason: reason.clone(),
+        });
+        self.append_at(
+            kind,
+            id,
+            fire,
+            std::slice::from_ref(&parked),
+            actual,
+            "parked",
+        )
+        .await
+        .map_err(failed)?;
+        self.stats.parked += 1;
+        Ok(true)
     }
 }

@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use funnel_domain::Event;
+use funnel_domain::StaffInfo;
 use funnel_domain::events::Assignee;
 use funnel_projections::ReadModel;
-use funnel_types::{Envelope, LeadId, Role, StaffId, TaskId, WorkflowId};
+use funnel_types::{Envelope, LeadId, TaskId, WorkflowId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -68,14 +69,17 @@ impl ReadModel for Tasks {
 }
 
 impl Tasks {
+    /// Every open task, oldest first.
+    pub fn all(&self) -> Vec<&OpenTaskRow> {
+        let mut rows: Vec<&OpenTaskRow> = self.open.values().collect();
+        rows.sort_by_key(|t| (t.opened_at, t.task_id));
+        rows
+    }
+
     /// Tasks a member of staff must act on: assigned to them, or to their role in their office (a
     /// headquarters role: in any office), oldest first.
-    pub fn for_staff(
-        &self,
-        id: StaffId,
-        role: Role,
-        office: Option<funnel_types::OfficeId>,
-    ) -> Vec<&OpenTaskRow> {
+    pub fn for_staff(&self, staff: &StaffInfo) -> Vec<&OpenTaskRow> {
+        let (id, role, office) = (staff.id, staff.role, staff.office);
         let mut rows: Vec<&OpenTaskRow> = self
             .open
             .values()
@@ -87,7 +91,7 @@ impl Tasks {
                 }
             })
             .collect();
-        rows.sort_by_key(|t| t.opened_at);
+        rows.sort_by_key(|t| (t.opened_at, t.task_id));
         rows
     }
 }

@@ -1,0 +1,221 @@
+//! The runtime's in-memory index of instances, rebuilt from the `workflow-*` streams at start: each
+//! instance's folded state, its stream version and the triggers it has handled (the causation ids of
+//! its events), and the pending timers of every instance ordered by due time (scheduled − cancelled −
+//! fired).
+
+use chrono::{DateTime, Utc};
+use funnel_domain::Event;
+use funnel_domain::events::{TimerPurpose, WorkflowKind};
+use funnel_domain::workflow::{self, WorkflowState};
+use funnel_types::{EventId, LeadId, OfficeId, TimerId, Version, WorkflowId};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// What the runtime knows of one instance.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Inst {
+    pub state: WorkflowState,
+    /// The stream's version; `None` while the instance has no stream.
+    pub version: Option<Version>,
+    /// Triggers the instance has handled: the causation ids of its events.
+    pub causes: HashSet<uuid::Uuid>,
+}
+
+/// A timer waiting to fire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PendingTimer {
+    pub workflow_id: WorkflowId,
+    pub timer_id: TimerId,
+    pub purpose: TimerPurpose,
+    pub due_at: DateTime<Utc>,
+}
+
+/// A reaction parked on an instance, waiting for `funnel workflows retry`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ParkedReaction {
+    /// The event (or timer) whose reaction failed.
+    pub cause: EventId,
+    pub reason: String,
+}
+
+/// One instance as `funnel workflows` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InstanceSummary {
+    pub id: WorkflowId,
+    /// `None` for an instance whose first reaction was parked before it could start.
+    pub kind: Option<WorkflowKind>,
+    pub subject: String,
+    pub lead_id: Option<LeadId>,
+    pub office: Option<OfficeId>,
+    pub active: bool,
+    pub outcome: Option<String>,
+    pub open_tasks: usize,
+    /// Pending timers, earliest first.
+    pub timers: Vec<PendingTimer>,
+    pub parked: Vec<ParkedReaction>,
+    pub version: u64,
+}
+
+impl InstanceSummary {
+    /// When the next timer is due.
+    pub fn next_timer(&self) -> Option<DateTime<Utc>> {
+        self.timers.first().map(|t| t.due_at)
+    }
+
+    /// `active`, `parked`, or the outcome of a completed instance.
+    pub fn status(&self) -> String {
+        if !self.parked.is_empty() {
+            "parked".into()
+        } else if self.active {
+            "active".into()
+        } else {
+            self.outcome.clone().unwrap_or_else(|| "not started".into())
+        }
+    }
+}
+
+/// Every instance the runtime knows, and the timer queue.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    pub instances: HashMap<WorkflowId, Inst>,
+    /// Pending timers by due time.
+    timers: BTreeMap<(DateTime<Utc>, TimerId), WorkflowId>,
+}
+
+impl Index {
+    /// Applies events of an instance's stream: `version` is the stream version of the last one,
+    /// `cause` their causation id. Events at or below the known version are ignored (already applied).
+    pub fn apply(
+        &mut self,
+        id: WorkflowId,
+        first_version: Version,
+        cause: uuid::Uuid,
+        events: &[Event],
+    ) {
+        let inst = self.instances.entry(id).or_default();
+        let before = inst.state.timers.clone();
+        let mut changed = false;
+        for (i, e) in events.iter().enumerate() {
+            let v = Version(first_version.0 + i as u64);
+            if inst.version.is_some_and(|known| known >= v) {
+                continue;
+            }
+            inst.state = workflow::evolve(std::mem::take(&mut inst.state), e);
+            inst.version = Some(v);
+            inst.causes.insert(cause);
+            changed = true;
+        }
+        if changed {
+            let after = inst.state.timers.clone();
+            self.sync_timers(id, &before, &after);
+        }
+    }
+
+    /// Replaces an instance with one folded from its whole stream (after a reload).
+    pub fn replace(&mut self, id: WorkflowId, inst: Inst) {
+        let before = self
+            .instances
+            .get(&id)
+            .map(|i| i.state.timers.clone())
+            .unwrap_or_default();
+        let after = inst.state.timers.clone();
+        self.instances.insert(id, inst);
+        self.sync_timers(id, &before, &after);
+    }
+
+    fn sync_timers(
+        &mut self,
+        id: WorkflowId,
+        before: &BTreeMap<TimerId, (TimerPurpose, DateTime<Utc>)>,
+        after: &BTreeMap<TimerId, (TimerPurpose, DateTime<Utc>)>,
+    ) {
+        for (t, (_, due)) in before {
+            if after.get(t).map(|(_, d)| d) != Some(due) {
+                self.timers.remove(&(*due, *t));
+            }
+        }
+        for (t, (_, due)) in after {
+            self.timers.insert((*due, *t), id);
+        }
+    }
+
+    /// A pending timer that may fire: its instance is active and the timer's reaction is not parked.
+    fn fireable(&self, id: WorkflowId, timer: TimerId) -> Option<(WorkflowKind, PendingTimer)> {
+        let inst = self.instances.get(&id)?;
+        if !inst.state.active || inst.state.parked.contains_key(&EventId(timer.0)) {
+            return None;
+        }
+        let (purpose, due_at) = inst.state.timers.get(&timer)?;
+        Some((
+            inst.state.kind?,
+            PendingTimer {
+                workflow_id: id,
+                timer_id: timer,
+                purpose: purpose.clone(),
+                due_at: *due_at,
+            },
+        ))
+    }
+
+    /// Timers due at `now`, earliest first.
+    pub fn due(&self, now: DateTime<Utc>) -> Vec<(WorkflowKind, PendingTimer)> {
+        self.timers
+            .iter()
+            .take_while(|((due, _), _)| *due <= now)
+            .filter_map(|((_, t), id)| self.fireable(*id, *t))
+            .collect()
+    }
+
+    /// When the next timer that may fire is due.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.timers
+            .iter()
+            .find(|((_, t), id)| self.fireable(**id, *t).is_some())
+            .map(|((due, _), _)| *due)
+    }
+
+    /// Every instance that has a stream, by kind and subject.
+    pub fn summaries(&self) -> Vec<InstanceSummary> {
+        let mut out: Vec<InstanceSummary> = self
+            .instances
+            .iter()
+            .filter_map(|(id, i)| {
+                let version = i.version?;
+                let s = &i.state;
+                let mut timers: Vec<PendingTimer> = s
+                    .timers
+                    .iter()
+                    .map(|(t, (purpose, due_at))| PendingTimer {
+                        workflow_id: *id,
+                        timer_id: *t,
+                        purpose: purpose.clone(),
+                        due_at: *due_at,
+                    })
+                    .collect();
+                timers.sort_by_key(|t| (t.due_at, t.timer_id));
+                Some(InstanceSummary {
+                    id: *id,
+                    kind: s.kind,
+                    subject: s.subject.clone(),
+                    lead_id: s.lead_id,
+                    office: s.office,
+                    active: s.active,
+                    outcome: s.outcome.clone(),
+                    open_tasks: s.tasks.len(),
+                    timers,
+                    parked: s
+                        .parked
+                        .iter()
+                        .map(|(cause, reason)| ParkedReaction {
+                            cause: *cause,
+                            reason: reason.clone(),
+                        })
+                        .collect(),
+                    version: version.0,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (a.kind, &a.subject, a.id).cmp(&(b.kind, &b.subject, b.id)));
+        out
+    }
+}
