@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API, projections and workflows in one process.
-    Serve,
+    Serve(crate::serve::ServeArgs),
     /// Write a realistic, deterministic demo history through the real command path.
     Demo(crate::demo::DemoArgs),
     /// Who touched which lead, ownership conflicts, refused touches, plan compliance.
@@ -43,7 +43,7 @@ pub enum Command {
     /// Follow the log live, by office and event kind.
     Tail(crate::tail::TailArgs),
     /// Staff administration and API tokens.
-    Staff,
+    Staff(crate::serve::StaffArgs),
     /// Measure the store and projections against raw baselines.
     Bench(crate::bench::BenchArgs),
     /// Import events from NDJSON or CloudEvents.
@@ -66,6 +66,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| crate::projections::default_path(&store));
     match cli.command {
+        Command::Serve(a) => crate::serve::run(&cli.store, cli.projections.as_deref(), a),
+        Command::Staff(a) => runtime()?.block_on(crate::serve::staff(&store, a)),
         Command::Demo(a) => runtime()?.block_on(crate::demo::run(&store, a)),
         Command::Export(a) => runtime()?.block_on(crate::export::run(&store, a)),
         Command::Tail(a) => runtime()?.block_on(crate::tail::run(&store, a)),

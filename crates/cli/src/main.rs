@@ -9,6 +9,7 @@ mod demo;
 mod export;
 mod projections;
 mod query;
+mod serve;
 mod tail;
 mod workflows;
 

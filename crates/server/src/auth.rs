@@ -1,0 +1,253 @@
+//! Authentication and the read side of authorization.
+//!
+//! Bearer tokens are 32 random bytes in base64url, shown once when issued; the log records only the
+//! SHA-256 of the token's text (`staff.token_issued`), and revocation is an event too
+//! (`staff.token_revoked`). [`Access`] is the read model the server keeps from those and the other
+//! staff events: token hash → member of staff, and each member's role, office and whether they are
+//! still active. Every request but the probes and metrics resolves its token into a [`Caller`].
+//!
+//! Writes are authorized by the domain deciders (role × office × ownership), which also record a
+//! refused touch of another engineer's lead. Reads are restricted here: office roles (engineers,
+//! assistants, managers) read their own office; headquarters roles and auditors read every office.
+
+use crate::AppState;
+use crate::problem::Problem;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use base64::Engine as _;
+use funnel_domain::{Event, RefusalCode};
+use funnel_projections::ReadModel;
+use funnel_types::{Envelope, OfficeId, Role, StaffId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A fresh token: its text (to show once) and the hex SHA-256 to record.
+pub fn new_token() -> (String, String) {
+    let bytes: [u8; 32] = rand::random();
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = token_hash(&text);
+    (text, hash)
+}
+
+/// The lower-case hex SHA-256 of a token's text.
+pub fn token_hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// A member of staff as the access model knows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffEntry {
+    pub name: String,
+    pub role: Role,
+    pub office: Option<OfficeId>,
+    pub active: bool,
+}
+
+/// One issued token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenEntry {
+    pub staff_id: StaffId,
+    pub token_id: uuid::Uuid,
+    pub revoked: bool,
+}
+
+/// The access read model: staff and their tokens, folded from the staff events.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Access {
+    pub staff: BTreeMap<StaffId, StaffEntry>,
+    /// Token hash (hex SHA-256) → token.
+    pub tokens: BTreeMap<String, TokenEntry>,
+}
+
+impl ReadModel for Access {
+    const NAME: &'static str = "access";
+    const VERSION: u32 = 1;
+
+    fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
+        let missing = |id: StaffId| format!("staff event for {id}, who never joined");
+        match &env.payload {
+            Event::StaffJoined(e) => {
+                self.staff.insert(
+                    e.staff_id,
+                    StaffEntry {
+                        name: e.name.clone(),
+                        role: e.role,
+                        office: e.office,
+                        active: true,
+                    },
+                );
+            }
+            Event::StaffRoleChanged(e) => {
+                self.staff
+                    .get_mut(&e.staff_id)
+                    .ok_or(missing(e.staff_id))?
+                    .role = e.to;
+            }
+            Event::StaffMovedOffice(e) => {
+                self.staff
+                    .get_mut(&e.staff_id)
+                    .ok_or(missing(e.staff_id))?
+                    .office = e.to;
+            }
+            Event::StaffLeft(e) => {
+                self.staff
+                    .get_mut(&e.staff_id)
+                    .ok_or(missing(e.staff_id))?
+                    .active = false;
+            }
+            Event::StaffTokenIssued(e) => {
+                if self.tokens.contains_key(&e.token_hash) {
+                    return Err(format!("token hash of {} issued twice", e.token_id));
+                }
+                self.tokens.insert(
+                    e.token_hash.clone(),
+                    TokenEntry {
+                        staff_id: e.staff_id,
+                        token_id: e.token_id,
+                        revoked: false,
+                    },
+                );
+            }
+            Event::StaffTokenRevoked(e) => {
+                let entry = self
+                    .tokens
+                    .values_mut()
+                    .find(|t| t.token_id == e.token_id && t.staff_id == e.staff_id)
+                    .ok_or_else(|| format!("revocation of unknown token {}", e.token_id))?;
+                entry.revoked = true;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Access {
+    /// The member of staff an unrevoked token belongs to.
+    pub fn resolve(&self, hash: &str) -> Option<(StaffId, &StaffEntry)> {
+        let token = self.tokens.get(hash).filter(|t| !t.revoked)?;
+        self.staff.get(&token.staff_id).map(|s| (token.staff_id, s))
+    }
+}
+
+/// Who is calling, from their token and the staff events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub staff_id: StaffId,
+    pub name: String,
+    pub role: Role,
+    pub office: Option<OfficeId>,
+}
+
+impl Caller {
+    /// Whether the caller reads every office (headquarters roles and auditors).
+    pub fn reads_all(&self) -> bool {
+        self.role.is_headquarters()
+    }
+
+    /// May the caller read what belongs to `office`?
+    pub fn may_read(&self, office: OfficeId) -> bool {
+        self.reads_all() || self.office == Some(office)
+    }
+
+    /// Refuses a read of another office's data.
+    pub fn check_read(&self, office: OfficeId) -> Result<(), Problem> {
+        if self.may_read(office) {
+            return Ok(());
+        }
+        Err(Problem::forbidden(
+            RefusalCode::OtherOffice,
+            format!(
+                "this belongs to office {office}; a {} reads only their own office",
+                self.role
+            ),
+            format!(
+                "该记录属于办事处 {office}，{}只能查看本办事处",
+                self.role.label_zh()
+            ),
+        ))
+    }
+
+    /// The office a report is limited to: the one asked for (if the caller may read it), else the
+    /// caller's own office for office roles, or every office for headquarters.
+    pub fn scope(&self, asked: Option<OfficeId>) -> Result<Option<OfficeId>, Problem> {
+        match asked {
+            Some(o) => self.check_read(o).map(|()| Some(o)),
+            None if self.reads_all() => Ok(None),
+            None => Ok(self.office),
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, Problem> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| {
+            Problem::unauthorized(
+                "this endpoint needs `Authorization: Bearer <token>`; `funnel staff token` issues one",
+                "此接口需要 `Authorization: Bearer <令牌>`，可用 `funnel staff token` 签发",
+            )
+        })?;
+    let text = value.to_str().ok().and_then(|v| {
+        let (scheme, token) = v.trim().split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then_some(token.trim())
+    });
+    text.filter(|t| !t.is_empty()).ok_or_else(|| {
+        Problem::unauthorized(
+            "the Authorization header must be `Bearer <token>`",
+            "Authorization 头必须为 `Bearer <令牌>`",
+        )
+    })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let hash = token_hash(bearer(parts)?);
+        let lookup = |access: Option<&Access>| {
+            access.and_then(|a| a.resolve(&hash)).map(|(id, s)| {
+                (
+                    s.active,
+                    Caller {
+                        staff_id: id,
+                        name: s.name.clone(),
+                        role: s.role,
+                        office: s.office,
+                    },
+                )
+            })
+        };
+        let mut found = lookup(state.runner().read().await.get::<Access>());
+        if found.is_none() {
+            // A token issued a moment ago may not be projected yet: wait (briefly) for the head.
+            let head = state.store().head().await.map_err(Problem::from)?;
+            let wait = Duration::from_millis(state.options().http.auth_wait_ms);
+            if funnel_projections::wait_until_shared(state.runner(), head, wait)
+                .await
+                .is_ok()
+            {
+                found = lookup(state.runner().read().await.get::<Access>());
+            }
+        }
+        match found {
+            Some((true, caller)) => {
+                tracing::Span::current().record("staff", tracing::field::display(caller.staff_id));
+                Ok(caller)
+            }
+            Some((false, _)) => Err(Problem::unauthorized(
+                "the member of staff this token belongs to has left",
+                "该令牌所属员工已离职",
+            )),
+            None => Err(Problem::unauthorized(
+                "the token is unknown or revoked",
+                "令牌无效或已被吊销",
+            )),
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! `funnel serve` settings, layered: defaults → a TOML file → `FUNNEL__SECTION__KEY` environment
+//! variables → command-line flags, then validated once at start with messages that name the
+//! setting and where it came from. Unknown settings are refused, so a typo never goes unnoticed.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Every setting of `funnel serve`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeOptions {
+    pub http: HttpOptions,
+    pub store: StoreOptions,
+    pub log: LogOptions,
+    pub ready: ReadyOptions,
+    pub workflows: WorkflowOptions,
+}
+
+/// The HTTP listener and request handling.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpOptions {
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port).
+    pub listen: String,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// How long a read with `at_least` waits for the read models, in milliseconds.
+    pub read_wait_ms: u64,
+    /// How long authentication waits for a just-issued token to be projected, in milliseconds.
+    pub auth_wait_ms: u64,
+}
+
+/// Where the log and the read models live.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreOptions {
+    /// `sqlite:PATH` or `nats://HOST:PORT`.
+    pub url: String,
+    /// The read models' file; beside the store (or under `.funnel/` for NATS) when absent.
+    pub projections: Option<PathBuf>,
+}
+
+/// Log output.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogOptions {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info,funnel_server=debug` (`RUST_LOG` wins when set).
+    pub filter: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// When `/readyz` says ready.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadyOptions {
+    /// The read models may be at most this many positions behind the log head (on JetStream a
+    /// message counts 1024 positions).
+    pub max_lag: u64,
+    /// How long the store may take to answer the readiness probe, in milliseconds.
+    pub store_timeout_ms: u64,
+}
+
+/// The saga runtime.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkflowOptions {
+    /// Run the workflows (sagas and timers) in this process.
+    pub enabled: bool,
+}
+
+impl Default for WorkflowOptions {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            body_limit: 256 * 1024,
+            read_wait_ms: 5_000,
+            auth_wait_ms: 1_000,
+        }
+    }
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            url: "sqlite:.funnel/funnel.db".into(),
+            projections: None,
+        }
+    }
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Default for ReadyOptions {
+    fn default() -> Self {
+        Self {
+            max_lag: 10_000,
+            store_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// A setting that cannot be used; the message names it and says why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The prefix of environment variables that set options: `FUNNEL__HTTP__LISTEN=0.0.0.0:8080`.
+pub const ENV_PREFIX: &str = "FUNNEL__";
+
+impl ServeOptions {
+    /// Layers the settings: defaults, then `file` (TOML), then `env` (`FUNNEL__SECTION__KEY`
+    /// variables; others are ignored), then `flags` (dotted path → value), and validates them.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &[(&str, Value)],
+    ) -> Result<Self, ConfigError> {
+        let defaults = serde_json::to_value(Self::default())
+            .map_err(|e| ConfigError(format!("default settings: {e}")))?;
+        let mut merged = defaults.clone();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+            let table: toml::Table = toml::from_str(&text)
+                .map_err(|e| ConfigError(format!("{} is not valid TOML: {e}", path.display())))?;
+            let value = serde_json::to_value(table)
+                .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+            Self::check(&value, &format!("{}", path.display()))?;
+            merge(&mut merged, value);
+        }
+        for (key, raw) in env {
+            let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            let value = typed_like(&defaults, &path, &raw);
+            set(&mut merged, &path, value);
+            Self::check(&merged, &format!("environment variable {key}"))?;
+        }
+        for (path, value) in flags {
+            let path: Vec<String> = path.split('.').map(str::to_string).collect();
+            set(&mut merged, &path, value.clone());
+        }
+        let options = Self::check(&merged, "the settings")?;
+        options.validate()?;
+        Ok(options)
+    }
+
+    fn check(value: &Value, origin: &str) -> Result<Self, ConfigError> {
+        let mut full = serde_json::to_value(Self::default())
+            .map_err(|e| ConfigError(format!("default settings: {e}")))?;
+        merge(&mut full, value.clone());
+        serde_json::from_value(full).map_err(|e| ConfigError(format!("{origin}: {e}")))
+    }
+
+    /// Checks values serde cannot: addresses, URLs, ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        self.store
+            .url
+            .parse::<funnel_engine::StoreUrl>()
+            .map_err(|e| ConfigError(format!("store.url `{}`: {e}", self.store.url)))?;
+        if !(1024..=16 * 1024 * 1024).contains(&self.http.body_limit) {
+            return Err(ConfigError(format!(
+                "http.body_limit is {} bytes; it must be between 1 KiB and 16 MiB",
+                self.http.body_limit
+            )));
+        }
+        if self.http.read_wait_ms > 60_000 || self.http.auth_wait_ms > 60_000 {
+            return Err(ConfigError(
+                "http.read_wait_ms and http.auth_wait_ms must be at most 60000".into(),
+            ));
+        }
+        if self.ready.store_timeout_ms == 0 {
+            return Err(ConfigError("ready.store_timeout_ms must be above 0".into()));
+        }
+        Ok(())
+    }
+
+    /// The address to listen on.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.http.listen.parse().map_err(|e| {
+            ConfigError(format!(
+                "http.listen `{}` is not an address like 127.0.0.1:8080: {e}",
+                self.http.listen
+            ))
+        })
+    }
+}
+
+/// Merges `over` into `base`, table by table.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn set(base: &mut Value, path: &[String], value: Value) {
+    let mut nested = value;
+    for key in path.iter().rev() {
+        let mut m = Map::new();
+        m.insert(key.clone(), nested);
+        nested = Value::Object(m);
+    }
+    merge(base, nested);
+}
+
+/// An environment value typed like the default at the same path (numbers and booleans parsed),
+/// a string otherwise.
+fn typed_like(defaults: &Value, path: &[String], raw: &str) -> Value {
+    let default = path.iter().try_fold(defaults, |v, k| v.get(k));
+    match default {
+        Some(Value::Bool(_)) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Value::Bool(true),
+            "false" | "0" | "no" => Value::Bool(false),
+            _ => Value::String(raw.into()),
+        },
+        Some(Value::Number(_)) => raw
+            .trim()
+            .parse::<u64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(raw.into())),
+        _ => Value::String(raw.into()),
+    }
+}

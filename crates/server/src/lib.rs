@@ -1,0 +1,124 @@
+//! The HTTP API of `funnel serve`: one process serving commands and queries over JSON, following
+//! the log with the projection runner and running the sagas.
+//!
+//! - [`router`] builds the whole API over an [`AppState`] (testable with
+//!   `tower::ServiceExt::oneshot`); [`serve`] runs it with the runner and the workflows until
+//!   shutdown.
+//! - Authentication: bearer tokens recorded as SHA-256 hashes by staff events ([`auth`]).
+//! - Authorization: the domain deciders authorize writes (and record refused touches); reads are
+//!   scoped by role and office ([`auth::Caller`]).
+//! - Errors are RFC 9457 problem documents with stable refusal codes ([`problem`]).
+
+// A `Problem` is the response itself, built at most once per failed request; boxing it would only
+// add an allocation on the error path.
+#![allow(clippy::result_large_err)]
+
+pub mod auth;
+pub mod config;
+pub mod dto;
+mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+mod routes;
+mod run;
+pub mod tokens;
+
+pub use config::{ConfigError, LogFormat, ServeOptions};
+pub use run::{ServeError, init_logging, open_runner, projections_path, serve};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use funnel_engine::Engine;
+use funnel_projections::Runner;
+use funnel_store::EventStore;
+use std::sync::Arc;
+use tokio::sync::RwLock;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Engine,
+    runner: Arc<RwLock<Runner>>,
+    metrics: metrics::Metrics,
+    options: ServeOptions,
+}
+
+impl AppState {
+    /// The state over an engine (and its store) and a runner that something keeps following the log
+    /// (see [`funnel_projections::follow`]); the runner must have [`auth::Access`] registered.
+    pub fn new(engine: Engine, runner: Arc<RwLock<Runner>>, options: ServeOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                runner,
+                metrics: metrics::Metrics::default(),
+                options,
+            }),
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        self.inner.engine.store()
+    }
+
+    pub fn runner(&self) -> &Arc<RwLock<Runner>> {
+        &self.inner.runner
+    }
+
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn options(&self) -> &ServeOptions {
+        &self.inner.options
+    }
+}
+
+/// The whole API. Every route but `/healthz`, `/readyz`, `/metrics` and `/openapi.json` needs a
+/// bearer token.
+pub fn router(state: AppState) -> Router {
+    use routes::{ops, read, write};
+    let limit = state.options().http.body_limit;
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/me", get(read::me))
+        .route("/leads", post(write::register))
+        .route("/leads/{id}/commands/{name}", post(write::lead_command))
+        .route("/leads/{id}/audit", get(read::lead_audit))
+        .route("/plans", post(write::submit_plan))
+        .route("/plans/overdue", post(write::mark_plan_overdue))
+        .route("/plans/{id}/file", post(write::file_plan))
+        .route("/summaries", post(write::compile_summary))
+        .route("/summaries/{id}/{action}", post(write::summary_step))
+        .route("/pipeline", get(read::pipeline))
+        .route("/audit/conflicts", get(read::conflicts))
+        .route("/audit/plans", get(read::plans))
+        .route("/events", get(read::events))
+        .route("/projections", get(read::projections))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::count_responses,
+        ))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            ops::panic_problem,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

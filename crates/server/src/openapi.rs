@@ -1,0 +1,272 @@
+//! The OpenAPI 3.1 document, assembled by hand from the JSON Schemas (draft 2020-12, which OpenAPI
+//! 3.1 uses) that `schemars` derives from the request DTOs and responses. `utoipa` would need its
+//! own derive on every domain type the DTOs reuse; these already derive `JsonSchema` for the event
+//! contract. A copy lives in `schemas/openapi.json`; a test fails when the two drift.
+
+use crate::dto::{self, LEAD_COMMANDS};
+use crate::problem::Problem;
+use crate::routes::write::WriteResult;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+fn generator() -> SchemaGenerator {
+    schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = "/components/schemas".into())
+        .into_generator()
+}
+
+fn problem_responses(g: &mut SchemaGenerator) -> Value {
+    let problem = g.subschema_for::<Problem>();
+    let body = json!({ "application/problem+json": { "schema": problem } });
+    json!({
+        "400": { "description": "Malformed request", "content": body },
+        "401": { "description": "Missing, unknown or revoked token", "content": body },
+        "403": { "description": "Not permitted (authority refusal codes)", "content": body },
+        "404": { "description": "Not found", "content": body },
+        "409": { "description": "Conflict or wrong state", "content": body },
+        "413": { "description": "Request body too large", "content": body },
+        "422": { "description": "Invalid body or validation refusal", "content": body },
+        "503": { "description": "Temporarily unavailable; retry with the same Idempotency-Key", "content": body },
+    })
+}
+
+fn write_op(
+    g: &mut SchemaGenerator,
+    id: &str,
+    summary: &str,
+    body: Schema,
+    params: Value,
+) -> Value {
+    let mut responses = problem_responses(g);
+    responses["200"] = json!({
+        "description": "Accepted (or, for a retried Idempotency-Key, accepted before)",
+        "content": { "application/json": { "schema": g.subschema_for::<WriteResult>() } },
+    });
+    let mut parameters = vec![json!({
+        "name": "Idempotency-Key", "in": "header", "required": false,
+        "description": "The command id: a UUID, or any text (a UUIDv5 is derived from it and the caller). A retry answers with the original result.",
+        "schema": { "type": "string" },
+    })];
+    if let Value::Array(more) = params {
+        parameters.extend(more);
+    }
+    json!({ "post": {
+        "operationId": id, "summary": summary, "parameters": parameters,
+        "requestBody": { "required": true, "content": { "application/json": { "schema": body } } },
+        "responses": responses,
+    }})
+}
+
+fn path_param(name: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } })
+}
+
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
+}
+
+fn read_op(g: &mut SchemaGenerator, id: &str, summary: &str, params: Vec<Value>) -> Value {
+    let mut responses = problem_responses(g);
+    responses["200"] = json!({
+        "description": "The answer",
+        "content": { "application/json": { "schema": { "type": "object" } } },
+    });
+    json!({ "get": { "operationId": id, "summary": summary, "parameters": params, "responses": responses } })
+}
+
+fn public_get(id: &str, summary: &str, media: &str) -> Value {
+    json!({ "get": { "operationId": id, "summary": summary, "security": [],
+        "responses": { "200": { "description": "OK", "content": { media: { "schema": { "type": "object" } } } } } } })
+}
+
+fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
+    g.subschema_for::<T>()
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut g = generator();
+    let mut paths = Map::new();
+    let at_least = query(
+        "at_least",
+        "Wait until the read models reflect this log position (read-your-writes)",
+        json!({ "type": "integer", "minimum": 0 }),
+    );
+    let office = query(
+        "office",
+        "Limit to one office (office roles may name only their own)",
+        json!({ "type": "string", "format": "uuid" }),
+    );
+    paths.insert(
+        "/healthz".into(),
+        public_get("healthz", "The process is up", "application/json"),
+    );
+    paths.insert(
+        "/readyz".into(),
+        public_get(
+            "readyz",
+            "The store answers and the read models are caught up",
+            "application/json",
+        ),
+    );
+    paths.insert(
+        "/metrics".into(),
+        public_get(
+            "metrics",
+            "Prometheus metrics",
+            "application/openmetrics-text",
+        ),
+    );
+    paths.insert(
+        "/openapi.json".into(),
+        public_get("openapi", "This document", "application/json"),
+    );
+    paths.insert(
+        "/me".into(),
+        read_op(&mut g, "me", "Who the token belongs to", vec![]),
+    );
+    let register = schema::<dto::RegisterLead>(&mut g);
+    paths.insert(
+        "/leads".into(),
+        write_op(
+            &mut g,
+            "register_lead",
+            "Register a lead (报备)",
+            register,
+            json!([]),
+        ),
+    );
+    for (name, body) in dto::lead_command_schemas(&mut g) {
+        let op = write_op(
+            &mut g,
+            &format!("lead_{name}"),
+            &format!("Lead command `{name}`"),
+            body,
+            json!([path_param("id")]),
+        );
+        paths.insert(format!("/leads/{{id}}/commands/{name}"), op);
+    }
+    debug_assert_eq!(LEAD_COMMANDS.len(), 27);
+    let body = schema::<dto::SubmitPlan>(&mut g);
+    paths.insert(
+        "/plans".into(),
+        write_op(
+            &mut g,
+            "submit_plan",
+            "Submit or revise the caller's visit plan",
+            body,
+            json!([]),
+        ),
+    );
+    let body = schema::<dto::MarkPlanOverdue>(&mut g);
+    paths.insert(
+        "/plans/overdue".into(),
+        write_op(
+            &mut g,
+            "mark_plan_overdue",
+            "A plan's deadline passed with nothing submitted",
+            body,
+            json!([]),
+        ),
+    );
+    let body = schema::<dto::Empty>(&mut g);
+    paths.insert(
+        "/plans/{id}/file".into(),
+        write_op(
+            &mut g,
+            "file_plan",
+            "File a plan with the sales department",
+            body,
+            json!([path_param("id")]),
+        ),
+    );
+    let body = schema::<dto::CompileSummary>(&mut g);
+    paths.insert(
+        "/summaries".into(),
+        write_op(
+            &mut g,
+            "compile_summary",
+            "Compile an office summary",
+            body,
+            json!([]),
+        ),
+    );
+    for (action, body) in [
+        ("verify", schema::<dto::VerifySummary>(&mut g)),
+        ("review", schema::<dto::ReviewSummary>(&mut g)),
+        ("file", schema::<dto::Empty>(&mut g)),
+    ] {
+        let op = write_op(
+            &mut g,
+            &format!("{action}_summary"),
+            &format!("Summary step `{action}`"),
+            body,
+            json!([path_param("id")]),
+        );
+        paths.insert(format!("/summaries/{{id}}/{action}"), op);
+    }
+    let audit = read_op(
+        &mut g,
+        "lead_audit",
+        "Who changed or tried to change a lead",
+        vec![path_param("id"), at_least.clone()],
+    );
+    paths.insert("/leads/{id}/audit".into(), audit);
+    let as_of = query(
+        "as_of",
+        "A position, a date (YYYY-MM-DD, end of day in Shanghai) or an RFC 3339 time",
+        json!({ "type": "string" }),
+    );
+    let op = read_op(
+        &mut g,
+        "pipeline",
+        "Pipeline and funnel per office",
+        vec![office.clone(), as_of, at_least.clone()],
+    );
+    paths.insert("/pipeline".into(), op);
+    let op = read_op(
+        &mut g,
+        "audit_conflicts",
+        "Ownership-conflict audit",
+        vec![office.clone(), at_least.clone()],
+    );
+    paths.insert("/audit/conflicts".into(), op);
+    let op = read_op(
+        &mut g,
+        "audit_plans",
+        "Visit-plan compliance",
+        vec![office, at_least],
+    );
+    paths.insert("/audit/plans".into(), op);
+    let events = vec![
+        query(
+            "after",
+            "Events after this position (the previous page's `next`)",
+            json!({ "type": "integer", "minimum": 0 }),
+        ),
+        query(
+            "limit",
+            "Events per page, 1 to 1000",
+            json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+        ),
+    ];
+    let op = read_op(&mut g, "events", "The raw log, paginated", events);
+    paths.insert("/events".into(), op);
+    let op = read_op(&mut g, "projections", "Read-model status", vec![]);
+    paths.insert("/projections".into(), op);
+    let schemas = g.take_definitions(true);
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Funnel",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Event-sourced sales workflow engine. Errors are RFC 9457 problem documents with stable refusal codes and messages in English and Chinese.",
+        },
+        "security": [{ "bearer": [] }],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "A token from `funnel staff token STAFF`" } },
+        },
+    })
+}

@@ -1,0 +1,280 @@
+//! Queries over the read models the runner keeps, scoped to what the caller may read: office roles
+//! see their own office, headquarters roles and auditors every office. Each accepts
+//! `at_least=POSITION` to wait until the read models reflect a write (read-your-writes).
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::extract::{Q, path_id};
+use crate::problem::Problem;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
+use funnel_projections::{AsOf, ReadModel};
+use funnel_store::Filter;
+use funnel_types::{LeadId, OfficeId, Position};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Query parameters every read takes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadParams {
+    pub at_least: Option<u64>,
+    pub office: Option<OfficeId>,
+    pub as_of: Option<String>,
+}
+
+/// Waits until the read models reflect `at_least`; a position beyond the log head is refused.
+async fn wait_for(state: &AppState, at_least: Option<u64>) -> Result<(), Problem> {
+    let Some(p) = at_least.map(Position) else {
+        return Ok(());
+    };
+    let head = state.store().head().await?;
+    if p > head {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "request.beyond_head",
+            format!("position {p} is beyond the log head {head}"),
+            format!("位置 {p} 超出日志末尾 {head}"),
+        ));
+    }
+    let wait = Duration::from_millis(state.options().http.read_wait_ms);
+    funnel_projections::wait_until_shared(state.runner(), p, wait)
+        .await
+        .map_err(|e| {
+            Problem::unavailable(
+                format!("the read models have not reached position {p} yet: {e}"),
+                format!("读模型尚未到达位置 {p}"),
+            )
+        })
+}
+
+/// A read model's current state, cloned out under the read lock.
+async fn model<M: ReadModel>(state: &AppState) -> Result<(M, Position), Problem> {
+    let r = state.runner().read().await;
+    let m = r.get::<M>().cloned().ok_or_else(|| {
+        Problem::unavailable(
+            format!("the {} read model is being rebuilt", M::NAME),
+            format!("读模型 {} 正在重建", M::NAME),
+        )
+    })?;
+    Ok((m, r.live_checkpoint()))
+}
+
+/// `GET /me`: who the token belongs to.
+pub async fn me(caller: Caller) -> Json<Value> {
+    Json(json!({
+        "staff_id": caller.staff_id,
+        "name": caller.name,
+        "role": caller.role,
+        "office": caller.office,
+        "reads_all_offices": caller.reads_all(),
+    }))
+}
+
+/// `GET /leads/{id}/audit`: who changed or tried to change a lead, when and in which role.
+pub async fn lead_audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(lead): Path<String>,
+    Q(params): Q<ReadParams>,
+) -> Result<Json<Value>, Problem> {
+    let lead: LeadId = path_id("lead id", &lead)?;
+    wait_for(&state, params.at_least).await?;
+    let r = state.runner().read().await;
+    let office = r
+        .get::<Pipeline>()
+        .and_then(|p| p.leads.get(&lead).map(|l| l.office))
+        .ok_or_else(|| {
+            Problem::not_found(
+                "lead.not_found",
+                format!("no lead {lead} is on record"),
+                format!("没有线索 {lead} 的记录"),
+            )
+        })?;
+    caller.check_read(office)?;
+    let touches = r.get::<Touches>().map(|t| {
+        t.lead(lead)
+            .iter()
+            .map(|x| {
+                json!({
+                    "position": x.position, "at": x.at, "actor": x.actor,
+                    "actor_name": t.name(&x.actor), "action": x.action, "refused": x.refused,
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+    Ok(Json(json!({
+        "lead_id": lead,
+        "office": office,
+        "position": r.live_checkpoint(),
+        "touches": touches.unwrap_or_default(),
+    })))
+}
+
+/// Parses `as_of`: a position (digits), a date (end of that day, Shanghai time) or RFC 3339.
+fn parse_as_of(text: &str) -> Result<AsOf, Problem> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse()
+            .map(|p| AsOf::Position(Position(p)))
+            .map_err(|e| Problem::bad_request("as_of", e));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        let end = d
+            .succ_opt()
+            .and_then(|n| n.and_hms_opt(0, 0, 0))
+            .and_then(|n| chrono_tz::Asia::Shanghai.from_local_datetime(&n).earliest())
+            .ok_or_else(|| Problem::bad_request("as_of", "the date is out of range"))?;
+        return Ok(AsOf::Time(
+            end.with_timezone(&Utc) - chrono::Duration::nanoseconds(1),
+        ));
+    }
+    DateTime::parse_from_rfc3339(t)
+        .map(|d| AsOf::Time(d.with_timezone(&Utc)))
+        .map_err(|_| {
+            Problem::bad_request(
+                "as_of",
+                "neither a position, a date (YYYY-MM-DD) nor an RFC 3339 date-time",
+            )
+        })
+}
+
+/// `GET /pipeline?office=&as_of=`: the pipeline and funnel of the offices the caller may read.
+pub async fn pipeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    Q(params): Q<ReadParams>,
+) -> Result<Json<Value>, Problem> {
+    let scope = caller.scope(params.office)?;
+    let (pipeline, position) = match params.as_of.as_deref() {
+        Some(text) => {
+            let as_of = parse_as_of(text)?;
+            let (m, _) =
+                funnel_projections::replay_as_of::<Pipeline>(state.store().as_ref(), as_of).await?;
+            (m, None)
+        }
+        None => {
+            wait_for(&state, params.at_least).await?;
+            let (m, p) = model::<Pipeline>(&state).await?;
+            (m, Some(p))
+        }
+    };
+    Ok(Json(json!({
+        "position": position,
+        "as_of": params.as_of,
+        "offices": pipeline.report(scope),
+    })))
+}
+
+/// `GET /audit/conflicts?office=`: duplicates, conflicts, refused touches, reassignments.
+pub async fn conflicts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Q(params): Q<ReadParams>,
+) -> Result<Json<Value>, Problem> {
+    let scope = caller.scope(params.office)?;
+    no_as_of(&params)?;
+    wait_for(&state, params.at_least).await?;
+    let (c, position) = model::<Conflicts>(&state).await?;
+    let keep = |o: &OfficeId| scope.is_none_or(|s| s == *o);
+    Ok(Json(json!({
+        "position": position,
+        "duplicates": c.duplicates.iter().filter(|d| keep(&d.office)).collect::<Vec<_>>(),
+        "conflicts": c.conflicts.iter().filter(|(_, x)| keep(&x.office))
+            .map(|(id, x)| json!({ "conflict_id": id, "case": x })).collect::<Vec<_>>(),
+        "refused_touches": c.refused_touches.iter().filter(|t| keep(&t.office)).collect::<Vec<_>>(),
+        "reassignments": c.reassignments.iter().filter(|(_, x)| keep(&x.office))
+            .map(|(id, x)| json!({ "reassignment_id": id, "case": x })).collect::<Vec<_>>(),
+        "ownership": c.ownership.iter().filter(|(o, _)| keep(o))
+            .map(|(o, x)| json!({ "office": o, "engineers": x.iter()
+                .map(|(s, n)| json!({ "staff_id": s, "counts": n })).collect::<Vec<_>>() }))
+            .collect::<Vec<_>>(),
+    })))
+}
+
+fn no_as_of(params: &ReadParams) -> Result<(), Problem> {
+    match params.as_of {
+        Some(_) => Err(Problem::bad_request(
+            "as_of",
+            "only /pipeline answers as of a moment",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `GET /audit/plans?office=`: visit plans on time, late or missing per engineer.
+pub async fn plans(
+    State(state): State<AppState>,
+    caller: Caller,
+    Q(params): Q<ReadParams>,
+) -> Result<Json<Value>, Problem> {
+    let scope = caller.scope(params.office)?;
+    no_as_of(&params)?;
+    wait_for(&state, params.at_least).await?;
+    let (p, position) = model::<PlanCompliance>(&state).await?;
+    let rows: Vec<_> = p
+        .report(scope)
+        .into_iter()
+        .filter(|r| r.office.is_none_or(|o| caller.may_read(o)))
+        .collect();
+    Ok(Json(json!({ "position": position, "engineers": rows })))
+}
+
+/// Query parameters of `/events`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsParams {
+    /// Events after this position (0: from the start).
+    pub after: Option<u64>,
+    /// At most this many events scanned per page (1 to 1000, 100 by default).
+    pub limit: Option<usize>,
+}
+
+/// `GET /events?after=&limit=`: the raw log, one page at a time; office roles see their office's
+/// events only. `next` is the cursor of the following page, `null` at the head.
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Q(params): Q<EventsParams>,
+) -> Result<Json<Value>, Problem> {
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request(
+            "limit",
+            "it must be between 1 and 1000",
+        ));
+    }
+    let after = Position(params.after.unwrap_or(0));
+    let page = state.store().read_all(after, &Filter::All, limit).await?;
+    let mut out = Vec::with_capacity(page.len());
+    for rec in &page {
+        let visible =
+            caller.reads_all() || (rec.meta.office.is_some() && rec.meta.office == caller.office);
+        if !visible {
+            continue;
+        }
+        let env = funnel_codec::decode_recorded(rec).map_err(Problem::internal)?;
+        let mut v = serde_json::to_value(&env.meta).map_err(Problem::internal)?;
+        v["payload"] = funnel_codec::payload_value(&env.payload);
+        out.push(v);
+    }
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|r| r.meta.position))
+        .flatten();
+    Ok(Json(json!({ "events": out, "next": next })))
+}
+
+/// `GET /projections`: each read model's version, checkpoint, lag and parked events.
+pub async fn projections(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Value>, Problem> {
+    let head = state.store().head().await?;
+    let status = state.runner().read().await.status();
+    Ok(Json(json!({ "head": head, "projections": status })))
+}

@@ -1,0 +1,225 @@
+//! Running the server: open the store and the read models, follow the log, run the sagas, serve
+//! HTTP, and on shutdown stop accepting, let in-flight requests finish, then stop the follower
+//! (which saves the read models) and the sagas.
+
+use crate::config::{LogFormat, LogOptions, ServeOptions};
+use crate::{AppState, auth, router};
+use funnel_domain::Policy;
+use funnel_engine::{Engine, StoreUrl};
+use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
+use funnel_projections::{Runner, RunnerError, RunnerOptions};
+use funnel_types::SystemClock;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{RwLock, watch};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] crate::ConfigError),
+    #[error("cannot open store {url}: {source}")]
+    Store {
+        url: String,
+        source: funnel_store::StoreError,
+    },
+    #[error("read models at {path}: {source}")]
+    Runner { path: PathBuf, source: RunnerError },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// Sets up structured logs on standard error (JSON lines with `json`). `RUST_LOG` overrides the
+/// configured filter. Calling it twice is harmless.
+pub fn init_logging(options: &LogOptions) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&options.filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match options.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Where the read models of a store are kept unless configured: beside the SQLite file, or under
+/// `.funnel/` for NATS (the same place the CLI's queries use).
+pub fn projections_path(url: &StoreUrl) -> PathBuf {
+    match url {
+        StoreUrl::Sqlite(p) => {
+            let mut name = p.file_stem().map(|s| s.to_os_string()).unwrap_or_default();
+            name.push(".projections.db");
+            p.with_file_name(name)
+        }
+        StoreUrl::Nats(u) => {
+            let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, u.as_bytes())
+                .simple()
+                .to_string();
+            PathBuf::from(format!(".funnel/projections-{}.db", &digest[..12]))
+        }
+    }
+}
+
+/// Opens the runner with the server's read models: the access model and the four the CLI uses.
+pub fn open_runner(path: &Path) -> Result<Runner, RunnerError> {
+    let mut runner = Runner::open(path, RunnerOptions::default())?;
+    runner
+        .register::<auth::Access>()?
+        .register::<Pipeline>()?
+        .register::<Touches>()?
+        .register::<Conflicts>()?
+        .register::<PlanCompliance>()?;
+    Ok(runner)
+}
+
+/// Runs `funnel serve` until `shutdown` completes. `on_listening` is told the bound address.
+pub async fn serve(
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_listening: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), ServeError> {
+    options.validate()?;
+    let url: StoreUrl = options.store.url.parse().map_err(crate::ConfigError)?;
+    let store = funnel_engine::open_store(&url)
+        .await
+        .map_err(|source| ServeError::Store {
+            url: options.store.url.clone(),
+            source,
+        })?;
+    let path = options
+        .store
+        .projections
+        .clone()
+        .unwrap_or_else(|| projections_path(&url));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let runner = open_runner(&path).map_err(|source| ServeError::Runner {
+        path: path.clone(),
+        source,
+    })?;
+    let runner = Arc::new(RwLock::new(runner));
+    let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
+    let state = AppState::new(engine.clone(), runner.clone(), options.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let follower = tokio::spawn(follow_forever(state.clone(), stop_rx.clone()));
+    let addr = options.listen_addr()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let bound = listener.local_addr().map_err(ServeError::Http)?;
+    tracing::info!(%bound, store = %options.store.url, projections = %path.display(), "listening");
+    on_listening(bound);
+    let http = async {
+        let served = axum::serve(listener, router(state.clone()))
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: no new connections; finishing requests in flight");
+            })
+            .await;
+        // HTTP is drained: stop following (which saves the read models) and the sagas.
+        let _ = stop_tx.send(true);
+        served
+    };
+    // The saga runtime's future is not `Send`, so it runs on this task beside the HTTP accept
+    // loop (connections are served on their own tasks) rather than being spawned.
+    let sagas = async {
+        if options.workflows.enabled {
+            let checkpoint = sibling(&path, "workflows.db");
+            workflows_forever(state.clone(), engine, checkpoint, stop_rx.clone()).await;
+        }
+    };
+    let (served, ()) = tokio::join!(http, sagas);
+    if let Err(e) = follower.await {
+        tracing::error!(error = %e, "the projection follower ended abnormally");
+    }
+    tracing::info!("stopped");
+    served.map_err(ServeError::Http)
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Follows the log with the runner until told to stop, restarting after an error.
+async fn follow_forever(state: AppState, stop: watch::Receiver<bool>) {
+    loop {
+        let result = funnel_projections::follow(
+            state.runner(),
+            state.store().as_ref(),
+            stopped(stop.clone()),
+            &mut |_| {},
+        )
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(e) => tracing::error!(error = %e, "projection follower failed; restarting in 1 s"),
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = stopped(stop.clone()) => return,
+        }
+    }
+}
+
+/// `<stem>.<suffix>` beside `path`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path
+        .file_stem()
+        .map(|s| s.to_os_string())
+        .unwrap_or_default();
+    name.push(".");
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Runs the sagas (`funnel_workflows::WorkflowRuntime::run`) until told to stop, restarting after
+/// an error. Their checkpoint is kept beside the read models.
+async fn workflows_forever(
+    state: AppState,
+    engine: Engine,
+    checkpoint: PathBuf,
+    stop: watch::Receiver<bool>,
+) {
+    state.metrics().workflows_running(true);
+    loop {
+        let runtime = funnel_workflows::WorkflowRuntime::new(
+            engine.clone(),
+            Arc::new(SystemClock),
+            Some(&checkpoint),
+        );
+        let result = match runtime {
+            Ok(mut runtime) => runtime.run(stopped(stop.clone())).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => break,
+            Err(e) => tracing::error!(error = %e, "saga runtime failed; restarting in 5 s"),
+        }
+        if *stop.borrow() {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            () = stopped(stop.clone()) => break,
+        }
+    }
+    state.metrics().workflows_running(false);
+}

@@ -1,0 +1,309 @@
+//! Every endpoint's happy path through the router, idempotent retries, the OpenAPI copy in
+//! `schemas/`, and the layered settings.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn probes_metrics_and_openapi_need_no_token() {
+    let w = world().await;
+    let r = w.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = w.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["openapi"], "3.1.0");
+    // Ready once the read models have caught up with the bootstrap history.
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w
+        .get(&format!("/pipeline?at_least={head}"), "sales_dept")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = w.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = w.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.text.contains("funnel_projection_lag_positions"),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test]
+async fn a_lead_goes_through_the_api_and_shows_in_every_read() {
+    let w = world().await;
+    let me = w.get("/me", "eng_a").await;
+    assert_eq!(me.body["role"], "sales_engineer");
+    let (lead, pos) = w.register("eng_a", sh(), "万科").await;
+    let r = w
+        .post(
+            &format!("/leads/{lead}/commands/log_visit"),
+            "eng_a",
+            visit(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["events"][0]["type"], "lead.visit_logged");
+    let after = r.body["position"].as_u64().expect("position");
+    assert!(after > pos);
+    let r = w
+        .get(&format!("/leads/{lead}/audit?at_least={after}"), "eng_a")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let actions: Vec<&str> = r.body["touches"]
+        .as_array()
+        .expect("touches")
+        .iter()
+        .filter_map(|t| t["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"lead.registered") && actions.contains(&"lead.visit_logged"),
+        "{actions:?}"
+    );
+    let r = w.get(&format!("/pipeline?at_least={after}"), "eng_a").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["offices"].as_array().expect("offices").len(), 1);
+    let r = w
+        .get(
+            &format!("/pipeline?as_of={after}&office={}", sh()),
+            "executive",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = w.get("/pipeline?as_of=2026-12-31", "executive").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = w
+        .get(&format!("/audit/conflicts?at_least={after}"), "manager")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = w.get("/audit/plans", "manager").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = w.get("/projections", "auditor").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.body["projections"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|p| p["name"] == "access")
+    );
+}
+
+#[tokio::test]
+async fn events_are_paginated_with_a_cursor() {
+    let w = world().await;
+    w.register("eng_a", sh(), "万科").await;
+    let mut after = 0;
+    let mut seen = 0;
+    loop {
+        let r = w
+            .get(&format!("/events?after={after}&limit=7"), "auditor")
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        seen += r.body["events"].as_array().expect("events").len();
+        match r.body["next"].as_u64() {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    let head = w.state.store().head().await.expect("head").0;
+    assert_eq!(seen as u64, head, "SQLite positions are consecutive from 1");
+    // An engineer sees their office's events only.
+    let r = w.get("/events?limit=1000", "eng_bj").await;
+    let events = r.body["events"].as_array().expect("events");
+    assert!(
+        events.iter().all(|e| e["office"] == json!(bj())),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn plans_and_summaries_go_through_the_api() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let plan = json!({
+        "period": { "kind": "month", "year": 2099, "month": 1 },
+        "visits": [{ "date": "2099-01-05", "lead_id": lead, "customer": "万科", "purpose": "回访" }],
+    });
+    let r = w.post("/plans", "eng_a", plan).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let plan_id = r.body["id"].as_str().expect("id").to_string();
+    let r = w
+        .post(&format!("/plans/{plan_id}/file"), "assistant", json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let overdue = json!({ "engineer": w.ids["eng_b"], "office": sh(),
+        "period": { "kind": "month", "year": 2020, "month": 1 } });
+    let r = w.post("/plans/overdue", "assistant", overdue).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let summary = json!({ "office": sh(), "period": { "kind": "month", "year": 2026, "month": 3 },
+        "lines": [{ "lead_id": lead, "engineer": w.ids["eng_a"], "customer": "万科" }] });
+    let r = w.post("/summaries", "assistant", summary).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let id = r.body["id"].as_str().expect("id").to_string();
+    let r = w
+        .post(
+            &format!("/summaries/{id}/verify"),
+            "assistant",
+            json!({ "note": "核对" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = w
+        .post(
+            &format!("/summaries/{id}/review"),
+            "manager",
+            json!({ "approve": true }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = w
+        .post(&format!("/summaries/{id}/file"), "assistant", json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_answers_the_original_result() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let uri = format!("/leads/{lead}/commands/log_visit");
+    let token = Some(w.tokens["eng_a"].clone());
+    let body = visit().to_string().into_bytes();
+    let key = [("idempotency-key", "visit-1 from the phone app")];
+    let first = w
+        .raw(Method::POST, &uri, token.clone(), body.clone(), &key)
+        .await;
+    let again = w
+        .raw(Method::POST, &uri, token.clone(), body.clone(), &key)
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(first.body["position"], again.body["position"]);
+    assert_eq!(first.body["command_id"], again.body["command_id"]);
+    assert_eq!(again.body["duplicate"], true);
+    let uuid_key = [("idempotency-key", "0190f5a2-7c1e-7a3b-9c4d-5e6f7a8b9c0d")];
+    let a = w
+        .raw(Method::POST, &uri, token.clone(), body.clone(), &uuid_key)
+        .await;
+    let b = w.raw(Method::POST, &uri, token, body, &uuid_key).await;
+    assert_eq!(a.body["command_id"], "0190f5a2-7c1e-7a3b-9c4d-5e6f7a8b9c0d");
+    assert_eq!(a.body["position"], b.body["position"]);
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_and_a_new_one_works_at_once() {
+    let w = world().await;
+    let id = w.ids["eng_a"];
+    let access = funnel_server::tokens::directory(w.state.store().as_ref())
+        .await
+        .expect("dir");
+    let token_id = access
+        .tokens
+        .values()
+        .find(|t| t.staff_id == id)
+        .expect("token")
+        .token_id;
+    let system = funnel_engine::Who::System("test".into());
+    funnel_server::tokens::revoke(&w.engine, system.clone(), id, token_id)
+        .await
+        .expect("revoke");
+    let head = w.state.store().head().await.expect("head").0;
+    w.get(&format!("/me?at_least={head}"), "sales_dept").await;
+    funnel_projections::wait_until_shared(
+        w.state.runner(),
+        funnel_types::Position(head),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .expect("projected");
+    let r = w.get("/me", "eng_a").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let fresh = funnel_server::tokens::issue(&w.engine, system, id)
+        .await
+        .expect("issue");
+    let r = w
+        .raw(Method::GET, "/me", Some(fresh.token), vec![], &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn only_headquarters_or_the_system_issue_tokens() {
+    let w = world().await;
+    let eng = w.ids["eng_b"];
+    let as_manager = funnel_engine::Who::Staff(w.ids["manager"]);
+    let e = funnel_server::tokens::issue(&w.engine, as_manager, eng)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        e.refusal().map(|r| r.code.as_str()),
+        Some("auth.role_not_permitted")
+    );
+    let as_hq = funnel_engine::Who::Staff(w.ids["sales_dept"]);
+    funnel_server::tokens::issue(&w.engine, as_hq, eng)
+        .await
+        .expect("sales department may");
+}
+
+#[test]
+fn the_openapi_copy_in_schemas_matches_the_served_document() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas/openapi.json");
+    let text =
+        serde_json::to_string_pretty(&funnel_server::openapi::document()).expect("json") + "\n";
+    if std::env::var_os("FUNNEL_BLESS").is_some() {
+        std::fs::write(&path, &text).expect("write");
+        return;
+    }
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        old == text,
+        "schemas/openapi.json is out of date (FUNNEL_BLESS=1 cargo test -p funnel-server to accept)"
+    );
+}
+
+#[test]
+fn settings_are_layered_and_validated() {
+    use funnel_server::ServeOptions;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("funnel.toml");
+    std::fs::write(
+        &file,
+        "[http]\nlisten = \"0.0.0.0:9000\"\nbody_limit = 4096\n[log]\nformat = \"json\"\n",
+    )
+    .expect("write");
+    let env = vec![
+        (
+            "FUNNEL__HTTP__LISTEN".to_string(),
+            "127.0.0.1:9001".to_string(),
+        ),
+        (
+            "FUNNEL__WORKFLOWS__ENABLED".to_string(),
+            "false".to_string(),
+        ),
+        ("PATH".to_string(), "/bin".to_string()),
+    ];
+    let o = ServeOptions::load(Some(&file), env.clone(), &[]).expect("valid");
+    assert_eq!(o.http.listen, "127.0.0.1:9001");
+    assert_eq!(o.http.body_limit, 4096);
+    assert_eq!(o.log.format, funnel_server::LogFormat::Json);
+    assert!(!o.workflows.enabled);
+    let flags = [("http.listen", json!("127.0.0.1:0"))];
+    let o = ServeOptions::load(Some(&file), env, &flags).expect("valid");
+    assert_eq!(o.http.listen, "127.0.0.1:0");
+    let bad = vec![("FUNNEL__HTTP__LISTN".to_string(), "x".to_string())];
+    let e = ServeOptions::load(None, bad, &[]).expect_err("unknown key");
+    assert!(
+        e.to_string().contains("FUNNEL__HTTP__LISTN") && e.to_string().contains("listn"),
+        "{e}"
+    );
+    let bad = [("http.listen", json!("not an address"))];
+    let e = ServeOptions::load(None, Vec::new(), &bad).expect_err("bad address");
+    assert!(e.to_string().contains("http.listen"), "{e}");
+    std::fs::write(&file, "[htp]\nlisten = 1\n").expect("write");
+    let e = ServeOptions::load(Some(&file), Vec::new(), &[]).expect_err("unknown section");
+    assert!(e.to_string().contains("htp"), "{e}");
+}

@@ -1,0 +1,239 @@
+//! The test world: a SQLite store in a temporary directory with two offices (SH and BJ), one member
+//! of staff per role (two engineers in SH), a token for each, the runner following the log, and
+//! the router driven with `tower::ServiceExt::oneshot`.
+
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use funnel_domain::Policy;
+use funnel_domain::org::{OfficeCommand, StaffCommand};
+use funnel_engine::{Command, CommandMeta, Engine, Who};
+use funnel_server::{AppState, ServeOptions};
+use funnel_types::{OfficeId, Role, StaffId, SystemClock};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::sync::RwLock;
+use tower::ServiceExt;
+
+pub fn sh() -> OfficeId {
+    OfficeId::derived("SH")
+}
+
+pub fn bj() -> OfficeId {
+    OfficeId::derived("BJ")
+}
+
+/// Everyone in the test world, by a short name.
+pub const PEOPLE: &[(&str, Role, Option<&str>)] = &[
+    ("eng_a", Role::SalesEngineer, Some("SH")),
+    ("eng_b", Role::SalesEngineer, Some("SH")),
+    ("eng_bj", Role::SalesEngineer, Some("BJ")),
+    ("assistant", Role::OfficeAssistant, Some("SH")),
+    ("manager", Role::OfficeManager, Some("SH")),
+    ("manager_bj", Role::OfficeManager, Some("BJ")),
+    ("sales_dept", Role::SalesDepartment, None),
+    ("key_account", Role::KeyAccountDepartment, None),
+    ("executive", Role::Executive, None),
+    ("auditor", Role::Auditor, None),
+];
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+    pub engine: Engine,
+    pub tokens: BTreeMap<&'static str, String>,
+    pub ids: BTreeMap<&'static str, StaffId>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+async fn system(engine: &Engine, cmd: Command) {
+    engine
+        .execute(CommandMeta::new(Who::System("bootstrap".into())), cmd)
+        .await
+        .expect("bootstrap command");
+}
+
+pub async fn world() -> World {
+    world_with(ServeOptions::default()).await
+}
+
+pub async fn world_with(mut options: ServeOptions) -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        funnel_store_sqlite::SqliteStore::open(dir.path().join("funnel.db")).expect("store");
+    let store: Arc<dyn funnel_store::EventStore> = Arc::new(store);
+    let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
+    for (code, id) in [("SH", sh()), ("BJ", bj())] {
+        let cmd = OfficeCommand::Open {
+            office_id: id,
+            name: format!("{code} office"),
+            code: code.into(),
+            timezone: "Asia/Shanghai".into(),
+            region: String::new(),
+        };
+        system(&engine, Command::Office { office_id: id, cmd }).await;
+    }
+    let mut ids = BTreeMap::new();
+    let mut tokens = BTreeMap::new();
+    for (name, role, office) in PEOPLE {
+        let id = StaffId::derived(name);
+        let office = office.map(OfficeId::derived);
+        let cmd = StaffCommand::Join {
+            staff_id: id,
+            name: name.to_string(),
+            role: *role,
+            office,
+        };
+        system(&engine, Command::Staff { staff_id: id, cmd }).await;
+        let t = funnel_server::tokens::issue(&engine, Who::System("test".into()), id)
+            .await
+            .expect("token");
+        ids.insert(*name, id);
+        tokens.insert(*name, t.token);
+    }
+    options.store.projections = Some(dir.path().join("funnel.projections.db"));
+    let runner =
+        funnel_server::open_runner(&dir.path().join("funnel.projections.db")).expect("runner");
+    let runner = Arc::new(RwLock::new(runner));
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let follow_runner = runner.clone();
+    let follow_store = store.clone();
+    tokio::spawn(async move {
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        let _ = funnel_projections::follow(
+            &follow_runner,
+            follow_store.as_ref(),
+            shutdown,
+            &mut |_| {},
+        )
+        .await;
+    });
+    let state = AppState::new(engine.clone(), runner, options);
+    World {
+        dir,
+        state,
+        engine,
+        tokens,
+        ids,
+        stop: Some(stop),
+    }
+}
+
+/// A response: status, content type and JSON body (`Value::Null` when not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Value,
+    pub text: String,
+}
+
+impl World {
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        who: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        self.raw(method, uri, who.map(|w| self.tokens[w].clone()), bytes, &[])
+            .await
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<String>,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        req = req.header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Body::from(body)).expect("request");
+        let res = funnel_server::router(self.state.clone())
+            .oneshot(req)
+            .await
+            .expect("infallible");
+        let status = res.status();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            content_type,
+            body,
+            text,
+        }
+    }
+
+    pub async fn get(&self, uri: &str, who: &str) -> Reply {
+        self.call(Method::GET, uri, Some(who), None).await
+    }
+
+    pub async fn post(&self, uri: &str, who: &str, body: Value) -> Reply {
+        self.call(Method::POST, uri, Some(who), Some(body)).await
+    }
+
+    /// Registers a lead for `customer` in `office` as `who`; returns its id and the write's position.
+    pub async fn register(&self, who: &str, office: OfficeId, customer: &str) -> (String, u64) {
+        let r = self
+            .post("/leads", who, registration(office, customer))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        (
+            r.body["id"].as_str().expect("id").to_string(),
+            r.body["position"].as_u64().expect("position"),
+        )
+    }
+}
+
+pub fn registration(office: OfficeId, customer: &str) -> Value {
+    json!({
+        "customer_name": customer,
+        "project_name": "城市花园（二期）",
+        "industry": "real_estate",
+        "purchase_mode": "independent",
+        "channel": "building_sweep",
+        "office": office,
+        "location": "上海市浦东新区",
+        "contact": { "name": "李经理", "phone": "13800000000" },
+        "need": "需要楼宇对讲系统",
+    })
+}
+
+pub fn visit() -> Value {
+    json!({
+        "kind": "visit",
+        "visited_at": "2026-03-02T09:30:00Z",
+        "purposes": ["collect_needs"],
+        "summary": "第一次拜访",
+    })
+}
