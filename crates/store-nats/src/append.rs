@@ -2,13 +2,13 @@
 //! sequence, the cache of last commits, broker dedup, and the durable duplicate check that answers
 //! retries beyond the dedup window.
 
-use crate::NatsStore;
 use crate::codec::{self, CommitHead};
+use crate::{NatsStore, body};
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishErrorKind;
 use bytes::Bytes;
 use funnel_store::{AppendOutcome, AppendRequest, StoreError};
-use funnel_types::{CommandId, ExpectedVersion, StreamId, Version};
+use funnel_types::{ExpectedVersion, StreamId, Version};
 use std::time::Duration;
 
 /// Room left in a message for headers and protocol framing.
@@ -41,12 +41,14 @@ impl NatsStore {
         req: AppendRequest,
     ) -> Result<AppendOutcome, StoreError> {
         let subject = codec::subject_for(&self.opts.subject_prefix, &req.stream);
-        let body = codec::encode_body(&req.events)?;
+        // The body holds the commit's last version, known only once the stream's state is: check
+        // its size now, encode it per attempt.
+        let size = body::encoded_len(&req.events)?;
         let limit = self.max_payload.saturating_sub(HEADER_ROOM);
-        if body.len() > limit {
+        if size > limit {
             return Err(StoreError::TooLarge {
                 what: "encoded append bytes",
-                size: body.len(),
+                size,
                 limit,
             });
         }
@@ -58,9 +60,7 @@ impl NatsStore {
         if matches!(req.expected, ExpectedVersion::Any | ExpectedVersion::Exists) {
             let last = self.last_commit(&req.stream).await?;
             if let Some((_, last_seq)) = last
-                && let Some(original) = self
-                    .find_command(&req.stream, &subject, req.command_id, last_seq)
-                    .await?
+                && let Some(original) = self.find_command(&req, &subject, last_seq).await?
             {
                 return Ok(original);
             }
@@ -87,10 +87,8 @@ impl NatsStore {
             }
             let last_version = Version(current.map_or(0, |v| v.0) + count);
             let expected_seq = state.map_or(0, |(_, seq)| seq);
-            match self
-                .publish(&subject, &req, expected_seq, last_version, body.clone())
-                .await
-            {
+            let body = codec::encode_body(last_version, &req.events)?;
+            match self.publish(&subject, &req, expected_seq, body).await {
                 Ok((seq, false)) => {
                     self.remember(&req.stream, Some((last_version, seq)));
                     let head = CommitHead {
@@ -125,19 +123,21 @@ impl NatsStore {
         subject: &str,
         req: &AppendRequest,
         expected_seq: u64,
-        last_version: Version,
         body: Bytes,
     ) -> Result<(u64, bool), PublishRefused> {
-        let command = req.command_id.to_string();
-        let mut headers = HeaderMap::new();
-        headers.insert(codec::HEADER_MSG_ID, command.as_str());
-        headers.insert(
-            codec::HEADER_EXPECTED_LAST_SUBJECT_SEQ,
-            expected_seq.to_string().as_str(),
-        );
-        headers.insert(codec::HEADER_VERSION, last_version.0.to_string().as_str());
-        headers.insert(codec::HEADER_COUNT, req.events.len().to_string().as_str());
-        headers.insert(codec::HEADER_COMMAND_ID, command.as_str());
+        let headers = || {
+            let mut headers = HeaderMap::new();
+            let mut id = uuid::Uuid::encode_buffer();
+            headers.insert(
+                codec::HEADER_MSG_ID,
+                &*req.command_id.0.hyphenated().encode_lower(&mut id),
+            );
+            headers.insert(
+                codec::HEADER_EXPECTED_LAST_SUBJECT_SEQ,
+                &*expected_seq.to_string(),
+            );
+            headers
+        };
         // No responders means no server took the message: the stream's leader is being elected, or
         // its interest in the subject has not reached our server yet (right after the stream was
         // created or moved). Nothing was stored, so publishing again is safe.
@@ -145,7 +145,7 @@ impl NatsStore {
         let ack = loop {
             let sent = self
                 .context
-                .publish_with_headers(subject.to_string(), headers.clone(), body.clone())
+                .publish_with_headers(subject.to_string(), headers(), body.clone())
                 .await;
             let ack = match sent {
                 Ok(ack_future) => ack_future.await,
@@ -199,9 +199,7 @@ impl NatsStore {
         actual: Option<(Version, u64)>,
     ) -> Result<AppendOutcome, StoreError> {
         if let Some((_, last_seq)) = actual
-            && let Some(original) = self
-                .find_command(&req.stream, subject, req.command_id, last_seq)
-                .await?
+            && let Some(original) = self.find_command(req, subject, last_seq).await?
         {
             return Ok(original);
         }
@@ -224,7 +222,7 @@ impl NatsStore {
             .get_raw_message(seq)
             .await
             .map_err(|e| self.request_failed("read the original of a duplicate", e, false))?;
-        let head = codec::decode_head(seq, Some(&msg.headers))?;
+        let head = codec::decode_head(seq, Some(&msg.headers), &msg.payload)?;
         let subject = codec::subject_for(&self.opts.subject_prefix, &req.stream);
         if head.command_id != req.command_id || msg.subject.as_str() != subject {
             return Err(crate::connect::backend(format!(
@@ -236,12 +234,12 @@ impl NatsStore {
     }
 
     /// Scans the headers of every commit of `stream` up to stream sequence `last_seq` (its last
-    /// commit, as the stream leader reported it) for `command_id`.
+    /// commit, as the stream leader reported it) for `command_id` (the `Nats-Msg-Id` header), then
+    /// reads the body of the commit found to give its outcome.
     async fn find_command(
         &self,
-        stream: &StreamId,
+        req: &AppendRequest,
         subject: &str,
-        command_id: CommandId,
         last_seq: u64,
     ) -> Result<Option<AppendOutcome>, StoreError> {
         let mut found = None;
@@ -252,15 +250,18 @@ impl NatsStore {
             true,
             usize::MAX,
             |m| {
-                if codec::command_id_of(m.headers) == Some(command_id) {
-                    found = Some(codec::decode_head(m.seq, m.headers)?);
+                if codec::command_id_of(m.headers) == Some(req.command_id) {
+                    found = Some(m.seq);
                     return Ok(false);
                 }
                 Ok(true)
             },
         )
         .await?;
-        Ok(found.map(|head| outcome(stream, &head, true)))
+        match found {
+            Some(seq) => self.duplicate_at(req, seq).await.map(Some),
+            None => Ok(None),
+        }
     }
 }
 

@@ -2,31 +2,21 @@
 //! the position arithmetic. Everything here is pure; decoding never panics and reports damage as
 //! [`StoreError::Corrupt`].
 
+use crate::body::{self, BodyPrefix};
 use async_nats::HeaderMap;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use funnel_store::{ProposedEvent, RecordedEvent, StoreError};
-use funnel_types::{
-    Actor, CommandId, CorrelationId, EventId, Metadata, OfficeId, Position, StreamId, Version,
-};
-use serde::{Deserialize, Serialize};
+use funnel_types::{CommandId, Metadata, Position, StreamId, Version};
 
-/// Broker deduplication id: the command id.
+/// Broker deduplication id: the command id. JetStream stores it with the message, so it is also the
+/// command id kept durably (the broker only forgets it for deduplication after its window).
 pub(crate) const HEADER_MSG_ID: &str = "Nats-Msg-Id";
 /// Optimistic concurrency: the stream sequence of the subject's last message (0: no message).
 pub(crate) const HEADER_EXPECTED_LAST_SUBJECT_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
-/// Dense stream version of the commit's last event.
-pub(crate) const HEADER_VERSION: &str = "Funnel-Version";
-/// Number of events in the commit.
-pub(crate) const HEADER_COUNT: &str = "Funnel-Count";
-/// The command id, kept durably (the broker forgets `Nats-Msg-Id` after its dedup window).
-pub(crate) const HEADER_COMMAND_ID: &str = "Funnel-Command-Id";
 
 /// Positions reserved per message: position = stream sequence × 1024 + index in the commit.
 pub(crate) const POSITIONS_PER_COMMIT: u64 = 1024;
-
-/// Magic prefix of a commit body, format version 1.
-const MAGIC: &[u8; 4] = b"FNL1";
 
 /// The position of event `index` of the commit stored at stream sequence `seq`.
 pub(crate) fn position(seq: u64, index: u64) -> Position {
@@ -50,60 +40,16 @@ pub(crate) fn stream_of_subject(prefix: &str, subject: &str) -> Option<StreamId>
     StreamId::new(category, id).ok()
 }
 
-/// Per-event metadata as stored in the body. Stream, version, position, recorded time and command
-/// id are not repeated per event: they follow from the subject, headers and message.
-#[derive(Serialize, Deserialize)]
-struct WireMeta {
-    event_id: EventId,
-    event_type: String,
-    schema_version: u16,
-    occurred_at: DateTime<Utc>,
-    actor: Actor,
-    office: Option<OfficeId>,
-    correlation_id: CorrelationId,
-    causation_id: uuid::Uuid,
+/// Encodes the events of one command, whose last event gets version `last_version`, as a commit
+/// body (see [`crate::body`]).
+pub(crate) fn encode_body(
+    last_version: Version,
+    events: &[ProposedEvent],
+) -> Result<Bytes, StoreError> {
+    body::encode(last_version.0, events)
 }
 
-/// Encodes the events of one command: `FNL1`, then per event a big-endian `u32` length and the
-/// metadata JSON, a `u32` length and the payload bytes exactly as given.
-pub(crate) fn encode_body(events: &[ProposedEvent]) -> Result<Bytes, StoreError> {
-    let mut out =
-        BytesMut::with_capacity(4 + events.iter().map(|e| e.payload.len() + 320).sum::<usize>());
-    out.put_slice(MAGIC);
-    for e in events {
-        let meta = WireMeta {
-            event_id: e.event_id,
-            event_type: e.event_type.clone(),
-            schema_version: e.schema_version,
-            occurred_at: e.occurred_at,
-            actor: e.actor.clone(),
-            office: e.office,
-            correlation_id: e.correlation_id,
-            causation_id: e.causation_id,
-        };
-        let json = serde_json::to_vec(&meta).map_err(|err| {
-            StoreError::InvalidRequest(format!("event metadata cannot be encoded: {err}"))
-        })?;
-        put_len(&mut out, json.len())?;
-        out.put_slice(&json);
-        put_len(&mut out, e.payload.len())?;
-        out.put_slice(&e.payload);
-    }
-    Ok(out.freeze())
-}
-
-fn put_len(out: &mut BytesMut, len: usize) -> Result<(), StoreError> {
-    let len = u32::try_from(len).map_err(|_| StoreError::TooLarge {
-        what: "bytes in one encoded field",
-        size: len,
-        limit: u32::MAX as usize,
-    })?;
-    out.put_u32(len);
-    Ok(())
-}
-
-/// The headers of a commit that say where it sits: enough to answer a duplicate without reading
-/// the body.
+/// Where a commit sits: enough to answer a duplicate without decoding its events.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct CommitHead {
     pub seq: u64,
@@ -126,44 +72,48 @@ impl CommitHead {
     }
 }
 
-/// Reads the Funnel headers of the message at `seq`.
-pub(crate) fn decode_head(seq: u64, headers: Option<&HeaderMap>) -> Result<CommitHead, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
+fn corrupt_at(seq: u64, reason: String) -> StoreError {
+    StoreError::Corrupt {
         position: position(seq, 0),
         reason,
-    };
-    let headers = headers.ok_or_else(|| corrupt("message has no headers".into()))?;
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .map(|v| v.as_str().to_string())
-            .ok_or_else(|| corrupt(format!("header {name} is missing")))
-    };
-    let version: u64 = get(HEADER_VERSION)?
-        .parse()
-        .map_err(|_| corrupt(format!("header {HEADER_VERSION} is not a number")))?;
-    let count: u64 = get(HEADER_COUNT)?
-        .parse()
-        .map_err(|_| corrupt(format!("header {HEADER_COUNT} is not a number")))?;
-    if count == 0 || count >= POSITIONS_PER_COMMIT || count > version {
-        return Err(corrupt(format!(
-            "{count} events ending at version {version} is impossible"
-        )));
     }
-    let command_id: CommandId = get(HEADER_COMMAND_ID)?
-        .parse()
-        .map_err(|_| corrupt(format!("header {HEADER_COMMAND_ID} is not a UUID")))?;
+}
+
+/// Reads where the message at `seq` sits from its `Nats-Msg-Id` header and its body's prefix.
+pub(crate) fn decode_head(
+    seq: u64,
+    headers: Option<&HeaderMap>,
+    payload: &[u8],
+) -> Result<CommitHead, StoreError> {
+    let command_id = command_id_of(headers).ok_or_else(|| {
+        corrupt_at(
+            seq,
+            format!("header {HEADER_MSG_ID} is missing or not a UUID"),
+        )
+    })?;
+    let BodyPrefix {
+        last_version,
+        count,
+    } = body::read_prefix(payload).map_err(|reason| corrupt_at(seq, reason))?;
+    let count = u64::from(count);
+    if count == 0 || count >= POSITIONS_PER_COMMIT || count > last_version {
+        return Err(corrupt_at(
+            seq,
+            format!("{count} events ending at version {last_version} is impossible"),
+        ));
+    }
     Ok(CommitHead {
         seq,
-        last_version: Version(version),
+        last_version: Version(last_version),
         count,
         command_id,
     })
 }
 
-/// Only the command id of a message, if it has a readable one (used by duplicate scans).
+/// Only the command id of a message, if it has a readable one (used by duplicate scans, which read
+/// headers only).
 pub(crate) fn command_id_of(headers: Option<&HeaderMap>) -> Option<CommandId> {
-    headers?.get(HEADER_COMMAND_ID)?.as_str().parse().ok()
+    headers?.get(HEADER_MSG_ID)?.as_str().parse().ok()
 }
 
 /// A stored message as both read paths (direct message get, consumer) deliver it.
@@ -182,70 +132,56 @@ pub(crate) struct Commit {
     pub events: Vec<RecordedEvent>,
 }
 
-/// Decodes a whole commit (headers and body).
+/// Decodes a whole commit (headers and body). Payloads are slices of the message's payload, not
+/// copies.
 pub(crate) fn decode_commit(prefix: &str, raw: &RawCommit<'_>) -> Result<Commit, StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        position: position(raw.seq, 0),
-        reason,
-    };
+    let corrupt = |reason: String| corrupt_at(raw.seq, reason);
     let stream = stream_of_subject(prefix, raw.subject)
         .ok_or_else(|| corrupt(format!("subject `{}` does not name a stream", raw.subject)))?;
-    let head = decode_head(raw.seq, raw.headers)?;
+    let head = decode_head(raw.seq, raw.headers, raw.payload)?;
     let recorded_at = i64::try_from(raw.time_nanos)
         .ok()
         .map(DateTime::<Utc>::from_timestamp_nanos)
         .ok_or_else(|| corrupt("message timestamp out of range".into()))?;
     let body = raw.payload;
-    if body.len() < MAGIC.len() || &body[..MAGIC.len()] != MAGIC {
-        return Err(corrupt(
-            "body does not start with the FNL1 commit marker".into(),
-        ));
-    }
-    let mut at = MAGIC.len();
-    let mut take = |what: &str| -> Result<Bytes, StoreError> {
-        let len_end = at + 4;
-        if body.len() < len_end {
-            return Err(corrupt(format!("body ends inside the length of {what}")));
-        }
-        let mut len_bytes = [0u8; 4];
-        len_bytes.copy_from_slice(&body[at..len_end]);
-        let end = len_end + u32::from_be_bytes(len_bytes) as usize;
-        if body.len() < end {
-            return Err(corrupt(format!("body ends inside {what}")));
-        }
-        at = end;
-        Ok(body.slice(len_end..end))
-    };
+    let mut reader = body::Reader::events(body);
     let first = head.first_version().0;
     let mut events = Vec::with_capacity(head.count as usize);
+    // The last event takes the stream name; the others clone it.
+    let mut stream = Some(stream);
     for index in 0..head.count {
-        let meta_json = take("event metadata")?;
-        let payload = take("an event payload")?;
-        let wire: WireMeta = serde_json::from_slice(&meta_json)
-            .map_err(|err| corrupt(format!("event {index} metadata is not valid: {err}")))?;
+        let e = reader
+            .event()
+            .map_err(|reason| corrupt(format!("event {index}: {reason}")))?;
+        let stream = if index + 1 == head.count {
+            stream.take()
+        } else {
+            stream.clone()
+        }
+        .ok_or_else(|| corrupt("stream name used up".into()))?;
         events.push(RecordedEvent {
             meta: Metadata {
-                event_id: wire.event_id,
-                event_type: wire.event_type,
-                schema_version: wire.schema_version,
-                stream: stream.clone(),
+                event_id: e.event_id,
+                event_type: e.event_type.to_owned(),
+                schema_version: e.schema_version,
+                stream,
                 version: Version(first + index),
                 position: position(raw.seq, index),
-                occurred_at: wire.occurred_at,
+                occurred_at: e.occurred_at,
                 recorded_at,
-                actor: wire.actor,
-                office: wire.office,
+                actor: e.actor,
+                office: e.office,
                 command_id: head.command_id,
-                correlation_id: wire.correlation_id,
-                causation_id: wire.causation_id,
+                correlation_id: e.correlation_id,
+                causation_id: e.causation_id,
             },
-            payload,
+            payload: body.slice(e.payload),
         });
     }
-    if at != body.len() {
+    if reader.remaining() != 0 {
         return Err(corrupt(format!(
             "{} bytes after the last event",
-            body.len() - at
+            reader.remaining()
         )));
     }
     Ok(Commit { head, events })
@@ -254,6 +190,7 @@ pub(crate) fn decode_commit(prefix: &str, raw: &RawCommit<'_>) -> Result<Commit,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use funnel_types::{Actor, CorrelationId, EventId, OfficeId, Role, StaffId};
 
     fn proposed(payload: &'static str) -> ProposedEvent {
         ProposedEvent {
@@ -261,7 +198,7 @@ mod tests {
             event_type: "lead.registered".into(),
             schema_version: 2,
             occurred_at: DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap_or_default(),
-            actor: Actor::system("test"),
+            actor: Actor::system("test·归属"),
             office: Some(OfficeId::new()),
             correlation_id: CorrelationId::new(),
             causation_id: uuid::Uuid::now_v7(),
@@ -269,20 +206,25 @@ mod tests {
         }
     }
 
-    fn headers(version: u64, count: u64, command: CommandId) -> HeaderMap {
+    fn headers(command: CommandId) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(HEADER_VERSION, version.to_string().as_str());
-        h.insert(HEADER_COUNT, count.to_string().as_str());
-        h.insert(HEADER_COMMAND_ID, command.to_string().as_str());
+        h.insert(HEADER_MSG_ID, command.to_string().as_str());
         h
     }
 
     #[test]
     fn a_commit_round_trips_with_exact_payload_bytes() {
-        let events = vec![proposed(" {\"a\": 1.50 } "), proposed("[]")];
-        let body = encode_body(&events).expect("encode");
+        let mut events = vec![proposed(" {\"a\": 1.50 } "), proposed("[]"), proposed("")];
+        events[1].actor = Actor::staff(StaffId::new(), Role::KeyAccountDepartment);
+        events[1].office = None;
+        events[1].schema_version = u16::MAX;
+        // A leap second and a time before the epoch.
+        events[1].occurred_at =
+            DateTime::from_timestamp(1_483_228_799, 1_500_000_000).unwrap_or_default();
+        events[2].occurred_at = DateTime::from_timestamp(-1, 1).unwrap_or_default();
+        let body = encode_body(Version(8), &events).expect("encode");
         let command = CommandId::new();
-        let h = headers(7, 2, command);
+        let h = headers(command);
         let subject = subject_for("funnel", &StreamId::parse("lead-abc_1-2").expect("stream"));
         assert_eq!(subject, "funnel.log.lead.abc_1-2");
         let raw = RawCommit {
@@ -294,30 +236,59 @@ mod tests {
         };
         let commit = decode_commit("funnel", &raw).expect("decode");
         assert_eq!(commit.head.first_version(), Version(6));
-        assert_eq!(commit.head.last_position(), Position(5 * 1024 + 1));
+        assert_eq!(commit.head.last_position(), Position(5 * 1024 + 2));
+        assert_eq!(commit.events.len(), 3);
         for (i, (got, want)) in commit.events.iter().zip(&events).enumerate() {
             assert_eq!(got.payload, want.payload);
             assert_eq!(got.meta.event_id, want.event_id);
+            assert_eq!(got.meta.event_type, want.event_type);
+            assert_eq!(got.meta.schema_version, want.schema_version);
             assert_eq!(got.meta.occurred_at, want.occurred_at);
+            assert_eq!(got.meta.actor, want.actor);
+            assert_eq!(got.meta.office, want.office);
+            assert_eq!(got.meta.correlation_id, want.correlation_id);
+            assert_eq!(got.meta.causation_id, want.causation_id);
             assert_eq!(got.meta.version, Version(6 + i as u64));
             assert_eq!(got.meta.position, Position(5 * 1024 + i as u64));
             assert_eq!(got.meta.command_id, command);
             assert_eq!(got.meta.stream.as_str(), "lead-abc_1-2");
+            assert_eq!(got.meta.recorded_at.timestamp_nanos_opt(), Some(1_000));
         }
+        assert_eq!(decode_head(5, Some(&h), &body).expect("head"), commit.head);
     }
 
     #[test]
     fn damage_is_reported_as_corrupt_at_the_commit_position() {
-        let body = encode_body(&[proposed("{}")]).expect("encode");
-        let h = headers(1, 1, CommandId::new());
+        let body = encode_body(Version(1), &[proposed("{}")]).expect("encode");
+        let h = headers(CommandId::new());
+        let mut old = body.to_vec();
+        old[..4].copy_from_slice(b"FNL1");
+        let mut flags = body.to_vec();
+        flags[body::PREFIX_LEN + 3 * 16 + 8 + 4 + 2] = 0x80;
+        let mut extra = body.to_vec();
+        extra.push(0);
+        let mut count = body.to_vec();
+        count[12..14].copy_from_slice(&2u16.to_be_bytes());
+        let mut empty = HeaderMap::new();
+        empty.insert("Other", "x");
         let cases: Vec<(&str, Option<&HeaderMap>, Bytes)> = vec![
             (
                 "funnel.log.lead.x",
                 Some(&h),
                 Bytes::from_static(b"garbage"),
             ),
+            ("funnel.log.lead.x", Some(&h), Bytes::from(old)),
+            ("funnel.log.lead.x", Some(&h), Bytes::from(flags)),
+            ("funnel.log.lead.x", Some(&h), Bytes::from(extra)),
+            ("funnel.log.lead.x", Some(&h), Bytes::from(count)),
             ("funnel.log.lead.x", Some(&h), body.slice(..body.len() - 1)),
+            (
+                "funnel.log.lead.x",
+                Some(&h),
+                body.slice(..body::PREFIX_LEN - 1),
+            ),
             ("funnel.log.lead.x", None, body.clone()),
+            ("funnel.log.lead.x", Some(&empty), body.clone()),
             ("funnel.log.x", Some(&h), body.clone()),
         ];
         for (subject, headers, payload) in cases {
@@ -336,10 +307,21 @@ mod tests {
                 Ok(_) => panic!("damaged commit decoded"),
             }
         }
-        let bad = headers(1, 2, CommandId::new());
+        // Two events cannot end at version 1.
+        let two = encode_body(Version(1), &[proposed("{}"), proposed("{}")]).expect("encode");
         assert!(matches!(
-            decode_head(1, Some(&bad)),
+            decode_head(1, Some(&h), &two),
             Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_fields_are_refused_when_encoding() {
+        let mut e = proposed("{}");
+        e.event_type = "x".repeat(70_000);
+        assert!(matches!(
+            encode_body(Version(1), &[e]),
+            Err(StoreError::TooLarge { .. })
         ));
     }
 

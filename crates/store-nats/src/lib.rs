@@ -21,17 +21,26 @@
 //!
 //! | header | value |
 //! |---|---|
-//! | `Nats-Msg-Id` | the command id (broker dedup within the window) |
+//! | `Nats-Msg-Id` | the command id: broker dedup within the window, and the durable command id (JetStream stores the header with the message, on every read path) |
 //! | `Nats-Expected-Last-Subject-Sequence` | stream sequence of the stream's last commit, `0` when it must not exist |
-//! | `Funnel-Version` | dense stream version of the commit's last event |
-//! | `Funnel-Count` | number of events in the commit |
-//! | `Funnel-Command-Id` | the command id, kept durably |
 //!
-//! The body is `FNL1` followed, per event, by a big-endian `u32` length and the event's metadata JSON
-//! (event id, type, schema version, occurred at, actor, office, correlation and causation ids), then a
-//! `u32` length and the payload bytes exactly as given. Stream, version, position, command id and the
-//! recorded time (the broker's timestamp) come from the subject, headers and message.
+//! The body is binary, format `FNL2` (big-endian integers, UUIDs as their 16 bytes, UTF-8 strings):
 //!
+//! ```text
+//! "FNL2"  u64 dense stream version of the commit's last event  u16 number of events
+//! per event:
+//!   16 B event id  16 B correlation id  16 B causation id
+//!   i64 occurred_at seconds  u32 occurred_at nanoseconds  u16 schema version
+//!   u8 flags (bit 0: a 16 B office id follows; other bits must be 0)  [16 B office id]
+//!   u8 actor: 0 staff (16 B staff id, u8 length + role wire name), 1 system (u16 length + name)
+//!   u16 length + event type  u32 length + payload bytes exactly as given
+//! ```
+//!
+//! Stream, position and recorded time (the broker's timestamp) come from the subject and the
+//! message, versions from the body's last version and count, the command id from `Nats-Msg-Id`. A
+//! message whose body does not start with `FNL2` (or is damaged anywhere) reads as
+//! [`StoreError::Corrupt`] at its position.
+
 //! # Positions
 //!
 //! The global position of event `i` of the commit at stream sequence `s` is `s × 1024 + i` (at most
@@ -47,7 +56,8 @@
 //!
 //! A retried command is answered with its original outcome (`duplicate: true`): within the dedup
 //! window the broker says so; beyond it, or after a restart, every refused expectation scans the
-//! stream's commits for a `Funnel-Command-Id` equal to the command's before reporting a conflict.
+//! headers of the stream's commits for a `Nats-Msg-Id` equal to the command id before reporting a
+//! conflict, and reads the body of the commit it finds to answer with its versions.
 //! `ExpectedVersion::Any` and `ExpectedVersion::Exists` are not refused when a command is retried on
 //! an existing stream, so those appends scan before publishing: **an `Any`/`Exists` append to an
 //! existing stream costs a header-only consumer read of every commit of that stream**; use exact
@@ -73,6 +83,7 @@
 //! call is bounded by a few request timeouts; the client reconnects on its own.
 
 mod append;
+mod body;
 mod codec;
 mod connect;
 mod read;
@@ -282,9 +293,16 @@ impl NatsStore {
                     cache.clear();
                 }
                 // Never move an entry backwards: a slower concurrent reader may report an older commit.
-                let newer = cache.get(stream).is_none_or(|(_, seq)| entry.1 >= *seq);
-                if newer {
-                    cache.insert(stream.clone(), entry);
+                // An existing entry is updated in place, without cloning the stream name.
+                match cache.get_mut(stream) {
+                    Some(known) => {
+                        if entry.1 >= known.1 {
+                            *known = entry;
+                        }
+                    }
+                    None => {
+                        cache.insert(stream.clone(), entry);
+                    }
                 }
             }
             None => {

@@ -4,6 +4,7 @@
 mod cluster;
 mod corrupt;
 mod faults;
+mod format;
 mod support;
 
 use support::NatsHarness;
