@@ -27,6 +27,19 @@ impl NatsCluster {
     /// healthy, which includes an elected JetStream meta leader.
     pub fn start(size: usize) -> Self {
         assert!(size >= 1, "a cluster needs at least one node");
+        // Ports are picked free and released before the servers bind them; a node that exits
+        // early is usually a port taken in the meantime, so the whole cluster starts again.
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start(size) {
+                Ok(cluster) => return cluster,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{last}");
+    }
+
+    fn try_start(size: usize) -> Result<Self, String> {
         let dir = tempfile::Builder::new()
             .prefix("funnel-nats-cluster-")
             .tempdir()
@@ -84,9 +97,9 @@ impl NatsCluster {
             node.process.spawn();
         }
         for node in &mut nodes {
-            node.process.wait_ready();
+            node.process.try_wait_ready()?;
         }
-        Self { nodes, dir }
+        Ok(Self { nodes, dir })
     }
 
     pub fn len(&self) -> usize {

@@ -30,8 +30,21 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts a server and waits until it accepts connections and JetStream is ready.
+    /// Starts a server and waits until it accepts connections and JetStream is ready. Ports are
+    /// picked free and released before the server binds them, so a server that exits early is
+    /// started again on fresh ports (a few times) before giving up.
     pub fn start() -> Self {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Self::try_start() {
+                Ok(server) => return server,
+                Err(e) => last = e,
+            }
+        }
+        panic!("{last}");
+    }
+
+    fn try_start() -> Result<Self, String> {
         let dir = tempfile::Builder::new()
             .prefix("funnel-nats-")
             .tempdir()
@@ -52,13 +65,13 @@ impl NatsServer {
         ];
         let mut process = ServerProcess::new(args, monitor_port, dir.path().join("server.log"));
         process.spawn();
-        process.wait_ready();
-        Self {
+        process.try_wait_ready()?;
+        Ok(Self {
             port,
             store_dir,
             process,
             dir,
-        }
+        })
     }
 
     /// The client URL, `nats://127.0.0.1:<port>`.

@@ -103,6 +103,14 @@ impl ServerProcess {
 
     /// Waits until the server's `/healthz` answers 200 (client port open, JetStream current).
     pub(crate) fn wait_ready(&mut self) {
+        if let Err(e) = self.try_wait_ready() {
+            panic!("{e}");
+        }
+    }
+
+    /// Waits until the server is healthy; an `Err` when it exited early (for example because a port
+    /// picked as free was taken by another process in the meantime) or never got healthy.
+    pub(crate) fn try_wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let exited = self
@@ -110,19 +118,19 @@ impl ServerProcess {
                 .as_mut()
                 .and_then(|child| child.try_wait().ok().flatten());
             if let Some(status) = exited {
-                panic!(
+                return Err(format!(
                     "nats-server exited early with {status}; log:\n{}",
                     self.log_tail()
-                );
+                ));
             }
             if healthz_ok(self.monitor_port) {
-                return;
+                return Ok(());
             }
             if Instant::now() > deadline {
-                panic!(
+                return Err(format!(
                     "nats-server not healthy after {READY_TIMEOUT:?}; log:\n{}",
                     self.log_tail()
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(25));
         }
