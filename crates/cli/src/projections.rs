@@ -11,21 +11,10 @@ use funnel_store::EventStore;
 use funnel_types::Position;
 use std::path::PathBuf;
 
-/// Where the read models of a store are kept, unless `--projections` says otherwise.
+/// Where the read models of a store are kept, unless `--projections` says otherwise (the same
+/// place `funnel serve` uses).
 pub fn default_path(url: &StoreUrl) -> PathBuf {
-    match url {
-        StoreUrl::Sqlite(p) => {
-            let mut name = p.file_stem().map(|s| s.to_os_string()).unwrap_or_default();
-            name.push(".projections.db");
-            p.with_file_name(name)
-        }
-        StoreUrl::Nats(u) => {
-            let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, u.as_bytes())
-                .simple()
-                .to_string();
-            PathBuf::from(format!(".funnel/projections-{}.db", &digest[..12]))
-        }
-    }
+    funnel_server::projections_path(url)
 }
 
 /// Opens the runner with every read model registered.

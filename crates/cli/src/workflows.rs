@@ -180,8 +180,8 @@ fn assignee_label(
 }
 
 pub async fn tasks(url: &StoreUrl, args: TasksArgs) -> anyhow::Result<()> {
-    // The sagas open the tasks: bring them up to date first.
-    let _ = runtime(url).await?;
+    // Only reads: the sagas that open tasks are run by `funnel serve` or `funnel workflows`, and
+    // a second runtime beside a running one would compete for the workflow streams.
     let store = crate::cli::open(url).await?;
     let mut tasks = Tasks::default();
     let mut names: BTreeMap<StaffId, String> = BTreeMap::new();

@@ -93,7 +93,7 @@ async fn visit_plans_are_reminded_the_day_before_and_marked_overdue_only_when_mi
         .collect();
     assert_eq!(overdue, [staff("e2")]);
     // The next week's deadline (Friday 13 March) is already scheduled for both.
-    let next = shanghai(2026, 3, 13, 17, 30) + chrono::Duration::seconds(1);
+    let next = shanghai(2026, 3, 13, 17, 30) + Duration::seconds(1);
     for n in ["e1", "e2"] {
         let inst = rt
             .instances()
