@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Validates Funnel's JSON Schemas with an implementation independent of the Rust code.
 
-Every file under schemas/ must be a valid draft 2020-12 schema, and every golden event payload in
+Every file under schemas/ must be a valid draft 2020-12 schema (openapi.json: an OpenAPI 3.1
+document whose component schemas are), and every golden event payload in
 crates/codec/tests/golden/<type>.v<N>.json must validate against schemas/events/<type>.v<N>.json.
 Exits non-zero with one line per problem.
 """
@@ -21,6 +22,17 @@ def main() -> int:
     schemas = {}
     for path in sorted(SCHEMAS.rglob("*.json")):
         rel = path.relative_to(SCHEMAS).as_posix()
+        if rel == "openapi.json":
+            # The HTTP API's OpenAPI 3.1 document: its component schemas are draft 2020-12.
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+                if not str(doc.get("openapi", "")).startswith("3.1"):
+                    problems.append(f"{rel}: not an OpenAPI 3.1 document")
+                for name, schema in doc.get("components", {}).get("schemas", {}).items():
+                    Draft202012Validator.check_schema(schema)
+            except Exception as e:  # noqa: BLE001 - report every kind of failure
+                problems.append(f"{rel}: invalid: {e}")
+            continue
         try:
             schema = json.loads(path.read_text(encoding="utf-8"))
             if schema.get("$schema") != "https://json-schema.org/draft/2020-12/schema":
