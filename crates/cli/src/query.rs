@@ -2,7 +2,7 @@
 //! position, as text, JSON or CSV.
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::NaiveDate;
 use funnel_engine::StoreUrl;
 use funnel_projections::ReadModel;
 use funnel_projections::models::*;
@@ -10,40 +10,11 @@ use funnel_store::{EventStore, Filter};
 use funnel_types::{Envelope, LeadId, Position};
 use std::fmt::Write as _;
 
-/// A moment to compute the read models at.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum AsOf {
-    Position(Position),
-    Time(DateTime<Utc>),
-}
+pub use funnel_projections::AsOf;
 
-/// Parses `--as-of`: a position (digits), a date (`2026-09-30`, end of that day in Shanghai time) or
-/// an RFC 3339 date-time.
+/// Parses `--as-of` (see `AsOf`'s `FromStr`).
 pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
-    let t = text.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        return t
-            .parse()
-            .map(|p| AsOf::Position(Position(p)))
-            .map_err(|e| format!("bad position `{t}`: {e}"));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        let next = d
-            .succ_opt()
-            .ok_or_else(|| format!("date `{t}` is out of range"))?;
-        let end = chrono_tz::Asia::Shanghai
-            .from_local_datetime(&next.and_hms_opt(0, 0, 0).unwrap_or_default())
-            .earliest()
-            .ok_or_else(|| format!("date `{t}` has no midnight"))?;
-        return Ok(AsOf::Time(
-            end.with_timezone(&Utc) - chrono::Duration::nanoseconds(1),
-        ));
-    }
-    DateTime::parse_from_rfc3339(t)
-        .map(|d| AsOf::Time(d.with_timezone(&Utc)))
-        .map_err(|_| {
-            format!("`{t}` is neither a position, a date (YYYY-MM-DD) nor an RFC 3339 date-time")
-        })
+    text.parse()
 }
 
 /// All four read models, folded from the log up to a moment.
@@ -122,9 +93,7 @@ pub async fn fold(store: &dyn EventStore, as_of: Option<AsOf>) -> anyhow::Result
             {
                 return Ok(models);
             }
-            if let Some(AsOf::Time(t)) = as_of
-                && rec.meta.occurred_at > t
-            {
+            if as_of.is_some_and(|a| !a.admits(rec)) {
                 continue;
             }
             match funnel_codec::decode_recorded(rec) {

@@ -2,7 +2,7 @@
 //! page by page so memory does not grow with the number of events.
 
 use crate::{Parked, ReadModel};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use funnel_store::{EventStore, Filter, RecordedEvent, StoreError};
 use funnel_types::Position;
 
@@ -20,11 +20,47 @@ pub enum AsOf {
 }
 
 impl AsOf {
-    fn admits(&self, rec: &RecordedEvent) -> bool {
+    /// Whether an event belongs to the history as of this moment.
+    pub fn admits(&self, rec: &RecordedEvent) -> bool {
         match self {
             AsOf::Position(p) => rec.meta.position <= *p,
             AsOf::Time(t) => rec.meta.occurred_at <= *t,
         }
+    }
+}
+
+/// Parses a moment as people write it: a position (digits), a date (`2026-09-30`: the end of that
+/// day, Shanghai time) or an RFC 3339 date-time.
+impl std::str::FromStr for AsOf {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<AsOf, String> {
+        let t = text.trim();
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return t
+                .parse()
+                .map(|p| AsOf::Position(Position(p)))
+                .map_err(|e| format!("bad position `{t}`: {e}"));
+        }
+        if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+            let next = d
+                .succ_opt()
+                .ok_or_else(|| format!("date `{t}` is out of range"))?;
+            let end = chrono_tz::Asia::Shanghai
+                .from_local_datetime(&next.and_hms_opt(0, 0, 0).unwrap_or_default())
+                .earliest()
+                .ok_or_else(|| format!("date `{t}` has no midnight"))?;
+            return Ok(AsOf::Time(
+                end.with_timezone(&Utc) - chrono::Duration::nanoseconds(1),
+            ));
+        }
+        DateTime::parse_from_rfc3339(t)
+            .map(|d| AsOf::Time(d.with_timezone(&Utc)))
+            .map_err(|_| {
+                format!(
+                    "`{t}` is neither a position, a date (YYYY-MM-DD) nor an RFC 3339 date-time"
+                )
+            })
     }
 }
 

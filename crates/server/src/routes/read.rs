@@ -9,7 +9,6 @@ use crate::problem::Problem;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
 use funnel_projections::{AsOf, ReadModel};
 use funnel_store::Filter;
@@ -115,35 +114,6 @@ pub async fn lead_audit(
     })))
 }
 
-/// Parses `as_of`: a position (digits), a date (end of that day, Shanghai time) or RFC 3339.
-fn parse_as_of(text: &str) -> Result<AsOf, Problem> {
-    let t = text.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        return t
-            .parse()
-            .map(|p| AsOf::Position(Position(p)))
-            .map_err(|e| Problem::bad_request("as_of", e));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-        let end = d
-            .succ_opt()
-            .and_then(|n| n.and_hms_opt(0, 0, 0))
-            .and_then(|n| chrono_tz::Asia::Shanghai.from_local_datetime(&n).earliest())
-            .ok_or_else(|| Problem::bad_request("as_of", "the date is out of range"))?;
-        return Ok(AsOf::Time(
-            end.with_timezone(&Utc) - chrono::Duration::nanoseconds(1),
-        ));
-    }
-    DateTime::parse_from_rfc3339(t)
-        .map(|d| AsOf::Time(d.with_timezone(&Utc)))
-        .map_err(|_| {
-            Problem::bad_request(
-                "as_of",
-                "neither a position, a date (YYYY-MM-DD) nor an RFC 3339 date-time",
-            )
-        })
-}
-
 /// `GET /pipeline?office=&as_of=`: the pipeline and funnel of the offices the caller may read.
 pub async fn pipeline(
     State(state): State<AppState>,
@@ -153,7 +123,9 @@ pub async fn pipeline(
     let scope = caller.scope(params.office)?;
     let (pipeline, position) = match params.as_of.as_deref() {
         Some(text) => {
-            let as_of = parse_as_of(text)?;
+            let as_of: AsOf = text
+                .parse()
+                .map_err(|e: String| Problem::bad_request("as_of", e))?;
             let (m, _) =
                 funnel_projections::replay_as_of::<Pipeline>(state.store().as_ref(), as_of).await?;
             (m, None)
