@@ -235,6 +235,11 @@ fn summary_task(r: &mut Builder<'_>, name: &str, period: &str, role: Role, en: S
     );
 }
 
+/// The period of a summary this instance saw compiled.
+fn summary_period(r: &Builder<'_>, id: funnel_types::SummaryId) -> Option<String> {
+    r.state.note(&format!("summary:{id}")).map(String::from)
+}
+
 pub(super) fn summaries(r: &mut Builder<'_>) {
     let tz = r.ctx.tz;
     match r.trigger.event {
@@ -259,11 +264,7 @@ pub(super) fn summaries(r: &mut Builder<'_>) {
             r.note(&format!("stage:{key}"), "compiled");
         }
         Event::SummaryVerified(e) if r.state.active => {
-            let Some(key) = r
-                .state
-                .note(&format!("summary:{}", e.summary_id))
-                .map(String::from)
-            else {
+            let Some(key) = summary_period(r, e.summary_id) else {
                 return;
             };
             r.close_task(&format!("compile_summary:{key}"), "verified");
@@ -278,11 +279,7 @@ pub(super) fn summaries(r: &mut Builder<'_>) {
             );
         }
         Event::SummaryReviewed(e) if r.state.active => {
-            let Some(key) = r
-                .state
-                .note(&format!("summary:{}", e.summary_id))
-                .map(String::from)
-            else {
+            let Some(key) = summary_period(r, e.summary_id) else {
                 return;
             };
             r.close_task(
@@ -310,11 +307,7 @@ pub(super) fn summaries(r: &mut Builder<'_>) {
             }
         }
         Event::SummaryFiled(e) if r.state.active => {
-            let Some(key) = r
-                .state
-                .note(&format!("summary:{}", e.summary_id))
-                .map(String::from)
-            else {
+            let Some(key) = summary_period(r, e.summary_id) else {
                 return;
             };
             r.close_task(&format!("file_summary:{key}"), "filed");
