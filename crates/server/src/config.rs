@@ -17,6 +17,7 @@ pub struct ServeOptions {
     pub log: LogOptions,
     pub ready: ReadyOptions,
     pub workflows: WorkflowOptions,
+    pub notify: NotifyOptions,
 }
 
 /// The HTTP listener and request handling.
@@ -77,6 +78,61 @@ pub struct ReadyOptions {
 pub struct WorkflowOptions {
     /// Run the workflows (sagas and timers) in this process.
     pub enabled: bool,
+}
+
+/// Notifications: webhooks and, on the JetStream backend, per-office NATS subjects.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyOptions {
+    /// Deliver webhook subscriptions from this process.
+    pub webhooks: bool,
+    /// How long a webhook receiver has to answer, in milliseconds.
+    pub webhook_timeout_ms: u64,
+    /// The wait after a failed delivery, in milliseconds; it doubles with each failure …
+    pub webhook_backoff_initial_ms: u64,
+    /// … up to this.
+    pub webhook_backoff_max_ms: u64,
+    /// On the JetStream backend, publish every event again on
+    /// `funnel.notify.<office>.<event type>` (ignored on SQLite).
+    pub nats_subjects: bool,
+    /// The JetStream stream that keeps those notifications.
+    pub nats_stream: String,
+    /// How long notifications are kept, in hours.
+    pub nats_max_age_hours: u64,
+}
+
+impl Default for NotifyOptions {
+    fn default() -> Self {
+        Self {
+            webhooks: true,
+            webhook_timeout_ms: 10_000,
+            webhook_backoff_initial_ms: 1_000,
+            webhook_backoff_max_ms: 600_000,
+            nats_subjects: true,
+            nats_stream: "FUNNEL_NOTIFY".into(),
+            nats_max_age_hours: 30 * 24,
+        }
+    }
+}
+
+impl NotifyOptions {
+    pub fn delivery(&self) -> funnel_notify::webhooks::DeliveryOptions {
+        use std::time::Duration;
+        funnel_notify::webhooks::DeliveryOptions {
+            timeout: Duration::from_millis(self.webhook_timeout_ms),
+            backoff_initial: Duration::from_millis(self.webhook_backoff_initial_ms),
+            backoff_max: Duration::from_millis(self.webhook_backoff_max_ms),
+            ..Default::default()
+        }
+    }
+
+    pub fn republish(&self) -> funnel_notify::nats::RepublishOptions {
+        funnel_notify::nats::RepublishOptions {
+            stream: self.nats_stream.clone(),
+            max_age: std::time::Duration::from_secs(self.nats_max_age_hours.saturating_mul(3600)),
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for WorkflowOptions {
@@ -193,6 +249,27 @@ impl ServeOptions {
         if self.http.read_wait_ms > 60_000 || self.http.auth_wait_ms > 60_000 {
             return Err(ConfigError(
                 "http.read_wait_ms and http.auth_wait_ms must be at most 60000".into(),
+            ));
+        }
+        let n = &self.notify;
+        if !(100..=300_000).contains(&n.webhook_timeout_ms) {
+            return Err(ConfigError(format!(
+                "notify.webhook_timeout_ms is {}; it must be between 100 and 300000",
+                n.webhook_timeout_ms
+            )));
+        }
+        if n.webhook_backoff_initial_ms < 10
+            || n.webhook_backoff_max_ms < n.webhook_backoff_initial_ms
+        {
+            return Err(ConfigError(format!(
+                "notify.webhook_backoff_initial_ms ({}) must be at least 10 and at most \
+                 notify.webhook_backoff_max_ms ({})",
+                n.webhook_backoff_initial_ms, n.webhook_backoff_max_ms
+            )));
+        }
+        if n.nats_max_age_hours == 0 || n.nats_stream.is_empty() {
+            return Err(ConfigError(
+                "notify.nats_stream must be named and notify.nats_max_age_hours above 0".into(),
             ));
         }
         if self.ready.store_timeout_ms == 0 {

@@ -46,6 +46,7 @@ pub struct AppState {
 struct Inner {
     engine: Engine,
     runner: Arc<RwLock<Runner>>,
+    webhooks: funnel_notify::webhooks::Webhooks,
     metrics: metrics::Metrics,
     options: ServeOptions,
 }
@@ -53,11 +54,18 @@ struct Inner {
 impl AppState {
     /// The state over an engine (and its store) and a runner that something keeps following the log
     /// (see [`funnel_projections::follow`]); the runner must have [`auth::Access`] registered.
-    pub fn new(engine: Engine, runner: Arc<RwLock<Runner>>, options: ServeOptions) -> Self {
+    /// The webhook subscriptions are kept in `webhooks` (their dispatcher runs apart).
+    pub fn new(
+        engine: Engine,
+        runner: Arc<RwLock<Runner>>,
+        webhooks: funnel_notify::webhooks::Webhooks,
+        options: ServeOptions,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 engine,
                 runner,
+                webhooks,
                 metrics: metrics::Metrics::default(),
                 options,
             }),
@@ -76,6 +84,10 @@ impl AppState {
         &self.inner.runner
     }
 
+    pub fn webhooks(&self) -> &funnel_notify::webhooks::Webhooks {
+        &self.inner.webhooks
+    }
+
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
     }
@@ -88,7 +100,7 @@ impl AppState {
 /// The whole API. Every route but `/healthz`, `/readyz`, `/metrics` and `/openapi.json` needs a
 /// bearer token.
 pub fn router(state: AppState) -> Router {
-    use routes::{ops, read, write};
+    use routes::{ops, read, webhooks, write};
     let limit = state.options().http.body_limit;
     Router::new()
         .route("/healthz", get(ops::healthz))
@@ -109,6 +121,13 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/plans", get(read::plans))
         .route("/events", get(read::events))
         .route("/projections", get(read::projections))
+        .route("/webhooks", post(webhooks::create).get(webhooks::list))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/webhooks/{id}/{action}", post(webhooks::change))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -79,6 +79,103 @@ fn public_get(id: &str, summary: &str, media: &str) -> Value {
         "responses": { "200": { "description": "OK", "content": { media: { "schema": { "type": "object" } } } } } } })
 }
 
+/// One operation: `method` with an optional JSON body, answering `status` with an optional schema.
+#[allow(clippy::too_many_arguments)]
+fn operation(
+    g: &mut SchemaGenerator,
+    id: &str,
+    summary: &str,
+    params: Vec<Value>,
+    body: Option<Schema>,
+    status: &str,
+    answer: Option<Schema>,
+) -> Value {
+    let mut responses = problem_responses(g);
+    responses[status] = match answer {
+        Some(schema) => {
+            json!({ "description": "OK", "content": { "application/json": { "schema": schema } } })
+        }
+        None => json!({ "description": "Done" }),
+    };
+    let mut op = json!({ "operationId": id, "summary": summary, "parameters": params, "responses": responses });
+    if let Some(body) = body {
+        op["requestBody"] =
+            json!({ "required": true, "content": { "application/json": { "schema": body } } });
+    }
+    op
+}
+
+/// The webhook subscription endpoints.
+fn webhook_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
+    use crate::routes::webhooks::{CreateWebhook, CreatedWebhook, ReplayWebhook};
+    use funnel_notify::webhooks::{Delivery, Subscription};
+    let id = || vec![path_param("id")];
+    let (create, created) = (schema::<CreateWebhook>(g), schema::<CreatedWebhook>(g));
+    let sub = schema::<Subscription>(g);
+    let list = json!({ "type": "object", "required": ["subscriptions"],
+        "properties": { "subscriptions": { "type": "array", "items": sub } } });
+    paths.insert("/webhooks".into(), json!({
+        "post": operation(g, "create_webhook", "Subscribe a URL to events by office and kind (the secret is answered once)", vec![], Some(create), "201", Some(created)),
+        "get": operation(g, "list_webhooks", "Webhook subscriptions the caller may see", vec![], None, "200", Some(serde_json::from_value(list).unwrap_or_else(|_| Schema::default()))),
+    }));
+    let sub = schema::<Subscription>(g);
+    paths.insert("/webhooks/{id}".into(), json!({
+        "get": operation(g, "get_webhook", "A subscription: cursor, delivered count, current failure", id(), None, "200", Some(sub.clone())),
+        "delete": operation(g, "delete_webhook", "Remove a subscription and its delivery log", id(), None, "204", None),
+    }));
+    for (action, summary) in [
+        ("pause", "Stop delivering; the cursor stays"),
+        ("resume", "Deliver again from the cursor"),
+    ] {
+        let op = operation(
+            g,
+            &format!("{action}_webhook"),
+            summary,
+            id(),
+            None,
+            "200",
+            Some(sub.clone()),
+        );
+        paths.insert(format!("/webhooks/{{id}}/{action}"), json!({ "post": op }));
+    }
+    let replay = schema::<ReplayWebhook>(g);
+    let op = operation(
+        g,
+        "replay_webhook",
+        "Deliver again every selected event after a position",
+        id(),
+        Some(replay),
+        "200",
+        Some(sub),
+    );
+    paths.insert("/webhooks/{id}/replay".into(), json!({ "post": op }));
+    let delivery = schema::<Delivery>(g);
+    let page = json!({ "type": "object", "required": ["deliveries"], "properties": {
+        "deliveries": { "type": "array", "items": delivery },
+        "next_before": { "type": ["integer", "null"], "description": "`before` of the next (older) page" } } });
+    let mut params = id();
+    params.push(query(
+        "before",
+        "Attempts older than this `seq`",
+        json!({ "type": "integer", "minimum": 0 }),
+    ));
+    params.push(query(
+        "limit",
+        "Attempts per page, 1 to 1000",
+        json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+    ));
+    let op = operation(
+        g,
+        "webhook_deliveries",
+        "The delivery log, newest first",
+        params,
+        None,
+        "200",
+        Some(serde_json::from_value(page).unwrap_or_else(|_| Schema::default())),
+    );
+    paths.insert("/webhooks/{id}/deliveries".into(), json!({ "get": op }));
+}
+
 fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     g.subschema_for::<T>()
 }
@@ -94,8 +191,8 @@ pub fn document() -> Value {
     );
     let office = query(
         "office",
-        "Limit to one office (office roles may name only their own)",
-        json!({ "type": "string", "format": "uuid" }),
+        "Limit to one office, by id, code or name (office roles may name only their own)",
+        json!({ "type": "string" }),
     );
     paths.insert(
         "/healthz".into(),
@@ -254,6 +351,7 @@ pub fn document() -> Value {
     paths.insert("/events".into(), op);
     let op = read_op(&mut g, "projections", "Read-model status", vec![]);
     paths.insert("/projections".into(), op);
+    webhook_paths(&mut g, &mut paths);
     let schemas = g.take_definitions(true);
     json!({
         "openapi": "3.1.0",

@@ -1,11 +1,14 @@
-//! Running the server: open the store and the read models, follow the log, run the sagas, serve
-//! HTTP, and on shutdown stop accepting, let in-flight requests finish, then stop the follower
+//! Running the server: open the store and the read models, follow the log, run the sagas and the
+//! notifications (webhook delivery; on JetStream the per-office subjects), serve HTTP, and on
+//! shutdown stop accepting, let in-flight requests finish, then stop the follower
 //! (which saves the read models) and the sagas.
 
 use crate::config::{LogFormat, LogOptions, ServeOptions};
 use crate::{AppState, auth, router};
 use funnel_domain::Policy;
 use funnel_engine::{Engine, StoreUrl};
+use funnel_notify::nats::{RepublishError, RepublishOptions, Republisher};
+use funnel_notify::webhooks::{Dispatcher, Webhooks};
 use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
 use funnel_projections::{Runner, RunnerError, RunnerOptions};
 use funnel_types::SystemClock;
@@ -27,6 +30,13 @@ pub enum ServeError {
     },
     #[error("read models at {path}: {source}")]
     Runner { path: PathBuf, source: RunnerError },
+    #[error("webhook subscriptions at {path}: {source}")]
+    Webhooks {
+        path: PathBuf,
+        source: funnel_notify::webhooks::WebhookError,
+    },
+    #[error("cannot make the webhook HTTP client: {0}")]
+    WebhookClient(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -109,11 +119,34 @@ pub async fn serve(
         source,
     })?;
     let runner = Arc::new(RwLock::new(runner));
+    let hooks_path = sibling(&path, "webhooks.db");
+    let hooks = Webhooks::open(&hooks_path).map_err(|source| ServeError::Webhooks {
+        path: hooks_path.clone(),
+        source,
+    })?;
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
-    let state = AppState::new(engine.clone(), runner.clone(), options.clone());
+    let state = AppState::new(engine.clone(), runner.clone(), hooks, options.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let follower = tokio::spawn(follow_forever(state.clone(), stop_rx.clone()));
+    let mut background = Vec::new();
+    if options.notify.webhooks {
+        let dispatcher = Dispatcher::new(
+            state.webhooks().clone(),
+            store.clone(),
+            options.notify.delivery(),
+        )
+        .map_err(|e| ServeError::WebhookClient(e.to_string()))?;
+        background.push(tokio::spawn(dispatcher.run(stopped(stop_rx.clone()))));
+    }
+    if let (StoreUrl::Nats(nats_url), true) = (&url, options.notify.nats_subjects) {
+        background.push(tokio::spawn(republish_forever(
+            nats_url.clone(),
+            store.clone(),
+            options.notify.republish(),
+            stop_rx.clone(),
+        )));
+    }
     let addr = options.listen_addr()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -147,6 +180,11 @@ pub async fn serve(
     if let Err(e) = follower.await {
         tracing::error!(error = %e, "the projection follower ended abnormally");
     }
+    for task in background {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "a notification task ended abnormally");
+        }
+    }
     tracing::info!("stopped");
     served.map_err(ServeError::Http)
 }
@@ -174,6 +212,45 @@ async fn follow_forever(state: AppState, stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = stopped(stop.clone()) => return,
+        }
+    }
+}
+
+/// Republishes the log on the per-office NATS subjects until told to stop, reconnecting and
+/// resuming after an error.
+async fn republish_forever(
+    url: String,
+    store: Arc<dyn funnel_store::EventStore>,
+    options: RepublishOptions,
+    stop: watch::Receiver<bool>,
+) {
+    loop {
+        let result = async {
+            let addrs = url
+                .split(',')
+                .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| RepublishError::Nats(e.to_string()))?;
+            let client = async_nats::ConnectOptions::new()
+                .name("funnel-notify")
+                .max_reconnects(None)
+                .connect(addrs)
+                .await
+                .map_err(|e| RepublishError::Nats(e.to_string()))?;
+            Republisher::new(client, store.clone(), options.clone())
+                .run(stopped(stop.clone()))
+                .await
+        }
+        .await;
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "republishing on funnel.notify failed; retrying in 5 s")
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(5)) => {}
             () = stopped(stop.clone()) => return,
         }
     }

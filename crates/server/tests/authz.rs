@@ -202,3 +202,119 @@ async fn refusal_codes_map_to_statuses() {
     let r = w.get(&format!("/leads/{unknown}/audit"), "eng_a").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
 }
+
+/// Webhook subscriptions: office managers for their own office, headquarters for any, auditors
+/// read only, engineers and assistants not at all; another office's subscription is not found.
+#[tokio::test]
+async fn webhooks_by_role_and_office() {
+    use axum::http::Method;
+    let w = world().await;
+    let created = StatusCode::CREATED;
+    let hook = |offices: serde_json::Value| json!({ "url": "http://127.0.0.1:9/hook", "offices": offices, "kinds": ["lead.*"] });
+    let mut made = std::collections::BTreeMap::new();
+    for (who, _, _) in PEOPLE {
+        let who = *who;
+        let expect = match who {
+            "sales_dept" | "key_account" | "executive" | "manager_bj" => created,
+            _ => NO,
+        };
+        let r = w.post("/webhooks", who, hook(json!(["BJ"]))).await;
+        assert_eq!(r.status, expect, "{who} subscribes to BJ: {}", r.text);
+        let code = match who {
+            "auditor" => Some("auth.read_only"),
+            "manager" => Some("auth.other_office"),
+            "eng_a" | "eng_b" | "eng_bj" | "assistant" => Some("auth.role_not_permitted"),
+            _ => None,
+        };
+        match code {
+            Some(code) => assert_eq!(r.body["code"], code, "{who}: {}", r.text),
+            None => {
+                assert!(r.body["secret"].as_str().unwrap().starts_with("whsec_"));
+                assert_eq!(r.body["subscription"]["offices"], json!([bj()]));
+                made.insert(
+                    who,
+                    r.body["subscription"]["id"].as_str().unwrap().to_string(),
+                );
+            }
+        }
+    }
+    // A manager's subscription with no offices covers their own office.
+    let r = w.post("/webhooks", "manager", hook(json!([]))).await;
+    assert_eq!(r.status, created, "{}", r.text);
+    assert_eq!(r.body["subscription"]["offices"], json!([sh()]));
+    assert!(r.body["subscription"].get("secret").is_none());
+    let sh_hook = r.body["subscription"]["id"].as_str().unwrap().to_string();
+
+    for (who, _, _) in PEOPLE {
+        let who = *who;
+        let r = w.get("/webhooks", who).await;
+        let seen = match who {
+            "eng_a" | "eng_b" | "eng_bj" | "assistant" => {
+                assert_eq!(r.status, NO, "{who} lists webhooks: {}", r.text);
+                continue;
+            }
+            "manager" => 1,
+            "manager_bj" => made.len(),
+            _ => made.len() + 1,
+        };
+        assert_eq!(r.status, OK, "{who} lists webhooks: {}", r.text);
+        assert_eq!(
+            r.body["subscriptions"].as_array().unwrap().len(),
+            seen,
+            "{who}"
+        );
+        // Pausing the SH subscription: its manager and headquarters; BJ's manager does not see it.
+        let expect = match who {
+            "manager" | "sales_dept" | "key_account" | "executive" => OK,
+            "manager_bj" => StatusCode::NOT_FOUND,
+            _ => NO,
+        };
+        let r = w
+            .post(&format!("/webhooks/{sh_hook}/pause"), who, json!({}))
+            .await;
+        assert_eq!(
+            r.status, expect,
+            "{who} pauses the SH subscription: {}",
+            r.text
+        );
+        let r = w
+            .call(
+                Method::GET,
+                &format!("/webhooks/{sh_hook}/deliveries"),
+                Some(who),
+                None,
+            )
+            .await;
+        let expect = if who == "manager_bj" {
+            StatusCode::NOT_FOUND
+        } else {
+            OK
+        };
+        assert_eq!(
+            r.status, expect,
+            "{who} reads SH's delivery log: {}",
+            r.text
+        );
+    }
+    let r = w
+        .call(
+            Method::DELETE,
+            &format!("/webhooks/{sh_hook}"),
+            Some("auditor"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, NO, "{}", r.text);
+    let r = w
+        .call(
+            Method::DELETE,
+            &format!("/webhooks/{sh_hook}"),
+            Some("manager"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = w.get(&format!("/webhooks/{sh_hook}"), "manager").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert_eq!(r.body["code"], "webhook.not_found");
+}

@@ -77,7 +77,7 @@ async fn bad_requests_are_4xx_problems() {
     );
     assert_problem(
         &w.get("/pipeline?office=nope", "eng_a").await,
-        StatusCode::BAD_REQUEST,
+        StatusCode::NOT_FOUND,
     );
     assert_problem(
         &w.get("/pipeline?as_of=yesterday", "eng_a").await,
@@ -142,7 +142,7 @@ async fn bad_requests_are_4xx_problems() {
 }
 
 /// Every write endpoint, with an existing lead, plan and summary where one is named.
-fn write_endpoints(lead: &str) -> Vec<String> {
+fn write_endpoints(lead: &str, hook: &str) -> Vec<String> {
     let mut v: Vec<String> = funnel_server::dto::LEAD_COMMANDS
         .iter()
         .map(|n| format!("/leads/{lead}/commands/{n}"))
@@ -157,6 +157,10 @@ fn write_endpoints(lead: &str) -> Vec<String> {
         format!("/summaries/{id}/verify"),
         format!("/summaries/{id}/review"),
         format!("/summaries/{id}/file"),
+        "/webhooks".into(),
+        format!("/webhooks/{hook}/replay"),
+        format!("/webhooks/{hook}/pause"),
+        format!("/webhooks/{hook}/resume"),
     ]);
     v
 }
@@ -191,7 +195,16 @@ fn random_bodies_never_yield_a_5xx() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let w = rt.block_on(world());
     let (lead, _) = rt.block_on(w.register("eng_a", sh(), "万科"));
-    let endpoints = write_endpoints(&lead);
+    let hook = rt.block_on(w.post(
+        "/webhooks",
+        "sales_dept",
+        json!({ "url": "http://127.0.0.1:9/hook" }),
+    ));
+    let hook = hook.body["subscription"]["id"]
+        .as_str()
+        .expect("a subscription")
+        .to_string();
+    let endpoints = write_endpoints(&lead, &hook);
     let config = ProptestConfig {
         cases: 96,
         ..ProptestConfig::default()

@@ -22,7 +22,8 @@ use std::time::Duration;
 #[serde(deny_unknown_fields)]
 pub struct ReadParams {
     pub at_least: Option<u64>,
-    pub office: Option<OfficeId>,
+    /// An office by id, code (any case) or exact name.
+    pub office: Option<String>,
     pub as_of: Option<String>,
 }
 
@@ -49,6 +50,31 @@ async fn wait_for(state: &AppState, at_least: Option<u64>) -> Result<(), Problem
                 format!("读模型尚未到达位置 {p}"),
             )
         })
+}
+
+/// The office a query names by id, code (any case) or exact name.
+pub(crate) async fn resolve_office(state: &AppState, text: &str) -> Result<OfficeId, Problem> {
+    let r = state.runner().read().await;
+    let found = r.get::<Pipeline>().and_then(|p| p.find_office(text.trim()));
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    // An id of an office the read models have not seen yet is still an office id.
+    text.trim().parse::<OfficeId>().map_err(|_| {
+        Problem::not_found(
+            "office.not_found",
+            format!("no office `{text}` (give its id, code or name)"),
+            format!("没有办事处 `{text}`（请给出其编号、代码或名称）"),
+        )
+    })
+}
+
+/// The office of the query's `office=`, if given.
+async fn office_param(state: &AppState, params: &ReadParams) -> Result<Option<OfficeId>, Problem> {
+    match &params.office {
+        Some(text) => resolve_office(state, text).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 /// A read model's current state, cloned out under the read lock.
@@ -120,7 +146,7 @@ pub async fn pipeline(
     caller: Caller,
     Q(params): Q<ReadParams>,
 ) -> Result<Json<Value>, Problem> {
-    let scope = caller.scope(params.office)?;
+    let scope = caller.scope(office_param(&state, &params).await?)?;
     let (pipeline, position) = match params.as_of.as_deref() {
         Some(text) => {
             let as_of: AsOf = text
@@ -149,7 +175,7 @@ pub async fn conflicts(
     caller: Caller,
     Q(params): Q<ReadParams>,
 ) -> Result<Json<Value>, Problem> {
-    let scope = caller.scope(params.office)?;
+    let scope = caller.scope(office_param(&state, &params).await?)?;
     no_as_of(&params)?;
     wait_for(&state, params.at_least).await?;
     let (c, position) = model::<Conflicts>(&state).await?;
@@ -185,7 +211,7 @@ pub async fn plans(
     caller: Caller,
     Q(params): Q<ReadParams>,
 ) -> Result<Json<Value>, Problem> {
-    let scope = caller.scope(params.office)?;
+    let scope = caller.scope(office_param(&state, &params).await?)?;
     no_as_of(&params)?;
     wait_for(&state, params.at_least).await?;
     let (p, position) = model::<PlanCompliance>(&state).await?;

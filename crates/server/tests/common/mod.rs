@@ -120,7 +120,8 @@ pub async fn world_with(mut options: ServeOptions) -> World {
         )
         .await;
     });
-    let state = AppState::new(engine.clone(), runner, options);
+    let hooks = funnel_notify::webhooks::Webhooks::in_memory().expect("webhooks");
+    let state = AppState::new(engine.clone(), runner, hooks, options);
     World {
         dir,
         state,

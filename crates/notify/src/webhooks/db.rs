@@ -1,0 +1,377 @@
+//! The SQLite tables of the webhook subscriptions and their delivery log.
+
+use super::{Delivery, Failing, NewSubscription, Subscription, WebhookError};
+use chrono::{DateTime, Utc};
+use funnel_types::{OfficeId, Position};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use uuid::Uuid;
+
+/// Attempts kept per subscription; older ones are pruned.
+pub const KEEP_DELIVERIES: i64 = 10_000;
+
+const SCHEMA_VERSION: i64 = 1;
+
+pub fn migrate(c: &Connection) -> Result<(), WebhookError> {
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "NORMAL")?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS webhook_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS subscriptions (
+             id TEXT PRIMARY KEY,
+             url TEXT NOT NULL,
+             description TEXT NOT NULL,
+             offices TEXT NOT NULL,
+             kinds TEXT NOT NULL,
+             secret TEXT NOT NULL,
+             cursor INTEGER NOT NULL,
+             paused INTEGER NOT NULL,
+             paused_reason TEXT,
+             delivered INTEGER NOT NULL DEFAULT 0,
+             failing TEXT,
+             created_at TEXT NOT NULL,
+             created_by TEXT NOT NULL,
+             revision INTEGER NOT NULL DEFAULT 0
+         );
+         CREATE TABLE IF NOT EXISTS deliveries (
+             seq INTEGER PRIMARY KEY AUTOINCREMENT,
+             subscription_id TEXT NOT NULL,
+             position INTEGER NOT NULL,
+             event_id TEXT NOT NULL,
+             event_type TEXT NOT NULL,
+             attempt INTEGER NOT NULL,
+             at TEXT NOT NULL,
+             status INTEGER,
+             ok INTEGER NOT NULL,
+             error TEXT,
+             duration_ms INTEGER NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS deliveries_by_subscription
+             ON deliveries (subscription_id, seq);",
+    )?;
+    let found: Option<i64> = c
+        .query_row(
+            "SELECT value FROM webhook_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match found {
+        None => {
+            c.execute(
+                "INSERT INTO webhook_meta (key, value) VALUES ('schema_version', ?1)",
+                [SCHEMA_VERSION],
+            )?;
+        }
+        Some(SCHEMA_VERSION) => {}
+        Some(v) => {
+            return Err(WebhookError::Corrupt {
+                what: "schema version",
+                detail: format!("found {v}, this build reads {SCHEMA_VERSION}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn json_err(what: &'static str) -> impl Fn(serde_json::Error) -> WebhookError {
+    move |e| WebhookError::Corrupt {
+        what,
+        detail: e.to_string(),
+    }
+}
+
+pub fn insert(
+    c: &Connection,
+    id: Uuid,
+    new: &NewSubscription,
+    secret: &str,
+    now: DateTime<Utc>,
+) -> Result<(), WebhookError> {
+    let offices = serde_json::to_string(&new.selector.offices).map_err(json_err("offices"))?;
+    let kinds = serde_json::to_string(new.selector.kinds.as_slice()).map_err(json_err("kinds"))?;
+    c.execute(
+        "INSERT INTO subscriptions
+             (id, url, description, offices, kinds, secret, cursor, paused, created_at, created_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9)",
+        params![
+            id.to_string(),
+            new.url,
+            new.description,
+            offices,
+            kinds,
+            secret,
+            position_sql(new.after),
+            now.to_rfc3339(),
+            new.created_by,
+        ],
+    )?;
+    Ok(())
+}
+
+fn position_sql(p: Position) -> i64 {
+    i64::try_from(p.0).unwrap_or(i64::MAX)
+}
+
+fn position_of(v: i64) -> Position {
+    Position(u64::try_from(v).unwrap_or(0))
+}
+
+const COLUMNS: &str = "id, url, description, offices, kinds, cursor, paused, paused_reason, \
+                       delivered, failing, created_at, created_by, revision";
+
+fn subscription(r: &Row<'_>) -> rusqlite::Result<Result<Subscription, WebhookError>> {
+    let id: String = r.get(0)?;
+    let offices: String = r.get(3)?;
+    let kinds: String = r.get(4)?;
+    let failing: Option<String> = r.get(9)?;
+    let created_at: String = r.get(10)?;
+    let base = (
+        r.get::<_, String>(1)?,
+        r.get::<_, String>(2)?,
+        r.get::<_, i64>(5)?,
+        r.get::<_, bool>(6)?,
+        r.get::<_, Option<String>>(7)?,
+        r.get::<_, i64>(8)?,
+        r.get::<_, String>(11)?,
+        r.get::<_, i64>(12)?,
+    );
+    Ok((|| {
+        let (url, description, cursor, paused, paused_reason, delivered, created_by, revision) =
+            base;
+        Ok(Subscription {
+            id: id.parse().map_err(|e: uuid::Error| WebhookError::Corrupt {
+                what: "subscription id",
+                detail: e.to_string(),
+            })?,
+            url,
+            description,
+            offices: serde_json::from_str::<Vec<OfficeId>>(&offices)
+                .map_err(json_err("offices"))?,
+            kinds: serde_json::from_str(&kinds).map_err(json_err("kinds"))?,
+            cursor: position_of(cursor),
+            paused,
+            paused_reason,
+            delivered: u64::try_from(delivered).unwrap_or(0),
+            failing: failing
+                .map(|f| serde_json::from_str::<Failing>(&f))
+                .transpose()
+                .map_err(json_err("failure"))?,
+            created_at: DateTime::parse_from_rfc3339(&created_at)
+                .map_err(|e| WebhookError::Corrupt {
+                    what: "creation time",
+                    detail: e.to_string(),
+                })?
+                .with_timezone(&Utc),
+            created_by,
+            revision: u64::try_from(revision).unwrap_or(0),
+        })
+    })())
+}
+
+pub fn get(c: &Connection, id: Uuid) -> Result<Subscription, WebhookError> {
+    c.query_row(
+        &format!("SELECT {COLUMNS} FROM subscriptions WHERE id = ?1"),
+        [id.to_string()],
+        subscription,
+    )
+    .optional()?
+    .ok_or(WebhookError::NotFound(id))?
+}
+
+pub fn list(c: &Connection) -> Result<Vec<Subscription>, WebhookError> {
+    let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM subscriptions ORDER BY id"))?;
+    let rows = stmt.query_map([], subscription)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
+}
+
+pub fn secret(c: &Connection, id: Uuid) -> Result<String, WebhookError> {
+    c.query_row(
+        "SELECT secret FROM subscriptions WHERE id = ?1",
+        [id.to_string()],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or(WebhookError::NotFound(id))
+}
+
+pub fn set_paused(
+    c: &Connection,
+    id: Uuid,
+    paused: bool,
+    reason: Option<&str>,
+) -> Result<usize, WebhookError> {
+    Ok(c.execute(
+        "UPDATE subscriptions SET paused = ?2, paused_reason = ?3, failing = NULL,
+             revision = revision + 1 WHERE id = ?1",
+        params![id.to_string(), paused, reason],
+    )?)
+}
+
+pub fn replay(c: &Connection, id: Uuid, after: Position) -> Result<usize, WebhookError> {
+    Ok(c.execute(
+        "UPDATE subscriptions SET cursor = ?2, failing = NULL, revision = revision + 1
+         WHERE id = ?1",
+        params![id.to_string(), position_sql(after)],
+    )?)
+}
+
+pub fn delete(c: &Connection, id: Uuid) -> Result<(), WebhookError> {
+    let n = c.execute("DELETE FROM subscriptions WHERE id = ?1", [id.to_string()])?;
+    if n == 0 {
+        return Err(WebhookError::NotFound(id));
+    }
+    c.execute(
+        "DELETE FROM deliveries WHERE subscription_id = ?1",
+        [id.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Moves the cursor forward (only while the subscription is at `revision`: a replay or pause made
+/// meanwhile wins). `delivered` counts one more delivered event. Returns whether it moved.
+pub fn advance(
+    c: &Connection,
+    id: Uuid,
+    revision: u64,
+    to: Position,
+    delivered: bool,
+) -> Result<bool, WebhookError> {
+    let n = c.execute(
+        "UPDATE subscriptions SET cursor = ?3, failing = NULL, delivered = delivered + ?4
+         WHERE id = ?1 AND revision = ?2 AND cursor < ?3",
+        params![
+            id.to_string(),
+            i64::try_from(revision).unwrap_or(i64::MAX),
+            position_sql(to),
+            i64::from(delivered)
+        ],
+    )?;
+    Ok(n > 0)
+}
+
+pub fn set_failing(
+    c: &Connection,
+    id: Uuid,
+    revision: u64,
+    failing: &Failing,
+) -> Result<(), WebhookError> {
+    let text = serde_json::to_string(failing).map_err(json_err("failure"))?;
+    c.execute(
+        "UPDATE subscriptions SET failing = ?3 WHERE id = ?1 AND revision = ?2",
+        params![
+            id.to_string(),
+            i64::try_from(revision).unwrap_or(i64::MAX),
+            text
+        ],
+    )?;
+    Ok(())
+}
+
+/// Pauses on the receiver's behalf (a `410 Gone`), unless something changed it meanwhile.
+pub fn pause_gone(
+    c: &Connection,
+    id: Uuid,
+    revision: u64,
+    reason: &str,
+) -> Result<(), WebhookError> {
+    c.execute(
+        "UPDATE subscriptions SET paused = 1, paused_reason = ?3, failing = NULL,
+             revision = revision + 1 WHERE id = ?1 AND revision = ?2",
+        params![
+            id.to_string(),
+            i64::try_from(revision).unwrap_or(i64::MAX),
+            reason
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn log_attempt(c: &Connection, id: Uuid, d: &Delivery) -> Result<u64, WebhookError> {
+    c.execute(
+        "INSERT INTO deliveries (subscription_id, position, event_id, event_type, attempt, at,
+             status, ok, error, duration_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            id.to_string(),
+            position_sql(d.position),
+            d.event_id.to_string(),
+            d.event_type,
+            d.attempt,
+            d.at.to_rfc3339(),
+            d.status,
+            d.ok,
+            d.error,
+            i64::try_from(d.duration_ms).unwrap_or(i64::MAX),
+        ],
+    )?;
+    let seq = c.last_insert_rowid();
+    if seq % 1000 == 0 {
+        c.execute(
+            "DELETE FROM deliveries WHERE subscription_id = ?1 AND seq <= (
+                 SELECT seq FROM deliveries WHERE subscription_id = ?1
+                 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+            params![id.to_string(), KEEP_DELIVERIES],
+        )?;
+    }
+    Ok(u64::try_from(seq).unwrap_or(0))
+}
+
+pub fn deliveries(
+    c: &Connection,
+    id: Uuid,
+    before: Option<u64>,
+    limit: usize,
+) -> Result<Vec<Delivery>, WebhookError> {
+    let mut stmt = c.prepare(
+        "SELECT seq, position, event_id, event_type, attempt, at, status, ok, error, duration_ms
+         FROM deliveries WHERE subscription_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+    )?;
+    let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![id.to_string(), before, limit], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, u32>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, Option<u16>>(6)?,
+            r.get::<_, bool>(7)?,
+            r.get::<_, Option<String>>(8)?,
+            r.get::<_, i64>(9)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, position, event_id, event_type, attempt, at, status, ok, error, ms) = row?;
+        out.push(Delivery {
+            seq: u64::try_from(seq).unwrap_or(0),
+            position: position_of(position),
+            event_id: event_id
+                .parse()
+                .map_err(|e: uuid::Error| WebhookError::Corrupt {
+                    what: "event id",
+                    detail: e.to_string(),
+                })?,
+            event_type,
+            attempt,
+            at: DateTime::parse_from_rfc3339(&at)
+                .map_err(|e| WebhookError::Corrupt {
+                    what: "attempt time",
+                    detail: e.to_string(),
+                })?
+                .with_timezone(&Utc),
+            status,
+            ok,
+            error,
+            duration_ms: u64::try_from(ms).unwrap_or(0),
+        });
+    }
+    Ok(out)
+}

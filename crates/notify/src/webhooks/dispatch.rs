@@ -1,0 +1,355 @@
+//! The dispatcher: one delivery worker per active subscription, restarted when the subscription
+//! changes (pause, resume, replay, delete) or when a worker stops on an error.
+
+use super::{Delivery, Failing, Subscription, WebhookError, Webhooks, db};
+use chrono::Utc;
+use funnel_store::{EventStore, StoreError, SubscriptionItem};
+use funnel_types::Position;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// How deliveries are made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryOptions {
+    /// How long a receiver has to answer one POST.
+    pub timeout: Duration,
+    /// The wait after the first failed attempt; it doubles with each failure …
+    pub backoff_initial: Duration,
+    /// … up to this.
+    pub backoff_max: Duration,
+    /// How often stopped workers are looked at again.
+    pub restart_every: Duration,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(600),
+            restart_every: Duration::from_secs(5),
+        }
+    }
+}
+
+impl DeliveryOptions {
+    /// The wait before attempt `failed + 1`: exponential, capped, with the upper half jittered so
+    /// that receivers coming back are not hit by every subscription at once.
+    pub fn backoff(&self, failed: u32) -> Duration {
+        let exp = self
+            .backoff_initial
+            .saturating_mul(1u32 << failed.saturating_sub(1).min(20));
+        let capped = exp.min(self.backoff_max);
+        let half = capped / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// Why a worker stopped (it is started again).
+#[derive(Debug, thiserror::Error)]
+enum WorkerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Webhooks(#[from] WebhookError),
+    #[error("the event at position {position} does not decode: {detail}")]
+    Decode { position: Position, detail: String },
+}
+
+impl Webhooks {
+    fn advance(
+        &self,
+        sub: &Subscription,
+        to: Position,
+        delivered: bool,
+    ) -> Result<(), WebhookError> {
+        self.with(|c| db::advance(c, sub.id, sub.revision, to, delivered))?;
+        Ok(())
+    }
+}
+
+/// Runs the delivery workers until `stop` completes.
+#[derive(Debug)]
+pub struct Dispatcher {
+    hooks: Webhooks,
+    store: Arc<dyn EventStore>,
+    options: DeliveryOptions,
+    client: reqwest::Client,
+}
+
+impl Dispatcher {
+    pub fn new(
+        hooks: Webhooks,
+        store: Arc<dyn EventStore>,
+        options: DeliveryOptions,
+    ) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("funnel-webhooks/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            hooks,
+            store,
+            options,
+            client,
+        })
+    }
+
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        let mut workers: HashMap<Uuid, (u64, JoinHandle<()>)> = HashMap::new();
+        let mut changes = self.hooks.changes();
+        tokio::pin!(stop);
+        loop {
+            match self.hooks.list() {
+                Ok(subs) => self.reconcile(&mut workers, subs),
+                Err(e) => tracing::error!(error = %e, "cannot list webhook subscriptions"),
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                () = tokio::time::sleep(self.options.restart_every) => {}
+                () = &mut stop => break,
+            }
+        }
+        for (_, (_, handle)) in workers {
+            handle.abort();
+        }
+    }
+
+    fn reconcile(
+        &self,
+        workers: &mut HashMap<Uuid, (u64, JoinHandle<()>)>,
+        subs: Vec<Subscription>,
+    ) {
+        let live: HashMap<Uuid, &Subscription> = subs.iter().map(|s| (s.id, s)).collect();
+        workers.retain(|id, (revision, handle)| {
+            let keep = live
+                .get(id)
+                .is_some_and(|s| !s.paused && s.revision == *revision && !handle.is_finished());
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
+        for sub in subs {
+            if sub.paused || workers.contains_key(&sub.id) {
+                continue;
+            }
+            let worker = Worker {
+                hooks: self.hooks.clone(),
+                store: self.store.clone(),
+                options: self.options.clone(),
+                client: self.client.clone(),
+            };
+            let (id, revision) = (sub.id, sub.revision);
+            let handle = tokio::spawn(async move {
+                if let Err(e) = worker.run(&sub).await {
+                    tracing::warn!(subscription = %sub.id, error = %e, "webhook worker stopped; it starts again shortly");
+                }
+            });
+            workers.insert(id, (revision, handle));
+        }
+    }
+}
+
+struct Worker {
+    hooks: Webhooks,
+    store: Arc<dyn EventStore>,
+    options: DeliveryOptions,
+    client: reqwest::Client,
+}
+
+/// How one event's delivery ended.
+enum Outcome {
+    Delivered,
+    /// The receiver answered 410 Gone; the subscription is paused.
+    Gone,
+}
+
+/// Skipped events move the cursor in steps of this many, so a narrow subscription does not write
+/// once per event of the log.
+const SAVE_SKIPPED_EVERY: u32 = 512;
+
+impl Worker {
+    async fn run(&self, sub: &Subscription) -> Result<(), WorkerError> {
+        let selector = sub.selector();
+        let secret = self.hooks.secret(sub.id)?;
+        let mut events = self
+            .store
+            .clone()
+            .subscribe(sub.cursor, selector.kinds.filter());
+        let mut cursor = sub.cursor;
+        let mut skipped = 0u32;
+        while let Some(item) = events.next().await {
+            match item? {
+                SubscriptionItem::CaughtUp(head) => {
+                    let to = cursor.max(head);
+                    if to > sub.cursor {
+                        self.hooks.advance(sub, to, false)?;
+                    }
+                    cursor = to;
+                    skipped = 0;
+                }
+                SubscriptionItem::Event(rec) => {
+                    let position = rec.meta.position;
+                    if !selector.admits(&rec.meta) {
+                        cursor = position;
+                        skipped += 1;
+                        if skipped >= SAVE_SKIPPED_EVERY {
+                            self.hooks.advance(sub, cursor, false)?;
+                            skipped = 0;
+                        }
+                        continue;
+                    }
+                    let env =
+                        funnel_codec::decode_recorded(&rec).map_err(|e| WorkerError::Decode {
+                            position,
+                            detail: e.to_string(),
+                        })?;
+                    let body = funnel_codec::to_cloudevent(&env).to_string();
+                    match self.deliver(sub, &secret, &rec.meta, body).await? {
+                        Outcome::Delivered => {
+                            self.hooks.advance(sub, position, true)?;
+                            cursor = position;
+                            skipped = 0;
+                        }
+                        Outcome::Gone => return Ok(()),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// POSTs one event until a receiver acknowledges it (or answers 410 Gone).
+    async fn deliver(
+        &self,
+        sub: &Subscription,
+        secret: &str,
+        meta: &funnel_types::Metadata,
+        body: String,
+    ) -> Result<Outcome, WorkerError> {
+        let msg_id = meta.event_id.as_uuid().to_string();
+        let mut attempt = 0u32;
+        let mut since = None;
+        loop {
+            attempt += 1;
+            let now = Utc::now();
+            let timestamp = now.timestamp();
+            let signature = super::sign::sign(secret, &msg_id, timestamp, body.as_bytes())
+                .ok_or_else(|| WebhookError::Corrupt {
+                    what: "secret",
+                    detail: format!("the secret of subscription {} is not base64", sub.id),
+                })?;
+            let started = Instant::now();
+            let sent = self
+                .client
+                .post(&sub.url)
+                .timeout(self.options.timeout)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/cloudevents+json",
+                )
+                .header("webhook-id", &msg_id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature)
+                .header("funnel-subscription", sub.id.to_string())
+                .header("funnel-position", meta.position.0.to_string())
+                .header("funnel-attempt", attempt.to_string())
+                .body(body.clone())
+                .send()
+                .await;
+            let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let (status, error) = match sent {
+                Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None),
+                Ok(resp) => (
+                    Some(resp.status().as_u16()),
+                    Some(format!("the receiver answered {}", resp.status())),
+                ),
+                Err(e) => (None, Some(describe(&e))),
+            };
+            let ok = error.is_none();
+            let delivery = Delivery {
+                seq: 0,
+                position: meta.position,
+                event_id: meta.event_id.as_uuid(),
+                event_type: meta.event_type.clone(),
+                attempt,
+                at: now,
+                status,
+                ok,
+                error: error.clone(),
+                duration_ms,
+            };
+            self.hooks.with(|c| db::log_attempt(c, sub.id, &delivery))?;
+            let Some(error) = error else {
+                return Ok(Outcome::Delivered);
+            };
+            if status == Some(410) {
+                let reason = format!(
+                    "the receiver answered 410 Gone at position {}",
+                    meta.position
+                );
+                tracing::warn!(subscription = %sub.id, %reason, "webhook subscription paused");
+                self.hooks
+                    .with(|c| db::pause_gone(c, sub.id, sub.revision, &reason))?;
+                self.hooks.touched();
+                return Ok(Outcome::Gone);
+            }
+            let wait = self.options.backoff(attempt);
+            let failing = Failing {
+                position: meta.position,
+                since: *since.get_or_insert(now),
+                attempts: attempt,
+                last_error: error,
+                next_attempt_at: now
+                    + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
+            };
+            tracing::debug!(subscription = %sub.id, position = %meta.position, attempt, error = %failing.last_error, "webhook delivery failed");
+            self.hooks
+                .with(|c| db::set_failing(c, sub.id, sub.revision, &failing))?;
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// A short reason for a failed request.
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "the receiver did not answer in time".into()
+    } else if e.is_connect() {
+        "cannot connect to the receiver".into()
+    } else {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            text.push_str(": ");
+            text.push_str(&s.to_string());
+            source = s.source();
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_stays_within_its_half() {
+        let o = DeliveryOptions {
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            ..DeliveryOptions::default()
+        };
+        for (failed, full) in [(1, 1), (2, 2), (3, 4), (7, 60), (40, 60)] {
+            let d = o.backoff(failed);
+            let full = Duration::from_secs(full);
+            assert!(d >= full / 2 && d <= full, "{failed}: {d:?}");
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Webhook subscriptions: make, list, pause, resume, replay, delete, and read the delivery log.
+//!
+//! Who may: office managers for their own office (a subscription they make covers only it),
+//! headquarters departments and executives for any offices; auditors read subscriptions and
+//! delivery logs but change nothing; engineers and assistants neither. A subscription's secret is
+//! answered once, when it is made.
+
+use crate::AppState;
+use crate::auth::Caller;
+use crate::extract::{Q, RawBody, path_id};
+use crate::problem::Problem;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use funnel_domain::RefusalCode;
+use funnel_notify::webhooks::{NewSubscription, Subscription, WebhookError};
+use funnel_notify::{Kinds, Selector};
+use funnel_types::{OfficeId, Position, Role};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// `POST /webhooks`: a new subscription.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// Where to POST events (http or https).
+    pub url: String,
+    #[serde(default)]
+    pub description: String,
+    /// Offices whose events are sent, by id, code or name. Empty: every office the caller reads
+    /// (an office manager's own office; for headquarters every office and events of none).
+    #[serde(default)]
+    pub offices: Vec<String>,
+    /// Event kinds: exact types (`lead.stage_changed`) or prefixes ending in `*`. Empty: all.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Deliver the events after this log position (0: the whole history). Default: only events
+    /// written from now on.
+    pub from: Option<u64>,
+}
+
+/// `POST /webhooks/{id}/replay`: deliver again after a position.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayWebhook {
+    /// Deliver the events after this log position (0: from the beginning).
+    pub from: u64,
+}
+
+/// The answer to `POST /webhooks`: the subscription and its signing secret, shown only here.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct CreatedWebhook {
+    pub subscription: Subscription,
+    /// The Standard Webhooks secret (`whsec_…`) to verify `webhook-signature` with.
+    pub secret: String,
+}
+
+/// Query of `GET /webhooks/{id}/deliveries`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryParams {
+    /// Only attempts older than this `seq` (the previous page's `next_before`).
+    pub before: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+/// What the caller may do with subscriptions: `None` for any offices, `Some(office)` for one.
+fn scope(caller: &Caller, change: bool) -> Result<Option<OfficeId>, Problem> {
+    match caller.role {
+        Role::SalesDepartment | Role::KeyAccountDepartment | Role::Executive => Ok(None),
+        Role::Auditor if !change => Ok(None),
+        Role::OfficeManager => caller.office.map(Some).ok_or_else(|| {
+            Problem::forbidden(
+                RefusalCode::RoleNotPermitted,
+                "an office manager with no office cannot manage webhooks",
+                "未分配办事处的经理不能管理 Webhook",
+            )
+        }),
+        Role::Auditor => Err(Problem::forbidden(
+            RefusalCode::ReadOnly,
+            "auditors read webhook subscriptions but change nothing",
+            "审计员只能查看 Webhook 订阅，不能修改",
+        )),
+        Role::SalesEngineer | Role::OfficeAssistant => Err(Problem::forbidden(
+            RefusalCode::RoleNotPermitted,
+            format!(
+                "a {} cannot manage webhooks; office managers and headquarters can",
+                caller.role
+            ),
+            format!(
+                "{}不能管理 Webhook，办事处经理和总部可以",
+                caller.role.label_zh()
+            ),
+        )),
+    }
+}
+
+/// Whether a subscription is within the caller's scope.
+fn visible(scope: Option<OfficeId>, sub: &Subscription) -> bool {
+    scope.is_none_or(|o| sub.offices == [o])
+}
+
+fn problem(e: WebhookError) -> Problem {
+    match e {
+        WebhookError::NotFound(id) => Problem::not_found(
+            "webhook.not_found",
+            format!("no webhook subscription {id}"),
+            format!("没有 Webhook 订阅 {id}"),
+        ),
+        e @ WebhookError::InvalidUrl { .. } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "webhook.invalid_url",
+            e.to_string(),
+            "Webhook 地址无效（须为 http 或 https 的绝对地址）",
+        ),
+        e => Problem::internal(e),
+    }
+}
+
+/// The subscription `id`, if the caller may see it (others' subscriptions are not found).
+fn find(state: &AppState, scope: Option<OfficeId>, id: &str) -> Result<Subscription, Problem> {
+    let id: Uuid = path_id("webhook id", id)?;
+    let sub = state.webhooks().get(id).map_err(problem)?;
+    if !visible(scope, &sub) {
+        return Err(problem(WebhookError::NotFound(id)));
+    }
+    Ok(sub)
+}
+
+/// `POST /webhooks`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: RawBody,
+) -> Result<Response, Problem> {
+    let scope = scope(&caller, true)?;
+    let req: CreateWebhook = body.json()?;
+    let kinds = Kinds::parse(&req.kinds).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "webhook.unknown_kind",
+            e.to_string(),
+            format!("没有与 `{}` 匹配的事件类型", e.0),
+        )
+    })?;
+    let mut offices = Vec::new();
+    for text in &req.offices {
+        let office = super::read::resolve_office(&state, text).await?;
+        caller.check_read(office)?;
+        if scope.is_some_and(|o| o != office) {
+            return Err(Problem::forbidden(
+                RefusalCode::OtherOffice,
+                format!("an office manager subscribes to their own office only, not {text}"),
+                format!("办事处经理只能订阅本办事处，不能订阅 {text}"),
+            ));
+        }
+        if !offices.contains(&office) {
+            offices.push(office);
+        }
+    }
+    if let (Some(own), true) = (scope, offices.is_empty()) {
+        offices.push(own);
+    }
+    let head = state.store().head().await?;
+    let after = match req.from {
+        Some(p) if Position(p) > head => {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "request.beyond_head",
+                format!("position {p} is beyond the log head {head}"),
+                format!("位置 {p} 超出日志末尾 {head}"),
+            ));
+        }
+        Some(p) => Position(p),
+        None => head,
+    };
+    let (subscription, secret) = state
+        .webhooks()
+        .create(NewSubscription {
+            url: req.url,
+            description: req.description,
+            selector: Selector { offices, kinds },
+            after,
+            created_by: format!("{} ({})", caller.name, caller.staff_id),
+        })
+        .map_err(problem)?;
+    tracing::info!(subscription = %subscription.id, url = %subscription.url, by = %caller.staff_id, "webhook subscription made");
+    let body = CreatedWebhook {
+        subscription,
+        secret,
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /webhooks`.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, Problem> {
+    let scope = scope(&caller, false)?;
+    let subs: Vec<Subscription> = state
+        .webhooks()
+        .list()
+        .map_err(problem)?
+        .into_iter()
+        .filter(|s| visible(scope, s))
+        .collect();
+    Ok(Json(json!({ "subscriptions": subs })))
+}
+
+/// `GET /webhooks/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Subscription>, Problem> {
+    let scope = scope(&caller, false)?;
+    find(&state, scope, &id).map(Json)
+}
+
+/// `DELETE /webhooks/{id}`.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let scope = scope(&caller, true)?;
+    let sub = find(&state, scope, &id)?;
+    state.webhooks().delete(sub.id).map_err(problem)?;
+    tracing::info!(subscription = %sub.id, by = %caller.staff_id, "webhook subscription deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /webhooks/{id}/pause`, `/resume` and `/replay` (body `{"from": POSITION}`).
+pub async fn change(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    body: RawBody,
+) -> Result<Json<Subscription>, Problem> {
+    let scope = scope(&caller, true)?;
+    let sub = find(&state, scope, &id)?;
+    let hooks = state.webhooks();
+    let changed = match action.as_str() {
+        "pause" => hooks.pause(sub.id),
+        "resume" => hooks.resume(sub.id),
+        "replay" => {
+            let req: ReplayWebhook = body.json()?;
+            let head = state.store().head().await?;
+            if Position(req.from) > head {
+                return Err(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "request.beyond_head",
+                    format!("position {} is beyond the log head {head}", req.from),
+                    format!("位置 {} 超出日志末尾 {head}", req.from),
+                ));
+            }
+            hooks.replay(sub.id, Position(req.from))
+        }
+        other => {
+            return Err(Problem::not_found(
+                "request.unknown_action",
+                format!("no webhook action `{other}`; there are pause, resume and replay"),
+                format!("没有 Webhook 操作 `{other}`；可用 pause、resume、replay"),
+            ));
+        }
+    };
+    let changed = changed.map_err(problem)?;
+    tracing::info!(subscription = %sub.id, %action, by = %caller.staff_id, "webhook subscription changed");
+    Ok(Json(changed))
+}
+
+/// `GET /webhooks/{id}/deliveries?before=&limit=`: attempts, newest first.
+pub async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Q(params): Q<DeliveryParams>,
+) -> Result<Json<Value>, Problem> {
+    let scope = scope(&caller, false)?;
+    let sub = find(&state, scope, &id)?;
+    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
+    let page = state
+        .webhooks()
+        .deliveries(sub.id, params.before, limit)
+        .map_err(problem)?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|d| d.seq))
+        .flatten();
+    Ok(Json(json!({ "deliveries": page, "next_before": next })))
+}
