@@ -1,6 +1,6 @@
 //! Prometheus metrics (text exposition format) with `prometheus-client`: commands by outcome,
-//! refusals by code, append latency, HTTP responses by status class, and projection lag (read from
-//! the runner at scrape time).
+//! refusals by code, append latency, HTTP responses by status class, projection lag (read from the
+//! runner at scrape time), the saga backlog and each webhook subscription's lag and failures.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -22,6 +22,9 @@ pub struct Metrics {
     responses: Family<Labels, Counter>,
     lag: Family<Labels, Gauge>,
     workflows_running: Gauge,
+    saga: Family<Labels, Gauge>,
+    saga_position: Arc<std::sync::atomic::AtomicU64>,
+    webhooks: Family<Labels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -40,6 +43,20 @@ impl Default for Metrics {
         let responses = Family::<Labels, Counter>::default();
         let lag = Family::<Labels, Gauge>::default();
         let workflows_running = Gauge::default();
+        let saga = Family::<Labels, Gauge>::default();
+        let webhooks = Family::<Labels, Gauge>::default();
+        registry.register(
+            "saga_backlog",
+            "What the saga runtime has not done yet: `lag_positions` behind the log head, \
+             `timers_pending`, `timers_overdue`, `reactions_parked`, `instances_active`",
+            saga.clone(),
+        );
+        registry.register(
+            "webhook",
+            "Per webhook subscription: `lag_positions` behind the log head, `failing` (1 while \
+             the current event keeps failing), `failed_attempts` of it, `paused`, `delivered`",
+            webhooks.clone(),
+        );
         registry.register(
             "commands",
             "Commands handled over HTTP, by command and outcome",
@@ -78,6 +95,9 @@ impl Default for Metrics {
             responses,
             lag,
             workflows_running,
+            saga,
+            saga_position: Arc::default(),
+            webhooks,
         }
     }
 }
@@ -118,6 +138,66 @@ impl Metrics {
 
     pub fn workflows_running(&self, running: bool) {
         self.workflows_running.set(i64::from(running));
+    }
+
+    /// Records the saga runtime's backlog (its lag is computed against the head at scrape time).
+    pub fn saga_backlog(&self, b: &funnel_workflows::Backlog) {
+        self.saga_position
+            .store(b.position.0, std::sync::atomic::Ordering::Relaxed);
+        for (what, n) in [
+            ("timers_pending", b.timers_pending),
+            ("timers_overdue", b.timers_overdue),
+            ("reactions_parked", b.reactions_parked),
+            ("instances_active", b.instances_active),
+        ] {
+            self.saga_gauge(what)
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
+    fn saga_gauge(&self, what: &str) -> Gauge {
+        self.saga
+            .get_or_create(&vec![("what".into(), what.into())])
+            .clone()
+    }
+
+    /// Sets the lags behind `head` that are computed at scrape time: the sagas' (when they run
+    /// here) and each webhook subscription's.
+    pub fn scrape(
+        &self,
+        head: u64,
+        workflows: bool,
+        webhooks: &[funnel_notify::webhooks::Subscription],
+    ) {
+        if workflows {
+            let at = self
+                .saga_position
+                .load(std::sync::atomic::Ordering::Relaxed);
+            self.saga_gauge("lag_positions")
+                .set(i64::try_from(head.saturating_sub(at)).unwrap_or(i64::MAX));
+        }
+        self.webhooks.clear();
+        for sub in webhooks {
+            let id = sub.id.to_string();
+            let failing = sub.failing.as_ref();
+            for (what, n) in [
+                ("lag_positions", head.saturating_sub(sub.cursor.0)),
+                ("failing", u64::from(failing.is_some())),
+                (
+                    "failed_attempts",
+                    failing.map_or(0, |f| u64::from(f.attempts)),
+                ),
+                ("paused", u64::from(sub.paused)),
+                ("delivered", sub.delivered),
+            ] {
+                self.webhooks
+                    .get_or_create(&vec![
+                        ("subscription".into(), id.clone()),
+                        ("what".into(), what.into()),
+                    ])
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
     }
 
     /// The text exposition of every metric.

@@ -283,7 +283,12 @@ async fn workflows_forever(
             Some(&checkpoint),
         );
         let result = match runtime {
-            Ok(mut runtime) => runtime.run(stopped(stop.clone())).await,
+            Ok(mut runtime) => {
+                let metrics = state.metrics().clone();
+                runtime
+                    .run_observed(stopped(stop.clone()), &mut |b| metrics.saga_backlog(b))
+                    .await
+            }
             Err(e) => Err(e),
         };
         match result {

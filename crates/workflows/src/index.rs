@@ -157,6 +157,17 @@ impl Index {
         ))
     }
 
+    /// What is waiting: active instances, pending and overdue timers, parked reactions.
+    pub fn backlog(&self, now: DateTime<Utc>) -> (usize, usize, usize, usize) {
+        let active = self.instances.values().filter(|i| i.state.active).count();
+        let parked = self.instances.values().map(|i| i.state.parked.len()).sum();
+        let overdue = self
+            .timers
+            .range(..=(now, TimerId(uuid::Uuid::max())))
+            .count();
+        (active, self.timers.len(), overdue, parked)
+    }
+
     /// Timers due at `now`, earliest first.
     pub fn due(&self, now: DateTime<Utc>) -> Vec<(WorkflowKind, PendingTimer)> {
         self.timers

@@ -29,5 +29,5 @@ mod tasks;
 
 pub use failpoint::FailPoint;
 pub use index::{InstanceSummary, ParkedReaction, PendingTimer};
-pub use runtime::{RuntimeError, Stats, WorkflowRuntime};
+pub use runtime::{Backlog, RuntimeError, Stats, WorkflowRuntime};
 pub use tasks::{OpenTaskRow, Tasks};

@@ -65,6 +65,19 @@ pub struct Stats {
     pub undecodable: u64,
 }
 
+/// What the saga runtime has not done yet, for monitoring.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Backlog {
+    /// The log position the runtime has handled up to.
+    pub position: Position,
+    pub instances_active: usize,
+    pub timers_pending: usize,
+    /// Pending timers whose due time has passed (they fire once the runtime has caught up; a
+    /// timer whose reaction is parked stays here).
+    pub timers_overdue: usize,
+    pub reactions_parked: usize,
+}
+
 /// One trigger: a business event read from the log, or a timer of the instance.
 #[derive(Debug)]
 pub(crate) struct Fire<'a> {
@@ -146,6 +159,18 @@ impl WorkflowRuntime {
     /// The position the runtime has read the log up to.
     pub fn position(&self) -> Position {
         self.after
+    }
+
+    pub fn backlog(&self) -> Backlog {
+        let (instances_active, timers_pending, timers_overdue, reactions_parked) =
+            self.index.backlog(self.clock.now());
+        Backlog {
+            position: self.after,
+            instances_active,
+            timers_pending,
+            timers_overdue,
+            reactions_parked,
+        }
     }
 
     pub fn stats(&self) -> &Stats {

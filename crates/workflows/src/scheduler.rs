@@ -99,9 +99,19 @@ impl WorkflowRuntime {
     /// Follows the live tail until `shutdown` completes: reacts to new events and fires timers as
     /// they come due, sleeping until the next due time or the next append, whichever is first.
     pub async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<(), RuntimeError> {
+        self.run_observed(shutdown, &mut |_| {}).await
+    }
+
+    /// [`WorkflowRuntime::run`], telling `observe` the backlog each time the runtime is idle.
+    pub async fn run_observed(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+        observe: &mut dyn FnMut(&crate::Backlog),
+    ) -> Result<(), RuntimeError> {
         tokio::pin!(shutdown);
         loop {
             self.run_until_idle(&mut |_, _| {}).await?;
+            observe(&self.backlog());
             let sleep = self
                 .index
                 .next_due()

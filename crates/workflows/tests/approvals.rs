@@ -40,6 +40,12 @@ async fn an_ownership_conflict_is_reminded_after_two_working_days_escalated_afte
         .expect("a conflict");
     let mut rt = w.runtime();
     rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
+    // The backlog: caught up with the log, active instances waiting on their timers.
+    let b = rt.backlog();
+    assert_eq!(b.position, w.engine.store().head().await.expect("head"));
+    assert!(b.instances_active >= 1, "{b:?}");
+    assert_eq!((b.timers_overdue, b.reactions_parked), (0, 0), "{b:?}");
+    assert!(b.timers_pending >= 1, "{b:?}");
     let manager = w.tasks().await;
     let mine = manager.for_staff(&info("m"));
     assert_eq!(mine.len(), 1);
@@ -55,6 +61,10 @@ async fn an_ownership_conflict_is_reminded_after_two_working_days_escalated_afte
     );
     // Tuesday 10 March 10:00 is two working days: the manager is reminded, on time.
     w.clock.set(shanghai(2026, 3, 10, 10, 0));
+    assert!(
+        rt.backlog().timers_overdue >= 1,
+        "the reminder is due, not yet fired"
+    );
     rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
     let events = w.instance(WorkflowKind::OwnershipConflict).await;
     assert_eq!(reminders(&events), 1);
@@ -89,6 +99,8 @@ async fn an_ownership_conflict_is_reminded_after_two_working_days_escalated_afte
     rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
     let events = w.instance(WorkflowKind::OwnershipConflict).await;
     assert_eq!(outcome(&events).as_deref(), Some("decided"));
+    let b = rt.backlog();
+    assert_eq!(b.timers_overdue, 0, "{b:?}");
     assert!(
         w.tasks()
             .await

@@ -59,6 +59,10 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 .metrics()
                 .projection_lag(s.name, head.0.saturating_sub(s.checkpoint.0));
         }
+        let subs = state.webhooks().list().unwrap_or_default();
+        state
+            .metrics()
+            .scrape(head.0, state.options().workflows.enabled, &subs);
     }
     let mut res = state.metrics().render().into_response();
     res.headers_mut().insert(
