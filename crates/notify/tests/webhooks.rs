@@ -224,3 +224,68 @@ async fn every_event_arrives_in_order_signed_through_failures_and_replays() {
     stop_tx.send(()).unwrap();
     dispatching.await.unwrap();
 }
+
+/// An event this build cannot read stops its subscription at that position, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_event_shows_as_the_subscriptions_failure() {
+    use funnel_store::{AppendRequest, ProposedEvent};
+    use funnel_types::{Actor, CommandId, CorrelationId, EventId, ExpectedVersion, StreamId};
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> =
+        Arc::new(funnel_store_sqlite::SqliteStore::open(dir.path().join("log.db")).unwrap());
+    let stream = StreamId::new("lead", uuid::Uuid::now_v7()).unwrap();
+    let event = ProposedEvent {
+        event_id: EventId::new(),
+        event_type: "lead.teleported".into(),
+        schema_version: 1,
+        occurred_at: chrono::Utc::now(),
+        actor: Actor::System {
+            name: "test".into(),
+        },
+        office: None,
+        correlation_id: CorrelationId::new(),
+        causation_id: uuid::Uuid::now_v7(),
+        payload: bytes::Bytes::from_static(b"{}"),
+    };
+    let appended = store
+        .append(AppendRequest {
+            stream,
+            expected: ExpectedVersion::NoStream,
+            command_id: CommandId::new(),
+            events: vec![event],
+        })
+        .await
+        .unwrap();
+    let hooks = Webhooks::in_memory().unwrap();
+    let (sub, _) = hooks
+        .create(NewSubscription {
+            url: "http://127.0.0.1:9/hook".into(),
+            description: String::new(),
+            selector: Selector::default(),
+            after: Position::START,
+            created_by: "test".into(),
+        })
+        .unwrap();
+    let dispatcher = Dispatcher::new(hooks.clone(), store, DeliveryOptions::default()).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(dispatcher.run(async {
+        let _ = stop_rx.await;
+    }));
+    eventually("the failure", || {
+        hooks.get(sub.id).unwrap().failing.is_some()
+    })
+    .await;
+    let failing = hooks.get(sub.id).unwrap().failing.unwrap();
+    assert_eq!(failing.position, appended.first_position);
+    assert!(
+        failing.last_error.contains("does not decode"),
+        "{failing:?}"
+    );
+    assert_eq!(hooks.get(sub.id).unwrap().cursor, Position::START);
+    assert!(
+        hooks.deliveries(sub.id, None, 10).unwrap().is_empty(),
+        "nothing was sent"
+    );
+    stop_tx.send(()).unwrap();
+    running.await.unwrap();
+}

@@ -205,11 +205,27 @@ impl Worker {
                         }
                         continue;
                     }
-                    let env =
-                        funnel_codec::decode_recorded(&rec).map_err(|e| WorkerError::Decode {
-                            position,
-                            detail: e.to_string(),
-                        })?;
+                    let env = match funnel_codec::decode_recorded(&rec) {
+                        Ok(env) => env,
+                        Err(e) => {
+                            // Shown on the subscription; the worker stops and is started again
+                            // (a newer Funnel may read the event).
+                            let now = Utc::now();
+                            let failing = Failing {
+                                position,
+                                since: now,
+                                attempts: 0,
+                                last_error: format!("the event does not decode: {e}"),
+                                next_attempt_at: now,
+                            };
+                            self.hooks
+                                .with(|c| db::set_failing(c, sub.id, sub.revision, &failing))?;
+                            return Err(WorkerError::Decode {
+                                position,
+                                detail: e.to_string(),
+                            });
+                        }
+                    };
                     let body = funnel_codec::to_cloudevent(&env).to_string();
                     match self.deliver(sub, &secret, &rec.meta, body).await? {
                         Outcome::Delivered => {
