@@ -280,6 +280,34 @@ fn the_openapi_copy_in_schemas_matches_the_served_document() {
 }
 
 #[test]
+fn the_documented_settings_file_holds_the_defaults() {
+    use funnel_server::ServeOptions;
+    let file = std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/funnel.toml"
+    ));
+    let o = ServeOptions::load(Some(file), Vec::new(), &[]).expect("deploy/funnel.toml loads");
+    assert_eq!(
+        o,
+        ServeOptions::default(),
+        "deploy/funnel.toml drifted from the defaults"
+    );
+    let text = std::fs::read_to_string(file).expect("read");
+    let table: toml::Table = toml::from_str(&text).expect("toml");
+    let defaults = serde_json::to_value(ServeOptions::default()).expect("json");
+    for (section, keys) in defaults.as_object().expect("sections") {
+        for (key, value) in keys.as_object().expect("keys") {
+            if !value.is_null() {
+                assert!(
+                    table.get(section).and_then(|s| s.get(key)).is_some(),
+                    "deploy/funnel.toml documents {section}.{key}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn settings_are_layered_and_validated() {
     use funnel_server::ServeOptions;
     let dir = tempfile::tempdir().expect("tempdir");
