@@ -28,20 +28,8 @@ pub async fn run(url: &StoreUrl, args: DemoArgs) -> anyhow::Result<()> {
         leads: args.leads as usize,
         ..DemoOptions::default()
     };
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} demo [{bar:40}] {pos}/{len} commands {per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
     let started = Instant::now();
-    let report = funnel_demo::load(&engine, &opts, |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })
-    .await?;
-    bar.finish_and_clear();
+    let report = load(&engine, &opts).await?;
     let head = store.head().await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -84,7 +72,26 @@ pub async fn run(url: &StoreUrl, args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn describe(url: &StoreUrl) -> String {
+/// Runs the demo loader through `engine` with a progress bar on standard error (drawn only on a
+/// terminal). Loading is idempotent: commands already in the store are recognised and skipped.
+pub async fn load(engine: &Engine, opts: &DemoOptions) -> anyhow::Result<funnel_demo::DemoReport> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} demo [{bar:40}] {pos}/{len} commands {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = funnel_demo::load(engine, opts, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+pub fn describe(url: &StoreUrl) -> String {
     match url {
         StoreUrl::Sqlite(p) => format!("sqlite:{}", p.display()),
         StoreUrl::Nats(u) => u.clone(),

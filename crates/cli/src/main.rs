@@ -10,6 +10,7 @@ mod export;
 mod projections;
 mod query;
 mod serve;
+mod serve_demo;
 mod tail;
 mod workflows;
 

@@ -1,5 +1,5 @@
 //! `funnel serve` (the HTTP API, the projection runner and the sagas in one process) and
-//! `funnel staff` (API tokens and the staff list).
+//! `funnel staff` (API tokens and the staff list). `serve --demo` is in `serve_demo`.
 //!
 //! Settings are layered by `funnel_server::ServeOptions::load`: defaults, `--config FILE`,
 //! `FUNNEL__SECTION__KEY` variables, then flags. The global `--store`/`--projections` count as flags
@@ -29,6 +29,15 @@ pub struct ServeArgs {
     /// Do not run the sagas in this process.
     #[arg(long)]
     pub no_workflows: bool,
+    /// Load the demo history into the store first (idempotent: a second start writes nothing),
+    /// issue demo API tokens the first time (kept beside the store for restarts), and print where
+    /// to look once listening.
+    #[arg(long)]
+    pub demo: bool,
+    /// Number of leads in the demo history (with `--demo`).
+    #[arg(long, default_value_t = 500, requires = "demo",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub demo_leads: u64,
 }
 
 fn explicit_store() -> bool {
@@ -59,14 +68,22 @@ pub fn run(store: &str, projections: Option<&Path>, args: ServeArgs) -> anyhow::
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let demo = args.demo.then_some(args.demo_leads as usize);
     rt.block_on(async move {
+        let demo = match demo {
+            Some(leads) => Some(crate::serve_demo::prepare(&options, leads).await?),
+            None => None,
+        };
         funnel_server::serve(options, shutdown_signal(), |addr| {
             // One line on standard output for scripts and tests to find the port.
             println!("funnel serve listening on http://{addr}");
+            if let Some(demo) = &demo {
+                demo.print(addr);
+            }
         })
-        .await
-    })?;
-    Ok(())
+        .await?;
+        Ok(())
+    })
 }
 
 /// Completes on ctrl-c or SIGTERM.

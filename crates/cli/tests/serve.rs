@@ -1,6 +1,14 @@
-//! End to end: the real `funnel serve` binary on an ephemeral port against a SQLite store. A token
-//! is issued with `funnel staff token`, a registration and a refused touch go over HTTP, the refused
-//! touch shows in the lead's audit, and SIGTERM stops the server cleanly.
+//! End to end: the real `funnel serve` binary on an ephemeral port, driven over HTTP, on both
+//! backends (a SQLite file, and a real `nats-server` started with `funnel-testkit`).
+//!
+//! - The API scenario: tokens issued with `funnel staff token`, a registration, a visit (retried
+//!   with the same Idempotency-Key), a refused touch by another engineer that shows in the lead's
+//!   audit, `/pipeline` read with `at_least` the write's position, the probes, SIGTERM stopping
+//!   the server cleanly, and a restart that still serves all of it.
+//! - `serve --demo`: the printed tokens and curl commands work against the API, the tokens file is
+//!   private, and a restart writes no demo events and reuses the same tokens.
+//!
+//! Waits are bounded (a test fails instead of hanging); nothing asserts on wall-clock time.
 //!
 //! This test lives in the CLI package (not `tests/it`) because `env!("CARGO_BIN_EXE_funnel")`, the
 //! reliable way to find the freshly built binary, is only set for the binary's own package.
@@ -8,24 +16,91 @@
 use funnel_domain::Policy;
 use funnel_domain::org::{OfficeCommand, StaffCommand};
 use funnel_engine::{Command, CommandMeta, Engine, StoreUrl, Who};
+use funnel_testkit::NatsServer;
 use funnel_types::{OfficeId, Role, StaffId, SystemClock};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Stdio};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn funnel(store: &str) -> std::process::Command {
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_funnel"));
-    c.args(["--store", store]);
-    c
+/// How long any one wait may take before the test gives up: a guard against hanging, not a timing
+/// assertion (the first start of a debug build on a busy machine can be slow).
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A store to run against, with the directory the processes run in (read models and the demo
+/// tokens file go there) and, for NATS, the server (killed on drop).
+struct Backend {
+    store: String,
+    dir: tempfile::TempDir,
+    _nats: Option<NatsServer>,
+}
+
+impl Backend {
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = format!("sqlite:{}", dir.path().join("funnel.db").display());
+        Self {
+            store,
+            dir,
+            _nats: None,
+        }
+    }
+
+    fn nats() -> Self {
+        let nats = NatsServer::start();
+        Self {
+            store: nats.url(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            _nats: Some(nats),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn url(&self) -> StoreUrl {
+        self.store.parse().expect("store url")
+    }
+
+    /// `funnel --store … --projections …` run inside the backend's directory.
+    fn funnel(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_funnel"));
+        c.current_dir(self.dir())
+            .env_remove("FUNNEL_STORE")
+            .env_remove("FUNNEL_PROJECTIONS")
+            .env("NO_COLOR", "1")
+            .args(["--store", &self.store])
+            .arg("--projections")
+            .arg(self.dir().join("read-models.db"));
+        c
+    }
+
+    /// Runs `funnel …` to completion and returns its standard output.
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.funnel().args(args).output().expect("run funnel");
+        assert!(
+            out.status.success(),
+            "funnel {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn token(&self, staff: &str) -> String {
+        let text = self.run(&["staff", "token", staff]);
+        text.lines()
+            .find_map(|l| l.strip_prefix("token:").map(|t| t.trim().to_string()))
+            .unwrap_or_else(|| panic!("no token in {text}"))
+    }
 }
 
 /// An office and two engineers, written through the engine before the server starts.
-async fn bootstrap(path: &std::path::Path) {
-    let store = funnel_engine::open_store(&StoreUrl::Sqlite(path.to_path_buf()))
-        .await
-        .expect("store");
+async fn bootstrap(url: &StoreUrl) {
+    let store = funnel_engine::open_store(url).await.expect("store");
     let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
     let sys = || CommandMeta::new(Who::System("bootstrap".into()));
     let office = OfficeId::derived("SH");
@@ -57,86 +132,218 @@ async fn bootstrap(path: &std::path::Path) {
     }
 }
 
-fn token(store: &str, staff: &str) -> String {
-    let out = funnel(store)
-        .args(["staff", "token", staff])
-        .output()
-        .expect("run funnel staff token");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.lines()
-        .find_map(|l| l.strip_prefix("token:").map(|t| t.trim().to_string()))
-        .unwrap_or_else(|| panic!("no token in {text}"))
+/// A running `funnel serve`: its standard output line by line (read on a thread, so every wait is
+/// bounded) and its standard error collected for failure messages. Killed on drop if still running.
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+    addr: String,
 }
 
-/// One HTTP/1.1 request over a fresh connection: status and JSON body.
-fn http(addr: &str, method: &str, path: &str, token: &str, body: Option<&Value>) -> (u16, Value) {
+impl Server {
+    fn start(backend: &Backend, args: &[&str]) -> Self {
+        let mut child = backend
+            .funnel()
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start funnel serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        let stderr_reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_str(&text);
+            }
+        });
+        let mut server = Self {
+            child,
+            lines,
+            stderr,
+            stderr_reader: Some(stderr_reader),
+            addr: String::new(),
+        };
+        let first = server.next_line();
+        server.addr = first
+            .strip_prefix("funnel serve listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .trim()
+            .to_string();
+        server
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The next line of standard output, waiting at most [`PATIENCE`].
+    fn next_line(&self) -> String {
+        match self.lines.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!(
+                    "funnel serve printed nothing more; stderr:\n{}",
+                    self.stderr()
+                )
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("funnel serve closed its output; stderr:\n{}", self.stderr())
+            }
+        }
+    }
+
+    /// Lines of standard output up to and including the first one starting with `last`.
+    fn lines_until(&self, last: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.next_line();
+            let done = line.starts_with(last);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    fn get(&self, path: &str, token: &str) -> Response {
+        http(&self.addr, "GET", path, Some(token), &[], None)
+    }
+
+    fn post(&self, path: &str, token: &str, body: &Value) -> Response {
+        http(&self.addr, "POST", path, Some(token), &[], Some(body))
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the process to end; its exit status and stderr.
+    fn stop(mut self) -> (ExitStatus, String) {
+        let term = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("send SIGTERM");
+        assert!(term.success());
+        let give_up = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < give_up,
+                "funnel serve did not stop after SIGTERM; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        (status, self.stderr())
+    }
+
+    fn stop_cleanly(self) {
+        let (status, stderr) = self.stop();
+        assert!(status.success(), "exit {status:?}: {stderr}");
+        assert!(stderr.contains("stopped"), "{stderr}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+struct Response {
+    status: u16,
+    body: Value,
+    text: String,
+}
+
+/// One HTTP/1.1 request over a fresh connection (bounded by socket timeouts).
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Response {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    s.set_write_timeout(Some(PATIENCE)).expect("timeout");
     let body = body.map(Value::to_string).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    );
+    ));
     s.write_all(req.as_bytes()).expect("write");
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let raw = String::from_utf8_lossy(&raw).to_string();
     let status = raw
         .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let (_, body) = raw.split_once("\r\n\r\n").unwrap_or(("", ""));
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    // A guard against hanging forever, not a timing assertion.
-    let give_up = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if Instant::now() > give_up {
-            let _ = child.kill();
-            panic!("funnel serve did not stop after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let (_, text) = raw.split_once("\r\n\r\n").unwrap_or(("", ""));
+    Response {
+        status,
+        body: serde_json::from_str(text).unwrap_or(Value::Null),
+        text: text.to_string(),
     }
 }
 
-#[test]
-fn serve_answers_over_http_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("funnel.db");
-    let store = format!("sqlite:{}", db.display());
+fn scenario(backend: &Backend) {
     tokio::runtime::Runtime::new()
         .expect("runtime")
-        .block_on(bootstrap(&db));
-    let wang = token(&store, "王工");
-    let li = token(&store, "李工");
+        .block_on(bootstrap(&backend.url()));
+    let wang = backend.token("王工");
+    let li = backend.token("李工");
+    let server = Server::start(backend, &[]);
 
-    let mut child = funnel(&store)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start funnel serve");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout
-        .read_line(&mut line)
-        .expect("read the listening line");
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .expect("address")
-        .to_string();
+    // Probes, metrics and the OpenAPI document need no token.
+    let r = http(&server.addr, "GET", "/healthz", None, &[], None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = http(&server.addr, "GET", "/openapi.json", None, &[], None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["openapi"], "3.1.0");
+    let r = server.get("/me", &wang);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["name"], "王工");
+    assert_eq!(r.body["role"], "sales_engineer");
 
     let registration = json!({
         "customer_name": "万科", "project_name": "城市花园（二期）", "industry": "real_estate",
@@ -144,56 +351,277 @@ fn serve_answers_over_http_and_stops_on_sigterm() {
         "location": "上海市浦东新区", "contact": { "name": "李经理", "phone": "13800000000" },
         "need": "需要楼宇对讲系统",
     });
-    let (status, body) = http(&addr, "POST", "/leads", &wang, Some(&registration));
-    assert_eq!(status, 200, "{body}");
-    let lead = body["id"].as_str().expect("lead id").to_string();
+    let r = server.post("/leads", &wang, &registration);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let lead = r.body["id"].as_str().expect("lead id").to_string();
+    let registered = r.body["position"].as_u64().expect("position");
 
+    // The owner logs a visit; a retry with the same Idempotency-Key writes nothing new.
     let visit = json!({ "kind": "visit", "visited_at": "2026-03-02T09:30:00Z",
-        "purposes": [], "summary": "抢客户" });
-    let (status, body) = http(
-        &addr,
+        "purposes": [], "summary": "介绍产品" });
+    let visit_uri = format!("/leads/{lead}/commands/log_visit");
+    let key = [("Idempotency-Key", "e2e-visit-1")];
+    let first = http(
+        &server.addr,
         "POST",
-        &format!("/leads/{lead}/commands/log_visit"),
-        &li,
+        &visit_uri,
+        Some(&wang),
+        &key,
         Some(&visit),
     );
-    assert_eq!(status, 403, "{body}");
-    assert_eq!(body["code"], "lead.not_owner");
-    let at = body["recorded_position"]
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert_eq!(first.body["events"][0]["type"], "lead.visit_logged");
+    assert_eq!(first.body["duplicate"], false);
+    let visited = first.body["position"].as_u64().expect("position");
+    assert!(visited > registered);
+    let again = http(
+        &server.addr,
+        "POST",
+        &visit_uri,
+        Some(&wang),
+        &key,
+        Some(&visit),
+    );
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.body["duplicate"], true, "{}", again.text);
+    assert_eq!(again.body["position"], first.body["position"]);
+
+    // Another engineer's touch is refused, and the refusal is recorded.
+    let poach = json!({ "kind": "visit", "visited_at": "2026-03-03T09:30:00Z",
+        "purposes": [], "summary": "抢客户" });
+    let r = server.post(&visit_uri, &li, &poach);
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(r.body["code"], "lead.not_owner");
+    let refused_at = r.body["recorded_position"]
         .as_u64()
         .expect("the refusal is recorded");
-    let (status, audit) = http(
-        &addr,
-        "GET",
-        &format!("/leads/{lead}/audit?at_least={at}"),
-        &wang,
-        None,
-    );
-    assert_eq!(status, 200, "{audit}");
-    assert!(
-        audit["touches"]
-            .as_array()
-            .expect("touches")
+    assert!(refused_at > visited);
+
+    let audit_uri = format!("/leads/{lead}/audit?at_least={refused_at}");
+    let check_audit = |server: &Server| {
+        let r = server.get(&audit_uri, &wang);
+        assert_eq!(r.status, 200, "{}", r.text);
+        let touches = r.body["touches"].as_array().expect("touches");
+        let actions: Vec<&str> = touches
             .iter()
-            .any(|t| t["refused"] == true)
+            .filter_map(|t| t["action"].as_str())
+            .collect();
+        assert!(
+            actions.contains(&"lead.registered") && actions.contains(&"lead.visit_logged"),
+            "{actions:?}"
+        );
+        assert!(
+            touches
+                .iter()
+                .any(|t| t["refused"] == true && t["actor_name"] == "李工"),
+            "{touches:?}"
+        );
+    };
+    check_audit(&server);
+
+    let r = server.get(&format!("/pipeline?at_least={refused_at}"), &wang);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.body["position"].as_u64().expect("position") >= refused_at);
+    let offices = r.body["offices"].as_array().expect("offices");
+    assert_eq!(offices.len(), 1, "{offices:?}");
+    assert_eq!(offices[0]["code"], "SH");
+    assert!(
+        offices[0]["by_engineer"].get("王工").is_some(),
+        "{}",
+        offices[0]
     );
 
-    let (status, _) = http(&addr, "GET", "/me", "not-a-token", None);
-    assert_eq!(status, 401);
+    let r = http(&server.addr, "GET", "/metrics", None, &[], None);
+    assert_eq!(r.status, 200);
+    assert!(r.text.contains("funnel_http_responses"), "{}", r.text);
+    let r = server.get("/me", "not-a-token");
+    assert_eq!(r.status, 401, "{}", r.text);
+    server.stop_cleanly();
 
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("send SIGTERM");
-    assert!(term.success());
-    let status = wait_exit(&mut child);
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
-    assert!(status.success(), "exit {status:?}: {stderr}");
-    assert!(stderr.contains("stopped"), "{stderr}");
+    // A second start on the same store and read models serves the same facts.
+    let server = Server::start(backend, &[]);
+    check_audit(&server);
+    server.stop_cleanly();
+}
+
+#[test]
+fn serve_on_sqlite_answers_over_http_and_stops_on_sigterm() {
+    scenario(&Backend::sqlite());
+}
+
+#[test]
+fn serve_on_nats_answers_over_http_and_stops_on_sigterm() {
+    scenario(&Backend::nats());
+}
+
+/// A printed demo token: name, role and the token text.
+#[derive(Debug, PartialEq)]
+struct Printed {
+    name: String,
+    role: String,
+    token: String,
+}
+
+/// The token lines of the `--demo` block: from the `demo API tokens` heading to the blank line.
+fn printed_tokens(block: &[String]) -> Vec<Printed> {
+    block
+        .iter()
+        .skip_while(|l| !l.starts_with("demo API tokens"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(fields.len(), 4, "{l}");
+            Printed {
+                name: fields[0].to_string(),
+                role: fields[1].to_string(),
+                token: fields[3].to_string(),
+            }
+        })
+        .collect()
+}
+
+/// The printed curl commands as (token, path): `curl -s -H 'Authorization: Bearer T' URL`.
+fn printed_curls(block: &[String], addr: &str) -> Vec<(String, String)> {
+    block
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("curl "))
+        .map(|l| {
+            let token = l
+                .split("Bearer ")
+                .nth(1)
+                .and_then(|t| t.split('\'').next())
+                .expect("a bearer token");
+            let url = l
+                .split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .expect("a URL");
+            let path = url
+                .strip_prefix(&format!("http://{addr}"))
+                .expect("the server's address");
+            (token.to_string(), path.to_string())
+        })
+        .collect()
+}
+
+fn demo_start(backend: &Backend) -> (Server, Vec<String>) {
+    let server = Server::start(backend, &["--demo", "--demo-leads", "6"]);
+    let block = server.lines_until("stop with ctrl-c");
+    (server, block)
+}
+
+/// The demo tokens file the server wrote: beside the SQLite file, or under `.funnel/` for NATS.
+fn tokens_file(backend: &Backend) -> PathBuf {
+    [backend.dir().to_path_buf(), backend.dir().join(".funnel")]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains("demo-tokens") && n.ends_with(".json"))
+        })
+        .expect("a demo tokens file")
+}
+
+fn demo(backend: &Backend) {
+    let (server, block) = demo_start(backend);
+    let text = block.join("\n");
+    for what in [
+        "/openapi.json",
+        "/healthz",
+        "/metrics",
+        "funnel",
+        "tail",
+        "pipeline",
+    ] {
+        assert!(text.contains(what), "{what} missing from\n{text}");
+    }
+    assert!(text.contains("4 issued now"), "{text}");
+    let tokens = printed_tokens(&block);
+    let roles: Vec<&str> = tokens.iter().map(|t| t.role.as_str()).collect();
+    assert_eq!(
+        roles,
+        [
+            "sales_engineer",
+            "office_manager",
+            "sales_department",
+            "auditor"
+        ],
+        "{text}"
+    );
+    for t in &tokens {
+        let r = server.get("/me", &t.token);
+        assert_eq!(r.status, 200, "{}: {}", t.name, r.text);
+        assert_eq!(r.body["name"], t.name.as_str());
+        assert_eq!(r.body["role"], t.role.as_str());
+    }
+    let curls = printed_curls(&block, &server.addr);
+    assert!(curls.len() >= 3, "{text}");
+    assert!(curls.iter().any(|(_, p)| p.ends_with("/audit")), "{text}");
+    for (token, path) in &curls {
+        let r = server.get(path, token);
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+    }
+    let tokens_file = tokens_file(backend);
+    let saved = std::fs::read_to_string(&tokens_file).expect("the demo tokens file");
+    for t in &tokens {
+        assert!(saved.contains(&t.token));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&tokens_file)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    server.stop_cleanly();
+
+    // A restart writes no demo events and reuses the tokens.
+    let (server, block) = demo_start(backend);
+    let text = block.join("\n");
+    assert!(text.contains("already loaded"), "{text}");
+    assert!(text.contains("reused"), "{text}");
+    assert_eq!(printed_tokens(&block), tokens);
+    for t in &tokens {
+        let r = server.get("/me", &t.token);
+        assert_eq!(r.status, 200, "{}: {}", t.name, r.text);
+    }
+    server.stop_cleanly();
+    let staff: Value =
+        serde_json::from_str(&backend.run(&["staff", "list", "--json"])).expect("json");
+    for t in &tokens {
+        let row = staff
+            .as_array()
+            .expect("staff")
+            .iter()
+            .find(|s| s["name"] == t.name.as_str())
+            .expect("a demo person");
+        assert_eq!(
+            row["tokens"].as_array().map(Vec::len),
+            Some(1),
+            "{} got a second token on restart: {row}",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn serve_demo_on_sqlite_prints_working_tokens_and_reuses_them() {
+    let backend = Backend::sqlite();
+    demo(&backend);
+    // Beside the store file.
+    assert!(backend.dir().join("funnel.demo-tokens.json").is_file());
+}
+
+#[test]
+fn serve_demo_on_nats_prints_working_tokens_and_reuses_them() {
+    let backend = Backend::nats();
+    demo(&backend);
+    // Under `.funnel/` of the directory it ran in.
+    assert!(tokens_file(&backend).starts_with(backend.dir().join(".funnel")));
 }
