@@ -4,7 +4,9 @@
 //! - The API scenario: tokens issued with `funnel staff token`, a registration, a visit (retried
 //!   with the same Idempotency-Key), a refused touch by another engineer that shows in the lead's
 //!   audit, `/pipeline` read with `at_least` the write's position, the probes, SIGTERM stopping
-//!   the server cleanly, and a restart that still serves all of it.
+//!   the server cleanly, and a restart that still serves all of it; a webhook subscription made by
+//!   the office manager receives every lead event of the office, signed and in log order, and on
+//!   JetStream the same events arrive on `funnel.notify.SH.lead.*`.
 //! - `serve --demo`: the printed tokens and curl commands work against the API, the tokens file is
 //!   private, and a restart writes no demo events and reuses the same tokens.
 //!
@@ -98,7 +100,7 @@ impl Backend {
     }
 }
 
-/// An office and two engineers, written through the engine before the server starts.
+/// An office, two engineers and their manager, written through the engine before the server starts.
 async fn bootstrap(url: &StoreUrl) {
     let store = funnel_engine::open_store(url).await.expect("store");
     let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
@@ -116,12 +118,16 @@ async fn bootstrap(url: &StoreUrl) {
         cmd: open,
     };
     engine.execute(sys(), cmd).await.expect("office");
-    for name in ["王工", "李工"] {
+    for (name, role) in [
+        ("王工", Role::SalesEngineer),
+        ("李工", Role::SalesEngineer),
+        ("陈经理", Role::OfficeManager),
+    ] {
         let id = StaffId::derived(name);
         let join = StaffCommand::Join {
             staff_id: id,
             name: name.into(),
-            role: Role::SalesEngineer,
+            role,
             office: Some(office),
         };
         let cmd = Command::Staff {
@@ -431,6 +437,8 @@ fn scenario(backend: &Backend) {
         offices[0]
     );
 
+    notifications(backend, &server, &wang, &backend.token("陈经理"));
+
     let r = http(&server.addr, "GET", "/metrics", None, &[], None);
     assert_eq!(r.status, 200);
     assert!(r.text.contains("funnel_http_responses"), "{}", r.text);
@@ -442,6 +450,172 @@ fn scenario(backend: &Backend) {
     let server = Server::start(backend, &[]);
     check_audit(&server);
     server.stop_cleanly();
+}
+
+/// One received request: headers (names in lower case) and body.
+type Request = (std::collections::HashMap<String, String>, String);
+
+/// A webhook receiver on loopback: records each request's headers and body, answers 204.
+struct Hook {
+    url: String,
+    got: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Hook {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(PATIENCE));
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut headers = std::collections::HashMap::new();
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    continue;
+                }
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':') {
+                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                    }
+                }
+                let len: usize = headers
+                    .get("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((headers, String::from_utf8_lossy(&body).to_string()));
+                let _ = conn.write_all(
+                    b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Self { url, got }
+    }
+}
+
+/// Subscribers see the office's lead events: a webhook (signed, in log order) on both backends,
+/// and on JetStream the `funnel.notify.SH.lead.*` subjects.
+fn notifications(backend: &Backend, server: &Server, engineer: &str, manager: &str) {
+    // What the office's lead events are, from the API's own log.
+    let r = server.get("/events?limit=1000", engineer);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let expected: Vec<String> = r.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| {
+            e["event_type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("lead."))
+        })
+        .map(|e| e["event_id"].as_str().expect("id").to_string())
+        .collect();
+    assert!(expected.len() >= 3, "{}", r.text);
+
+    let hook = Hook::start();
+    let sub = json!({ "url": hook.url, "kinds": ["lead.*"], "from": 0 });
+    let r = server.post("/webhooks", manager, &sub);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let secret = r.body["secret"].as_str().expect("secret").to_string();
+    let id = r.body["subscription"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let deadline = Instant::now() + PATIENCE;
+    while hook.got.lock().expect("lock").len() < expected.len() {
+        assert!(
+            Instant::now() < deadline,
+            "webhook deliveries did not arrive"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let got = hook.got.lock().expect("lock").clone();
+    let ids: Vec<String> = got.iter().map(|(h, _)| h["webhook-id"].clone()).collect();
+    assert_eq!(ids, expected, "every lead event of SH, in log order");
+    for (h, body) in &got {
+        let ts: i64 = h["webhook-timestamp"].parse().expect("timestamp");
+        assert!(
+            funnel_notify::webhooks::sign::verify(
+                &secret,
+                &h["webhook-id"],
+                ts,
+                body.as_bytes(),
+                &h["webhook-signature"]
+            ),
+            "signature of {body}"
+        );
+        assert_eq!(h["content-type"], "application/cloudevents+json");
+    }
+    let r = server.get(&format!("/webhooks/{id}"), manager);
+    assert_eq!(r.body["delivered"], expected.len(), "{}", r.text);
+
+    if backend._nats.is_none() {
+        return;
+    }
+    // JetStream: the same events on the office's subjects.
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let client = async_nats::connect(backend.store.as_str())
+                .await
+                .expect("connect");
+            let js = async_nats::jetstream::new(client);
+            let deadline = Instant::now() + PATIENCE;
+            let stream = loop {
+                if let Ok(s) = js.get_stream("FUNNEL_NOTIFY").await {
+                    break s;
+                }
+                assert!(Instant::now() < deadline, "no FUNNEL_NOTIFY stream");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            let consumer = stream
+                .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                    filter_subject: "funnel.notify.SH.lead.>".into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("consumer");
+            let mut messages = consumer.messages().await.expect("messages");
+            let mut seen = Vec::new();
+            while seen.len() < expected.len() {
+                let next = tokio::time::timeout(PATIENCE, futures::StreamExt::next(&mut messages))
+                    .await
+                    .expect("notifications arrive")
+                    .expect("a message")
+                    .expect("not an error");
+                let ce: Value = serde_json::from_slice(&next.payload).expect("CloudEvents JSON");
+                assert!(
+                    next.subject.as_str().starts_with("funnel.notify.SH.lead."),
+                    "{}",
+                    next.subject
+                );
+                assert_eq!(
+                    format!(
+                        "funnel.notify.SH.{}",
+                        ce["type"]
+                            .as_str()
+                            .expect("type")
+                            .trim_start_matches("funnel.")
+                    ),
+                    next.subject.as_str()
+                );
+                seen.push(ce["id"].as_str().expect("id").to_string());
+            }
+            assert_eq!(seen, expected);
+        });
 }
 
 #[test]
