@@ -281,6 +281,12 @@ pub fn examples() -> Vec<Event> {
             key_account_involved: false,
         }
         .into(),
+        DeclarationWithdrawn {
+            lead_id: lead,
+            declaration_id: decl,
+            lead_stage: Stage::Lost,
+        }
+        .into(),
         StageChanged {
             lead_id: lead,
             office,

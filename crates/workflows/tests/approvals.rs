@@ -352,6 +352,71 @@ async fn declarations_are_reviewed_returned_or_filed_and_strategic_prospects_bri
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declaration_under_review_is_withdrawn_when_the_lead_is_lost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let w = World::open(dir.path(), shanghai(2026, 3, 2, 9, 0));
+    w.bootstrap().await;
+    let lead = w.register("e1", "华润", PurchaseMode::Independent).await;
+    let mut d = Driver::new(&w, lead, "e1", PurchaseMode::Independent);
+    d.ready_for_valid().await;
+    let mut rt = w.runtime();
+    let first = DeclarationId::derived("valid-lost");
+    d.cmd(LeadCommand::DeclareValidInfo {
+        declaration_id: first,
+        note: "申报".into(),
+    })
+    .await;
+    rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
+    assert_eq!(w.tasks().await.for_staff(&info("m")).len(), 1);
+    // The lead is lost while the manager has not reviewed: the declaration lapses with it.
+    let lost = d
+        .cmd(LeadCommand::MarkLost {
+            reason: "客户选择了竞品".into(),
+            competitor: "某品牌".into(),
+        })
+        .await;
+    let types: Vec<&str> = lost
+        .events
+        .iter()
+        .map(|e| e.meta.event_type.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "lead.lost",
+            "lead.declaration_withdrawn",
+            "lead.stage_changed"
+        ]
+    );
+    rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
+    let events: Vec<Event> = rt
+        .show(workflow_id(WorkflowKind::ValidInfoDeclaration, first))
+        .await
+        .expect("show")
+        .into_iter()
+        .map(|e| e.payload)
+        .collect();
+    assert_eq!(
+        outcome(&events).as_deref(),
+        Some("withdrawn: the lead left the funnel")
+    );
+    assert!(
+        w.tasks().await.for_staff(&info("m")).is_empty(),
+        "no stale review task"
+    );
+    // Taken up again, the lead can be declared anew.
+    d.cmd(LeadCommand::Reactivate {
+        reason: "客户重新招标".into(),
+    })
+    .await;
+    d.cmd(LeadCommand::DeclareValidInfo {
+        declaration_id: DeclarationId::derived("valid-again"),
+        note: "重新申报".into(),
+    })
+    .await;
+}
+
 fn workflow_id(kind: WorkflowKind, d: DeclarationId) -> WorkflowId {
     WorkflowId::derived(&format!("{}:{d}", kind.as_str()))
 }

@@ -327,6 +327,15 @@ pub struct DeclarationFiled {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct DeclarationWithdrawn {
+    pub lead_id: LeadId,
+    pub declaration_id: DeclarationId,
+    /// Where the lead went: `lost` or `suspended`.
+    pub lead_stage: Stage,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StageChanged {
     pub lead_id: LeadId,
     pub office: OfficeId,
@@ -475,6 +484,7 @@ pub(super) fn lead_of(e: &Event) -> Option<LeadId> {
         ProspectDeclared(x) => x.lead_id,
         DeclarationReviewed(x) => x.lead_id,
         DeclarationFiled(x) => x.lead_id,
+        DeclarationWithdrawn(x) => x.lead_id,
         StageChanged(x) => x.lead_id,
         NegotiationNoted(x) => x.lead_id,
         ContractSubmitted(x) => x.lead_id,

@@ -115,6 +115,9 @@ events! {
     DeclarationReviewed = "lead.declaration_reviewed" v 1,
     /// A declaration was filed with the sales department (备案).
     DeclarationFiled = "lead.declaration_filed" v 1,
+    /// A declaration still under way (awaiting review, or approved and not yet filed) lapsed
+    /// because the lead left the funnel (lost or suspended).
+    DeclarationWithdrawn = "lead.declaration_withdrawn" v 1,
     /// The lead moved to another stage.
     StageChanged = "lead.stage_changed" v 1,
     /// A negotiation note (§9).

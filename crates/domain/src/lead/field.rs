@@ -2,6 +2,7 @@
 //! (§7), criteria evidence, record corrections, and the insider and stagnation rules (§7, §8).
 
 use super::decide::{engineer_in, manager_of, open, owner_only, request_reassignment};
+use super::progress::withdraw_declaration;
 use super::*;
 use crate::acting::Ctx;
 use crate::refusal::{Decision, RefusalCode, Rejected, check, refuse};
@@ -295,21 +296,20 @@ pub(super) fn decide_stagnation(
         }
         StagnationDecision::Suspend => {
             open(lead)?;
-            let follow = vec![
-                Event::LeadSuspended(LeadSuspended {
-                    lead_id: lead.id,
-                    by: me,
-                    from: lead.stage,
-                    reason: format!("stagnation review: {}", note.trim()),
-                }),
-                Event::StageChanged(StageChanged {
-                    lead_id: lead.id,
-                    office: lead.office,
-                    from: lead.stage,
-                    to: Stage::Suspended,
-                    owner: lead.owner,
-                }),
-            ];
+            let mut follow = vec![Event::LeadSuspended(LeadSuspended {
+                lead_id: lead.id,
+                by: me,
+                from: lead.stage,
+                reason: format!("stagnation review: {}", note.trim()),
+            })];
+            follow.extend(withdraw_declaration(lead, Stage::Suspended));
+            follow.push(Event::StageChanged(StageChanged {
+                lead_id: lead.id,
+                office: lead.office,
+                from: lead.stage,
+                to: Stage::Suspended,
+                owner: lead.owner,
+            }));
             (StagnationOutcome::Suspend, follow)
         }
     };

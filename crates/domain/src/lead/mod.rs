@@ -120,6 +120,8 @@ pub enum DeclarationState {
     Approved,
     Returned,
     Filed,
+    /// The lead left the funnel while it was under way.
+    Withdrawn,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -388,6 +390,15 @@ fn apply(lead: &mut Lead, event: &Event) {
                 .filter(|d| d.id == e.declaration_id)
             {
                 d.state = DeclarationState::Filed;
+            }
+        }
+        Event::DeclarationWithdrawn(e) => {
+            if let Some(d) = lead
+                .declaration
+                .as_mut()
+                .filter(|d| d.id == e.declaration_id)
+            {
+                d.state = DeclarationState::Withdrawn;
             }
         }
         Event::StageChanged(e) => {

@@ -621,16 +621,33 @@ fn exit(lead: &Lead, to: Stage, reason: &str, competitor: &str, ctx: &Ctx<'_>) -
             reason: reason.trim().to_string(),
         })
     };
-    Ok(vec![
-        first,
-        Event::StageChanged(StageChanged {
+    let mut events = vec![first];
+    events.extend(withdraw_declaration(lead, to));
+    events.push(Event::StageChanged(StageChanged {
+        lead_id: lead.id,
+        office: lead.office,
+        from: lead.stage,
+        to,
+        owner: lead.owner,
+    }));
+    Ok(events)
+}
+
+/// The withdrawal of a declaration still under way when the lead leaves the funnel for `to`, so
+/// its review and filing stop waiting.
+pub(super) fn withdraw_declaration(lead: &Lead, to: Stage) -> Option<Event> {
+    let d = lead.declaration.as_ref()?;
+    matches!(
+        d.state,
+        DeclarationState::AwaitingReview | DeclarationState::Approved
+    )
+    .then(|| {
+        Event::DeclarationWithdrawn(DeclarationWithdrawn {
             lead_id: lead.id,
-            office: lead.office,
-            from: lead.stage,
-            to,
-            owner: lead.owner,
-        }),
-    ])
+            declaration_id: d.id,
+            lead_stage: to,
+        })
+    })
 }
 
 fn reactivate(lead: &Lead, reason: &str, ctx: &Ctx<'_>) -> Decision {

@@ -180,6 +180,9 @@ pub(super) fn declaration(r: &mut Builder<'_>, kind: WorkflowKind) {
             }
             r.complete("filed");
         }
+        (_, Event::DeclarationWithdrawn(_)) if r.state.active => {
+            r.complete("withdrawn: the lead left the funnel");
+        }
         (_, Event::TimerFired(t)) if r.state.active => {
             if let TimerPurpose::Reminder { task_id } = &t.purpose
                 && let Some(task) = r.state.tasks.get(task_id)

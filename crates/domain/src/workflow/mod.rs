@@ -196,6 +196,10 @@ pub fn route(event: &Event, office: Option<OfficeId>) -> Vec<(WorkflowKind, Work
             id(K::ValidInfoDeclaration, e.declaration_id.to_string()),
             id(K::ProspectDeclaration, e.declaration_id.to_string()),
         ],
+        Event::DeclarationWithdrawn(e) => vec![
+            id(K::ValidInfoDeclaration, e.declaration_id.to_string()),
+            id(K::ProspectDeclaration, e.declaration_id.to_string()),
+        ],
         Event::ContractSubmitted(e) => vec![id(K::ContractReview, e.lead_id.to_string())],
         Event::ContractAmended(e) => vec![id(K::ContractReview, e.lead_id.to_string())],
         Event::ContractApproved(e) => vec![id(K::ContractReview, e.lead_id.to_string())],
