@@ -119,6 +119,8 @@ pub fn router(state: AppState) -> Router {
         .route("/pipeline", get(read::pipeline))
         .route("/audit/conflicts", get(read::conflicts))
         .route("/audit/plans", get(read::plans))
+        .route("/audit/actor/{staff}", get(read::actor_audit))
+        .route("/tasks", get(read::tasks))
         .route("/events", get(read::events))
         .route("/projections", get(read::projections))
         .route("/webhooks", post(webhooks::create).get(webhooks::list))

@@ -332,9 +332,39 @@ pub fn document() -> Value {
         &mut g,
         "audit_plans",
         "Visit-plan compliance",
-        vec![office, at_least],
+        vec![office, at_least.clone()],
     );
     paths.insert("/audit/plans".into(), op);
+    let staff = json!({ "name": "staff", "in": "path", "required": true,
+        "description": "A member of staff: id or exact name", "schema": { "type": "string" } });
+    let day =
+        |name: &str, what: &str| query(name, what, json!({ "type": "string", "format": "date" }));
+    let op = read_op(
+        &mut g,
+        "audit_actor",
+        "Every lead a member of staff changed or tried to change (themselves; managers their office; headquarters and auditors everyone)",
+        vec![
+            staff,
+            day("from", "First day (Shanghai time), inclusive"),
+            day("to", "Last day (Shanghai time), inclusive"),
+            at_least.clone(),
+        ],
+    );
+    paths.insert("/audit/actor/{staff}".into(), op);
+    let op = read_op(
+        &mut g,
+        "tasks",
+        "Open tasks a member of staff must act on, oldest first (default: the caller's)",
+        vec![
+            query(
+                "staff",
+                "Whose tasks: id or exact name (managers: their office; headquarters and auditors: anyone)",
+                json!({ "type": "string" }),
+            ),
+            at_least.clone(),
+        ],
+    );
+    paths.insert("/tasks".into(), op);
     let events = vec![
         query(
             "after",

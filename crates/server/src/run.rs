@@ -80,7 +80,8 @@ pub fn projections_path(url: &StoreUrl) -> PathBuf {
     }
 }
 
-/// Opens the runner with the server's read models: the access model and the four the CLI uses.
+/// Opens the runner with the server's read models: the access model, the four the CLI uses, and
+/// the open tasks of the sagas.
 pub fn open_runner(path: &Path) -> Result<Runner, RunnerError> {
     let mut runner = Runner::open(path, RunnerOptions::default())?;
     runner
@@ -88,7 +89,8 @@ pub fn open_runner(path: &Path) -> Result<Runner, RunnerError> {
         .register::<Pipeline>()?
         .register::<Touches>()?
         .register::<Conflicts>()?
-        .register::<PlanCompliance>()?;
+        .register::<PlanCompliance>()?
+        .register::<funnel_workflows::Tasks>()?;
     Ok(runner)
 }
 

@@ -318,3 +318,78 @@ async fn webhooks_by_role_and_office() {
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     assert_eq!(r.body["code"], "webhook.not_found");
 }
+
+/// Tasks and an actor's audit: people read their own; office managers their office's people;
+/// headquarters and auditors everyone; nobody another office's.
+#[tokio::test]
+async fn tasks_and_actor_audits_by_role() {
+    let w = world().await;
+    // A duplicate registration in SH opens an ownership conflict for SH's manager to decide.
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let r = w.post("/leads", "eng_b", registration(sh(), "万科")).await;
+    assert_eq!(r.status, OK, "{}", r.text);
+    let mut rt = funnel_workflows::WorkflowRuntime::new(
+        w.engine.clone(),
+        std::sync::Arc::new(funnel_types::SystemClock),
+        None,
+    )
+    .expect("runtime");
+    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+    let head = w.state.store().head().await.expect("head").0;
+
+    let r = w.get(&format!("/tasks?at_least={head}"), "manager").await;
+    assert_eq!(r.status, OK, "{}", r.text);
+    let tasks = r.body["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 1, "{}", r.text);
+    assert_eq!(tasks[0]["name"], "decide_conflict");
+    assert_eq!(tasks[0]["lead_id"], lead.as_str());
+    let r = w.get("/tasks", "eng_a").await;
+    assert_eq!(
+        (r.status, r.body["tasks"].as_array().map(Vec::len)),
+        (OK, Some(0))
+    );
+
+    for (who, _, _) in PEOPLE {
+        let who = *who;
+        let expect = match who {
+            "manager" | "sales_dept" | "key_account" | "executive" | "auditor" => OK,
+            _ => NO,
+        };
+        let r = w.get("/tasks?staff=manager", who).await;
+        assert_eq!(
+            r.status, expect,
+            "{who} reads SH's manager's tasks: {}",
+            r.text
+        );
+        let expect = match who {
+            "eng_a" | "manager" | "sales_dept" | "key_account" | "executive" | "auditor" => OK,
+            _ => NO,
+        };
+        let r = w.get("/audit/actor/eng_a", who).await;
+        assert_eq!(r.status, expect, "{who} reads eng_a's audit: {}", r.text);
+        if expect == OK {
+            let actions: Vec<&str> = r.body["touches"]
+                .as_array()
+                .expect("touches")
+                .iter()
+                .filter_map(|t| t["action"].as_str())
+                .collect();
+            assert!(actions.contains(&"lead.registered"), "{who}: {actions:?}");
+        }
+    }
+    let id = w.ids["eng_a"];
+    let r = w
+        .get(&format!("/audit/actor/{id}?from=2099-01-01"), "auditor")
+        .await;
+    assert_eq!(
+        (r.status, r.body["touches"].as_array().map(Vec::len)),
+        (OK, Some(0)),
+        "{}",
+        r.text
+    );
+    let r = w.get("/audit/actor/nobody", "auditor").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert_eq!(r.body["code"], "staff.not_found");
+    let r = w.get("/audit/actor/eng_a?from=yesterday", "auditor").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+}

@@ -3,16 +3,17 @@
 //! `at_least=POSITION` to wait until the read models reflect a write (read-your-writes).
 
 use crate::AppState;
-use crate::auth::Caller;
+use crate::auth::{Access, Caller, StaffEntry};
 use crate::extract::{Q, path_id};
 use crate::problem::Problem;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use funnel_domain::RefusalCode;
 use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
 use funnel_projections::{AsOf, ReadModel};
 use funnel_store::Filter;
-use funnel_types::{LeadId, OfficeId, Position};
+use funnel_types::{LeadId, OfficeId, Position, Role, StaffId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -231,6 +232,136 @@ pub struct EventsParams {
     pub after: Option<u64>,
     /// At most this many events scanned per page (1 to 1000, 100 by default).
     pub limit: Option<usize>,
+}
+
+/// Query of `GET /tasks`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TasksParams {
+    pub at_least: Option<u64>,
+    /// Whose tasks (id or exact name); the caller's own when absent.
+    pub staff: Option<String>,
+}
+
+/// A member of staff named by id or exact name, from the access model.
+async fn staff_named(state: &AppState, text: &str) -> Result<(StaffId, StaffEntry), Problem> {
+    let r = state.runner().read().await;
+    let access = r.get::<Access>().ok_or_else(|| {
+        Problem::unavailable(
+            "the access read model is being rebuilt",
+            "读模型 access 正在重建",
+        )
+    })?;
+    access
+        .staff
+        .iter()
+        .find(|(id, s)| id.to_string() == text.trim() || s.name == text.trim())
+        .map(|(id, s)| (*id, s.clone()))
+        .ok_or_else(|| {
+            Problem::not_found(
+                "staff.not_found",
+                format!("no member of staff `{text}` (give their id or exact name)"),
+                format!("没有员工 `{text}`（请给出编号或全名）"),
+            )
+        })
+}
+
+/// May the caller read what `whom` did or must do? Themselves; office managers their office's
+/// people; headquarters and auditors everyone.
+fn check_person(caller: &Caller, whom: StaffId, entry: &StaffEntry) -> Result<(), Problem> {
+    if whom == caller.staff_id || caller.reads_all() {
+        return Ok(());
+    }
+    if caller.role == Role::OfficeManager && entry.office.is_some() && entry.office == caller.office
+    {
+        return Ok(());
+    }
+    Err(Problem::forbidden(
+        RefusalCode::OtherOffice,
+        format!(
+            "a {} reads only their own work; office managers read their office's, headquarters and auditors everyone's",
+            caller.role
+        ),
+        format!(
+            "{}只能查看本人的记录；办事处经理可查看本办事处，总部与审计可查看所有人",
+            caller.role.label_zh()
+        ),
+    ))
+}
+
+/// `GET /tasks?staff=`: open tasks a member of staff must act on (assigned to them, or to their
+/// role in their office), oldest first, from the sagas.
+pub async fn tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Q(params): Q<TasksParams>,
+) -> Result<Json<Value>, Problem> {
+    wait_for(&state, params.at_least).await?;
+    let (whom, entry) = match &params.staff {
+        Some(text) => staff_named(&state, text).await?,
+        None => staff_named(&state, &caller.staff_id.to_string()).await?,
+    };
+    check_person(&caller, whom, &entry)?;
+    let (tasks, position) = model::<funnel_workflows::Tasks>(&state).await?;
+    let info = funnel_domain::StaffInfo {
+        id: whom,
+        role: entry.role,
+        office: entry.office,
+        active: entry.active,
+    };
+    Ok(Json(json!({
+        "position": position,
+        "staff_id": whom,
+        "name": entry.name,
+        "tasks": tasks.for_staff(&info),
+    })))
+}
+
+/// Query of `GET /audit/actor/{staff}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorParams {
+    pub at_least: Option<u64>,
+    /// First day (Shanghai time), inclusive.
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day (Shanghai time), inclusive.
+    pub to: Option<chrono::NaiveDate>,
+}
+
+/// `GET /audit/actor/{staff}?from=&to=`: every lead a member of staff changed or tried to change,
+/// when and with what, in log order.
+pub async fn actor_audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(staff): Path<String>,
+    Q(params): Q<ActorParams>,
+) -> Result<Json<Value>, Problem> {
+    wait_for(&state, params.at_least).await?;
+    let (whom, entry) = staff_named(&state, &staff).await?;
+    check_person(&caller, whom, &entry)?;
+    let start = |d: chrono::NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc() - chrono::Duration::hours(8))
+    };
+    let from = params.from.and_then(start);
+    let to = params.to.and_then(|d| d.succ_opt()).and_then(start);
+    let (touches, position) = model::<Touches>(&state).await?;
+    let rows: Vec<Value> = touches
+        .actor(&whom.to_string(), from, to)
+        .into_iter()
+        .map(|t| {
+            json!({
+                "lead_id": t.lead_id, "position": t.position, "at": t.at,
+                "action": t.action, "refused": t.refused,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "position": position,
+        "staff_id": whom,
+        "name": entry.name,
+        "touches": rows,
+    })))
 }
 
 /// `GET /events?after=&limit=`: the raw log, one page at a time; office roles see their office's
