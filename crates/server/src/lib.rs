@@ -97,12 +97,15 @@ impl AppState {
     }
 }
 
-/// The whole API. Every route but `/healthz`, `/readyz`, `/metrics` and `/openapi.json` needs a
+/// The whole API. Every route but `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and the
+/// dashboard's static page (`/`, `/dashboard.js`, which then call the API with a token) needs a
 /// bearer token.
 pub fn router(state: AppState) -> Router {
     use routes::{ops, read, webhooks, write};
     let limit = state.options().http.body_limit;
     Router::new()
+        .route("/", get(ops::dashboard))
+        .route("/dashboard.js", get(ops::dashboard_js))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
