@@ -109,7 +109,7 @@ pub async fn run(
         if let (Some(raw), Some(funnel)) = (raw_size, funnel_size) {
             notes.push(format!(
                 "stored message size: raw {raw} B (payload and one header), Funnel {funnel} B \
-                 (binary commit body with the event's metadata, two headers)"
+                 (binary commit body with the event's metadata and command id, the same one header)"
             ));
         }
     }

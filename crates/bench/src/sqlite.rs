@@ -203,11 +203,15 @@ async fn raw_append(
         let (jobs, done) = (jobs.clone(), done.clone());
         set.spawn(async move {
             for (s, version) in appends {
+                let at = chrono::Utc::now();
+                let ids = workload::Ids::new(at);
+                let command = *ids.command_id.0.as_bytes();
                 let row = RawRow {
                     stream: format!("{}-{s}", workload::CATEGORY),
                     version: version as i64,
-                    occurred_at: chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0),
-                    ids: [(); 4].map(|_| *uuid::Uuid::now_v7().as_bytes()),
+                    occurred_at: at.timestamp_nanos_opt().unwrap_or(0),
+                    // The same ids as Funnel's side: event, command, correlation, causation.
+                    ids: [*ids.event_id.0.as_bytes(), command, command, command],
                 };
                 let (tx, rx) = oneshot::channel();
                 jobs.send((row, tx))

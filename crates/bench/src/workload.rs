@@ -10,7 +10,7 @@
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use funnel_store::{AppendRequest, EventStore, Filter, ProposedEvent};
 use funnel_types::{
     Actor, CommandId, CorrelationId, EventId, ExpectedVersion, OfficeId, Position, StreamId,
@@ -101,17 +101,51 @@ pub fn actor() -> Actor {
     Actor::system("bench")
 }
 
-/// One proposed event with fresh ids and the shared payload.
-pub fn proposed(actor: &Actor, office: OfficeId, payload: &Bytes) -> ProposedEvent {
+/// The ids of one benchmark append, as the engine gives them to a command's single event: a fresh
+/// command id (what a client sends), correlation and causation ids defaulting to the command id,
+/// and an event id derived from it (the engine hashes the command id; this takes its random bits,
+/// so that the caller's id generation stays out of the store's figures). Both sides of every
+/// benchmark use these ids.
+#[derive(Clone, Copy, Debug)]
+pub struct Ids {
+    pub command_id: CommandId,
+    pub event_id: EventId,
+}
+
+impl Ids {
+    /// Fresh ids for an event occurring at `at`.
+    pub fn new(at: DateTime<Utc>) -> Self {
+        let command_id = CommandId::new();
+        // The command id's random bits, changed so that the event id is not the command id.
+        let mut random = [0u8; 10];
+        for (r, c) in random.iter_mut().zip(&command_id.0.as_bytes()[6..16]) {
+            *r = c ^ 0xa5;
+        }
+        let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+        Self {
+            command_id,
+            event_id: EventId::v7_from_parts(millis, random),
+        }
+    }
+}
+
+/// One proposed event for the append `ids` names, with the shared payload.
+pub fn proposed(
+    actor: &Actor,
+    office: OfficeId,
+    payload: &Bytes,
+    ids: Ids,
+    at: DateTime<Utc>,
+) -> ProposedEvent {
     ProposedEvent {
-        event_id: EventId::new(),
+        event_id: ids.event_id,
         event_type: EVENT_TYPE.to_string(),
         schema_version: 1,
-        occurred_at: Utc::now(),
+        occurred_at: at,
         actor: actor.clone(),
         office: Some(office),
-        correlation_id: CorrelationId::new(),
-        causation_id: uuid::Uuid::now_v7(),
+        correlation_id: CorrelationId(ids.command_id.0),
+        causation_id: ids.command_id.0,
         payload: payload.clone(),
     }
 }
@@ -178,11 +212,13 @@ pub async fn funnel_append(
                 } else {
                     ExpectedVersion::Exact(Version(version - 1))
                 };
+                let at = Utc::now();
+                let ids = Ids::new(at);
                 let req = AppendRequest {
                     stream: stream_id(s)?,
                     expected,
-                    command_id: CommandId::new(),
-                    events: vec![proposed(&actor, office, &payload)],
+                    command_id: ids.command_id,
+                    events: vec![proposed(&actor, office, &payload, ids, at)],
                 };
                 let outcome = store.append(req).await?;
                 if outcome.last_version != Version(version) || outcome.duplicate {
@@ -253,6 +289,16 @@ mod tests {
             }
             assert_eq!(total, events);
         }
+    }
+
+    #[test]
+    fn ids_are_fresh_per_append_and_the_event_id_is_not_the_command_id() {
+        let at = Utc::now();
+        let (a, b) = (Ids::new(at), Ids::new(at));
+        assert_ne!(a.command_id, b.command_id);
+        assert_ne!(a.event_id, b.event_id);
+        assert_ne!(a.event_id.0, a.command_id.0);
+        assert_eq!(a.event_id.0.get_version_num(), 7);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 
 use crate::codec::{self, CommitHead};
 use crate::{NatsStore, body};
-use async_nats::HeaderMap;
 use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::{HeaderMap, HeaderValue, Subject};
 use bytes::Bytes;
 use funnel_store::{AppendOutcome, AppendRequest, StoreError};
 use funnel_types::{ExpectedVersion, StreamId, Version};
@@ -24,9 +24,9 @@ const NO_RESPONDERS_ATTEMPTS: u32 = 8;
 const NO_RESPONDERS_DELAY: Duration = Duration::from_millis(25);
 
 /// The outcome an append of `head` had, as a duplicate or not.
-fn outcome(stream: &StreamId, head: &CommitHead, duplicate: bool) -> AppendOutcome {
+fn outcome(stream: StreamId, head: &CommitHead, duplicate: bool) -> AppendOutcome {
     AppendOutcome {
-        stream: stream.clone(),
+        stream,
         first_version: head.first_version(),
         last_version: head.last_version,
         first_position: head.first_position(),
@@ -36,14 +36,20 @@ fn outcome(stream: &StreamId, head: &CommitHead, duplicate: bool) -> AppendOutco
 }
 
 impl NatsStore {
-    pub(crate) async fn append_inner(
+    /// Appends `req` (its limits checked): the common append, to a new stream or at the version the
+    /// cache of last commits knows, is one publish, which the client bounds on its own (sending
+    /// and awaiting the ack each wait at most a request timeout); everything else runs under
+    /// [`NatsStore::bounded`] with what is left of its time.
+    pub(crate) async fn append_checked(
         &self,
         req: AppendRequest,
     ) -> Result<AppendOutcome, StoreError> {
-        let subject = codec::subject_for(&self.opts.subject_prefix, &req.stream);
+        self.ensure_connected()?;
+        let deadline = self.deadline();
+        let subject = Subject::from(codec::subject_for(&self.opts.subject_prefix, &req.stream));
         // The body holds the commit's last version, known only once the stream's state is: check
         // its size now, encode it per attempt.
-        let size = body::encoded_len(&req.events)?;
+        let size = body::encoded_len(req.command_id, &req.events)?;
         let limit = self.max_payload.saturating_sub(HEADER_ROOM);
         if size > limit {
             return Err(StoreError::TooLarge {
@@ -52,10 +58,90 @@ impl NatsStore {
                 limit,
             });
         }
-        let count = req.events.len() as u64;
+        let known = match req.expected {
+            ExpectedVersion::NoStream => Some(None),
+            ExpectedVersion::Exact(v) => self
+                .cached(&req.stream)
+                .filter(|(version, _)| *version == v)
+                .map(Some),
+            // `Any` and `Exists` look for a retry first (see `append_inner`).
+            ExpectedVersion::Any | ExpectedVersion::Exists => None,
+        };
+        let mut refused = false;
+        if let Some(state) = known {
+            match self.attempt(&subject, &req, state).await {
+                Ok(Attempt::Stored(seq)) => {
+                    return Ok(self.stored(req, state, seq));
+                }
+                Ok(Attempt::Duplicate(seq)) => {
+                    return self
+                        .bounded_until(deadline, Box::pin(self.duplicate_at(&req, seq)))
+                        .await;
+                }
+                Ok(Attempt::Refused) => refused = true,
+                // Nobody answered: `append_inner` publishes again, a bounded number of times.
+                Ok(Attempt::Unserved) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.bounded_until(deadline, Box::pin(self.append_inner(req, subject, refused)))
+            .await
+    }
 
+    /// The outcome of `req`, stored at stream sequence `seq` on a stream whose last commit was
+    /// `state`; remembered as the stream's last commit.
+    fn stored(&self, req: AppendRequest, state: Option<(Version, u64)>, seq: u64) -> AppendOutcome {
+        let count = req.events.len() as u64;
+        let last_version = Version(state.map_or(0, |(v, _)| v.0) + count);
+        self.remember(&req.stream, Some((last_version, seq)));
+        let head = CommitHead {
+            seq,
+            last_version,
+            count,
+            command_id: req.command_id,
+        };
+        outcome(req.stream, &head, false)
+    }
+
+    /// Publishes `req` once, as the commit after `state` (the stream's last commit, `None` when it
+    /// must not exist yet).
+    async fn attempt(
+        &self,
+        subject: &Subject,
+        req: &AppendRequest,
+        state: Option<(Version, u64)>,
+    ) -> Result<Attempt, StoreError> {
+        let count = req.events.len() as u64;
+        let last_version = Version(state.map_or(0, |(v, _)| v.0) + count);
+        let expected_seq = state.map_or(0, |(_, seq)| seq);
+        let body = codec::encode_body(last_version, req.command_id, &req.events)?;
+        match self.publish(subject, req, expected_seq, body).await {
+            Ok((seq, false)) => Ok(Attempt::Stored(seq)),
+            Ok((seq, true)) => Ok(Attempt::Duplicate(seq)),
+            Err(PublishRefused::WrongLastSequence) => {
+                self.forget(&req.stream);
+                Ok(Attempt::Refused)
+            }
+            Err(PublishRefused::Unserved) => Ok(Attempt::Unserved),
+            Err(PublishRefused::Failed(e)) => Err(e),
+        }
+    }
+
+    /// The append after the fast path of [`NatsStore::append_checked`] did not store it (or did
+    /// not apply); `refused` when the broker refused its expected sequence (the cache was stale).
+    async fn append_inner(
+        &self,
+        req: AppendRequest,
+        subject: Subject,
+        refused: bool,
+    ) -> Result<AppendOutcome, StoreError> {
+        if refused && req.expected == ExpectedVersion::NoStream {
+            let actual = self.last_commit(&req.stream).await?;
+            return self.conflict(&req, &subject, actual).await;
+        }
         // `Any` and `Exists` are not refused when retried on an existing stream, so a retry beyond
-        // the dedup window is only found by looking.
+        // the dedup window, or of a command first appended with another expectation (which sent no
+        // `Nats-Msg-Id`), is only found by looking.
         let mut known = None;
         if matches!(req.expected, ExpectedVersion::Any | ExpectedVersion::Exists) {
             let last = self.last_commit(&req.stream).await?;
@@ -67,7 +153,7 @@ impl NatsStore {
             known = Some(last);
         }
 
-        let mut fresh = known.is_some();
+        let mut fresh = refused || known.is_some();
         for _ in 0..MAX_ATTEMPTS {
             let state = match (req.expected, known.take()) {
                 (ExpectedVersion::NoStream, _) => None,
@@ -85,30 +171,34 @@ impl NatsStore {
             if !req.expected.admits(current) {
                 return self.conflict(&req, &subject, state).await;
             }
-            let last_version = Version(current.map_or(0, |v| v.0) + count);
-            let expected_seq = state.map_or(0, |(_, seq)| seq);
-            let body = codec::encode_body(last_version, &req.events)?;
-            match self.publish(&subject, &req, expected_seq, body).await {
-                Ok((seq, false)) => {
-                    self.remember(&req.stream, Some((last_version, seq)));
-                    let head = CommitHead {
-                        seq,
-                        last_version,
-                        count,
-                        command_id: req.command_id,
-                    };
-                    return Ok(outcome(&req.stream, &head, false));
+            // No responders means no server took the message: the stream's leader is being
+            // elected, or its interest in the subject has not reached our server yet (right after
+            // the stream was created or moved). Nothing was stored, so publishing again is safe.
+            let mut unserved = 0;
+            let attempt = loop {
+                match self.attempt(&subject, &req, state).await? {
+                    Attempt::Unserved if unserved + 1 < NO_RESPONDERS_ATTEMPTS => {
+                        unserved += 1;
+                        tokio::time::sleep(NO_RESPONDERS_DELAY * unserved).await;
+                    }
+                    attempt => break attempt,
                 }
-                Ok((seq, true)) => return self.duplicate_at(&req, seq).await,
-                Err(PublishRefused::WrongLastSequence) => {
-                    self.forget(&req.stream);
+            };
+            match attempt {
+                Attempt::Stored(seq) => return Ok(self.stored(req, state, seq)),
+                Attempt::Duplicate(seq) => return self.duplicate_at(&req, seq).await,
+                Attempt::Refused => {
                     fresh = true;
                     if req.expected == ExpectedVersion::NoStream {
                         let actual = self.last_commit(&req.stream).await?;
                         return self.conflict(&req, &subject, actual).await;
                     }
                 }
-                Err(PublishRefused::Failed(e)) => return Err(e),
+                Attempt::Unserved => {
+                    return Err(crate::connect::unavailable(format!(
+                        "no server answered the publish to {subject}; retry"
+                    )));
+                }
             }
         }
         Err(crate::connect::unavailable(format!(
@@ -117,51 +207,44 @@ impl NatsStore {
         )))
     }
 
-    /// Publishes one commit; `Ok((seq, duplicate))` from the broker's ack.
+    /// Publishes one commit; `Ok((seq, duplicate))` from the broker's ack, or
+    /// [`PublishRefused::Unserved`] when no server responded. Sends `Nats-Msg-Id` only with
+    /// `Any`/`Exists` (see the crate documentation): `Exact`/`NoStream` appends cannot be applied
+    /// twice, as a stored original has moved the stream past their expected sequence.
     async fn publish(
         &self,
-        subject: &str,
+        subject: &Subject,
         req: &AppendRequest,
         expected_seq: u64,
         body: Bytes,
     ) -> Result<(u64, bool), PublishRefused> {
-        let headers = || {
-            let mut headers = HeaderMap::new();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            codec::HEADER_EXPECTED_LAST_SUBJECT_SEQ,
+            HeaderValue::from(expected_seq),
+        );
+        if matches!(req.expected, ExpectedVersion::Any | ExpectedVersion::Exists) {
             let mut id = uuid::Uuid::encode_buffer();
             headers.insert(
                 codec::HEADER_MSG_ID,
                 &*req.command_id.0.hyphenated().encode_lower(&mut id),
             );
-            headers.insert(
-                codec::HEADER_EXPECTED_LAST_SUBJECT_SEQ,
-                &*expected_seq.to_string(),
-            );
-            headers
+        }
+        // Boxed: the client's publish future is large, and an append's whole future is boxed by
+        // the trait; two allocations the allocator serves from its small-size caches are cheaper
+        // than one it does not.
+        let sent = Box::pin(
+            self.context
+                .publish_with_headers(subject.clone(), headers, body),
+        )
+        .await;
+        let ack = match sent {
+            Ok(ack_future) => ack_future.await,
+            Err(e) => Err(e),
         };
-        // No responders means no server took the message: the stream's leader is being elected, or
-        // its interest in the subject has not reached our server yet (right after the stream was
-        // created or moved). Nothing was stored, so publishing again is safe.
-        let mut attempt = 1;
-        let ack = loop {
-            let sent = self
-                .context
-                .publish_with_headers(subject.to_string(), headers(), body.clone())
-                .await;
-            let ack = match sent {
-                Ok(ack_future) => ack_future.await,
-                Err(e) => Err(e),
-            };
-            match ack {
-                Err(e)
-                    if e.kind() == PublishErrorKind::StreamNotFound
-                        && attempt < NO_RESPONDERS_ATTEMPTS =>
-                {
-                    tokio::time::sleep(NO_RESPONDERS_DELAY * attempt).await;
-                    attempt += 1;
-                }
-                ack => break ack,
-            }
-        };
+        if matches!(&ack, Err(e) if e.kind() == PublishErrorKind::StreamNotFound) {
+            return Err(PublishRefused::Unserved);
+        }
         match ack {
             Ok(ack) => Ok((ack.sequence, ack.duplicate)),
             Err(e) => match e.kind() {
@@ -178,7 +261,6 @@ impl NatsStore {
                         kind,
                         PublishErrorKind::TimedOut
                             | PublishErrorKind::BrokenPipe
-                            | PublishErrorKind::StreamNotFound
                             | PublishErrorKind::MaxAckPending
                     );
                     Err(PublishRefused::Failed(
@@ -195,7 +277,7 @@ impl NatsStore {
     async fn conflict(
         &self,
         req: &AppendRequest,
-        subject: &str,
+        subject: &Subject,
         actual: Option<(Version, u64)>,
     ) -> Result<AppendOutcome, StoreError> {
         if let Some((_, last_seq)) = actual
@@ -230,33 +312,26 @@ impl NatsStore {
                 req.command_id, head.command_id, msg.subject
             )));
         }
-        Ok(outcome(&req.stream, &head, true))
+        Ok(outcome(req.stream.clone(), &head, true))
     }
 
-    /// Scans the headers of every commit of `stream` up to stream sequence `last_seq` (its last
-    /// commit, as the stream leader reported it) for `command_id` (the `Nats-Msg-Id` header), then
-    /// reads the body of the commit found to give its outcome.
+    /// Scans every commit of `stream` up to stream sequence `last_seq` (its last commit, as the
+    /// stream leader reported it) for `command_id` (in the `FNL3` body, or the `Nats-Msg-Id` header
+    /// of an `FNL2` commit), then reads the commit found to give its outcome.
     async fn find_command(
         &self,
         req: &AppendRequest,
-        subject: &str,
+        subject: &Subject,
         last_seq: u64,
     ) -> Result<Option<AppendOutcome>, StoreError> {
         let mut found = None;
-        self.scan(
-            1,
-            vec![subject.to_string()],
-            last_seq,
-            true,
-            usize::MAX,
-            |m| {
-                if codec::command_id_of(m.headers) == Some(req.command_id) {
-                    found = Some(m.seq);
-                    return Ok(false);
-                }
-                Ok(true)
-            },
-        )
+        self.scan(1, vec![subject.to_string()], last_seq, usize::MAX, |m| {
+            if codec::command_id_in(m.headers, m.payload) == Some(req.command_id) {
+                found = Some(m.seq);
+                return Ok(false);
+            }
+            Ok(true)
+        })
         .await?;
         match found {
             Some(seq) => self.duplicate_at(req, seq).await.map(Some),
@@ -269,5 +344,19 @@ impl NatsStore {
 enum PublishRefused {
     /// The expected last subject sequence did not match (JetStream error 10071).
     WrongLastSequence,
+    /// No server responded to any of the attempts: nothing was stored.
+    Unserved,
     Failed(StoreError),
+}
+
+/// What one publish of a commit did.
+enum Attempt {
+    /// Stored at this stream sequence.
+    Stored(u64),
+    /// The broker reported the command as a duplicate of the message at this sequence.
+    Duplicate(u64),
+    /// The broker refused the expected sequence: the stream moved on.
+    Refused,
+    /// No server responded: nothing was stored.
+    Unserved,
 }

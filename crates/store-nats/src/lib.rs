@@ -21,25 +21,28 @@
 //!
 //! | header | value |
 //! |---|---|
-//! | `Nats-Msg-Id` | the command id: broker dedup within the window, and the durable command id (JetStream stores the header with the message, on every read path) |
 //! | `Nats-Expected-Last-Subject-Sequence` | stream sequence of the stream's last commit, `0` when it must not exist |
+//! | `Nats-Msg-Id` | the command id, for broker dedup: only on `Any`/`Exists` appends (see below) |
 //!
-//! The body is binary, format `FNL2` (big-endian integers, UUIDs as their 16 bytes, UTF-8 strings):
+//! The body is binary, format `FNL3` (big-endian integers, UUIDs as their 16 bytes, UTF-8 strings):
 //!
 //! ```text
-//! "FNL2"  u64 dense stream version of the commit's last event  u16 number of events
+//! "FNL3"  u64 dense stream version of the commit's last event  u16 number of events  16 B command id
 //! per event:
-//!   16 B event id  16 B correlation id  16 B causation id
-//!   i64 occurred_at seconds  u32 occurred_at nanoseconds  u16 schema version
-//!   u8 flags (bit 0: a 16 B office id follows; other bits must be 0)  [16 B office id]
+//!   u8 flags: bit 0 a 16 B office id follows the schema version; bit 1 the correlation id is the
+//!             command id (not stored); bit 2 the causation id is the command id (not stored)
+//!   16 B event id  [16 B correlation id]  [16 B causation id]
+//!   i64 occurred_at seconds  u32 occurred_at nanoseconds  u16 schema version  [16 B office id]
 //!   u8 actor: 0 staff (16 B staff id, u8 length + role wire name), 1 system (u16 length + name)
 //!   u16 length + event type  u32 length + payload bytes exactly as given
 //! ```
 //!
 //! Stream, position and recorded time (the broker's timestamp) come from the subject and the
-//! message, versions from the body's last version and count, the command id from `Nats-Msg-Id`. A
-//! message whose body does not start with `FNL2` (or is damaged anywhere) reads as
-//! [`StoreError::Corrupt`] at its position.
+//! message, versions from the body's last version and count. Commits written before `FNL3` have an
+//! `FNL2` body (no command id; ids always stored, flags after the schema version) and always a
+//! `Nats-Msg-Id` header, which holds their command id; they keep reading and answering retries
+//! (`src/body.rs` has both layouts). A message whose body starts with neither marker (or is
+//! damaged anywhere) reads as [`StoreError::Corrupt`] at its position.
 
 //! # Positions
 //!
@@ -54,14 +57,19 @@
 //! stale cache can never admit a wrong append (the broker compares sequences), it only costs a
 //! refusal (error 10071), a re-read and a retry or a [`StoreError::WrongExpectedVersion`].
 //!
-//! A retried command is answered with its original outcome (`duplicate: true`): within the dedup
-//! window the broker says so; beyond it, or after a restart, every refused expectation scans the
-//! headers of the stream's commits for a `Nats-Msg-Id` equal to the command id before reporting a
-//! conflict, and reads the body of the commit it finds to answer with its versions.
-//! `ExpectedVersion::Any` and `ExpectedVersion::Exists` are not refused when a command is retried on
-//! an existing stream, so those appends scan before publishing: **an `Any`/`Exists` append to an
-//! existing stream costs a header-only consumer read of every commit of that stream**; use exact
-//! expectations on hot paths.
+//! A retried command is answered with its original outcome (`duplicate: true`). An `Exact` or
+//! `NoStream` append needs no broker dedup (none is asked for, which saves the broker its dedup
+//! bookkeeping on the hot path): once the original is stored, the stream's last sequence has moved
+//! past the one a retry of the same request expects, so the retry is refused by the broker, and
+//! every refused expectation scans the stream's commits for the command id before reporting a
+//! conflict, answering from the commit it finds. `ExpectedVersion::Any` and
+//! `ExpectedVersion::Exists` are not refused when a command is retried on an existing stream, so
+//! those appends send `Nats-Msg-Id` (the broker answers retries within its dedup window) and scan
+//! before publishing: **an `Any`/`Exists` append to an existing stream costs a consumer read of
+//! every commit of that stream**; use exact expectations on hot paths. A *different* request that
+//! reuses a command id with an `Exact` expectation that holds again is not recognised as a retry
+//! (as beyond the dedup window before `FNL3`); the engine looks for the command id in the
+//! aggregate's stream before deciding, so it never sends one.
 //!
 //! # Reads and failures
 //!
@@ -97,6 +105,7 @@ use funnel_store::{
 use funnel_types::{Position, StreamId, Version};
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -182,6 +191,9 @@ impl NatsOptions {
 /// Most streams whose last commit is remembered; the cache is cleared when it grows past this.
 const CACHE_CAPACITY: usize = 100_000;
 
+/// Request timeouts one store operation may take in all.
+const OPERATION_TIMEOUTS: u32 = 4;
+
 /// The JetStream event store. Cheap to share behind an `Arc`; one connection, reconnecting on its own.
 pub struct NatsStore {
     opts: NatsOptions,
@@ -192,7 +204,9 @@ pub struct NatsStore {
     max_payload: usize,
     /// Stream → (version, stream sequence) of its last commit, as last seen. A hint, never trusted
     /// to admit an append on its own.
-    last_commits: Mutex<HashMap<StreamId, (Version, u64)>>,
+    last_commits: Mutex<LastCommits>,
+    /// Keys the cache of last commits (see [`LastCommits`]).
+    cache_keys: RandomState,
 }
 
 impl std::fmt::Debug for NatsStore {
@@ -218,7 +232,8 @@ impl NatsStore {
             context: c.context,
             stream: c.stream,
             max_payload: c.max_payload,
-            last_commits: Mutex::new(HashMap::new()),
+            last_commits: Mutex::new(LastCommits::default()),
+            cache_keys: RandomState::new(),
         })
     }
 
@@ -261,61 +276,101 @@ impl NatsStore {
         }
     }
 
+    /// The time one store operation may take from now: a few request timeouts.
+    fn deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now() + self.opts.request_timeout * OPERATION_TIMEOUTS
+    }
+
     /// Runs one store operation, refusing at once while disconnected and bounding its total time.
     async fn bounded<T>(
         &self,
         op: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        self.bounded_until(self.deadline(), op).await
+    }
+
+    /// [`NatsStore::bounded`] for an operation that must end by `deadline`.
+    async fn bounded_until<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        op: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         self.ensure_connected()?;
-        let limit = self.opts.request_timeout * 4;
-        match tokio::time::timeout(limit, op).await {
+        match tokio::time::timeout_at(deadline, op).await {
             Ok(result) => result,
             Err(_) => Err(connect::unavailable(format!(
-                "no answer from {} within {limit:?}",
-                self.opts.url
+                "no answer from {} within {:?}",
+                self.opts.url,
+                self.opts.request_timeout * OPERATION_TIMEOUTS
             ))),
         }
     }
 
+    /// The cache key of `stream`.
+    fn cache_key(&self, stream: &StreamId) -> u64 {
+        self.cache_keys.hash_one(stream.as_str())
+    }
+
     fn cached(&self, stream: &StreamId) -> Option<(Version, u64)> {
-        self.last_commits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(stream)
-            .copied()
+        let key = self.cache_key(stream);
+        let cache = self.last_commits.lock().unwrap_or_else(|e| e.into_inner());
+        cache.entries.get(&key).copied()
     }
 
     fn remember(&self, stream: &StreamId, last: Option<(Version, u64)>) {
+        let key = self.cache_key(stream);
         let mut cache = self.last_commits.lock().unwrap_or_else(|e| e.into_inner());
         match last {
             Some(entry) => {
-                if cache.len() >= CACHE_CAPACITY {
-                    cache.clear();
+                if cache.entries.len() >= CACHE_CAPACITY {
+                    cache.entries.clear();
                 }
                 // Never move an entry backwards: a slower concurrent reader may report an older commit.
-                // An existing entry is updated in place, without cloning the stream name.
-                match cache.get_mut(stream) {
-                    Some(known) => {
-                        if entry.1 >= known.1 {
-                            *known = entry;
-                        }
-                    }
-                    None => {
-                        cache.insert(stream.clone(), entry);
-                    }
+                let known = cache.entries.entry(key).or_insert(entry);
+                if entry.1 >= known.1 {
+                    *known = entry;
                 }
             }
             None => {
-                cache.remove(stream);
+                cache.entries.remove(&key);
             }
         }
     }
 
     fn forget(&self, stream: &StreamId) {
-        self.last_commits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(stream);
+        let key = self.cache_key(stream);
+        let mut cache = self.last_commits.lock().unwrap_or_else(|e| e.into_inner());
+        cache.entries.remove(&key);
+    }
+}
+
+/// The cache of last commits, keyed by a keyed 64-bit hash of the stream name rather than the name
+/// (no name to clone in, none to compare against on a look-up). Two streams whose names hash alike
+/// would share an entry, which is harmless: an entry only chooses the expected sequence of a
+/// publish, and the broker refuses a sequence that is not the stream's own (sequences are unique
+/// across the log), after which the stream is read from the leader.
+#[derive(Default)]
+struct LastCommits {
+    entries: HashMap<u64, (Version, u64), BuildHasherDefault<KeyHasher>>,
+}
+
+/// Hashes the cache's keys, which are hashes already, to themselves.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -327,7 +382,7 @@ impl EventStore for NatsStore {
 
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
         self.limits.check(&req)?;
-        self.bounded(self.append_inner(req)).await
+        self.append_checked(req).await
     }
 
     async fn read_stream(

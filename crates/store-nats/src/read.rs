@@ -85,7 +85,7 @@ impl NatsStore {
             out.len() < max
         };
         if last_version.0 > GET_PER_COMMIT_MAX_VERSIONS {
-            self.scan(1, vec![subject], last_seq, false, usize::MAX, |m| {
+            self.scan(1, vec![subject], last_seq, usize::MAX, |m| {
                 let commit = codec::decode_commit(&prefix, m)?;
                 let done = commit.head.last_version >= last_version;
                 if commit.head.last_version < from {
@@ -155,7 +155,7 @@ impl NatsStore {
         };
         let mut out = Vec::new();
         // One message more than `max`: the first commit may hold only events at or before `after`.
-        self.scan(start, filters, last, false, max.saturating_add(1), |m| {
+        self.scan(start, filters, last, max.saturating_add(1), |m| {
             let commit = codec::decode_commit(&prefix, m)?;
             for e in commit.events {
                 if e.meta.position > after && out.len() < max {
@@ -240,7 +240,6 @@ impl NatsStore {
         start: u64,
         filters: Vec<String>,
         until: u64,
-        headers_only: bool,
         max_msgs: usize,
         mut visit: impl FnMut(&RawCommit<'_>) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
@@ -248,14 +247,7 @@ impl NatsStore {
         let mut delivered = 0usize;
         for attempt in 1..=SCAN_ATTEMPTS {
             let end = self
-                .scan_once(
-                    from,
-                    filters.clone(),
-                    headers_only,
-                    max_msgs,
-                    &mut delivered,
-                    &mut visit,
-                )
+                .scan_once(from, filters.clone(), max_msgs, &mut delivered, &mut visit)
                 .await?;
             match end {
                 ScanEnd::Stopped => return Ok(()),
@@ -327,7 +319,6 @@ impl NatsStore {
         &self,
         start: u64,
         filters: Vec<String>,
-        headers_only: bool,
         max_msgs: usize,
         delivered: &mut usize,
         visit: &mut impl FnMut(&RawCommit<'_>) -> Result<bool, StoreError>,
@@ -337,7 +328,6 @@ impl NatsStore {
                 start_sequence: start,
             },
             ack_policy: AckPolicy::None,
-            headers_only,
             inactive_threshold: CONSUMER_IDLE,
             memory_storage: true,
             num_replicas: 1,
@@ -377,11 +367,17 @@ impl NatsStore {
                         }
                         Err(e) => return Err(self.request_failed("pull from the log", e, false)),
                     };
-                    let info = msg
-                        .info()
-                        .map_err(|e| crate::connect::backend(format!("bad delivery: {e}")))?;
-                    let (seq, now_pending) = (info.stream_sequence, info.pending);
-                    let time_nanos = info.published.unix_timestamp_nanos();
+                    let reply = msg.reply.as_deref().unwrap_or_default();
+                    let Some(info) = Delivery::parse(reply) else {
+                        return Err(crate::connect::backend(format!(
+                            "bad delivery: reply subject `{reply}` is not a JetStream ack subject"
+                        )));
+                    };
+                    let (seq, now_pending, time_nanos) = (
+                        info.stream_sequence,
+                        info.pending,
+                        i128::from(info.published),
+                    );
                     let raw = RawCommit {
                         subject: msg.subject.as_str(),
                         seq,
@@ -428,4 +424,75 @@ enum ScanEnd {
     Drained { last_seen: Option<u64> },
     /// No server answered a pull (status 503); `last_seen` as for `Drained`.
     Unserved { last_seen: Option<u64> },
+}
+
+/// What the reply subject of a consumer's delivery says about it (the part of
+/// `async_nats::jetstream::Message::info` the scans need, without its date conversion).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Delivery {
+    stream_sequence: u64,
+    /// The broker's timestamp of the message, in nanoseconds since the Unix epoch.
+    published: i64,
+    pending: u64,
+}
+
+impl Delivery {
+    /// Parses `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`
+    /// and the ADR-15 form with the domain and account hash before the stream and possibly more
+    /// tokens after the pending count.
+    fn parse(reply: &str) -> Option<Self> {
+        let rest = reply.strip_prefix("$JS.ACK.")?;
+        let mut tokens = [""; 9];
+        let mut n = 0;
+        for token in rest.split('.') {
+            if n == tokens.len() {
+                break;
+            }
+            tokens[n] = token;
+            n += 1;
+        }
+        // Index of the stream sequence: after stream, consumer and delivered (and, in the longer
+        // form, domain and account hash first).
+        let at = match n {
+            7 => 3,
+            9 => 5,
+            _ => return None,
+        };
+        Some(Self {
+            stream_sequence: tokens[at].parse().ok()?,
+            published: tokens[at + 2].parse().ok()?,
+            pending: tokens[at + 3].parse().ok()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Delivery;
+
+    #[test]
+    fn delivery_reply_subjects_parse_in_both_forms() {
+        let want = Delivery {
+            stream_sequence: 42,
+            published: 1_700_000_000_123_456_789,
+            pending: 7,
+        };
+        for reply in [
+            "$JS.ACK.FUNNEL.c1.1.42.3.1700000000123456789.7",
+            "$JS.ACK._.ACCHASH.FUNNEL.c1.1.42.3.1700000000123456789.7",
+            "$JS.ACK.dom.ACCHASH.FUNNEL.c1.1.42.3.1700000000123456789.7.tok",
+            "$JS.ACK.dom.ACCHASH.FUNNEL.c1.1.42.3.1700000000123456789.7.tok.more",
+        ] {
+            assert_eq!(Delivery::parse(reply), Some(want), "{reply}");
+        }
+        for bad in [
+            "",
+            "$JS.ACK.FUNNEL.c1.1.42.3.1700000000123456789",
+            "$JS.ACK.FUNNEL.c1.1.x.3.1700000000123456789.7",
+            "$JS.ACK.a.b.FUNNEL.c1.1.42.3.1700000000123456789",
+            "_INBOX.abc",
+        ] {
+            assert_eq!(Delivery::parse(bad), None, "{bad}");
+        }
+    }
 }

@@ -282,7 +282,9 @@ impl EventStore for SqliteStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         filter.validate()?;
         let filter = filter.clone();
-        self.read(move |c| read::read_all(c, after, &filter, max))
+        // The head this process knows of bounds how many rows can match (a hint for allocating).
+        let head = *self.head.borrow();
+        self.read(move |c| read::read_all(c, after, &filter, max, head))
             .await
     }
 
