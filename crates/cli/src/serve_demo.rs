@@ -60,19 +60,7 @@ pub struct Prepared {
 /// Where the demo tokens of a store are kept: `<stem>.demo-tokens.json` beside a SQLite file, or
 /// `.funnel/demo-tokens-<hash of the URL>.json` for NATS.
 pub fn tokens_path(url: &StoreUrl) -> PathBuf {
-    match url {
-        StoreUrl::Sqlite(p) => {
-            let mut name = p.file_stem().map(|s| s.to_os_string()).unwrap_or_default();
-            name.push(".demo-tokens.json");
-            p.with_file_name(name)
-        }
-        StoreUrl::Nats(u) => {
-            let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, u.as_bytes())
-                .simple()
-                .to_string();
-            PathBuf::from(format!(".funnel/demo-tokens-{}.json", &digest[..12]))
-        }
-    }
+    funnel_server::beside_store(url, "demo-tokens", "json")
 }
 
 /// Loads the demo history (`leads` leads, seed 1), makes sure the demo tokens exist and catches up

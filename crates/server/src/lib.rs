@@ -25,7 +25,7 @@ mod run;
 pub mod tokens;
 
 pub use config::{ConfigError, LogFormat, ServeOptions};
-pub use run::{ServeError, init_logging, open_runner, projections_path, serve};
+pub use run::{ServeError, beside_store, init_logging, open_runner, projections_path, serve};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -65,17 +65,23 @@ pub fn init_logging(options: &LogOptions) {
 /// Where the read models of a store are kept unless configured: beside the SQLite file, or under
 /// `.funnel/` for NATS (the same place the CLI's queries use).
 pub fn projections_path(url: &StoreUrl) -> PathBuf {
+    beside_store(url, "projections", "db")
+}
+
+/// A local file that belongs to a store: `<stem>.<name>.<ext>` beside a SQLite file, or
+/// `.funnel/<name>-<hash of the URL>.<ext>` for NATS.
+pub fn beside_store(url: &StoreUrl, name: &str, ext: &str) -> PathBuf {
     match url {
         StoreUrl::Sqlite(p) => {
-            let mut name = p.file_stem().map(|s| s.to_os_string()).unwrap_or_default();
-            name.push(".projections.db");
-            p.with_file_name(name)
+            let mut file = p.file_stem().map(|s| s.to_os_string()).unwrap_or_default();
+            file.push(format!(".{name}.{ext}"));
+            p.with_file_name(file)
         }
         StoreUrl::Nats(u) => {
             let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, u.as_bytes())
                 .simple()
                 .to_string();
-            PathBuf::from(format!(".funnel/projections-{}.db", &digest[..12]))
+            PathBuf::from(format!(".funnel/{name}-{}.{ext}", &digest[..12]))
         }
     }
 }
