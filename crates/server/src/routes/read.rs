@@ -28,11 +28,8 @@ pub struct ReadParams {
     pub as_of: Option<String>,
 }
 
-/// Waits until the read models reflect `at_least`; a position beyond the log head is refused.
-async fn wait_for(state: &AppState, at_least: Option<u64>) -> Result<(), Problem> {
-    let Some(p) = at_least.map(Position) else {
-        return Ok(());
-    };
+/// The log head, refusing a position the caller names beyond it.
+pub(crate) async fn not_beyond_head(state: &AppState, p: Position) -> Result<Position, Problem> {
     let head = state.store().head().await?;
     if p > head {
         return Err(Problem::new(
@@ -42,6 +39,15 @@ async fn wait_for(state: &AppState, at_least: Option<u64>) -> Result<(), Problem
             format!("位置 {p} 超出日志末尾 {head}"),
         ));
     }
+    Ok(head)
+}
+
+/// Waits until the read models reflect `at_least`; a position beyond the log head is refused.
+async fn wait_for(state: &AppState, at_least: Option<u64>) -> Result<(), Problem> {
+    let Some(p) = at_least.map(Position) else {
+        return Ok(());
+    };
+    not_beyond_head(state, p).await?;
     let wait = Duration::from_millis(state.options().http.read_wait_ms);
     funnel_projections::wait_until_shared(state.runner(), p, wait)
         .await

@@ -164,18 +164,12 @@ pub async fn create(
     if let (Some(own), true) = (scope, offices.is_empty()) {
         offices.push(own);
     }
-    let head = state.store().head().await?;
     let after = match req.from {
-        Some(p) if Position(p) > head => {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "request.beyond_head",
-                format!("position {p} is beyond the log head {head}"),
-                format!("位置 {p} 超出日志末尾 {head}"),
-            ));
+        Some(p) => {
+            super::read::not_beyond_head(&state, Position(p)).await?;
+            Position(p)
         }
-        Some(p) => Position(p),
-        None => head,
+        None => state.store().head().await?,
     };
     let (subscription, secret) = state
         .webhooks()
@@ -246,15 +240,7 @@ pub async fn change(
         "resume" => hooks.resume(sub.id),
         "replay" => {
             let req: ReplayWebhook = body.json()?;
-            let head = state.store().head().await?;
-            if Position(req.from) > head {
-                return Err(Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "request.beyond_head",
-                    format!("position {} is beyond the log head {head}", req.from),
-                    format!("位置 {} 超出日志末尾 {head}", req.from),
-                ));
-            }
+            super::read::not_beyond_head(&state, Position(req.from)).await?;
             hooks.replay(sub.id, Position(req.from))
         }
         other => {
