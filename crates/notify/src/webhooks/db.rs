@@ -74,11 +74,26 @@ pub fn migrate(c: &Connection) -> Result<(), WebhookError> {
     Ok(())
 }
 
-fn json_err(what: &'static str) -> impl Fn(serde_json::Error) -> WebhookError {
+/// What a stored value that does not read becomes.
+fn corrupt<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> WebhookError {
     move |e| WebhookError::Corrupt {
         what,
         detail: e.to_string(),
     }
+}
+
+fn uuid_of(text: &str, what: &'static str) -> Result<Uuid, WebhookError> {
+    text.parse().map_err(corrupt::<uuid::Error>(what))
+}
+
+fn time_of(text: &str, what: &'static str) -> Result<DateTime<Utc>, WebhookError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(corrupt(what))
+}
+
+fn revision_sql(revision: u64) -> i64 {
+    i64::try_from(revision).unwrap_or(i64::MAX)
 }
 
 pub fn insert(
@@ -88,8 +103,8 @@ pub fn insert(
     secret: &str,
     now: DateTime<Utc>,
 ) -> Result<(), WebhookError> {
-    let offices = serde_json::to_string(&new.selector.offices).map_err(json_err("offices"))?;
-    let kinds = serde_json::to_string(new.selector.kinds.as_slice()).map_err(json_err("kinds"))?;
+    let offices = serde_json::to_string(&new.selector.offices).map_err(corrupt("offices"))?;
+    let kinds = serde_json::to_string(new.selector.kinds.as_slice()).map_err(corrupt("kinds"))?;
     c.execute(
         "INSERT INTO subscriptions
              (id, url, description, offices, kinds, secret, cursor, paused, created_at, created_by)
@@ -120,71 +135,47 @@ fn position_of(v: i64) -> Position {
 const COLUMNS: &str = "id, url, description, offices, kinds, cursor, paused, paused_reason, \
                        delivered, failing, created_at, created_by, revision";
 
-fn subscription(r: &Row<'_>) -> rusqlite::Result<Result<Subscription, WebhookError>> {
-    let id: String = r.get(0)?;
+fn subscription(r: &Row<'_>) -> Result<Subscription, WebhookError> {
     let offices: String = r.get(3)?;
     let kinds: String = r.get(4)?;
     let failing: Option<String> = r.get(9)?;
-    let created_at: String = r.get(10)?;
-    let base = (
-        r.get::<_, String>(1)?,
-        r.get::<_, String>(2)?,
-        r.get::<_, i64>(5)?,
-        r.get::<_, bool>(6)?,
-        r.get::<_, Option<String>>(7)?,
-        r.get::<_, i64>(8)?,
-        r.get::<_, String>(11)?,
-        r.get::<_, i64>(12)?,
-    );
-    Ok((|| {
-        let (url, description, cursor, paused, paused_reason, delivered, created_by, revision) =
-            base;
-        Ok(Subscription {
-            id: id.parse().map_err(|e: uuid::Error| WebhookError::Corrupt {
-                what: "subscription id",
-                detail: e.to_string(),
-            })?,
-            url,
-            description,
-            offices: serde_json::from_str::<Vec<OfficeId>>(&offices)
-                .map_err(json_err("offices"))?,
-            kinds: serde_json::from_str(&kinds).map_err(json_err("kinds"))?,
-            cursor: position_of(cursor),
-            paused,
-            paused_reason,
-            delivered: u64::try_from(delivered).unwrap_or(0),
-            failing: failing
-                .map(|f| serde_json::from_str::<Failing>(&f))
-                .transpose()
-                .map_err(json_err("failure"))?,
-            created_at: DateTime::parse_from_rfc3339(&created_at)
-                .map_err(|e| WebhookError::Corrupt {
-                    what: "creation time",
-                    detail: e.to_string(),
-                })?
-                .with_timezone(&Utc),
-            created_by,
-            revision: u64::try_from(revision).unwrap_or(0),
-        })
-    })())
+    Ok(Subscription {
+        id: uuid_of(&r.get::<_, String>(0)?, "subscription id")?,
+        url: r.get(1)?,
+        description: r.get(2)?,
+        offices: serde_json::from_str::<Vec<OfficeId>>(&offices).map_err(corrupt("offices"))?,
+        kinds: serde_json::from_str(&kinds).map_err(corrupt("kinds"))?,
+        cursor: position_of(r.get(5)?),
+        paused: r.get(6)?,
+        paused_reason: r.get(7)?,
+        delivered: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
+        failing: failing
+            .map(|f| serde_json::from_str::<Failing>(&f))
+            .transpose()
+            .map_err(corrupt("failure"))?,
+        created_at: time_of(&r.get::<_, String>(10)?, "creation time")?,
+        created_by: r.get(11)?,
+        revision: u64::try_from(r.get::<_, i64>(12)?).unwrap_or(0),
+    })
 }
 
 pub fn get(c: &Connection, id: Uuid) -> Result<Subscription, WebhookError> {
-    c.query_row(
-        &format!("SELECT {COLUMNS} FROM subscriptions WHERE id = ?1"),
-        [id.to_string()],
-        subscription,
-    )
-    .optional()?
-    .ok_or(WebhookError::NotFound(id))?
+    let mut stmt = c.prepare(&format!(
+        "SELECT {COLUMNS} FROM subscriptions WHERE id = ?1"
+    ))?;
+    let mut rows = stmt.query([id.to_string()])?;
+    match rows.next()? {
+        Some(r) => subscription(r),
+        None => Err(WebhookError::NotFound(id)),
+    }
 }
 
 pub fn list(c: &Connection) -> Result<Vec<Subscription>, WebhookError> {
     let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM subscriptions ORDER BY id"))?;
-    let rows = stmt.query_map([], subscription)?;
+    let mut rows = stmt.query([])?;
     let mut out = Vec::new();
-    for row in rows {
-        out.push(row??);
+    while let Some(r) = rows.next()? {
+        out.push(subscription(r)?);
     }
     Ok(out)
 }
@@ -246,7 +237,7 @@ pub fn advance(
          WHERE id = ?1 AND revision = ?2 AND cursor < ?3",
         params![
             id.to_string(),
-            i64::try_from(revision).unwrap_or(i64::MAX),
+            revision_sql(revision),
             position_sql(to),
             i64::from(delivered)
         ],
@@ -260,14 +251,10 @@ pub fn set_failing(
     revision: u64,
     failing: &Failing,
 ) -> Result<(), WebhookError> {
-    let text = serde_json::to_string(failing).map_err(json_err("failure"))?;
+    let text = serde_json::to_string(failing).map_err(corrupt("failure"))?;
     c.execute(
         "UPDATE subscriptions SET failing = ?3 WHERE id = ?1 AND revision = ?2",
-        params![
-            id.to_string(),
-            i64::try_from(revision).unwrap_or(i64::MAX),
-            text
-        ],
+        params![id.to_string(), revision_sql(revision), text],
     )?;
     Ok(())
 }
@@ -282,11 +269,7 @@ pub fn pause_gone(
     c.execute(
         "UPDATE subscriptions SET paused = 1, paused_reason = ?3, failing = NULL,
              revision = revision + 1 WHERE id = ?1 AND revision = ?2",
-        params![
-            id.to_string(),
-            i64::try_from(revision).unwrap_or(i64::MAX),
-            reason
-        ],
+        params![id.to_string(), revision_sql(revision), reason],
     )?;
     Ok(())
 }
@@ -333,44 +316,20 @@ pub fn deliveries(
     )?;
     let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = stmt.query_map(params![id.to_string(), before, limit], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, i64>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, u32>(4)?,
-            r.get::<_, String>(5)?,
-            r.get::<_, Option<u16>>(6)?,
-            r.get::<_, bool>(7)?,
-            r.get::<_, Option<String>>(8)?,
-            r.get::<_, i64>(9)?,
-        ))
-    })?;
+    let mut rows = stmt.query(params![id.to_string(), before, limit])?;
     let mut out = Vec::new();
-    for row in rows {
-        let (seq, position, event_id, event_type, attempt, at, status, ok, error, ms) = row?;
+    while let Some(r) = rows.next()? {
         out.push(Delivery {
-            seq: u64::try_from(seq).unwrap_or(0),
-            position: position_of(position),
-            event_id: event_id
-                .parse()
-                .map_err(|e: uuid::Error| WebhookError::Corrupt {
-                    what: "event id",
-                    detail: e.to_string(),
-                })?,
-            event_type,
-            attempt,
-            at: DateTime::parse_from_rfc3339(&at)
-                .map_err(|e| WebhookError::Corrupt {
-                    what: "attempt time",
-                    detail: e.to_string(),
-                })?
-                .with_timezone(&Utc),
-            status,
-            ok,
-            error,
-            duration_ms: u64::try_from(ms).unwrap_or(0),
+            seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+            position: position_of(r.get(1)?),
+            event_id: uuid_of(&r.get::<_, String>(2)?, "event id")?,
+            event_type: r.get(3)?,
+            attempt: r.get(4)?,
+            at: time_of(&r.get::<_, String>(5)?, "attempt time")?,
+            status: r.get(6)?,
+            ok: r.get(7)?,
+            error: r.get(8)?,
+            duration_ms: u64::try_from(r.get::<_, i64>(9)?).unwrap_or(0),
         });
     }
     Ok(out)
