@@ -235,11 +235,7 @@ async fn republish_forever(
 ) {
     loop {
         let result = async {
-            let addrs = url
-                .split(',')
-                .map(|u| u.trim().parse::<async_nats::ServerAddr>())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| RepublishError::Nats(e.to_string()))?;
+            let addrs = funnel_store_nats::server_addrs(&url)?;
             let client = async_nats::ConnectOptions::new()
                 .name("funnel-notify")
                 .max_reconnects(None)

@@ -75,14 +75,17 @@ pub(crate) struct Connected {
 }
 
 /// Connects, checks the server, and makes sure the log's stream exists with the right settings.
-pub(crate) async fn connect(opts: &NatsOptions) -> Result<Connected, StoreError> {
-    opts.validate()?;
-    let addrs = opts
-        .url
-        .split(',')
+/// The servers of a NATS URL (several cluster members separated by commas).
+pub fn server_addrs(url: &str) -> Result<Vec<async_nats::ServerAddr>, StoreError> {
+    url.split(',')
         .map(|u| u.trim().parse::<async_nats::ServerAddr>())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::InvalidRequest(format!("bad NATS url `{}`: {e}", opts.url)))?;
+        .map_err(|e| StoreError::InvalidRequest(format!("bad NATS url `{url}`: {e}")))
+}
+
+pub(crate) async fn connect(opts: &NatsOptions) -> Result<Connected, StoreError> {
+    opts.validate()?;
+    let addrs = server_addrs(&opts.url)?;
     let client = async_nats::ConnectOptions::new()
         .name("funnel")
         .connection_timeout(opts.connect_timeout)

@@ -96,7 +96,7 @@ mod codec;
 mod connect;
 mod read;
 
-pub use connect::{MIN_SERVER_VERSION, check_server_version, parse_server_version};
+pub use connect::{MIN_SERVER_VERSION, check_server_version, parse_server_version, server_addrs};
 
 use async_trait::async_trait;
 use funnel_store::{
