@@ -33,6 +33,11 @@ pub enum OfficeCommand {
     },
 }
 
+/// Whether a user's text names this office: its id, its code (any case) or its exact name.
+pub fn names_office(text: &str, id: OfficeId, code: &str, name: &str) -> bool {
+    id.to_string() == text || code.eq_ignore_ascii_case(text) || name == text
+}
+
 pub fn evolve_office(mut state: OfficeState, event: &Event) -> OfficeState {
     if let Event::OfficeOpened(e) = event {
         state.office = Some(e.clone());

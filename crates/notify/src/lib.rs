@@ -142,9 +142,7 @@ pub fn find_office(offices: &BTreeMap<OfficeId, OfficeName>, text: &str) -> Opti
     let text = text.trim();
     offices
         .iter()
-        .find(|(id, o)| {
-            id.to_string() == text || o.code.eq_ignore_ascii_case(text) || o.name == text
-        })
+        .find(|(id, o)| funnel_domain::org::names_office(text, **id, &o.code, &o.name))
         .map(|(id, _)| *id)
 }
 

@@ -323,9 +323,7 @@ impl Pipeline {
     pub fn find_office(&self, text: &str) -> Option<OfficeId> {
         self.offices
             .iter()
-            .find(|(id, o)| {
-                id.to_string() == text || o.code.eq_ignore_ascii_case(text) || o.name == text
-            })
+            .find(|(id, o)| funnel_domain::org::names_office(text, **id, &o.code, &o.name))
             .map(|(id, _)| *id)
     }
 }
