@@ -8,7 +8,27 @@
 use unicode_normalization::UnicodeNormalization;
 
 /// Normalises one name.
+///
+/// One pass (NFKC, lower-case, keep letters and digits) is not always a fixed point: dropping a
+/// space or a symbol can leave two combining marks that count as letters out of canonical order
+/// (`"\u{730} \u{5b0}"`) or next to a base they compose with, and lower-casing can itself yield
+/// a sequence that NFKC changes. So the pass is repeated until the
+/// key no longer changes: a key is its own key, which the duplicate check relies on.
 pub fn normalise_name(name: &str) -> String {
+    let mut key = normalise_once(name);
+    // Each further pass can only reorder, compose or drop what the previous one left; in practice
+    // the second pass is already the fixed point. The bound keeps a pathological input finite.
+    for _ in 0..8 {
+        let next = normalise_once(&key);
+        if next == key {
+            break;
+        }
+        key = next;
+    }
+    key
+}
+
+fn normalise_once(name: &str) -> String {
     name.nfkc()
         .flat_map(char::to_lowercase)
         .filter(|c| c.is_alphanumeric())
@@ -51,6 +71,14 @@ mod tests {
             customer_key("万科", "城市花园二期")
         );
         assert_ne!(customer_key("ab", "c"), customer_key("a", "bc"));
+    }
+
+    #[test]
+    fn removed_separators_do_not_leave_unnormalised_marks() {
+        // Two combining marks, canonical classes 230 (U+0730) and 10 (U+05B0), split by a space.
+        let key = normalise_name("\u{730} \u{5b0}");
+        assert_eq!(key, "\u{5b0}\u{730}");
+        assert_eq!(normalise_name(&key), key);
     }
 
     proptest! {
