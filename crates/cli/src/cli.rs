@@ -46,8 +46,9 @@ pub enum Command {
     Staff(crate::serve::StaffArgs),
     /// Measure the store and projections against raw baselines.
     Bench(crate::bench::BenchArgs),
-    /// Import events from NDJSON or CloudEvents.
-    Import,
+    /// Import what `funnel export events` wrote (NDJSON or CloudEvents) into this store: every
+    /// event keeps its id, stream, version and ids; re-running writes only what is missing.
+    Import(crate::import::ImportArgs),
     /// Stream the raw log as NDJSON or CloudEvents.
     Export(crate::export::ExportArgs),
     /// Print or write the JSON Schemas of every event type and the envelope.
@@ -84,10 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schemas(a) => crate::contract::schemas(a),
         Command::Events(a) => crate::contract::events(a),
         Command::Refusals => crate::contract::refusals(),
-        other => anyhow::bail!(
-            "`funnel {}` is not available in this build yet; `funnel --help` lists the commands",
-            format!("{other:?}").to_lowercase()
-        ),
+        Command::Import(a) => runtime()?.block_on(crate::import::run(&store, a)),
     }
 }
 

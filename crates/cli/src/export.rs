@@ -57,11 +57,7 @@ pub async fn run(url: &StoreUrl, args: ExportArgs) -> anyhow::Result<()> {
             let env = funnel_codec::decode_recorded(rec)?;
             let line = match format {
                 Format::Cloudevents => funnel_codec::to_cloudevent(&env),
-                Format::Ndjson => {
-                    let mut v = serde_json::to_value(&env.meta)?;
-                    v["payload"] = funnel_codec::payload_value(&env.payload);
-                    v
-                }
+                Format::Ndjson => funnel_codec::to_ndjson(&env),
             };
             if let Err(e) = writeln!(out, "{line}") {
                 // A closed pipe (`| head`) ends the export quietly.

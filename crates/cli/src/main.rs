@@ -7,6 +7,7 @@ mod cli;
 mod contract;
 mod demo;
 mod export;
+mod import;
 mod projections;
 mod query;
 mod serve;

@@ -6,11 +6,13 @@
 
 mod cloudevents;
 mod examples;
+mod exchange;
 mod schemas;
 mod upcast;
 
 pub use cloudevents::{CLOUDEVENTS_TYPE_PREFIX, to_cloudevent};
 pub use examples::examples;
+pub use exchange::{from_exported, to_ndjson};
 pub use schemas::{SchemaFile, schema_files};
 pub use upcast::{Upcaster, Upcasters};
 
@@ -135,7 +137,9 @@ pub fn decode(
     decode_with(Upcasters::builtin(), position, event_type, version, payload)
 }
 
-/// Decodes a stored event into a typed envelope.
+/// Decodes a stored event into a typed envelope. The payload is upcast to the current schema version
+/// of its type, and the envelope's `schema_version` says so: the envelope describes the payload it
+/// carries (the stored version is still in the log).
 pub fn decode_recorded(rec: &RecordedEvent) -> Result<Envelope<Event>, DecodeError> {
     let event = decode(
         rec.meta.position,
@@ -143,8 +147,10 @@ pub fn decode_recorded(rec: &RecordedEvent) -> Result<Envelope<Event>, DecodeErr
         rec.meta.schema_version,
         &rec.payload,
     )?;
+    let mut meta = rec.meta.clone();
+    meta.schema_version = event.schema_version();
     Ok(Envelope {
-        meta: rec.meta.clone(),
+        meta,
         payload: event,
     })
 }

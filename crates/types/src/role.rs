@@ -146,9 +146,41 @@ impl fmt::Display for Actor {
     }
 }
 
+/// Reads the form `Display` writes: `system:NAME` or `ROLE:STAFF_ID`.
+impl std::str::FromStr for Actor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, rest) = s
+            .split_once(':')
+            .ok_or_else(|| format!("`{s}` is not an actor (`system:NAME` or `ROLE:STAFF_ID`)"))?;
+        if kind == "system" {
+            return Ok(Actor::system(rest));
+        }
+        let role: Role = kind.parse().map_err(|e| format!("`{s}`: {e}"))?;
+        let id: StaffId = rest
+            .parse()
+            .map_err(|_| format!("`{s}`: `{rest}` is not a staff id"))?;
+        Ok(Actor::staff(id, role))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn actors_round_trip_through_text() {
+        let id = StaffId(uuid::Uuid::now_v7());
+        for a in [
+            Actor::staff(id, Role::SalesEngineer),
+            Actor::system("saga:lead-rules"),
+        ] {
+            assert_eq!(a.to_string().parse::<Actor>(), Ok(a));
+        }
+        assert!("sales_engineer".parse::<Actor>().is_err());
+        assert!("pilot:x".parse::<Actor>().is_err());
+        assert!("sales_engineer:not-a-uuid".parse::<Actor>().is_err());
+    }
 
     #[test]
     fn role_names_round_trip() {
