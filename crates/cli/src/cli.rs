@@ -42,8 +42,10 @@ pub enum Command {
     Tasks(crate::workflows::TasksArgs),
     /// Follow the log live, by office and event kind.
     Tail(crate::tail::TailArgs),
-    /// Staff administration and API tokens.
-    Staff(crate::serve::StaffArgs),
+    /// Offices: open one, list them.
+    Office(crate::org::OfficeArgs),
+    /// Staff: add, reassign, leave, list, and API tokens.
+    Staff(crate::org::StaffArgs),
     /// Measure the store and projections against raw baselines.
     Bench(crate::bench::BenchArgs),
     /// Import what `funnel export events` wrote (NDJSON or CloudEvents) into this store: every
@@ -68,7 +70,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .unwrap_or_else(|| crate::projections::default_path(&store));
     match cli.command {
         Command::Serve(a) => crate::serve::run(&cli.store, cli.projections.as_deref(), a),
-        Command::Staff(a) => runtime()?.block_on(crate::serve::staff(&store, a)),
+        Command::Office(a) => runtime()?.block_on(crate::org::office(&store, a)),
+        Command::Staff(a) => runtime()?.block_on(crate::org::staff(&store, a)),
         Command::Demo(a) => runtime()?.block_on(crate::demo::run(&store, a)),
         Command::Export(a) => runtime()?.block_on(crate::export::run(&store, a)),
         Command::Tail(a) => runtime()?.block_on(crate::tail::run(&store, a)),

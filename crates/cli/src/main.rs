@@ -8,6 +8,7 @@ mod contract;
 mod demo;
 mod export;
 mod import;
+mod org;
 mod projections;
 mod query;
 mod serve;

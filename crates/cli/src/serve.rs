@@ -1,5 +1,5 @@
-//! `funnel serve` (the HTTP API, the projection runner and the sagas in one process) and
-//! `funnel staff` (API tokens and the staff list). `serve --demo` is in `serve_demo`.
+//! `funnel serve`: the HTTP API, the projection runner and the sagas in one process. `serve --demo`
+//! is in `serve_demo`.
 //!
 //! Settings are layered by `funnel_server::ServeOptions::load`: defaults, `--config FILE`,
 //! `FUNNEL__SECTION__KEY` variables, then flags. The global `--store`/`--projections` count as flags
@@ -7,13 +7,9 @@
 //! `[store] url` in the file is not silently replaced by the default.
 
 use anyhow::Context;
-use funnel_domain::Policy;
-use funnel_engine::{Engine, StoreUrl, Who};
 use funnel_server::ServeOptions;
-use funnel_types::SystemClock;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -106,96 +102,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = term => {}
     }
-}
-
-#[derive(Debug, clap::Args)]
-pub struct StaffArgs {
-    #[command(subcommand)]
-    pub what: StaffWhat,
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub enum StaffWhat {
-    /// Issue an API token to a member of staff (shown once), or revoke one with `--revoke`.
-    Token {
-        /// The member of staff: id or exact name.
-        staff: String,
-        /// Revoke this token id instead of issuing a new token.
-        #[arg(long)]
-        revoke: Option<uuid::Uuid>,
-        /// Act as this member of staff (sales department or executive); the system otherwise.
-        #[arg(long = "as")]
-        acting: Option<String>,
-    },
-    /// Every member of staff with role, office and tokens.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-pub async fn staff(url: &StoreUrl, args: StaffArgs) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
-    let directory = funnel_server::tokens::directory(store.as_ref()).await?;
-    let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
-    match args.what {
-        StaffWhat::Token {
-            staff,
-            revoke,
-            acting,
-        } => {
-            let id = funnel_server::tokens::find(&directory, &staff).map_err(anyhow::Error::msg)?;
-            let who = match acting {
-                Some(a) => Who::Staff(
-                    funnel_server::tokens::find(&directory, &a).map_err(anyhow::Error::msg)?,
-                ),
-                None => Who::System("funnel-cli".into()),
-            };
-            match revoke {
-                Some(token_id) => {
-                    let p = funnel_server::tokens::revoke(&engine, who, id, token_id).await?;
-                    println!("revoked token {token_id} of {staff} (position {p})");
-                }
-                None => {
-                    let t = funnel_server::tokens::issue(&engine, who, id).await?;
-                    println!("token id: {}", t.token_id);
-                    println!("token:    {}", t.token);
-                    println!(
-                        "(shown once; only its SHA-256 is recorded; position {})",
-                        t.position
-                    );
-                }
-            }
-        }
-        StaffWhat::List { json } => {
-            let mut rows = Vec::new();
-            for (id, s) in &directory.staff {
-                let tokens: Vec<Value> = directory
-                    .tokens
-                    .values()
-                    .filter(|t| t.staff_id == *id)
-                    .map(|t| serde_json::json!({ "token_id": t.token_id, "revoked": t.revoked }))
-                    .collect();
-                rows.push(serde_json::json!({
-                    "staff_id": id, "name": s.name, "role": s.role, "office": s.office,
-                    "active": s.active, "tokens": tokens,
-                }));
-            }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-                return Ok(());
-            }
-            for r in &rows {
-                println!(
-                    "{}  {:<24} {:<24} active={} tokens={}",
-                    r["staff_id"].as_str().unwrap_or(""),
-                    r["name"].as_str().unwrap_or(""),
-                    r["role"].as_str().unwrap_or(""),
-                    r["active"],
-                    r["tokens"].as_array().map_or(0, Vec::len)
-                );
-            }
-        }
-    }
-    Ok(())
 }

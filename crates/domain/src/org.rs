@@ -33,6 +33,12 @@ pub enum OfficeCommand {
     },
 }
 
+/// The id of the office with `code`: the same for the same code in any case and spacing, so two
+/// offices opened with one code meet at one stream and the second is refused.
+pub fn office_id_for(code: &str) -> OfficeId {
+    OfficeId::derived(&format!("code:{}", code.trim().to_uppercase()))
+}
+
 /// Whether a user's text names this office: its id, its code (any case) or its exact name.
 pub fn names_office(text: &str, id: OfficeId, code: &str, name: &str) -> bool {
     id.to_string() == text || code.eq_ignore_ascii_case(text) || name == text
@@ -120,6 +126,14 @@ pub enum StaffCommand {
         role: Role,
     },
     MoveOffice {
+        office: Option<OfficeId>,
+    },
+    /// Give a member of staff a new role and office in one step (both recorded together), e.g. an
+    /// office manager who moves to the headquarters sales department, whose office must go as the
+    /// role changes. `office` is the office after the change: required for office roles, absent
+    /// for headquarters roles.
+    Reassign {
+        role: Role,
         office: Option<OfficeId>,
     },
     Leave {
@@ -250,6 +264,35 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
                 from: state.office,
                 to: *office,
             })])
+        }
+        StaffCommand::Reassign {
+            role: to,
+            office: to_office,
+        } => {
+            if *to == role && *to_office == state.office {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    "the role and the office are unchanged",
+                    "角色和办事处均未变化",
+                );
+            }
+            office_fits(*to, *to_office)?;
+            let mut events = Vec::new();
+            if *to != role {
+                events.push(Event::StaffRoleChanged(StaffRoleChanged {
+                    staff_id: id,
+                    from: role,
+                    to: *to,
+                }));
+            }
+            if *to_office != state.office {
+                events.push(Event::StaffMovedOffice(StaffMovedOffice {
+                    staff_id: id,
+                    from: state.office,
+                    to: *to_office,
+                }));
+            }
+            Ok(events)
         }
         StaffCommand::Leave { reason } => {
             check::optional("reason", reason, check::LONG)?;

@@ -2,9 +2,9 @@
 //!
 //! Bearer tokens are 32 random bytes in base64url, shown once when issued; the log records only the
 //! SHA-256 of the token's text (`staff.token_issued`), and revocation is an event too
-//! (`staff.token_revoked`). [`Access`] is the read model the server keeps from those and the other
-//! staff events: token hash → member of staff, and each member's role, office and whether they are
-//! still active. Every request but the probes and metrics resolves its token into a [`Caller`].
+//! (`staff.token_revoked`). [`Access`] is the read model the server keeps from those, the other
+//! staff events and the office events: token hash → member of staff, each member's role, office and
+//! whether they are still active, and the offices by id, code and name. Every request but the probes and metrics resolves its token into a [`Caller`].
 //!
 //! Writes are authorized by the domain deciders (role × office × ownership), which also record a
 //! refused touch of another engineer's lead. Reads are restricted here: office roles (engineers,
@@ -53,9 +53,20 @@ pub struct TokenEntry {
     pub revoked: bool,
 }
 
-/// The access read model: staff and their tokens, folded from the staff events.
+/// An office as the access model knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficeEntry {
+    pub code: String,
+    pub name: String,
+    pub timezone: String,
+    pub region: String,
+}
+
+/// The access read model: offices, staff and their tokens, folded from the office and staff events.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Access {
+    #[serde(default)]
+    pub offices: BTreeMap<OfficeId, OfficeEntry>,
     pub staff: BTreeMap<StaffId, StaffEntry>,
     /// Token hash (hex SHA-256) → token.
     pub tokens: BTreeMap<String, TokenEntry>,
@@ -63,11 +74,23 @@ pub struct Access {
 
 impl ReadModel for Access {
     const NAME: &'static str = "access";
-    const VERSION: u32 = 1;
+    /// 2: offices too.
+    const VERSION: u32 = 2;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         let missing = |id: StaffId| format!("staff event for {id}, who never joined");
         match &env.payload {
+            Event::OfficeOpened(e) => {
+                self.offices.insert(
+                    e.office_id,
+                    OfficeEntry {
+                        code: e.code.clone(),
+                        name: e.name.clone(),
+                        timezone: e.timezone.clone(),
+                        region: e.region.clone(),
+                    },
+                );
+            }
             Event::StaffJoined(e) => {
                 self.staff.insert(
                     e.staff_id,
@@ -125,6 +148,23 @@ impl ReadModel for Access {
 }
 
 impl Access {
+    /// The office with this id, code (any case) or exact name.
+    pub fn find_office(&self, text: &str) -> Option<OfficeId> {
+        let text = text.trim();
+        self.offices
+            .iter()
+            .find(|(id, o)| funnel_domain::org::names_office(text, **id, &o.code, &o.name))
+            .map(|(id, _)| *id)
+    }
+
+    /// The office whose code is `code`, in any case.
+    pub fn office_with_code(&self, code: &str) -> Option<OfficeId> {
+        self.offices
+            .iter()
+            .find(|(_, o)| o.code.eq_ignore_ascii_case(code.trim()))
+            .map(|(id, _)| *id)
+    }
+
     /// The member of staff an unrevoked token belongs to.
     pub fn resolve(&self, hash: &str) -> Option<(StaffId, &StaffEntry)> {
         let token = self.tokens.get(hash).filter(|t| !t.revoked)?;

@@ -101,7 +101,7 @@ impl AppState {
 /// dashboard's static page (`/`, `/dashboard.js`, which then call the API with a token) needs a
 /// bearer token.
 pub fn router(state: AppState) -> Router {
-    use routes::{ops, read, webhooks, write};
+    use routes::{ops, org, read, webhooks, write};
     let limit = state.options().http.body_limit;
     Router::new()
         .route("/", get(ops::dashboard))
@@ -119,6 +119,14 @@ pub fn router(state: AppState) -> Router {
         .route("/plans/{id}/file", post(write::file_plan))
         .route("/summaries", post(write::compile_summary))
         .route("/summaries/{id}/{action}", post(write::summary_step))
+        .route("/offices", get(org::list_offices).post(org::open_office))
+        .route("/staff", get(org::list_staff).post(org::add_staff))
+        .route("/staff/{id}/tokens", post(org::issue_token))
+        .route(
+            "/staff/{id}/tokens/{token_id}",
+            axum::routing::delete(org::revoke_token),
+        )
+        .route("/staff/{id}/{action}", post(org::staff_change))
         .route("/pipeline", get(read::pipeline))
         .route("/audit/conflicts", get(read::conflicts))
         .route("/audit/plans", get(read::plans))

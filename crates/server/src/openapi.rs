@@ -176,6 +176,86 @@ fn webhook_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
     paths.insert("/webhooks/{id}/deliveries".into(), json!({ "get": op }));
 }
 
+/// Offices and staff.
+fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: &Value) {
+    use crate::routes::org::{AddStaff, IssuedToken, LeaveStaff, OpenOffice, ReassignStaff};
+    let staff = || {
+        json!({ "name": "id", "in": "path", "required": true,
+            "description": "A member of staff: id or exact name", "schema": { "type": "string" } })
+    };
+    let key = || {
+        json!({
+            "name": "Idempotency-Key", "in": "header", "required": false,
+            "description": "The command id (see the lead commands). A retry creates nothing new.",
+            "schema": { "type": "string" },
+        })
+    };
+    let written = Some(schema::<WriteResult>(g));
+    let open = schema::<OpenOffice>(g);
+    paths.insert("/offices".into(), json!({
+        "get": read_op(g, "list_offices", "Every office with its code, time zone and active staff", vec![at_least.clone()])["get"].clone(),
+        "post": operation(g, "open_office", "Open an office (sales department, executives); its id is derived from the code", vec![key()], Some(open), "201", written.clone()),
+    }));
+    let add = schema::<AddStaff>(g);
+    let office = query(
+        "office",
+        "One office, by id, code or name (office roles: only their own)",
+        json!({ "type": "string" }),
+    );
+    paths.insert("/staff".into(), json!({
+        "get": read_op(g, "list_staff", "Members of staff the caller may see (token ids for headquarters, auditors and oneself)", vec![office, at_least.clone()])["get"].clone(),
+        "post": operation(g, "add_staff", "A member of staff joins (sales department, executives)", vec![key()], Some(add), "201", written.clone()),
+    }));
+    let reassign = schema::<ReassignStaff>(g);
+    let op = operation(
+        g,
+        "reassign_staff",
+        "A new role and office in one step (e.g. from an office to headquarters)",
+        vec![staff(), key()],
+        Some(reassign),
+        "200",
+        written.clone(),
+    );
+    paths.insert("/staff/{id}/reassign".into(), json!({ "post": op }));
+    let leave = schema::<LeaveStaff>(g);
+    let op = operation(
+        g,
+        "staff_leave",
+        "A member of staff leaves; their tokens stop working",
+        vec![staff(), key()],
+        Some(leave),
+        "200",
+        written.clone(),
+    );
+    paths.insert("/staff/{id}/leave".into(), json!({ "post": op }));
+    let empty = schema::<dto::Empty>(g);
+    let issued = schema::<IssuedToken>(g);
+    let op = operation(
+        g,
+        "issue_token",
+        "Issue an API token to a member of staff (the token is answered once)",
+        vec![staff(), key()],
+        Some(empty),
+        "201",
+        Some(issued),
+    );
+    paths.insert("/staff/{id}/tokens".into(), json!({ "post": op }));
+    let token = json!({ "name": "token_id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } });
+    let op = operation(
+        g,
+        "revoke_token",
+        "Revoke a token; it stops working at once",
+        vec![staff(), token, key()],
+        None,
+        "200",
+        written,
+    );
+    paths.insert(
+        "/staff/{id}/tokens/{token_id}".into(),
+        json!({ "delete": op }),
+    );
+}
+
 fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     g.subschema_for::<T>()
 }
@@ -381,6 +461,7 @@ pub fn document() -> Value {
     paths.insert("/events".into(), op);
     let op = read_op(&mut g, "projections", "Read-model status", vec![]);
     paths.insert("/projections".into(), op);
+    org_paths(&mut g, &mut paths, &at_least);
     webhook_paths(&mut g, &mut paths);
     let schemas = g.take_definitions(true);
     json!({

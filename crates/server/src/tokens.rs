@@ -64,10 +64,10 @@ pub enum DirectoryError {
     Refused { position: Pos, reason: String },
 }
 
-/// Staff and their tokens, folded from the staff streams.
+/// Offices, staff and their tokens, folded from the office and staff streams.
 pub async fn directory(store: &dyn EventStore) -> Result<Access, DirectoryError> {
     let mut access = Access::default();
-    let filter = Filter::category("staff");
+    let filter = Filter::Categories(vec!["office".into(), "staff".into()]);
     let mut after = Position::START;
     loop {
         let page = store.read_all(after, &filter, 4096).await?;

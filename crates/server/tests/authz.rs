@@ -1,6 +1,7 @@
 //! The authorization matrix: every role against every kind of endpoint — reading their own office,
 //! reading another office, changing their own lead, changing another engineer's lead (403, and the
-//! refused touch is in the audit), a headquarters action, and the auditor changing nothing.
+//! refused touch is in the audit), a headquarters action, the auditor changing nothing, and the
+//! organisation (offices and staff).
 
 mod common;
 
@@ -157,6 +158,30 @@ async fn every_role_against_every_kind_of_endpoint() {
         )
         .await;
     assert_eq!(r.status, NO, "{}", r.text);
+
+    // The organisation: everyone lists the offices and the staff of their scope; only the sales
+    // department and executives open offices and bring people in.
+    for (i, (who, _, _)) in PEOPLE.iter().enumerate() {
+        let who = *who;
+        assert_eq!(
+            w.get("/offices", who).await.status,
+            OK,
+            "{who} lists offices"
+        );
+        assert_eq!(w.get("/staff", who).await.status, OK, "{who} lists staff");
+        let expect = if matches!(who, "sales_dept" | "executive") {
+            StatusCode::CREATED
+        } else {
+            NO
+        };
+        let office = json!({ "code": format!("N{i}"), "name": format!("新办事处 {i}") });
+        let r = w.post("/offices", who, office).await;
+        assert_eq!(r.status, expect, "{who} opens an office: {}", r.text);
+        let person =
+            json!({ "name": format!("新人 {i}"), "role": "sales_engineer", "office": "SH" });
+        let r = w.post("/staff", who, person).await;
+        assert_eq!(r.status, expect, "{who} adds staff: {}", r.text);
+    }
 }
 
 #[tokio::test]

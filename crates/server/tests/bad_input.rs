@@ -148,6 +148,7 @@ fn write_endpoints(lead: &str, hook: &str) -> Vec<String> {
         .map(|n| format!("/leads/{lead}/commands/{n}"))
         .collect();
     let id = uuid::Uuid::now_v7();
+    let staff = funnel_types::StaffId::derived("eng_b");
     v.extend([
         "/leads".to_string(),
         "/plans".into(),
@@ -157,6 +158,11 @@ fn write_endpoints(lead: &str, hook: &str) -> Vec<String> {
         format!("/summaries/{id}/verify"),
         format!("/summaries/{id}/review"),
         format!("/summaries/{id}/file"),
+        "/offices".into(),
+        "/staff".into(),
+        format!("/staff/{staff}/reassign"),
+        format!("/staff/{staff}/leave"),
+        format!("/staff/{staff}/tokens"),
         "/webhooks".into(),
         format!("/webhooks/{hook}/replay"),
         format!("/webhooks/{hook}/pause"),

@@ -128,6 +128,70 @@ fn staff_join_change_role_move_and_leave() {
     assert_eq!(r.unwrap_err().refusal.code, RefusalCode::StaffInactive);
 }
 
+#[test]
+fn reassigning_moves_between_office_and_headquarters_in_one_step() {
+    let id = StaffId::derived("moving");
+    let hq = Acting::Staff(sales_dept());
+    let decide = |state: &StaffState, cmd: StaffCommand| {
+        run(hq.clone(), t0(), |c| decide_staff(state, &cmd, c))
+    };
+    let joined = decide(
+        &StaffState::default(),
+        StaffCommand::Join {
+            staff_id: id,
+            name: "陈经理".into(),
+            role: Role::OfficeManager,
+            office: Some(office()),
+        },
+    )
+    .expect("joined");
+    let state = joined.iter().fold(StaffState::default(), evolve_staff);
+    let reassign = |role, office| StaffCommand::Reassign { role, office };
+
+    // One role change alone cannot leave an office role without an office, nor give HQ an office.
+    let r = decide(
+        &state,
+        StaffCommand::ChangeRole {
+            role: Role::SalesDepartment,
+        },
+    );
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::InvalidValue);
+    let r = decide(&state, reassign(Role::SalesDepartment, Some(office())));
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::InvalidValue);
+    let r = decide(&state, reassign(Role::SalesEngineer, None));
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::FieldRequired);
+    let r = decide(&state, reassign(Role::OfficeManager, Some(office())));
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::NothingToDo);
+
+    // To headquarters: both facts, role first, in one decision.
+    let events = decide(&state, reassign(Role::SalesDepartment, None)).expect("accepted");
+    assert!(matches!(
+        events.as_slice(),
+        [Event::StaffRoleChanged(r), Event::StaffMovedOffice(m)]
+            if r.to == Role::SalesDepartment && m.from == Some(office()) && m.to.is_none()
+    ));
+    let state = events.iter().fold(state, evolve_staff);
+    let again = decide(&state, reassign(Role::SalesDepartment, None));
+    assert_eq!(again.unwrap_err().refusal.code, RefusalCode::NothingToDo);
+    // And back to an office role, in another office.
+    let events =
+        decide(&state, reassign(Role::OfficeManager, Some(other_office()))).expect("accepted");
+    let state = events.iter().fold(state, evolve_staff);
+    let info = state.info().expect("exists");
+    assert_eq!(
+        (info.role, info.office),
+        (Role::OfficeManager, Some(other_office()))
+    );
+    // Only the office changes: one event.
+    let events = decide(&state, reassign(Role::OfficeManager, Some(office()))).expect("moved");
+    assert!(matches!(events.as_slice(), [Event::StaffMovedOffice(_)]));
+    // Managers cannot reassign anyone.
+    let r = run(Acting::Staff(manager()), t0(), |c| {
+        decide_staff(&state, &reassign(Role::SalesEngineer, Some(office())), c)
+    });
+    assert_eq!(r.unwrap_err().refusal.code, RefusalCode::RoleNotPermitted);
+}
+
 fn next_week() -> Period {
     Period::Week {
         monday: NaiveDate::from_ymd_opt(2026, 3, 9).expect("date"),

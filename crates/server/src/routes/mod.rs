@@ -1,7 +1,8 @@
 //! The handlers: probes, metrics and the OpenAPI document (`ops`), commands (`write`) and queries
-//! (`read`), webhook subscriptions (`webhooks`).
+//! (`read`), offices and staff (`org`), webhook subscriptions (`webhooks`).
 
 pub mod ops;
+pub mod org;
 pub mod read;
 pub mod webhooks;
 pub mod write;

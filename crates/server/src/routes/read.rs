@@ -43,7 +43,7 @@ pub(crate) async fn not_beyond_head(state: &AppState, p: Position) -> Result<Pos
 }
 
 /// Waits until the read models reflect `at_least`; a position beyond the log head is refused.
-async fn wait_for(state: &AppState, at_least: Option<u64>) -> Result<(), Problem> {
+pub(crate) async fn wait_for(state: &AppState, at_least: Option<u64>) -> Result<(), Problem> {
     let Some(p) = at_least.map(Position) else {
         return Ok(());
     };
@@ -62,7 +62,10 @@ async fn wait_for(state: &AppState, at_least: Option<u64>) -> Result<(), Problem
 /// The office a query names by id, code (any case) or exact name.
 pub(crate) async fn resolve_office(state: &AppState, text: &str) -> Result<OfficeId, Problem> {
     let r = state.runner().read().await;
-    let found = r.get::<Pipeline>().and_then(|p| p.find_office(text.trim()));
+    let found = r
+        .get::<Access>()
+        .and_then(|a| a.find_office(text))
+        .or_else(|| r.get::<Pipeline>().and_then(|p| p.find_office(text.trim())));
     if let Some(id) = found {
         return Ok(id);
     }
@@ -250,7 +253,10 @@ pub struct TasksParams {
 }
 
 /// A member of staff named by id or exact name, from the access model.
-async fn staff_named(state: &AppState, text: &str) -> Result<(StaffId, StaffEntry), Problem> {
+pub(crate) async fn staff_named(
+    state: &AppState,
+    text: &str,
+) -> Result<(StaffId, StaffEntry), Problem> {
     let r = state.runner().read().await;
     let access = r.get::<Access>().ok_or_else(|| {
         Problem::unavailable(

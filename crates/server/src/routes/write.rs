@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use funnel_domain::plan::PlanCommand;
 use funnel_domain::summary::SummaryCommand;
-use funnel_engine::{Command, CommandMeta, Who};
+use funnel_engine::{Accepted, Command, CommandMeta, Who};
 use funnel_types::{CommandId, LeadId, PlanId, Position, SummaryId, Version};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -47,14 +47,14 @@ pub struct WriteResult {
     pub events: Vec<WrittenEvent>,
 }
 
-/// Runs one command as the caller and records its outcome in the metrics.
-async fn execute(
+/// Runs one command as the caller and records its outcome in the metrics and the log.
+pub(crate) async fn run(
     state: &AppState,
     caller: &Caller,
     id: CommandId,
     name: &str,
     cmd: Command,
-) -> Result<Json<WriteResult>, Problem> {
+) -> Result<Accepted, Problem> {
     let meta = CommandMeta::new(Who::Staff(caller.staff_id)).with_id(id);
     let started = Instant::now();
     let result = state.engine().execute(meta, cmd).await;
@@ -69,29 +69,7 @@ async fn execute(
             state.metrics().command(name, outcome, seconds, None);
             tracing::info!(command = name, %id, stream = %accepted.stream,
                 position = %accepted.last_position, duplicate = accepted.duplicate, "command accepted");
-            let stream = accepted.stream.to_string();
-            Ok(Json(WriteResult {
-                command_id: id,
-                id: stream
-                    .split_once('-')
-                    .map(|(_, i)| i)
-                    .unwrap_or("")
-                    .to_string(),
-                stream,
-                version: accepted.last_version,
-                position: accepted.last_position,
-                duplicate: accepted.duplicate,
-                events: accepted
-                    .events
-                    .iter()
-                    .map(|e| WrittenEvent {
-                        event_type: e.meta.event_type.clone(),
-                        version: e.meta.version,
-                        position: e.meta.position,
-                        data: funnel_codec::payload_value(&e.payload),
-                    })
-                    .collect(),
-            }))
+            Ok(accepted)
         }
         Err(e) => {
             let code = e.refusal().map(|r| r.code.as_str());
@@ -101,6 +79,40 @@ async fn execute(
             Err(e.into())
         }
     }
+}
+
+/// Runs one command as the caller and answers with what it wrote.
+pub(crate) async fn execute(
+    state: &AppState,
+    caller: &Caller,
+    id: CommandId,
+    name: &str,
+    cmd: Command,
+) -> Result<Json<WriteResult>, Problem> {
+    let accepted = run(state, caller, id, name, cmd).await?;
+    let stream = accepted.stream.to_string();
+    Ok(Json(WriteResult {
+        command_id: id,
+        id: stream
+            .split_once('-')
+            .map(|(_, i)| i)
+            .unwrap_or("")
+            .to_string(),
+        stream,
+        version: accepted.last_version,
+        position: accepted.last_position,
+        duplicate: accepted.duplicate,
+        events: accepted
+            .events
+            .iter()
+            .map(|e| WrittenEvent {
+                event_type: e.meta.event_type.clone(),
+                version: e.meta.version,
+                position: e.meta.position,
+                data: funnel_codec::payload_value(&e.payload),
+            })
+            .collect(),
+    }))
 }
 
 /// `POST /leads`: register a lead.

@@ -1,0 +1,313 @@
+//! `funnel office` and `funnel staff`: the organisation (process §1) and API tokens. These act on
+//! the store directly, as the system (the bootstrap of a new installation: the first office, the
+//! first headquarters member, their token) or, with `--as NAME`, as a member of the sales
+//! department or an executive; the domain decides either way and the log records who did it. Once
+//! the first headquarters member has a token, the same is possible over HTTP (`/offices`, `/staff`).
+
+use funnel_domain::Policy;
+use funnel_domain::org::{OfficeCommand, StaffCommand};
+use funnel_engine::{Command, CommandMeta, Engine, StoreUrl, Who};
+use funnel_server::auth::Access;
+use funnel_types::{OfficeId, Position, Role, StaffId, SystemClock};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Who a change is made as.
+#[derive(Debug, clap::Args)]
+pub struct Acting {
+    /// Act as this member of staff (sales department or executive); the system otherwise.
+    #[arg(long = "as")]
+    acting: Option<String>,
+}
+
+impl Acting {
+    fn who(&self, directory: &Access) -> anyhow::Result<Who> {
+        Ok(match &self.acting {
+            Some(a) => {
+                Who::Staff(funnel_server::tokens::find(directory, a).map_err(anyhow::Error::msg)?)
+            }
+            None => Who::System("funnel-cli".into()),
+        })
+    }
+}
+
+/// An office by id, code (any case) or exact name.
+fn find_office(directory: &Access, text: &str) -> anyhow::Result<OfficeId> {
+    directory.find_office(text).ok_or_else(|| {
+        anyhow::anyhow!("no office `{text}` is on record; `funnel office list` shows them")
+    })
+}
+
+async fn execute(engine: &Engine, who: Who, cmd: Command) -> anyhow::Result<Position> {
+    let accepted = engine.execute(CommandMeta::new(who), cmd).await?;
+    Ok(accepted.last_position)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OfficeArgs {
+    #[command(subcommand)]
+    pub what: OfficeWhat,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum OfficeWhat {
+    /// Open an office: `funnel office open SH --name 上海办事处 --region 华东`.
+    Open {
+        /// Its short code, unique in any case; the office id is derived from it.
+        code: String,
+        #[arg(long)]
+        name: String,
+        /// IANA time zone of its deadlines.
+        #[arg(long, default_value = "Asia/Shanghai")]
+        timezone: String,
+        #[arg(long, default_value = "")]
+        region: String,
+        #[command(flatten)]
+        acting: Acting,
+    },
+    /// Every office with code, time zone and active staff.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn office(url: &StoreUrl, args: OfficeArgs) -> anyhow::Result<()> {
+    let store = crate::cli::open(url).await?;
+    let directory = funnel_server::tokens::directory(store.as_ref()).await?;
+    match args.what {
+        OfficeWhat::Open {
+            code,
+            name,
+            timezone,
+            region,
+            acting,
+        } => {
+            if let Some(id) = directory.office_with_code(&code) {
+                anyhow::bail!("office {id} already has the code `{}`", code.trim());
+            }
+            let office_id = funnel_domain::org::office_id_for(&code);
+            let cmd = OfficeCommand::Open {
+                office_id,
+                name: name.clone(),
+                code: code.clone(),
+                timezone,
+                region,
+            };
+            let who = acting.who(&directory)?;
+            let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
+            let p = execute(&engine, who, Command::Office { office_id, cmd }).await?;
+            println!(
+                "opened {name} ({}): office id {office_id} (position {p})",
+                code.trim()
+            );
+        }
+        OfficeWhat::List { json } => {
+            let rows: Vec<Value> = directory
+                .offices
+                .iter()
+                .map(|(id, o)| {
+                    let active = directory
+                        .staff
+                        .values()
+                        .filter(|s| s.active && s.office == Some(*id))
+                        .count();
+                    serde_json::json!({ "id": id, "code": o.code, "name": o.name,
+                        "timezone": o.timezone, "region": o.region, "active_staff": active })
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            for r in &rows {
+                println!(
+                    "{}  {:<6} {:<20} {:<16} {:<8} staff={}",
+                    r["id"].as_str().unwrap_or(""),
+                    r["code"].as_str().unwrap_or(""),
+                    r["name"].as_str().unwrap_or(""),
+                    r["timezone"].as_str().unwrap_or(""),
+                    r["region"].as_str().unwrap_or(""),
+                    r["active_staff"],
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StaffArgs {
+    #[command(subcommand)]
+    pub what: StaffWhat,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum StaffWhat {
+    /// Issue an API token to a member of staff (shown once), or revoke one with `--revoke`.
+    Token {
+        /// The member of staff: id or exact name.
+        staff: String,
+        /// Revoke this token id instead of issuing a new token.
+        #[arg(long)]
+        revoke: Option<uuid::Uuid>,
+        #[command(flatten)]
+        acting: Acting,
+    },
+    /// Every member of staff with role, office and tokens.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A member of staff joins: `funnel staff add "王工（SH）" --role sales_engineer --office SH`.
+    Add {
+        /// Their name, as people will name them (`--as`, `funnel staff token`); unique among
+        /// active staff.
+        name: String,
+        /// sales_engineer, office_assistant, office_manager, sales_department,
+        /// key_account_department, executive or auditor.
+        #[arg(long)]
+        role: Role,
+        /// The office (id, code or name): required for office roles, absent for headquarters.
+        #[arg(long)]
+        office: Option<String>,
+        #[command(flatten)]
+        acting: Acting,
+    },
+    /// A new role and office in one step (e.g. an office manager moving to headquarters).
+    Reassign {
+        /// The member of staff: id or exact name.
+        staff: String,
+        #[arg(long)]
+        role: Role,
+        /// The office after the change: required for office roles, absent for headquarters.
+        #[arg(long)]
+        office: Option<String>,
+        #[command(flatten)]
+        acting: Acting,
+    },
+    /// A member of staff leaves; their tokens stop working.
+    Leave {
+        /// The member of staff: id or exact name.
+        staff: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        acting: Acting,
+    },
+}
+
+pub async fn staff(url: &StoreUrl, args: StaffArgs) -> anyhow::Result<()> {
+    let store = crate::cli::open(url).await?;
+    let directory = funnel_server::tokens::directory(store.as_ref()).await?;
+    let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
+    match args.what {
+        StaffWhat::Token {
+            staff,
+            revoke,
+            acting,
+        } => {
+            let id = funnel_server::tokens::find(&directory, &staff).map_err(anyhow::Error::msg)?;
+            let who = acting.who(&directory)?;
+            match revoke {
+                Some(token_id) => {
+                    let p = funnel_server::tokens::revoke(&engine, who, id, token_id).await?;
+                    println!("revoked token {token_id} of {staff} (position {p})");
+                }
+                None => {
+                    let t = funnel_server::tokens::issue(&engine, who, id).await?;
+                    println!("token id: {}", t.token_id);
+                    println!("token:    {}", t.token);
+                    println!(
+                        "(shown once; only its SHA-256 is recorded; position {})",
+                        t.position
+                    );
+                }
+            }
+        }
+        StaffWhat::Add {
+            name,
+            role,
+            office,
+            acting,
+        } => {
+            if let Some((id, _)) = directory
+                .staff
+                .iter()
+                .find(|(_, s)| s.active && s.name == name.trim())
+            {
+                anyhow::bail!(
+                    "a member of staff called `{name}` is already on record ({id}); give the new person a name that tells them apart"
+                );
+            }
+            let office = office.map(|o| find_office(&directory, &o)).transpose()?;
+            let staff_id = StaffId(uuid::Uuid::now_v7());
+            let cmd = StaffCommand::Join {
+                staff_id,
+                name: name.clone(),
+                role,
+                office,
+            };
+            let who = acting.who(&directory)?;
+            let p = execute(&engine, who, Command::Staff { staff_id, cmd }).await?;
+            println!("{name} joined as {role}: staff id {staff_id} (position {p})");
+            println!("next: funnel staff token {staff_id}");
+        }
+        StaffWhat::Reassign {
+            staff,
+            role,
+            office,
+            acting,
+        } => {
+            let staff_id =
+                funnel_server::tokens::find(&directory, &staff).map_err(anyhow::Error::msg)?;
+            let office = office.map(|o| find_office(&directory, &o)).transpose()?;
+            let cmd = StaffCommand::Reassign { role, office };
+            let who = acting.who(&directory)?;
+            let p = execute(&engine, who, Command::Staff { staff_id, cmd }).await?;
+            println!("{staff} is now {role} (position {p})");
+        }
+        StaffWhat::Leave {
+            staff,
+            reason,
+            acting,
+        } => {
+            let staff_id =
+                funnel_server::tokens::find(&directory, &staff).map_err(anyhow::Error::msg)?;
+            let cmd = StaffCommand::Leave { reason };
+            let who = acting.who(&directory)?;
+            let p = execute(&engine, who, Command::Staff { staff_id, cmd }).await?;
+            println!("{staff} has left; their tokens no longer sign in (position {p})");
+        }
+        StaffWhat::List { json } => {
+            let mut rows = Vec::new();
+            for (id, s) in &directory.staff {
+                let tokens: Vec<Value> = directory
+                    .tokens
+                    .values()
+                    .filter(|t| t.staff_id == *id)
+                    .map(|t| serde_json::json!({ "token_id": t.token_id, "revoked": t.revoked }))
+                    .collect();
+                rows.push(serde_json::json!({
+                    "staff_id": id, "name": s.name, "role": s.role, "office": s.office,
+                    "active": s.active, "tokens": tokens,
+                }));
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            for r in &rows {
+                println!(
+                    "{}  {:<24} {:<24} active={} tokens={}",
+                    r["staff_id"].as_str().unwrap_or(""),
+                    r["name"].as_str().unwrap_or(""),
+                    r["role"].as_str().unwrap_or(""),
+                    r["active"],
+                    r["tokens"].as_array().map_or(0, Vec::len)
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! Setting up a new installation from the command line, with the real binary: the first office,
+//! the first headquarters member and their token, then people added, reassigned and leaving;
+//! mistakes are refused with a message that says what to do.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn funnel(store: &str, args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_funnel"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run funnel")
+}
+
+fn ok(store: &str, args: &[&str], dir: &Path) -> String {
+    let out = funnel(store, args, dir);
+    assert!(
+        out.status.success(),
+        "funnel {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+fn refused(store: &str, args: &[&str], dir: &Path) -> String {
+    let out = funnel(store, args, dir);
+    assert!(!out.status.success(), "funnel {args:?} should have failed");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).expect("JSON output")
+}
+
+#[test]
+fn a_new_installation_is_set_up_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let store = format!("sqlite:{}", d.join("funnel.db").display());
+    let s = store.as_str();
+
+    let out = ok(
+        s,
+        &[
+            "office",
+            "open",
+            "SH",
+            "--name",
+            "上海办事处",
+            "--region",
+            "华东",
+        ],
+        d,
+    );
+    assert!(out.contains("opened 上海办事处 (SH)"), "{out}");
+    let err = refused(s, &["office", "open", "sh", "--name", "又一个"], d);
+    assert!(err.contains("already has the code `sh`"), "{err}");
+    let err = refused(
+        s,
+        &[
+            "office",
+            "open",
+            "XA",
+            "--name",
+            "西安",
+            "--timezone",
+            "Mars/Base",
+        ],
+        d,
+    );
+    assert!(err.contains("not an IANA time zone"), "{err}");
+
+    ok(
+        s,
+        &["staff", "add", "销售部", "--role", "sales_department"],
+        d,
+    );
+    ok(
+        s,
+        &[
+            "staff",
+            "add",
+            "王工（SH）",
+            "--role",
+            "sales_engineer",
+            "--office",
+            "sh",
+        ],
+        d,
+    );
+    let err = refused(
+        s,
+        &[
+            "staff",
+            "add",
+            "王工（SH）",
+            "--role",
+            "sales_engineer",
+            "--office",
+            "SH",
+        ],
+        d,
+    );
+    assert!(err.contains("already on record"), "{err}");
+    let err = refused(
+        s,
+        &[
+            "staff",
+            "add",
+            "李工",
+            "--role",
+            "sales_engineer",
+            "--office",
+            "XX",
+        ],
+        d,
+    );
+    assert!(err.contains("no office `XX`"), "{err}");
+    let err = refused(s, &["staff", "add", "李工", "--role", "sales_engineer"], d);
+    assert!(err.contains("belongs to an office"), "{err}");
+    let err = refused(s, &["staff", "add", "李工", "--role", "pilot"], d);
+    assert!(err.contains("unknown role `pilot`"), "{err}");
+
+    let out = ok(s, &["staff", "token", "销售部"], d);
+    assert!(out.contains("token:"), "{out}");
+
+    let offices = json(&ok(s, &["office", "list", "--json"], d));
+    assert_eq!(offices[0]["code"], "SH");
+    assert_eq!(offices[0]["timezone"], "Asia/Shanghai");
+    assert_eq!(offices[0]["active_staff"], 1);
+
+    // An engineer cannot reassign anyone; headquarters (or the system) can, in one step.
+    let err = refused(
+        s,
+        &[
+            "staff",
+            "reassign",
+            "王工（SH）",
+            "--role",
+            "office_manager",
+            "--office",
+            "SH",
+            "--as",
+            "王工（SH）",
+        ],
+        d,
+    );
+    assert!(err.contains("auth.role_not_permitted"), "{err}");
+    ok(
+        s,
+        &[
+            "staff",
+            "reassign",
+            "王工（SH）",
+            "--role",
+            "sales_department",
+            "--as",
+            "销售部",
+        ],
+        d,
+    );
+    ok(
+        s,
+        &[
+            "staff",
+            "leave",
+            "王工（SH）",
+            "--reason",
+            "调岗",
+            "--as",
+            "销售部",
+        ],
+        d,
+    );
+    let staff = json(&ok(s, &["staff", "list", "--json"], d));
+    let wang = staff
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|p| p["name"] == "王工（SH）")
+        .expect("王工 listed")
+        .clone();
+    assert_eq!(wang["role"], "sales_department");
+    assert_eq!(wang["office"], Value::Null);
+    assert_eq!(wang["active"], false);
+    let err = refused(s, &["staff", "leave", "王工（SH）"], d);
+    assert!(err.contains("has left"), "{err}");
+}

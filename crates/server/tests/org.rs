@@ -1,0 +1,330 @@
+//! Offices and staff over the API: headquarters opens an office and brings people in, issues and
+//! revokes their tokens, moves a manager to headquarters in one step, and people leave; everyone
+//! else is refused, and the lists follow the read scope.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use serde_json::{Value, json};
+
+impl World {
+    async fn post_keyed(&self, uri: &str, who: &str, key: &str, body: Value) -> Reply {
+        let token = self.tokens[who].clone();
+        self.raw(
+            Method::POST,
+            uri,
+            Some(token),
+            body.to_string().into_bytes(),
+            &[("idempotency-key", key)],
+        )
+        .await
+    }
+
+    async fn delete(&self, uri: &str, who: &str) -> Reply {
+        self.call(Method::DELETE, uri, Some(who), None).await
+    }
+
+    async fn me(&self, token: &str) -> Reply {
+        self.raw(Method::GET, "/me", Some(token.to_string()), vec![], &[])
+            .await
+    }
+}
+
+#[track_caller]
+fn expect(r: &Reply, status: StatusCode, code: Option<&str>) {
+    assert_eq!(r.status, status, "{}", r.text);
+    if let Some(code) = code {
+        assert_eq!(r.body["code"], code, "{}", r.text);
+        assert_eq!(r.content_type, "application/problem+json");
+    }
+}
+
+#[tokio::test]
+async fn headquarters_runs_the_organisation() {
+    let w = world().await;
+    let hz = json!({ "code": "HZ", "name": "杭州办事处", "region": "华东" });
+
+    // Only the sales department and executives open offices.
+    for who in ["manager", "eng_a", "key_account"] {
+        expect(
+            &w.post("/offices", who, hz.clone()).await,
+            StatusCode::FORBIDDEN,
+            Some("auth.role_not_permitted"),
+        );
+    }
+    expect(
+        &w.post("/offices", "auditor", hz.clone()).await,
+        StatusCode::FORBIDDEN,
+        Some("auth.read_only"),
+    );
+    let bad_tz = json!({ "code": "XA", "name": "西安", "timezone": "Mars/Base" });
+    expect(
+        &w.post("/offices", "sales_dept", bad_tz).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("validation.invalid_value"),
+    );
+    let r = w
+        .post_keyed("/offices", "sales_dept", "open-hz", hz.clone())
+        .await;
+    expect(&r, StatusCode::CREATED, None);
+    let office = r.body["id"].as_str().expect("office id").to_string();
+    assert_eq!(r.body["events"][0]["type"], "office.opened");
+    // A retry answers the same office; the same code again (any case) is refused.
+    let again = w.post_keyed("/offices", "sales_dept", "open-hz", hz).await;
+    expect(&again, StatusCode::OK, None);
+    assert_eq!(again.body["duplicate"], true);
+    assert_eq!(again.body["id"], office.as_str());
+    for code in ["hz", "SH"] {
+        let r = w
+            .post(
+                "/offices",
+                "executive",
+                json!({ "code": code, "name": "x" }),
+            )
+            .await;
+        expect(&r, StatusCode::CONFLICT, Some("office.already_exists"));
+    }
+
+    // Anyone signed in lists the offices.
+    let pos = r.body["position"].as_u64().expect("position");
+    let r = w.get(&format!("/offices?at_least={pos}"), "eng_bj").await;
+    expect(&r, StatusCode::OK, None);
+    let codes: Vec<&str> = r.body["offices"]
+        .as_array()
+        .expect("offices")
+        .iter()
+        .filter_map(|o| o["code"].as_str())
+        .collect();
+    assert_eq!(codes.len(), 3);
+    assert!(codes.contains(&"HZ") && codes.contains(&"SH") && codes.contains(&"BJ"));
+    let hz_row = r.body["offices"]
+        .as_array()
+        .expect("offices")
+        .iter()
+        .find(|o| o["code"] == "HZ")
+        .expect("HZ")
+        .clone();
+    assert_eq!(hz_row["timezone"], "Asia/Shanghai");
+    assert_eq!(hz_row["region"], "华东");
+    assert_eq!(hz_row["active_staff"], 0);
+
+    // Bringing people in: the office by code; office roles need one, headquarters roles have none.
+    let qian = json!({ "name": "钱经理（HZ）", "role": "office_manager", "office": "hz" });
+    expect(
+        &w.post("/staff", "manager", qian.clone()).await,
+        StatusCode::FORBIDDEN,
+        Some("auth.role_not_permitted"),
+    );
+    expect(
+        &w.post(
+            "/staff",
+            "sales_dept",
+            json!({ "name": "x", "role": "sales_engineer" }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("validation.field_required"),
+    );
+    expect(
+        &w.post(
+            "/staff",
+            "sales_dept",
+            json!({ "name": "x", "role": "auditor", "office": "SH" }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("validation.invalid_value"),
+    );
+    expect(
+        &w.post(
+            "/staff",
+            "sales_dept",
+            json!({ "name": "x", "role": "sales_engineer", "office": "XX" }),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        Some("office.not_found"),
+    );
+    expect(
+        &w.post(
+            "/staff",
+            "sales_dept",
+            json!({ "name": "x", "role": "pilot", "office": "SH" }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+    );
+    let r = w
+        .post_keyed("/staff", "sales_dept", "hire-qian", qian.clone())
+        .await;
+    expect(&r, StatusCode::CREATED, None);
+    let qian_id = r.body["id"].as_str().expect("staff id").to_string();
+    let again = w
+        .post_keyed("/staff", "sales_dept", "hire-qian", qian)
+        .await;
+    assert_eq!(
+        (again.status, again.body["id"].clone()),
+        (StatusCode::OK, json!(qian_id))
+    );
+
+    // A token for the new manager, shown once; a retry of the same request cannot show it again.
+    let uri = format!("/staff/{qian_id}/tokens");
+    expect(
+        &w.post(&uri, "manager", json!({})).await,
+        StatusCode::FORBIDDEN,
+        Some("auth.role_not_permitted"),
+    );
+    let r = w
+        .post_keyed(&uri, "sales_dept", "token-qian", json!({}))
+        .await;
+    expect(&r, StatusCode::CREATED, None);
+    let token = r.body["token"].as_str().expect("token").to_string();
+    let token_id = r.body["token_id"].as_str().expect("token id").to_string();
+    let again = w
+        .post_keyed(&uri, "sales_dept", "token-qian", json!({}))
+        .await;
+    expect(
+        &again,
+        StatusCode::CONFLICT,
+        Some("request.already_applied"),
+    );
+    let me = w.me(&token).await;
+    expect(&me, StatusCode::OK, None);
+    assert_eq!(me.body["role"], "office_manager");
+    assert_eq!(me.body["office"], office.as_str());
+
+    // Staff lists follow the read scope; token ids only for headquarters, auditors and oneself.
+    let r = w.get("/staff", "manager").await;
+    expect(&r, StatusCode::OK, None);
+    let rows = r.body["staff"].as_array().expect("staff");
+    assert!(
+        rows.iter().all(|s| s["office"] == sh().to_string()),
+        "{}",
+        r.text
+    );
+    assert!(rows.iter().any(|s| s["name"] == "eng_a"));
+    for s in rows {
+        assert_eq!(s.get("tokens").is_some(), s["name"] == "manager", "{s}");
+    }
+    expect(
+        &w.get("/staff?office=BJ", "manager").await,
+        StatusCode::FORBIDDEN,
+        Some("auth.other_office"),
+    );
+    let r = w.get("/staff?office=HZ", "auditor").await;
+    expect(&r, StatusCode::OK, None);
+    let rows = r.body["staff"].as_array().expect("staff");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["tokens"][0]["token_id"], token_id.as_str());
+
+    // Moving the manager to headquarters is one request; a plain role change could not do it.
+    let reassign = format!("/staff/{qian_id}/reassign");
+    expect(
+        &w.post(&reassign, "manager", json!({ "role": "sales_department" }))
+            .await,
+        StatusCode::FORBIDDEN,
+        Some("auth.role_not_permitted"),
+    );
+    expect(
+        &w.post(
+            &reassign,
+            "sales_dept",
+            json!({ "role": "sales_department", "office": "HZ" }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("validation.invalid_value"),
+    );
+    let r = w
+        .post(
+            &reassign,
+            "sales_dept",
+            json!({ "role": "sales_department" }),
+        )
+        .await;
+    expect(&r, StatusCode::OK, None);
+    let types: Vec<&str> = r.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(types, ["staff.role_changed", "staff.moved_office"]);
+    // The answer comes once the change counts: the token reads as headquarters at once.
+    let r = w
+        .raw(
+            Method::GET,
+            "/pipeline?office=BJ",
+            Some(token.clone()),
+            vec![],
+            &[],
+        )
+        .await;
+    expect(&r, StatusCode::OK, None);
+    expect(
+        &w.post(
+            &reassign,
+            "sales_dept",
+            json!({ "role": "sales_department" }),
+        )
+        .await,
+        StatusCode::CONFLICT,
+        Some("command.nothing_to_do"),
+    );
+    expect(
+        &w.post(
+            &format!("/staff/{qian_id}/promote"),
+            "sales_dept",
+            json!({}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        Some("request.unknown_command"),
+    );
+
+    // Revoking the token stops it at once; revoking it again is refused.
+    let revoke = format!("/staff/{qian_id}/tokens/{token_id}");
+    expect(
+        &w.delete(&revoke, "auditor").await,
+        StatusCode::FORBIDDEN,
+        Some("auth.read_only"),
+    );
+    expect(&w.delete(&revoke, "sales_dept").await, StatusCode::OK, None);
+    expect(&w.me(&token).await, StatusCode::UNAUTHORIZED, None);
+    expect(
+        &w.delete(&revoke, "sales_dept").await,
+        StatusCode::CONFLICT,
+        Some("command.nothing_to_do"),
+    );
+    expect(
+        &w.delete(&format!("/staff/{qian_id}/tokens/not-a-uuid"), "sales_dept")
+            .await,
+        StatusCode::BAD_REQUEST,
+        None,
+    );
+
+    // Leaving: a fresh token of someone who left does not sign in.
+    let eng_b = w.ids["eng_b"].to_string();
+    let r = w
+        .post(
+            &format!("/staff/{eng_b}/leave"),
+            "executive",
+            json!({ "reason": "离职" }),
+        )
+        .await;
+    expect(&r, StatusCode::OK, None);
+    expect(&w.get("/me", "eng_b").await, StatusCode::UNAUTHORIZED, None);
+    expect(
+        &w.post(&format!("/staff/{eng_b}/leave"), "executive", json!({}))
+            .await,
+        StatusCode::FORBIDDEN,
+        Some("auth.staff_inactive"),
+    );
+    expect(
+        &w.post("/staff/nobody/leave", "executive", json!({})).await,
+        StatusCode::NOT_FOUND,
+        Some("staff.not_found"),
+    );
+}
