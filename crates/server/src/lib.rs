@@ -49,6 +49,8 @@ struct Inner {
     webhooks: funnel_notify::webhooks::Webhooks,
     metrics: metrics::Metrics,
     options: ServeOptions,
+    /// Requests to the saga runtime of this process, when it runs one.
+    workflows: std::sync::OnceLock<tokio::sync::mpsc::Sender<funnel_workflows::Control>>,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
                 webhooks,
                 metrics: metrics::Metrics::default(),
                 options,
+                workflows: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -95,13 +98,24 @@ impl AppState {
     pub fn options(&self) -> &ServeOptions {
         &self.inner.options
     }
+
+    /// Where to send requests to this process's saga runtime (set once, by whoever runs it).
+    pub fn set_workflow_control(&self, tx: tokio::sync::mpsc::Sender<funnel_workflows::Control>) {
+        let _ = self.inner.workflows.set(tx);
+    }
+
+    pub fn workflow_control(
+        &self,
+    ) -> Option<&tokio::sync::mpsc::Sender<funnel_workflows::Control>> {
+        self.inner.workflows.get()
+    }
 }
 
 /// The whole API. Every route but `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and the
 /// dashboard's static page (`/`, `/dashboard.js`, which then call the API with a token) needs a
 /// bearer token.
 pub fn router(state: AppState) -> Router {
-    use routes::{ops, org, read, webhooks, write};
+    use routes::{ops, org, read, webhooks, workflows, write};
     let limit = state.options().http.body_limit;
     Router::new()
         .route("/", get(ops::dashboard))
@@ -132,6 +146,9 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/plans", get(read::plans))
         .route("/audit/actor/{staff}", get(read::actor_audit))
         .route("/tasks", get(read::tasks))
+        .route("/workflows", get(workflows::list))
+        .route("/workflows/{id}", get(workflows::show))
+        .route("/workflows/{id}/retry", post(workflows::retry))
         .route("/events", get(read::events))
         .route("/projections", get(read::projections))
         .route("/webhooks", post(webhooks::create).get(webhooks::list))

@@ -412,7 +412,7 @@ pub fn document() -> Value {
         &mut g,
         "audit_plans",
         "Visit-plan compliance",
-        vec![office, at_least.clone()],
+        vec![office.clone(), at_least.clone()],
     );
     paths.insert("/audit/plans".into(), op);
     let staff = json!({ "name": "staff", "in": "path", "required": true,
@@ -445,6 +445,58 @@ pub fn document() -> Value {
         ],
     );
     paths.insert("/tasks".into(), op);
+    let kinds: Vec<&str> = funnel_domain::events::WorkflowKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    let op = read_op(
+        &mut g,
+        "list_workflows",
+        "Saga instances in id order, a page at a time: kind, status, open tasks, pending timers, parked reactions",
+        vec![
+            office.clone(),
+            query(
+                "kind",
+                "One kind of workflow",
+                json!({ "type": "string", "enum": kinds }),
+            ),
+            query(
+                "status",
+                "`active`, `parked` (a reaction waits for a retry) or `completed`",
+                json!({ "type": "string", "enum": ["active", "parked", "completed"] }),
+            ),
+            query(
+                "after",
+                "Instances after this id (the previous page's `next`)",
+                json!({ "type": "string", "format": "uuid" }),
+            ),
+            query(
+                "limit",
+                "Instances per page, 1 to 1000",
+                json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+            ),
+            at_least.clone(),
+        ],
+    );
+    paths.insert("/workflows".into(), op);
+    let op = read_op(
+        &mut g,
+        "show_workflow",
+        "One saga instance and its own events",
+        vec![path_param("id"), at_least.clone()],
+    );
+    paths.insert("/workflows/{id}".into(), op);
+    let empty = schema::<dto::Empty>(&mut g);
+    let op = operation(
+        &mut g,
+        "retry_workflow",
+        "Run an instance's parked reactions again in this server's saga runtime (sales department, executives)",
+        vec![path_param("id")],
+        Some(empty),
+        "200",
+        None,
+    );
+    paths.insert("/workflows/{id}/retry".into(), json!({ "post": op }));
     let events = vec![
         query(
             "after",

@@ -87,7 +87,7 @@ pub fn beside_store(url: &StoreUrl, name: &str, ext: &str) -> PathBuf {
 }
 
 /// Opens the runner with the server's read models: the access model, the four the CLI uses, and
-/// the open tasks of the sagas.
+/// the open tasks and instances of the sagas.
 pub fn open_runner(path: &Path) -> Result<Runner, RunnerError> {
     let mut runner = Runner::open(path, RunnerOptions::default())?;
     runner
@@ -96,7 +96,8 @@ pub fn open_runner(path: &Path) -> Result<Runner, RunnerError> {
         .register::<Touches>()?
         .register::<Conflicts>()?
         .register::<PlanCompliance>()?
-        .register::<funnel_workflows::Tasks>()?;
+        .register::<funnel_workflows::Tasks>()?
+        .register::<funnel_workflows::Instances>()?;
     Ok(runner)
 }
 
@@ -135,6 +136,10 @@ pub async fn serve(
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
     let state = AppState::new(engine.clone(), runner.clone(), hooks, options.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (control_tx, control_rx) = tokio::sync::mpsc::channel(8);
+    if options.workflows.enabled {
+        state.set_workflow_control(control_tx);
+    }
 
     let follower = tokio::spawn(follow_forever(state.clone(), stop_rx.clone()));
     let mut background = Vec::new();
@@ -181,7 +186,14 @@ pub async fn serve(
     let sagas = async {
         if options.workflows.enabled {
             let checkpoint = sibling(&path, "workflows.db");
-            workflows_forever(state.clone(), engine, checkpoint, stop_rx.clone()).await;
+            workflows_forever(
+                state.clone(),
+                engine,
+                checkpoint,
+                control_rx,
+                stop_rx.clone(),
+            )
+            .await;
         }
     };
     let (served, ()) = tokio::join!(http, sagas);
@@ -277,6 +289,7 @@ async fn workflows_forever(
     state: AppState,
     engine: Engine,
     checkpoint: PathBuf,
+    mut control: tokio::sync::mpsc::Receiver<funnel_workflows::Control>,
     stop: watch::Receiver<bool>,
 ) {
     state.metrics().workflows_running(true);
@@ -290,7 +303,11 @@ async fn workflows_forever(
             Ok(mut runtime) => {
                 let metrics = state.metrics().clone();
                 runtime
-                    .run_observed(stopped(stop.clone()), &mut |b| metrics.saga_backlog(b))
+                    .run_controlled(
+                        stopped(stop.clone()),
+                        &mut |b| metrics.saga_backlog(b),
+                        &mut control,
+                    )
                     .await
             }
             Err(e) => Err(e),

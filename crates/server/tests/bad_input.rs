@@ -163,6 +163,7 @@ fn write_endpoints(lead: &str, hook: &str) -> Vec<String> {
         format!("/staff/{staff}/reassign"),
         format!("/staff/{staff}/leave"),
         format!("/staff/{staff}/tokens"),
+        format!("/workflows/{id}/retry"),
         "/webhooks".into(),
         format!("/webhooks/{hook}/replay"),
         format!("/webhooks/{hook}/pause"),

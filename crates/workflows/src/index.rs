@@ -57,6 +57,41 @@ pub struct InstanceSummary {
 }
 
 impl InstanceSummary {
+    /// The summary of instance `id` in `state`, its stream at `version`.
+    pub fn of(id: WorkflowId, s: &WorkflowState, version: Version) -> Self {
+        let mut timers: Vec<PendingTimer> = s
+            .timers
+            .iter()
+            .map(|(t, (purpose, due_at))| PendingTimer {
+                workflow_id: id,
+                timer_id: *t,
+                purpose: purpose.clone(),
+                due_at: *due_at,
+            })
+            .collect();
+        timers.sort_by_key(|t| (t.due_at, t.timer_id));
+        InstanceSummary {
+            id,
+            kind: s.kind,
+            subject: s.subject.clone(),
+            lead_id: s.lead_id,
+            office: s.office,
+            active: s.active,
+            outcome: s.outcome.clone(),
+            open_tasks: s.tasks.len(),
+            timers,
+            parked: s
+                .parked
+                .iter()
+                .map(|(cause, reason)| ParkedReaction {
+                    cause: *cause,
+                    reason: reason.clone(),
+                })
+                .collect(),
+            version: version.0,
+        }
+    }
+
     /// When the next timer is due.
     pub fn next_timer(&self) -> Option<DateTime<Utc>> {
         self.timers.first().map(|t| t.due_at)
@@ -190,41 +225,7 @@ impl Index {
         let mut out: Vec<InstanceSummary> = self
             .instances
             .iter()
-            .filter_map(|(id, i)| {
-                let version = i.version?;
-                let s = &i.state;
-                let mut timers: Vec<PendingTimer> = s
-                    .timers
-                    .iter()
-                    .map(|(t, (purpose, due_at))| PendingTimer {
-                        workflow_id: *id,
-                        timer_id: *t,
-                        purpose: purpose.clone(),
-                        due_at: *due_at,
-                    })
-                    .collect();
-                timers.sort_by_key(|t| (t.due_at, t.timer_id));
-                Some(InstanceSummary {
-                    id: *id,
-                    kind: s.kind,
-                    subject: s.subject.clone(),
-                    lead_id: s.lead_id,
-                    office: s.office,
-                    active: s.active,
-                    outcome: s.outcome.clone(),
-                    open_tasks: s.tasks.len(),
-                    timers,
-                    parked: s
-                        .parked
-                        .iter()
-                        .map(|(cause, reason)| ParkedReaction {
-                            cause: *cause,
-                            reason: reason.clone(),
-                        })
-                        .collect(),
-                    version: version.0,
-                })
-            })
+            .filter_map(|(id, i)| Some(InstanceSummary::of(*id, &i.state, i.version?)))
             .collect();
         out.sort_by(|a, b| (a.kind, &a.subject, a.id).cmp(&(b.kind, &b.subject, b.id)));
         out

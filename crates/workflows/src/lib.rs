@@ -19,15 +19,19 @@
 //! failure: its refusal code is recorded as the command's outcome.
 //!
 //! The [`Tasks`] read model folds the tasks the instances open and close into the open tasks of
-//! each person, role and office.
+//! each person, role and office; the [`Instances`] read model folds each instance's state for
+//! listing. A running runtime takes [`Control`] requests (retrying parked reactions) between its
+//! rounds, so a server can offer them without a second runtime.
 
 mod failpoint;
 mod index;
+mod instances;
 mod runtime;
 mod scheduler;
 mod tasks;
 
 pub use failpoint::FailPoint;
 pub use index::{InstanceSummary, ParkedReaction, PendingTimer};
-pub use runtime::{Backlog, RuntimeError, Stats, WorkflowRuntime};
+pub use instances::{InstanceRow, Instances};
+pub use runtime::{Backlog, Control, RuntimeError, Stats, WorkflowRuntime};
 pub use tasks::{OpenTaskRow, Tasks};

@@ -50,6 +50,17 @@ pub enum RuntimeError {
     },
 }
 
+/// A request to a running runtime, answered between its rounds (see
+/// [`WorkflowRuntime::run_controlled`]).
+#[derive(Debug)]
+pub enum Control {
+    /// Run an instance's parked reactions again; the answer is how many were retried.
+    Retry {
+        id: WorkflowId,
+        reply: tokio::sync::oneshot::Sender<Result<usize, RuntimeError>>,
+    },
+}
+
 /// Counters since the runtime started.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {

@@ -108,6 +108,18 @@ impl WorkflowRuntime {
         shutdown: impl Future<Output = ()>,
         observe: &mut dyn FnMut(&crate::Backlog),
     ) -> Result<(), RuntimeError> {
+        let (_keep, mut control) = tokio::sync::mpsc::channel(1);
+        self.run_controlled(shutdown, observe, &mut control).await
+    }
+
+    /// [`Self::run_observed`], also answering [`Control`](crate::Control) requests between rounds.
+    /// The receiver outlives the runtime, so a restarted runtime goes on answering.
+    pub async fn run_controlled(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+        observe: &mut dyn FnMut(&crate::Backlog),
+        control: &mut tokio::sync::mpsc::Receiver<crate::Control>,
+    ) -> Result<(), RuntimeError> {
         tokio::pin!(shutdown);
         loop {
             self.run_until_idle(&mut |_, _| {}).await?;
@@ -122,6 +134,13 @@ impl WorkflowRuntime {
             let store = self.engine.store().clone();
             tokio::select! {
                 r = store.wait_for_append(self.after, sleep) => { r?; }
+                Some(request) = control.recv() => match request {
+                    // A failure is the caller's answer; if the store is down, the next round
+                    // fails too and the runtime restarts as usual.
+                    crate::Control::Retry { id, reply } => {
+                        let _ = reply.send(self.retry(id).await);
+                    }
+                },
                 () = &mut shutdown => return Ok(()),
             }
         }

@@ -45,6 +45,15 @@ async fn the_demo_history_has_instances_of_all_nine_kinds_and_open_tasks() {
         }
     }
     eprintln!("commands sent by outcome: {outcomes:?}");
+    // The instances read model, folded from the log alone, says what the runtime's index says.
+    let mut model = funnel_workflows::Instances::default();
+    for e in w.events("workflow").await {
+        funnel_projections::ReadModel::apply(&mut model, &e).expect("applies");
+    }
+    assert_eq!(model.by_id.len(), instances.len());
+    for i in &instances {
+        assert_eq!(model.summary(i.id).as_ref(), Some(i), "instance {}", i.id);
+    }
     let tasks = w.tasks().await;
     assert!(!tasks.open.is_empty());
     // Every open task is somebody's: its assignee, or the role in its office.

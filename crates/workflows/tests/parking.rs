@@ -69,10 +69,9 @@ impl EventStore for Flaky {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_command_parks_the_reaction_until_it_is_retried() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut w = World::open(dir.path(), shanghai(2026, 3, 3, 10, 0));
+/// A world whose lead streams can be broken, with one reassignment request waiting.
+async fn parked_world(dir: &std::path::Path) -> (World, Arc<Flaky>, WorkflowId) {
+    let mut w = World::open(dir, shanghai(2026, 3, 3, 10, 0));
     let flaky = Arc::new(Flaky {
         inner: w.store.clone(),
         broken: AtomicBool::new(false),
@@ -97,9 +96,68 @@ async fn a_failed_command_parks_the_reaction_until_it_is_retried() {
         },
     )
     .await;
+    let id = WorkflowId::derived(&format!("reassignment:{reassignment_id}"));
+    (w, flaky, id)
+}
+
+/// A running runtime takes a retry request between its rounds and answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_runtime_retries_on_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (w, flaky, id) = parked_world(dir.path()).await;
     let mut rt: WorkflowRuntime = w.runtime();
     rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
-    let id = WorkflowId::derived(&format!("reassignment:{reassignment_id}"));
+    flaky.broken.store(true, Ordering::SeqCst);
+    w.clock.advance(Duration::days(15));
+    rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
+    flaky.broken.store(false, Ordering::SeqCst);
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut observe = |_: &funnel_workflows::Backlog| {};
+    let run = rt.run_controlled(
+        async {
+            let _ = stopped.await;
+        },
+        &mut observe,
+        &mut rx,
+    );
+    let ask = async {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        tx.send(funnel_workflows::Control::Retry { id, reply })
+            .await
+            .expect("the runtime listens");
+        let retried = answer.await.expect("answered").expect("retried");
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let unknown = WorkflowId::derived("nobody");
+        tx.send(funnel_workflows::Control::Retry { id: unknown, reply })
+            .await
+            .expect("the runtime listens");
+        let refused = answer.await.expect("answered");
+        let _ = stop.send(());
+        (retried, refused)
+    };
+    let (ran, (retried, refused)) = tokio::join!(run, ask);
+    ran.expect("stops cleanly");
+    assert_eq!(retried, 1);
+    assert!(matches!(
+        refused,
+        Err(funnel_workflows::RuntimeError::UnknownInstance(_))
+    ));
+    let done = rt
+        .instances()
+        .into_iter()
+        .find(|i| i.id == id)
+        .expect("instance");
+    assert_eq!(done.status(), "expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_command_parks_the_reaction_until_it_is_retried() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (w, flaky, id) = parked_world(dir.path()).await;
+    let mut rt: WorkflowRuntime = w.runtime();
+    rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
     // The expiry is due while lead streams cannot be written: the reaction is parked.
     flaky.broken.store(true, Ordering::SeqCst);
     w.clock.advance(Duration::days(15));

@@ -18,14 +18,16 @@ use std::collections::BTreeMap;
 pub use calendar::{next_monthly_deadline, next_weekly_deadline};
 
 /// An open task as the instance knows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OpenTask {
     pub name: String,
     pub assignee: Assignee,
 }
 
-/// A workflow instance's state: a fold over its own events. `Default` is "not started".
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A workflow instance's state: a fold over its own events. `Default` is "not started". It
+/// serializes so that read models which keep it (the instance list of `funnel serve`) can be
+/// checkpointed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WorkflowState {
     pub id: Option<WorkflowId>,
     pub kind: Option<WorkflowKind>,

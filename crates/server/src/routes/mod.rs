@@ -1,8 +1,10 @@
 //! The handlers: probes, metrics and the OpenAPI document (`ops`), commands (`write`) and queries
-//! (`read`), offices and staff (`org`), webhook subscriptions (`webhooks`).
+//! (`read`), offices and staff (`org`), webhook subscriptions (`webhooks`), saga instances
+//! (`workflows`).
 
 pub mod ops;
 pub mod org;
 pub mod read;
 pub mod webhooks;
+pub mod workflows;
 pub mod write;

@@ -8,12 +8,12 @@
 
 use crate::AppState;
 use crate::auth::{Access, Caller};
-use crate::extract::{RawBody, command_id, path_id};
+use crate::extract::{Q, RawBody, command_id, path_id};
 use crate::problem::Problem;
 use crate::routes::read::{resolve_office, staff_named};
 use crate::routes::write::{WriteResult, execute, run};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use funnel_domain::org::{OfficeCommand, StaffCommand};
@@ -106,7 +106,7 @@ async fn access(state: &AppState, at_least: Option<u64>) -> Result<Access, Probl
 pub async fn list_offices(
     State(state): State<AppState>,
     _caller: Caller,
-    Query(params): Query<StaffParams>,
+    Q(params): Q<StaffParams>,
 ) -> Result<Json<Value>, Problem> {
     if params.office.is_some() {
         return Err(Problem::bad_request(
@@ -136,7 +136,7 @@ pub async fn list_offices(
 pub async fn list_staff(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<StaffParams>,
+    Q(params): Q<StaffParams>,
 ) -> Result<Json<Value>, Problem> {
     let asked = match &params.office {
         Some(text) => Some(resolve_office(&state, text).await?),
