@@ -44,6 +44,8 @@ pub enum Command {
     Tail(crate::tail::TailArgs),
     /// Offices: open one, list them.
     Office(crate::org::OfficeArgs),
+    /// The working calendar: public holidays and make-up working days of a year.
+    Calendar(crate::org::CalendarArgs),
     /// Staff: add, reassign, leave, list, and API tokens.
     Staff(crate::org::StaffArgs),
     /// Measure the store and projections against raw baselines.
@@ -71,6 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(a) => crate::serve::run(&cli.store, cli.projections.as_deref(), a),
         Command::Office(a) => runtime()?.block_on(crate::org::office(&store, a)),
+        Command::Calendar(a) => runtime()?.block_on(crate::org::calendar(&store, a)),
         Command::Staff(a) => runtime()?.block_on(crate::org::staff(&store, a)),
         Command::Demo(a) => runtime()?.block_on(crate::demo::run(&store, a)),
         Command::Export(a) => runtime()?.block_on(crate::export::run(&store, a)),

@@ -1,4 +1,5 @@
-//! `funnel office` and `funnel staff`: the organisation (process §1) and API tokens. These act on
+//! `funnel office`, `funnel staff` and `funnel calendar`: the organisation (process §1), API
+//! tokens, and the working calendar that deadlines in working days count with. These act on
 //! the store directly, as the system (the bootstrap of a new installation: the first office, the
 //! first headquarters member, their token) or, with `--as NAME`, as a member of the sales
 //! department or an executive; the domain decides either way and the log records who did it. Once
@@ -41,6 +42,147 @@ fn find_office(directory: &Access, text: &str) -> anyhow::Result<OfficeId> {
 async fn execute(engine: &Engine, who: Who, cmd: Command) -> anyhow::Result<Position> {
     let accepted = engine.execute(CommandMeta::new(who), cmd).await?;
     Ok(accepted.last_position)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CalendarArgs {
+    #[command(subcommand)]
+    pub what: CalendarWhat,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum CalendarWhat {
+    /// Publish (or correct) a year's calendar: `funnel calendar publish 2026 --holiday
+    /// 2026-10-01..2026-10-07 --workday 2026-09-27 --workday 2026-10-10`. Weekend days inside a
+    /// holiday range are skipped; a later publication replaces the year's calendar.
+    Publish {
+        year: i32,
+        /// A weekday off, or a range `FROM..TO` (inclusive); repeat for more.
+        #[arg(long = "holiday")]
+        holidays: Vec<String>,
+        /// A weekend day worked (调休); repeat for more.
+        #[arg(long = "workday")]
+        workdays: Vec<String>,
+        /// Where the schedule comes from.
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        acting: Acting,
+    },
+    /// A year's holidays and make-up working days.
+    Show {
+        year: i32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Dates from `D` or `FROM..TO` arguments; with `weekdays_only`, weekend days of a range are
+/// left out (a single date is kept as given, for the domain to judge).
+fn dates(args: &[String], weekdays_only: bool) -> anyhow::Result<Vec<chrono::NaiveDate>> {
+    use chrono::Datelike;
+    let parse = |t: &str| {
+        t.trim().parse::<chrono::NaiveDate>().map_err(|_| {
+            anyhow::anyhow!("`{t}` is not a date (YYYY-MM-DD, or a range YYYY-MM-DD..YYYY-MM-DD)")
+        })
+    };
+    let mut out = Vec::new();
+    for a in args {
+        match a.split_once("..") {
+            None => out.push(parse(a)?),
+            Some((from, to)) => {
+                let (from, to) = (parse(from)?, parse(to)?);
+                anyhow::ensure!(from <= to, "`{a}`: the range ends before it starts");
+                anyhow::ensure!(
+                    (to - from).num_days() < 366,
+                    "`{a}`: a range is at most a year"
+                );
+                let mut d = from;
+                while d <= to {
+                    let weekend =
+                        matches!(d.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun);
+                    if !(weekdays_only && weekend) {
+                        out.push(d);
+                    }
+                    d = d.succ_opt().unwrap_or(to + chrono::Duration::days(1));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub async fn calendar(url: &StoreUrl, args: CalendarArgs) -> anyhow::Result<()> {
+    let store = crate::cli::open(url).await?;
+    match args.what {
+        CalendarWhat::Publish {
+            year,
+            holidays,
+            workdays,
+            note,
+            acting,
+        } => {
+            let directory = funnel_server::tokens::directory(store.as_ref()).await?;
+            let cmd = funnel_domain::work_calendar::CalendarCommand::Publish {
+                year,
+                holidays: dates(&holidays, true)?,
+                workdays: dates(&workdays, false)?,
+                note,
+            };
+            let who = acting.who(&directory)?;
+            let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
+            let accepted = engine
+                .execute(CommandMeta::new(who), Command::Calendar { cmd })
+                .await?;
+            if let Some(funnel_domain::Event::CalendarPublished(e)) =
+                accepted.events.first().map(|e| &e.payload)
+            {
+                println!(
+                    "published the {year} calendar: {} holidays, {} make-up working days (position {})",
+                    e.holidays.len(),
+                    e.workdays.len(),
+                    accepted.last_position
+                );
+            }
+        }
+        CalendarWhat::Show { year, json } => {
+            anyhow::ensure!((0..=9999).contains(&year), "{year} is not a year");
+            let stream = funnel_types::StreamId::new("calendar", year)?;
+            let records = funnel_store::read_whole_stream(store.as_ref(), &stream).await?;
+            let mut state = funnel_domain::work_calendar::CalendarState::default();
+            for r in &records {
+                state = funnel_domain::work_calendar::evolve_calendar(
+                    state,
+                    &funnel_codec::decode_recorded(r)?.payload,
+                );
+            }
+            match (state.published, json) {
+                (Some(p), true) => println!("{}", serde_json::to_string_pretty(&p)?),
+                (None, true) => println!("null"),
+                (Some(p), false) => {
+                    println!("{year}: {}", p.note);
+                    let list = |d: &[chrono::NaiveDate]| {
+                        d.iter()
+                            .map(|d| d.format("%m-%d").to_string())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    };
+                    println!("  holidays ({}): {}", p.holidays.len(), list(&p.holidays));
+                    println!(
+                        "  make-up working days ({}): {}",
+                        p.workdays.len(),
+                        list(&p.workdays)
+                    );
+                }
+                (None, false) => {
+                    println!(
+                        "no calendar is published for {year}: Monday to Friday are working days"
+                    )
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]

@@ -190,4 +190,55 @@ fn a_new_installation_is_set_up_from_the_command_line() {
     assert_eq!(wang["active"], false);
     let err = refused(s, &["staff", "leave", "王工（SH）"], d);
     assert!(err.contains("has left"), "{err}");
+
+    // The working calendar: a holiday range keeps its weekdays only.
+    let out = ok(s, &["calendar", "show", "2026"], d);
+    assert!(out.contains("Monday to Friday"), "{out}");
+    let out = ok(
+        s,
+        &[
+            "calendar",
+            "publish",
+            "2026",
+            "--holiday",
+            "2026-10-01..2026-10-07",
+            "--workday",
+            "2026-09-27",
+            "--workday",
+            "2026-10-10",
+            "--note",
+            "国庆节",
+            "--as",
+            "销售部",
+        ],
+        d,
+    );
+    assert!(out.contains("5 holidays, 2 make-up working days"), "{out}");
+    let shown = json(&ok(s, &["calendar", "show", "2026", "--json"], d));
+    assert_eq!(shown["holidays"].as_array().map(Vec::len), Some(5));
+    assert_eq!(shown["holidays"][2], "2026-10-05");
+    let err = refused(
+        s,
+        &[
+            "calendar",
+            "publish",
+            "2026",
+            "--holiday",
+            "2026-10-07..2026-10-01",
+        ],
+        d,
+    );
+    assert!(err.contains("ends before it starts"), "{err}");
+    let err = refused(
+        s,
+        &["calendar", "publish", "2026", "--holiday", "1 October"],
+        d,
+    );
+    assert!(err.contains("is not a date"), "{err}");
+    let err = refused(
+        s,
+        &["calendar", "publish", "2026", "--workday", "2026-10-08"],
+        d,
+    );
+    assert!(err.contains("a working day anyway"), "{err}");
 }

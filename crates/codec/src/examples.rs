@@ -562,5 +562,18 @@ pub fn examples() -> Vec<Event> {
             token_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"example-token"),
         }
         .into(),
+        CalendarPublished {
+            year: 2026,
+            holidays: [(10, 1), (10, 2), (10, 5), (10, 6), (10, 7)]
+                .into_iter()
+                .filter_map(|(m, d)| NaiveDate::from_ymd_opt(2026, m, d))
+                .collect(),
+            workdays: [(9, 27), (10, 10)]
+                .into_iter()
+                .filter_map(|(m, d)| NaiveDate::from_ymd_opt(2026, m, d))
+                .collect(),
+            note: "国庆节".into(),
+        }
+        .into(),
     ]
 }

@@ -189,5 +189,6 @@ fn command_name(cmd: &Command) -> String {
         Command::Lead { cmd, .. } => format!("lead {}", cmd.name()),
         Command::Plan { .. } => "visit plan".into(),
         Command::Summary { .. } => "office summary".into(),
+        Command::Calendar { .. } => "working calendar".into(),
     }
 }

@@ -17,6 +17,7 @@ pub mod refusal;
 pub mod summary;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod work_calendar;
 pub mod workflow;
 
 pub use acting::{Acting, Ctx, StaffInfo, StaffLookup};
@@ -24,3 +25,4 @@ pub use events::{EVENT_TYPES, Event, deserialize_payload, event_schemas};
 pub use normalize::{customer_key, normalise_name};
 pub use policy::{Policy, ReviewerSeat};
 pub use refusal::{Decision, Refusal, RefusalCode, Rejected};
+pub use work_calendar::WorkCalendar;

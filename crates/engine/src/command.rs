@@ -6,6 +6,7 @@ use funnel_domain::lead::{self, LeadCommand};
 use funnel_domain::org::{self, OfficeCommand, StaffCommand};
 use funnel_domain::plan::{self, PlanCommand};
 use funnel_domain::summary::{self, SummaryCommand};
+use funnel_domain::work_calendar::{self, CalendarCommand};
 use funnel_domain::{Acting, Ctx, Decision, Event, RefusalCode, customer_key};
 use funnel_types::{LeadId, OfficeId, PlanId, StaffId, StreamId, SummaryId};
 
@@ -44,6 +45,8 @@ pub enum Command {
         summary_id: Option<SummaryId>,
         cmd: SummaryCommand,
     },
+    /// The working calendar of a year (`calendar-<year>`).
+    Calendar { cmd: CalendarCommand },
 }
 
 pub(crate) fn staff_stream(id: StaffId) -> StreamId {
@@ -107,6 +110,18 @@ impl Command {
             } => stream("summary", summary::summary_id(*office, period)),
             Command::Summary { summary_id, .. } => {
                 stream("summary", summary_id.ok_or_else(|| missing("summary_id"))?)
+            }
+            Command::Calendar {
+                cmd: CalendarCommand::Publish { year, .. },
+            } => {
+                if !(0..=9999).contains(year) {
+                    return Err(EngineError::refused(
+                        RefusalCode::InvalidValue,
+                        format!("{year} is not a year"),
+                        format!("{year} 不是有效年份"),
+                    ));
+                }
+                stream("calendar", year)
             }
         })
     }
@@ -200,6 +215,14 @@ impl Command {
                         summary::evolve_summary(s, e)
                     });
                 summary::decide_summary(&state, cmd, ctx)
+            }
+            Command::Calendar { cmd } => {
+                let state = history
+                    .iter()
+                    .fold(work_calendar::CalendarState::default(), |s, e| {
+                        work_calendar::evolve_calendar(s, e)
+                    });
+                work_calendar::decide_calendar(&state, cmd, ctx)
             }
         }
     }

@@ -141,6 +141,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(org::revoke_token),
         )
         .route("/staff/{id}/{action}", post(org::staff_change))
+        .route(
+            "/calendar/{year}",
+            get(org::calendar).post(org::publish_calendar),
+        )
         .route("/pipeline", get(read::pipeline))
         .route("/audit/conflicts", get(read::conflicts))
         .route("/audit/plans", get(read::plans))

@@ -254,6 +254,13 @@ fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: 
         "/staff/{id}/tokens/{token_id}".into(),
         json!({ "delete": op }),
     );
+    let year = || json!({ "name": "year", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 0, "maximum": 9999 } });
+    let publish = schema::<crate::routes::org::PublishCalendar>(g);
+    let published = Some(schema::<WriteResult>(g));
+    paths.insert("/calendar/{year}".into(), json!({
+        "get": read_op(g, "calendar", "A year's public holidays and make-up working days (none published: Monday to Friday)", vec![year()])["get"].clone(),
+        "post": operation(g, "publish_calendar", "Publish or correct a year's working calendar (sales department, executives); deadlines in working days count with it", vec![year(), key()], Some(publish), "200", published),
+    }));
 }
 
 fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {

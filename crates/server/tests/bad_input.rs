@@ -164,6 +164,7 @@ fn write_endpoints(lead: &str, hook: &str) -> Vec<String> {
         format!("/staff/{staff}/leave"),
         format!("/staff/{staff}/tokens"),
         format!("/workflows/{id}/retry"),
+        "/calendar/2026".into(),
         "/webhooks".into(),
         format!("/webhooks/{hook}/replay"),
         format!("/webhooks/{hook}/pause"),

@@ -328,3 +328,76 @@ async fn headquarters_runs_the_organisation() {
         Some("staff.not_found"),
     );
 }
+
+#[tokio::test]
+async fn headquarters_publishes_the_working_calendar() {
+    let w = world().await;
+    let r = w.get("/calendar/2026", "eng_a").await;
+    expect(&r, StatusCode::OK, None);
+    assert_eq!(r.body["published"], false);
+    let national_day = json!({
+        "holidays": ["2026-10-01", "2026-10-02", "2026-10-05", "2026-10-06", "2026-10-07"],
+        "workdays": ["2026-09-27", "2026-10-10"],
+        "note": "国庆节",
+    });
+    for who in ["manager", "eng_a", "key_account"] {
+        expect(
+            &w.post("/calendar/2026", who, national_day.clone()).await,
+            StatusCode::FORBIDDEN,
+            Some("auth.role_not_permitted"),
+        );
+    }
+    expect(
+        &w.post("/calendar/2026", "auditor", national_day.clone())
+            .await,
+        StatusCode::FORBIDDEN,
+        Some("auth.read_only"),
+    );
+    expect(
+        &w.post(
+            "/calendar/2026",
+            "sales_dept",
+            json!({ "holidays": ["2026-10-03"] }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("validation.invalid_value"),
+    );
+    expect(
+        &w.post("/calendar/2027", "sales_dept", national_day.clone())
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("validation.invalid_value"),
+    );
+    expect(
+        &w.post(
+            "/calendar/2026",
+            "sales_dept",
+            json!({ "holidays": ["1 October"] }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        None,
+    );
+    expect(
+        &w.get("/calendar/twenty", "sales_dept").await,
+        StatusCode::BAD_REQUEST,
+        None,
+    );
+    let r = w
+        .post("/calendar/2026", "executive", national_day.clone())
+        .await;
+    expect(&r, StatusCode::OK, None);
+    assert_eq!(r.body["events"][0]["type"], "calendar.published");
+    expect(
+        &w.post("/calendar/2026", "executive", national_day).await,
+        StatusCode::CONFLICT,
+        Some("command.nothing_to_do"),
+    );
+    let r = w.get("/calendar/2026", "eng_bj").await;
+    expect(&r, StatusCode::OK, None);
+    assert_eq!(r.body["published"], true);
+    assert_eq!(r.body["holidays"].as_array().map(Vec::len), Some(5));
+    assert_eq!(r.body["workdays"][1], "2026-10-10");
+    assert_eq!(r.body["published_by"]["role"], "executive");
+}

@@ -115,6 +115,8 @@ pub struct WorkflowRuntime {
     started: bool,
     pub(crate) index: Index,
     office_tz: HashMap<OfficeId, chrono_tz::Tz>,
+    /// Published holidays and make-up working days, as of the last event delivered.
+    calendar: funnel_domain::WorkCalendar,
     failpoint: Option<FailPoint>,
     pub(crate) stats: Stats,
 }
@@ -157,6 +159,7 @@ impl WorkflowRuntime {
             started: false,
             index: Index::default(),
             office_tz: HashMap::new(),
+            calendar: funnel_domain::WorkCalendar::default(),
             failpoint: FailPoint::from_env(),
             stats: Stats::default(),
         })
@@ -225,6 +228,27 @@ impl WorkflowRuntime {
             };
             for rec in &batch {
                 self.observe(&funnel_codec::decode_recorded(rec)?);
+            }
+            after = last;
+        }
+        // The working calendars up to the checkpoint; later publications arrive in log order.
+        let filter = Filter::category("calendar");
+        let mut after = Position::START;
+        loop {
+            let batch = store.read_all(after, &filter, PAGE).await?;
+            let Some(last) = batch.last().map(|r| r.meta.position) else {
+                break;
+            };
+            if last > self.after {
+                for rec in batch.iter().filter(|r| r.meta.position <= self.after) {
+                    self.calendar
+                        .evolve(&funnel_codec::decode_recorded(rec)?.payload);
+                }
+                break;
+            }
+            for rec in &batch {
+                self.calendar
+                    .evolve(&funnel_codec::decode_recorded(rec)?.payload);
             }
             after = last;
         }
@@ -307,6 +331,7 @@ impl WorkflowRuntime {
     /// of reactions appended.
     pub async fn deliver(&mut self, env: &Envelope<Event>) -> Result<usize, RuntimeError> {
         self.start().await?;
+        self.calendar.evolve(&env.payload);
         let fire = Fire {
             id: env.meta.event_id.0,
             position: Some(env.meta.position),
@@ -403,6 +428,7 @@ impl WorkflowRuntime {
                 now,
                 policy: self.engine.policy(),
                 tz,
+                calendar: &self.calendar,
             };
             let trigger = Trigger {
                 id: fire.id,

@@ -519,3 +519,59 @@ async fn a_contract_is_reviewed_by_every_seat_reopened_by_an_amendment_and_signe
     assert_eq!(outcome(&events).as_deref(), Some("signed"));
     assert!(w.tasks().await.open.is_empty());
 }
+
+/// A working calendar published in the log moves the deadlines past its holidays, in the runtime
+/// that reads it, and in one started afresh from a checkpoint after the publication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_skip_the_published_holidays() {
+    use funnel_domain::work_calendar::CalendarCommand;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Wednesday 30 September 2026, 10:00 Shanghai, on the eve of National Day.
+    let w = World::open(dir.path(), shanghai(2026, 9, 30, 10, 0));
+    w.bootstrap().await;
+    let day = |m, d| chrono::NaiveDate::from_ymd_opt(2026, m, d).expect("date");
+    w.exec(
+        Who::System("bootstrap".into()),
+        Command::Calendar {
+            cmd: CalendarCommand::Publish {
+                year: 2026,
+                holidays: vec![day(10, 1), day(10, 2), day(10, 5), day(10, 6), day(10, 7)],
+                workdays: vec![day(9, 27), day(10, 10)],
+                note: "国庆节".into(),
+            },
+        },
+    )
+    .await;
+    // The runtime reads the publication first, then stops; a new one resumes from its checkpoint.
+    w.runtime()
+        .run_until_idle(&mut |_, _| {})
+        .await
+        .expect("runs");
+    w.register("e1", "万科", PurchaseMode::Independent).await;
+    w.exec(
+        Who::Staff(staff("e2")),
+        Command::Lead {
+            lead_id: None,
+            cmd: LeadCommand::Register(registration("万科 ", PurchaseMode::Independent)),
+        },
+    )
+    .await;
+    let mut rt = w.runtime();
+    rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
+    let tasks = w.tasks().await;
+    let mine = tasks.for_staff(&info("m"));
+    assert_eq!(mine.len(), 1);
+    // Two working days after Wednesday 30 September: Thursday 8 and Friday 9 October.
+    assert_eq!(mine[0].due_at, Some(shanghai(2026, 10, 9, 10, 0)));
+    let summary = rt
+        .instances()
+        .into_iter()
+        .find(|i| i.kind == Some(WorkflowKind::OwnershipConflict))
+        .expect("the conflict");
+    let dues: Vec<_> = summary.timers.iter().map(|t| t.due_at).collect();
+    // Five: 8, 9, Saturday 10 (worked), 12 and 13 October.
+    assert_eq!(
+        dues,
+        vec![shanghai(2026, 10, 9, 10, 0), shanghai(2026, 10, 13, 10, 0)]
+    );
+}

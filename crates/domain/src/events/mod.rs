@@ -186,6 +186,8 @@ events! {
     StaffTokenIssued = "staff.token_issued" v 1,
     /// An API token was revoked.
     StaffTokenRevoked = "staff.token_revoked" v 1,
+    /// The working calendar of a year: public holidays and make-up working days.
+    CalendarPublished = "calendar.published" v 1,
 }
 
 impl Event {

@@ -68,3 +68,19 @@ pub struct StaffTokenRevoked {
     pub staff_id: StaffId,
     pub token_id: uuid::Uuid,
 }
+
+/// Headquarters published (or corrected) the working calendar of a year, as China's official
+/// schedule sets it: public holidays that fall on weekdays, and weekend days worked in exchange
+/// (调休). Every other weekday is a working day, every other weekend day is not. A later
+/// publication for the same year replaces the earlier one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarPublished {
+    pub year: i32,
+    /// Weekdays off, in order.
+    pub holidays: Vec<chrono::NaiveDate>,
+    /// Saturdays and Sundays worked, in order.
+    pub workdays: Vec<chrono::NaiveDate>,
+    /// Where the schedule comes from, e.g. the State Council notice.
+    pub note: String,
+}

@@ -11,7 +11,7 @@ mod lead_rules;
 use crate::events::*;
 use crate::lead::LeadCommand;
 use crate::plan::PlanCommand;
-use chrono::{DateTime, Datelike, Duration, TimeZone, Utc, Weekday};
+use chrono::{DateTime, Utc};
 use funnel_types::{EventId, LeadId, OfficeId, Role, StaffId, TaskId, TimerId, WorkflowId};
 use std::collections::BTreeMap;
 
@@ -159,6 +159,8 @@ pub struct ReactCtx<'a> {
     pub policy: &'a crate::Policy,
     /// The time zone of the instance's office (deadlines and working days are local).
     pub tz: chrono_tz::Tz,
+    /// Public holidays and make-up working days, as published when the reaction runs.
+    pub calendar: &'a crate::WorkCalendar,
 }
 
 /// The instances an event concerns. Workflow events concern none (timers are fired by the runtime).
@@ -466,9 +468,10 @@ impl Builder<'_> {
         }
     }
 
-    /// `n` working days (Monday to Friday, office time) after `t`, at the same time of day.
+    /// `n` working days (Monday to Friday but the published holidays, plus make-up working days;
+    /// office time) after `t`, at the same time of day.
     pub fn working_days(&self, t: DateTime<Utc>, n: u32) -> DateTime<Utc> {
-        add_working_days(t, n, self.ctx.tz)
+        self.ctx.calendar.add_working_days(t, n, self.ctx.tz)
     }
 }
 
@@ -490,34 +493,16 @@ pub fn person(role: Role, office: Option<OfficeId>, staff: StaffId) -> Assignee 
     }
 }
 
-/// `n` working days (Monday to Friday in `tz`) after `t`, at the same local time of day. Public
-/// holidays are not modelled.
+/// `n` working days (Monday to Friday in `tz`, no published holidays) after `t`, at the same local
+/// time of day.
 pub fn add_working_days(t: DateTime<Utc>, n: u32, tz: chrono_tz::Tz) -> DateTime<Utc> {
-    let local = t.with_timezone(&tz).naive_local();
-    let mut date = local.date();
-    let mut left = n;
-    while left > 0 {
-        let Some(next) = date.succ_opt() else {
-            return t;
-        };
-        date = next;
-        if !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
-            left -= 1;
-        }
-    }
-    let naive = date.and_time(local.time());
-    tz.from_local_datetime(&naive)
-        .earliest()
-        .map(|d| d.with_timezone(&Utc))
-        .unwrap_or_else(|| {
-            t.checked_add_signed(Duration::days(i64::from(n)))
-                .unwrap_or(t)
-        })
+    crate::WorkCalendar::default().add_working_days(t, n, tz)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn working_days_skip_weekends_in_office_time() {

@@ -192,6 +192,74 @@ fn reassigning_moves_between_office_and_headquarters_in_one_step() {
     assert_eq!(r.unwrap_err().refusal.code, RefusalCode::RoleNotPermitted);
 }
 
+#[test]
+fn headquarters_publishes_a_checked_working_calendar() {
+    use funnel_domain::work_calendar::*;
+    let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).expect("date");
+    let publish = |holidays: Vec<NaiveDate>, workdays: Vec<NaiveDate>| CalendarCommand::Publish {
+        year: 2026,
+        holidays,
+        workdays,
+        note: "国务院办公厅通知".into(),
+    };
+    let hq = Acting::Staff(sales_dept());
+    let decide = |acting: Acting, state: &CalendarState, cmd: CalendarCommand| {
+        run(acting, t0(), |c| decide_calendar(state, &cmd, c))
+    };
+    let code = |d: Decision| d.unwrap_err().refusal.code;
+    let empty = CalendarState::default();
+    let good = || publish(vec![day(10, 2), day(10, 1), day(10, 1)], vec![day(10, 10)]);
+    assert_eq!(
+        code(decide(Acting::Staff(manager()), &empty, good())),
+        RefusalCode::RoleNotPermitted
+    );
+    // A Saturday is not a holiday to list, a Thursday not a make-up day, 2027 not in 2026.
+    assert_eq!(
+        code(decide(
+            hq.clone(),
+            &empty,
+            publish(vec![day(10, 3)], vec![])
+        )),
+        RefusalCode::InvalidValue
+    );
+    assert_eq!(
+        code(decide(
+            hq.clone(),
+            &empty,
+            publish(vec![], vec![day(10, 1)])
+        )),
+        RefusalCode::InvalidValue
+    );
+    let next_year = NaiveDate::from_ymd_opt(2027, 1, 1).expect("date");
+    assert_eq!(
+        code(decide(hq.clone(), &empty, publish(vec![next_year], vec![]))),
+        RefusalCode::InvalidValue
+    );
+    // Accepted: dates sorted and deduplicated; the same again is nothing to do; a correction is
+    // a new publication that replaces it.
+    let events = decide(hq.clone(), &empty, good()).expect("published");
+    let Event::CalendarPublished(p) = &events[0] else {
+        panic!("{events:?}")
+    };
+    assert_eq!(p.holidays, vec![day(10, 1), day(10, 2)]);
+    let state = events.iter().fold(empty, evolve_calendar);
+    assert_eq!(
+        code(decide(hq.clone(), &state, good())),
+        RefusalCode::NothingToDo
+    );
+    let corrected = decide(
+        Acting::system("bootstrap"),
+        &state,
+        publish(vec![day(10, 1)], vec![]),
+    )
+    .expect("corrected");
+    let mut calendar = WorkCalendar::default();
+    for e in events.iter().chain(&corrected) {
+        calendar.evolve(e);
+    }
+    assert!(calendar.is_working_day(day(10, 2)) && !calendar.is_working_day(day(10, 10)));
+}
+
 fn next_week() -> Period {
     Period::Week {
         monday: NaiveDate::from_ymd_opt(2026, 3, 9).expect("date"),

@@ -8,7 +8,7 @@ use funnel_domain::lead::LeadCommand;
 use funnel_domain::model::*;
 use funnel_domain::plan::PlanCommand;
 use funnel_domain::workflow::{self, OutCommand, ReactCtx, Reaction, Trigger, WorkflowState};
-use funnel_domain::{Event, Policy, testing};
+use funnel_domain::{Event, Policy, WorkCalendar, testing};
 use funnel_types::*;
 use proptest::prelude::*;
 
@@ -26,6 +26,7 @@ struct Saga {
     id: WorkflowId,
     state: WorkflowState,
     policy: Policy,
+    calendar: WorkCalendar,
     now: DateTime<Utc>,
 }
 
@@ -38,6 +39,7 @@ impl Saga {
             id,
             state: WorkflowState::default(),
             policy: Policy::default(),
+            calendar: WorkCalendar::default(),
             now: t0(),
         }
     }
@@ -54,6 +56,7 @@ impl Saga {
             now: self.now,
             policy: &self.policy,
             tz: chrono_tz::Asia::Shanghai,
+            calendar: &self.calendar,
         };
         let r = workflow::react(self.kind, self.id, &self.state, &trigger, &ctx);
         for e in &r.events {
@@ -156,6 +159,33 @@ fn ownership_conflict_reminds_after_two_working_days_and_escalates_after_five() 
     let r = saga.trigger(&decided, shanghai(2026, 3, 13, 11, 0));
     assert!(names(&r).ends_with(&["workflow.completed"]));
     assert!(saga.open_tasks().is_empty() && saga.state.timers.is_empty() && !saga.state.active);
+}
+
+#[test]
+fn reminders_count_working_days_past_a_published_holiday() {
+    let opened = Event::OwnershipConflictOpened(OwnershipConflictOpened {
+        lead_id: LeadId::derived("l"),
+        conflict_id: ConflictId::derived("c"),
+        claimants: vec![wang().id, li().id],
+        opened_at: t0(),
+    });
+    let mut saga = Saga::for_event(&opened);
+    let day = |m, d| NaiveDate::from_ymd_opt(2026, m, d).expect("date");
+    saga.calendar.apply(&CalendarPublished {
+        year: 2026,
+        holidays: vec![day(10, 1), day(10, 2), day(10, 5), day(10, 6), day(10, 7)],
+        workdays: vec![day(9, 27), day(10, 10)],
+        note: "国庆节".into(),
+    });
+    // Wednesday 30 September 10:00: the 2nd working day after it is Friday 9 October (1–7 are
+    // off), the 5th is Tuesday 13 October (Saturday 10 October is worked).
+    saga.trigger(&opened, shanghai(2026, 9, 30, 10, 0));
+    let dues: Vec<DateTime<Utc>> = saga.state.timers.values().map(|(_, d)| *d).collect();
+    assert!(
+        dues.contains(&shanghai(2026, 10, 9, 10, 0))
+            && dues.contains(&shanghai(2026, 10, 13, 10, 0)),
+        "{dues:?}"
+    );
 }
 
 #[test]
@@ -309,6 +339,7 @@ fn declarations_go_to_review_then_filing_and_strategic_ones_to_key_accounts() {
         id: valid_id,
         state: WorkflowState::default(),
         policy: Policy::default(),
+        calendar: WorkCalendar::default(),
         now: t0(),
     };
     assert!(other.trigger(&reviewed, t0()).events.is_empty());
@@ -565,11 +596,12 @@ proptest! {
     fn redelivered_triggers_change_nothing(steps in testing::steps(80)) {
         let (_, log) = testing::run(&steps, &Policy::default());
         let policy = Policy::default();
+        let calendar = WorkCalendar::default();
         let mut states: std::collections::BTreeMap<WorkflowId, WorkflowState> = Default::default();
         for (i, event) in log.iter().enumerate() {
             for (kind, id) in workflow::route(event, Some(testing::office())) {
                 let trigger = Trigger { id: uuid::Uuid::from_u128(i as u128), occurred_at: t0() + Duration::hours(i as i64), office: Some(testing::office()), event };
-                let ctx = ReactCtx { now: trigger.occurred_at, policy: &policy, tz: chrono_tz::Asia::Shanghai };
+                let ctx = ReactCtx { now: trigger.occurred_at, policy: &policy, tz: chrono_tz::Asia::Shanghai, calendar: &calendar };
                 let state = states.remove(&id).unwrap_or_default();
                 let first = workflow::react(kind, id, &state, &trigger, &ctx);
                 let state = first.events.iter().fold(state, workflow::evolve);

@@ -1,4 +1,4 @@
-//! The organisation: offices and staff (process §1). Anyone signed in lists the offices; staff lists
+//! The organisation: offices and staff (process §1), and the working calendar. Anyone signed in lists the offices; staff lists
 //! follow the read scope (office roles their own office, headquarters and auditors everyone). Changes
 //! go through the engine like every command, so the domain decides who may make them (the sales
 //! department and executives) and the log records them; the answer comes once this server's read
@@ -70,6 +70,21 @@ pub struct ReassignStaff {
 pub struct LeaveStaff {
     #[serde(default)]
     pub reason: String,
+}
+
+/// `POST /calendar/{year}`: publish (or correct) a year's working calendar.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishCalendar {
+    /// Weekdays off (public holidays), `YYYY-MM-DD`.
+    #[serde(default)]
+    pub holidays: Vec<chrono::NaiveDate>,
+    /// Weekend days worked in exchange (调休), `YYYY-MM-DD`.
+    #[serde(default)]
+    pub workdays: Vec<chrono::NaiveDate>,
+    /// Where the schedule comes from.
+    #[serde(default)]
+    pub note: String,
 }
 
 /// `POST /staff/{id}/tokens` answers the new token, once.
@@ -166,6 +181,63 @@ pub async fn list_staff(
         })
         .collect();
     Ok(Json(json!({ "staff": staff })))
+}
+
+fn year_param(text: &str) -> Result<i32, Problem> {
+    text.parse::<i32>()
+        .ok()
+        .filter(|y| (0..=9999).contains(y))
+        .ok_or_else(|| Problem::bad_request("year", format!("`{text}` is not a year")))
+}
+
+/// `GET /calendar/{year}`: the year's published holidays and make-up working days (none published:
+/// Monday to Friday). Everyone signed in reads it.
+pub async fn calendar(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(year): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    let year = year_param(&year)?;
+    let stream = funnel_types::StreamId::new("calendar", year).map_err(Problem::internal)?;
+    let records = funnel_store::read_whole_stream(state.store().as_ref(), &stream).await?;
+    let mut published = None;
+    for rec in &records {
+        if let funnel_domain::Event::CalendarPublished(e) = funnel_codec::decode_recorded(rec)
+            .map_err(Problem::internal)?
+            .payload
+        {
+            published = Some((e, rec.meta.occurred_at, rec.meta.actor.clone()));
+        }
+    }
+    Ok(Json(match published {
+        Some((e, at, actor)) => json!({ "year": year, "published": true, "holidays": e.holidays,
+            "workdays": e.workdays, "note": e.note, "published_at": at, "published_by": actor,
+            "version": records.len() }),
+        None => json!({ "year": year, "published": false, "holidays": [], "workdays": [],
+            "note": "", "version": 0 }),
+    }))
+}
+
+/// `POST /calendar/{year}`: the sales department or an executive publishes the year's calendar.
+pub async fn publish_calendar(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(year): Path<String>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Json<WriteResult>, Problem> {
+    let year = year_param(&year)?;
+    let id = command_id(&headers, &caller)?;
+    let b = body.json::<PublishCalendar>()?;
+    let cmd = Command::Calendar {
+        cmd: funnel_domain::work_calendar::CalendarCommand::Publish {
+            year,
+            holidays: b.holidays,
+            workdays: b.workdays,
+            note: b.note,
+        },
+    };
+    execute(&state, &caller, id, "publish_calendar", cmd).await
 }
 
 /// `POST /offices`.
