@@ -30,6 +30,8 @@ pub enum Command {
     Serve(crate::serve::ServeArgs),
     /// Write a realistic, deterministic demo history through the real command path.
     Demo(crate::demo::DemoArgs),
+    /// One of the manual's six standard forms from the record, as a printable page or a spreadsheet.
+    Form(crate::forms::FormArgs),
     /// Who touched which lead, ownership conflicts, refused touches, plan compliance.
     Audit(crate::query::AuditArgs),
     /// An office's pipeline and funnel, as of any date or position.
@@ -91,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schemas(a) => crate::contract::schemas(a),
         Command::Events(a) => crate::contract::events(a),
         Command::Refusals => crate::contract::refusals(),
+        Command::Form(a) => runtime()?.block_on(crate::forms::run(&store, a)),
         Command::Import(a) => runtime()?.block_on(crate::import::run(&store, a)),
     }
 }

@@ -7,6 +7,7 @@ mod cli;
 mod contract;
 mod demo;
 mod export;
+mod forms;
 mod import;
 mod org;
 mod projections;

@@ -25,6 +25,7 @@ mod run;
 pub mod tokens;
 
 pub use config::{ConfigError, LogFormat, ServeOptions};
+pub use routes::forms::name_book as forms_names;
 pub use run::{ServeError, beside_store, init_logging, open_runner, projections_path, serve};
 
 use axum::Router;
@@ -115,7 +116,7 @@ impl AppState {
 /// dashboard's static page (`/`, `/dashboard.js`, which then call the API with a token) needs a
 /// bearer token.
 pub fn router(state: AppState) -> Router {
-    use routes::{ops, org, read, webhooks, workflows, write};
+    use routes::{forms, ops, org, read, webhooks, workflows, write};
     let limit = state.options().http.body_limit;
     Router::new()
         .route("/", get(ops::dashboard))
@@ -150,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/plans", get(read::plans))
         .route("/audit/actor/{staff}", get(read::actor_audit))
         .route("/tasks", get(read::tasks))
+        .route("/forms/{n}/{id}", get(forms::form))
         .route("/workflows", get(workflows::list))
         .route("/workflows/{id}", get(workflows::show))
         .route("/workflows/{id}/retry", post(workflows::retry))

@@ -486,6 +486,27 @@ pub fn document() -> Value {
         ],
     );
     paths.insert("/workflows".into(), op);
+    let mut responses = problem_responses(&mut g);
+    responses["200"] = json!({
+        "description": "The form: a printable page, or a spreadsheet with a byte-order mark",
+        "content": {
+            "text/html": { "schema": { "type": "string" } },
+            "text/csv": { "schema": { "type": "string" } },
+        },
+    });
+    paths.insert(
+        "/forms/{n}/{id}".into(),
+        json!({ "get": {
+            "operationId": "form",
+            "summary": "One of the manual's standard forms built from the record: 1 customer info, 2 follow-ups, 5 key persons, 6 prospect declaration (of a lead), 3 office summary (of a summary), 4 visit plan (of a plan)",
+            "parameters": [
+                { "name": "n", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1, "maximum": 6 } },
+                path_param("id"),
+                query("format", "`html` (printable, the default) or `csv`", json!({ "type": "string", "enum": ["html", "csv"] })),
+            ],
+            "responses": responses,
+        }}),
+    );
     let op = read_op(
         &mut g,
         "show_workflow",

@@ -1,7 +1,8 @@
 //! The handlers: probes, metrics and the OpenAPI document (`ops`), commands (`write`) and queries
 //! (`read`), offices and staff (`org`), webhook subscriptions (`webhooks`), saga instances
-//! (`workflows`).
+//! (`workflows`), the manual's forms (`forms`).
 
+pub mod forms;
 pub mod ops;
 pub mod org;
 pub mod read;

@@ -1,0 +1,95 @@
+//! `funnel form N ID`: one of the manual's six standard forms, built from the record, as a
+//! printable HTML page or a CSV spreadsheet.
+
+use funnel_engine::StoreUrl;
+use funnel_forms::FormKind;
+use funnel_types::StreamId;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct FormArgs {
+    /// The form: 1 customer info record, 2 follow-up record, 5 key persons, 6 prospect declaration
+    /// (of a lead); 3 office summary (of a summary); 4 visit plan (of a plan).
+    #[arg(value_parser = clap::value_parser!(u8).range(1..=6))]
+    pub form: u8,
+    /// The lead, summary or plan id.
+    pub id: uuid::Uuid,
+    /// `html` (printable) or `csv` (a spreadsheet); by default from the `--out` file's extension,
+    /// else `html`.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Html,
+    Csv,
+}
+
+pub async fn run(url: &StoreUrl, args: FormArgs) -> anyhow::Result<()> {
+    let kind = FormKind::from_number(args.form)
+        .ok_or_else(|| anyhow::anyhow!("no form {}; the forms are 1 to 6", args.form))?;
+    let store = crate::cli::open(url).await?;
+    let stream = StreamId::new(kind.category(), args.id)?;
+    let records = funnel_store::read_whole_stream(store.as_ref(), &stream).await?;
+    let events = records
+        .iter()
+        .map(funnel_codec::decode_recorded)
+        .collect::<Result<Vec<_>, _>>()?;
+    let directory = funnel_server::tokens::directory(store.as_ref()).await?;
+    let names = funnel_server::forms_names(&directory);
+    let tz = events
+        .iter()
+        .find_map(|e| e.meta.office)
+        .and_then(|o| directory.offices.get(&o))
+        .and_then(|o| o.timezone.parse().ok())
+        .unwrap_or(chrono_tz::Asia::Shanghai);
+    let form = funnel_forms::build(kind, &events, &names, tz).map_err(|e| {
+        anyhow::anyhow!(
+            "form {} ({}): {e} (form {} is made from a {} id)",
+            kind.number(),
+            kind.title_zh(),
+            kind.number(),
+            kind.category()
+        )
+    })?;
+    let by_extension = args.out.as_ref().and_then(|p| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .and_then(|e| match e.to_ascii_lowercase().as_str() {
+                "csv" => Some(Format::Csv),
+                "html" | "htm" => Some(Format::Html),
+                _ => None,
+            })
+    });
+    let text = match args.format.or(by_extension).unwrap_or(Format::Html) {
+        Format::Html => funnel_forms::to_html(&form),
+        Format::Csv => funnel_forms::to_csv(&form),
+    };
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            eprintln!(
+                "表{} {} of {} written to {}",
+                kind.number(),
+                kind.title_zh(),
+                form.subject,
+                path.display()
+            );
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(text.as_bytes())
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! `GET /forms/{n}/{id}?format=html|csv`: the manual's standard forms (Part 3) built from the record
+//! — forms 1, 2, 5 and 6 of a lead, 3 of an office summary, 4 of a visit plan — as a printable page
+//! or a spreadsheet. Office roles get the forms of their office; headquarters and auditors all.
+
+use crate::AppState;
+use crate::auth::{Access, Caller};
+use crate::extract::{Q, path_id};
+use crate::problem::Problem;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use funnel_forms::{FormError, FormKind, NameBook};
+use funnel_store::read_whole_stream;
+use funnel_types::StreamId;
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormParams {
+    /// `html` (the default, printable) or `csv` (a spreadsheet).
+    pub format: Option<Format>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    #[default]
+    Html,
+    Csv,
+}
+
+/// Names of staff and offices, and an office's time zone, from the access model.
+pub fn name_book(access: &Access) -> NameBook {
+    NameBook {
+        staff: access
+            .staff
+            .iter()
+            .map(|(id, s)| (*id, s.name.clone()))
+            .collect(),
+        offices: access
+            .offices
+            .iter()
+            .map(|(id, o)| (*id, o.name.clone()))
+            .collect(),
+    }
+}
+
+pub async fn form(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((n, id)): Path<(String, String)>,
+    Q(params): Q<FormParams>,
+) -> Result<Response, Problem> {
+    let kind = n
+        .parse::<u8>()
+        .ok()
+        .and_then(FormKind::from_number)
+        .ok_or_else(|| {
+            Problem::not_found(
+                "form.unknown",
+                format!("no form `{n}`; the manual's forms are 1 to 6"),
+                format!("没有表 `{n}`，手册中的表为 1 至 6"),
+            )
+        })?;
+    let id: uuid::Uuid = path_id("id", &id)?;
+    let stream = StreamId::new(kind.category(), id).map_err(Problem::internal)?;
+    let records = read_whole_stream(state.store().as_ref(), &stream).await?;
+    let events = records
+        .iter()
+        .map(funnel_codec::decode_recorded)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Problem::internal)?;
+    let office = events.iter().find_map(|e| e.meta.office);
+    if let Some(office) = office {
+        caller.check_read(office)?;
+    } else if !events.is_empty() && !caller.reads_all() {
+        return Err(Problem::forbidden(
+            funnel_domain::RefusalCode::OtherOffice,
+            "this record belongs to no office; office roles read their own office's",
+            "该记录不属于任何办事处，办事处人员只能查看本办事处的记录",
+        ));
+    }
+    let (names, tz) = {
+        let r = state.runner().read().await;
+        let access = r.get::<Access>();
+        let names = access.map(name_book).unwrap_or_default();
+        let tz = office
+            .and_then(|o| access.and_then(|a| a.offices.get(&o)))
+            .and_then(|o| o.timezone.parse().ok())
+            .unwrap_or(chrono_tz::Asia::Shanghai);
+        (names, tz)
+    };
+    let form = funnel_forms::build(kind, &events, &names, tz).map_err(|e| match e {
+        FormError::NotFound(m) => Problem::not_found(
+            "form.no_record",
+            format!(
+                "{m} (form {} is made from a {} id)",
+                kind.number(),
+                kind.category()
+            ),
+            format!("没有可生成表{}的记录", kind.number()),
+        ),
+        FormError::NotYet(m) => Problem::new(
+            StatusCode::CONFLICT,
+            "form.not_yet",
+            m,
+            format!("该记录尚无表{}的内容", kind.number()),
+        ),
+    })?;
+    let file = format!("form-{}-{id}", kind.number());
+    Ok(match params.format.unwrap_or_default() {
+        Format::Html => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'".to_string(),
+                ),
+            ],
+            funnel_forms::to_html(&form),
+        )
+            .into_response(),
+        Format::Csv => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{file}.csv\""),
+                ),
+            ],
+            funnel_forms::to_csv(&form),
+        )
+            .into_response(),
+    })
+}
