@@ -247,16 +247,8 @@ pub async fn office(url: &StoreUrl, args: OfficeArgs) -> anyhow::Result<()> {
         OfficeWhat::List { json } => {
             let rows: Vec<Value> = directory
                 .offices
-                .iter()
-                .map(|(id, o)| {
-                    let active = directory
-                        .staff
-                        .values()
-                        .filter(|s| s.active && s.office == Some(*id))
-                        .count();
-                    serde_json::json!({ "id": id, "code": o.code, "name": o.name,
-                        "timezone": o.timezone, "region": o.region, "active_staff": active })
-                })
+                .keys()
+                .filter_map(|id| directory.office_row(*id))
                 .collect();
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -3,37 +3,12 @@
 //! the recorded time unchanged; a second import writes nothing; a damaged, reordered or conflicting
 //! file stops with the line it could not take.
 
+mod common;
+
+use common::*;
 use funnel_testkit::NatsServer;
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn funnel(store: &str, args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_funnel"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run funnel")
-}
-
-fn ok(store: &str, args: &[&str], dir: &Path) -> String {
-    let out = funnel(store, args, dir);
-    assert!(
-        out.status.success(),
-        "funnel {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-fn refused(store: &str, args: &[&str], dir: &Path) -> String {
-    let out = funnel(store, args, dir);
-    assert!(!out.status.success(), "funnel {args:?} should have failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use std::process::Command;
 
 /// Every exported line, without what the target store assigns anew: its recorded time, and (with
 /// `drop`) other fields such as positions, whose numbering differs between backends.

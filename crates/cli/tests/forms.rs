@@ -2,30 +2,10 @@
 //! lead, an office summary and a visit plan, as HTML and CSV; a form the record cannot make is
 //! refused with the reason.
 
+mod common;
+
+use common::*;
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn funnel(store: &str, args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_funnel"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run funnel")
-}
-
-fn ok(store: &str, args: &[&str], dir: &Path) -> String {
-    let out = funnel(store, args, dir);
-    assert!(
-        out.status.success(),
-        "funnel {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
 
 /// The id part of the stream of the first event of `event_type`.
 fn first_of(events: &[Value], event_type: &str) -> String {

@@ -2,36 +2,10 @@
 //! the first headquarters member and their token, then people added, reassigned and leaving;
 //! mistakes are refused with a message that says what to do.
 
+mod common;
+
+use common::*;
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
-
-fn funnel(store: &str, args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_funnel"))
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run funnel")
-}
-
-fn ok(store: &str, args: &[&str], dir: &Path) -> String {
-    let out = funnel(store, args, dir);
-    assert!(
-        out.status.success(),
-        "funnel {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-fn refused(store: &str, args: &[&str], dir: &Path) -> String {
-    let out = funnel(store, args, dir);
-    assert!(!out.status.success(), "funnel {args:?} should have failed");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).expect("JSON output")

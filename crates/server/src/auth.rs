@@ -157,6 +157,21 @@ impl Access {
             .map(|(id, _)| *id)
     }
 
+    /// An office as `GET /offices` and `funnel office list` show it: id, code, name, time zone,
+    /// region and how many active members of staff it has.
+    pub fn office_row(&self, id: OfficeId) -> Option<serde_json::Value> {
+        let o = self.offices.get(&id)?;
+        let active = self
+            .staff
+            .values()
+            .filter(|s| s.active && s.office == Some(id))
+            .count();
+        Some(
+            serde_json::json!({ "id": id, "code": o.code, "name": o.name,
+            "timezone": o.timezone, "region": o.region, "active_staff": active }),
+        )
+    }
+
     /// The office whose code is `code`, in any case.
     pub fn office_with_code(&self, code: &str) -> Option<OfficeId> {
         self.offices

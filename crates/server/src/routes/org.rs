@@ -1,16 +1,17 @@
-//! The organisation: offices and staff (process §1), and the working calendar. Anyone signed in lists the offices; staff lists
-//! follow the read scope (office roles their own office, headquarters and auditors everyone). Changes
-//! go through the engine like every command, so the domain decides who may make them (the sales
-//! department and executives) and the log records them; the answer comes once this server's read
-//! models hold the change, so a revoked token already fails and a new role already counts. Ids of what a request creates are derived
-//! from its command id, so a retried request creates the same office or person; an office's id is
-//! derived from its code, so two offices cannot share one.
+//! The organisation: offices and staff (process §1), and the working calendar. Anyone signed in
+//! lists the offices and reads the calendar; staff lists follow the read scope (office roles their
+//! own office, headquarters and auditors everyone). Changes go through the engine like every
+//! command, so the domain decides who may make them (the sales department and executives) and the
+//! log records them; the answer to an office or staff change comes once this server's read models
+//! hold it, so a revoked token already fails and a new role already counts. Ids of what a request
+//! creates are derived from its command id, so a retried request creates the same person; an
+//! office's id is derived from its code, so two offices cannot share one.
 
 use crate::AppState;
 use crate::auth::{Access, Caller};
 use crate::extract::{Q, RawBody, command_id, path_id};
 use crate::problem::Problem;
-use crate::routes::read::{resolve_office, staff_named};
+use crate::routes::read::{resolve_optional_office, staff_named};
 use crate::routes::write::{WriteResult, execute, run};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -132,16 +133,8 @@ pub async fn list_offices(
     let access = access(&state, params.at_least).await?;
     let offices: Vec<Value> = access
         .offices
-        .iter()
-        .map(|(id, o)| {
-            let staff = access
-                .staff
-                .values()
-                .filter(|s| s.active && s.office == Some(*id))
-                .count();
-            json!({ "id": id, "code": o.code, "name": o.name, "timezone": o.timezone,
-                "region": o.region, "active_staff": staff })
-        })
+        .keys()
+        .filter_map(|id| access.office_row(*id))
         .collect();
     Ok(Json(json!({ "offices": offices })))
 }
@@ -153,10 +146,7 @@ pub async fn list_staff(
     caller: Caller,
     Q(params): Q<StaffParams>,
 ) -> Result<Json<Value>, Problem> {
-    let asked = match &params.office {
-        Some(text) => Some(resolve_office(&state, text).await?),
-        None => None,
-    };
+    let asked = resolve_optional_office(&state, params.office.as_deref()).await?;
     let scope = caller.scope(asked)?;
     let access = access(&state, params.at_least).await?;
     let staff: Vec<Value> = access
@@ -283,10 +273,7 @@ pub async fn add_staff(
 ) -> Result<Response, Problem> {
     let id = command_id(&headers, &caller)?;
     let b = body.json::<AddStaff>()?;
-    let office = match &b.office {
-        Some(text) => Some(resolve_office(&state, text).await?),
-        None => None,
-    };
+    let office = resolve_optional_office(&state, b.office.as_deref()).await?;
     let staff_id = StaffId::derived(&id.to_string());
     let cmd = Command::Staff {
         staff_id,
@@ -313,10 +300,7 @@ pub async fn staff_change(
     let (name, cmd) = match action.as_str() {
         "reassign" => {
             let b = body.json::<ReassignStaff>()?;
-            let office = match &b.office {
-                Some(text) => Some(resolve_office(&state, text).await?),
-                None => None,
-            };
+            let office = resolve_optional_office(&state, b.office.as_deref()).await?;
             (
                 "reassign_staff",
                 StaffCommand::Reassign {

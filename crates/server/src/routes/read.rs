@@ -79,12 +79,32 @@ pub(crate) async fn resolve_office(state: &AppState, text: &str) -> Result<Offic
     })
 }
 
-/// The office of the query's `office=`, if given.
-async fn office_param(state: &AppState, params: &ReadParams) -> Result<Option<OfficeId>, Problem> {
-    match &params.office {
+/// The office a request names, if it names one.
+pub(crate) async fn resolve_optional_office(
+    state: &AppState,
+    text: Option<&str>,
+) -> Result<Option<OfficeId>, Problem> {
+    match text {
         Some(text) => resolve_office(state, text).await.map(Some),
         None => Ok(None),
     }
+}
+
+/// The office of the query's `office=`, if given.
+async fn office_param(state: &AppState, params: &ReadParams) -> Result<Option<OfficeId>, Problem> {
+    resolve_optional_office(state, params.office.as_deref()).await
+}
+
+/// A page size: `limit` (100 when absent), refused outside 1 to 1000.
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Problem::bad_request(
+            "limit",
+            "it must be between 1 and 1000",
+        ));
+    }
+    Ok(limit)
 }
 
 /// A read model's current state, cloned out under the read lock.
@@ -383,13 +403,7 @@ pub async fn events(
     caller: Caller,
     Q(params): Q<EventsParams>,
 ) -> Result<Json<Value>, Problem> {
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request(
-            "limit",
-            "it must be between 1 and 1000",
-        ));
-    }
+    let limit = page_limit(params.limit)?;
     let after = Position(params.after.unwrap_or(0));
     let page = state.store().read_all(after, &Filter::All, limit).await?;
     let mut out = Vec::with_capacity(page.len());

@@ -7,7 +7,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::extract::{Q, RawBody, path_id};
 use crate::problem::Problem;
-use crate::routes::read::wait_for;
+use crate::routes::read::{page_limit, resolve_optional_office, wait_for};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -77,17 +77,8 @@ pub async fn list(
     caller: Caller,
     Q(params): Q<ListParams>,
 ) -> Result<Json<Value>, Problem> {
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(Problem::bad_request(
-            "limit",
-            "it must be between 1 and 1000",
-        ));
-    }
-    let asked = match &params.office {
-        Some(text) => Some(crate::routes::read::resolve_office(&state, text).await?),
-        None => None,
-    };
+    let limit = page_limit(params.limit)?;
+    let asked = resolve_optional_office(&state, params.office.as_deref()).await?;
     let scope = caller.scope(asked)?;
     wait_for(&state, params.at_least).await?;
     let model = instances(&state).await?;
