@@ -247,6 +247,17 @@ async fn append(
             first.0
         );
     }
+    let last = commit.events[commit.events.len() - 1].meta.version;
+    if outcome.duplicate && outcome.last_version != last {
+        anyhow::bail!(
+            "line {}: command {} is in stream {} only up to version {}, but the file has it up to version {}: an earlier import read a file that ended inside this command; its missing events cannot be added under the same command id",
+            commit.line,
+            commit.command_id,
+            commit.stream,
+            outcome.last_version.0,
+            last.0
+        );
+    }
     if outcome.duplicate {
         report.commits_present += 1;
     } else {

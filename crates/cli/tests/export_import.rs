@@ -182,6 +182,24 @@ fn files_that_cannot_be_imported_name_the_line() {
         "{err}"
     );
 
+    // A file cut inside a multi-event command, imported, then the whole file: the command cannot
+    // be completed under its id, and the import says so instead of skipping the rest of it.
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let inside = (1..parsed.len())
+        .find(|&i| parsed[i]["command_id"] == parsed[i - 1]["command_id"])
+        .expect("a command with several events");
+    std::fs::write(d.join("cut.ndjson"), lines[..inside].join("\n")).expect("write");
+    ok(&target("e.db"), &["import", "cut.ndjson"], d);
+    std::fs::write(d.join("whole.ndjson"), lines.join("\n")).expect("write");
+    let err = refused(&target("e.db"), &["import", "whole.ndjson"], d);
+    assert!(
+        err.contains(&format!("line {inside}")) && err.contains("ended inside this command"),
+        "{err}"
+    );
+
     // A file that is not there.
     let err = refused(&target("d.db"), &["import", "missing.ndjson"], d);
     assert!(
