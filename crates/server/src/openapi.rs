@@ -65,6 +65,23 @@ fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
 
+/// The `after` and `limit` parameters of a paginated list; `next` in the answer is the `after` of
+/// the following page (`null` on the last).
+fn paging(after: &str, cursor: Value) -> [Value; 2] {
+    [
+        query(
+            "after",
+            &format!("{after} (the previous page's `next`)"),
+            cursor,
+        ),
+        query(
+            "limit",
+            "Items per page, 1 to 1000 (100 by default)",
+            json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+        ),
+    ]
+}
+
 fn read_op(g: &mut SchemaGenerator, id: &str, summary: &str, params: Vec<Value>) -> Value {
     let mut responses = problem_responses(g);
     responses["200"] = json!({
@@ -113,10 +130,10 @@ fn webhook_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
     let (create, created) = (schema::<CreateWebhook>(g), schema::<CreatedWebhook>(g));
     let sub = schema::<Subscription>(g);
     let list = json!({ "type": "object", "required": ["subscriptions"],
-        "properties": { "subscriptions": { "type": "array", "items": sub } } });
+        "properties": { "subscriptions": { "type": "array", "items": sub }, "next": { "type": ["string", "null"], "format": "uuid" } } });
     paths.insert("/webhooks".into(), json!({
         "post": operation(g, "create_webhook", "Subscribe a URL to events by office and kind (the secret is answered once)", vec![], Some(create), "201", Some(created)),
-        "get": operation(g, "list_webhooks", "Webhook subscriptions the caller may see", vec![], None, "200", Some(serde_json::from_value(list).unwrap_or_else(|_| Schema::default()))),
+        "get": operation(g, "list_webhooks", "Webhook subscriptions the caller may see, by id, a page at a time", paging("Subscriptions after this id", json!({ "type": "string", "format": "uuid" })).to_vec(), None, "200", Some(serde_json::from_value(list).unwrap_or_else(|_| Schema::default()))),
     }));
     let sub = schema::<Subscription>(g);
     paths.insert("/webhooks/{id}".into(), json!({
@@ -203,7 +220,7 @@ fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: 
         json!({ "type": "string" }),
     );
     paths.insert("/staff".into(), json!({
-        "get": read_op(g, "list_staff", "Members of staff the caller may see (token ids for headquarters, auditors and oneself)", vec![office, at_least.clone()])["get"].clone(),
+        "get": read_op(g, "list_staff", "Members of staff the caller may see (token ids for headquarters, auditors and oneself)", [vec![office, at_least.clone()], paging("Members of staff after this id", json!({ "type": "string", "format": "uuid" })).to_vec()].concat())["get"].clone(),
         "post": operation(g, "add_staff", "A member of staff joins (sales department, executives)", vec![key()], Some(add), "201", written.clone()),
     }));
     let reassign = schema::<ReassignStaff>(g);
@@ -392,8 +409,16 @@ pub fn document() -> Value {
     let audit = read_op(
         &mut g,
         "lead_audit",
-        "Who changed or tried to change a lead",
-        vec![path_param("id"), at_least.clone()],
+        "Who changed or tried to change a lead, in log order, a page at a time",
+        [
+            vec![path_param("id"), at_least.clone()],
+            paging(
+                "Touches after this log position",
+                json!({ "type": "integer", "minimum": 0 }),
+            )
+            .to_vec(),
+        ]
+        .concat(),
     );
     paths.insert("/leads/{id}/audit".into(), audit);
     let as_of = query(
@@ -435,7 +460,13 @@ pub fn document() -> Value {
             day("from", "First day (Shanghai time), inclusive"),
             day("to", "Last day (Shanghai time), inclusive"),
             at_least.clone(),
-        ],
+        ]
+        .into_iter()
+        .chain(paging(
+            "Touches after this log position",
+            json!({ "type": "integer", "minimum": 0 }),
+        ))
+        .collect(),
     );
     paths.insert("/audit/actor/{staff}".into(), op);
     let op = read_op(
@@ -449,7 +480,13 @@ pub fn document() -> Value {
                 json!({ "type": "string" }),
             ),
             at_least.clone(),
-        ],
+        ]
+        .into_iter()
+        .chain(paging(
+            "Tasks after this opaque cursor",
+            json!({ "type": "string" }),
+        ))
+        .collect(),
     );
     paths.insert("/tasks".into(), op);
     let kinds: Vec<&str> = funnel_domain::events::WorkflowKind::ALL

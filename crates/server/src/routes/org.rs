@@ -105,6 +105,10 @@ pub struct StaffParams {
     pub at_least: Option<u64>,
     /// An office by id, code (any case) or exact name.
     pub office: Option<String>,
+    /// Members of staff after this id (the previous page's `next`).
+    pub after: Option<StaffId>,
+    /// Members of staff per page, 1 to 1000 (100 by default).
+    pub limit: Option<usize>,
 }
 
 async fn access(state: &AppState, at_least: Option<u64>) -> Result<Access, Problem> {
@@ -124,10 +128,10 @@ pub async fn list_offices(
     _caller: Caller,
     Q(params): Q<StaffParams>,
 ) -> Result<Json<Value>, Problem> {
-    if params.office.is_some() {
+    if params.office.is_some() || params.after.is_some() || params.limit.is_some() {
         return Err(Problem::bad_request(
             "office",
-            "`GET /offices` lists every office; `GET /staff?office=` lists one office's staff",
+            "`GET /offices` lists every office at once (only `at_least` applies); `GET /staff?office=` lists one office's staff",
         ));
     }
     let access = access(&state, params.at_least).await?;
@@ -148,14 +152,16 @@ pub async fn list_staff(
 ) -> Result<Json<Value>, Problem> {
     let asked = resolve_optional_office(&state, params.office.as_deref()).await?;
     let scope = caller.scope(asked)?;
+    let limit = crate::routes::read::page_limit(params.limit)?;
     let access = access(&state, params.at_least).await?;
-    let staff: Vec<Value> = access
-        .staff
-        .iter()
-        .filter(|(_, s)| match scope {
-            Some(o) => s.office == Some(o),
-            None => true,
-        })
+    let in_scope = access.staff.iter().filter(|(_, s)| match scope {
+        Some(o) => s.office == Some(o),
+        None => true,
+    });
+    let (rows, next) =
+        crate::routes::read::page(in_scope, |(id, _)| **id, params.after.as_ref(), limit);
+    let staff: Vec<Value> = rows
+        .into_iter()
         .map(|(id, s)| {
             let mut row = json!({ "id": id, "name": s.name, "role": s.role,
                 "office": s.office, "active": s.active });
@@ -170,7 +176,7 @@ pub async fn list_staff(
             row
         })
         .collect();
-    Ok(Json(json!({ "staff": staff })))
+    Ok(Json(json!({ "staff": staff, "next": next })))
 }
 
 fn year_param(text: &str) -> Result<i32, Problem> {

@@ -95,6 +95,29 @@ async fn office_param(state: &AppState, params: &ReadParams) -> Result<Option<Of
     resolve_optional_office(state, params.office.as_deref()).await
 }
 
+/// One page of `items`, which come sorted by `key`: those after the cursor `after`, at most
+/// `limit` of them, and the cursor of the next page when more follow (`None` on the last page).
+pub(crate) fn page<T, K: Ord>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> K,
+    after: Option<&K>,
+    limit: usize,
+) -> (Vec<T>, Option<K>) {
+    let mut rest = items
+        .into_iter()
+        .filter(|t| after.is_none_or(|a| key(t) > *a))
+        .peekable();
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match rest.next() {
+            Some(t) => out.push(t),
+            None => break,
+        }
+    }
+    let next = rest.peek().and(out.last()).map(&key);
+    (out, next)
+}
+
 /// A page size: `limit` (100 when absent), refused outside 1 to 1000.
 pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {
     let limit = limit.unwrap_or(100);
@@ -130,14 +153,37 @@ pub async fn me(caller: Caller) -> Json<Value> {
     }))
 }
 
-/// `GET /leads/{id}/audit`: who changed or tried to change a lead, when and in which role.
+/// Query of the touch lists (`/leads/{id}/audit`, `/audit/actor/{staff}`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TouchParams {
+    pub at_least: Option<u64>,
+    /// First day (Shanghai time), inclusive (actor audits only).
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day (Shanghai time), inclusive (actor audits only).
+    pub to: Option<chrono::NaiveDate>,
+    /// Touches after this log position (the previous page's `next`).
+    pub after: Option<u64>,
+    /// Touches per page, 1 to 1000 (100 by default).
+    pub limit: Option<usize>,
+}
+
+/// `GET /leads/{id}/audit?after=&limit=`: who changed or tried to change a lead, when and in which
+/// role, in log order, a page at a time.
 pub async fn lead_audit(
     State(state): State<AppState>,
     caller: Caller,
     Path(lead): Path<String>,
-    Q(params): Q<ReadParams>,
+    Q(params): Q<TouchParams>,
 ) -> Result<Json<Value>, Problem> {
     let lead: LeadId = path_id("lead id", &lead)?;
+    if params.from.is_some() || params.to.is_some() {
+        return Err(Problem::bad_request(
+            "from",
+            "a lead's audit is the whole history of the lead; `from` and `to` are for actor audits",
+        ));
+    }
+    let limit = page_limit(params.limit)?;
     wait_for(&state, params.at_least).await?;
     let r = state.runner().read().await;
     let office = r
@@ -151,9 +197,16 @@ pub async fn lead_audit(
             )
         })?;
     caller.check_read(office)?;
+    let mut next = None;
     let touches = r.get::<Touches>().map(|t| {
-        t.lead(lead)
-            .iter()
+        let (rows, more) = page(
+            t.lead(lead),
+            |x| x.position,
+            params.after.map(Position).as_ref(),
+            limit,
+        );
+        next = more;
+        rows.iter()
             .map(|x| {
                 json!({
                     "position": x.position, "at": x.at, "actor": x.actor,
@@ -167,6 +220,7 @@ pub async fn lead_audit(
         "office": office,
         "position": r.live_checkpoint(),
         "touches": touches.unwrap_or_default(),
+        "next": next,
     })))
 }
 
@@ -268,6 +322,10 @@ pub struct EventsParams {
 #[serde(deny_unknown_fields)]
 pub struct TasksParams {
     pub at_least: Option<u64>,
+    /// Tasks after this cursor (the previous page's `next`).
+    pub after: Option<String>,
+    /// Tasks per page, 1 to 1000 (100 by default).
+    pub limit: Option<usize>,
     /// Whose tasks (id or exact name); the caller's own when absent.
     pub staff: Option<String>,
 }
@@ -328,6 +386,7 @@ pub async fn tasks(
     caller: Caller,
     Q(params): Q<TasksParams>,
 ) -> Result<Json<Value>, Problem> {
+    let limit = page_limit(params.limit)?;
     wait_for(&state, params.at_least).await?;
     let (whom, entry) = match &params.staff {
         Some(text) => staff_named(&state, text).await?,
@@ -341,33 +400,34 @@ pub async fn tasks(
         office: entry.office,
         active: entry.active,
     };
+    // Oldest first: the cursor is the opening time (microseconds, fixed width) and the task id,
+    // which sort as the list does.
+    let key = |t: &&funnel_workflows::OpenTaskRow| {
+        format!(
+            "{:020}~{}",
+            t.opened_at.timestamp_micros().max(0),
+            t.task_id
+        )
+    };
+    let (rows, next) = page(tasks.for_staff(&info), key, params.after.as_ref(), limit);
     Ok(Json(json!({
         "position": position,
         "staff_id": whom,
         "name": entry.name,
-        "tasks": tasks.for_staff(&info),
+        "tasks": rows,
+        "next": next,
     })))
 }
 
-/// Query of `GET /audit/actor/{staff}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ActorParams {
-    pub at_least: Option<u64>,
-    /// First day (Shanghai time), inclusive.
-    pub from: Option<chrono::NaiveDate>,
-    /// Last day (Shanghai time), inclusive.
-    pub to: Option<chrono::NaiveDate>,
-}
-
-/// `GET /audit/actor/{staff}?from=&to=`: every lead a member of staff changed or tried to change,
-/// when and with what, in log order.
+/// `GET /audit/actor/{staff}?from=&to=&after=&limit=`: every lead a member of staff changed or
+/// tried to change, when and with what, in log order, a page at a time.
 pub async fn actor_audit(
     State(state): State<AppState>,
     caller: Caller,
     Path(staff): Path<String>,
-    Q(params): Q<ActorParams>,
+    Q(params): Q<TouchParams>,
 ) -> Result<Json<Value>, Problem> {
+    let limit = page_limit(params.limit)?;
     wait_for(&state, params.at_least).await?;
     let (whom, entry) = staff_named(&state, &staff).await?;
     check_person(&caller, whom, &entry)?;
@@ -378,8 +438,13 @@ pub async fn actor_audit(
     let from = params.from.and_then(start);
     let to = params.to.and_then(|d| d.succ_opt()).and_then(start);
     let (touches, position) = model::<Touches>(&state).await?;
-    let rows: Vec<Value> = touches
-        .actor(&whom.to_string(), from, to)
+    let (rows, next) = page(
+        touches.actor(&whom.to_string(), from, to),
+        |t| t.position,
+        params.after.map(Position).as_ref(),
+        limit,
+    );
+    let rows: Vec<Value> = rows
         .into_iter()
         .map(|t| {
             json!({
@@ -393,6 +458,7 @@ pub async fn actor_audit(
         "staff_id": whom,
         "name": entry.name,
         "touches": rows,
+        "next": next,
     })))
 }
 

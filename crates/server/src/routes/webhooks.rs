@@ -189,17 +189,34 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// `GET /webhooks`.
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, Problem> {
+/// `GET /webhooks` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Subscriptions after this id (the previous page's `next`).
+    pub after: Option<Uuid>,
+    /// Subscriptions per page, 1 to 1000 (100 by default).
+    pub limit: Option<usize>,
+}
+
+/// `GET /webhooks?after=&limit=`: the subscriptions the caller may see, by id.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Q(params): Q<ListParams>,
+) -> Result<Json<Value>, Problem> {
     let scope = scope(&caller, false)?;
-    let subs: Vec<Subscription> = state
+    let limit = crate::routes::read::page_limit(params.limit)?;
+    let mut subs: Vec<Subscription> = state
         .webhooks()
         .list()
         .map_err(problem)?
         .into_iter()
         .filter(|s| visible(scope, s))
         .collect();
-    Ok(Json(json!({ "subscriptions": subs })))
+    subs.sort_by_key(|s| s.id);
+    let (subs, next) = crate::routes::read::page(subs, |s| s.id, params.after.as_ref(), limit);
+    Ok(Json(json!({ "subscriptions": subs, "next": next })))
 }
 
 /// `GET /webhooks/{id}`.
