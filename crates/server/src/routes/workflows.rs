@@ -61,14 +61,11 @@ fn visible(caller: &Caller, s: &InstanceSummary) -> bool {
     caller.reads_all() || (s.office.is_some() && s.office == caller.office)
 }
 
-async fn instances(state: &AppState) -> Result<Instances, Problem> {
-    let r = state.runner().read().await;
-    r.get::<Instances>().cloned().ok_or_else(|| {
-        Problem::unavailable(
-            format!("the {} read model is being rebuilt", Instances::NAME),
-            format!("读模型 {} 正在重建", Instances::NAME),
-        )
-    })
+fn rebuilding() -> Problem {
+    Problem::unavailable(
+        format!("the {} read model is being rebuilt", Instances::NAME),
+        format!("读模型 {} 正在重建", Instances::NAME),
+    )
 }
 
 /// `GET /workflows?office=&kind=&status=&after=&limit=`: instances in id order, a page at a time.
@@ -81,7 +78,8 @@ pub async fn list(
     let asked = resolve_optional_office(&state, params.office.as_deref()).await?;
     let scope = caller.scope(asked)?;
     wait_for(&state, params.at_least).await?;
-    let model = instances(&state).await?;
+    let r = state.runner().read().await;
+    let model = r.get::<Instances>().ok_or_else(rebuilding)?;
     let mut out = Vec::new();
     let mut next = None;
     for (id, r) in model.rows() {
@@ -126,9 +124,15 @@ async fn visible_instance(
     caller: &Caller,
     id: WorkflowId,
 ) -> Result<(InstanceSummary, Option<chrono::DateTime<chrono::Utc>>), Problem> {
-    let model = instances(state).await?;
-    let r = model.by_id.get(&id).ok_or_else(|| not_found(id))?;
-    let s = InstanceSummary::of(id, &r.state, funnel_types::Version(r.version));
+    let (s, updated_at) = {
+        let guard = state.runner().read().await;
+        let model = guard.get::<Instances>().ok_or_else(rebuilding)?;
+        let r = model.by_id.get(&id).ok_or_else(|| not_found(id))?;
+        (
+            InstanceSummary::of(id, &r.state, funnel_types::Version(r.version)),
+            r.updated_at,
+        )
+    };
     if !visible(caller, &s) {
         return Err(match s.office {
             Some(o) => caller.check_read(o).err().unwrap_or_else(|| not_found(id)),
@@ -139,7 +143,7 @@ async fn visible_instance(
             ),
         });
     }
-    Ok((s, r.updated_at))
+    Ok((s, updated_at))
 }
 
 /// `GET /workflows/{id}`: one instance and its own events.
