@@ -239,16 +239,15 @@ impl WorkflowRuntime {
             let Some(last) = batch.last().map(|r| r.meta.position) else {
                 break;
             };
-            if last > self.after {
-                for rec in batch.iter().filter(|r| r.meta.position <= self.after) {
-                    self.calendar
-                        .evolve(&funnel_codec::decode_recorded(rec)?.payload);
+            for rec in batch.iter().filter(|r| r.meta.position <= self.after) {
+                // As in catch-up: an event that does not decode is seen by no workflow.
+                match funnel_codec::decode_recorded(rec) {
+                    Ok(env) => self.calendar.evolve(&env.payload),
+                    Err(e) => tracing::warn!(error = %e, "a calendar event does not decode"),
                 }
-                break;
             }
-            for rec in &batch {
-                self.calendar
-                    .evolve(&funnel_codec::decode_recorded(rec)?.payload);
+            if last > self.after {
+                break;
             }
             after = last;
         }
