@@ -97,9 +97,14 @@ async function loadPipeline() {
   box.replaceChildren(...p.offices.map(office));
 }
 
+// A count from one page of a list: "1000+" when more pages follow.
+function counted(page, items) {
+  return `${items.length}${page.next ? "+" : ""}`;
+}
+
 async function loadTasks() {
-  const t = await api("/tasks");
-  $("tasks-count").textContent = t.tasks.length;
+  const t = await api("/tasks?limit=1000");
+  $("tasks-count").textContent = counted(t, t.tasks);
   $("tasks").replaceChildren(
     ...t.tasks.map((task) => {
       const title = el("td");
@@ -122,9 +127,30 @@ async function loadConflicts() {
   );
 }
 
+// Saga instances that need attention: parked ones first, then active ones by their next deadline.
+async function loadWorkflows() {
+  const [parked, active] = await Promise.all([
+    api("/workflows?status=parked&limit=1000"),
+    api("/workflows?status=active&limit=1000"),
+  ]);
+  $("workflows-count").textContent = `${counted(active, active.instances)} active · ${counted(parked, parked.instances)} parked`;
+  const next = (i) => (i.timers && i.timers.length ? i.timers[0].due_at : "");
+  const soonest = active.instances
+    .filter((i) => next(i))
+    .sort((a, b) => next(a).localeCompare(next(b)))
+    .slice(0, 10);
+  $("workflows").replaceChildren(
+    ...parked.instances.concat(soonest).map((i) => {
+      const parkedReason = i.parked && i.parked.length ? i.parked[0].reason : "";
+      const state = parkedReason ? el("td", `parked: ${parkedReason}`, "refused") : el("td", i.status);
+      return row([i.kind || "?", i.subject, num(i.open_tasks), local(next(i)), state]);
+    }),
+  );
+}
+
 async function loadWebhooks() {
   try {
-    const w = await api("/webhooks");
+    const w = await api("/webhooks?limit=1000");
     $("webhooks-section").hidden = false;
     $("webhooks").replaceChildren(
       ...w.subscriptions.map((s) => {
@@ -159,7 +185,7 @@ async function pollEvents() {
 }
 
 async function refresh() {
-  await Promise.all([loadPipeline(), loadTasks(), loadConflicts(), loadWebhooks()]);
+  await Promise.all([loadPipeline(), loadTasks(), loadConflicts(), loadWorkflows(), loadWebhooks()]);
 }
 
 async function start() {
