@@ -104,7 +104,10 @@ fn dates(args: &[String], weekdays_only: bool) -> anyhow::Result<Vec<chrono::Nai
                     if !(weekdays_only && weekend) {
                         out.push(d);
                     }
-                    d = d.succ_opt().unwrap_or(to + chrono::Duration::days(1));
+                    match d.succ_opt() {
+                        Some(next) => d = next,
+                        None => break,
+                    }
                 }
             }
         }
