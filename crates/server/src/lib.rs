@@ -157,6 +157,10 @@ pub fn router(state: AppState) -> Router {
         .route("/workflows/{id}/retry", post(workflows::retry))
         .route("/events", get(read::events))
         .route("/projections", get(read::projections))
+        .route(
+            "/projections/{name}/rebuild",
+            post(read::rebuild_projection),
+        )
         .route("/webhooks", post(webhooks::create).get(webhooks::list))
         .route(
             "/webhooks/{id}",

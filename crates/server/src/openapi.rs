@@ -578,6 +578,19 @@ pub fn document() -> Value {
     paths.insert("/events".into(), op);
     let op = read_op(&mut g, "projections", "Read-model status", vec![]);
     paths.insert("/projections".into(), op);
+    let empty = schema::<dto::Empty>(&mut g);
+    let op = operation(
+        &mut g,
+        "rebuild_projection",
+        "Rebuild a read model from position zero beside the live one, which keeps serving (sales department, executives)",
+        vec![
+            json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }),
+        ],
+        Some(empty),
+        "202",
+        None,
+    );
+    paths.insert("/projections/{name}/rebuild".into(), json!({ "post": op }));
     org_paths(&mut g, &mut paths, &at_least);
     webhook_paths(&mut g, &mut paths);
     let schemas = g.take_definitions(true);

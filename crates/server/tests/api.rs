@@ -5,7 +5,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::*;
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn probes_metrics_and_openapi_need_no_token() {
@@ -387,4 +387,58 @@ async fn the_dashboard_is_served_and_calls_only_documented_endpoints() {
     }
     // Text from the log is never inserted as HTML.
     assert!(!r.text.contains("innerHTML"));
+}
+
+/// A read model rebuilt on request: headquarters asks, reads keep being served while the fresh
+/// state is built beside the live one, and the rebuild ends by itself.
+#[tokio::test]
+async fn a_read_model_is_rebuilt_on_request() {
+    let w = world().await;
+    let (lead, position) = w.register("eng_a", sh(), "万科").await;
+    for who in ["eng_a", "manager", "auditor", "key_account"] {
+        let r = w
+            .post("/projections/pipeline/rebuild", who, json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{who}: {}", r.text);
+    }
+    let r = w
+        .post("/projections/nonsense/rebuild", "sales_dept", json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    assert_eq!(r.body["code"], "projection.not_found");
+    assert!(
+        r.body["message_en"]
+            .as_str()
+            .is_some_and(|m| m.contains("pipeline"))
+    );
+
+    let r = w
+        .post("/projections/pipeline/rebuild", "executive", json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let pipeline = |body: &Value| {
+        body["projections"]
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["name"] == "pipeline").cloned())
+            .expect("the pipeline's status")
+    };
+    assert_eq!(pipeline(&r.body)["state"], "rebuilding", "{}", r.text);
+    // Reads are served throughout.
+    let r = w
+        .get(&format!("/pipeline?at_least={position}"), "manager")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // The rebuild finishes on its own (a bounded wait, not a timing assertion).
+    let mut done = false;
+    for _ in 0..300 {
+        let r = w.get("/projections", "auditor").await;
+        if pipeline(&r.body)["rebuild"].is_null() {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(done, "the rebuild never finished");
+    let r = w.get(&format!("/leads/{lead}/audit"), "manager").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }

@@ -165,6 +165,7 @@ fn write_endpoints(lead: &str, hook: &str) -> Vec<String> {
         format!("/staff/{staff}/tokens"),
         format!("/workflows/{id}/retry"),
         "/calendar/2026".into(),
+        "/projections/touches/rebuild".into(),
         "/webhooks".into(),
         format!("/webhooks/{hook}/replay"),
         format!("/webhooks/{hook}/pause"),

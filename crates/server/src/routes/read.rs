@@ -499,3 +499,49 @@ pub async fn projections(
     let status = state.runner().read().await.status();
     Ok(Json(json!({ "head": head, "projections": status })))
 }
+
+/// `POST /projections/{name}/rebuild`: build a read model afresh from position zero beside its
+/// live state, which keeps serving until the fresh one has caught up (the sales department and
+/// executives; 202 with the read models' status).
+pub async fn rebuild_projection(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: crate::extract::RawBody,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    body.json::<crate::dto::Empty>()?;
+    if !matches!(caller.role, Role::SalesDepartment | Role::Executive) {
+        return Err(Problem::forbidden(
+            RefusalCode::RoleNotPermitted,
+            format!(
+                "a {} may not rebuild read models; this needs: sales_department or executive",
+                caller.role
+            ),
+            format!(
+                "{}不能重建读模型，需要销售部或公司领导",
+                caller.role.label_zh()
+            ),
+        ));
+    }
+    let status = {
+        let mut runner = state.runner().write().await;
+        runner.rebuild(&name).map_err(|e| match e {
+            funnel_projections::RunnerError::Unknown(_) => {
+                let known: Vec<&str> = runner.status().into_iter().map(|s| s.name).collect();
+                Problem::not_found(
+                    "projection.not_found",
+                    format!("no read model `{name}`; known: {}", known.join(", ")),
+                    format!("没有读模型 `{name}`"),
+                )
+            }
+            other => Problem::internal(other),
+        })?;
+        runner.status()
+    };
+    tracing::info!(projection = %name, staff = %caller.staff_id, "read model rebuild requested");
+    let head = state.store().head().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "head": head, "projections": status })),
+    ))
+}
