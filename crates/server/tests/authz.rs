@@ -353,13 +353,7 @@ async fn tasks_and_actor_audits_by_role() {
     let (lead, _) = w.register("eng_a", sh(), "万科").await;
     let r = w.post("/leads", "eng_b", registration(sh(), "万科")).await;
     assert_eq!(r.status, OK, "{}", r.text);
-    let mut rt = funnel_workflows::WorkflowRuntime::new(
-        w.engine.clone(),
-        std::sync::Arc::new(funnel_types::SystemClock),
-        None,
-    )
-    .expect("runtime");
-    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+    w.sagas().await;
     let head = w.state.store().head().await.expect("head").0;
 
     let r = w.get(&format!("/tasks?at_least={head}"), "manager").await;

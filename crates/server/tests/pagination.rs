@@ -51,13 +51,7 @@ async fn every_list_comes_a_page_at_a_time() {
         let r = w.post("/webhooks", "sales_dept", hook).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     }
-    let mut rt = funnel_workflows::WorkflowRuntime::new(
-        w.engine.clone(),
-        std::sync::Arc::new(funnel_types::SystemClock),
-        None,
-    )
-    .expect("runtime");
-    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+    w.sagas().await;
     let head = w.state.store().head().await.expect("head").0;
     let r = w.get(&format!("/tasks?at_least={head}"), "manager").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);

@@ -23,13 +23,7 @@ async fn instances_are_listed_shown_and_retried_within_scope() {
         .post("/leads", "manager_bj", registration(bj(), "保利"))
         .await;
     assert_eq!(r.status, OK, "{}", r.text);
-    let mut rt = funnel_workflows::WorkflowRuntime::new(
-        w.engine.clone(),
-        std::sync::Arc::new(funnel_types::SystemClock),
-        None,
-    )
-    .expect("runtime");
-    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+    let mut rt = w.sagas().await;
     let head = w.state.store().head().await.expect("head").0;
 
     // Headquarters sees both; SH's manager only SH's; filters narrow it.

@@ -203,6 +203,19 @@ impl World {
         self.call(Method::POST, uri, Some(who), Some(body)).await
     }
 
+    /// A saga runtime over the world's store (no checkpoint), run until idle: the workflows have
+    /// reacted to everything written so far.
+    pub async fn sagas(&self) -> funnel_workflows::WorkflowRuntime {
+        let mut rt = funnel_workflows::WorkflowRuntime::new(
+            self.engine.clone(),
+            Arc::new(SystemClock),
+            None,
+        )
+        .expect("runtime");
+        rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+        rt
+    }
+
     /// Registers a lead for `customer` in `office` as `who`; returns its id and the write's position.
     pub async fn register(&self, who: &str, office: OfficeId, customer: &str) -> (String, u64) {
         let r = self
