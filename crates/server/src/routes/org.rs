@@ -11,7 +11,9 @@ use crate::AppState;
 use crate::auth::{Access, Caller};
 use crate::extract::{Q, RawBody, command_id, path_id};
 use crate::problem::Problem;
-use crate::routes::read::{resolve_optional_office, staff_named};
+use crate::routes::read::{
+    page, page_limit, resolve_optional_office, staff_named, wait_for, with_model,
+};
 use crate::routes::write::{WriteResult, execute, run};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -111,17 +113,6 @@ pub struct StaffParams {
     pub limit: Option<usize>,
 }
 
-async fn access(state: &AppState, at_least: Option<u64>) -> Result<Access, Problem> {
-    crate::routes::read::wait_for(state, at_least).await?;
-    let r = state.runner().read().await;
-    r.get::<Access>().cloned().ok_or_else(|| {
-        Problem::unavailable(
-            "the access read model is being rebuilt",
-            "读模型 access 正在重建",
-        )
-    })
-}
-
 /// `GET /offices`: every office.
 pub async fn list_offices(
     State(state): State<AppState>,
@@ -134,12 +125,15 @@ pub async fn list_offices(
             "`GET /offices` lists every office at once (only `at_least` applies); `GET /staff?office=` lists one office's staff",
         ));
     }
-    let access = access(&state, params.at_least).await?;
-    let offices: Vec<Value> = access
-        .offices
-        .keys()
-        .filter_map(|id| access.office_row(*id))
-        .collect();
+    wait_for(&state, params.at_least).await?;
+    let offices: Vec<Value> = with_model(&state, |access: &Access, _| {
+        access
+            .offices
+            .keys()
+            .filter_map(|id| access.office_row(*id))
+            .collect()
+    })
+    .await?;
     Ok(Json(json!({ "offices": offices })))
 }
 
@@ -152,30 +146,33 @@ pub async fn list_staff(
 ) -> Result<Json<Value>, Problem> {
     let asked = resolve_optional_office(&state, params.office.as_deref()).await?;
     let scope = caller.scope(asked)?;
-    let limit = crate::routes::read::page_limit(params.limit)?;
-    let access = access(&state, params.at_least).await?;
-    let in_scope = access.staff.iter().filter(|(_, s)| match scope {
-        Some(o) => s.office == Some(o),
-        None => true,
-    });
-    let (rows, next) =
-        crate::routes::read::page(in_scope, |(id, _)| **id, params.after.as_ref(), limit);
-    let staff: Vec<Value> = rows
-        .into_iter()
-        .map(|(id, s)| {
-            let mut row = json!({ "id": id, "name": s.name, "role": s.role,
-                "office": s.office, "active": s.active });
-            if caller.reads_all() || *id == caller.staff_id {
-                row["tokens"] = access
-                    .tokens
-                    .values()
-                    .filter(|t| t.staff_id == *id)
-                    .map(|t| json!({ "token_id": t.token_id, "revoked": t.revoked }))
-                    .collect();
-            }
-            row
-        })
-        .collect();
+    let limit = page_limit(params.limit)?;
+    wait_for(&state, params.at_least).await?;
+    let (staff, next) = with_model(&state, |access: &Access, _| {
+        let in_scope = access.staff.iter().filter(|(_, s)| match scope {
+            Some(o) => s.office == Some(o),
+            None => true,
+        });
+        let (rows, next) = page(in_scope, |(id, _)| **id, params.after.as_ref(), limit);
+        let staff: Vec<Value> = rows
+            .into_iter()
+            .map(|(id, s)| {
+                let mut row = json!({ "id": id, "name": s.name, "role": s.role,
+                    "office": s.office, "active": s.active });
+                if caller.reads_all() || *id == caller.staff_id {
+                    row["tokens"] = access
+                        .tokens
+                        .values()
+                        .filter(|t| t.staff_id == *id)
+                        .map(|t| json!({ "token_id": t.token_id, "revoked": t.revoked }))
+                        .collect();
+                }
+                row
+            })
+            .collect();
+        (staff, next)
+    })
+    .await?;
     Ok(Json(json!({ "staff": staff, "next": next })))
 }
 
@@ -246,8 +243,11 @@ pub async fn open_office(
     let id = command_id(&headers, &caller)?;
     let b = body.json::<OpenOffice>()?;
     let office_id = funnel_domain::org::office_id_for(&b.code);
-    let known = access(&state, None).await?;
-    if let Some(other) = known.office_with_code(&b.code).filter(|o| *o != office_id) {
+    let known = with_model(&state, |access: &Access, _| {
+        access.office_with_code(&b.code)
+    })
+    .await?;
+    if let Some(other) = known.filter(|o| *o != office_id) {
         return Err(Problem::refusal(
             &Refusal::new(
                 RefusalCode::OfficeExists,

@@ -130,16 +130,25 @@ pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {
     Ok(limit)
 }
 
-/// A read model's current state, cloned out under the read lock.
-async fn model<M: ReadModel>(state: &AppState) -> Result<(M, Position), Problem> {
+/// Runs `f` on a read model's current state and the position it reflects, under the read lock and
+/// without copying the state; 503 while the model is being rebuilt from an unreadable snapshot.
+pub(crate) async fn with_model<M: ReadModel, T>(
+    state: &AppState,
+    f: impl FnOnce(&M, Position) -> T,
+) -> Result<T, Problem> {
     let r = state.runner().read().await;
-    let m = r.get::<M>().cloned().ok_or_else(|| {
+    let m = r.get::<M>().ok_or_else(|| {
         Problem::unavailable(
             format!("the {} read model is being rebuilt", M::NAME),
             format!("读模型 {} 正在重建", M::NAME),
         )
     })?;
-    Ok((m, r.live_checkpoint()))
+    Ok(f(m, r.live_checkpoint()))
+}
+
+/// A read model's current state, cloned out under the read lock.
+async fn model<M: ReadModel>(state: &AppState) -> Result<(M, Position), Problem> {
+    with_model(state, |m: &M, p| (m.clone(), p)).await
 }
 
 /// `GET /me`: who the token belongs to.
@@ -335,25 +344,21 @@ pub(crate) async fn staff_named(
     state: &AppState,
     text: &str,
 ) -> Result<(StaffId, StaffEntry), Problem> {
-    let r = state.runner().read().await;
-    let access = r.get::<Access>().ok_or_else(|| {
-        Problem::unavailable(
-            "the access read model is being rebuilt",
-            "读模型 access 正在重建",
+    with_model(state, |access: &Access, _| {
+        access
+            .staff
+            .iter()
+            .find(|(id, s)| id.to_string() == text.trim() || s.name == text.trim())
+            .map(|(id, s)| (*id, s.clone()))
+    })
+    .await?
+    .ok_or_else(|| {
+        Problem::not_found(
+            "staff.not_found",
+            format!("no member of staff `{text}` (give their id or exact name)"),
+            format!("没有员工 `{text}`（请给出编号或全名）"),
         )
-    })?;
-    access
-        .staff
-        .iter()
-        .find(|(id, s)| id.to_string() == text.trim() || s.name == text.trim())
-        .map(|(id, s)| (*id, s.clone()))
-        .ok_or_else(|| {
-            Problem::not_found(
-                "staff.not_found",
-                format!("no member of staff `{text}` (give their id or exact name)"),
-                format!("没有员工 `{text}`（请给出编号或全名）"),
-            )
-        })
+    })
 }
 
 /// May the caller read what `whom` did or must do? Themselves; office managers their office's

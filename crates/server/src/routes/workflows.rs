@@ -7,13 +7,12 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::extract::{Q, RawBody, path_id};
 use crate::problem::Problem;
-use crate::routes::read::{page_limit, resolve_optional_office, wait_for};
+use crate::routes::read::{page_limit, resolve_optional_office, wait_for, with_model};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use funnel_domain::RefusalCode;
 use funnel_domain::events::WorkflowKind;
-use funnel_projections::ReadModel;
 use funnel_store::read_whole_stream;
 use funnel_types::{Role, StreamId, WorkflowId};
 use funnel_workflows::{Control, InstanceSummary, Instances};
@@ -61,13 +60,6 @@ fn visible(caller: &Caller, s: &InstanceSummary) -> bool {
     caller.reads_all() || (s.office.is_some() && s.office == caller.office)
 }
 
-fn rebuilding() -> Problem {
-    Problem::unavailable(
-        format!("the {} read model is being rebuilt", Instances::NAME),
-        format!("读模型 {} 正在重建", Instances::NAME),
-    )
-}
-
 /// `GET /workflows?office=&kind=&status=&after=&limit=`: instances in id order, a page at a time.
 pub async fn list(
     State(state): State<AppState>,
@@ -78,34 +70,36 @@ pub async fn list(
     let asked = resolve_optional_office(&state, params.office.as_deref()).await?;
     let scope = caller.scope(asked)?;
     wait_for(&state, params.at_least).await?;
-    let r = state.runner().read().await;
-    let model = r.get::<Instances>().ok_or_else(rebuilding)?;
-    let mut out = Vec::new();
-    let mut next = None;
-    for (id, r) in model.rows() {
-        if params.after.is_some_and(|a| id <= a) {
-            continue;
+    let (out, next) = with_model(&state, |model: &Instances, _| {
+        let mut out = Vec::new();
+        let mut next = None;
+        for (id, r) in model.rows() {
+            if params.after.is_some_and(|a| id <= a) {
+                continue;
+            }
+            let s = InstanceSummary::of(id, &r.state, funnel_types::Version(r.version));
+            let keep = visible(&caller, &s)
+                && scope.is_none_or(|o| s.office == Some(o))
+                && params.kind.is_none_or(|k| s.kind == Some(k))
+                && params.status.is_none_or(|st| match st {
+                    Status::Active => s.active && s.parked.is_empty(),
+                    Status::Parked => !s.parked.is_empty(),
+                    Status::Completed => !s.active && s.parked.is_empty(),
+                });
+            if !keep {
+                continue;
+            }
+            if out.len() == limit {
+                next = out
+                    .last()
+                    .and_then(|v: &Value| v["id"].as_str().map(str::to_string));
+                break;
+            }
+            out.push(row(&s, r.updated_at));
         }
-        let s = InstanceSummary::of(id, &r.state, funnel_types::Version(r.version));
-        let keep = visible(&caller, &s)
-            && scope.is_none_or(|o| s.office == Some(o))
-            && params.kind.is_none_or(|k| s.kind == Some(k))
-            && params.status.is_none_or(|st| match st {
-                Status::Active => s.active && s.parked.is_empty(),
-                Status::Parked => !s.parked.is_empty(),
-                Status::Completed => !s.active && s.parked.is_empty(),
-            });
-        if !keep {
-            continue;
-        }
-        if out.len() == limit {
-            next = out
-                .last()
-                .and_then(|v: &Value| v["id"].as_str().map(str::to_string));
-            break;
-        }
-        out.push(row(&s, r.updated_at));
-    }
+        (out, next)
+    })
+    .await?;
     Ok(Json(json!({ "instances": out, "next": next })))
 }
 
@@ -124,15 +118,16 @@ async fn visible_instance(
     caller: &Caller,
     id: WorkflowId,
 ) -> Result<(InstanceSummary, Option<chrono::DateTime<chrono::Utc>>), Problem> {
-    let (s, updated_at) = {
-        let guard = state.runner().read().await;
-        let model = guard.get::<Instances>().ok_or_else(rebuilding)?;
-        let r = model.by_id.get(&id).ok_or_else(|| not_found(id))?;
-        (
-            InstanceSummary::of(id, &r.state, funnel_types::Version(r.version)),
-            r.updated_at,
-        )
-    };
+    let (s, updated_at) = with_model(state, |model: &Instances, _| {
+        model.by_id.get(&id).map(|r| {
+            (
+                InstanceSummary::of(id, &r.state, funnel_types::Version(r.version)),
+                r.updated_at,
+            )
+        })
+    })
+    .await?
+    .ok_or_else(|| not_found(id))?;
     if !visible(caller, &s) {
         return Err(match s.office {
             Some(o) => caller.check_read(o).err().unwrap_or_else(|| not_found(id)),
