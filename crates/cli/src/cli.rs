@@ -50,6 +50,8 @@ pub enum Command {
     Calendar(crate::org::CalendarArgs),
     /// Staff: add, reassign, leave, list, and API tokens.
     Staff(crate::org::StaffArgs),
+    /// The JetStream streams: replicas, leaders and peers; change a stream's replicas.
+    Store(crate::store::StoreArgs),
     /// Measure the store and projections against raw baselines.
     Bench(crate::bench::BenchArgs),
     /// Import what `funnel export events` wrote (NDJSON or CloudEvents) into this store: every
@@ -89,6 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projections(a) => {
             runtime()?.block_on(crate::projections::run(&store, &projections, a))
         }
+        Command::Store(a) => runtime()?.block_on(crate::store::run(&store, a)),
         Command::Bench(a) => runtime()?.block_on(crate::bench::run(&store, &projections, a)),
         Command::Schemas(a) => crate::contract::schemas(a),
         Command::Events(a) => crate::contract::events(a),

@@ -14,6 +14,7 @@ mod projections;
 mod query;
 mod serve;
 mod serve_demo;
+mod store;
 mod tail;
 mod workflows;
 

@@ -22,6 +22,13 @@ pub struct ServeArgs {
     /// `text` or `json` logs on standard error.
     #[arg(long)]
     pub log_format: Option<String>,
+    /// JetStream replicas of the log stream when it is created (`store.replicas`; default 3 when
+    /// `--store` names several cluster members, else 1). An existing stream keeps its own.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub replicas: Option<u64>,
+    /// JetStream replicas of the notification stream (`store.notify_replicas`; default: as the log).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub notify_replicas: Option<u64>,
     /// Do not run the sagas in this process.
     #[arg(long)]
     pub no_workflows: bool,
@@ -54,6 +61,12 @@ pub fn run(store: &str, projections: Option<&Path>, args: ServeArgs) -> anyhow::
     }
     if let Some(f) = args.log_format {
         flags.push(("log.format", Value::String(f)));
+    }
+    if let Some(n) = args.replicas {
+        flags.push(("store.replicas", Value::from(n)));
+    }
+    if let Some(n) = args.notify_replicas {
+        flags.push(("store.notify_replicas", Value::from(n)));
     }
     if args.no_workflows {
         flags.push(("workflows.enabled", Value::Bool(false)));

@@ -67,7 +67,11 @@ pub fn tokens_path(url: &StoreUrl) -> PathBuf {
 /// the read models the server will use. Progress goes to standard error.
 pub async fn prepare(options: &ServeOptions, leads: usize) -> anyhow::Result<Prepared> {
     let url: StoreUrl = options.store.url.parse().map_err(anyhow::Error::msg)?;
-    let store = crate::cli::open(&url).await?;
+    // The log is created here, before `serve` opens it: with the replicas of the settings.
+    let replicas = options.store.log_replicas(&options.store.url);
+    let store = funnel_engine::open_store_with_replicas(&url, Some(replicas))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open store {url:?}: {e}"))?;
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
     let opts = DemoOptions {
         leads,

@@ -11,7 +11,7 @@ mod command;
 mod open;
 
 pub use command::{Command, Who};
-pub use open::{StoreUrl, open_store};
+pub use open::{StoreUrl, open_store, open_store_with_replicas};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};

@@ -36,8 +36,19 @@ impl std::str::FromStr for StoreUrl {
     }
 }
 
-/// Opens the store a URL names, creating the SQLite file's directory when needed.
+/// Opens the store a URL names, creating the SQLite file's directory when needed. A JetStream log
+/// created here gets [`funnel_store_nats::default_replicas`] (3 when the URL names several
+/// cluster members).
 pub async fn open_store(url: &StoreUrl) -> Result<Arc<dyn EventStore>, StoreError> {
+    open_store_with_replicas(url, None).await
+}
+
+/// [`open_store`] with the JetStream replicas of the log when it is created (`None`: the default
+/// for the URL; ignored on SQLite). An existing stream keeps its replicas; a difference is logged.
+pub async fn open_store_with_replicas(
+    url: &StoreUrl,
+    replicas: Option<usize>,
+) -> Result<Arc<dyn EventStore>, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -55,9 +66,13 @@ pub async fn open_store(url: &StoreUrl) -> Result<Arc<dyn EventStore>, StoreErro
                 })??;
             Ok(Arc::new(store))
         }
-        StoreUrl::Nats(url) => Ok(Arc::new(
-            NatsStore::connect(NatsOptions::new(url.clone())).await?,
-        )),
+        StoreUrl::Nats(url) => {
+            let options = NatsOptions {
+                replicas: replicas.unwrap_or_else(|| funnel_store_nats::default_replicas(url)),
+                ..NatsOptions::new(url.clone())
+            };
+            Ok(Arc::new(NatsStore::connect(options).await?))
+        }
     }
 }
 

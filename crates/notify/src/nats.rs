@@ -43,6 +43,7 @@ pub struct RepublishOptions {
     pub stream: String,
     /// How long notifications are kept.
     pub max_age: Duration,
+    /// Replicas of the stream when it is created (an existing one keeps its own).
     pub replicas: usize,
     /// Publishes awaiting their acknowledgement at most.
     pub in_flight: usize,
@@ -117,7 +118,9 @@ impl Republisher {
         }
     }
 
-    /// Creates the notification stream if it is missing (an existing one is left as configured).
+    /// Creates the notification stream if it is missing, with [`RepublishOptions::replicas`]; an
+    /// existing one is left as configured, and replicas that differ from the setting are logged
+    /// as a warning that says how to change them (moving a stream copies all of it).
     pub async fn ensure_stream(&self) -> Result<stream::Stream, RepublishError> {
         let config = stream::Config {
             name: self.options.stream.clone(),
@@ -129,7 +132,41 @@ impl Republisher {
             discard: stream::DiscardPolicy::Old,
             ..Default::default()
         };
-        self.js.get_or_create_stream(config).await.map_err(nats)
+        let mut stream = self.js.get_or_create_stream(config).await.map_err(|e| {
+            let text = e.to_string();
+            if text.contains("error code 10023") || text.contains("error code 10074") {
+                RepublishError::Nats(format!(
+                    "cannot create stream {} with {} replicas: the cluster has fewer JetStream \
+                     servers that can hold it ({text}); start the missing members or set \
+                     store.notify_replicas lower",
+                    self.options.stream, self.options.replicas
+                ))
+            } else {
+                nats(e)
+            }
+        })?;
+        let actual = stream
+            .info()
+            .await
+            .map_err(nats)?
+            .config
+            .num_replicas
+            .max(1);
+        if actual != self.options.replicas {
+            tracing::warn!(
+                stream = %self.options.stream,
+                actual,
+                wanted = self.options.replicas,
+                "JetStream stream {} has {actual} replica(s) but the setting asks for {}; it is \
+                 left as it is, because changing replicas copies the whole stream: run `funnel \
+                 store set-replicas {} --stream {}` (with the same --store) when ready",
+                self.options.stream,
+                self.options.replicas,
+                self.options.replicas,
+                self.options.stream,
+            );
+        }
+        Ok(stream)
     }
 
     /// The log position of the last notification in the stream (zero when it is empty).

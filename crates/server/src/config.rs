@@ -42,6 +42,45 @@ pub struct StoreOptions {
     pub url: String,
     /// The read models' file; beside the store (or under `.funnel/` for NATS) when absent.
     pub projections: Option<PathBuf>,
+    /// JetStream replicas of the log stream when it is created (1 to 5). Absent: 3 when the URL
+    /// names several cluster members, else 1. An existing stream keeps its own (a warning at start
+    /// says so; `funnel store set-replicas N` changes them).
+    #[serde(deserialize_with = "replicas_setting")]
+    pub replicas: Option<usize>,
+    /// The same for the notification stream (`notify.nats_stream`); absent: as `replicas`.
+    #[serde(deserialize_with = "replicas_setting")]
+    pub notify_replicas: Option<usize>,
+}
+
+impl StoreOptions {
+    /// The log stream's replicas for `url`: the setting, else the default for the URL.
+    pub fn log_replicas(&self, url: &str) -> usize {
+        self.replicas
+            .unwrap_or_else(|| funnel_store_nats::default_replicas(url))
+    }
+
+    /// The notification stream's replicas for `url`.
+    pub fn notify_replicas(&self, url: &str) -> usize {
+        self.notify_replicas
+            .unwrap_or_else(|| self.log_replicas(url))
+    }
+}
+
+/// A replicas setting: a number, or a number in a string (as environment variables give it).
+fn replicas_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Number(usize),
+        Text(String),
+    }
+    match Option::<Raw>::deserialize(d)? {
+        None => Ok(None),
+        Some(Raw::Number(n)) => Ok(Some(n)),
+        Some(Raw::Text(t)) => t.trim().parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("replicas must be a number from 1 to 5, not `{t}`"))
+        }),
+    }
 }
 
 /// Log output.
@@ -157,6 +196,8 @@ impl Default for StoreOptions {
         Self {
             url: "sqlite:.funnel/funnel.db".into(),
             projections: None,
+            replicas: None,
+            notify_replicas: None,
         }
     }
 }
@@ -240,6 +281,17 @@ impl ServeOptions {
             .url
             .parse::<funnel_engine::StoreUrl>()
             .map_err(|e| ConfigError(format!("store.url `{}`: {e}", self.store.url)))?;
+        for (name, value) in [
+            ("store.replicas", self.store.replicas),
+            ("store.notify_replicas", self.store.notify_replicas),
+        ] {
+            if let Some(n) = value.filter(|n| !(1..=5).contains(n)) {
+                return Err(ConfigError(format!(
+                    "{name} is {n}; JetStream keeps 1 to 5 replicas of a stream (3 on a \
+                     three-node cluster)"
+                )));
+            }
+        }
         if !(1024..=16 * 1024 * 1024).contains(&self.http.body_limit) {
             return Err(ConfigError(format!(
                 "http.body_limit is {} bytes; it must be between 1 KiB and 16 MiB",

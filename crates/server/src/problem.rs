@@ -30,6 +30,10 @@ pub struct Problem {
     /// Where the refusal itself was recorded (a refused touch of another engineer's lead).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub recorded_position: Option<Position>,
+    /// Seconds after which a retry may succeed, sent as `Retry-After` (not in the body).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub retry_after: Option<u32>,
 }
 
 impl Problem {
@@ -51,6 +55,7 @@ impl Problem {
             message_zh: zh.into(),
             missing: Vec::new(),
             recorded_position: None,
+            retry_after: None,
         }
     }
 
@@ -97,14 +102,17 @@ impl Problem {
         )
     }
 
-    /// Temporarily unable to answer; retrying (with the same Idempotency-Key) is safe.
+    /// Temporarily unable to answer; retrying (with the same Idempotency-Key) is safe, after
+    /// `Retry-After` seconds ([`RETRY_AFTER_SECONDS`]: about a JetStream leader election).
     pub fn unavailable(en: impl Into<String>, zh: impl Into<String>) -> Self {
-        Self::new(
+        let mut p = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "server.unavailable",
             en,
             zh,
-        )
+        );
+        p.retry_after = Some(RETRY_AFTER_SECONDS);
+        p
     }
 
     /// The problem for a domain refusal.
@@ -129,6 +137,10 @@ impl Problem {
         p
     }
 }
+
+/// The `Retry-After` of a 503: a JetStream stream elects a new leader within a few seconds of
+/// losing one.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
 
 /// The HTTP status for a refusal code: authority → 403, not found → 404, validation → 422,
 /// conflicts and wrong state → 409.
@@ -190,10 +202,35 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_store_answers_503_with_retry_after() {
+        let e = funnel_store::StoreError::Unavailable {
+            backend: "nats",
+            message: "no answer".into(),
+        };
+        let res = Problem::from(e).into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            res.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from(RETRY_AFTER_SECONDS))
+        );
+        let refused = Problem::bad_request("x", "y").into_response();
+        assert!(refused.headers().get(header::RETRY_AFTER).is_none());
     }
 }

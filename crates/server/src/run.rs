@@ -109,7 +109,8 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     options.validate()?;
     let url: StoreUrl = options.store.url.parse().map_err(crate::ConfigError)?;
-    let store = funnel_engine::open_store(&url)
+    let replicas = options.store.log_replicas(&options.store.url);
+    let store = funnel_engine::open_store_with_replicas(&url, Some(replicas))
         .await
         .map_err(|source| ServeError::Store {
             url: options.store.url.clone(),
@@ -156,7 +157,10 @@ pub async fn serve(
         background.push(tokio::spawn(republish_forever(
             nats_url.clone(),
             store.clone(),
-            options.notify.republish(),
+            RepublishOptions {
+                replicas: options.store.notify_replicas(nats_url),
+                ..options.notify.republish()
+            },
             stop_rx.clone(),
         )));
     }

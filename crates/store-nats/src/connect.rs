@@ -61,6 +61,13 @@ pub(crate) fn looks_transient(text: &str) -> bool {
         "temporarily unavailable",
         "disconnected",
         "not connected",
+        // JetStream API errors while a stream or the meta group has no leader (an election
+        // after a node was lost): cluster not available, not active, not leader, no peers.
+        "error code 10008",
+        "error code 10006",
+        "error code 10009",
+        "no leader",
+        "not leader",
     ]
     .iter()
     .any(|needle| t.contains(needle))
@@ -72,6 +79,8 @@ pub(crate) struct Connected {
     pub context: jetstream::Context,
     pub stream: stream::Stream<()>,
     pub max_payload: usize,
+    /// The log stream's replicas, when they differ from the setting.
+    pub replicas: Option<crate::replicas::ReplicaMismatch>,
 }
 
 /// Connects, checks the server, and makes sure the log's stream exists with the right settings.
@@ -127,7 +136,7 @@ pub(crate) async fn connect(opts: &NatsOptions) -> Result<Connected, StoreError>
 
     // A fresh cluster may still be electing its JetStream leaders: retry until the connect timeout.
     let deadline = Instant::now() + opts.connect_timeout.max(Duration::from_secs(1));
-    loop {
+    let replicas = loop {
         let attempt = async {
             context.query_account().await.map_err(|e| {
                 backend(format!(
@@ -135,25 +144,19 @@ pub(crate) async fn connect(opts: &NatsOptions) -> Result<Connected, StoreError>
                     opts.url
                 ))
             })?;
-            context
-                .create_or_update_stream(config.clone())
-                .await
-                .map_err(|e| {
-                    backend(format!(
-                        "cannot create or update JetStream stream {}: {e}",
-                        opts.stream_name
-                    ))
-                })
+            crate::replicas::prepare_stream(&context, config.clone(), &opts.url, true).await
         };
         match attempt.await {
-            Ok(_) => break,
+            Ok(mismatch) => break mismatch,
+            // Too few servers for the replicas asked for is not something waiting mends.
+            Err(e @ StoreError::InvalidRequest(_)) => return Err(e),
             Err(e) if Instant::now() < deadline => {
                 tracing::debug!(error = %e, "JetStream not ready yet, retrying");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => return Err(e),
         }
-    }
+    };
     let stream = context
         .get_stream_no_info(&opts.stream_name)
         .await
@@ -168,6 +171,7 @@ pub(crate) async fn connect(opts: &NatsOptions) -> Result<Connected, StoreError>
         context,
         stream,
         max_payload,
+        replicas,
     })
 }
 

@@ -95,8 +95,12 @@ mod body;
 mod codec;
 mod connect;
 mod read;
+mod replicas;
 
 pub use connect::{MIN_SERVER_VERSION, check_server_version, parse_server_version, server_addrs};
+pub use replicas::{
+    ReplicaMismatch, ReplicaProgress, default_replicas, set_replicas, stream_replicas,
+};
 
 use async_trait::async_trait;
 use funnel_store::{
@@ -118,7 +122,9 @@ pub struct NatsOptions {
     pub stream_name: String,
     /// First subject tokens; the log lives under `<subject_prefix>.log.>`.
     pub subject_prefix: String,
-    /// JetStream replicas of the stream (1, or 3/5 on a cluster).
+    /// JetStream replicas of the stream (1, or 3/5 on a cluster), used when the stream is created;
+    /// an existing stream keeps its own and a difference is reported ([`NatsStore::replica_mismatch`],
+    /// and a warning), see [`set_replicas`]. [`default_replicas`] picks it from the URL.
     pub replicas: usize,
     /// The broker's dedup window (idempotency beyond it is Funnel's own).
     pub duplicate_window: Duration,
@@ -202,6 +208,8 @@ pub struct NatsStore {
     context: async_nats::jetstream::Context,
     stream: async_nats::jetstream::stream::Stream<()>,
     max_payload: usize,
+    /// The stream's replicas on the broker, when they differ from the setting.
+    replica_mismatch: Option<ReplicaMismatch>,
     /// Stream → (version, stream sequence) of its last commit, as last seen. A hint, never trusted
     /// to admit an append on its own.
     last_commits: Mutex<LastCommits>,
@@ -232,9 +240,16 @@ impl NatsStore {
             context: c.context,
             stream: c.stream,
             max_payload: c.max_payload,
+            replica_mismatch: c.replicas,
             last_commits: Mutex::new(LastCommits::default()),
             cache_keys: RandomState::new(),
         })
+    }
+
+    /// Whether the log stream existed with other replicas than [`NatsOptions::replicas`] (it keeps
+    /// its own; [`set_replicas`] changes them).
+    pub fn replica_mismatch(&self) -> Option<&ReplicaMismatch> {
+        self.replica_mismatch.as_ref()
     }
 
     pub fn options(&self) -> &NatsOptions {
