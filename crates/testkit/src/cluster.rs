@@ -133,6 +133,22 @@ impl NatsCluster {
         self.dir.path()
     }
 
+    /// The server name of node `i` (`funnel-node-<i>`), as JetStream reports leaders and peers.
+    pub fn server_name(&self, i: usize) -> String {
+        assert!(i < self.nodes.len(), "no node {i}");
+        format!("funnel-node-{i}")
+    }
+
+    /// The node whose server name is `name` (e.g. a stream's leader from its cluster info).
+    pub fn node_named(&self, name: &str) -> Option<usize> {
+        (0..self.nodes.len()).find(|&i| self.server_name(i) == name)
+    }
+
+    /// Whether node `i`'s process is running.
+    pub fn is_running(&mut self, i: usize) -> bool {
+        self.nodes[i].process.is_running()
+    }
+
     /// Kills node `i` with SIGKILL.
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].process.kill();

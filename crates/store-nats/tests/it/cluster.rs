@@ -51,3 +51,73 @@ async fn three_replicas_survive_losing_one_node() {
         .expect("read_all");
     assert_eq!(all.len(), 20);
 }
+
+/// Without a setting, a URL naming several members asks for three replicas; an existing stream
+/// with other replicas is reported and kept until `set_replicas` changes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_default_to_three_and_change_only_when_asked() {
+    let cluster = NatsCluster::start(3);
+    let url = cluster.url_list();
+    assert_eq!(funnel_store_nats::default_replicas(&url), 3);
+
+    let mut one = options(url.clone());
+    one.replicas = 1;
+    let store = connect(one).await;
+    assert_eq!(store.replica_mismatch(), None);
+    drop(store);
+
+    let mut three = options(url.clone());
+    three.replicas = funnel_store_nats::default_replicas(&url);
+    let store = connect(three.clone()).await;
+    let mismatch = store
+        .replica_mismatch()
+        .expect("the difference is reported");
+    assert_eq!((mismatch.actual, mismatch.wanted), (1, 3));
+    assert!(
+        mismatch.to_string().contains("set-replicas 3"),
+        "{mismatch}"
+    );
+    let now = funnel_store_nats::stream_replicas(&url, "FUNNEL")
+        .await
+        .expect("status");
+    assert_eq!(now.wanted, 1, "connecting changed the replicas: {now}");
+
+    let mut seen = Vec::new();
+    let done = funnel_store_nats::set_replicas(
+        &url,
+        "FUNNEL",
+        3,
+        std::time::Duration::from_secs(30),
+        &mut |p| seen.push(p.to_string()),
+    )
+    .await
+    .expect("set replicas");
+    assert!(done.done(), "{done}");
+    assert!(!seen.is_empty());
+    assert_eq!(done.peers.len(), 2);
+    // The store keeps working on the moved stream.
+    let stream = StreamId::parse("lead-moved").expect("stream name");
+    retry_unavailable(100, || {
+        store.append(request(&stream, ExpectedVersion::Any, numbered_events(1)))
+    })
+    .await
+    .expect("append after the move");
+    drop(store);
+    assert_eq!(connect(three).await.replica_mismatch(), None);
+}
+
+/// Asking for more replicas than the cluster has servers is refused at once, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_few_servers_for_the_replicas_is_said_clearly() {
+    let server = funnel_testkit::NatsServer::start();
+    let mut opts = options(server.url());
+    opts.replicas = 3;
+    let err = funnel_store_nats::NatsStore::connect(opts)
+        .await
+        .expect_err("three replicas on one server");
+    let text = err.to_string();
+    assert!(
+        text.contains("fewer than 3 JetStream servers") && text.contains("replicas"),
+        "{text}"
+    );
+}
