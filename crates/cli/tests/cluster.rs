@@ -437,23 +437,28 @@ async fn notifications(js: &jetstream::Context) -> BTreeMap<String, usize> {
 
 /// Kills the leader of `stream_name` while the load runs and waits until writes are acknowledged
 /// again with the node still down; restarts it. Returns (seconds until the first acknowledged
-/// write sent after the kill, writes acknowledged while the node was down, of which retried).
+/// write sent after the kill, writes acknowledged while the node was down, of which retried,
+/// seconds until the notification stream grew again; the last one is seen by polling).
 async fn kill_leader_under_load(
     cluster: &Arc<Mutex<NatsCluster>>,
     js: &jetstream::Context,
     load: &Load,
     stream_name: &str,
-) -> (f64, usize, usize) {
+) -> (f64, usize, usize, f64) {
     let node = leader(js, cluster, stream_name).await;
     let notify_before = stream_info(js, "FUNNEL_NOTIFY").await.state.last_sequence;
     let killed = Instant::now();
     tokio::task::block_in_place(|| cluster.lock().unwrap_or_else(|e| e.into_inner()).kill(node));
     // Writes must be acknowledged again while the node is down: a new leader took over.
     let give_up = Instant::now() + PATIENCE;
+    let mut notified_again = None;
     loop {
         let after = load.acked_sent_after(killed);
         let notified = stream_info(js, "FUNNEL_NOTIFY").await.state.last_sequence;
-        if after.len() >= 10 && notified > notify_before {
+        if notified > notify_before && notified_again.is_none() {
+            notified_again = Some(killed.elapsed().as_secs_f64());
+        }
+        if after.len() >= 10 && notified_again.is_some() {
             break;
         }
         assert!(
@@ -488,7 +493,7 @@ async fn kill_leader_under_load(
         .iter()
         .filter(|a| a.acked > killed && a.attempts > 1)
         .count();
-    (gap, during, retried)
+    (gap, during, retried, notified_again.unwrap_or_default())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -547,12 +552,13 @@ async fn writes_resume_while_a_stream_leader_is_down_and_nothing_is_lost_or_doub
     let rounds = if soak() { 5 } else { 1 };
     for round in 1..=rounds {
         for stream_name in ["FUNNEL", "FUNNEL_NOTIFY"] {
-            let (gap, during, retried) =
+            let (gap, during, retried, notified) =
                 kill_leader_under_load(&cluster, &js, &load, stream_name).await;
             eprintln!(
                 "FIGURES round {round}: leader of {stream_name} killed: first write sent after \
                  the kill acknowledged {gap:.1} s after it; {during} writes acknowledged while \
-                 the node was down ({retried} of them after a 503 or no answer)"
+                 the node was down ({retried} of them after a 503 or no answer); notifications \
+                 published again after {notified:.1} s"
             );
         }
     }
@@ -627,4 +633,74 @@ async fn writes_resume_while_a_stream_leader_is_down_and_nothing_is_lost_or_doub
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A log created with one replica on a three-node cluster: `funnel serve` (asking for three by
+/// default) says so at start and leaves it; `funnel store set-replicas 3` moves it, with progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_stream_keeps_its_replicas_until_the_operator_changes_them() {
+    let cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
+    let store = cluster.url_list();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url: StoreUrl = store.parse().expect("url");
+    funnel_engine::open_store_with_replicas(&url, Some(1))
+        .await
+        .expect("a log with one replica");
+    let server =
+        tokio::task::block_in_place(|| Server::start(&store, dir.path(), &["--no-workflows"]));
+    let give_up = Instant::now() + PATIENCE;
+    while !server.stderr().contains("set-replicas 3 --stream FUNNEL`") {
+        assert!(
+            Instant::now() < give_up,
+            "no warning about the log's replicas: {}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let addrs = funnel_store_nats::server_addrs(&store).expect("addrs");
+    let js = jetstream::new(async_nats::connect(addrs).await.expect("connect"));
+    assert_eq!(stream_info(&js, "FUNNEL").await.config.num_replicas, 1);
+    drop(server);
+
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_funnel"))
+            .current_dir(dir.path())
+            .env_remove("FUNNEL_STORE")
+            .args([
+                "--store",
+                &store,
+                "store",
+                "set-replicas",
+                "3",
+                "--wait",
+                "60",
+            ])
+            .output()
+            .expect("run funnel store set-replicas")
+    });
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("replicas current"), "no progress: {stderr}");
+    assert!(
+        stdout.contains("FUNNEL: 3 replicas, all current"),
+        "{stdout}"
+    );
+    let info = stream_info(&js, "FUNNEL").await;
+    assert_eq!(info.config.num_replicas, 3);
+    assert_eq!(info.cluster.expect("cluster").replicas.len(), 2);
+
+    let status = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_funnel"))
+            .current_dir(dir.path())
+            .env_remove("FUNNEL_STORE")
+            .args(["--store", &store, "store", "status", "--json"])
+            .output()
+            .expect("run funnel store status")
+    });
+    let list: Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(list[0]["stream"], "FUNNEL");
+    assert_eq!(list[0]["replicas"], 3);
 }

@@ -266,11 +266,12 @@ async fn republish_forever(
         match result {
             Ok(()) => return,
             Err(e) => {
-                tracing::error!(error = %e, "republishing on funnel.notify failed; retrying in 5 s")
+                tracing::error!(error = %e, "republishing on funnel.notify failed; retrying in 1 s")
             }
         }
+        // Soon: a leader election of the log or the notification stream ends within seconds.
         tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(5)) => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
             () = stopped(stop.clone()) => return,
         }
     }
