@@ -353,7 +353,7 @@ async fn stream_info(js: &jetstream::Context, name: &str) -> stream::Info {
     loop {
         let attempt = async {
             let mut s = js.get_stream(name).await.map_err(|e| e.to_string())?;
-            s.info().await.map(|i| i.clone()).map_err(|e| e.to_string())
+            s.info().await.cloned().map_err(|e| e.to_string())
         };
         match tokio::time::timeout(Duration::from_secs(5), attempt).await {
             Ok(Ok(info)) => return info,

@@ -350,6 +350,34 @@ fn settings_are_layered_and_validated() {
     assert!(e.to_string().contains("htp"), "{e}");
 }
 
+#[test]
+fn replicas_are_settings_of_the_log_and_the_notification_stream() {
+    use funnel_server::ServeOptions;
+    let cluster = "nats://a:4222,nats://b:4222,nats://c:4222";
+    let o = ServeOptions::load(None, Vec::new(), &[]).expect("defaults");
+    assert_eq!((o.store.replicas, o.store.notify_replicas), (None, None));
+    assert_eq!(o.store.log_replicas(cluster), 3);
+    assert_eq!(o.store.log_replicas("nats://a:4222"), 1);
+    let env = vec![("FUNNEL__STORE__REPLICAS".to_string(), "5".to_string())];
+    let o = ServeOptions::load(None, env, &[]).expect("replicas from the environment");
+    assert_eq!(o.store.replicas, Some(5));
+    assert_eq!(o.store.notify_replicas(cluster), 5);
+    let flags = [("store.notify_replicas", json!(1))];
+    let o = ServeOptions::load(None, Vec::new(), &flags).expect("a flag");
+    assert_eq!(
+        (
+            o.store.log_replicas(cluster),
+            o.store.notify_replicas(cluster)
+        ),
+        (3, 1)
+    );
+    for bad in ["0", "7", "three"] {
+        let env = vec![("FUNNEL__STORE__REPLICAS".to_string(), bad.to_string())];
+        let e = ServeOptions::load(None, env, &[]).expect_err("bad replicas");
+        assert!(e.to_string().contains("replicas"), "{e}");
+    }
+}
+
 #[tokio::test]
 async fn the_dashboard_is_served_and_calls_only_documented_endpoints() {
     let w = world().await;
