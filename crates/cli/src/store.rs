@@ -72,6 +72,9 @@ pub async fn run(store: &StoreUrl, args: StoreArgs) -> anyhow::Result<()> {
             for name in ["FUNNEL", notify_stream.as_str()] {
                 match funnel_store_nats::stream_replicas(url, name).await {
                     Ok(p) => all.push(p),
+                    Err(e) if e.to_string().contains("error code 10059") => {
+                        eprintln!("{name}: not created yet (`funnel serve` creates it)")
+                    }
                     Err(e) => eprintln!("{name}: {e}"),
                 }
             }
