@@ -16,8 +16,8 @@
 //! office (staff, headquarters). The body is the event as a CloudEvents 1.0 JSON document
 //! (`Content-Type: application/cloudevents+json`); `Nats-Msg-Id` is the event id, so a
 //! republish after a crash is dropped by the stream's duplicate window, and `Funnel-Position`
-//! is the event's log position. The republisher resumes after the position of the last message in
-//! the stream.
+//! is the event's log position. The republisher resumes where the stream's last messages say,
+//! publishing whatever of them a failure lost ([`Republisher::resume_point`]).
 
 use crate::{OfficeName, note_office};
 use async_nats::HeaderMap;
@@ -26,7 +26,7 @@ use funnel_store::{EventStore, Filter, StoreError, SubscriptionItem};
 use funnel_types::{OfficeId, Position};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,6 +95,41 @@ pub fn office_token(office: Option<OfficeId>, offices: &BTreeMap<OfficeId, Offic
 /// The subject an event is republished on.
 pub fn subject(office: &str, event_type: &str) -> String {
     format!("{PREFIX}.{office}.{event_type}")
+}
+
+/// Where a republisher resumes: after `after`, skipping the positions in `held`, which the
+/// notification stream already holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResumePoint {
+    pub after: Position,
+    pub held: BTreeSet<u64>,
+}
+
+impl ResumePoint {
+    /// From the positions of the last messages of the stream (`held`, in stream order);
+    /// `from_start` when that window begins at the stream's first message ever, so that nothing
+    /// before it was published at all.
+    pub fn from_window(from_start: bool, held: &[u64]) -> Self {
+        let after = match held.first() {
+            Some(&first) if !from_start => Position(first),
+            _ => Position::START,
+        };
+        Self {
+            after,
+            held: held.iter().copied().filter(|&p| p > after.0).collect(),
+        }
+    }
+}
+
+fn no_message(e: &stream::RawMessageError) -> bool {
+    use stream::RawMessageErrorKind;
+    match e.kind() {
+        RawMessageErrorKind::NoMessageFound => true,
+        RawMessageErrorKind::JetStream(js) => {
+            js.error_code() == jetstream::ErrorCode::NO_MESSAGE_FOUND
+        }
+        _ => false,
+    }
 }
 
 /// Follows the log and republishes every event on its notification subject.
@@ -169,39 +204,67 @@ impl Republisher {
         Ok(stream)
     }
 
-    /// The log position of the last notification in the stream (zero when it is empty).
-    pub async fn resume_after(
+    /// Where to resume: the log position to follow the log after, and the positions at or after
+    /// it that the stream already holds (to be skipped).
+    ///
+    /// The last message in the stream is not enough: up to [`RepublishOptions::in_flight`]
+    /// publishes await their acknowledgement at once, so when a stream leader dies, one of them
+    /// may be lost while a later one is stored. Every publish older than the last `in_flight` ones
+    /// was acknowledged before the next was sent, and a lost publish takes no sequence number, so
+    /// the last `in_flight` messages stored reach back at least to the oldest publish that may be
+    /// missing. The republisher reads that window (twice `in_flight`, in case the setting was
+    /// lower before), resumes after its first message and skips what the window holds. Nothing
+    /// relies on the stream's duplicate window, which a long pause outlasts.
+    pub async fn resume_point(
         &self,
         stream: &mut stream::Stream,
-    ) -> Result<Position, RepublishError> {
-        let (messages, last_sequence) = {
+    ) -> Result<ResumePoint, RepublishError> {
+        let (messages, first_sequence, last_sequence) = {
             let info = stream.info().await.map_err(nats)?;
-            (info.state.messages, info.state.last_sequence)
+            (
+                info.state.messages,
+                info.state.first_sequence,
+                info.state.last_sequence,
+            )
         };
         if messages == 0 {
-            return Ok(Position::START);
+            return Ok(ResumePoint::default());
         }
-        let last = stream.get_raw_message(last_sequence).await.map_err(nats)?;
-        let position = last
-            .headers
-            .get(POSITION_HEADER)
-            .and_then(|v| v.as_str().parse::<u64>().ok())
-            .ok_or_else(|| {
-                nats(format!(
-                    "the last message of stream {} has no {POSITION_HEADER} header",
-                    self.options.stream
-                ))
-            })?;
-        Ok(Position(position))
+        let window = (self.options.in_flight.max(1) as u64).saturating_mul(2);
+        let from = last_sequence
+            .saturating_sub(window - 1)
+            .max(first_sequence)
+            .max(1);
+        let mut held = Vec::new();
+        for sequence in from..=last_sequence {
+            match stream.get_raw_message(sequence).await {
+                Ok(message) => {
+                    let position = message
+                        .headers
+                        .get(POSITION_HEADER)
+                        .and_then(|v| v.as_str().parse::<u64>().ok())
+                        .ok_or_else(|| {
+                            nats(format!(
+                                "message {sequence} of stream {} has no {POSITION_HEADER} header",
+                                self.options.stream
+                            ))
+                        })?;
+                    held.push(position);
+                }
+                Err(e) if no_message(&e) => {}
+                Err(e) => return Err(nats(e)),
+            }
+        }
+        Ok(ResumePoint::from_window(from == 1, &held))
     }
 
     /// Republishes until `stop` completes. Every publish is acknowledged by the stream before the
     /// next batch is read past it.
     pub async fn run(&self, stop: impl Future<Output = ()>) -> Result<(), RepublishError> {
         let mut stream = self.ensure_stream().await?;
-        let after = self.resume_after(&mut stream).await?;
+        let ResumePoint { after, held } = self.resume_point(&mut stream).await?;
         let mut offices = crate::offices(self.store.as_ref()).await?;
-        tracing::info!(stream = %self.options.stream, %after, "republishing the log on funnel.notify.<office>.<type>");
+        tracing::info!(stream = %self.options.stream, %after, held = held.len(), "republishing the log on funnel.notify.<office>.<type>");
         let mut events = self.store.clone().subscribe(after, Filter::All);
         let mut acks: FuturesOrdered<
             <jetstream::context::PublishAckFuture as IntoFuture>::IntoFuture,
@@ -220,6 +283,9 @@ impl Republisher {
                     }
                 }
                 SubscriptionItem::Event(rec) => {
+                    if held.contains(&rec.meta.position.0) {
+                        continue;
+                    }
                     let env = match funnel_codec::decode_recorded(&rec) {
                         Ok(env) => env,
                         Err(e) => {
@@ -263,6 +329,21 @@ impl Republisher {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_window_from_the_first_message_resumes_from_the_start() {
+        let point = ResumePoint::from_window(true, &[2048, 3072, 5120]);
+        assert_eq!(point.after, Position::START);
+        assert_eq!(point.held, BTreeSet::from([2048, 3072, 5120]));
+    }
+
+    #[test]
+    fn a_later_window_resumes_after_its_first_message_and_skips_the_rest() {
+        let point = ResumePoint::from_window(false, &[2048, 3072, 5120]);
+        assert_eq!(point.after, Position(2048));
+        assert_eq!(point.held, BTreeSet::from([3072, 5120]));
+        assert_eq!(ResumePoint::from_window(false, &[]), ResumePoint::default());
+    }
+
     use super::*;
 
     #[test]

@@ -1,6 +1,7 @@
 //! On the JetStream backend, a consumer written with Python's `nats-py` receives Shanghai's stage
 //! changes by subject filter and parses them with the CloudEvents SDK; a restarted republisher
-//! resumes where it stopped and publishes nothing twice.
+//! resumes where it stopped and publishes nothing twice, and a publish lost while later ones were
+//! stored (a stream leader dying with publishes in flight) is published when it resumes.
 
 use funnel_domain::Policy;
 use funnel_engine::Engine;
@@ -155,5 +156,118 @@ async fn a_python_consumer_gets_stage_changes_by_subject_filter() {
         assert_eq!(v["subject"], "funnel.notify.SH.lead.stage_changed");
         assert_eq!(v["type"], "funnel.lead.stage_changed");
         assert!(v["lead"].is_string(), "{v}");
+    }
+}
+
+/// The whole log, in order.
+async fn whole_log(store: &dyn EventStore) -> Vec<funnel_store::RecordedEvent> {
+    let mut log: Vec<funnel_store::RecordedEvent> = Vec::new();
+    loop {
+        let after = log.last().map_or(Position::START, |r| r.meta.position);
+        let page = store.read_all(after, &Filter::All, 1000).await.unwrap();
+        if page.is_empty() {
+            return log;
+        }
+        log.extend(page);
+    }
+}
+
+/// The log positions the notification stream holds, in stream order.
+async fn notified_positions(js: &async_nats::jetstream::Context) -> Vec<u64> {
+    let mut stream = js.get_stream("FUNNEL_NOTIFY").await.unwrap();
+    let info = stream.info().await.unwrap();
+    let mut out = Vec::new();
+    for seq in info.state.first_sequence..=info.state.last_sequence {
+        if let Ok(m) = stream.get_raw_message(seq).await {
+            out.push(
+                m.headers
+                    .get("Funnel-Position")
+                    .unwrap()
+                    .as_str()
+                    .parse()
+                    .unwrap(),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_lost_while_later_ones_were_stored_is_published_on_resume() {
+    for (lost_from_end, in_flight) in [(3usize, 4usize), (usize::MAX, 256)] {
+        let server = NatsServer::start();
+        let store: Arc<dyn EventStore> = Arc::new(
+            NatsStore::connect(NatsOptions::new(server.url()))
+                .await
+                .unwrap(),
+        );
+        let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
+        let opts = funnel_demo::DemoOptions {
+            leads: 3,
+            weeks: 2,
+            ..Default::default()
+        };
+        funnel_demo::load(&engine, &opts, |_, _| {}).await.unwrap();
+        let log = whole_log(store.as_ref()).await;
+        assert!(log.len() > 20, "a small history: {} events", log.len());
+        // What a republisher had sent before its stream leader died: everything but one publish,
+        // a few before the end (or the very first), whose later neighbours were stored.
+        let lost = log.len().saturating_sub(lost_from_end).min(log.len() - 1);
+        let lost = if lost_from_end == usize::MAX { 0 } else { lost };
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let options = RepublishOptions {
+            in_flight,
+            ..RepublishOptions::default()
+        };
+        let republisher = Republisher::new(client.clone(), store.clone(), options);
+        republisher.ensure_stream().await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        for (i, rec) in log.iter().enumerate() {
+            if i == lost {
+                continue;
+            }
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(
+                "Nats-Msg-Id",
+                rec.meta.event_id.as_uuid().to_string().as_str(),
+            );
+            headers.insert("Funnel-Position", rec.meta.position.0.to_string().as_str());
+            js.publish_with_headers("funnel.notify._.test", headers, "{}".into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(async move {
+            republisher
+                .run(async {
+                    let _ = stop_rx.await;
+                })
+                .await
+        });
+        let mut held = Vec::new();
+        for _ in 0..200 {
+            held = notified_positions(&js).await;
+            if held.len() >= log.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop_tx.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        let mut sorted = held.clone();
+        sorted.sort_unstable();
+        let expected: Vec<u64> = log.iter().map(|r| r.meta.position.0).collect();
+        assert_eq!(
+            sorted, expected,
+            "every event once, the lost one ({lost}) included"
+        );
+        assert_eq!(
+            held.last(),
+            Some(&log[lost].meta.position.0),
+            "published last, on resume"
+        );
     }
 }
