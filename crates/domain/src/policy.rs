@@ -16,7 +16,8 @@ pub struct Policy {
     /// Two registrations of the same customer key closer than this are a conflict for the office
     /// manager (§5.2, 相近时间); later ones are refused (first to register owns it).
     pub duplicate_window: chrono::Duration,
-    /// Visits without an insider before the office manager is asked for help (§7).
+    /// Visits without an insider before the office manager is asked for help (§7). Only contacts in
+    /// person count (a visit or a meeting, not a phone call): the manual's 拜访.
     pub insider_visit_limit: u32,
     /// Visits with both relationship levels still C before a stagnation review (§8).
     pub stagnation_visits: u32,

@@ -57,12 +57,15 @@ pub(super) fn log_visit(lead: &Lead, v: &LogVisit, ctx: &Ctx<'_>) -> Decision {
         visit_number: number,
     })];
     // Insider rule (§7): an insider within every three visits, else the manager is asked to help.
+    // Visits are contacts in person (拜访): a phone call does not count.
     let without = if lead.has_insider() {
         0
-    } else {
+    } else if v.kind.in_person() {
         lead.visits_without_insider + 1
+    } else {
+        lead.visits_without_insider
     };
-    if without >= ctx.policy.insider_visit_limit && !lead.insider_escalated {
+    if v.kind.in_person() && without >= ctx.policy.insider_visit_limit && !lead.insider_escalated {
         events.push(Event::InsiderEscalationRaised(InsiderEscalationRaised {
             lead_id: lead.id,
             owner: me,

@@ -353,3 +353,41 @@ fn overlong_fields_are_refused_not_truncated() {
     let r = s.refused(wang(), C::RecordKeyPerson(k), RefusalCode::FieldTooLong);
     assert!(r.refusal.message_en.contains("201"));
 }
+
+pub fn phone_call(n: u32) -> C {
+    let C::LogVisit(mut v) = visit(100 + n) else {
+        unreachable!()
+    };
+    v.kind = ContactKind::Phone;
+    v.summary = format!("phone call {n}");
+    C::LogVisit(v)
+}
+
+#[test]
+fn the_insider_rule_counts_visits_in_person_not_phone_calls() {
+    let mut s = LeadSpec::owned_by_wang();
+    s.policy.stagnation_visits = 100;
+    // Two visits and any number of phone calls: not yet three visits (拜访, §7).
+    s.ok(wang(), visit(1));
+    for n in 1..=4 {
+        assert_eq!(types(&s.ok(wang(), phone_call(n))), ["lead.visit_logged"]);
+    }
+    assert_eq!(types(&s.ok(wang(), visit(2))), ["lead.visit_logged"]);
+    assert_eq!(
+        s.state.lead.as_ref().map(|l| l.visits_without_insider),
+        Some(2)
+    );
+    // A meeting with the customer is in person: the third visit escalates.
+    let C::LogVisit(mut meeting) = visit(3) else {
+        unreachable!()
+    };
+    meeting.kind = ContactKind::Meeting;
+    let events = s.ok(wang(), C::LogVisit(meeting));
+    assert_eq!(
+        types(&events),
+        ["lead.visit_logged", "lead.insider_escalation_raised"]
+    );
+    assert!(
+        matches!(&events[1], Event::InsiderEscalationRaised(e) if e.visits_without_insider == 3)
+    );
+}
