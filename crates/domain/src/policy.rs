@@ -25,6 +25,9 @@ pub struct Policy {
     pub contract_reviewers: Vec<ReviewerSeat>,
     /// How long a reassignment request waits for both approvals before it expires.
     pub reassignment_expiry: chrono::Duration,
+    /// A year's calendar that takes more weekdays off than this (holidays less make-up working
+    /// days) is published by an executive only: a wrong calendar moves every deadline.
+    pub calendar_days_off_without_executive: u32,
 }
 
 impl Default for Policy {
@@ -48,6 +51,7 @@ impl Default for Policy {
                 },
             ],
             reassignment_expiry: chrono::Duration::days(14),
+            calendar_days_off_without_executive: 30,
         }
     }
 }

@@ -100,6 +100,7 @@ pub(super) fn record_key_person(lead: &Lead, k: &RecordKeyPerson, ctx: &Ctx<'_>)
     owner_only(lead, ctx, "record a key person")?;
     open(lead)?;
     check::required("name", &k.name, check::SHORT)?;
+    crate::text::name("name", &k.name)?;
     check::optional("title", &k.title, check::SHORT)?;
     check::optional("phone", &k.phone, 40)?;
     check::optional("personal_notes", &k.personal_notes, check::LONG)?;
@@ -225,6 +226,7 @@ pub(super) fn update_details(lead: &Lead, u: &UpdateDetails, ctx: &Ctx<'_>) -> D
     }
     if let Some(c) = &u.contact {
         check::required("contact.name", &c.name, check::SHORT)?;
+        crate::text::name("contact.name", &c.name)?;
         check::required("contact.phone", &c.phone, 40)?;
     }
     if u.location.as_deref().is_some_and(|l| l.trim().is_empty())

@@ -391,3 +391,55 @@ fn the_insider_rule_counts_visits_in_person_not_phone_calls() {
         matches!(&events[1], Event::InsiderEscalationRaised(e) if e.visits_without_insider == 3)
     );
 }
+
+#[test]
+fn person_names_refuse_control_bidi_and_invisible_characters() {
+    let mut s = LeadSpec::owned_by_wang();
+    for (name, code) in [
+        ("张\u{0007}工", RefusalCode::ControlCharacter),
+        ("张工\u{202E}gnp.exe", RefusalCode::BidiControl),
+        ("\u{200B}\u{3000}", RefusalCode::InvisibleName),
+    ] {
+        let (_, C::RecordKeyPerson(mut k)) = key_person("张工", KeyPersonRole::Gatekeeper) else {
+            unreachable!()
+        };
+        k.name = name.into();
+        s.refused(wang(), C::RecordKeyPerson(k), code);
+        let update = UpdateDetails {
+            contact: Some(Contact {
+                name: name.into(),
+                phone: "139".into(),
+            }),
+            ..Default::default()
+        };
+        s.refused(wang(), C::UpdateDetails(update), code);
+    }
+}
+
+#[test]
+fn customer_and_contact_names_refuse_control_bidi_and_invisible_characters() {
+    for (name, code) in [
+        ("万科\u{0000}", RefusalCode::ControlCharacter),
+        ("\u{2067}万科\u{2069}", RefusalCode::BidiControl),
+        ("万\u{200F}科", RefusalCode::BidiControl),
+        ("\u{FEFF}\u{00A0}\u{2060}", RefusalCode::InvisibleName),
+    ] {
+        let mut s = LeadSpec::new();
+        let reg = |customer: &str, contact: &str| {
+            let C::Register(mut r) = register_cmd(
+                customer,
+                "城市花园",
+                Channel::BuildingSweep,
+                PurchaseMode::Independent,
+            ) else {
+                unreachable!()
+            };
+            r.contact.name = contact.into();
+            C::Register(r)
+        };
+        s.refused(wang(), reg(name, "李经理"), code);
+        s.refused(wang(), reg("万科", name), code);
+    }
+    // A name that is fine is registered as before.
+    LeadSpec::owned_by_wang();
+}
