@@ -5,6 +5,7 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
+use chrono::Datelike;
 use common::*;
 use serde_json::{Value, json};
 
@@ -566,4 +567,27 @@ async fn a_name_two_people_share_is_refused_with_their_ids() {
             Some(code),
         );
     }
+}
+
+#[tokio::test]
+async fn a_calendar_taking_many_weekdays_off_is_published_by_an_executive() {
+    let w = world().await;
+    // Every weekday of January and February 2026 (42) off.
+    let holidays: Vec<String> = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+        .expect("date")
+        .iter_days()
+        .take_while(|d| d.month() < 3)
+        .filter(|d| d.weekday().num_days_from_monday() < 5)
+        .map(|d| d.to_string())
+        .collect();
+    let body = json!({ "holidays": holidays });
+    let r = w.post("/calendar/2026", "sales_dept", body.clone()).await;
+    expect(&r, StatusCode::FORBIDDEN, Some("calendar.needs_executive"));
+    assert!(
+        r.body["message_zh"]
+            .as_str()
+            .is_some_and(|m| m.contains("公司高层"))
+    );
+    let r = w.post("/calendar/2026", "executive", body).await;
+    expect(&r, StatusCode::OK, None);
 }
