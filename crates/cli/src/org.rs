@@ -423,7 +423,10 @@ pub async fn staff(url: &StoreUrl, args: StaffArgs) -> anyhow::Result<()> {
                     .tokens
                     .values()
                     .filter(|t| t.staff_id == *id)
-                    .map(|t| serde_json::json!({ "token_id": t.token_id, "revoked": t.revoked }))
+                    .map(|t| {
+                        serde_json::json!({ "token_id": t.token_id, "revoked": t.revoked,
+                            "issued_by": t.issued_by })
+                    })
                     .collect();
                 rows.push(serde_json::json!({
                     "staff_id": id, "name": s.name, "role": s.role, "office": s.office,

@@ -28,11 +28,22 @@ pub struct StaffInfo {
 /// fills it from the staff streams; tests use a map.
 pub trait StaffLookup: std::fmt::Debug {
     fn staff(&self, id: StaffId) -> Option<StaffInfo>;
+
+    /// How many active executives there are besides `except`. The engine fills the lookup with the
+    /// whole organisation for the commands that could remove the last executive
+    /// (`Command::needs_organisation`).
+    fn other_active_executives(&self, except: StaffId) -> usize;
 }
 
 impl StaffLookup for std::collections::BTreeMap<StaffId, StaffInfo> {
     fn staff(&self, id: StaffId) -> Option<StaffInfo> {
         self.get(&id).copied()
+    }
+
+    fn other_active_executives(&self, except: StaffId) -> usize {
+        self.values()
+            .filter(|s| s.id != except && s.active && s.role == Role::Executive)
+            .count()
     }
 }
 

@@ -17,6 +17,7 @@ pub mod refusal;
 pub mod summary;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod work_calendar;
 pub mod workflow;
 

@@ -217,6 +217,14 @@ labelled_enum!(
     }
 );
 
+impl ContactKind {
+    /// A contact in person (a visit or a meeting), which the insider rule counts as a visit (拜访,
+    /// §7); a phone call or another kind of contact is not one.
+    pub fn in_person(self) -> bool {
+        matches!(self, ContactKind::Visit | ContactKind::Meeting)
+    }
+}
+
 /// Qualitative judgement on a prospect (§8): scale, nature and influence beside the amount.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -1,5 +1,8 @@
 //! Offices and staff as aggregates (process §1). Only headquarters (sales department, executives)
 //! or the system bootstrap change them; every later permission decision replays these events.
+//! Duties are separated (see [`decide_staff`]): no one changes their own role or office, only an
+//! executive appoints executives and auditors, a token is issued only to its holder or by an
+//! executive, and the last executive stays.
 
 use crate::acting::{Ctx, require_role};
 use crate::events::*;
@@ -193,6 +196,98 @@ fn office_fits(role: Role, office: Option<OfficeId>) -> Decision {
     }
 }
 
+/// Executives and auditors: appointed, reassigned and removed by an executive only.
+fn executive_managed(role: Role) -> bool {
+    matches!(role, Role::Executive | Role::Auditor)
+}
+
+/// Whether the actor has an executive's authority over the organisation: an executive, or the
+/// system (the CLI with direct access to the store, the demo loader).
+fn executive_authority(ctx: &Ctx<'_>) -> bool {
+    ctx.acting.is_system() || ctx.acting.role() == Some(Role::Executive)
+}
+
+fn only_an_executive(action_en: &str, action_zh: &str) -> Decision {
+    refuse(
+        RefusalCode::ExecutiveOnly,
+        format!("only an executive may {action_en}"),
+        format!("只有公司高层可以{action_zh}"),
+    )
+}
+
+/// Separation of duties over one member of staff (`id`, now `role`): no one changes their own role
+/// or office; only an executive appoints, reassigns or removes executives and auditors or changes
+/// their tokens; a token is issued only to its holder or by an executive; the last active
+/// executive neither leaves nor stops being an executive.
+fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> Decision {
+    let own = ctx.acting.staff_id() == Some(id);
+    let executive = executive_authority(ctx);
+    let to = match cmd {
+        StaffCommand::ChangeRole { role: to } | StaffCommand::Reassign { role: to, .. } => {
+            Some(*to)
+        }
+        _ => None,
+    };
+    match cmd {
+        StaffCommand::ChangeRole { .. }
+        | StaffCommand::MoveOffice { .. }
+        | StaffCommand::Reassign { .. } => {
+            if own {
+                return refuse(
+                    RefusalCode::OwnRole,
+                    "no one changes their own role or office; another member of the sales department or an executive must",
+                    "任何人不得变更自己的角色或办事处，须由销售部其他人员或公司高层办理",
+                );
+            }
+            if !executive && (executive_managed(role) || to.is_some_and(executive_managed)) {
+                return only_an_executive(
+                    "appoint or reassign an executive or an auditor",
+                    "任命或调动公司高层或审计人员",
+                );
+            }
+        }
+        StaffCommand::Leave { .. } => {
+            if !executive && !own && executive_managed(role) {
+                return only_an_executive(
+                    "record that an executive or an auditor leaves",
+                    "办理公司高层或审计人员的离职",
+                );
+            }
+        }
+        StaffCommand::IssueToken { .. } => {
+            if !executive && !own {
+                return refuse(
+                    RefusalCode::TokenHolderOrExecutive,
+                    "a token is issued only to its holder (for themselves) or by an executive",
+                    "令牌只能由持有人本人或公司高层签发",
+                );
+            }
+        }
+        StaffCommand::RevokeToken { .. } => {
+            if !executive && !own && executive_managed(role) {
+                return only_an_executive(
+                    "revoke an executive's or an auditor's token",
+                    "吊销公司高层或审计人员的令牌",
+                );
+            }
+        }
+        StaffCommand::Join { .. } => {}
+    }
+    let stops_being_executive = role == Role::Executive
+        && match cmd {
+            StaffCommand::Leave { .. } => true,
+            _ => to.is_some_and(|to| to != Role::Executive),
+        };
+    if stops_being_executive && ctx.staff.other_active_executives(id) == 0 {
+        return refuse(
+            RefusalCode::LastExecutive,
+            "this is the last active executive: appoint another executive first",
+            "这是最后一位在职的公司高层：请先任命另一位公司高层",
+        );
+    }
+    Ok(vec![])
+}
+
 pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> Decision {
     require_role(
         ctx.acting,
@@ -213,7 +308,14 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
                 "没有该员工",
             );
         };
+        if executive_managed(*role) && !executive_authority(ctx) {
+            return only_an_executive(
+                "appoint an executive or an auditor",
+                "任命公司高层或审计人员",
+            );
+        }
         check::required("name", name, check::SHORT)?;
+        crate::text::name("name", name)?;
         office_fits(*role, *office)?;
         return Ok(vec![Event::StaffJoined(StaffJoined {
             staff_id: *staff_id,
@@ -229,6 +331,7 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
             "该员工已离职",
         );
     }
+    check_duties(id, role, cmd, ctx)?;
     match cmd {
         StaffCommand::Join { .. } => refuse(
             RefusalCode::StaffExists,

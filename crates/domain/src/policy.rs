@@ -16,7 +16,8 @@ pub struct Policy {
     /// Two registrations of the same customer key closer than this are a conflict for the office
     /// manager (§5.2, 相近时间); later ones are refused (first to register owns it).
     pub duplicate_window: chrono::Duration,
-    /// Visits without an insider before the office manager is asked for help (§7).
+    /// Visits without an insider before the office manager is asked for help (§7). Only contacts in
+    /// person count (a visit or a meeting, not a phone call): the manual's 拜访.
     pub insider_visit_limit: u32,
     /// Visits with both relationship levels still C before a stagnation review (§8).
     pub stagnation_visits: u32,
@@ -24,6 +25,9 @@ pub struct Policy {
     pub contract_reviewers: Vec<ReviewerSeat>,
     /// How long a reassignment request waits for both approvals before it expires.
     pub reassignment_expiry: chrono::Duration,
+    /// A year's calendar that takes more weekdays off than this (holidays less make-up working
+    /// days) is published by an executive only: a wrong calendar moves every deadline.
+    pub calendar_days_off_without_executive: u32,
 }
 
 impl Default for Policy {
@@ -47,6 +51,7 @@ impl Default for Policy {
                 },
             ],
             reassignment_expiry: chrono::Duration::days(14),
+            calendar_days_off_without_executive: 30,
         }
     }
 }

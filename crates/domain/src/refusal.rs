@@ -75,6 +75,14 @@ refusal_codes! {
     SummaryWrongState = "summary.wrong_state",
     SummaryNotFound = "summary.not_found",
     NothingToDo = "command.nothing_to_do",
+    OwnRole = "staff.own_role",
+    ExecutiveOnly = "staff.executive_only",
+    TokenHolderOrExecutive = "staff.token_holder_or_executive",
+    LastExecutive = "staff.last_executive",
+    CalendarNeedsExecutive = "calendar.needs_executive",
+    ControlCharacter = "validation.control_character",
+    BidiControl = "validation.bidi_control",
+    InvisibleName = "validation.invisible_name",
 }
 
 impl fmt::Display for RefusalCode {

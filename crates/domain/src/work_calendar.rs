@@ -1,7 +1,8 @@
 //! Working days. Monday to Friday are working days and weekends are not, except where headquarters
 //! published a year's calendar (`calendar.published`): its public holidays are days off, its
 //! make-up working days (调休, usually a Saturday or Sunday next to a long holiday) are worked.
-//! Reminders and escalations "after N working days" count with it.
+//! Reminders and escalations "after N working days" count with it. A calendar that takes more
+//! weekdays off than `Policy::calendar_days_off_without_executive` is published by an executive.
 
 use crate::acting::{Ctx, require_role};
 use crate::events::{CalendarPublished, Event};
@@ -152,6 +153,21 @@ pub fn decide_calendar(state: &CalendarState, cmd: &CalendarCommand, ctx: &Ctx<'
                 d.weekday()
             ),
             format!("{d} 是工作日：调休上班日只列出需上班的周末"),
+        );
+    }
+    // Holidays less make-up days: the weekdays this publication takes off the year.
+    let days_off = holidays.len().saturating_sub(workdays.len());
+    let limit = ctx.policy.calendar_days_off_without_executive;
+    let executive = ctx.acting.is_system() || ctx.acting.role() == Some(Role::Executive);
+    if days_off > limit as usize && !executive {
+        return refuse(
+            RefusalCode::CalendarNeedsExecutive,
+            format!(
+                "this calendar takes {days_off} weekdays off {year} (holidays less make-up days); more than {limit} must be published by an executive"
+            ),
+            format!(
+                "该日历使 {year} 年减少 {days_off} 个工作日（假日减去调休上班日）；超过 {limit} 个须由公司高层发布"
+            ),
         );
     }
     let event = CalendarPublished {

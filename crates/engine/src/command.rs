@@ -126,6 +126,20 @@ impl Command {
         })
     }
 
+    /// Whether the decision needs every member of staff (a staff change that could remove the
+    /// last executive).
+    pub fn needs_organisation(&self) -> bool {
+        matches!(
+            self,
+            Command::Staff {
+                cmd: StaffCommand::Leave { .. }
+                    | StaffCommand::ChangeRole { .. }
+                    | StaffCommand::Reassign { .. },
+                ..
+            }
+        )
+    }
+
     /// Other members of staff the command names.
     pub fn referenced_staff(&self) -> Vec<StaffId> {
         match self {

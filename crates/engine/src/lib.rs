@@ -184,6 +184,35 @@ impl Engine {
         Ok(state.info())
     }
 
+    /// Every member of staff on record, from the staff streams: what decisions about the whole
+    /// organisation (the last executive) need.
+    async fn organisation(&self) -> Result<BTreeMap<StaffId, StaffInfo>, EngineError> {
+        let filter = funnel_store::Filter::category("staff");
+        let mut states: BTreeMap<StaffId, funnel_domain::org::StaffState> = BTreeMap::new();
+        let mut after = Position::START;
+        loop {
+            let page = self.store.read_all(after, &filter, 4096).await?;
+            let Some(last) = page.last() else { break };
+            after = last.meta.position;
+            for rec in &page {
+                let env = funnel_codec::decode_recorded(rec)?;
+                let id = match &env.payload {
+                    Event::StaffJoined(e) => e.staff_id,
+                    Event::StaffRoleChanged(e) => e.staff_id,
+                    Event::StaffMovedOffice(e) => e.staff_id,
+                    Event::StaffLeft(e) => e.staff_id,
+                    _ => continue,
+                };
+                let state = states.remove(&id).unwrap_or_default();
+                states.insert(id, funnel_domain::org::evolve_staff(state, &env.payload));
+            }
+        }
+        Ok(states
+            .into_iter()
+            .filter_map(|(id, s)| Some((id, s.info()?)))
+            .collect())
+    }
+
     async fn acting(&self, who: &Who) -> Result<Acting, EngineError> {
         match who {
             Who::System(name) => Ok(Acting::system(name.clone())),
@@ -221,6 +250,9 @@ impl Engine {
         let at = meta.at.unwrap_or_else(|| self.clock.now());
         let stream = cmd.stream(&acting)?;
         let mut staff: BTreeMap<StaffId, StaffInfo> = BTreeMap::new();
+        if cmd.needs_organisation() {
+            staff = self.organisation().await?;
+        }
         for id in cmd.referenced_staff() {
             if let Some(info) = self.staff_info(id).await? {
                 staff.insert(id, info);

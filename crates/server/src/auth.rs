@@ -51,6 +51,9 @@ pub struct TokenEntry {
     pub staff_id: StaffId,
     pub token_id: uuid::Uuid,
     pub revoked: bool,
+    /// Who issued it: the actor of its `staff.token_issued` event.
+    #[serde(default)]
+    pub issued_by: Option<funnel_types::Actor>,
 }
 
 /// An office as the access model knows it.
@@ -74,8 +77,8 @@ pub struct Access {
 
 impl ReadModel for Access {
     const NAME: &'static str = "access";
-    /// 2: offices too.
-    const VERSION: u32 = 2;
+    /// 2: offices too. 3: who issued each token.
+    const VERSION: u32 = 3;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         let missing = |id: StaffId| format!("staff event for {id}, who never joined");
@@ -130,6 +133,7 @@ impl ReadModel for Access {
                         staff_id: e.staff_id,
                         token_id: e.token_id,
                         revoked: false,
+                        issued_by: Some(env.meta.actor.clone()),
                     },
                 );
             }

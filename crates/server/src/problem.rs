@@ -147,14 +147,26 @@ pub const RETRY_AFTER_SECONDS: u32 = 2;
 pub fn status_for(code: RefusalCode) -> StatusCode {
     use RefusalCode::*;
     match code {
-        ReadOnly | UnknownStaff | StaffInactive | RoleNotPermitted | OtherOffice | NotOwner
-        | OwnerOnly | NotAReviewer => StatusCode::FORBIDDEN,
+        ReadOnly
+        | UnknownStaff
+        | StaffInactive
+        | RoleNotPermitted
+        | OtherOffice
+        | NotOwner
+        | OwnerOnly
+        | NotAReviewer
+        | OwnRole
+        | ExecutiveOnly
+        | TokenHolderOrExecutive
+        | CalendarNeedsExecutive => StatusCode::FORBIDDEN,
         StaffNotFound | OfficeNotFound | LeadNotFound | ConflictNotFound | ReassignmentNotFound
         | DeclarationNotFound | ContractNotFound | PlanNotFound | SummaryNotFound => {
             StatusCode::NOT_FOUND
         }
         FieldRequired | FieldTooLong | InvalidValue | AssigneeNotEngineer | WinnerNotClaimant
-        | UnknownKeyPerson => StatusCode::UNPROCESSABLE_ENTITY,
+        | UnknownKeyPerson | ControlCharacter | BidiControl | InvisibleName => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         _ => StatusCode::CONFLICT,
     }
 }

@@ -246,7 +246,7 @@ async fn a_revoked_token_is_refused_and_a_new_one_works_at_once() {
 }
 
 #[tokio::test]
-async fn only_headquarters_or_the_system_issue_tokens() {
+async fn only_the_holder_an_executive_or_the_system_issue_tokens() {
     let w = world().await;
     let eng = w.ids["eng_b"];
     let as_manager = funnel_engine::Who::Staff(w.ids["manager"]);
@@ -257,10 +257,21 @@ async fn only_headquarters_or_the_system_issue_tokens() {
         e.refusal().map(|r| r.code.as_str()),
         Some("auth.role_not_permitted")
     );
-    let as_hq = funnel_engine::Who::Staff(w.ids["sales_dept"]);
-    funnel_server::tokens::issue(&w.engine, as_hq, eng)
+    let as_hq = || funnel_engine::Who::Staff(w.ids["sales_dept"]);
+    let e = funnel_server::tokens::issue(&w.engine, as_hq(), eng)
         .await
-        .expect("sales department may");
+        .expect_err("refused");
+    assert_eq!(
+        e.refusal().map(|r| r.code.as_str()),
+        Some("staff.token_holder_or_executive")
+    );
+    funnel_server::tokens::issue(&w.engine, as_hq(), w.ids["sales_dept"])
+        .await
+        .expect("the sales department for itself");
+    let as_executive = funnel_engine::Who::Staff(w.ids["executive"]);
+    funnel_server::tokens::issue(&w.engine, as_executive, eng)
+        .await
+        .expect("an executive for anyone");
 }
 
 #[test]

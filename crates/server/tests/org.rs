@@ -5,6 +5,7 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
+use chrono::Datelike;
 use common::*;
 use serde_json::{Value, json};
 
@@ -129,7 +130,7 @@ async fn headquarters_runs_the_organisation() {
     expect(
         &w.post(
             "/staff",
-            "sales_dept",
+            "executive",
             json!({ "name": "x", "role": "auditor", "office": "SH" }),
         )
         .await,
@@ -169,7 +170,8 @@ async fn headquarters_runs_the_organisation() {
         (StatusCode::OK, json!(qian_id))
     );
 
-    // A token for the new manager, shown once; a retry of the same request cannot show it again.
+    // A token for the new manager, from an executive (the sales department issues only its own),
+    // shown once; a retry of the same request cannot show it again.
     let uri = format!("/staff/{qian_id}/tokens");
     expect(
         &w.post(&uri, "manager", json!({})).await,
@@ -177,13 +179,13 @@ async fn headquarters_runs_the_organisation() {
         Some("auth.role_not_permitted"),
     );
     let r = w
-        .post_keyed(&uri, "sales_dept", "token-qian", json!({}))
+        .post_keyed(&uri, "executive", "token-qian", json!({}))
         .await;
     expect(&r, StatusCode::CREATED, None);
     let token = r.body["token"].as_str().expect("token").to_string();
     let token_id = r.body["token_id"].as_str().expect("token id").to_string();
     let again = w
-        .post_keyed(&uri, "sales_dept", "token-qian", json!({}))
+        .post_keyed(&uri, "executive", "token-qian", json!({}))
         .await;
     expect(
         &again,
@@ -218,6 +220,12 @@ async fn headquarters_runs_the_organisation() {
     let rows = r.body["staff"].as_array().expect("staff");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["tokens"][0]["token_id"], token_id.as_str());
+    // Who issued it is listed with it.
+    assert_eq!(rows[0]["tokens"][0]["issued_by"]["kind"], "staff");
+    assert_eq!(
+        rows[0]["tokens"][0]["issued_by"]["id"],
+        w.ids["executive"].to_string()
+    );
 
     // Moving the manager to headquarters is one request; a plain role change could not do it.
     let reassign = format!("/staff/{qian_id}/reassign");
@@ -400,4 +408,186 @@ async fn headquarters_publishes_the_working_calendar() {
     assert_eq!(r.body["holidays"].as_array().map(Vec::len), Some(5));
     assert_eq!(r.body["workdays"][1], "2026-10-10");
     assert_eq!(r.body["published_by"]["role"], "executive");
+}
+
+#[tokio::test]
+async fn sales_department_cannot_take_over_the_organisation() {
+    let w = world().await;
+    // No token for the executive, the auditor or any engineer: only for themselves.
+    for whom in ["executive", "auditor", "eng_a", "manager"] {
+        let uri = format!("/staff/{}/tokens", w.ids[whom]);
+        expect(
+            &w.post(&uri, "sales_dept", json!({})).await,
+            StatusCode::FORBIDDEN,
+            Some("staff.token_holder_or_executive"),
+        );
+    }
+    let own = format!("/staff/{}/tokens", w.ids["sales_dept"]);
+    expect(
+        &w.post(&own, "sales_dept", json!({})).await,
+        StatusCode::CREATED,
+        None,
+    );
+    let eng = format!("/staff/{}/tokens", w.ids["eng_a"]);
+    let r = w.post(&eng, "executive", json!({})).await;
+    expect(&r, StatusCode::CREATED, None);
+
+    // Not reassigning itself, to executive, auditor or anything else.
+    let me = format!("/staff/{}/reassign", w.ids["sales_dept"]);
+    for role in ["executive", "auditor", "key_account_department"] {
+        expect(
+            &w.post(&me, "sales_dept", json!({ "role": role })).await,
+            StatusCode::FORBIDDEN,
+            Some("staff.own_role"),
+        );
+    }
+    // Nor appointing anyone executive or auditor.
+    let eng_b = format!("/staff/{}/reassign", w.ids["eng_b"]);
+    expect(
+        &w.post(&eng_b, "sales_dept", json!({ "role": "executive" }))
+            .await,
+        StatusCode::FORBIDDEN,
+        Some("staff.executive_only"),
+    );
+    expect(
+        &w.post(
+            "/staff",
+            "sales_dept",
+            json!({ "name": "新审计", "role": "auditor" }),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        Some("staff.executive_only"),
+    );
+
+    // The last executive cannot leave, whoever asks; nor be reassigned away.
+    let boss = w.ids["executive"];
+    for who in ["sales_dept", "executive"] {
+        let r = w
+            .post(&format!("/staff/{boss}/leave"), who, json!({}))
+            .await;
+        assert_ne!(r.status, StatusCode::OK, "{}", r.text);
+        assert!(
+            ["staff.executive_only", "staff.last_executive"]
+                .contains(&r.body["code"].as_str().unwrap_or("")),
+            "{}",
+            r.text
+        );
+    }
+    expect(
+        &w.post(&format!("/staff/{boss}/leave"), "executive", json!({}))
+            .await,
+        StatusCode::CONFLICT,
+        Some("staff.last_executive"),
+    );
+    // With a second executive appointed by the first, the first may leave.
+    let r = w
+        .post(
+            "/staff",
+            "executive",
+            json!({ "name": "副总", "role": "executive" }),
+        )
+        .await;
+    expect(&r, StatusCode::CREATED, None);
+    expect(
+        &w.post(&format!("/staff/{boss}/leave"), "sales_dept", json!({}))
+            .await,
+        StatusCode::FORBIDDEN,
+        Some("staff.executive_only"),
+    );
+    expect(
+        &w.post(
+            &format!("/staff/{boss}/leave"),
+            "executive",
+            json!({ "reason": "退休" }),
+        )
+        .await,
+        StatusCode::OK,
+        None,
+    );
+}
+
+#[tokio::test]
+async fn a_name_two_people_share_is_refused_with_their_ids() {
+    let w = world().await;
+    // A namesake of eng_a joins (at headquarters: names are not unique in the log).
+    let r = w
+        .post(
+            "/staff",
+            "sales_dept",
+            json!({ "name": "eng_a", "role": "key_account_department" }),
+        )
+        .await;
+    expect(&r, StatusCode::CREATED, None);
+    let namesake = r.body["id"].as_str().expect("id").to_string();
+    let r = w.post("/staff/eng_a/tokens", "executive", json!({})).await;
+    expect(&r, StatusCode::CONFLICT, Some("staff.ambiguous_name"));
+    for id in [w.ids["eng_a"].to_string(), namesake.clone()] {
+        assert!(
+            r.body["message_en"].as_str().unwrap_or("").contains(&id),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.body["message_zh"].as_str().unwrap_or("").contains(&id),
+            "{}",
+            r.text
+        );
+    }
+    expect(
+        &w.post("/staff/eng_a/leave", "sales_dept", json!({})).await,
+        StatusCode::CONFLICT,
+        Some("staff.ambiguous_name"),
+    );
+    expect(
+        &w.get("/tasks?staff=eng_a", "sales_dept").await,
+        StatusCode::CONFLICT,
+        Some("staff.ambiguous_name"),
+    );
+    // By id it works.
+    let r = w
+        .post(&format!("/staff/{namesake}/tokens"), "executive", json!({}))
+        .await;
+    expect(&r, StatusCode::CREATED, None);
+    assert_eq!(r.body["staff_id"], namesake.as_str());
+    // Names that hide or reorder characters are refused.
+    for (name, code) in [
+        ("eng\u{202E}a", "validation.bidi_control"),
+        ("eng\u{0008}a", "validation.control_character"),
+        ("\u{200B}\u{2060}", "validation.invisible_name"),
+    ] {
+        expect(
+            &w.post(
+                "/staff",
+                "sales_dept",
+                json!({ "name": name, "role": "key_account_department" }),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(code),
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_calendar_taking_many_weekdays_off_is_published_by_an_executive() {
+    let w = world().await;
+    // Every weekday of January and February 2026 (42) off.
+    let holidays: Vec<String> = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+        .expect("date")
+        .iter_days()
+        .take_while(|d| d.month() < 3)
+        .filter(|d| d.weekday().num_days_from_monday() < 5)
+        .map(|d| d.to_string())
+        .collect();
+    let body = json!({ "holidays": holidays });
+    let r = w.post("/calendar/2026", "sales_dept", body.clone()).await;
+    expect(&r, StatusCode::FORBIDDEN, Some("calendar.needs_executive"));
+    assert!(
+        r.body["message_zh"]
+            .as_str()
+            .is_some_and(|m| m.contains("公司高层"))
+    );
+    let r = w.post("/calendar/2026", "executive", body).await;
+    expect(&r, StatusCode::OK, None);
 }

@@ -191,6 +191,10 @@ fn register(state: &LeadState, r: &Register, ctx: &Ctx<'_>) -> Decision {
     check::optional("contact.name", &r.contact.name, check::SHORT)?;
     check::optional("contact.phone", &r.contact.phone, 40)?;
     check::optional("need", &r.need, check::LONG)?;
+    crate::text::names(&[
+        ("customer_name", &r.customer_name),
+        ("contact.name", &r.contact.name),
+    ])?;
     let key = customer_key(&r.customer_name, &r.project_name);
     if key.starts_with('/') {
         return refuse(

@@ -57,12 +57,15 @@ pub(super) fn log_visit(lead: &Lead, v: &LogVisit, ctx: &Ctx<'_>) -> Decision {
         visit_number: number,
     })];
     // Insider rule (§7): an insider within every three visits, else the manager is asked to help.
+    // Visits are contacts in person (拜访): a phone call does not count.
     let without = if lead.has_insider() {
         0
-    } else {
+    } else if v.kind.in_person() {
         lead.visits_without_insider + 1
+    } else {
+        lead.visits_without_insider
     };
-    if without >= ctx.policy.insider_visit_limit && !lead.insider_escalated {
+    if v.kind.in_person() && without >= ctx.policy.insider_visit_limit && !lead.insider_escalated {
         events.push(Event::InsiderEscalationRaised(InsiderEscalationRaised {
             lead_id: lead.id,
             owner: me,
@@ -97,6 +100,7 @@ pub(super) fn record_key_person(lead: &Lead, k: &RecordKeyPerson, ctx: &Ctx<'_>)
     owner_only(lead, ctx, "record a key person")?;
     open(lead)?;
     check::required("name", &k.name, check::SHORT)?;
+    crate::text::name("name", &k.name)?;
     check::optional("title", &k.title, check::SHORT)?;
     check::optional("phone", &k.phone, 40)?;
     check::optional("personal_notes", &k.personal_notes, check::LONG)?;
@@ -222,6 +226,7 @@ pub(super) fn update_details(lead: &Lead, u: &UpdateDetails, ctx: &Ctx<'_>) -> D
     }
     if let Some(c) = &u.contact {
         check::required("contact.name", &c.name, check::SHORT)?;
+        crate::text::name("contact.name", &c.name)?;
         check::required("contact.phone", &c.phone, 40)?;
     }
     if u.location.as_deref().is_some_and(|l| l.trim().is_empty())

@@ -50,7 +50,8 @@ pub struct Lead {
     pub conflict: Option<OpenConflict>,
     pub reassignment: Option<PendingReassignment>,
     pub visits: u32,
-    /// Visits since the lead last had no insider, counted only while it has none.
+    /// Visits in person (not phone calls) since the lead last had no insider, counted only while it
+    /// has none.
     pub visits_without_insider: u32,
     pub insider_escalated: bool,
     pub key_persons: BTreeMap<KeyPersonId, KeyPerson>,
@@ -289,9 +290,9 @@ fn apply(lead: &mut Lead, event: &Event) {
             }
             lead.closed_reassignments.insert(*id);
         }
-        Event::VisitLogged(_) => {
+        Event::VisitLogged(e) => {
             lead.visits += 1;
-            if !lead.has_insider() {
+            if !lead.has_insider() && e.kind.in_person() {
                 lead.visits_without_insider += 1;
             }
             if lead.company_level == Level::C && lead.personal_level == Level::C {

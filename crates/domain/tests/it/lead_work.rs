@@ -353,3 +353,93 @@ fn overlong_fields_are_refused_not_truncated() {
     let r = s.refused(wang(), C::RecordKeyPerson(k), RefusalCode::FieldTooLong);
     assert!(r.refusal.message_en.contains("201"));
 }
+
+pub fn phone_call(n: u32) -> C {
+    let C::LogVisit(mut v) = visit(100 + n) else {
+        unreachable!()
+    };
+    v.kind = ContactKind::Phone;
+    v.summary = format!("phone call {n}");
+    C::LogVisit(v)
+}
+
+#[test]
+fn the_insider_rule_counts_visits_in_person_not_phone_calls() {
+    let mut s = LeadSpec::owned_by_wang();
+    s.policy.stagnation_visits = 100;
+    // Two visits and any number of phone calls: not yet three visits (拜访, §7).
+    s.ok(wang(), visit(1));
+    for n in 1..=4 {
+        assert_eq!(types(&s.ok(wang(), phone_call(n))), ["lead.visit_logged"]);
+    }
+    assert_eq!(types(&s.ok(wang(), visit(2))), ["lead.visit_logged"]);
+    assert_eq!(
+        s.state.lead.as_ref().map(|l| l.visits_without_insider),
+        Some(2)
+    );
+    // A meeting with the customer is in person: the third visit escalates.
+    let C::LogVisit(mut meeting) = visit(3) else {
+        unreachable!()
+    };
+    meeting.kind = ContactKind::Meeting;
+    let events = s.ok(wang(), C::LogVisit(meeting));
+    assert_eq!(
+        types(&events),
+        ["lead.visit_logged", "lead.insider_escalation_raised"]
+    );
+    assert!(
+        matches!(&events[1], Event::InsiderEscalationRaised(e) if e.visits_without_insider == 3)
+    );
+}
+
+#[test]
+fn person_names_refuse_control_bidi_and_invisible_characters() {
+    let mut s = LeadSpec::owned_by_wang();
+    for (name, code) in [
+        ("张\u{0007}工", RefusalCode::ControlCharacter),
+        ("张工\u{202E}gnp.exe", RefusalCode::BidiControl),
+        ("\u{200B}\u{3000}", RefusalCode::InvisibleName),
+    ] {
+        let (_, C::RecordKeyPerson(mut k)) = key_person("张工", KeyPersonRole::Gatekeeper) else {
+            unreachable!()
+        };
+        k.name = name.into();
+        s.refused(wang(), C::RecordKeyPerson(k), code);
+        let update = UpdateDetails {
+            contact: Some(Contact {
+                name: name.into(),
+                phone: "139".into(),
+            }),
+            ..Default::default()
+        };
+        s.refused(wang(), C::UpdateDetails(update), code);
+    }
+}
+
+#[test]
+fn customer_and_contact_names_refuse_control_bidi_and_invisible_characters() {
+    for (name, code) in [
+        ("万科\u{0000}", RefusalCode::ControlCharacter),
+        ("\u{2067}万科\u{2069}", RefusalCode::BidiControl),
+        ("万\u{200F}科", RefusalCode::BidiControl),
+        ("\u{FEFF}\u{00A0}\u{2060}", RefusalCode::InvisibleName),
+    ] {
+        let mut s = LeadSpec::new();
+        let reg = |customer: &str, contact: &str| {
+            let C::Register(mut r) = register_cmd(
+                customer,
+                "城市花园",
+                Channel::BuildingSweep,
+                PurchaseMode::Independent,
+            ) else {
+                unreachable!()
+            };
+            r.contact.name = contact.into();
+            C::Register(r)
+        };
+        s.refused(wang(), reg(name, "李经理"), code);
+        s.refused(wang(), reg("万科", name), code);
+    }
+    // A name that is fine is registered as before.
+    LeadSpec::owned_by_wang();
+}

@@ -70,7 +70,7 @@ fn staff_join_change_role_move_and_leave() {
         decide_staff(&StaffState::default(), &join(Role::SalesEngineer, None), c)
     });
     assert_eq!(r.unwrap_err().refusal.code, RefusalCode::FieldRequired);
-    let r = run(hq.clone(), t0(), |c| {
+    let r = run(Acting::Staff(executive()), t0(), |c| {
         decide_staff(
             &StaffState::default(),
             &join(Role::Auditor, Some(office())),
@@ -535,4 +535,285 @@ fn summaries_are_compiled_verified_reviewed_and_filed_in_order() {
         .fold(state, evolve_summary);
     assert_eq!(state.stage, SummaryStage::Filed);
     assert_eq!(state.id, Some(summary_id(office(), &period)));
+}
+
+/// A member of staff as on record after joining.
+fn on_record(info: StaffInfo) -> StaffState {
+    evolve_staff(
+        StaffState::default(),
+        &Event::StaffJoined(StaffJoined {
+            staff_id: info.id,
+            name: format!("{:?}", info.role),
+            role: info.role,
+            office: info.office,
+        }),
+    )
+}
+
+fn run_in(
+    acting: StaffInfo,
+    dir: &BTreeMap<StaffId, StaffInfo>,
+    state: &StaffState,
+    cmd: StaffCommand,
+) -> Decision {
+    let policy = Policy::default();
+    let acting = Acting::Staff(acting);
+    let ctx = Ctx {
+        acting: &acting,
+        at: t0(),
+        policy: &policy,
+        staff: dir,
+    };
+    decide_staff(state, &cmd, &ctx)
+}
+
+#[track_caller]
+fn refused_with(d: Decision, code: RefusalCode) {
+    let r = d.expect_err("refused").refusal;
+    assert_eq!(r.code, code, "{}", r.message_en);
+    assert!(!r.message_zh.is_empty());
+}
+
+#[test]
+fn only_an_executive_appoints_executives_and_auditors() {
+    let dir = directory();
+    let newcomer = StaffId::derived("newcomer");
+    let join = |role| StaffCommand::Join {
+        staff_id: newcomer,
+        name: "新人".into(),
+        role,
+        office: None,
+    };
+    let nobody = StaffState::default();
+    for role in [Role::Executive, Role::Auditor] {
+        refused_with(
+            run_in(sales_dept(), &dir, &nobody, join(role)),
+            RefusalCode::ExecutiveOnly,
+        );
+        run_in(executive(), &dir, &nobody, join(role)).expect("an executive appoints");
+    }
+    run_in(sales_dept(), &dir, &nobody, join(Role::SalesDepartment)).expect("HQ staff");
+    // Nor promotes anyone to them, nor reassigns or removes them.
+    let engineer = on_record(wang());
+    let to = |role| StaffCommand::Reassign { role, office: None };
+    for role in [Role::Executive, Role::Auditor] {
+        refused_with(
+            run_in(sales_dept(), &dir, &engineer, to(role)),
+            RefusalCode::ExecutiveOnly,
+        );
+        run_in(executive(), &dir, &engineer, to(role)).expect("an executive promotes");
+    }
+    let auditor = on_record(auditor());
+    refused_with(
+        run_in(sales_dept(), &dir, &auditor, to(Role::SalesDepartment)),
+        RefusalCode::ExecutiveOnly,
+    );
+    refused_with(
+        run_in(
+            sales_dept(),
+            &dir,
+            &auditor,
+            StaffCommand::Leave { reason: "".into() },
+        ),
+        RefusalCode::ExecutiveOnly,
+    );
+    run_in(
+        executive(),
+        &dir,
+        &auditor,
+        StaffCommand::Leave { reason: "".into() },
+    )
+    .expect("an executive removes an auditor");
+}
+
+#[test]
+fn no_one_changes_their_own_role_or_office() {
+    let dir = directory();
+    let me = on_record(sales_dept());
+    for cmd in [
+        StaffCommand::Reassign {
+            role: Role::Executive,
+            office: None,
+        },
+        StaffCommand::ChangeRole {
+            role: Role::Auditor,
+        },
+        StaffCommand::Reassign {
+            role: Role::OfficeManager,
+            office: Some(office()),
+        },
+        StaffCommand::MoveOffice {
+            office: Some(office()),
+        },
+    ] {
+        refused_with(run_in(sales_dept(), &dir, &me, cmd), RefusalCode::OwnRole);
+    }
+    // Not even an executive.
+    let mut two = dir.clone();
+    let other = staff("boss2", Role::Executive, None);
+    two.insert(other.id, other);
+    refused_with(
+        run_in(
+            executive(),
+            &two,
+            &on_record(executive()),
+            StaffCommand::Reassign {
+                role: Role::SalesDepartment,
+                office: None,
+            },
+        ),
+        RefusalCode::OwnRole,
+    );
+    // Someone else may: the sales department reassigns an engineer.
+    run_in(
+        sales_dept(),
+        &dir,
+        &on_record(wang()),
+        StaffCommand::Reassign {
+            role: Role::OfficeManager,
+            office: Some(office()),
+        },
+    )
+    .expect("reassigned");
+}
+
+#[test]
+fn a_token_is_issued_only_to_its_holder_or_by_an_executive() {
+    let dir = directory();
+    let issue = || StaffCommand::IssueToken {
+        token_id: uuid::Uuid::from_u128(7),
+        token_hash: "ab".repeat(32),
+    };
+    for other in [executive(), auditor(), wang(), key_account()] {
+        refused_with(
+            run_in(sales_dept(), &dir, &on_record(other), issue()),
+            RefusalCode::TokenHolderOrExecutive,
+        );
+        run_in(executive(), &dir, &on_record(other), issue()).expect("an executive issues");
+    }
+    run_in(sales_dept(), &dir, &on_record(sales_dept()), issue()).expect("for themselves");
+    let system = run(Acting::system("cli"), t0(), |c| {
+        decide_staff(&on_record(wang()), &issue(), c)
+    });
+    system.expect("the system (direct access to the store) issues");
+    // Revoking an executive's token is an executive's business too; an engineer's is not.
+    let mut boss = on_record(executive());
+    boss = evolve_staff(
+        boss,
+        &Event::StaffTokenIssued(StaffTokenIssued {
+            staff_id: executive().id,
+            token_id: uuid::Uuid::from_u128(7),
+            token_hash: "ab".repeat(32),
+        }),
+    );
+    refused_with(
+        run_in(
+            sales_dept(),
+            &dir,
+            &boss,
+            StaffCommand::RevokeToken {
+                token_id: uuid::Uuid::from_u128(7),
+            },
+        ),
+        RefusalCode::ExecutiveOnly,
+    );
+}
+
+#[test]
+fn the_last_executive_neither_leaves_nor_is_reassigned_away() {
+    let dir = directory();
+    let boss = on_record(executive());
+    let leave = || StaffCommand::Leave {
+        reason: "退休".into(),
+    };
+    let away = || StaffCommand::Reassign {
+        role: Role::SalesDepartment,
+        office: None,
+    };
+    refused_with(
+        run_in(executive(), &dir, &boss, leave()),
+        RefusalCode::LastExecutive,
+    );
+    let system = |cmd: StaffCommand| {
+        run(Acting::system("cli"), t0(), |c| {
+            decide_staff(&boss, &cmd, c)
+        })
+    };
+    refused_with(system(away()), RefusalCode::LastExecutive);
+    refused_with(system(leave()), RefusalCode::LastExecutive);
+    // An executive who left does not count; a second active one does.
+    let mut two = dir.clone();
+    let mut gone = staff("boss-gone", Role::Executive, None);
+    gone.active = false;
+    two.insert(gone.id, gone);
+    refused_with(
+        run_in(executive(), &two, &boss, leave()),
+        RefusalCode::LastExecutive,
+    );
+    let second = staff("boss2", Role::Executive, None);
+    two.insert(second.id, second);
+    run_in(executive(), &two, &boss, leave()).expect("another executive stays");
+    run_in(second, &two, &boss, away()).expect("reassigned by the other executive");
+}
+
+#[test]
+fn staff_names_refuse_control_bidi_and_invisible_characters() {
+    let dir = directory();
+    for (name, code) in [
+        ("王\t伟", RefusalCode::ControlCharacter),
+        ("\u{202E}伟王", RefusalCode::BidiControl),
+        ("王伟\u{2066}", RefusalCode::BidiControl),
+        ("\u{3164}\u{200D} ", RefusalCode::InvisibleName),
+    ] {
+        refused_with(
+            run_in(
+                sales_dept(),
+                &dir,
+                &StaffState::default(),
+                StaffCommand::Join {
+                    staff_id: StaffId::derived("x"),
+                    name: name.into(),
+                    role: Role::SalesEngineer,
+                    office: Some(office()),
+                },
+            ),
+            code,
+        );
+    }
+}
+
+#[test]
+fn a_calendar_taking_many_weekdays_off_needs_an_executive() {
+    use funnel_domain::work_calendar::*;
+    // The first 31 weekdays of 2026 off; with two Saturdays worked, 29.
+    let weekdays: Vec<NaiveDate> = NaiveDate::from_ymd_opt(2026, 1, 1)
+        .expect("date")
+        .iter_days()
+        .filter(|d| {
+            !matches!(
+                chrono::Datelike::weekday(d),
+                chrono::Weekday::Sat | chrono::Weekday::Sun
+            )
+        })
+        .take(31)
+        .collect();
+    let saturdays = vec![
+        NaiveDate::from_ymd_opt(2026, 3, 7).expect("date"),
+        NaiveDate::from_ymd_opt(2026, 3, 14).expect("date"),
+    ];
+    let publish = |workdays: Vec<NaiveDate>| CalendarCommand::Publish {
+        year: 2026,
+        holidays: weekdays.clone(),
+        workdays,
+        note: String::new(),
+    };
+    let empty = CalendarState::default();
+    let by =
+        |who: Acting, cmd: CalendarCommand| run(who, t0(), |c| decide_calendar(&empty, &cmd, c));
+    let r = by(Acting::Staff(sales_dept()), publish(vec![])).expect_err("refused");
+    assert_eq!(r.refusal.code, RefusalCode::CalendarNeedsExecutive);
+    assert!(r.refusal.message_en.contains("31") && r.refusal.message_en.contains("executive"));
+    by(Acting::Staff(executive()), publish(vec![])).expect("an executive publishes it");
+    by(Acting::Staff(sales_dept()), publish(saturdays))
+        .expect("29 weekdays off is within the limit");
 }

@@ -588,6 +588,35 @@ fn insider_and_stagnation_tasks_close_on_their_events_or_when_the_lead_leaves() 
     );
 }
 
+#[test]
+fn the_insider_task_opens_on_the_third_visit_not_on_phone_calls() {
+    use crate::lead_work::{phone_call, visit};
+    let mut lead = LeadSpec::owned_by_wang();
+    lead.policy.stagnation_visits = 100;
+    let raised = |events: &[Event]| {
+        events
+            .iter()
+            .find(|e| matches!(e, Event::InsiderEscalationRaised(_)))
+            .cloned()
+    };
+    // Two visits among four phone follow-ups: no task for the manager yet.
+    for contact in [
+        visit(1),
+        phone_call(1),
+        phone_call(2),
+        phone_call(3),
+        visit(2),
+        phone_call(4),
+    ] {
+        assert_eq!(raised(&lead.ok(wang(), contact)), None);
+    }
+    let third = lead.ok(wang(), visit(3));
+    let escalation = raised(&third).expect("the third visit escalates");
+    let mut saga = Saga::for_event(&escalation);
+    saga.trigger(&escalation, t0());
+    assert_eq!(saga.open_tasks(), ["help_develop_insider"]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 

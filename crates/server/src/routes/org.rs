@@ -137,8 +137,9 @@ pub async fn list_offices(
     Ok(Json(json!({ "offices": offices })))
 }
 
-/// `GET /staff?office=`: the members of staff the caller may see. Token ids (never the tokens)
-/// are listed for headquarters roles, auditors and the caller's own entry.
+/// `GET /staff?office=`: the members of staff the caller may see. Token ids (never the tokens),
+/// whether they are revoked and who issued them are listed for headquarters roles, auditors and
+/// the caller's own entry.
 pub async fn list_staff(
     State(state): State<AppState>,
     caller: Caller,
@@ -164,7 +165,10 @@ pub async fn list_staff(
                         .tokens
                         .values()
                         .filter(|t| t.staff_id == *id)
-                        .map(|t| json!({ "token_id": t.token_id, "revoked": t.revoked }))
+                        .map(|t| {
+                            json!({ "token_id": t.token_id, "revoked": t.revoked,
+                                "issued_by": t.issued_by })
+                        })
                         .collect();
                 }
                 row

@@ -339,26 +339,49 @@ pub struct TasksParams {
     pub staff: Option<String>,
 }
 
-/// A member of staff named by id or exact name, from the access model.
+/// A member of staff named by id or exact name, from the access model. A name that several people
+/// share (former staff included) is refused with their ids rather than guessed.
 pub(crate) async fn staff_named(
     state: &AppState,
     text: &str,
 ) -> Result<(StaffId, StaffEntry), Problem> {
-    with_model(state, |access: &Access, _| {
+    let text = text.trim();
+    let hits: Vec<(StaffId, StaffEntry)> = with_model(state, |access: &Access, _| {
+        if let Some((id, s)) = access.staff.iter().find(|(id, _)| id.to_string() == text) {
+            return vec![(*id, s.clone())];
+        }
         access
             .staff
             .iter()
-            .find(|(id, s)| id.to_string() == text.trim() || s.name == text.trim())
+            .filter(|(_, s)| s.name == text)
             .map(|(id, s)| (*id, s.clone()))
+            .collect()
     })
-    .await?
-    .ok_or_else(|| {
-        Problem::not_found(
+    .await?;
+    match <[_; 1]>::try_from(hits) {
+        Ok([one]) => Ok(one),
+        Err(hits) if hits.is_empty() => Err(Problem::not_found(
             "staff.not_found",
             format!("no member of staff `{text}` (give their id or exact name)"),
             format!("没有员工 `{text}`（请给出编号或全名）"),
-        )
-    })
+        )),
+        Err(hits) => {
+            let ids: Vec<String> = hits.iter().map(|(id, _)| id.to_string()).collect();
+            let ids = ids.join(", ");
+            Err(Problem::new(
+                StatusCode::CONFLICT,
+                "staff.ambiguous_name",
+                format!(
+                    "{} members of staff are called `{text}` ({ids}); give the id of the one you mean",
+                    hits.len()
+                ),
+                format!(
+                    "有 {} 位员工名为 `{text}`（{ids}）；请给出所指员工的编号",
+                    hits.len()
+                ),
+            ))
+        }
+    }
 }
 
 /// May the caller read what `whom` did or must do? Themselves; office managers their office's
