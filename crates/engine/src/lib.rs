@@ -3,13 +3,20 @@
 //!
 //! Idempotency is by command id and does not depend on any broker window: before deciding, the
 //! engine looks for the command id in the aggregate's own stream, and a command already appended
-//! answers with its original events. Refusals the domain wants on record (a touch of another
+//! answers with its original events, but only to the actor who sent it: a stored command of another
+//! actor is a conflict, never a duplicate. A command sent under a caller's idempotency key
+//! (`CommandMeta::idempotency_key`) is refused when the stream holds that actor's events of a
+//! different command under the same key. Refusals the domain wants on record (a touch of another
 //! engineer's lead) are appended under a command id derived from the refused command's, so a retried
-//! refusal is recorded once.
+//! refusal is recorded once; each member of staff may add such records only within a budget
+//! (`RecordBudget`), past which the refusal is still answered but not recorded again.
+
+mod budget;
 
 mod command;
 mod open;
 
+pub use budget::RecordBudget;
 pub use command::{Command, Who};
 pub use open::{StoreUrl, open_store, open_store_with_replicas};
 
@@ -21,7 +28,7 @@ use funnel_store::{
     AppendOutcome, AppendRequest, EventStore, ProposedEvent, StoreError, read_whole_stream,
 };
 use funnel_types::{
-    Clock, CommandId, CorrelationId, Envelope, EventId, ExpectedVersion, OfficeId, Position,
+    Actor, Clock, CommandId, CorrelationId, Envelope, EventId, ExpectedVersion, OfficeId, Position,
     StaffId, StreamId, Version,
 };
 use std::collections::BTreeMap;
@@ -39,6 +46,11 @@ pub struct CommandMeta {
     pub correlation_id: Option<CorrelationId>,
     /// What caused this command (an event id for saga reactions); the command id when absent.
     pub causation_id: Option<uuid::Uuid>,
+    /// The caller's idempotency key, already scoped to the caller (e.g. a UUIDv5 of the caller and
+    /// the key they sent). It becomes the correlation id when none is given, and the engine
+    /// refuses the command (`EngineError::KeyReused`) when the stream holds the same actor's events
+    /// of another command under this key.
+    pub idempotency_key: Option<uuid::Uuid>,
 }
 
 impl CommandMeta {
@@ -49,6 +61,7 @@ impl CommandMeta {
             at: None,
             correlation_id: None,
             causation_id: None,
+            idempotency_key: None,
         }
     }
 
@@ -60,6 +73,18 @@ impl CommandMeta {
     pub fn at(mut self, at: DateTime<Utc>) -> Self {
         self.at = Some(at);
         self
+    }
+
+    /// Sends the command under a caller-scoped idempotency key (see the field).
+    pub fn with_key(mut self, key: uuid::Uuid) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+
+    fn correlation(&self) -> CorrelationId {
+        self.correlation_id.unwrap_or(CorrelationId(
+            self.idempotency_key.unwrap_or(self.command_id.0),
+        ))
     }
 }
 
@@ -78,12 +103,28 @@ pub struct Accepted {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The domain refused it. `recorded` is the position of the refusal's own record, if the domain
-    /// wants it on record; `recorded_before` says the record was already there (a retry).
+    /// wants it on record; `recorded_before` says the record was already there (a retry);
+    /// `suppressed` says the domain wanted it on record but the actor's `RecordBudget` was spent,
+    /// so nothing was written.
     #[error("refused: {refusal}")]
     Refused {
         refusal: Refusal,
         recorded: Option<Position>,
         recorded_before: bool,
+        suppressed: bool,
+    },
+    /// The command id is already on record for another actor: nothing is answered from it and
+    /// nothing is written.
+    #[error("command id {command_id} is already used on {stream} by another actor")]
+    CommandIdTaken {
+        command_id: CommandId,
+        stream: StreamId,
+    },
+    /// The actor's idempotency key already applied a different command to this stream.
+    #[error("idempotency key already used for command {earlier} on {stream}")]
+    KeyReused {
+        earlier: CommandId,
+        stream: StreamId,
     },
     /// The store failed; `StoreError::is_retryable` says whether retrying with the same id may help.
     #[error(transparent)]
@@ -102,6 +143,7 @@ impl EngineError {
             refusal: Refusal::new(code, en, zh),
             recorded: None,
             recorded_before: false,
+            suppressed: false,
         }
     }
 
@@ -121,6 +163,7 @@ pub struct Engine {
     policy: Arc<Policy>,
     clock: Arc<dyn Clock>,
     max_attempts: u32,
+    records: Arc<budget::Budgets>,
 }
 
 /// A loaded stream: its decoded events and version.
@@ -142,6 +185,72 @@ impl Loaded {
             .cloned()
             .collect()
     }
+
+    /// What the stream already says about this command, if anything: its own events (a duplicate),
+    /// its recorded refusal, or a reason not to run it (the id is another actor's, or the actor's
+    /// key was used for another command here). `None`: decide it.
+    #[allow(clippy::type_complexity)]
+    fn earlier(
+        &self,
+        meta: &CommandMeta,
+        record_id: CommandId,
+        actor: &Actor,
+        stream: &StreamId,
+    ) -> Result<Option<Result<Accepted, EngineError>>, EngineError> {
+        let taken = || EngineError::CommandIdTaken {
+            command_id: meta.command_id,
+            stream: stream.clone(),
+        };
+        let earlier = self.by_command(meta.command_id);
+        if let Some(last) = earlier.last() {
+            if !earlier.iter().all(|e| same_actor(&e.meta.actor, actor)) {
+                return Err(taken());
+            }
+            return Ok(Some(Ok(Accepted {
+                stream: stream.clone(),
+                last_version: last.meta.version,
+                last_position: last.meta.position,
+                events: earlier,
+                duplicate: true,
+            })));
+        }
+        // A refusal already on record answers a retry the same way, whatever changed since.
+        if let Some(prior) = self.by_command(record_id).last() {
+            if !same_actor(&prior.meta.actor, actor) {
+                return Err(taken());
+            }
+            return Ok(Some(Err(EngineError::Refused {
+                refusal: recorded_refusal(&prior.payload),
+                recorded: Some(prior.meta.position),
+                recorded_before: true,
+                suppressed: false,
+            })));
+        }
+        if let Some(key) = meta.idempotency_key
+            && let Some(other) = self.events.iter().find(|e| {
+                e.meta.correlation_id.0 == key
+                    && same_actor(&e.meta.actor, actor)
+                    && e.meta.command_id != meta.command_id
+                    && e.meta.command_id != record_id
+            })
+        {
+            return Err(EngineError::KeyReused {
+                earlier: other.meta.command_id,
+                stream: stream.clone(),
+            });
+        }
+        Ok(None)
+    }
+}
+
+/// Whether two records name the same actor: the same member of staff (whatever their role then),
+/// or the same system component.
+fn same_actor(a: &Actor, b: &Actor) -> bool {
+    match (a, b) {
+        (Actor::Staff { id: x, .. }, Actor::Staff { id: y, .. }) => x == y,
+        (Actor::System { name: x }, Actor::System { name: y }) => x == y,
+        _ => false,
+    }
 }
 
 impl Engine {
@@ -151,7 +260,15 @@ impl Engine {
             policy: Arc::new(policy),
             clock,
             max_attempts: 20,
+            records: Arc::new(budget::Budgets::new(RecordBudget::default())),
         }
+    }
+
+    /// How many refusal records (`lead.touch_refused`) one member of staff may add; the default is
+    /// `RecordBudget::default()`. Clones made before this call keep their budget.
+    pub fn with_record_budget(mut self, budget: RecordBudget) -> Self {
+        self.records = Arc::new(budget::Budgets::new(budget));
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -258,26 +375,12 @@ impl Engine {
                 staff.insert(id, info);
             }
         }
+        let actor = acting.actor();
+        let record_id = CommandId::derived(&format!("{}:refusal", meta.command_id));
         for attempt in 1..=self.max_attempts {
             let loaded = self.load(&stream).await?;
-            let earlier = loaded.by_command(meta.command_id);
-            if let Some(last) = earlier.last() {
-                return Ok(Accepted {
-                    stream,
-                    last_version: last.meta.version,
-                    last_position: last.meta.position,
-                    events: earlier,
-                    duplicate: true,
-                });
-            }
-            // A refusal already on record answers a retry the same way, whatever changed since.
-            let record_id = CommandId::derived(&format!("{}:refusal", meta.command_id));
-            if let Some(prior) = loaded.by_command(record_id).last() {
-                return Err(EngineError::Refused {
-                    refusal: recorded_refusal(&prior.payload),
-                    recorded: Some(prior.meta.position),
-                    recorded_before: true,
-                });
+            if let Some(answer) = loaded.earlier(&meta, record_id, &actor, &stream)? {
+                return answer;
             }
             let payloads: Vec<&Event> = loaded.events.iter().map(|e| &e.payload).collect();
             for id in cmd.people_in(&payloads) {
@@ -306,9 +409,24 @@ impl Engine {
                         refusal,
                         recorded: None,
                         recorded_before: false,
+                        suppressed: false,
                     });
                 }
-                Err(Rejected { refusal, record }) => (record, record_id, Some(refusal)),
+                Err(Rejected { refusal, record }) => {
+                    if let Acting::Staff(info) = &acting
+                        && !self.records.available(info.id, self.clock.now())
+                    {
+                        tracing::info!(staff = %info.id, code = refusal.code.as_str(),
+                            "refusal record budget spent; refusal answered, not recorded");
+                        return Err(EngineError::Refused {
+                            refusal,
+                            recorded: None,
+                            recorded_before: false,
+                            suppressed: true,
+                        });
+                    }
+                    (record, record_id, Some(refusal))
+                }
             };
             let office = cmd.office_of(&acting, &payloads, &events);
             let req = self.request(
@@ -324,24 +442,30 @@ impl Engine {
             match self.store.append(req).await {
                 Ok(outcome) => {
                     if let Some(refusal) = refusal {
+                        if outcome.duplicate {
+                            // A concurrent call with the same command id got there first.
+                            let stored = self.load(&stream).await?;
+                            if let Some(answer) =
+                                stored.earlier(&meta, record_id, &actor, &stream)?
+                            {
+                                return answer;
+                            }
+                        } else if let Acting::Staff(info) = &acting {
+                            self.records.spend(info.id, self.clock.now());
+                        }
                         return Err(EngineError::Refused {
                             refusal,
                             recorded: Some(outcome.last_position),
                             recorded_before: outcome.duplicate,
+                            suppressed: false,
                         });
                     }
                     if outcome.duplicate {
                         // A concurrent call with the same command id got there first: answer with
-                        // what is stored, not with this attempt's own decision.
-                        let stored = self.load(&stream).await?.by_command(meta.command_id);
-                        if let Some(last) = stored.last() {
-                            return Ok(Accepted {
-                                stream,
-                                last_version: last.meta.version,
-                                last_position: last.meta.position,
-                                events: stored,
-                                duplicate: true,
-                            });
+                        // what is stored (if it is this actor's), not with this attempt's decision.
+                        let stored = self.load(&stream).await?;
+                        if let Some(answer) = stored.earlier(&meta, record_id, &actor, &stream)? {
+                            return answer;
                         }
                     }
                     return Ok(self.accepted(stream, outcome, events, &meta, &acting, at, office));
@@ -376,9 +500,7 @@ impl Engine {
         events: &[Event],
     ) -> AppendRequest {
         let actor = acting.actor();
-        let correlation = meta
-            .correlation_id
-            .unwrap_or(CorrelationId(meta.command_id.0));
+        let correlation = meta.correlation();
         let causation = meta.causation_id.unwrap_or(meta.command_id.0);
         let events = events
             .iter()
@@ -414,9 +536,7 @@ impl Engine {
         at: DateTime<Utc>,
         office: Option<OfficeId>,
     ) -> Accepted {
-        let correlation = meta
-            .correlation_id
-            .unwrap_or(CorrelationId(meta.command_id.0));
+        let correlation = meta.correlation();
         let envelopes = events
             .into_iter()
             .enumerate()

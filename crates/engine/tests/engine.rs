@@ -164,6 +164,7 @@ async fn refused_touches_are_recorded_once(store: Arc<dyn EventStore>) {
                 refusal,
                 recorded: Some(_),
                 recorded_before,
+                ..
             }) => {
                 assert_eq!(refusal.code, RefusalCode::NotOwner);
                 assert_eq!(recorded_before, attempt > 0, "attempt {attempt}");
@@ -274,6 +275,83 @@ async fn first_to_register_is_decided_by_the_store(store: Arc<dyn EventStore>) {
     );
 }
 
+/// A stored command answers only the actor who sent it, and an actor's idempotency key answers only
+/// the command it first ran on a stream.
+async fn a_command_id_answers_only_its_actor_and_a_key_only_its_command(
+    store: Arc<dyn EventStore>,
+) {
+    let e = engine(store.clone());
+    let staff = bootstrap(&e, 2).await;
+    let lead = run(&e, Who::Staff(staff[0]), register())
+        .await
+        .expect("registered");
+    let lead_id = match &lead.events[0].payload {
+        Event::LeadRegistered(r) => r.lead_id,
+        other => panic!("{other:?}"),
+    };
+    let key = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"owner's key");
+    let owner = |id: &str| {
+        CommandMeta::new(Who::Staff(staff[0]))
+            .with_id(CommandId::derived(id))
+            .with_key(key)
+            .at(t0())
+    };
+    let first = e
+        .execute(owner("visit-1"), visit(lead_id, 1))
+        .await
+        .expect("visit");
+    assert_eq!(first.events[0].meta.correlation_id.0, key);
+    let head = store.head().await.expect("head");
+    // Another member of staff with the same command id gets neither the events nor a decision.
+    let other = CommandMeta::new(Who::Staff(staff[1]))
+        .with_id(CommandId::derived("visit-1"))
+        .at(t0());
+    match e.execute(other, visit(lead_id, 1)).await {
+        Err(EngineError::CommandIdTaken { .. }) => {}
+        other => panic!("expected CommandIdTaken, got {other:?}"),
+    }
+    // The owner's key with another command on the same stream is refused, not run.
+    match e.execute(owner("visit-2"), visit(lead_id, 2)).await {
+        Err(EngineError::KeyReused { earlier, .. }) => {
+            assert_eq!(earlier, CommandId::derived("visit-1"))
+        }
+        other => panic!("expected KeyReused, got {other:?}"),
+    }
+    // The same command again is the duplicate.
+    let again = e
+        .execute(owner("visit-1"), visit(lead_id, 1))
+        .await
+        .expect("duplicate");
+    assert!(again.duplicate);
+    assert_eq!(
+        store.head().await.expect("head"),
+        head,
+        "nothing new written"
+    );
+    // A refusal recorded for one member of staff does not answer another's command.
+    let poach = CommandMeta::new(Who::Staff(staff[1]))
+        .with_id(CommandId::derived("shared"))
+        .at(t0());
+    let refused = e.execute(poach, visit(lead_id, 3)).await;
+    assert!(
+        matches!(
+            refused,
+            Err(EngineError::Refused {
+                recorded: Some(_),
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    let mine = CommandMeta::new(Who::Staff(staff[0]))
+        .with_id(CommandId::derived("shared"))
+        .at(t0());
+    match e.execute(mine, visit(lead_id, 3)).await {
+        Err(EngineError::CommandIdTaken { .. }) => {}
+        other => panic!("expected CommandIdTaken, got {other:?}"),
+    }
+}
+
 macro_rules! both_backends {
     ($($name:ident),*) => {
         mod sqlite {
@@ -300,5 +378,6 @@ both_backends!(
     at_most_once_by_command_id,
     refused_touches_are_recorded_once,
     concurrent_commands_on_one_lead_all_land_once,
-    first_to_register_is_decided_by_the_store
+    first_to_register_is_decided_by_the_store,
+    a_command_id_answers_only_its_actor_and_a_key_only_its_command
 );

@@ -82,12 +82,34 @@ pub fn path_id<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, Proble
         .map_err(|_| Problem::bad_request(what, format!("`{text}` is not a UUID")))
 }
 
-/// The command id of a write: the `Idempotency-Key` header when given (a UUID as is; any other
-/// text gives a UUIDv5 of the caller's staff id and the text, so two callers' keys never
-/// collide), else a fresh id.
-pub fn command_id(parts: &axum::http::HeaderMap, caller: &Caller) -> Result<CommandId, Problem> {
-    let Some(value) = parts.get("idempotency-key") else {
-        return Ok(CommandId::new());
+/// Who a write is and under which key: the command id the engine runs it with and, when the caller
+/// sent an `Idempotency-Key`, the key scoped to the caller.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteId {
+    pub command_id: CommandId,
+    /// UUIDv5 of the caller's staff id and the key's text: the same for every request the caller
+    /// sends with this key, different for every other caller. The engine writes it as the
+    /// correlation id of the command's events.
+    pub key: Option<uuid::Uuid>,
+}
+
+/// The identity of a write. Without an `Idempotency-Key` it is a fresh command id. With one (a
+/// UUID or any other text, treated alike) the command id is derived from the caller's staff id, the
+/// key, the request's `route` (method, target and command, e.g. `POST /leads/{id}/commands/assign`)
+/// and a digest of its body (as canonical JSON when it parses, so key order and spacing do not
+/// matter). So no caller can choose a raw command id, two callers' keys never meet, and the same key
+/// with another request is another command (which the engine and the server's key ledger refuse).
+pub fn write_id(
+    headers: &axum::http::HeaderMap,
+    caller: &Caller,
+    route: &str,
+    body: &[u8],
+) -> Result<WriteId, Problem> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(WriteId {
+            command_id: CommandId::new(),
+            key: None,
+        });
     };
     let text = value
         .to_str()
@@ -100,11 +122,64 @@ pub fn command_id(parts: &axum::http::HeaderMap, caller: &Caller) -> Result<Comm
                 "it must be 1 to 200 visible ASCII characters (ideally a UUID)",
             )
         })?;
-    if let Ok(id) = text.parse::<uuid::Uuid>() {
-        return Ok(CommandId(id));
+    let key = CommandId::derived(&format!("idempotency:{}:{text}", caller.staff_id)).0;
+    let digest = body_digest(body);
+    Ok(WriteId {
+        command_id: CommandId(uuid::Uuid::new_v5(
+            &key,
+            format!("{route}\n{digest}").as_bytes(),
+        )),
+        key: Some(key),
+    })
+}
+
+/// SHA-256 (hex) of a request body: of its canonical JSON (keys sorted, no spaces; an empty body
+/// reads as `{}`) when it is JSON, else of its bytes.
+fn body_digest(body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let canonical = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".to_vec()
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(v) => canonical_json(&v).into_bytes(),
+            Err(_) => body.to_vec(),
+        }
+    };
+    hex::encode(Sha256::digest(&canonical))
+}
+
+/// JSON text with object keys sorted at every level, whatever order the parser kept.
+fn canonical_json(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), canonical_json(v)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(canonical_json).collect();
+            format!("[{}]", inner.join(","))
+        }
+        other => other.to_string(),
     }
-    Ok(CommandId::derived(&format!(
-        "idempotency:{}:{text}",
-        caller.staff_id
-    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_digest_ignores_key_order_and_spacing_but_not_values() {
+        let a = body_digest(br#"{"b": [1, {"y": 2, "x": 1}], "a": "t"}"#);
+        let b = body_digest(br#"{"a":"t","b":[1,{"x":1,"y":2}]}"#);
+        let c = body_digest(br#"{"a":"t","b":[1,{"x":1,"y":3}]}"#);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(body_digest(b" "), body_digest(b"{}"));
+    }
 }

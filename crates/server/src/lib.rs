@@ -17,6 +17,7 @@ pub mod auth;
 pub mod config;
 pub mod dto;
 mod extract;
+mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
@@ -49,6 +50,7 @@ struct Inner {
     runner: Arc<RwLock<Runner>>,
     webhooks: funnel_notify::webhooks::Webhooks,
     metrics: metrics::Metrics,
+    keys: keys::KeyLedger,
     options: ServeOptions,
     /// Requests to the saga runtime of this process, when it runs one.
     workflows: std::sync::OnceLock<tokio::sync::mpsc::Sender<funnel_workflows::Control>>,
@@ -70,6 +72,7 @@ impl AppState {
                 runner,
                 webhooks,
                 metrics: metrics::Metrics::default(),
+                keys: keys::KeyLedger::default(),
                 options,
                 workflows: std::sync::OnceLock::new(),
             }),
@@ -94,6 +97,10 @@ impl AppState {
 
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
+    }
+
+    fn keys(&self) -> &keys::KeyLedger {
+        &self.inner.keys
     }
 
     pub fn options(&self) -> &ServeOptions {

@@ -18,6 +18,7 @@ pub struct Metrics {
     registry: Arc<Registry>,
     commands: Family<Labels, Counter>,
     refusals: Family<Labels, Counter>,
+    suppressed: Family<Labels, Counter>,
     append_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     responses: Family<Labels, Counter>,
     lag: Family<Labels, Gauge>,
@@ -38,6 +39,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("funnel");
         let commands = Family::<Labels, Counter>::default();
         let refusals = Family::<Labels, Counter>::default();
+        let suppressed = Family::<Labels, Counter>::default();
         let append_seconds =
             Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let responses = Family::<Labels, Counter>::default();
@@ -68,6 +70,12 @@ impl Default for Metrics {
             refusals.clone(),
         );
         registry.register(
+            "refusal_records_suppressed",
+            "Refusals answered but not recorded because the member of staff's budget of refusal \
+             records was spent, by refusal code",
+            suppressed.clone(),
+        );
+        registry.register(
             "command_seconds",
             "Time to decide and append a command (the engine's whole path), by command",
             append_seconds.clone(),
@@ -91,6 +99,7 @@ impl Default for Metrics {
             registry: Arc::new(registry),
             commands,
             refusals,
+            suppressed,
             append_seconds,
             responses,
             lag,
@@ -119,6 +128,13 @@ impl Metrics {
                 .get_or_create(&vec![("code".into(), code.into())])
                 .inc();
         }
+    }
+
+    /// Counts a refusal record the engine left out (the actor's record budget was spent).
+    pub fn refusal_record_suppressed(&self, code: &str) {
+        self.suppressed
+            .get_or_create(&vec![("code".into(), code.into())])
+            .inc();
     }
 
     /// Counts a response by its status class (`2xx` …).

@@ -44,7 +44,7 @@ fn write_op(
     });
     let mut parameters = vec![json!({
         "name": "Idempotency-Key", "in": "header", "required": false,
-        "description": "The command id: a UUID, or any text (a UUIDv5 is derived from it and the caller). A retry answers with the original result.",
+        "description": "A retry key, the caller's alone: a UUID or any text. The same key with the same request (command, target and JSON body) from the same caller answers the original result; with another request it is refused (422, request.idempotency_key_reused).",
         "schema": { "type": "string" },
     })];
     if let Value::Array(more) = params {
@@ -203,7 +203,7 @@ fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: 
     let key = || {
         json!({
             "name": "Idempotency-Key", "in": "header", "required": false,
-            "description": "The command id (see the lead commands). A retry creates nothing new.",
+            "description": "A retry key, the caller's alone (see the lead commands). A retry creates nothing new.",
             "schema": { "type": "string" },
         })
     };

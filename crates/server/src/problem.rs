@@ -171,6 +171,18 @@ pub fn status_for(code: RefusalCode) -> StatusCode {
     }
 }
 
+impl Problem {
+    /// An `Idempotency-Key` the caller already used for a different request.
+    pub fn key_reused() -> Self {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "request.idempotency_key_reused",
+            "this Idempotency-Key was already used for a different request (another command, target or body); a retry must repeat the request exactly, and a new request needs a new key",
+            "该 Idempotency-Key 已用于另一个请求（命令、对象或请求体不同）；重试须与原请求完全相同，新请求请使用新的键",
+        )
+    }
+}
+
 impl From<EngineError> for Problem {
     fn from(e: EngineError) -> Self {
         match e {
@@ -190,6 +202,13 @@ impl From<EngineError> for Problem {
                     "事件存储暂不可用，请使用相同的 Idempotency-Key 重试",
                 )
             }
+            EngineError::KeyReused { .. } => Problem::key_reused(),
+            EngineError::CommandIdTaken { .. } => Problem::new(
+                StatusCode::CONFLICT,
+                "request.command_id_taken",
+                "this command id is already on record for someone else; send the request with a new Idempotency-Key",
+                "该命令编号已被他人使用；请使用新的 Idempotency-Key 重新发送",
+            ),
             EngineError::Contention { .. } => Problem::unavailable(
                 "the lead kept changing under this command; retry with the same Idempotency-Key",
                 "该记录正被频繁修改，请使用相同的 Idempotency-Key 重试",

@@ -459,6 +459,7 @@ impl WorkflowRuntime {
                 at: Some(now),
                 correlation_id: Some(CorrelationId(id.0)),
                 causation_id: Some(fire.id),
+                idempotency_key: None,
             };
             let command = match &out.command {
                 OutCommand::Lead { lead_id, cmd } => Command::Lead {

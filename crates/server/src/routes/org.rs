@@ -9,7 +9,7 @@
 
 use crate::AppState;
 use crate::auth::{Access, Caller};
-use crate::extract::{Q, RawBody, command_id, path_id};
+use crate::extract::{Q, RawBody, path_id, write_id};
 use crate::problem::Problem;
 use crate::routes::read::{
     page, page_limit, resolve_optional_office, staff_named, wait_for, with_model,
@@ -224,7 +224,12 @@ pub async fn publish_calendar(
     body: RawBody,
 ) -> Result<Json<WriteResult>, Problem> {
     let year = year_param(&year)?;
-    let id = command_id(&headers, &caller)?;
+    let id = write_id(
+        &headers,
+        &caller,
+        &format!("POST /calendar/{year}"),
+        &body.0,
+    )?;
     let b = body.json::<PublishCalendar>()?;
     let cmd = Command::Calendar {
         cmd: funnel_domain::work_calendar::CalendarCommand::Publish {
@@ -244,7 +249,7 @@ pub async fn open_office(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response, Problem> {
-    let id = command_id(&headers, &caller)?;
+    let id = write_id(&headers, &caller, "POST /offices", &body.0)?;
     let b = body.json::<OpenOffice>()?;
     let office_id = funnel_domain::org::office_id_for(&b.code);
     let known = with_model(&state, |access: &Access, _| {
@@ -281,10 +286,10 @@ pub async fn add_staff(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Response, Problem> {
-    let id = command_id(&headers, &caller)?;
+    let id = write_id(&headers, &caller, "POST /staff", &body.0)?;
     let b = body.json::<AddStaff>()?;
     let office = resolve_optional_office(&state, b.office.as_deref()).await?;
-    let staff_id = StaffId::derived(&id.to_string());
+    let staff_id = StaffId::derived(&id.command_id.to_string());
     let cmd = Command::Staff {
         staff_id,
         cmd: StaffCommand::Join {
@@ -306,7 +311,12 @@ pub async fn staff_change(
     body: RawBody,
 ) -> Result<Json<WriteResult>, Problem> {
     let (staff_id, _) = staff_named(&state, &staff).await?;
-    let id = command_id(&headers, &caller)?;
+    let id = write_id(
+        &headers,
+        &caller,
+        &format!("POST /staff/{staff_id}/{action}"),
+        &body.0,
+    )?;
     let (name, cmd) = match action.as_str() {
         "reassign" => {
             let b = body.json::<ReassignStaff>()?;
@@ -345,10 +355,15 @@ pub async fn issue_token(
     body: RawBody,
 ) -> Result<Response, Problem> {
     let (staff_id, _) = staff_named(&state, &staff).await?;
-    let id = command_id(&headers, &caller)?;
+    let id = write_id(
+        &headers,
+        &caller,
+        &format!("POST /staff/{staff_id}/tokens"),
+        &body.0,
+    )?;
     body.json::<crate::dto::Empty>()?;
     let (token, token_hash) = crate::auth::new_token();
-    let token_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id.0.as_bytes());
+    let token_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id.command_id.0.as_bytes());
     let cmd = Command::Staff {
         staff_id,
         cmd: StaffCommand::IssueToken {
@@ -389,7 +404,12 @@ pub async fn revoke_token(
 ) -> Result<Json<WriteResult>, Problem> {
     let (staff_id, _) = staff_named(&state, &staff).await?;
     let token_id: uuid::Uuid = path_id("token id", &token)?;
-    let id = command_id(&headers, &caller)?;
+    let id = write_id(
+        &headers,
+        &caller,
+        &format!("DELETE /staff/{staff_id}/tokens/{token_id}"),
+        b"",
+    )?;
     let cmd = Command::Staff {
         staff_id,
         cmd: StaffCommand::RevokeToken { token_id },
@@ -411,7 +431,7 @@ async fn settle(state: &AppState, position: Position) {
 async fn change(
     state: &AppState,
     caller: &Caller,
-    id: funnel_types::CommandId,
+    id: crate::extract::WriteId,
     name: &str,
     cmd: Command,
 ) -> Result<Json<WriteResult>, Problem> {

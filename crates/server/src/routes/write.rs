@@ -1,19 +1,20 @@
 //! Commands: every write goes through `Engine::execute` with the caller as the acting member of
 //! staff, so the domain deciders authorize it (role × office × ownership) and record refused touches
 //! of another engineer's lead. A write answers with its stream, version and position; a retry with
-//! the same `Idempotency-Key` answers with the original result.
+//! the same `Idempotency-Key` (same caller, same request) answers with the original result, and the
+//! same key with a different request is refused (`request.idempotency_key_reused`, 422).
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::dto;
-use crate::extract::{RawBody, command_id, json_problem, path_id};
+use crate::extract::{RawBody, WriteId, json_problem, path_id, write_id};
 use crate::problem::Problem;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use funnel_domain::plan::PlanCommand;
 use funnel_domain::summary::SummaryCommand;
-use funnel_engine::{Accepted, Command, CommandMeta, Who};
+use funnel_engine::{Accepted, Command, CommandMeta, EngineError, Who};
 use funnel_types::{CommandId, LeadId, PlanId, Position, SummaryId, Version};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -51,14 +52,44 @@ pub struct WriteResult {
 pub(crate) async fn run(
     state: &AppState,
     caller: &Caller,
-    id: CommandId,
+    write: WriteId,
     name: &str,
     cmd: Command,
 ) -> Result<Accepted, Problem> {
-    let meta = CommandMeta::new(Who::Staff(caller.staff_id)).with_id(id);
+    let id = write.command_id;
+    let mut meta = CommandMeta::new(Who::Staff(caller.staff_id)).with_id(id);
+    if let Some(key) = write.key {
+        if let Some(earlier) = state.keys().other_command(key, id) {
+            tracing::info!(command = name, %id, %earlier, "Idempotency-Key reused for another request");
+            return Err(Problem::key_reused());
+        }
+        meta = meta.with_key(key);
+    }
     let started = Instant::now();
     let result = state.engine().execute(meta, cmd).await;
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(key) = write.key
+        && matches!(
+            &result,
+            Ok(_)
+                | Err(EngineError::Refused {
+                    recorded: Some(_),
+                    ..
+                })
+        )
+    {
+        state.keys().remember(key, id);
+    }
+    if let Err(EngineError::Refused {
+        refusal,
+        suppressed: true,
+        ..
+    }) = &result
+    {
+        state
+            .metrics()
+            .refusal_record_suppressed(refusal.code.as_str());
+    }
     match result {
         Ok(accepted) => {
             let outcome = if accepted.duplicate {
@@ -85,11 +116,12 @@ pub(crate) async fn run(
 pub(crate) async fn execute(
     state: &AppState,
     caller: &Caller,
-    id: CommandId,
+    write: WriteId,
     name: &str,
     cmd: Command,
 ) -> Result<Json<WriteResult>, Problem> {
-    let accepted = run(state, caller, id, name, cmd).await?;
+    let id = write.command_id;
+    let accepted = run(state, caller, write, name, cmd).await?;
     let stream = accepted.stream.to_string();
     Ok(Json(WriteResult {
         command_id: id,
@@ -122,8 +154,10 @@ pub async fn register(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Json<WriteResult>, Problem> {
-    let id = command_id(&headers, &caller)?;
-    let cmd = body.json::<dto::RegisterLead>()?.into_command(id);
+    let id = write_id(&headers, &caller, "POST /leads", &body.0)?;
+    let cmd = body
+        .json::<dto::RegisterLead>()?
+        .into_command(id.command_id);
     let cmd = Command::Lead { lead_id: None, cmd };
     execute(&state, &caller, id, "register", cmd).await
 }
@@ -137,13 +171,18 @@ pub async fn lead_command(
     body: RawBody,
 ) -> Result<Json<WriteResult>, Problem> {
     let lead: LeadId = path_id("lead id", &lead)?;
-    let id = command_id(&headers, &caller)?;
+    let id = write_id(
+        &headers,
+        &caller,
+        &format!("POST /leads/{lead}/commands/{name}"),
+        &body.0,
+    )?;
     let bytes: &[u8] = if body.0.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         &body.0
     };
-    let cmd = match dto::parse_lead_command(&name, bytes, id) {
+    let cmd = match dto::parse_lead_command(&name, bytes, id.command_id) {
         None => {
             return Err(Problem::not_found(
                 "request.unknown_command",
@@ -171,7 +210,7 @@ pub async fn submit_plan(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Json<WriteResult>, Problem> {
-    let id = command_id(&headers, &caller)?;
+    let id = write_id(&headers, &caller, "POST /plans", &body.0)?;
     let cmd = body.json::<dto::SubmitPlan>()?.into_command();
     let cmd = Command::Plan { plan_id: None, cmd };
     execute(&state, &caller, id, "submit_plan", cmd).await
@@ -184,7 +223,7 @@ pub async fn mark_plan_overdue(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Json<WriteResult>, Problem> {
-    let id = command_id(&headers, &caller)?;
+    let id = write_id(&headers, &caller, "POST /plans/overdue", &body.0)?;
     let cmd = body.json::<dto::MarkPlanOverdue>()?.into_command();
     let cmd = Command::Plan { plan_id: None, cmd };
     execute(&state, &caller, id, "mark_plan_overdue", cmd).await
@@ -199,7 +238,12 @@ pub async fn file_plan(
     body: RawBody,
 ) -> Result<Json<WriteResult>, Problem> {
     let plan: PlanId = path_id("plan id", &plan)?;
-    let id = command_id(&headers, &caller)?;
+    let id = write_id(
+        &headers,
+        &caller,
+        &format!("POST /plans/{plan}/file"),
+        &body.0,
+    )?;
     body.json::<dto::Empty>()?;
     let cmd = Command::Plan {
         plan_id: Some(plan),
@@ -215,7 +259,7 @@ pub async fn compile_summary(
     headers: HeaderMap,
     body: RawBody,
 ) -> Result<Json<WriteResult>, Problem> {
-    let id = command_id(&headers, &caller)?;
+    let id = write_id(&headers, &caller, "POST /summaries", &body.0)?;
     let cmd = body.json::<dto::CompileSummary>()?.into_command();
     let cmd = Command::Summary {
         summary_id: None,
@@ -233,7 +277,12 @@ pub async fn summary_step(
     body: RawBody,
 ) -> Result<Json<WriteResult>, Problem> {
     let summary: SummaryId = path_id("summary id", &summary)?;
-    let id = command_id(&headers, &caller)?;
+    let id = write_id(
+        &headers,
+        &caller,
+        &format!("POST /summaries/{summary}/{action}"),
+        &body.0,
+    )?;
     let (name, cmd) = match action.as_str() {
         "verify" => (
             "verify_summary",

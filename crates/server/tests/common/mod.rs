@@ -67,12 +67,17 @@ pub async fn world() -> World {
     world_with(ServeOptions::default()).await
 }
 
-pub async fn world_with(mut options: ServeOptions) -> World {
+pub async fn world_with(options: ServeOptions) -> World {
+    world_at(options, Arc::new(SystemClock)).await
+}
+
+/// The test world with the engine on `clock` (e.g. a `ManualClock` the test moves).
+pub async fn world_at(mut options: ServeOptions, clock: Arc<dyn funnel_types::Clock>) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let store =
         funnel_store_sqlite::SqliteStore::open(dir.path().join("funnel.db")).expect("store");
     let store: Arc<dyn funnel_store::EventStore> = Arc::new(store);
-    let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
+    let engine = Engine::new(store.clone(), Policy::default(), clock);
     for (code, id) in [("SH", sh()), ("BJ", bj())] {
         let cmd = OfficeCommand::Open {
             office_id: id,
