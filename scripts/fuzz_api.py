@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ROLES = ["sales_engineer", "office_manager", "sales_department", "auditor"]
@@ -100,6 +101,22 @@ def token_of(workdir: pathlib.Path, role: str) -> str:
     raise RuntimeError(f"no demo token for role {role}")
 
 
+def pinned_lead(base: str, hq_token: str) -> str:
+    """Schemathesis settings that send the lead commands to a lead of the demo history (the first
+    in the pipeline), so their bodies reach the business rules instead of 404 for a random id."""
+    req = urllib.request.Request(f"{base}/pipeline", headers={"Authorization": f"Bearer {hq_token}"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        text = r.read().decode("utf-8")
+    m = re.search(r'"lead_id":\s*"([0-9a-f-]{36})"', text)
+    if m is None:
+        return ""
+    return (
+        "[[operations]]\n"
+        'include-path-regex = "^/leads/\\\\{id\\\\}/"\n'
+        f'parameters = {{ "path.id" = "{m.group(1)}" }}\n'
+    )
+
+
 def run_role(args, role: str, reports: pathlib.Path) -> int:
     with tempfile.TemporaryDirectory(prefix=f"funnel-fuzz-{role}-") as tmp:
         workdir = pathlib.Path(tmp)
@@ -108,8 +125,12 @@ def run_role(args, role: str, reports: pathlib.Path) -> int:
             proc, base = start_server(args.funnel, workdir, args.leads, log)
             try:
                 token = token_of(workdir, role)
+                config = workdir / "schemathesis.toml"
+                config.write_text(pinned_lead(base, token_of(workdir, "sales_department")), encoding="utf-8")
                 st = [
                     str(pathlib.Path(sys.executable).with_name("st")),
+                    "--config-file",
+                    str(config),
                     "run",
                     f"{base}/openapi.json",
                     "--checks",
