@@ -85,7 +85,9 @@ plain! {
     FileDeclaration => FileDeclaration { declaration_id: DeclarationId }
     NoteNegotiation => NoteNegotiation { note: String, #[serde(default)] executives_invited: bool }
     AmendContract => AmendContract {
-        contract_id: ContractId, amount_cny: u64, content_hash: String, reason: String,
+        contract_id: ContractId,
+        #[schemars(range(min = 1, max = 10_000_000_000u64))] amount_cny: u64,
+        content_hash: String, reason: String,
     }
     ReviewContract => ReviewContract {
         contract_id: ContractId, seat: String, approve: bool, content_hash: String,
@@ -291,6 +293,7 @@ impl DeclareValidInfo {
 pub struct DeclareProspect {
     #[serde(default)]
     pub declaration_id: Option<DeclarationId>,
+    #[schemars(range(min = 1, max = 10_000_000_000u64))]
     pub amount_cny: u64,
     #[serde(default)]
     pub flags: QualitativeFlags,
@@ -316,6 +319,7 @@ impl DeclareProspect {
 pub struct SubmitContract {
     #[serde(default)]
     pub contract_id: Option<ContractId>,
+    #[schemars(range(min = 1, max = 10_000_000_000u64))]
     pub amount_cny: u64,
     pub content_hash: String,
 }
@@ -345,7 +349,7 @@ macro_rules! lead_commands {
             id: CommandId,
         ) -> Option<Result<LeadCommand, serde_json::Error>> {
             match name {
-                $($name => Some(serde_json::from_slice::<$dto>(body).map(|d| d.into_command(id))),)*
+                $($name => Some(crate::extract::from_json::<$dto>(body).map(|d| d.into_command(id))),)*
                 _ => None,
             }
         }

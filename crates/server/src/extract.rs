@@ -44,7 +44,35 @@ impl RawBody {
         } else {
             &self.0
         };
-        serde_json::from_slice(bytes).map_err(json_problem)
+        from_json(bytes).map_err(json_problem)
+    }
+}
+
+/// Parses a JSON body into `T`. JSON has one kind of number, and JSON Schema (so the OpenAPI
+/// document) counts `2.0` and `2e3` as the integers 2 and 2000: a whole number written with a
+/// fraction or an exponent is read as that integer, so every body the document allows parses.
+pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Error> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)?;
+    whole_numbers(&mut value);
+    serde_json::from_value(value)
+}
+
+/// Turns every whole floating-point number in `value` that fits an `i64` or `u64` into an integer.
+fn whole_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // The bounds are powers of two, so exact as floats; inside them the cast is exact.
+            if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) {
+                *value = Value::from(f as u64);
+            } else if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
     }
 }
 

@@ -30,6 +30,11 @@ fn problem_responses(g: &mut SchemaGenerator) -> Value {
     })
 }
 
+/// What `Idempotency-Key` takes: 1 to 200 visible ASCII characters, spaces only inside.
+fn idempotency_key_schema() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]([ -~]{0,198}[!-~])?$" })
+}
+
 fn write_op(
     g: &mut SchemaGenerator,
     id: &str,
@@ -45,7 +50,7 @@ fn write_op(
     let mut parameters = vec![json!({
         "name": "Idempotency-Key", "in": "header", "required": false,
         "description": "A retry key, the caller's alone: a UUID or any text. The same key with the same request (command, target and JSON body) from the same caller answers the original result; with another request it is refused (422, request.idempotency_key_reused).",
-        "schema": { "type": "string" },
+        "schema": idempotency_key_schema(),
     })];
     if let Value::Array(more) = params {
         parameters.extend(more);
@@ -55,6 +60,45 @@ fn write_op(
         "requestBody": { "required": true, "content": { "application/json": { "schema": body } } },
         "responses": responses,
     }})
+}
+
+/// A log position (or another `u64` counter) in a query.
+fn position() -> Value {
+    json!({ "type": "integer", "minimum": 0, "maximum": u64::MAX })
+}
+
+/// Sets the range of every integer schema with a `format` (as `schemars` derives them from
+/// `u32`, `i64` …) that says no `minimum` or `maximum` of its own: a format alone is only an
+/// annotation, and a value beyond the Rust type does not parse.
+fn explicit_ranges(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let range: Option<(i128, i128)> = match map.get("format").and_then(Value::as_str) {
+                Some("uint8") => Some((0, u8::MAX.into())),
+                Some("uint16") => Some((0, u16::MAX.into())),
+                Some("uint32") => Some((0, u32::MAX.into())),
+                Some("uint64" | "uint") => Some((0, u64::MAX.into())),
+                Some("int8") => Some((i8::MIN.into(), i8::MAX.into())),
+                Some("int16") => Some((i16::MIN.into(), i16::MAX.into())),
+                Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
+                Some("int64" | "int") => Some((i64::MIN.into(), i64::MAX.into())),
+                _ => None,
+            };
+            if let Some((min, max)) = range {
+                for (key, bound) in [("minimum", min), ("maximum", max)] {
+                    if !map.contains_key(key) {
+                        let n = u64::try_from(bound)
+                            .map(Value::from)
+                            .unwrap_or_else(|_| Value::from(bound as i64));
+                        map.insert(key.into(), n);
+                    }
+                }
+            }
+            map.values_mut().for_each(explicit_ranges);
+        }
+        Value::Array(items) => items.iter_mut().for_each(explicit_ranges),
+        _ => {}
+    }
 }
 
 fn path_param(name: &str) -> Value {
@@ -174,7 +218,7 @@ fn webhook_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
     params.push(query(
         "before",
         "Attempts older than this `seq`",
-        json!({ "type": "integer", "minimum": 0 }),
+        position(),
     ));
     params.push(query(
         "limit",
@@ -193,6 +237,15 @@ fn webhook_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
     paths.insert("/webhooks/{id}/deliveries".into(), json!({ "get": op }));
 }
 
+/// A creating operation answers a retry with the same Idempotency-Key with 200 and the original
+/// result (nothing new is created).
+fn retried(mut op: Value) -> Value {
+    let mut again = op["responses"]["201"].clone();
+    again["description"] = json!("Created before: a retry with the same Idempotency-Key");
+    op["responses"]["200"] = again;
+    op
+}
+
 /// Offices and staff.
 fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: &Value) {
     use crate::routes::org::{AddStaff, IssuedToken, LeaveStaff, OpenOffice, ReassignStaff};
@@ -204,14 +257,14 @@ fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: 
         json!({
             "name": "Idempotency-Key", "in": "header", "required": false,
             "description": "A retry key, the caller's alone (see the lead commands). A retry creates nothing new.",
-            "schema": { "type": "string" },
+            "schema": idempotency_key_schema(),
         })
     };
     let written = Some(schema::<WriteResult>(g));
     let open = schema::<OpenOffice>(g);
     paths.insert("/offices".into(), json!({
         "get": read_op(g, "list_offices", "Every office with its code, time zone and active staff", vec![at_least.clone()])["get"].clone(),
-        "post": operation(g, "open_office", "Open an office (sales department, executives); its id is derived from the code", vec![key()], Some(open), "201", written.clone()),
+        "post": retried(operation(g, "open_office", "Open an office (sales department, executives); its id is derived from the code", vec![key()], Some(open), "201", written.clone())),
     }));
     let add = schema::<AddStaff>(g);
     let office = query(
@@ -221,7 +274,7 @@ fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: 
     );
     paths.insert("/staff".into(), json!({
         "get": read_op(g, "list_staff", "Members of staff the caller may see (token ids for headquarters, auditors and oneself)", [vec![office, at_least.clone()], paging("Members of staff after this id", json!({ "type": "string", "format": "uuid" })).to_vec()].concat())["get"].clone(),
-        "post": operation(g, "add_staff", "A member of staff joins (sales department, executives)", vec![key()], Some(add), "201", written.clone()),
+        "post": retried(operation(g, "add_staff", "A member of staff joins (sales department, executives)", vec![key()], Some(add), "201", written.clone())),
     }));
     let reassign = schema::<ReassignStaff>(g);
     let op = operation(
@@ -290,8 +343,8 @@ pub fn document() -> Value {
     let mut paths = Map::new();
     let at_least = query(
         "at_least",
-        "Wait until the read models reflect this log position (read-your-writes)",
-        json!({ "type": "integer", "minimum": 0 }),
+        "Wait until the read models reflect this log position (read-your-writes); a position beyond the log head is refused (`request.beyond_head`)",
+        position(),
     );
     let office = query(
         "office",
@@ -412,11 +465,7 @@ pub fn document() -> Value {
         "Who changed or tried to change a lead, in log order, a page at a time",
         [
             vec![path_param("id"), at_least.clone()],
-            paging(
-                "Touches after this log position",
-                json!({ "type": "integer", "minimum": 0 }),
-            )
-            .to_vec(),
+            paging("Touches after this log position", position()).to_vec(),
         ]
         .concat(),
     );
@@ -424,7 +473,11 @@ pub fn document() -> Value {
     let as_of = query(
         "as_of",
         "A position, a date (YYYY-MM-DD, end of day in Shanghai) or an RFC 3339 time",
-        json!({ "type": "string" }),
+        json!({ "anyOf": [
+            { "type": "string", "pattern": "^[0-9]{1,19}$" },
+            { "type": "string", "format": "date" },
+            { "type": "string", "format": "date-time" },
+        ] }),
     );
     let op = read_op(
         &mut g,
@@ -462,10 +515,7 @@ pub fn document() -> Value {
             at_least.clone(),
         ]
         .into_iter()
-        .chain(paging(
-            "Touches after this log position",
-            json!({ "type": "integer", "minimum": 0 }),
-        ))
+        .chain(paging("Touches after this log position", position()))
         .collect(),
     );
     paths.insert("/audit/actor/{staff}".into(), op);
@@ -566,7 +616,7 @@ pub fn document() -> Value {
         query(
             "after",
             "Events after this position (the previous page's `next`)",
-            json!({ "type": "integer", "minimum": 0 }),
+            position(),
         ),
         query(
             "limit",
@@ -594,7 +644,7 @@ pub fn document() -> Value {
     org_paths(&mut g, &mut paths, &at_least);
     webhook_paths(&mut g, &mut paths);
     let schemas = g.take_definitions(true);
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Funnel",
@@ -607,5 +657,7 @@ pub fn document() -> Value {
             "schemas": schemas,
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "A token from `funnel staff token STAFF`" } },
         },
-    })
+    });
+    explicit_ranges(&mut doc);
+    doc
 }

@@ -483,3 +483,75 @@ async fn a_read_model_is_rebuilt_on_request() {
     let r = w.get(&format!("/leads/{lead}/audit"), "manager").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
+
+/// The document bounds what the server parses: every integer has the range of its Rust type, the
+/// Idempotency-Key the length and characters `command_id` takes, and a creating endpoint documents
+/// the 200 it answers to a retry.
+#[test]
+fn the_openapi_document_is_as_strict_as_the_server() {
+    fn walk(v: &Value, at: &str, unbounded: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                let is_integer = |t: Option<&Value>| {
+                    t == Some(&json!("integer"))
+                        || t.and_then(Value::as_array)
+                            .is_some_and(|t| t.contains(&json!("integer")))
+                };
+                // Integers with a Rust format, and integers in a query.
+                let schema = if is_integer(map.get("type")) && map.contains_key("format") {
+                    Some(v)
+                } else if map.get("in") == Some(&json!("query"))
+                    && is_integer(v["schema"].get("type"))
+                {
+                    Some(&v["schema"])
+                } else {
+                    None
+                };
+                if let Some(s) = schema
+                    && !(s["minimum"].is_number() && s["maximum"].is_number())
+                {
+                    unbounded.push(at.to_string());
+                }
+                for (k, v) in map {
+                    walk(v, &format!("{at}/{k}"), unbounded);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, &format!("{at}/{i}"), unbounded);
+                }
+            }
+            _ => {}
+        }
+    }
+    let doc = funnel_server::openapi::document();
+    let mut unbounded = Vec::new();
+    walk(&doc, "", &mut unbounded);
+    assert!(
+        unbounded.is_empty(),
+        "integers without a range: {unbounded:#?}"
+    );
+
+    let mut keys = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["name"] == "Idempotency-Key" {
+                    keys += 1;
+                    let s = &p["schema"];
+                    assert_eq!((&s["minLength"], &s["maxLength"]), (&json!(1), &json!(200)));
+                    assert_eq!(
+                        s["pattern"], "^[!-~]([ -~]{0,198}[!-~])?$",
+                        "{method} {path}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(keys > 30, "{keys} operations take an Idempotency-Key");
+    for path in ["/offices", "/staff"] {
+        let responses = &doc["paths"][path]["post"]["responses"];
+        assert!(responses["200"].is_object(), "{path}: {responses}");
+        assert_eq!(responses["200"]["content"], responses["201"]["content"]);
+    }
+}

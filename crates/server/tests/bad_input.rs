@@ -232,3 +232,40 @@ fn random_bodies_never_yield_a_5xx() {
         }
     });
 }
+
+/// JSON Schema counts `2.0` and `2e3` as integers, so the OpenAPI document allows them wherever it
+/// says `integer`: the server reads them as the integers they are, in every kind of body, and
+/// still refuses a fraction or a number beyond the field's type.
+#[tokio::test]
+async fn whole_numbers_with_a_fraction_or_exponent_are_integers() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let tok = |who: &str| Some(w.tokens[who].clone());
+    let plan = format!(
+        r#"{{"period": {{"kind": "month", "year": 2099.0, "month": 1e0}},
+            "visits": [{{"date": "2099-01-05", "lead_id": "{lead}", "customer": "万科", "purpose": "回访"}}]}}"#
+    );
+    let r = w
+        .raw(Method::POST, "/plans", tok("eng_a"), plan.into_bytes(), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let hook = br#"{"url": "http://127.0.0.1:9/", "from": 0.0}"#.to_vec();
+    let r = w
+        .raw(Method::POST, "/webhooks", tok("sales_dept"), hook, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    // A lead command's body (parsed by name) reads them the same way: the refusal, if any, is the
+    // domain's, never the body's shape.
+    let uri = format!("/leads/{lead}/commands/declare_prospect");
+    let body = br#"{"amount_cny": 250000.0, "quoting_strategy": "standard"}"#.to_vec();
+    let r = w.raw(Method::POST, &uri, tok("eng_a"), body, &[]).await;
+    assert_ne!(r.body["code"], "request.invalid_body", "{}", r.text);
+    for bad in [&b"2099.5"[..], b"1e30", b"-1.0"] {
+        let mut plan = br#"{"period": {"kind": "month", "year": 2099, "month": "#.to_vec();
+        plan.extend_from_slice(bad);
+        plan.extend_from_slice(br#"}, "visits": []}"#);
+        let r = w.raw(Method::POST, "/plans", tok("eng_a"), plan, &[]).await;
+        assert_problem(&r, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.body["code"], "request.invalid_body", "{}", r.text);
+    }
+}
