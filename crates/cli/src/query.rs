@@ -310,18 +310,28 @@ pub fn pipeline_csv(reports: &[OfficeReport]) -> String {
             let _ = writeln!(
                 s,
                 "{},stage,,{},{},{}",
-                r.code, stage, b.leads, b.amount_cny
+                csv_field(&r.code),
+                stage,
+                b.leads,
+                b.amount_cny
             );
         }
         for (tier, b) in &r.by_tier {
-            let _ = writeln!(s, "{},tier,{},,{},{}", r.code, tier, b.leads, b.amount_cny);
+            let _ = writeln!(
+                s,
+                "{},tier,{},,{},{}",
+                csv_field(&r.code),
+                tier,
+                b.leads,
+                b.amount_cny
+            );
         }
         for (name, stages) in &r.by_engineer {
             for (stage, b) in stages {
                 let _ = writeln!(
                     s,
                     "{},engineer,{},{},{},{}",
-                    r.code,
+                    csv_field(&r.code),
                     csv_field(name),
                     stage,
                     b.leads,
@@ -334,7 +344,11 @@ pub fn pipeline_csv(reports: &[OfficeReport]) -> String {
                 let _ = writeln!(
                     s,
                     "{},channel,{},{},{},{}",
-                    r.code, channel, stage, b.leads, b.amount_cny
+                    csv_field(&r.code),
+                    channel,
+                    stage,
+                    b.leads,
+                    b.amount_cny
                 );
             }
         }
@@ -342,8 +356,11 @@ pub fn pipeline_csv(reports: &[OfficeReport]) -> String {
     s
 }
 
+/// A CSV field: neutralised so a spreadsheet never reads it as a formula (a name like `=cmd|…`
+/// gets a leading `'`, see `funnel_forms::csv_cell`), quoted when it holds a separator.
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
+    let text = funnel_forms::csv_cell(text);
+    if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         text.to_string()
@@ -471,6 +488,23 @@ pub async fn audit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pipeline_csv_names_never_start_a_formula() {
+        let mut report = OfficeReport {
+            code: "SH".into(),
+            ..Default::default()
+        };
+        report.by_engineer.insert(
+            "=HYPERLINK(\"http://x\",\"y\")".into(),
+            [(funnel_domain::model::Stage::Valid, Default::default())].into(),
+        );
+        let text = pipeline_csv(&[report]);
+        assert!(
+            text.contains("SH,engineer,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",valid,0,0"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn as_of_accepts_positions_dates_and_times() {
