@@ -79,7 +79,8 @@ pub async fn load(
     })
 }
 
-/// Folds the log into the read models, up to `as_of` (everything when `None`), in one pass.
+/// Folds the log into the read models, up to `as_of` (everything when `None`), in one pass. As of a
+/// time, the models count time until that moment (days without a visit), not until the last event.
 pub async fn fold(store: &dyn EventStore, as_of: Option<AsOf>) -> anyhow::Result<Models> {
     let mut models = Models::default();
     let mut after = Position::START;
@@ -106,6 +107,12 @@ pub async fn fold(store: &dyn EventStore, as_of: Option<AsOf>) -> anyhow::Result
                 }
             }
         }
+    }
+    if let Some(t) = as_of.and_then(|a| a.moment()) {
+        models.pipeline.complete_until(t);
+        models.touches.complete_until(t);
+        models.conflicts.complete_until(t);
+        models.plans.complete_until(t);
     }
     Ok(models)
 }
@@ -170,7 +177,11 @@ pub async fn pipeline(
     } else if args.csv {
         print!("{}", pipeline_csv(&reports));
     } else {
-        print!("{}", pipeline_text(&reports, models.position, &as_of));
+        let when = match args.as_of {
+            Some(AsOf::Time(_)) => format!("as of {as_of}"),
+            _ => format!("latest event {as_of}"),
+        };
+        print!("{}", pipeline_text(&reports, models.position, &when));
     }
     warn_parked(&models);
     Ok(())
@@ -194,10 +205,11 @@ fn days(d: Option<f64>) -> String {
     d.map(|d| format!("{d:.1}d")).unwrap_or_else(|| "-".into())
 }
 
-pub fn pipeline_text(reports: &[OfficeReport], position: Position, as_of: &str) -> String {
+/// The report as text; `when` says what "now" is (`as of …` or `latest event …`).
+pub fn pipeline_text(reports: &[OfficeReport], position: Position, when: &str) -> String {
     use funnel_domain::model::Stage;
     let mut s = String::new();
-    let _ = writeln!(s, "pipeline at position {position} (latest event {as_of})");
+    let _ = writeln!(s, "pipeline at position {position} ({when})");
     for r in reports {
         let _ = writeln!(s, "\n== {} ({}) ==", r.name, r.code);
         let _ = writeln!(s, "{:<12} {:>6} {:>12}", "stage", "leads", "amount CNY");

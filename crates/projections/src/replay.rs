@@ -20,6 +20,14 @@ pub enum AsOf {
 }
 
 impl AsOf {
+    /// The moment in time, for `AsOf::Time`.
+    pub fn moment(&self) -> Option<DateTime<Utc>> {
+        match self {
+            AsOf::Position(_) => None,
+            AsOf::Time(t) => Some(*t),
+        }
+    }
+
     /// Whether an event belongs to the history as of this moment.
     pub fn admits(&self, rec: &RecordedEvent) -> bool {
         match self {
@@ -65,7 +73,8 @@ impl std::str::FromStr for AsOf {
 }
 
 /// A fresh `M` with every event admitted by `as_of` applied in log order, and the events it parked
-/// (did not decode or were refused).
+/// (did not decode or were refused). As of a time, the model is told that its history is complete
+/// up to that moment ([`ReadModel::complete_until`]), so "days without a visit" count until then.
 pub async fn replay_as_of<M: ReadModel>(
     store: &dyn EventStore,
     as_of: AsOf,
@@ -99,6 +108,9 @@ pub async fn replay_as_of<M: ReadModel>(
                 });
             }
         }
+    }
+    if let Some(t) = as_of.moment() {
+        model.complete_until(t);
     }
     Ok((model, parked))
 }

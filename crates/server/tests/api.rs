@@ -442,3 +442,43 @@ async fn a_read_model_is_rebuilt_on_request() {
     let r = w.get(&format!("/leads/{lead}/audit"), "manager").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
+
+#[tokio::test]
+async fn pipeline_as_of_a_date_ages_leads_until_the_end_of_that_day() {
+    use chrono::{Duration, TimeZone};
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let shanghai = chrono_tz::Asia::Shanghai;
+    let day = chrono::Utc::now().with_timezone(&shanghai).date_naive() + Duration::days(40);
+    let end = shanghai
+        .from_local_datetime(
+            &day.succ_opt()
+                .expect("day")
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight"),
+        )
+        .earliest()
+        .expect("end of day")
+        .with_timezone(&chrono::Utc)
+        - Duration::nanoseconds(1);
+    let r = w
+        .get(&format!("/pipeline?as_of={day}&office=SH"), "executive")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["as_of"], end.to_rfc3339(), "the moment asked for");
+    let ageing = &r.body["offices"][0]["ageing"];
+    assert_eq!(ageing[0]["lead_id"], lead.as_str(), "{ageing}");
+    assert_eq!(ageing[0]["days_without_visit"], 40, "{ageing}");
+    // The same as asking for that moment.
+    let at_moment = w
+        .get(
+            &format!(
+                "/pipeline?as_of={}&office=SH",
+                end.to_rfc3339().replace('+', "%2B")
+            ),
+            "executive",
+        )
+        .await;
+    assert_eq!(at_moment.status, StatusCode::OK, "{}", at_moment.text);
+    assert_eq!(at_moment.body, r.body);
+}

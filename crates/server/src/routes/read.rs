@@ -240,24 +240,27 @@ pub async fn pipeline(
     Q(params): Q<ReadParams>,
 ) -> Result<Json<Value>, Problem> {
     let scope = caller.scope(office_param(&state, &params).await?)?;
-    let (pipeline, position) = match params.as_of.as_deref() {
+    let (pipeline, position, as_of) = match params.as_of.as_deref() {
         Some(text) => {
             let as_of: AsOf = text
                 .parse()
                 .map_err(|e: String| Problem::bad_request("as_of", e))?;
             let (m, _) =
                 funnel_projections::replay_as_of::<Pipeline>(state.store().as_ref(), as_of).await?;
-            (m, None)
+            // As of a time, "now" (for days without a visit) is that moment; as of a position,
+            // the latest event at or before it.
+            let moment = m.as_of.map(|t| t.to_rfc3339());
+            (m, None, moment)
         }
         None => {
             wait_for(&state, params.at_least).await?;
             let (m, p) = model::<Pipeline>(&state).await?;
-            (m, Some(p))
+            (m, Some(p), None)
         }
     };
     Ok(Json(json!({
         "position": position,
-        "as_of": params.as_of,
+        "as_of": as_of,
         "offices": pipeline.report(scope),
     })))
 }
