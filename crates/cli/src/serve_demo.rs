@@ -314,7 +314,9 @@ impl Prepared {
         println!("  API        {base}");
         println!("  OpenAPI    {base}/openapi.json");
         println!("  health     {base}/healthz   (readiness: {base}/readyz)");
-        println!("  metrics    {base}/metrics");
+        println!(
+            "  metrics    {base}/metrics   (with the sales department's or the auditor's token)"
+        );
         println!();
         let reused = if self.issued == 0 {
             "reused".to_string()

@@ -112,7 +112,7 @@ impl AppState {
     }
 }
 
-/// The whole API. Every route but `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and the
+/// The whole API. Every route but `/healthz`, `/readyz`, `/openapi.json` and the
 /// dashboard's static page (`/`, `/dashboard.js`, which then call the API with a token) needs a
 /// bearer token.
 pub fn router(state: AppState) -> Router {

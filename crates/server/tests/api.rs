@@ -34,7 +34,12 @@ async fn probes_metrics_and_openapi_need_no_token() {
         .as_str()
         .expect("id")
         .to_string();
+    // Metrics count across offices: not without a token, nor for an office role.
     let r = w.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let r = w.get("/metrics", "manager").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = w.get("/metrics", "auditor").await;
     assert_eq!(r.status, StatusCode::OK);
     for series in [
         "funnel_projection_lag_positions".to_string(),
