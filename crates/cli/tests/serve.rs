@@ -926,3 +926,30 @@ fn metrics_are_open_only_on_their_own_address() {
     assert_eq!(r.status, 404, "only /metrics there: {}", r.text);
     server.stop_cleanly();
 }
+
+#[test]
+fn serve_demo_starts_again_after_a_demo_member_left() {
+    let backend = Backend::sqlite();
+    let (server, block) = demo_start(&backend);
+    server.stop_cleanly();
+    let engineer = printed_tokens(&block)
+        .into_iter()
+        .find(|t| t.role == "sales_engineer")
+        .expect("an engineer's token");
+    backend.run(&["staff", "leave", &engineer.name, "--reason", "moved on"]);
+
+    let (server, block) = demo_start(&backend);
+    let tokens = printed_tokens(&block);
+    let stand_in = tokens
+        .iter()
+        .find(|t| t.role == "sales_engineer")
+        .expect("an engineer's token again");
+    assert_ne!(stand_in.name, engineer.name, "not to the one who left");
+    for t in &tokens {
+        let r = server.get("/me", &t.token);
+        assert_eq!(r.status, 200, "{}: {}", t.name, r.text);
+    }
+    let r = server.get("/me", &engineer.token);
+    assert_eq!(r.status, 401, "the leaver's token no longer signs in");
+    server.stop_cleanly();
+}
