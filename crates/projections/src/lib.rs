@@ -15,7 +15,7 @@ mod status;
 
 pub use follow::{follow, query_at_least, wait_until_shared};
 pub use projection::{Parked, Projection, Typed};
-pub use replay::{AsOf, replay_as_of};
+pub use replay::{AsOf, replay_as_of, replay_as_of_until};
 pub use runner::{Runner, RunnerOptions};
 pub use status::{Progress, ProjectionState, ProjectionStatus, RebuildProgress, RunnerError};
 

@@ -79,11 +79,22 @@ pub async fn replay_as_of<M: ReadModel>(
     store: &dyn EventStore,
     as_of: AsOf,
 ) -> Result<(M, Vec<Parked>), StoreError> {
+    let head = store.head().await?;
+    replay_as_of_until(store, as_of, head).await
+}
+
+/// [`replay_as_of`] reading the log no further than `head`, so the answer depends only on
+/// (`head`, `as_of`) and can be cached by them.
+pub async fn replay_as_of_until<M: ReadModel>(
+    store: &dyn EventStore,
+    as_of: AsOf,
+    head: Position,
+) -> Result<(M, Vec<Parked>), StoreError> {
     let mut model = M::default();
     let mut parked = Vec::new();
     let end = match as_of {
-        AsOf::Position(p) => p,
-        AsOf::Time(_) => store.head().await?,
+        AsOf::Position(p) => p.min(head),
+        AsOf::Time(_) => head,
     };
     let mut after = Position::START;
     while after < end {

@@ -47,6 +47,11 @@ pub struct HttpOptions {
     /// scraper); none by default. On `listen`, `/metrics` needs the token of an executive, the
     /// sales department or an auditor.
     pub metrics_listen: Option<String>,
+    /// At most this many `/pipeline?as_of=` replays of the log run at once; one more is answered
+    /// `503` with `Retry-After`.
+    pub max_replays: usize,
+    /// How many as-of results are kept, by (log head, moment), for repeated questions.
+    pub replay_cache: usize,
 }
 
 /// Where the log and the read models live.
@@ -168,6 +173,8 @@ impl Default for HttpOptions {
             max_connections: 1_024,
             shutdown_grace_ms: 10_000,
             metrics_listen: None,
+            max_replays: 2,
+            replay_cache: 16,
         }
     }
 }
@@ -291,6 +298,13 @@ impl ServeOptions {
             return Err(ConfigError(format!(
                 "http.max_connections is {}; it must be between 1 and 100000",
                 h.max_connections
+            )));
+        }
+        if !(1..=64).contains(&h.max_replays) || h.replay_cache > 1_024 {
+            return Err(ConfigError(format!(
+                "http.max_replays ({}) must be between 1 and 64 and http.replay_cache ({}) at \
+                 most 1024",
+                h.max_replays, h.replay_cache
             )));
         }
         self.metrics_addr()?;

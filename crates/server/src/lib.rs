@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 mod routes;
+pub use routes::read::Replays;
 mod run;
 pub mod tokens;
 
@@ -52,6 +53,8 @@ struct Inner {
     options: ServeOptions,
     /// Requests to the saga runtime of this process, when it runs one.
     workflows: std::sync::OnceLock<tokio::sync::mpsc::Sender<funnel_workflows::Control>>,
+    /// As-of replays: how many run at once, and recent results.
+    replays: Replays,
 }
 
 impl AppState {
@@ -70,8 +73,9 @@ impl AppState {
                 runner,
                 webhooks,
                 metrics: metrics::Metrics::default(),
-                options,
                 workflows: std::sync::OnceLock::new(),
+                replays: Replays::new(options.http.max_replays, options.http.replay_cache),
+                options,
             }),
         }
     }
@@ -90,6 +94,11 @@ impl AppState {
 
     pub fn webhooks(&self) -> &funnel_notify::webhooks::Webhooks {
         &self.inner.webhooks
+    }
+
+    /// The as-of replays' limit and cache.
+    pub fn replays(&self) -> &Replays {
+        &self.inner.replays
     }
 
     pub fn metrics(&self) -> &metrics::Metrics {

@@ -487,3 +487,40 @@ async fn pipeline_as_of_a_date_ages_leads_until_the_end_of_that_day() {
     assert_eq!(at_moment.status, StatusCode::OK, "{}", at_moment.text);
     assert_eq!(at_moment.body, r.body);
 }
+
+#[tokio::test]
+async fn as_of_replays_are_limited_and_cached() {
+    let mut options = funnel_server::ServeOptions::default();
+    options.http.max_replays = 1;
+    options.http.replay_cache = 2;
+    let w = world_with(options).await;
+    w.register("eng_a", sh(), "万科").await;
+    let replays = w.state.replays();
+
+    // While the only slot is taken, a replay is refused, saying when to try again.
+    let slot = replays.try_slot().expect("a free slot");
+    let r = w.get("/pipeline?as_of=2026-12-31", "eng_a").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(
+        r.headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    drop(slot);
+
+    let first = w.get("/pipeline?as_of=2026-12-31", "eng_a").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(replays.cached(), 1);
+    // The same question at the same log head is answered from the cache, even with no slot.
+    let slot = replays.try_slot().expect("a free slot");
+    let again = w.get("/pipeline?as_of=2026-12-31", "eng_a").await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body, first.body);
+    drop(slot);
+    // A new event is a new question; the cache stays within its bound.
+    w.register("eng_a", sh(), "保利").await;
+    for day in ["2026-12-30", "2026-12-31", "2027-01-01"] {
+        let r = w.get(&format!("/pipeline?as_of={day}"), "eng_a").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    assert_eq!(replays.cached(), 2);
+}

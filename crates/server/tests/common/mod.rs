@@ -137,6 +137,7 @@ pub async fn world_with(mut options: ServeOptions) -> World {
 pub struct Reply {
     pub status: StatusCode,
     pub content_type: String,
+    pub headers: axum::http::HeaderMap,
     pub body: Value,
     pub text: String,
 }
@@ -182,6 +183,7 @@ impl World {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        let headers = res.headers().clone();
         let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
             .await
             .expect("body");
@@ -190,6 +192,7 @@ impl World {
         Reply {
             status,
             content_type,
+            headers,
             body,
             text,
         }
