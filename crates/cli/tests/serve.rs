@@ -845,13 +845,35 @@ fn a_stalled_request_is_closed_and_does_not_hold_up_shutdown() {
     let wang = backend.token("王工");
 
     // A half-sent request head is closed once the header timeout passes.
-    let config = http_config(&backend, "short.toml", "header_read_timeout_ms = 200");
+    let config = http_config(
+        &backend,
+        "short.toml",
+        "header_read_timeout_ms = 200\nbody_timeout_ms = 200",
+    );
     let server = Server::start(&backend, &["--config", &config]);
     let mut slow = half_request(&server.addr);
     assert!(
         closed_by_server(&mut slow),
         "the stalled connection stays open"
     );
+    // A body that stops arriving is answered with a problem saying so.
+    let mut slow = std::net::TcpStream::connect(&server.addr).expect("connect");
+    slow.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    slow.write_all(
+        format!(
+            "POST /leads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {wang}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"customer_name\":"
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    let mut answer = [0u8; 4096];
+    let n = slow
+        .read(&mut answer)
+        .expect("an answer before the patience runs out");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("request.unreadable_body"), "{answer}");
     let r = server.get("/me", &wang);
     assert_eq!(r.status, 200, "{}", r.text);
     server.stop_cleanly();

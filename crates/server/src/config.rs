@@ -36,7 +36,7 @@ pub struct HttpOptions {
     /// moment the connection opens or the previous response was sent: it is also how long an idle
     /// keep-alive connection is kept. A half-sent request is closed after it.
     pub header_read_timeout_ms: u64,
-    /// A request body must arrive within this, in milliseconds (else `408`).
+    /// A request body must arrive within this, in milliseconds (else `400`, an unreadable body).
     pub body_timeout_ms: u64,
     /// At most this many connections are served at once; one more is answered `503` and closed.
     pub max_connections: usize,
