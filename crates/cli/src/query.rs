@@ -79,7 +79,8 @@ pub async fn load(
     })
 }
 
-/// Folds the log into the read models, up to `as_of` (everything when `None`), in one pass.
+/// Folds the log into the read models, up to `as_of` (everything when `None`), in one pass. As of a
+/// time, the models count time until that moment (days without a visit), not until the last event.
 pub async fn fold(store: &dyn EventStore, as_of: Option<AsOf>) -> anyhow::Result<Models> {
     let mut models = Models::default();
     let mut after = Position::START;
@@ -106,6 +107,12 @@ pub async fn fold(store: &dyn EventStore, as_of: Option<AsOf>) -> anyhow::Result
                 }
             }
         }
+    }
+    if let Some(t) = as_of.and_then(|a| a.moment()) {
+        models.pipeline.complete_until(t);
+        models.touches.complete_until(t);
+        models.conflicts.complete_until(t);
+        models.plans.complete_until(t);
     }
     Ok(models)
 }
@@ -170,7 +177,11 @@ pub async fn pipeline(
     } else if args.csv {
         print!("{}", pipeline_csv(&reports));
     } else {
-        print!("{}", pipeline_text(&reports, models.position, &as_of));
+        let when = match args.as_of {
+            Some(AsOf::Time(_)) => format!("as of {as_of}"),
+            _ => format!("latest event {as_of}"),
+        };
+        print!("{}", pipeline_text(&reports, models.position, &when));
     }
     warn_parked(&models);
     Ok(())
@@ -194,10 +205,11 @@ fn days(d: Option<f64>) -> String {
     d.map(|d| format!("{d:.1}d")).unwrap_or_else(|| "-".into())
 }
 
-pub fn pipeline_text(reports: &[OfficeReport], position: Position, as_of: &str) -> String {
+/// The report as text; `when` says what "now" is (`as of …` or `latest event …`).
+pub fn pipeline_text(reports: &[OfficeReport], position: Position, when: &str) -> String {
     use funnel_domain::model::Stage;
     let mut s = String::new();
-    let _ = writeln!(s, "pipeline at position {position} (latest event {as_of})");
+    let _ = writeln!(s, "pipeline at position {position} ({when})");
     for r in reports {
         let _ = writeln!(s, "\n== {} ({}) ==", r.name, r.code);
         let _ = writeln!(s, "{:<12} {:>6} {:>12}", "stage", "leads", "amount CNY");
@@ -310,18 +322,28 @@ pub fn pipeline_csv(reports: &[OfficeReport]) -> String {
             let _ = writeln!(
                 s,
                 "{},stage,,{},{},{}",
-                r.code, stage, b.leads, b.amount_cny
+                csv_field(&r.code),
+                stage,
+                b.leads,
+                b.amount_cny
             );
         }
         for (tier, b) in &r.by_tier {
-            let _ = writeln!(s, "{},tier,{},,{},{}", r.code, tier, b.leads, b.amount_cny);
+            let _ = writeln!(
+                s,
+                "{},tier,{},,{},{}",
+                csv_field(&r.code),
+                tier,
+                b.leads,
+                b.amount_cny
+            );
         }
         for (name, stages) in &r.by_engineer {
             for (stage, b) in stages {
                 let _ = writeln!(
                     s,
                     "{},engineer,{},{},{},{}",
-                    r.code,
+                    csv_field(&r.code),
                     csv_field(name),
                     stage,
                     b.leads,
@@ -334,7 +356,11 @@ pub fn pipeline_csv(reports: &[OfficeReport]) -> String {
                 let _ = writeln!(
                     s,
                     "{},channel,{},{},{},{}",
-                    r.code, channel, stage, b.leads, b.amount_cny
+                    csv_field(&r.code),
+                    channel,
+                    stage,
+                    b.leads,
+                    b.amount_cny
                 );
             }
         }
@@ -342,8 +368,11 @@ pub fn pipeline_csv(reports: &[OfficeReport]) -> String {
     s
 }
 
+/// A CSV field: neutralised so a spreadsheet never reads it as a formula (a name like `=cmd|…`
+/// gets a leading `'`, see `funnel_forms::csv_cell`), quoted when it holds a separator.
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
+    let text = funnel_forms::csv_cell(text);
+    if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         text.to_string()
@@ -471,6 +500,23 @@ pub async fn audit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pipeline_csv_names_never_start_a_formula() {
+        let mut report = OfficeReport {
+            code: "SH".into(),
+            ..Default::default()
+        };
+        report.by_engineer.insert(
+            "=HYPERLINK(\"http://x\",\"y\")".into(),
+            [(funnel_domain::model::Stage::Valid, Default::default())].into(),
+        );
+        let text = pipeline_csv(&[report]);
+        assert!(
+            text.contains("SH,engineer,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",valid,0,0"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn as_of_accepts_positions_dates_and_times() {

@@ -16,7 +16,8 @@ pub struct ServeArgs {
     /// Address to listen on (e.g. `127.0.0.1:8080`; port 0 picks a free one).
     #[arg(long)]
     pub listen: Option<String>,
-    /// A TOML file of settings (sections `http`, `store`, `log`, `ready`, `workflows`).
+    /// A TOML file of settings (sections `http`, `store`, `log`, `ready`, `workflows`, `notify`;
+    /// `deploy/funnel.toml` lists them).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// `text` or `json` logs on standard error.

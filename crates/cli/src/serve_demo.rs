@@ -201,7 +201,12 @@ async fn ensure_tokens(
     let saved = read_tokens_file(path);
     let mut tokens = Vec::new();
     let mut issued = 0;
-    for id in representatives(world) {
+    for designated in representatives(world) {
+        // The organisation may have changed since the demo was loaded (someone left, or was
+        // reassigned): the token goes to whoever now holds the representative's role and office.
+        let Some((id, person)) = stand_in(&access, world, designated) else {
+            continue;
+        };
         if let Some(t) = saved
             .iter()
             .find(|t| t.staff_id == id && still_valid(&access, t))
@@ -209,18 +214,9 @@ async fn ensure_tokens(
             tokens.push(t.clone());
             continue;
         }
-        let person = world
-            .people
-            .iter()
-            .find(|p| p.id == id)
-            .context("a demo representative is not in the demo's staff")?;
-        let office = person.office.and_then(|o| {
-            world
-                .offices
-                .iter()
-                .find(|x| x.id == o)
-                .map(|x| x.code.to_string())
-        });
+        let office = person
+            .office
+            .and_then(|o| access.offices.get(&o).map(|x| x.code.clone()));
         let t = funnel_server::tokens::issue(engine, Who::System("funnel-cli".into()), id)
             .await
             .with_context(|| format!("issuing a demo token to {}", person.name))?;
@@ -243,6 +239,39 @@ async fn ensure_tokens(
             .with_context(|| format!("saving the demo tokens in {}", path.display()))?;
     }
     Ok((tokens, issued))
+}
+
+/// Who gets the token meant for the demo's `designated` representative: that person while they
+/// are active in the same role and office, else the first active member of staff who is (by id),
+/// else no one (the role then has no demo token, said on standard error).
+fn stand_in<'a>(
+    access: &'a Access,
+    world: &World,
+    designated: StaffId,
+) -> Option<(StaffId, &'a funnel_server::auth::StaffEntry)> {
+    let meant = world.people.iter().find(|p| p.id == designated)?;
+    let fits = |e: &funnel_server::auth::StaffEntry| {
+        e.active && e.role == meant.role && e.office == meant.office
+    };
+    if let Some(e) = access.staff.get(&designated).filter(|e| fits(e)) {
+        return Some((designated, e));
+    }
+    let other = access
+        .staff
+        .iter()
+        .find(|(_, e)| fits(e))
+        .map(|(id, e)| (*id, e));
+    match &other {
+        Some((_, e)) => eprintln!(
+            "funnel serve --demo: {} is no longer a {} there; the demo token goes to {}",
+            meant.name, meant.role, e.name
+        ),
+        None => eprintln!(
+            "funnel serve --demo: no active {} is left for {}; no demo token for that role",
+            meant.role, meant.name
+        ),
+    }
+    other
 }
 
 /// Writes `text` to `path` readable by the owner only, replacing it atomically.
@@ -318,7 +347,9 @@ impl Prepared {
         println!("  API        {base}");
         println!("  OpenAPI    {base}/openapi.json");
         println!("  health     {base}/healthz   (readiness: {base}/readyz)");
-        println!("  metrics    {base}/metrics");
+        println!(
+            "  metrics    {base}/metrics   (with the sales department's or the auditor's token)"
+        );
         println!();
         let reused = if self.issued == 0 {
             "reused".to_string()

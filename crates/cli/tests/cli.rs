@@ -97,6 +97,45 @@ fn pipeline_as_of_a_position_counts_only_what_was_there() {
 }
 
 #[test]
+fn pipeline_as_of_a_date_counts_days_until_the_end_of_that_day() {
+    let day =
+        |args: &[&str]| -> serde_json::Value { serde_json::from_str(&run(args)).expect("json") };
+    let by_date = day(&["pipeline", "--as-of", "2026-06-27", "--json"]);
+    // The end of 27 June in Shanghai, not the time of the last event before it.
+    assert_eq!(by_date["as_of"], "2026-06-27T15:59:59.999999999+00:00");
+    let by_moment = day(&[
+        "pipeline",
+        "--as-of",
+        "2026-06-27T23:59:59.999999999+08:00",
+        "--json",
+    ]);
+    assert_eq!(by_date, by_moment);
+    // A day later, every lead still ageing has waited exactly one day more.
+    let next = day(&["pipeline", "--as-of", "2026-06-28", "--json"]);
+    let ageing = |v: &serde_json::Value| -> std::collections::BTreeMap<String, i64> {
+        v["offices"]
+            .as_array()
+            .expect("offices")
+            .iter()
+            .flat_map(|o| o["ageing"].as_array().expect("ageing").clone())
+            .map(|a| {
+                (
+                    a["lead_id"].as_str().expect("id").to_string(),
+                    a["days_without_visit"].as_i64().expect("days"),
+                )
+            })
+            .collect()
+    };
+    let (then, later) = (ageing(&by_date), ageing(&next));
+    assert!(!then.is_empty(), "the demo has ageing leads by then");
+    for (lead, days) in &then {
+        if let Some(d) = later.get(lead) {
+            assert_eq!(*d, days + 1, "lead {lead}");
+        }
+    }
+}
+
+#[test]
 fn conflicts_audit() {
     insta::assert_snapshot!(run(&["audit", "conflicts", "--office", "SH"]));
 }

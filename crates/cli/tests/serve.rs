@@ -340,7 +340,7 @@ fn scenario(backend: &Backend) {
     let li = backend.token("李工");
     let server = Server::start(backend, &[]);
 
-    // Probes, metrics and the OpenAPI document need no token.
+    // Probes and the OpenAPI document need no token.
     let r = http(&server.addr, "GET", "/healthz", None, &[], None);
     assert_eq!(r.status, 200, "{}", r.text);
     let r = http(&server.addr, "GET", "/openapi.json", None, &[], None);
@@ -440,8 +440,15 @@ fn scenario(backend: &Backend) {
     notifications(backend, &server, &wang, &backend.token("陈经理"));
 
     let r = http(&server.addr, "GET", "/metrics", None, &[], None);
-    assert_eq!(r.status, 200);
-    assert!(r.text.contains("funnel_http_responses"), "{}", r.text);
+    assert_eq!(
+        r.status, 401,
+        "no metrics without a token on the API's address"
+    );
+    let r = server.get("/metrics", &backend.token("陈经理"));
+    assert_eq!(
+        r.status, 403,
+        "an office manager does not read every office"
+    );
     let r = server.get("/me", "not-a-token");
     assert_eq!(r.status, 401, "{}", r.text);
     server.stop_cleanly();
@@ -798,4 +805,173 @@ fn serve_demo_on_nats_prints_working_tokens_and_reuses_them() {
     demo(&backend);
     // Under `.funnel/` of the directory it ran in.
     assert!(tokens_file(&backend).starts_with(backend.dir().join(".funnel")));
+}
+
+/// A `--config` file with these `[http]` settings, in the backend's directory.
+fn http_config(backend: &Backend, name: &str, http: &str) -> String {
+    let path = backend.dir().join(name);
+    std::fs::write(&path, format!("[http]\n{http}\n")).expect("write config");
+    path.display().to_string()
+}
+
+/// A raw connection that sends the start of a request and stalls.
+fn half_request(addr: &str) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .expect("write");
+    s
+}
+
+/// Whether the server closed the connection (end of stream or reset), as opposed to the read
+/// giving up after [`PATIENCE`] with the connection still open.
+fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
+    let mut sink = Vec::new();
+    match s.read_to_end(&mut sink) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+#[test]
+fn a_stalled_request_is_closed_and_does_not_hold_up_shutdown() {
+    let backend = Backend::sqlite();
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(bootstrap(&backend.url()));
+    let wang = backend.token("王工");
+
+    // A half-sent request head is closed once the header timeout passes.
+    let config = http_config(
+        &backend,
+        "short.toml",
+        "header_read_timeout_ms = 200\nbody_timeout_ms = 200",
+    );
+    let server = Server::start(&backend, &["--config", &config]);
+    let mut slow = half_request(&server.addr);
+    assert!(
+        closed_by_server(&mut slow),
+        "the stalled connection stays open"
+    );
+    // A body that stops arriving is answered with a problem saying so.
+    let mut slow = std::net::TcpStream::connect(&server.addr).expect("connect");
+    slow.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    slow.write_all(
+        format!(
+            "POST /leads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {wang}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"customer_name\":"
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    let mut answer = [0u8; 4096];
+    let n = slow
+        .read(&mut answer)
+        .expect("an answer before the patience runs out");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("request.unreadable_body"), "{answer}");
+    let r = server.get("/me", &wang);
+    assert_eq!(r.status, 200, "{}", r.text);
+    server.stop_cleanly();
+
+    // With a long header timeout, one connection allowed and a short shutdown deadline: a second
+    // connection is refused while a stalled one holds the only slot, and SIGTERM still completes,
+    // saving the read models.
+    let config = http_config(
+        &backend,
+        "long.toml",
+        "header_read_timeout_ms = 300000\nmax_connections = 1\nshutdown_grace_ms = 200",
+    );
+    let server = Server::start(&backend, &["--config", &config]);
+    let r = server.post(
+        "/leads",
+        &wang,
+        &json!({
+            "customer_name": "万科", "project_name": "一期", "industry": "real_estate",
+            "purchase_mode": "independent", "channel": "building_sweep",
+            "office": OfficeId::derived("SH"), "location": "上海市", "need": "对讲",
+            "contact": { "name": "李经理", "phone": "13800000000" },
+        }),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let written = r.body["position"].as_u64().expect("position");
+    let r = server.get(&format!("/pipeline?at_least={written}"), &wang);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let _slow = half_request(&server.addr);
+    // The stalled connection is accepted before the next one (the accept loop takes them in
+    // order), so the next one finds no slot.
+    let r = http(&server.addr, "GET", "/healthz", None, &[], None);
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.body["code"], "server.busy", "{}", r.text);
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "exit {status:?}: {stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    let status: Value =
+        serde_json::from_str(&backend.run(&["projections", "--json"])).expect("json");
+    let pipeline = status
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|p| p["name"] == "pipeline")
+        .expect("pipeline")
+        .clone();
+    assert!(
+        pipeline["checkpoint"].as_u64().expect("checkpoint") >= written,
+        "the read models were saved: {pipeline}"
+    );
+}
+
+#[test]
+fn metrics_are_open_only_on_their_own_address() {
+    let backend = Backend::sqlite();
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(bootstrap(&backend.url()));
+    let config = http_config(&backend, "metrics.toml", "metrics_listen = \"127.0.0.1:0\"");
+    let server = Server::start(&backend, &["--config", &config]);
+    let line = server.next_line();
+    let metrics = line
+        .strip_prefix("funnel serve metrics on http://")
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .to_string();
+    let r = http(&server.addr, "GET", "/metrics", None, &[], None);
+    assert_eq!(r.status, 401, "{}", r.text);
+    let r = http(&metrics, "GET", "/metrics", None, &[], None);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("funnel_http_responses"), "{}", r.text);
+    let r = http(&metrics, "GET", "/me", None, &[], None);
+    assert_eq!(r.status, 404, "only /metrics there: {}", r.text);
+    server.stop_cleanly();
+}
+
+#[test]
+fn serve_demo_starts_again_after_a_demo_member_left() {
+    let backend = Backend::sqlite();
+    let (server, block) = demo_start(&backend);
+    server.stop_cleanly();
+    let engineer = printed_tokens(&block)
+        .into_iter()
+        .find(|t| t.role == "sales_engineer")
+        .expect("an engineer's token");
+    backend.run(&["staff", "leave", &engineer.name, "--reason", "moved on"]);
+
+    let (server, block) = demo_start(&backend);
+    let tokens = printed_tokens(&block);
+    let stand_in = tokens
+        .iter()
+        .find(|t| t.role == "sales_engineer")
+        .expect("an engineer's token again");
+    assert_ne!(stand_in.name, engineer.name, "not to the one who left");
+    for t in &tokens {
+        let r = server.get("/me", &t.token);
+        assert_eq!(r.status, 200, "{}: {}", t.name, r.text);
+    }
+    let r = server.get("/me", &engineer.token);
+    assert_eq!(r.status, 401, "the leaver's token no longer signs in");
+    server.stop_cleanly();
 }

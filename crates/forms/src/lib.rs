@@ -1,6 +1,7 @@
 //! The six standard forms of the sales manual (Part 3), built from the record: users print and
 //! file them, so each can be had as a spreadsheet (CSV, UTF-8 with a byte-order mark so spreadsheet
-//! programs read the Chinese) and as a printable HTML page.
+//! programs read the Chinese) and as a printable HTML page. No CSV cell can start a formula
+//! ([`csv_cell`]).
 //!
 //! | form | Chinese | built from |
 //! |---|---|---|
@@ -18,7 +19,7 @@ mod build;
 mod render;
 
 pub use build::build;
-pub use render::{to_csv, to_html};
+pub use render::{csv_cell, to_csv, to_html};
 
 use funnel_types::{OfficeId, StaffId};
 use std::collections::BTreeMap;

@@ -47,13 +47,38 @@ pub fn to_csv(form: &Form) -> String {
     out
 }
 
-/// One CSV record with its line end, quoted as RFC 4180 says.
+/// A cell as it can be put in a spreadsheet safely: a value beginning with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return would be read as a formula (`=HYPERLINK(…)` runs when the sheet is
+/// opened), so it gets a leading single quote, as OWASP recommends for CSV injection; the value
+/// stays readable. A plain number (`-12`, `+3.5`) is left as it is, so sums still work: it cannot
+/// be a formula. Funnel itself writes no negative numbers (amounts are never below zero).
+pub fn csv_cell(value: &str) -> std::borrow::Cow<'_, str> {
+    let risky = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(value) {
+        std::borrow::Cow::Owned(format!("'{value}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+/// An optional sign, digits, and at most one decimal point between digits.
+fn is_plain_number(value: &str) -> bool {
+    let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    !whole.is_empty()
+        && !fraction.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// One CSV record with its line end, quoted as RFC 4180 says, every cell neutralised
+/// ([`csv_cell`]).
 fn record(cells: &[&str]) -> String {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
     // Writing into a Vec cannot fail.
-    let _ = w.write_record(cells);
+    let _ = w.write_record(cells.iter().map(|c| csv_cell(c).into_owned()));
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 

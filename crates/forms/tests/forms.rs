@@ -7,7 +7,7 @@ use funnel_domain::Event;
 use funnel_domain::events::*;
 use funnel_domain::model::*;
 use funnel_domain::{Policy, testing};
-use funnel_forms::{FormError, FormKind, NameBook, build, to_csv, to_html};
+use funnel_forms::{FormError, FormKind, NameBook, build, csv_cell, to_csv, to_html};
 use funnel_types::*;
 use proptest::prelude::*;
 
@@ -74,6 +74,11 @@ fn csv_rows(text: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Whether a spreadsheet would read the cell as a formula (a plain number is not one).
+fn starts_a_formula(cell: &str) -> bool {
+    cell.starts_with(['=', '+', '-', '@', '\t', '\r']) && cell.parse::<f64>().is_err()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
@@ -106,13 +111,19 @@ proptest! {
                     for r in &form.rows {
                         prop_assert_eq!(r.len(), form.columns.len());
                     }
-                    // The CSV holds the head and every row, cell for cell.
+                    // The CSV holds the head and every row, cell for cell (neutralised so no cell
+                    // starts a formula).
                     let rows = csv_rows(&to_csv(&form));
                     for f in &form.fields {
-                        prop_assert!(rows.iter().any(|r| r.get(1) == Some(&f.value)), "field {} missing", f.label_en);
+                        let value = csv_cell(&f.value).into_owned();
+                        prop_assert!(rows.iter().any(|r| r.get(1) == Some(&value)), "field {} missing", f.label_en);
                     }
                     for r in &form.rows {
-                        prop_assert!(rows.iter().any(|x| x == r), "row {r:?} missing");
+                        let r: Vec<String> = r.iter().map(|c| csv_cell(c).into_owned()).collect();
+                        prop_assert!(rows.contains(&r), "row {r:?} missing");
+                    }
+                    for cell in rows.iter().flatten() {
+                        prop_assert!(!starts_a_formula(cell), "cell {cell:?} starts a formula");
                     }
                     let html = to_html(&form);
                     prop_assert!(html.starts_with("<!doctype html>"));
@@ -372,4 +383,43 @@ fn plans_and_summaries_have_their_forms() {
         build(FormKind::CustomerRecord, &[], &names, TZ),
         Err(FormError::NotFound(_))
     ));
+}
+
+#[test]
+fn csv_cells_never_start_a_formula() {
+    let form = funnel_forms::Form {
+        kind: FormKind::CustomerRecord,
+        subject: "=HYPERLINK(\"http://x\",\"y\")".into(),
+        fields: vec![funnel_forms::Field {
+            label_zh: "客户名称",
+            label_en: "Customer",
+            value: "@SUM(1+1)*cmd|' /C calc'!A0".into(),
+        }],
+        columns: vec![funnel_forms::Column {
+            label_zh: "备注",
+            label_en: "Note",
+        }],
+        rows: vec![
+            vec!["+1+2".into()],
+            vec!["-2+3".into()],
+            vec!["\t=1".into()],
+            vec!["\r=1".into()],
+            vec!["-12.5".into()],
+            vec!["万科".into()],
+        ],
+        source: "lead-x@1".into(),
+    };
+    let rows = csv_rows(&to_csv(&form));
+    assert_eq!(
+        rows[0][1], "'=HYPERLINK(\"http://x\",\"y\")",
+        "readable, quoted"
+    );
+    assert_eq!(rows[1][1], "'@SUM(1+1)*cmd|' /C calc'!A0");
+    let cells: Vec<&str> = rows.iter().flatten().map(String::as_str).collect();
+    for expected in ["'+1+2", "'-2+3", "'\t=1", "'\r=1", "-12.5", "万科"] {
+        assert!(cells.contains(&expected), "{expected:?} in {cells:?}");
+    }
+    for cell in cells {
+        assert!(!starts_a_formula(cell), "{cell:?}");
+    }
 }

@@ -15,7 +15,7 @@ mod status;
 
 pub use follow::{follow, query_at_least, wait_until_shared};
 pub use projection::{Parked, Projection, Typed};
-pub use replay::{AsOf, replay_as_of};
+pub use replay::{AsOf, replay_as_of, replay_as_of_until};
 pub use runner::{Runner, RunnerOptions};
 pub use status::{Progress, ProjectionState, ProjectionStatus, RebuildProgress, RunnerError};
 
@@ -34,4 +34,10 @@ pub trait ReadModel:
     const VERSION: u32;
     /// Applies one event. An `Err` parks the event with the reason; the model must then be unchanged.
     fn apply(&mut self, event: &Envelope<Event>) -> Result<(), String>;
+    /// Says that the events applied are the history up to `moment` (an as-of replay by time): a
+    /// model that measures time until "now" (days without a visit) measures it until `moment`,
+    /// not until the last event applied. Nothing by default.
+    fn complete_until(&mut self, moment: chrono::DateTime<chrono::Utc>) {
+        let _ = moment;
+    }
 }

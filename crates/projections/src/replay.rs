@@ -20,6 +20,14 @@ pub enum AsOf {
 }
 
 impl AsOf {
+    /// The moment in time, for `AsOf::Time`.
+    pub fn moment(&self) -> Option<DateTime<Utc>> {
+        match self {
+            AsOf::Position(_) => None,
+            AsOf::Time(t) => Some(*t),
+        }
+    }
+
     /// Whether an event belongs to the history as of this moment.
     pub fn admits(&self, rec: &RecordedEvent) -> bool {
         match self {
@@ -65,16 +73,28 @@ impl std::str::FromStr for AsOf {
 }
 
 /// A fresh `M` with every event admitted by `as_of` applied in log order, and the events it parked
-/// (did not decode or were refused).
+/// (did not decode or were refused). As of a time, the model is told that its history is complete
+/// up to that moment ([`ReadModel::complete_until`]), so "days without a visit" count until then.
 pub async fn replay_as_of<M: ReadModel>(
     store: &dyn EventStore,
     as_of: AsOf,
 ) -> Result<(M, Vec<Parked>), StoreError> {
+    let head = store.head().await?;
+    replay_as_of_until(store, as_of, head).await
+}
+
+/// [`replay_as_of`] reading the log no further than `head`, so the answer depends only on
+/// (`head`, `as_of`) and can be cached by them.
+pub async fn replay_as_of_until<M: ReadModel>(
+    store: &dyn EventStore,
+    as_of: AsOf,
+    head: Position,
+) -> Result<(M, Vec<Parked>), StoreError> {
     let mut model = M::default();
     let mut parked = Vec::new();
     let end = match as_of {
-        AsOf::Position(p) => p,
-        AsOf::Time(_) => store.head().await?,
+        AsOf::Position(p) => p.min(head),
+        AsOf::Time(_) => head,
     };
     let mut after = Position::START;
     while after < end {
@@ -99,6 +119,9 @@ pub async fn replay_as_of<M: ReadModel>(
                 });
             }
         }
+    }
+    if let Some(t) = as_of.moment() {
+        model.complete_until(t);
     }
     Ok((model, parked))
 }

@@ -32,6 +32,26 @@ pub struct HttpOptions {
     pub read_wait_ms: u64,
     /// How long authentication waits for a just-issued token to be projected, in milliseconds.
     pub auth_wait_ms: u64,
+    /// A client must send a whole request head within this, in milliseconds, counted from the
+    /// moment the connection opens or the previous response was sent: it is also how long an idle
+    /// keep-alive connection is kept. A half-sent request is closed after it.
+    pub header_read_timeout_ms: u64,
+    /// A request body must arrive within this, in milliseconds (else `400`, an unreadable body).
+    pub body_timeout_ms: u64,
+    /// At most this many connections are served at once; one more is answered `503` and closed.
+    pub max_connections: usize,
+    /// On shutdown, requests in flight get this long to finish, in milliseconds; then their
+    /// connections are dropped (a write either committed or did not) and the read models saved.
+    pub shutdown_grace_ms: u64,
+    /// A second address that serves `/metrics` without a token (e.g. `127.0.0.1:9090`, for the
+    /// scraper); none by default. On `listen`, `/metrics` needs the token of an executive, the
+    /// sales department or an auditor.
+    pub metrics_listen: Option<String>,
+    /// At most this many `/pipeline?as_of=` replays of the log run at once; one more is answered
+    /// `503` with `Retry-After`.
+    pub max_replays: usize,
+    /// How many as-of results are kept, by (log head, moment), for repeated questions.
+    pub replay_cache: usize,
 }
 
 /// Where the log and the read models live.
@@ -187,6 +207,13 @@ impl Default for HttpOptions {
             body_limit: 256 * 1024,
             read_wait_ms: 5_000,
             auth_wait_ms: 1_000,
+            header_read_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections: 1_024,
+            shutdown_grace_ms: 10_000,
+            metrics_listen: None,
+            max_replays: 2,
+            replay_cache: 16,
         }
     }
 }
@@ -303,6 +330,36 @@ impl ServeOptions {
                 "http.read_wait_ms and http.auth_wait_ms must be at most 60000".into(),
             ));
         }
+        let h = &self.http;
+        for (name, value, max) in [
+            (
+                "http.header_read_timeout_ms",
+                h.header_read_timeout_ms,
+                300_000,
+            ),
+            ("http.body_timeout_ms", h.body_timeout_ms, 600_000),
+            ("http.shutdown_grace_ms", h.shutdown_grace_ms, 600_000),
+        ] {
+            if !(10..=max).contains(&value) {
+                return Err(ConfigError(format!(
+                    "{name} is {value}; it must be between 10 and {max}"
+                )));
+            }
+        }
+        if !(1..=100_000).contains(&h.max_connections) {
+            return Err(ConfigError(format!(
+                "http.max_connections is {}; it must be between 1 and 100000",
+                h.max_connections
+            )));
+        }
+        if !(1..=64).contains(&h.max_replays) || h.replay_cache > 1_024 {
+            return Err(ConfigError(format!(
+                "http.max_replays ({}) must be between 1 and 64 and http.replay_cache ({}) at \
+                 most 1024",
+                h.max_replays, h.replay_cache
+            )));
+        }
+        self.metrics_addr()?;
         let n = &self.notify;
         if !(100..=300_000).contains(&n.webhook_timeout_ms) {
             return Err(ConfigError(format!(
@@ -328,6 +385,21 @@ impl ServeOptions {
             return Err(ConfigError("ready.store_timeout_ms must be above 0".into()));
         }
         Ok(())
+    }
+
+    /// The separate address that serves `/metrics` without a token, if any.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.http
+            .metrics_listen
+            .as_deref()
+            .map(|a| {
+                a.parse().map_err(|e| {
+                    ConfigError(format!(
+                        "http.metrics_listen `{a}` is not an address like 127.0.0.1:9090: {e}"
+                    ))
+                })
+            })
+            .transpose()
     }
 
     /// The address to listen on.

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 mod routes;
+pub use routes::read::Replays;
 mod run;
 pub mod tokens;
 
@@ -54,6 +55,8 @@ struct Inner {
     options: ServeOptions,
     /// Requests to the saga runtime of this process, when it runs one.
     workflows: std::sync::OnceLock<tokio::sync::mpsc::Sender<funnel_workflows::Control>>,
+    /// As-of replays: how many run at once, and recent results.
+    replays: Replays,
 }
 
 impl AppState {
@@ -73,8 +76,9 @@ impl AppState {
                 webhooks,
                 metrics: metrics::Metrics::default(),
                 keys: keys::KeyLedger::default(),
-                options,
                 workflows: std::sync::OnceLock::new(),
+                replays: Replays::new(options.http.max_replays, options.http.replay_cache),
+                options,
             }),
         }
     }
@@ -93,6 +97,11 @@ impl AppState {
 
     pub fn webhooks(&self) -> &funnel_notify::webhooks::Webhooks {
         &self.inner.webhooks
+    }
+
+    /// The as-of replays' limit and cache.
+    pub fn replays(&self) -> &Replays {
+        &self.inner.replays
     }
 
     pub fn metrics(&self) -> &metrics::Metrics {
@@ -119,7 +128,7 @@ impl AppState {
     }
 }
 
-/// The whole API. Every route but `/healthz`, `/readyz`, `/metrics`, `/openapi.json` and the
+/// The whole API. Every route but `/healthz`, `/readyz`, `/openapi.json` and the
 /// dashboard's static page (`/`, `/dashboard.js`, which then call the API with a token) needs a
 /// bearer token.
 pub fn router(state: AppState) -> Router {

@@ -363,13 +363,15 @@ pub fn document() -> Value {
             "application/json",
         ),
     );
+    // A token of a role that reads every office; without one only on `http.metrics_listen`.
     paths.insert(
         "/metrics".into(),
-        public_get(
-            "metrics",
-            "Prometheus metrics",
-            "application/openmetrics-text",
-        ),
+        json!({ "get": { "operationId": "metrics",
+            "summary": "Prometheus metrics (executives, departments, auditors)",
+            "responses": {
+                "200": { "description": "OK", "content": { "application/openmetrics-text": { "schema": { "type": "string" } } } },
+                "401": { "description": "No valid token" },
+                "403": { "description": "The role does not read every office" } } } }),
     );
     paths.insert(
         "/openapi.json".into(),

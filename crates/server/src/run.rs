@@ -1,6 +1,7 @@
 //! Running the server: open the store and the read models, follow the log, run the sagas and the
 //! notifications (webhook delivery; on JetStream the per-office subjects), serve HTTP, and on
-//! shutdown stop accepting, let in-flight requests finish, then stop the follower
+//! shutdown stop accepting, let in-flight requests finish (within `http.shutdown_grace_ms`, then
+//! drop them), then stop the follower
 //! (which saves the read models) and the sagas.
 
 use crate::config::{LogFormat, LogOptions, ServeOptions};
@@ -165,25 +166,50 @@ pub async fn serve(
         )));
     }
     let addr = options.listen_addr()?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: addr.to_string(),
-            source,
-        })?;
+    let listener = bind(addr).await?;
     let bound = listener.local_addr().map_err(ServeError::Http)?;
+    let metrics_listener = match options.metrics_addr()? {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
     tracing::info!(%bound, store = %options.store.url, projections = %path.display(), "listening");
     on_listening(bound);
+    if let Some(m) = &metrics_listener {
+        let m = m.local_addr().map_err(ServeError::Http)?;
+        tracing::info!(%m, "serving /metrics without a token");
+        // Beside the first line, for scripts and tests that asked for port 0.
+        println!("funnel serve metrics on http://{m}/metrics");
+    }
+    let (http_stop_tx, http_stop_rx) = watch::channel(false);
     let http = async {
-        let served = axum::serve(listener, router(state.clone()))
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: no new connections; finishing requests in flight");
-            })
-            .await;
-        // HTTP is drained: stop following (which saves the read models) and the sagas.
+        let limits = Limits::from(&options.http);
+        let connections = Arc::new(tokio::sync::Semaphore::new(options.http.max_connections));
+        let app = router(state.clone()).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            Duration::from_millis(options.http.body_timeout_ms),
+        ));
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections; finishing requests in flight");
+            let _ = http_stop_tx.send(true);
+        };
+        let main = serve_http(
+            listener,
+            app,
+            limits,
+            connections.clone(),
+            http_stop_rx.clone(),
+        );
+        let metrics = async {
+            if let Some(l) = metrics_listener {
+                let app = crate::routes::ops::metrics_router(state.clone());
+                serve_http(l, app, limits, connections.clone(), http_stop_rx.clone()).await;
+            }
+        };
+        tokio::join!(signal, main, metrics);
+        // HTTP is drained (or its deadline passed): stop following (which saves the read
+        // models) and the sagas.
         let _ = stop_tx.send(true);
-        served
+        Ok::<(), std::io::Error>(())
     };
     // The saga runtime's future is not `Send`, so it runs on this task beside the HTTP accept
     // loop (connections are served on their own tasks) rather than being spawned.
@@ -211,6 +237,118 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     served.map_err(ServeError::Http)
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// The limits every connection is served with (`http.*` settings).
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    header_read: Duration,
+    grace: Duration,
+}
+
+impl From<&crate::config::HttpOptions> for Limits {
+    fn from(h: &crate::config::HttpOptions) -> Self {
+        Self {
+            header_read: Duration::from_millis(h.header_read_timeout_ms),
+            grace: Duration::from_millis(h.shutdown_grace_ms),
+        }
+    }
+}
+
+/// Serves `app` on `listener` over HTTP/1.1 until `stop` turns true: every connection holds a
+/// permit of `connections` (one over the limit is answered `503` and closed), must send each
+/// request head within `header_read` (which also ends idle keep-alive connections), and on stop
+/// gets `grace` to finish what is in flight; connections still open then are dropped.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    connections: Arc<tokio::sync::Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read)
+        .keep_alive(true);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        while tasks.try_join_next().is_some() {}
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "too many connections; answering 503");
+            tasks.spawn(refuse_busy(stream));
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(http1.serve_connection(TokioIo::new(stream), service));
+        tasks.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.grace) => {
+            tracing::warn!(
+                connections = tasks.len(),
+                "shutdown deadline passed; dropping the connections still open"
+            );
+        }
+    }
+    tasks.shutdown().await;
+}
+
+/// Answers a connection over the limit with `503` and a problem document, then closes it. The
+/// request is not read; the write is bounded so a client that does not read cannot hold the task.
+async fn refuse_busy(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let problem = crate::problem::Problem::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "server.busy",
+        "the server has too many connections open; try again shortly",
+        "服务器连接数已满，请稍后重试",
+    );
+    let body = serde_json::to_string(&problem).unwrap_or_default();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Drain what the client sent so closing does not reset the connection before it reads.
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {

@@ -34,7 +34,12 @@ async fn probes_metrics_and_openapi_need_no_token() {
         .as_str()
         .expect("id")
         .to_string();
+    // Metrics count across offices: not without a token, nor for an office role.
     let r = w.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let r = w.get("/metrics", "manager").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = w.get("/metrics", "auditor").await;
     assert_eq!(r.status, StatusCode::OK);
     for series in [
         "funnel_projection_lag_positions".to_string(),
@@ -554,4 +559,81 @@ fn the_openapi_document_is_as_strict_as_the_server() {
         assert!(responses["200"].is_object(), "{path}: {responses}");
         assert_eq!(responses["200"]["content"], responses["201"]["content"]);
     }
+}
+
+#[tokio::test]
+async fn pipeline_as_of_a_date_ages_leads_until_the_end_of_that_day() {
+    use chrono::{Duration, TimeZone};
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let shanghai = chrono_tz::Asia::Shanghai;
+    let day = chrono::Utc::now().with_timezone(&shanghai).date_naive() + Duration::days(40);
+    let end = shanghai
+        .from_local_datetime(
+            &day.succ_opt()
+                .expect("day")
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight"),
+        )
+        .earliest()
+        .expect("end of day")
+        .with_timezone(&chrono::Utc)
+        - Duration::nanoseconds(1);
+    let r = w
+        .get(&format!("/pipeline?as_of={day}&office=SH"), "executive")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["as_of"], end.to_rfc3339(), "the moment asked for");
+    let ageing = &r.body["offices"][0]["ageing"];
+    assert_eq!(ageing[0]["lead_id"], lead.as_str(), "{ageing}");
+    assert_eq!(ageing[0]["days_without_visit"], 40, "{ageing}");
+    // The same as asking for that moment.
+    let at_moment = w
+        .get(
+            &format!(
+                "/pipeline?as_of={}&office=SH",
+                end.to_rfc3339().replace('+', "%2B")
+            ),
+            "executive",
+        )
+        .await;
+    assert_eq!(at_moment.status, StatusCode::OK, "{}", at_moment.text);
+    assert_eq!(at_moment.body, r.body);
+}
+
+#[tokio::test]
+async fn as_of_replays_are_limited_and_cached() {
+    let mut options = funnel_server::ServeOptions::default();
+    options.http.max_replays = 1;
+    options.http.replay_cache = 2;
+    let w = world_with(options).await;
+    w.register("eng_a", sh(), "万科").await;
+    let replays = w.state.replays();
+
+    // While the only slot is taken, a replay is refused, saying when to try again.
+    let slot = replays.try_slot().expect("a free slot");
+    let r = w.get("/pipeline?as_of=2026-12-31", "eng_a").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(
+        r.headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    drop(slot);
+
+    let first = w.get("/pipeline?as_of=2026-12-31", "eng_a").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(replays.cached(), 1);
+    // The same question at the same log head is answered from the cache, even with no slot.
+    let slot = replays.try_slot().expect("a free slot");
+    let again = w.get("/pipeline?as_of=2026-12-31", "eng_a").await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body, first.body);
+    drop(slot);
+    // A new event is a new question; the cache stays within its bound.
+    w.register("eng_a", sh(), "保利").await;
+    for day in ["2026-12-30", "2026-12-31", "2027-01-01"] {
+        let r = w.get(&format!("/pipeline?as_of={day}"), "eng_a").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    assert_eq!(replays.cached(), 2);
 }

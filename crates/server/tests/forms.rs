@@ -95,3 +95,34 @@ async fn a_lead_s_forms_within_scope() {
     let r = w.get(&format!("/forms/5/{lead}"), "auditor").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
+
+#[tokio::test]
+async fn a_customer_name_cannot_run_as_a_formula_in_the_spreadsheet() {
+    let w = world().await;
+    let name = "=HYPERLINK(\"http://x\",\"y\")";
+    let (lead, _) = w.register("eng_a", sh(), name).await;
+    let r = w
+        .get(&format!("/forms/1/{lead}?format=csv"), "manager")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let cells: Vec<String> = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(r.text.trim_start_matches('\u{feff}').as_bytes())
+        .records()
+        .flat_map(|rec| {
+            rec.expect("a CSV record")
+                .iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        cells.iter().any(|c| c.starts_with(&format!("'{name}"))),
+        "the name is kept, behind a quote: {cells:?}"
+    );
+    assert!(
+        cells.iter().all(|c| !c.starts_with(['=', '+', '-', '@'])),
+        "no cell starts a formula: {cells:?}"
+    );
+}

@@ -46,7 +46,8 @@ pub struct Pipeline {
     pub leads: BTreeMap<LeadId, LeadRow>,
     /// Completed stays in each stage, in seconds, per office.
     pub stage_durations: BTreeMap<OfficeId, BTreeMap<Stage, Vec<i64>>>,
-    /// The latest `occurred_at` applied: "now" for ageing, so reports are reproducible.
+    /// "Now" for ageing, so reports are reproducible: the latest `occurred_at` applied, or the
+    /// moment of an as-of replay by time ([`ReadModel::complete_until`]).
     pub as_of: Option<DateTime<Utc>>,
 }
 
@@ -142,6 +143,11 @@ impl ReadModel for Pipeline {
         }
         self.bump(at);
         Ok(())
+    }
+
+    /// "Now" for ageing is the moment asked for, not the last event before it.
+    fn complete_until(&mut self, moment: DateTime<Utc>) {
+        self.as_of = Some(moment);
     }
 }
 

@@ -2,12 +2,14 @@
 //! that keep every error a problem document.
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::problem::Problem;
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use funnel_domain::RefusalCode;
 use serde_json::json;
 use std::time::Duration;
 
@@ -50,8 +52,35 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics` on the API's address: Prometheus text format, for the roles that read every
+/// office (the sales and key-account departments, executives, auditors), since the metrics count
+/// across offices. Without a token it is `401`; a scraper without one uses `http.metrics_listen`.
+pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, Problem> {
+    if !caller.reads_all() {
+        return Err(Problem::forbidden(
+            RefusalCode::RoleNotPermitted,
+            format!(
+                "the metrics count across offices; a {} may not read them",
+                caller.role
+            ),
+            format!("指标涵盖所有办事处，{}无权查看", caller.role.label_zh()),
+        ));
+    }
+    Ok(render_metrics(state).await)
+}
+
+/// The router of `http.metrics_listen`: `/metrics` without a token, nothing else.
+pub fn metrics_router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(state): State<AppState>| render_metrics(state)),
+        )
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn render_metrics(state: AppState) -> Response {
     if let Ok(head) = state.store().head().await {
         let runner = state.runner().read().await;
         for s in runner.status() {

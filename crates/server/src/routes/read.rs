@@ -16,6 +16,7 @@ use funnel_store::Filter;
 use funnel_types::{LeadId, OfficeId, Position, Role, StaffId};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Query parameters every read takes.
@@ -233,6 +234,82 @@ pub async fn lead_audit(
     })))
 }
 
+/// What an as-of answer depends on: the log head it was computed at and the moment.
+type ReplayKey = (Position, AsOf);
+
+/// As-of replays of the pipeline: each reads the whole log, so at most `http.max_replays` run at
+/// once (one more is refused `503` with `Retry-After`), and the last `http.replay_cache` results
+/// are kept by (log head, moment) — the same question at the same head is answered from memory.
+#[derive(Debug)]
+pub struct Replays {
+    running: Arc<tokio::sync::Semaphore>,
+    cache: std::sync::Mutex<std::collections::VecDeque<(ReplayKey, Arc<Pipeline>)>>,
+    capacity: usize,
+}
+
+impl Replays {
+    pub fn new(max_running: usize, capacity: usize) -> Self {
+        Self {
+            running: Arc::new(tokio::sync::Semaphore::new(max_running)),
+            cache: Default::default(),
+            capacity,
+        }
+    }
+
+    /// A slot to replay in, if one is free (held until dropped).
+    pub fn try_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.running.clone().try_acquire_owned().ok()
+    }
+
+    /// How many results are kept.
+    pub fn cached(&self) -> usize {
+        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    fn lookup(&self, key: &ReplayKey) -> Option<Arc<Pipeline>> {
+        let cache = self.cache.lock().ok()?;
+        cache.iter().find(|(k, _)| k == key).map(|(_, m)| m.clone())
+    }
+
+    fn keep(&self, key: ReplayKey, model: Arc<Pipeline>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.iter().any(|(k, _)| *k == key) {
+                return;
+            }
+            while cache.len() >= self.capacity {
+                cache.pop_front();
+            }
+            cache.push_back((key, model));
+        }
+    }
+
+    /// The pipeline as of `as_of`, from the cache or replayed within the limit.
+    pub async fn pipeline(
+        &self,
+        store: &dyn funnel_store::EventStore,
+        as_of: AsOf,
+    ) -> Result<Arc<Pipeline>, Problem> {
+        let head = store.head().await?;
+        let key = (head, as_of);
+        if let Some(m) = self.lookup(&key) {
+            return Ok(m);
+        }
+        let Some(_slot) = self.try_slot() else {
+            return Err(Problem::unavailable(
+                "too many as-of reports are being computed; try again shortly",
+                "正在计算的历史报表过多，请稍后重试",
+            ));
+        };
+        let (m, _) = funnel_projections::replay_as_of_until::<Pipeline>(store, as_of, head).await?;
+        let m = Arc::new(m);
+        self.keep(key, m.clone());
+        Ok(m)
+    }
+}
+
 /// `GET /pipeline?office=&as_of=`: the pipeline and funnel of the offices the caller may read.
 pub async fn pipeline(
     State(state): State<AppState>,
@@ -240,24 +317,29 @@ pub async fn pipeline(
     Q(params): Q<ReadParams>,
 ) -> Result<Json<Value>, Problem> {
     let scope = caller.scope(office_param(&state, &params).await?)?;
-    let (pipeline, position) = match params.as_of.as_deref() {
+    let (pipeline, position, as_of) = match params.as_of.as_deref() {
         Some(text) => {
             let as_of: AsOf = text
                 .parse()
                 .map_err(|e: String| Problem::bad_request("as_of", e))?;
-            let (m, _) =
-                funnel_projections::replay_as_of::<Pipeline>(state.store().as_ref(), as_of).await?;
-            (m, None)
+            let m = state
+                .replays()
+                .pipeline(state.store().as_ref(), as_of)
+                .await?;
+            // As of a time, "now" (for days without a visit) is that moment; as of a position,
+            // the latest event at or before it.
+            let moment = m.as_of.map(|t| t.to_rfc3339());
+            (m, None, moment)
         }
         None => {
             wait_for(&state, params.at_least).await?;
             let (m, p) = model::<Pipeline>(&state).await?;
-            (m, Some(p))
+            (Arc::new(m), Some(p), None)
         }
     };
     Ok(Json(json!({
         "position": position,
-        "as_of": params.as_of,
+        "as_of": as_of,
         "offices": pipeline.report(scope),
     })))
 }

@@ -142,6 +142,7 @@ pub async fn world_at(mut options: ServeOptions, clock: Arc<dyn funnel_types::Cl
 pub struct Reply {
     pub status: StatusCode,
     pub content_type: String,
+    pub headers: axum::http::HeaderMap,
     pub body: Value,
     pub text: String,
 }
@@ -187,6 +188,7 @@ impl World {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
+        let headers = res.headers().clone();
         let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
             .await
             .expect("body");
@@ -195,6 +197,7 @@ impl World {
         Reply {
             status,
             content_type,
+            headers,
             body,
             text,
         }
