@@ -133,6 +133,7 @@ pub async fn serve(
         path: hooks_path.clone(),
         source,
     })?;
+    hooks.set_targets(options.notify.targets().map_err(crate::ConfigError)?);
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
     let state = AppState::new(engine.clone(), runner.clone(), hooks, options.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
