@@ -121,7 +121,7 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| projections_path(&url));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = funnel_store::files::create_private_dir_all(dir);
     }
     let runner = open_runner(&path).map_err(|source| ServeError::Runner {
         path: path.clone(),
