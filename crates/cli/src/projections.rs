@@ -20,7 +20,8 @@ pub fn default_path(url: &StoreUrl) -> PathBuf {
 /// Opens the runner with every read model registered.
 pub fn open_runner(path: &std::path::Path) -> anyhow::Result<Runner> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        funnel_store::files::create_private_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut runner = Runner::open(path, RunnerOptions::default())
         .with_context(|| format!("opening read models at {}", path.display()))?;

@@ -109,7 +109,8 @@ pub async fn prepare(options: &ServeOptions, leads: usize) -> anyhow::Result<Pre
         .clone()
         .unwrap_or_else(|| funnel_server::projections_path(&url));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        funnel_store::files::create_private_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut runner = funnel_server::open_runner(&path)
         .with_context(|| format!("opening the read models at {}", path.display()))?;
@@ -278,7 +279,7 @@ fn stand_in<'a>(
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+        funnel_store::files::create_private_dir_all(dir)?;
     }
     let mut tmp = path.as_os_str().to_os_string();
     tmp.push(".tmp");

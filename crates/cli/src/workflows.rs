@@ -40,7 +40,8 @@ fn checkpoint_path(url: &StoreUrl) -> anyhow::Result<PathBuf> {
         .unwrap_or_else(|| "workflows.db".into());
     let path = projections.with_file_name(name);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        funnel_store::files::create_private_dir_all(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     Ok(path)
 }

@@ -155,6 +155,8 @@ impl Server {
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
+            // The test's webhook receiver is on this machine: allowed explicitly.
+            .env("FUNNEL__NOTIFY__WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -52,9 +52,11 @@ pub async fn open_store_with_replicas(
     match url {
         StoreUrl::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend {
-                    backend: "sqlite",
-                    message: format!("cannot create {}: {e}", dir.display()),
+                funnel_store::files::create_private_dir_all(dir).map_err(|e| {
+                    StoreError::Backend {
+                        backend: "sqlite",
+                        message: format!("cannot create {}: {e}", dir.display()),
+                    }
                 })?;
             }
             let path = path.clone();

@@ -7,7 +7,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use funnel_domain::Policy;
 use funnel_engine::Engine;
-use funnel_notify::webhooks::{DeliveryOptions, Dispatcher, NewSubscription, Webhooks, sign};
+use funnel_notify::webhooks::{
+    DeliveryOptions, Dispatcher, NewSubscription, Targets, Webhooks, sign,
+};
 use funnel_notify::{Kinds, Selector};
 use funnel_store::{EventStore, Filter};
 use funnel_types::{OfficeId, Position, SystemClock};
@@ -109,6 +111,8 @@ async fn every_event_arrives_in_order_signed_through_failures_and_replays() {
     let addr = listener.local_addr().unwrap();
     drop(listener);
     let hooks = Webhooks::open(&dir.path().join("webhooks.db")).unwrap();
+    // The receiver is on this machine: the deployment must allow it.
+    hooks.set_targets(Targets::new(&["127.0.0.1".into()]).unwrap());
     let (sub, secret) = hooks
         .create(NewSubscription {
             url: format!("http://{addr}/hook"),
@@ -116,7 +120,10 @@ async fn every_event_arrives_in_order_signed_through_failures_and_replays() {
             selector: selector.clone(),
             after: Position::START,
             created_by: "test".into(),
+            owner: None,
+            owner_since: Position::START,
         })
+        .await
         .unwrap();
     let options = DeliveryOptions {
         timeout: Duration::from_millis(300),
@@ -214,7 +221,10 @@ async fn every_event_arrives_in_order_signed_through_failures_and_replays() {
             },
             after: Position::START,
             created_by: "test".into(),
+            owner: None,
+            owner_since: Position::START,
         })
+        .await
         .unwrap();
     eventually("the 410 pause", || hooks.get(gone_sub.id).unwrap().paused).await;
     let paused = hooks.get(gone_sub.id).unwrap();
@@ -257,6 +267,7 @@ async fn an_undecodable_event_shows_as_the_subscriptions_failure() {
         .await
         .unwrap();
     let hooks = Webhooks::in_memory().unwrap();
+    hooks.set_targets(Targets::new(&["127.0.0.1".into()]).unwrap());
     let (sub, _) = hooks
         .create(NewSubscription {
             url: "http://127.0.0.1:9/hook".into(),
@@ -264,7 +275,10 @@ async fn an_undecodable_event_shows_as_the_subscriptions_failure() {
             selector: Selector::default(),
             after: Position::START,
             created_by: "test".into(),
+            owner: None,
+            owner_since: Position::START,
         })
+        .await
         .unwrap();
     let dispatcher = Dispatcher::new(hooks.clone(), store, DeliveryOptions::default()).unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -101,6 +101,11 @@ impl CheckpointStore {
             path: path.clone(),
             source,
         };
+        // Readable by its owner only (SQLite gives the -wal and -shm the same mode). If this
+        // fails, opening fails below with SQLite's own message.
+        if let Err(e) = funnel_store::files::prepare_private_file(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot make the checkpoint file private");
+        }
         let conn = Connection::open(&path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
@@ -252,6 +257,24 @@ fn to_sql(p: Position) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_checkpoint_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.db");
+        drop(CheckpointStore::open(&path).unwrap());
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.as_os_str().to_os_string();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            if p.exists() {
+                let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o600, "{}", p.display());
+            }
+        }
+    }
 
     fn row(slot: Slot, checkpoint: u64) -> Row {
         Row {

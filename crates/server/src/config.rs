@@ -151,6 +151,9 @@ pub struct NotifyOptions {
     pub webhook_backoff_initial_ms: u64,
     /// … up to this.
     pub webhook_backoff_max_ms: u64,
+    /// Internal webhook targets allowed despite the rule that targets be public addresses: host
+    /// names (exact), IP addresses and CIDR networks, e.g. `["hooks.corp", "10.20.0.0/16"]`.
+    pub webhook_allowed_hosts: Vec<String>,
     /// On the JetStream backend, publish every event again on
     /// `funnel.notify.<office>.<event type>` (ignored on SQLite).
     pub nats_subjects: bool,
@@ -167,6 +170,7 @@ impl Default for NotifyOptions {
             webhook_timeout_ms: 10_000,
             webhook_backoff_initial_ms: 1_000,
             webhook_backoff_max_ms: 600_000,
+            webhook_allowed_hosts: Vec::new(),
             nats_subjects: true,
             nats_stream: "FUNNEL_NOTIFY".into(),
             nats_max_age_hours: 30 * 24,
@@ -183,6 +187,12 @@ impl NotifyOptions {
             backoff_max: Duration::from_millis(self.webhook_backoff_max_ms),
             ..Default::default()
         }
+    }
+
+    /// The webhook target rule with `webhook_allowed_hosts` as its exceptions.
+    pub fn targets(&self) -> Result<funnel_notify::webhooks::Targets, String> {
+        funnel_notify::webhooks::Targets::new(&self.webhook_allowed_hosts)
+            .map_err(|e| format!("notify.webhook_allowed_hosts: {e}"))
     }
 
     pub fn republish(&self) -> funnel_notify::nats::RepublishOptions {
@@ -376,6 +386,7 @@ impl ServeOptions {
                 n.webhook_backoff_initial_ms, n.webhook_backoff_max_ms
             )));
         }
+        n.targets().map_err(ConfigError)?;
         if n.nats_max_age_hours == 0 || n.nats_stream.is_empty() {
             return Err(ConfigError(
                 "notify.nats_stream must be named and notify.nats_max_age_hours above 0".into(),
@@ -455,6 +466,14 @@ fn typed_like(defaults: &Value, path: &[String], raw: &str) -> Value {
             .parse::<u64>()
             .map(Value::from)
             .unwrap_or_else(|_| Value::String(raw.into())),
+        // Lists: comma-separated.
+        Some(Value::Array(_)) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.into()))
+                .collect(),
+        ),
         _ => Value::String(raw.into()),
     }
 }

@@ -123,7 +123,7 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| projections_path(&url));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        let _ = std::fs::create_dir_all(dir);
+        let _ = funnel_store::files::create_private_dir_all(dir);
     }
     let runner = open_runner(&path).map_err(|source| ServeError::Runner {
         path: path.clone(),
@@ -135,6 +135,7 @@ pub async fn serve(
         path: hooks_path.clone(),
         source,
     })?;
+    hooks.set_targets(options.notify.targets().map_err(crate::ConfigError)?);
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
     let state = AppState::new(engine.clone(), runner.clone(), hooks, options.clone());
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -57,6 +57,16 @@ pub fn connect(
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
+    if !memory {
+        // The log is readable by its owner only (SQLite gives its -wal and -shm the same mode).
+        funnel_store::files::prepare_private_file(path).map_err(|e| StoreError::Backend {
+            backend: "sqlite",
+            message: format!(
+                "cannot create {} readable by its owner only: {e}",
+                path.display()
+            ),
+        })?;
+    }
     let conn = if memory {
         Connection::open_in_memory()
     } else {

@@ -20,6 +20,7 @@
 
 pub mod conformance;
 mod error;
+pub mod files;
 mod subscription;
 
 pub use error::StoreError;

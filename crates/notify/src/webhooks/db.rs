@@ -2,16 +2,21 @@
 
 use super::{Delivery, Failing, NewSubscription, Subscription, WebhookError};
 use chrono::{DateTime, Utc};
-use funnel_types::{OfficeId, Position};
+use funnel_types::{OfficeId, Position, StaffId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
 
 /// Attempts kept per subscription; older ones are pruned.
 pub const KEEP_DELIVERIES: i64 = 10_000;
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: the owner whose authority keeps a subscription alive, when and where it was paused, and
+/// sealed secrets.
+const SCHEMA_VERSION: i64 = 2;
 
 pub fn migrate(c: &Connection) -> Result<(), WebhookError> {
+    // Deleted content (a deleted subscription's sealed secret) is overwritten, not left in free
+    // pages.
+    c.pragma_update(None, "secure_delete", "ON")?;
     c.pragma_update(None, "journal_mode", "WAL")?;
     c.pragma_update(None, "synchronous", "NORMAL")?;
     c.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -57,9 +62,21 @@ pub fn migrate(c: &Connection) -> Result<(), WebhookError> {
         )
         .optional()?;
     match found {
-        None => {
+        None | Some(1) => {
+            // Subscriptions made before owners were recorded: the staff id in `created_by`
+            // ("name (id)") is the owner, from the position they had reached.
+            c.execute_batch(
+                "ALTER TABLE subscriptions ADD COLUMN owner TEXT;
+                 ALTER TABLE subscriptions ADD COLUMN owner_since INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE subscriptions ADD COLUMN paused_at TEXT;
+                 ALTER TABLE subscriptions ADD COLUMN paused_position INTEGER;
+                 UPDATE subscriptions SET owner_since = cursor,
+                     owner = CASE WHEN created_by LIKE '%)'
+                         THEN substr(created_by, -37, 36) END;",
+            )?;
             c.execute(
-                "INSERT INTO webhook_meta (key, value) VALUES ('schema_version', ?1)",
+                "INSERT INTO webhook_meta (key, value) VALUES ('schema_version', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [SCHEMA_VERSION],
             )?;
         }
@@ -100,25 +117,28 @@ pub fn insert(
     c: &Connection,
     id: Uuid,
     new: &NewSubscription,
-    secret: &str,
+    sealed_secret: &str,
     now: DateTime<Utc>,
 ) -> Result<(), WebhookError> {
     let offices = serde_json::to_string(&new.selector.offices).map_err(corrupt("offices"))?;
     let kinds = serde_json::to_string(new.selector.kinds.as_slice()).map_err(corrupt("kinds"))?;
     c.execute(
         "INSERT INTO subscriptions
-             (id, url, description, offices, kinds, secret, cursor, paused, created_at, created_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9)",
+             (id, url, description, offices, kinds, secret, cursor, paused, created_at, created_by,
+              owner, owner_since)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11)",
         params![
             id.to_string(),
             new.url,
             new.description,
             offices,
             kinds,
-            secret,
+            sealed_secret,
             position_sql(new.after),
             now.to_rfc3339(),
             new.created_by,
+            new.owner.map(|o| o.to_string()),
+            position_sql(new.owner_since),
         ],
     )?;
     Ok(())
@@ -133,7 +153,8 @@ fn position_of(v: i64) -> Position {
 }
 
 const COLUMNS: &str = "id, url, description, offices, kinds, cursor, paused, paused_reason, \
-                       delivered, failing, created_at, created_by, revision";
+                       delivered, failing, created_at, created_by, revision, owner, owner_since, \
+                       paused_at, paused_position";
 
 fn subscription(r: &Row<'_>) -> Result<Subscription, WebhookError> {
     let offices: String = r.get(3)?;
@@ -156,6 +177,15 @@ fn subscription(r: &Row<'_>) -> Result<Subscription, WebhookError> {
         created_at: time_of(&r.get::<_, String>(10)?, "creation time")?,
         created_by: r.get(11)?,
         revision: u64::try_from(r.get::<_, i64>(12)?).unwrap_or(0),
+        owner: r
+            .get::<_, Option<String>>(13)?
+            .and_then(|o| o.parse::<StaffId>().ok()),
+        owner_since: position_of(r.get(14)?),
+        paused_at: r
+            .get::<_, Option<String>>(15)?
+            .map(|t| time_of(&t, "pause time"))
+            .transpose()?,
+        paused_at_position: r.get::<_, Option<i64>>(16)?.map(position_of),
     })
 }
 
@@ -190,17 +220,89 @@ pub fn secret(c: &Connection, id: Uuid) -> Result<String, WebhookError> {
     .ok_or(WebhookError::NotFound(id))
 }
 
-pub fn set_paused(
+/// Every subscription whose secret is not sealed yet (written by an older Funnel).
+pub fn unsealed_secrets(c: &Connection) -> Result<Vec<(Uuid, String)>, WebhookError> {
+    let mut stmt = c.prepare("SELECT id, secret FROM subscriptions WHERE secret NOT LIKE ?1")?;
+    let mut rows = stmt.query([format!("{}%", super::seal::SEALED)])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push((
+            uuid_of(&r.get::<_, String>(0)?, "subscription id")?,
+            r.get(1)?,
+        ));
+    }
+    Ok(out)
+}
+
+pub fn set_secret(c: &Connection, id: Uuid, sealed: &str) -> Result<(), WebhookError> {
+    c.execute(
+        "UPDATE subscriptions SET secret = ?2 WHERE id = ?1",
+        params![id.to_string(), sealed],
+    )?;
+    Ok(())
+}
+
+/// Copies the write-ahead log into the database and empties it, so content overwritten or
+/// deleted (with `secure_delete`) is not left behind in the `-wal` file.
+pub fn flush_wal(c: &Connection) -> Result<(), WebhookError> {
+    c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .optional()?;
+    Ok(())
+}
+
+/// Pauses by hand.
+pub fn pause(c: &Connection, id: Uuid, now: DateTime<Utc>) -> Result<usize, WebhookError> {
+    Ok(c.execute(
+        "UPDATE subscriptions SET paused = 1, paused_reason = NULL, paused_at = ?2,
+             paused_position = NULL, failing = NULL, revision = revision + 1 WHERE id = ?1",
+        params![id.to_string(), now.to_rfc3339()],
+    )?)
+}
+
+/// Resumes; `owner` (with the position their authority was checked at) takes the subscription
+/// over when given.
+pub fn resume(
     c: &Connection,
     id: Uuid,
-    paused: bool,
-    reason: Option<&str>,
+    owner: Option<(StaffId, Position)>,
 ) -> Result<usize, WebhookError> {
-    Ok(c.execute(
-        "UPDATE subscriptions SET paused = ?2, paused_reason = ?3, failing = NULL,
-             revision = revision + 1 WHERE id = ?1",
-        params![id.to_string(), paused, reason],
-    )?)
+    let n = c.execute(
+        "UPDATE subscriptions SET paused = 0, paused_reason = NULL, paused_at = NULL,
+             paused_position = NULL, failing = NULL, revision = revision + 1 WHERE id = ?1",
+        params![id.to_string()],
+    )?;
+    if let Some((owner, since)) = owner {
+        c.execute(
+            "UPDATE subscriptions SET owner = ?2, owner_since = ?3 WHERE id = ?1",
+            params![id.to_string(), owner.to_string(), position_sql(since)],
+        )?;
+    }
+    Ok(n)
+}
+
+/// Pauses because the owner's authority ended at `position` (unless something changed the
+/// subscription meanwhile).
+pub fn pause_for_authority(
+    c: &Connection,
+    id: Uuid,
+    revision: u64,
+    reason: &str,
+    position: Position,
+    now: DateTime<Utc>,
+) -> Result<bool, WebhookError> {
+    let n = c.execute(
+        "UPDATE subscriptions SET paused = 1, paused_reason = ?3, paused_at = ?4,
+             paused_position = ?5, failing = NULL, revision = revision + 1
+         WHERE id = ?1 AND revision = ?2",
+        params![
+            id.to_string(),
+            revision_sql(revision),
+            reason,
+            now.to_rfc3339(),
+            position_sql(position)
+        ],
+    )?;
+    Ok(n > 0)
 }
 
 pub fn replay(c: &Connection, id: Uuid, after: Position) -> Result<usize, WebhookError> {
@@ -220,7 +322,7 @@ pub fn delete(c: &Connection, id: Uuid) -> Result<(), WebhookError> {
         "DELETE FROM deliveries WHERE subscription_id = ?1",
         [id.to_string()],
     )?;
-    Ok(())
+    flush_wal(c)
 }
 
 /// Moves the cursor forward (only while the subscription is at `revision`: a replay or pause made
@@ -265,11 +367,19 @@ pub fn pause_gone(
     id: Uuid,
     revision: u64,
     reason: &str,
+    position: Position,
 ) -> Result<(), WebhookError> {
     c.execute(
-        "UPDATE subscriptions SET paused = 1, paused_reason = ?3, failing = NULL,
-             revision = revision + 1 WHERE id = ?1 AND revision = ?2",
-        params![id.to_string(), revision_sql(revision), reason],
+        "UPDATE subscriptions SET paused = 1, paused_reason = ?3, paused_at = ?4,
+             paused_position = ?5, failing = NULL, revision = revision + 1
+         WHERE id = ?1 AND revision = ?2",
+        params![
+            id.to_string(),
+            revision_sql(revision),
+            reason,
+            Utc::now().to_rfc3339(),
+            position_sql(position)
+        ],
     )?;
     Ok(())
 }
@@ -289,7 +399,7 @@ pub fn log_attempt(c: &Connection, id: Uuid, d: &Delivery) -> Result<u64, Webhoo
             d.status,
             d.ok,
             d.error,
-            i64::try_from(d.duration_ms).unwrap_or(i64::MAX),
+            i64::try_from(d.duration_ms.unwrap_or(0)).unwrap_or(i64::MAX),
         ],
     )?;
     let seq = c.last_insert_rowid();
@@ -329,7 +439,7 @@ pub fn deliveries(
             status: r.get(6)?,
             ok: r.get(7)?,
             error: r.get(8)?,
-            duration_ms: u64::try_from(r.get::<_, i64>(9)?).unwrap_or(0),
+            duration_ms: Some(u64::try_from(r.get::<_, i64>(9)?).unwrap_or(0)),
         });
     }
     Ok(out)

@@ -1,8 +1,17 @@
 //! The dispatcher: one delivery worker per active subscription, restarted when the subscription
 //! changes (pause, resume, replay, delete) or when a worker stops on an error.
+//!
+//! A worker reads the log from its subscription's cursor with the staff events mixed in, so it
+//! meets its owner leaving or changing role or office in log order, before any later event, and
+//! pauses the subscription there (recording why, when and at which position). When it starts, it
+//! first looks at the owner's staff events between the position their authority was checked at
+//! and the cursor, so neither a restart nor a replay past such an event lets delivery go on.
 
+use super::target::{GuardedResolver, Refused};
 use super::{Delivery, Failing, Subscription, WebhookError, Webhooks, db};
 use chrono::Utc;
+use funnel_domain::Event;
+use funnel_store::Filter;
 use funnel_store::{EventStore, StoreError, SubscriptionItem};
 use funnel_types::Position;
 use futures::StreamExt;
@@ -88,9 +97,14 @@ impl Dispatcher {
         store: Arc<dyn EventStore>,
         options: DeliveryOptions,
     ) -> Result<Self, reqwest::Error> {
+        // Names resolve through the target rule (so a connection is only ever made to a permitted
+        // address); redirects are not followed and no proxy is used, so nothing else chooses
+        // where a request goes.
         let client = reqwest::Client::builder()
             .user_agent(concat!("funnel-webhooks/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver(hooks.targets())))
             .build()?;
         Ok(Self {
             hooks,
@@ -170,18 +184,105 @@ enum Outcome {
     Gone,
 }
 
+/// Why `event` ends the authority of `owner`, if it does.
+fn ends_authority(owner: funnel_types::StaffId, event: &Event) -> Option<String> {
+    match event {
+        Event::StaffLeft(e) if e.staff_id == owner => {
+            Some(format!("its owner {owner} left ({})", e.reason))
+        }
+        Event::StaffRoleChanged(e) if e.staff_id == owner && e.from != e.to => Some(format!(
+            "its owner {owner} changed role from {} to {}",
+            e.from, e.to
+        )),
+        Event::StaffMovedOffice(e) if e.staff_id == owner && e.from != e.to => {
+            let name = |o: Option<funnel_types::OfficeId>| {
+                o.map_or_else(|| "headquarters".to_string(), |o| o.to_string())
+            };
+            Some(format!(
+                "its owner {owner} moved from {} to {}",
+                name(e.from),
+                name(e.to)
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Skipped events move the cursor in steps of this many, so a narrow subscription does not write
 /// once per event of the log.
 const SAVE_SKIPPED_EVERY: u32 = 512;
 
 impl Worker {
+    /// Pauses the subscription if `rec` ends its owner's authority; returns whether it did.
+    fn check_authority(
+        &self,
+        sub: &Subscription,
+        rec: &funnel_store::RecordedEvent,
+    ) -> Result<bool, WorkerError> {
+        let Some(owner) = sub.owner else {
+            return Ok(false);
+        };
+        let position = rec.meta.position;
+        if position <= sub.owner_since || !rec.meta.event_type.starts_with("staff.") {
+            return Ok(false);
+        }
+        let env = funnel_codec::decode_recorded(rec).map_err(|e| WorkerError::Decode {
+            position,
+            detail: e.to_string(),
+        })?;
+        let Some(why) = ends_authority(owner, &env.payload) else {
+            return Ok(false);
+        };
+        let reason = format!(
+            "{why} at position {position}; whoever may manage it now can resume or delete it"
+        );
+        tracing::warn!(subscription = %sub.id, %reason, "webhook subscription paused");
+        self.hooks.with(|c| {
+            db::pause_for_authority(c, sub.id, sub.revision, &reason, position, Utc::now())
+        })?;
+        self.hooks.touched();
+        Ok(true)
+    }
+
+    /// The owner's staff events between the position their authority was checked at and the
+    /// cursor (met again after a restart, or skipped by a replay forward).
+    async fn authority_before_cursor(&self, sub: &Subscription) -> Result<bool, WorkerError> {
+        if sub.owner.is_none() {
+            return Ok(false);
+        }
+        let mut after = sub.owner_since;
+        while after < sub.cursor {
+            let batch = self
+                .store
+                .read_all(after, &Filter::category("staff"), 1024)
+                .await?;
+            let Some(last) = batch.last() else { break };
+            after = last.meta.position;
+            for rec in batch.iter().filter(|r| r.meta.position <= sub.cursor) {
+                if self.check_authority(sub, rec)? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
     async fn run(&self, sub: &Subscription) -> Result<(), WorkerError> {
         let selector = sub.selector();
         let secret = self.hooks.secret(sub.id)?;
-        let mut events = self
-            .store
-            .clone()
-            .subscribe(sub.cursor, selector.kinds.filter());
+        if self.authority_before_cursor(sub).await? {
+            return Ok(());
+        }
+        let filter = match selector.kinds.filter() {
+            Filter::Categories(mut cats) if sub.owner.is_some() => {
+                if !cats.iter().any(|c| c == "staff") {
+                    cats.push("staff".into());
+                }
+                Filter::Categories(cats)
+            }
+            f => f,
+        };
+        let mut events = self.store.clone().subscribe(sub.cursor, filter);
         let mut cursor = sub.cursor;
         let mut skipped = 0u32;
         while let Some(item) = events.next().await {
@@ -196,6 +297,9 @@ impl Worker {
                 }
                 SubscriptionItem::Event(rec) => {
                     let position = rec.meta.position;
+                    if self.check_authority(sub, &rec)? {
+                        return Ok(());
+                    }
                     if !selector.admits(&rec.meta) {
                         cursor = position;
                         skipped += 1;
@@ -262,7 +366,17 @@ impl Worker {
                     detail: format!("the secret of subscription {} is not base64", sub.id),
                 })?;
             let started = Instant::now();
-            let sent = self
+            // IP-literal URLs are not resolved, so the rule is checked here; names are checked on
+            // the addresses they resolve to, by the client's resolver.
+            let literal = url::Url::parse(&sub.url)
+                .map_err(|e| e.to_string())
+                .and_then(|u| {
+                    self.hooks
+                        .targets()
+                        .check_literal(&u)
+                        .map_err(|r| format!("refused: {r}"))
+                });
+            let request = self
                 .client
                 .post(&sub.url)
                 .timeout(self.options.timeout)
@@ -276,9 +390,11 @@ impl Worker {
                 .header("funnel-subscription", sub.id.to_string())
                 .header("funnel-position", meta.position.0.to_string())
                 .header("funnel-attempt", attempt.to_string())
-                .body(body.clone())
-                .send()
-                .await;
+                .body(body.clone());
+            let sent = match literal {
+                Err(refused) => Err(refused),
+                Ok(()) => request.send().await.map_err(|e| describe(&e)),
+            };
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let (status, error) = match sent {
                 Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None),
@@ -286,7 +402,7 @@ impl Worker {
                     Some(resp.status().as_u16()),
                     Some(format!("the receiver answered {}", resp.status())),
                 ),
-                Err(e) => (None, Some(describe(&e))),
+                Err(e) => (None, Some(e)),
             };
             let ok = error.is_none();
             let delivery = Delivery {
@@ -299,7 +415,7 @@ impl Worker {
                 status,
                 ok,
                 error: error.clone(),
-                duration_ms,
+                duration_ms: Some(duration_ms),
             };
             self.hooks.with(|c| db::log_attempt(c, sub.id, &delivery))?;
             let Some(error) = error else {
@@ -312,7 +428,7 @@ impl Worker {
                 );
                 tracing::warn!(subscription = %sub.id, %reason, "webhook subscription paused");
                 self.hooks
-                    .with(|c| db::pause_gone(c, sub.id, sub.revision, &reason))?;
+                    .with(|c| db::pause_gone(c, sub.id, sub.revision, &reason, meta.position))?;
                 self.hooks.touched();
                 return Ok(Outcome::Gone);
             }
@@ -335,6 +451,13 @@ impl Worker {
 
 /// A short reason for a failed request.
 fn describe(e: &reqwest::Error) -> String {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(refused) = s.downcast_ref::<Refused>() {
+            return format!("refused: {refused}");
+        }
+        source = s.source();
+    }
     if e.is_timeout() {
         "the receiver did not answer in time".into()
     } else if e.is_connect() {

@@ -12,20 +12,30 @@
 //! backoff and jitter, forever, until the receiver recovers or the subscription is paused; a
 //! `410 Gone` pauses the subscription. Receivers must tolerate duplicates (at least once): the
 //! `webhook-id` header is the event id and stays the same across retries and replays.
+//!
+//! Targets must be public addresses unless the deployment allows internal ones ([`target`]).
+//! Secrets are sealed with a key kept outside the database ([`seal`]). A subscription lives no
+//! longer than its owner's authority: when the owner leaves or changes role or office, the
+//! subscription's worker sees that event in log order before any later event, and pauses it there
+//! (see [`dispatch`]).
 
 mod db;
 pub mod dispatch;
+pub mod seal;
 pub mod sign;
+pub mod target;
 
 pub use dispatch::{DeliveryOptions, Dispatcher};
+pub use target::Targets;
 
 use crate::Selector;
 use chrono::{DateTime, Utc};
 use funnel_types::Position;
 use schemars::JsonSchema;
+use seal::SealKey;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -36,6 +46,16 @@ pub enum WebhookError {
     NotFound(Uuid),
     #[error("invalid webhook URL `{url}`: {reason}")]
     InvalidUrl { url: String, reason: String },
+    #[error("webhook URL `{url}` is refused: {refused}")]
+    ForbiddenTarget {
+        url: String,
+        refused: target::Refused,
+    },
+    #[error("webhook key file {path}: {source}")]
+    Key {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("webhook database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("webhook database holds a bad {what}: {detail}")]
@@ -56,14 +76,24 @@ pub struct Subscription {
     /// The last log position delivered or skipped; delivery goes on after it.
     pub cursor: Position,
     pub paused: bool,
-    /// Why it was paused, when Funnel paused it (a `410 Gone`).
+    /// Why it was paused, when Funnel paused it (a `410 Gone`, or the owner's authority ended).
     pub paused_reason: Option<String>,
+    /// When it was paused.
+    pub paused_at: Option<DateTime<Utc>>,
+    /// The log position it was paused at, when Funnel paused it: the event that ended the
+    /// owner's authority, or the one the receiver answered `410 Gone` to.
+    pub paused_at_position: Option<Position>,
     /// Events delivered (acknowledged with a 2xx) since the subscription was made.
     pub delivered: u64,
     /// Set while the current event keeps failing.
     pub failing: Option<Failing>,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    /// The member of staff whose authority keeps the subscription going: its maker, then whoever
+    /// resumed it last. When they leave or change role or office, it is paused.
+    pub owner: Option<funnel_types::StaffId>,
+    /// The log position the owner's authority was checked at; their changes after it count.
+    pub owner_since: Position,
     /// Changes with every pause, resume or replay.
     pub revision: u64,
 }
@@ -102,7 +132,36 @@ pub struct Delivery {
     pub status: Option<u16>,
     pub ok: bool,
     pub error: Option<String>,
-    pub duration_ms: u64,
+    /// How long the attempt took (not shown to office roles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+impl Delivery {
+    /// The attempt as office roles see it: delivered or failed, and the HTTP status when the
+    /// target answered; not why the network failed nor how long it took.
+    pub fn without_network_detail(mut self) -> Self {
+        if !self.ok {
+            self.error = Some(match self.status {
+                Some(s) => format!("the receiver answered {s}"),
+                None => "delivery failed".into(),
+            });
+        }
+        self.duration_ms = None;
+        self
+    }
+}
+
+impl Subscription {
+    /// The subscription as office roles see it (see [`Delivery::without_network_detail`]).
+    pub fn without_network_detail(mut self) -> Self {
+        if let Some(f) = &mut self.failing
+            && !f.last_error.starts_with("the receiver answered ")
+        {
+            f.last_error = "delivery failed".into();
+        }
+        self
+    }
 }
 
 /// A new subscription.
@@ -114,6 +173,10 @@ pub struct NewSubscription {
     /// Deliver what comes after this position.
     pub after: Position,
     pub created_by: String,
+    /// Whose authority keeps it going (none: only a pause by hand stops it).
+    pub owner: Option<funnel_types::StaffId>,
+    /// The log position `owner`'s authority was checked at.
+    pub owner_since: Position,
 }
 
 /// The subscription database, shared by the API (which changes subscriptions) and the dispatcher
@@ -122,10 +185,12 @@ pub struct NewSubscription {
 pub struct Webhooks {
     db: Arc<Mutex<rusqlite::Connection>>,
     changed: Arc<watch::Sender<u64>>,
+    key: SealKey,
+    targets: Arc<RwLock<Arc<Targets>>>,
 }
 
 /// Refuses URLs that are not absolute http(s) URLs with a host.
-pub fn check_url(text: &str) -> Result<(), WebhookError> {
+pub fn check_url(text: &str) -> Result<url::Url, WebhookError> {
     let bad = |reason: &str| WebhookError::InvalidUrl {
         url: text.to_string(),
         reason: reason.to_string(),
@@ -142,26 +207,79 @@ pub fn check_url(text: &str) -> Result<(), WebhookError> {
             "credentials in the URL would be shown to every reader; use the signature instead",
         ));
     }
-    Ok(())
+    Ok(url)
+}
+
+/// The key file of the database at `path`: beside it, `<name>.key` for `<name>.db`.
+pub fn key_path(path: &Path) -> PathBuf {
+    path.with_extension("key")
 }
 
 impl Webhooks {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed, readable by its owner only) the database at `path`, with its
+    /// key file beside it ([`key_path`], made when missing). Secrets an older Funnel stored in
+    /// plain text are sealed now, and the database is rewritten so no copy of them is left.
     pub fn open(path: &Path) -> Result<Self, WebhookError> {
-        Self::from_connection(rusqlite::Connection::open(path)?)
+        let key_file = key_path(path);
+        let key_err = |source| WebhookError::Key {
+            path: key_file.display().to_string(),
+            source,
+        };
+        funnel_store::files::prepare_private_file(path).map_err(key_err)?;
+        let key = SealKey::load_or_create(&key_file).map_err(key_err)?;
+        let hooks = Self::from_connection(rusqlite::Connection::open(path)?, key)?;
+        hooks.seal_plaintext()?;
+        Ok(hooks)
     }
 
     /// A database in memory (tests, and servers run without webhooks).
     pub fn in_memory() -> Result<Self, WebhookError> {
-        Self::from_connection(rusqlite::Connection::open_in_memory()?)
+        Self::from_connection(rusqlite::Connection::open_in_memory()?, SealKey::random())
     }
 
-    fn from_connection(conn: rusqlite::Connection) -> Result<Self, WebhookError> {
+    fn from_connection(conn: rusqlite::Connection, key: SealKey) -> Result<Self, WebhookError> {
         db::migrate(&conn)?;
         Ok(Self {
             db: Arc::new(Mutex::new(conn)),
             changed: Arc::new(watch::channel(0).0),
+            key,
+            targets: Arc::new(RwLock::new(Arc::new(Targets::default()))),
         })
+    }
+
+    /// Seals every secret stored in plain text, then rewrites the database and empties its
+    /// write-ahead log so the plain text is gone from both files.
+    fn seal_plaintext(&self) -> Result<(), WebhookError> {
+        self.with(|c| {
+            let plain = db::unsealed_secrets(c)?;
+            if plain.is_empty() {
+                return Ok(());
+            }
+            for (id, secret) in &plain {
+                db::set_secret(c, *id, &self.key.seal(*id, secret))?;
+            }
+            db::flush_wal(c)?;
+            c.execute_batch("VACUUM")?;
+            db::flush_wal(c)?;
+            tracing::info!(
+                subscriptions = plain.len(),
+                "webhook secrets stored in plain text were sealed"
+            );
+            Ok(())
+        })
+    }
+
+    /// Where targets may be, and how names resolve (the default: public addresses only, through
+    /// the system resolver). Used when subscriptions are made and by dispatchers made after it.
+    pub fn set_targets(&self, targets: Targets) {
+        *self.targets.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(targets);
+    }
+
+    pub fn targets(&self) -> Arc<Targets> {
+        self.targets
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn with<T>(
@@ -182,12 +300,24 @@ impl Webhooks {
     }
 
     /// Makes a subscription; returns it with its signing secret (shown once).
-    pub fn create(&self, new: NewSubscription) -> Result<(Subscription, String), WebhookError> {
-        check_url(&new.url)?;
+    /// The URL must be a public target ([`Targets::check_url`]).
+    pub async fn create(
+        &self,
+        new: NewSubscription,
+    ) -> Result<(Subscription, String), WebhookError> {
+        let url = check_url(&new.url)?;
+        self.targets()
+            .check_url(&url)
+            .await
+            .map_err(|refused| WebhookError::ForbiddenTarget {
+                url: new.url.clone(),
+                refused,
+            })?;
         let secret = sign::new_secret();
         let id = Uuid::now_v7();
+        let sealed = self.key.seal(id, &secret);
         let sub = self.with(|c| {
-            db::insert(c, id, &new, &secret, Utc::now())?;
+            db::insert(c, id, &new, &sealed, Utc::now())?;
             db::get(c, id)
         })?;
         self.touched();
@@ -204,12 +334,17 @@ impl Webhooks {
 
     /// Stops delivery (the cursor stays where it is).
     pub fn pause(&self, id: Uuid) -> Result<Subscription, WebhookError> {
-        self.change(id, |c| db::set_paused(c, id, true, None))
+        self.change(id, |c| db::pause(c, id, Utc::now()))
     }
 
-    /// Delivery goes on from the cursor.
-    pub fn resume(&self, id: Uuid) -> Result<Subscription, WebhookError> {
-        self.change(id, |c| db::set_paused(c, id, false, None))
+    /// Delivery goes on from the cursor. `owner` (whose authority was checked at the position
+    /// given) becomes the subscription's owner.
+    pub fn resume(
+        &self,
+        id: Uuid,
+        owner: Option<(funnel_types::StaffId, Position)>,
+    ) -> Result<Subscription, WebhookError> {
+        self.change(id, |c| db::resume(c, id, owner))
     }
 
     /// Delivery starts again after `after` (earlier or later than the cursor); the current
@@ -255,7 +390,15 @@ impl Webhooks {
 
     /// The secret the dispatcher signs with.
     fn secret(&self, id: Uuid) -> Result<String, WebhookError> {
-        self.with(|c| db::secret(c, id))
+        let sealed = self.with(|c| db::secret(c, id))?;
+        self.key
+            .open(id, &sealed)
+            .ok_or_else(|| WebhookError::Corrupt {
+                what: "secret",
+                detail: format!(
+                    "the secret of subscription {id} does not open with this database's key file"
+                ),
+            })
     }
 }
 
@@ -270,15 +413,29 @@ mod tests {
             selector: Selector::default(),
             after: Position(7),
             created_by: "manager".into(),
+            owner: None,
+            owner_since: Position(7),
         }
     }
 
-    #[test]
-    fn create_pause_resume_replay_delete() {
+    /// Targets resolving `crm.example` to a public address, never asking DNS.
+    fn public_targets() -> Targets {
+        let mut table = std::collections::HashMap::new();
+        table.insert(
+            "crm.example".to_string(),
+            vec!["93.184.215.14".parse().unwrap()],
+        );
+        Targets::default().with_resolver(Arc::new(target::StaticResolver(table)))
+    }
+
+    #[tokio::test]
+    async fn create_pause_resume_replay_delete() {
         let hooks = Webhooks::in_memory().unwrap();
+        hooks.set_targets(public_targets());
         let mut changes = hooks.changes();
-        let (sub, secret) = hooks.create(new("https://crm.example/hook")).unwrap();
+        let (sub, secret) = hooks.create(new("https://crm.example/hook")).await.unwrap();
         assert!(secret.starts_with("whsec_"));
+        assert_eq!(hooks.secret(sub.id).unwrap(), secret);
         assert_eq!(
             (sub.cursor, sub.paused, sub.revision),
             (Position(7), false, 0)
@@ -286,10 +443,15 @@ mod tests {
         assert!(changes.has_changed().unwrap());
         changes.mark_unchanged();
         let paused = hooks.pause(sub.id).unwrap();
-        assert!(paused.paused && paused.revision > sub.revision);
+        assert!(paused.paused && paused.revision > sub.revision && paused.paused_at.is_some());
         assert!(changes.has_changed().unwrap());
-        let resumed = hooks.resume(sub.id).unwrap();
-        assert!(!resumed.paused);
+        let owner = funnel_types::StaffId::derived("new owner");
+        let resumed = hooks.resume(sub.id, Some((owner, Position(9)))).unwrap();
+        assert!(!resumed.paused && resumed.paused_at.is_none());
+        assert_eq!(
+            (resumed.owner, resumed.owner_since),
+            (Some(owner), Position(9))
+        );
         let replayed = hooks.replay(sub.id, Position(0)).unwrap();
         assert_eq!(replayed.cursor, Position(0));
         assert_eq!(hooks.list().unwrap(), vec![replayed]);
@@ -302,6 +464,31 @@ mod tests {
             hooks.deliveries(sub.id, None, 10),
             Err(WebhookError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn internal_targets_are_refused_unless_allowed() {
+        let hooks = Webhooks::in_memory().unwrap();
+        hooks.set_targets(public_targets());
+        for url in [
+            "http://127.0.0.1:9000/hook",
+            "http://[::1]/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://localhost:8080/",
+            "http://metadata.google.internal/",
+            "http://2130706433/",
+        ] {
+            let err = hooks.create(new(url)).await.unwrap_err();
+            assert!(
+                matches!(err, WebhookError::ForbiddenTarget { .. }),
+                "{url}: {err}"
+            );
+        }
+        hooks.set_targets(Targets::new(&["127.0.0.1/32".into()]).unwrap());
+        hooks
+            .create(new("http://127.0.0.1:9000/hook"))
+            .await
+            .unwrap();
     }
 
     #[test]

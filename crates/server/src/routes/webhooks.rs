@@ -4,6 +4,14 @@
 //! headquarters departments and executives for any offices; auditors read subscriptions and
 //! delivery logs but change nothing; engineers and assistants neither. A subscription's secret is
 //! answered once, when it is made.
+//!
+//! Targets must be public addresses unless `notify.webhook_allowed_hosts` lists them (refused with
+//! `400 webhook.forbidden_target`). Office managers see whether a delivery succeeded and the HTTP
+//! status the target answered, never why the network failed or how long it took (that would make
+//! the delivery log a network probe); headquarters and auditors see the details.
+//!
+//! The maker of a subscription is its owner; whoever resumes it becomes the owner. When the owner
+//! leaves or changes role or office, delivery pauses (see `funnel_notify::webhooks::dispatch`).
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -98,6 +106,23 @@ fn scope(caller: &Caller, change: bool) -> Result<Option<OfficeId>, Problem> {
     }
 }
 
+/// Whether the caller sees network details of deliveries (headquarters and auditors do).
+fn sees_network_detail(caller: &Caller) -> bool {
+    !matches!(
+        caller.role,
+        Role::OfficeManager | Role::OfficeAssistant | Role::SalesEngineer
+    )
+}
+
+/// The subscription as the caller may see it.
+fn shown(caller: &Caller, sub: Subscription) -> Subscription {
+    if sees_network_detail(caller) {
+        sub
+    } else {
+        sub.without_network_detail()
+    }
+}
+
 /// Whether a subscription is within the caller's scope.
 fn visible(scope: Option<OfficeId>, sub: &Subscription) -> bool {
     scope.is_none_or(|o| sub.offices == [o])
@@ -115,6 +140,16 @@ fn problem(e: WebhookError) -> Problem {
             "webhook.invalid_url",
             e.to_string(),
             "Webhook 地址无效（须为 http 或 https 的绝对地址）",
+        ),
+        WebhookError::ForbiddenTarget { url, refused } => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "webhook.forbidden_target",
+            format!("webhook URL `{url}` is refused: {refused}"),
+            format!(
+                "Webhook 地址 `{url}` 被拒绝：`{}` 是内部地址（{}）；如部署确需使用，请在 \
+                 notify.webhook_allowed_hosts 中列出",
+                refused.host, refused.class
+            ),
         ),
         e => Problem::internal(e),
     }
@@ -164,12 +199,13 @@ pub async fn create(
     if let (Some(own), true) = (scope, offices.is_empty()) {
         offices.push(own);
     }
+    let head = state.store().head().await?;
     let after = match req.from {
         Some(p) => {
             super::read::not_beyond_head(&state, Position(p)).await?;
             Position(p)
         }
-        None => state.store().head().await?,
+        None => head,
     };
     let (subscription, secret) = state
         .webhooks()
@@ -179,11 +215,14 @@ pub async fn create(
             selector: Selector { offices, kinds },
             after,
             created_by: format!("{} ({})", caller.name, caller.staff_id),
+            owner: Some(caller.staff_id),
+            owner_since: head,
         })
+        .await
         .map_err(problem)?;
     tracing::info!(subscription = %subscription.id, url = %subscription.url, by = %caller.staff_id, "webhook subscription made");
     let body = CreatedWebhook {
-        subscription,
+        subscription: shown(&caller, subscription),
         secret,
     };
     Ok((StatusCode::CREATED, Json(body)).into_response())
@@ -213,6 +252,7 @@ pub async fn list(
         .map_err(problem)?
         .into_iter()
         .filter(|s| visible(scope, s))
+        .map(|s| shown(&caller, s))
         .collect();
     subs.sort_by_key(|s| s.id);
     let (subs, next) = crate::routes::read::page(subs, |s| s.id, params.after.as_ref(), limit);
@@ -226,7 +266,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Subscription>, Problem> {
     let scope = scope(&caller, false)?;
-    find(&state, scope, &id).map(Json)
+    find(&state, scope, &id).map(|s| Json(shown(&caller, s)))
 }
 
 /// `DELETE /webhooks/{id}`.
@@ -254,7 +294,11 @@ pub async fn change(
     let hooks = state.webhooks();
     let changed = match action.as_str() {
         "pause" => hooks.pause(sub.id),
-        "resume" => hooks.resume(sub.id),
+        // The resumer's authority keeps it going from now on.
+        "resume" => {
+            let head = state.store().head().await?;
+            hooks.resume(sub.id, Some((caller.staff_id, head)))
+        }
         "replay" => {
             let req: ReplayWebhook = body.json()?;
             super::read::not_beyond_head(&state, Position(req.from)).await?;
@@ -270,7 +314,7 @@ pub async fn change(
     };
     let changed = changed.map_err(problem)?;
     tracing::info!(subscription = %sub.id, %action, by = %caller.staff_id, "webhook subscription changed");
-    Ok(Json(changed))
+    Ok(Json(shown(&caller, changed)))
 }
 
 /// `GET /webhooks/{id}/deliveries?before=&limit=`: attempts, newest first.
@@ -290,5 +334,12 @@ pub async fn deliveries(
     let next = (page.len() == limit)
         .then(|| page.last().map(|d| d.seq))
         .flatten();
+    let page: Vec<_> = if sees_network_detail(&caller) {
+        page
+    } else {
+        page.into_iter()
+            .map(|d| d.without_network_detail())
+            .collect()
+    };
     Ok(Json(json!({ "deliveries": page, "next_before": next })))
 }

@@ -64,7 +64,11 @@ async fn system(engine: &Engine, cmd: Command) {
 }
 
 pub async fn world() -> World {
-    world_with(ServeOptions::default()).await
+    let mut options = ServeOptions::default();
+    // Tests deliver webhooks to receivers on this machine: allowed explicitly, as a deployment
+    // with internal receivers would.
+    options.notify.webhook_allowed_hosts = vec!["127.0.0.1".into()];
+    world_with(options).await
 }
 
 pub async fn world_with(options: ServeOptions) -> World {
@@ -126,6 +130,7 @@ pub async fn world_at(mut options: ServeOptions, clock: Arc<dyn funnel_types::Cl
         .await;
     });
     let hooks = funnel_notify::webhooks::Webhooks::in_memory().expect("webhooks");
+    hooks.set_targets(options.notify.targets().expect("webhook targets"));
     let state = AppState::new(engine.clone(), runner, hooks, options);
     World {
         dir,

@@ -1,0 +1,130 @@
+//! Signing secrets at rest: encrypted with XChaCha20-Poly1305 under a key kept outside the
+//! database (a key file beside it, made `0600`), bound to the subscription id, so a copy of the
+//! database, its `-wal` or a backup of them shows no secret.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use std::io::Write;
+use std::path::Path;
+use uuid::Uuid;
+
+/// What a sealed secret starts with in the database.
+pub const SEALED: &str = "sealed1:";
+
+/// The key secrets are sealed with. Its `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct SealKey(chacha20poly1305::Key);
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealKey(…)")
+    }
+}
+
+impl SealKey {
+    /// A new random key (for databases in memory).
+    pub fn random() -> Self {
+        let bytes: [u8; 32] = rand::random();
+        Self(bytes.into())
+    }
+
+    /// Reads the key file at `path`, or makes one (readable by its owner only) when there is none.
+    pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
+        let bad = |detail: &str| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {detail}", path.display()),
+            )
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let bytes = STANDARD
+                    .decode(text.trim())
+                    .map_err(|_| bad("not a base64 key"))?;
+                let bytes: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|_| bad("the key must be 32 bytes"))?;
+                Ok(Self(bytes.into()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = Self::random();
+                let mut file = funnel_store::files::create_private(path)?;
+                writeln!(file, "{}", STANDARD.encode(key.0.as_slice()))?;
+                file.sync_all()?;
+                Ok(key)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The sealed form of subscription `id`'s secret.
+    pub fn seal(&self, id: Uuid, secret: &str) -> String {
+        let nonce: [u8; 24] = rand::random();
+        let sealed = XChaCha20Poly1305::new(&self.0)
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: secret.as_bytes(),
+                    aad: id.as_bytes(),
+                },
+            )
+            .expect("sealing a short secret cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        format!("{SEALED}{}", STANDARD.encode(out))
+    }
+
+    /// The secret a sealed text holds, `None` when it was not sealed with this key for `id`.
+    pub fn open(&self, id: Uuid, text: &str) -> Option<String> {
+        let bytes = STANDARD.decode(text.strip_prefix(SEALED)?).ok()?;
+        if bytes.len() < 24 {
+            return None;
+        }
+        let (nonce, sealed) = bytes.split_at(24);
+        let plain = XChaCha20Poly1305::new(&self.0)
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: id.as_bytes(),
+                },
+            )
+            .ok()?;
+        String::from_utf8(plain).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_secret_opens_only_with_its_key_and_id() {
+        let key = SealKey::random();
+        let id = Uuid::now_v7();
+        let sealed = key.seal(id, "whsec_abc");
+        assert!(sealed.starts_with(SEALED) && !sealed.contains("abc"));
+        assert_eq!(key.open(id, &sealed).as_deref(), Some("whsec_abc"));
+        assert_eq!(key.open(Uuid::now_v7(), &sealed), None);
+        assert_eq!(SealKey::random().open(id, &sealed), None);
+        assert_eq!(key.open(id, "whsec_abc"), None);
+    }
+
+    #[test]
+    fn the_key_file_is_made_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hooks.key");
+        let key = SealKey::load_or_create(&path).unwrap();
+        let again = SealKey::load_or_create(&path).unwrap();
+        let id = Uuid::now_v7();
+        assert_eq!(again.open(id, &key.seal(id, "s")).as_deref(), Some("s"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+    }
+}
