@@ -8,9 +8,11 @@
 //! refusal is recorded once.
 
 mod command;
+mod keys;
 mod open;
 
 pub use command::{Command, Who};
+pub use keys::KeyReservations;
 pub use open::{StoreUrl, open_store};
 
 use bytes::Bytes;
@@ -219,7 +221,7 @@ impl Engine {
     pub async fn execute(&self, meta: CommandMeta, cmd: Command) -> Result<Accepted, EngineError> {
         let acting = self.acting(&meta.who).await?;
         let at = meta.at.unwrap_or_else(|| self.clock.now());
-        let stream = cmd.stream(&acting)?;
+        let stream = cmd.route(self.store.as_ref(), &acting).await?;
         let mut staff: BTreeMap<StaffId, StaffInfo> = BTreeMap::new();
         for id in cmd.referenced_staff() {
             if let Some(info) = self.staff_info(id).await? {
