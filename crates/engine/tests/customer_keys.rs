@@ -24,16 +24,12 @@ fn t0() -> chrono::DateTime<Utc> {
 }
 
 struct World {
-    _dir: tempfile::TempDir,
     store: Arc<dyn EventStore>,
     engine: Engine,
     engineers: Vec<StaffId>,
 }
 
-async fn world() -> World {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn EventStore> =
-        Arc::new(funnel_store_sqlite::SqliteStore::open(dir.path().join("f.db")).expect("open"));
+async fn world(store: Arc<dyn EventStore>) -> World {
     let engine = Engine::new(
         store.clone(),
         Policy::default(),
@@ -79,7 +75,6 @@ async fn world() -> World {
         engineers.push(id);
     }
     World {
-        _dir: dir,
         store,
         engine,
         engineers,
@@ -186,9 +181,10 @@ fn refusal(r: Result<Accepted, EngineError>) -> RefusalCode {
     }
 }
 
-#[tokio::test]
-async fn cyrillic_and_greek_look_alikes_collide_with_the_first_registration() {
-    let w = world().await;
+async fn cyrillic_and_greek_look_alikes_collide_with_the_first_registration(
+    store: Arc<dyn EventStore>,
+) {
+    let w = world(store).await;
     let first = w.register(0, t0(), "Vanke", "Park").await.expect("first");
     let lead = lead_of(&first);
     let Event::LeadRegistered(r) = &first.events[0].payload else {
@@ -219,9 +215,8 @@ async fn cyrillic_and_greek_look_alikes_collide_with_the_first_registration() {
     assert_eq!(refusal(late), RefusalCode::AlreadyRegistered);
 }
 
-#[tokio::test]
-async fn a_log_written_under_key_version_1_decides_the_same_way() {
-    let w = world().await;
+async fn a_log_written_under_key_version_1_decides_the_same_way(store: Arc<dyn EventStore>) {
+    let w = world(store).await;
     // "Modern Homes" folds to another key under version 2 ("m" looks like "rn"); "Vanke" does not.
     let modern = w.legacy_lead(0, "Modern Homes", "modernhomes/").await;
     let vanke = w.legacy_lead(0, "Vanke", "vanke/").await;
@@ -259,9 +254,10 @@ async fn a_log_written_under_key_version_1_decides_the_same_way() {
     }
 }
 
-#[tokio::test]
-async fn look_alikes_of_leads_registered_before_key_version_2_collide_once_reserved() {
-    let w = world().await;
+async fn look_alikes_of_leads_registered_before_key_version_2_collide_once_reserved(
+    store: Arc<dyn EventStore>,
+) {
+    let w = world(store).await;
     let modern = w.legacy_lead(0, "Modern Homes", "modernhomes/").await;
     let vanke = w.legacy_lead(0, "Vanke", "vanke/").await;
     // Two look-alike customers both registered before key version 2: each keeps its lead.
@@ -316,3 +312,31 @@ async fn look_alikes_of_leads_registered_before_key_version_2_collide_once_reser
         .await;
     assert_eq!(refusal(by_staff), RefusalCode::RoleNotPermitted);
 }
+
+macro_rules! both_backends {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let store = funnel_store_sqlite::SqliteStore::open(dir.path().join("f.db")).expect("open");
+                super::$name(std::sync::Arc::new(store)).await;
+            })*
+        }
+        mod nats {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let server = funnel_testkit::NatsServer::start();
+                let store = funnel_store_nats::NatsStore::connect(funnel_store_nats::NatsOptions::new(server.url())).await.expect("connect");
+                super::$name(std::sync::Arc::new(store)).await;
+                drop(server);
+            })*
+        }
+    };
+}
+
+both_backends!(
+    cyrillic_and_greek_look_alikes_collide_with_the_first_registration,
+    a_log_written_under_key_version_1_decides_the_same_way,
+    look_alikes_of_leads_registered_before_key_version_2_collide_once_reserved
+);
