@@ -211,7 +211,9 @@ fn register(state: &LeadState, r: &Register, ctx: &Ctx<'_>) -> Decision {
     check::optional("contact.phone", &r.contact.phone, 40)?;
     check::optional("need", &r.need, check::LONG)?;
     let key = customer_key(&r.customer_name, &r.project_name);
-    if key.starts_with('/') {
+    // A registration routed to an existing lead had a key there (folding can empty a name that
+    // key version 1 did not: the lead it found still decides it).
+    if key.starts_with('/') && state.lead.is_none() {
         return refuse(
             RefusalCode::InvalidValue,
             "the customer name has no letters or digits",
