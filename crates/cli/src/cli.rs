@@ -65,6 +65,10 @@ pub enum Command {
     Events(crate::contract::EventsArgs),
     /// List every refusal code a command can answer with.
     Refusals,
+    /// Reserve the current customer keys of leads registered before look-alike names were folded
+    /// into the key, so that a look-alike registered later collides with them (`funnel serve` does
+    /// this at start; re-running writes only what is missing).
+    ReserveKeys,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -98,6 +102,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Refusals => crate::contract::refusals(),
         Command::Form(a) => runtime()?.block_on(crate::forms::run(&store, a)),
         Command::Import(a) => runtime()?.block_on(crate::import::run(&store, a)),
+        Command::ReserveKeys => runtime()?.block_on(crate::keys::run(&store)),
     }
 }
 

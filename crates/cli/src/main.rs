@@ -9,6 +9,7 @@ mod demo;
 mod export;
 mod forms;
 mod import;
+mod keys;
 mod org;
 mod projections;
 mod query;

@@ -73,7 +73,8 @@ pub fn examples() -> Vec<Event> {
         .into(),
         LeadRegistered {
             lead_id: lead,
-            customer_key: key,
+            customer_key: key.clone(),
+            key_version: 2,
             customer_name: "万科".into(),
             project_name: "城市花园（二期）".into(),
             industry: Industry::RealEstate,
@@ -573,6 +574,15 @@ pub fn examples() -> Vec<Event> {
                 .filter_map(|(m, d)| NaiveDate::from_ymd_opt(2026, m, d))
                 .collect(),
             note: "国庆节".into(),
+        }
+        .into(),
+        LeadKeyReserved {
+            lead_id: LeadId::derived("v\u{430}nke/"),
+            customer_key: "vanke/".into(),
+            key_version: 2,
+            registered_key: "v\u{430}nke/".into(),
+            registered_key_version: 1,
+            office,
         }
         .into(),
     ]

@@ -14,12 +14,15 @@ pub struct Upcasters {
 }
 
 impl Upcasters {
-    /// The upcasters of this Funnel version. Every event type is at version 1 today, so there are
-    /// none yet; the first schema change adds its step here together with a golden file of the old
-    /// version under `crates/codec/tests/golden/`.
+    /// The upcasters of this Funnel version. Each step comes with a golden file of the old version
+    /// under `crates/codec/tests/golden/` that must keep loading.
     pub fn builtin() -> &'static Upcasters {
         static BUILTIN: OnceLock<Upcasters> = OnceLock::new();
-        BUILTIN.get_or_init(Upcasters::default)
+        BUILTIN.get_or_init(|| {
+            let mut u = Upcasters::default();
+            u.register("lead.registered", 1, lead_registered_v1);
+            u
+        })
     }
 
     /// Registers the step from `from_version` to `from_version + 1` of `event_type`.
@@ -48,6 +51,16 @@ impl Upcasters {
         }
         Ok(value)
     }
+}
+
+/// `lead.registered` v1 → v2: every lead registered before v2 has a key made by key rule 1.
+fn lead_registered_v1(mut v: serde_json::Value) -> Result<serde_json::Value, String> {
+    let obj = v.as_object_mut().ok_or("not an object")?;
+    if obj.contains_key("key_version") {
+        return Err("`key_version` is not a field of version 1".into());
+    }
+    obj.insert("key_version".into(), serde_json::json!(1));
+    Ok(v)
 }
 
 #[cfg(test)]

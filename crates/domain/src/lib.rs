@@ -23,7 +23,9 @@ pub mod workflow;
 
 pub use acting::{Acting, Ctx, StaffInfo, StaffLookup};
 pub use events::{EVENT_TYPES, Event, deserialize_payload, event_schemas};
-pub use normalize::{customer_key, normalise_name};
+pub use normalize::{
+    KEY_VERSION, customer_key, customer_key_v1, fold_name, normalise_name, upgrade_key,
+};
 pub use policy::{Policy, ReviewerSeat};
 pub use refusal::{Decision, Refusal, RefusalCode, Rejected};
 pub use work_calendar::WorkCalendar;

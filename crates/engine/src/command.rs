@@ -7,8 +7,11 @@ use funnel_domain::org::{self, OfficeCommand, StaffCommand};
 use funnel_domain::plan::{self, PlanCommand};
 use funnel_domain::summary::{self, SummaryCommand};
 use funnel_domain::work_calendar::{self, CalendarCommand};
-use funnel_domain::{Acting, Ctx, Decision, Event, RefusalCode, customer_key};
-use funnel_types::{LeadId, OfficeId, PlanId, StaffId, StreamId, SummaryId};
+use funnel_domain::{
+    Acting, Ctx, Decision, Event, RefusalCode, customer_key, customer_key_v1, upgrade_key,
+};
+use funnel_store::EventStore;
+use funnel_types::{LeadId, OfficeId, PlanId, StaffId, StreamId, SummaryId, Version};
 
 /// Who issues a command: a member of staff (resolved from their staff stream) or a named part of the
 /// system (bootstrap, sagas, the timer scheduler).
@@ -84,6 +87,10 @@ impl Command {
                 "lead",
                 LeadId::derived(&customer_key(&r.customer_name, &r.project_name)),
             ),
+            Command::Lead {
+                cmd: LeadCommand::ReserveKey { registered_key, .. },
+                ..
+            } => stream("lead", LeadId::derived(&upgrade_key(registered_key))),
             Command::Lead { lead_id, .. } => {
                 stream("lead", lead_id.ok_or_else(|| missing("lead_id"))?)
             }
@@ -138,6 +145,47 @@ impl Command {
                 ..
             }
         )
+    }
+
+    /// The stream the command is decided against and appended to, looking in the store where the
+    /// command alone does not say it: a registration goes to the lead its customer already has.
+    ///
+    /// That is, in order: the lead registered under key version 1 with the same version-1 key (a
+    /// customer registered before key version 2 keeps its lead); else the stream its current key
+    /// names, unless that stream holds a key reservation (`lead.key_reserved`, a look-alike of a
+    /// lead registered before key version 2), which sends it on to the reserved lead. Every other
+    /// command goes to [`Command::stream`].
+    pub async fn route(
+        &self,
+        store: &dyn EventStore,
+        acting: &Acting,
+    ) -> Result<StreamId, EngineError> {
+        let Command::Lead {
+            cmd: LeadCommand::Register(r),
+            ..
+        } = self
+        else {
+            return self.stream(acting);
+        };
+        let v1 = customer_key_v1(&r.customer_name, &r.project_name);
+        let current = customer_key(&r.customer_name, &r.project_name);
+        if v1 != current {
+            // A version-1 key that differs from its current key is never a current key (current
+            // keys are their own upgrade), so only a lead registered under version 1 lives here.
+            let legacy = stream("lead", LeadId::derived(&v1));
+            if store.stream_version(&legacy).await?.is_some() {
+                return Ok(legacy);
+            }
+        }
+        let at_key = stream("lead", LeadId::derived(&current));
+        let first = store.read_stream(&at_key, Version::FIRST, 1).await?;
+        if let Some(rec) = first.first()
+            && rec.meta.event_type == "lead.key_reserved"
+            && let Event::LeadKeyReserved(k) = funnel_codec::decode_recorded(rec)?.payload
+        {
+            return Ok(stream("lead", k.lead_id));
+        }
+        Ok(at_key)
     }
 
     /// Other members of staff the command names.
@@ -253,6 +301,7 @@ impl Command {
             Event::StaffJoined(x) => x.office,
             Event::StaffMovedOffice(x) => x.to,
             Event::LeadRegistered(x) => Some(x.office),
+            Event::LeadKeyReserved(x) => Some(x.office),
             Event::VisitPlanSubmitted(x) => Some(x.office),
             Event::VisitPlanOverdue(x) => Some(x.office),
             Event::SummaryCompiled(x) => Some(x.office),

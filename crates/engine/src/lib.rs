@@ -14,10 +14,12 @@
 mod budget;
 
 mod command;
+mod keys;
 mod open;
 
 pub use budget::RecordBudget;
 pub use command::{Command, Who};
+pub use keys::KeyReservations;
 pub use open::{StoreUrl, open_store, open_store_with_replicas};
 
 use bytes::Bytes;
@@ -365,7 +367,7 @@ impl Engine {
     pub async fn execute(&self, meta: CommandMeta, cmd: Command) -> Result<Accepted, EngineError> {
         let acting = self.acting(&meta.who).await?;
         let at = meta.at.unwrap_or_else(|| self.clock.now());
-        let stream = cmd.stream(&acting)?;
+        let stream = cmd.route(self.store.as_ref(), &acting).await?;
         let mut staff: BTreeMap<StaffId, StaffInfo> = BTreeMap::new();
         if cmd.needs_organisation() {
             staff = self.organisation().await?;

@@ -157,6 +157,7 @@ fn lead() -> Vec<Envelope<Event>> {
             Event::LeadRegistered(LeadRegistered {
                 lead_id,
                 customer_key: "万科/城市花园二期".into(),
+                key_version: 2,
                 customer_name: "万科".into(),
                 project_name: "城市花园二期".into(),
                 industry: Industry::RealEstate,

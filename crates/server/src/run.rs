@@ -137,6 +137,21 @@ pub async fn serve(
     })?;
     hooks.set_targets(options.notify.targets().map_err(crate::ConfigError)?);
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
+    // Leads registered before customer keys folded look-alikes get their current key reserved
+    // before the first request (idempotent; `funnel reserve-keys` does the same on demand).
+    match engine.reserve_legacy_keys().await {
+        Ok(r) if r.reserved > 0 || !r.taken.is_empty() => {
+            tracing::info!(
+                reserved = r.reserved,
+                taken = r.taken.len(),
+                "customer keys reserved"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "reserving customer keys failed; run `funnel reserve-keys`")
+        }
+    }
     let state = AppState::new(engine.clone(), runner.clone(), hooks, options.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(8);

@@ -16,8 +16,11 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct LeadRegistered {
     pub lead_id: LeadId,
-    /// Normalised customer key (see `normalise_name`); the lead id is derived from it.
+    /// Normalised customer key (see `customer_key`); the lead id is derived from it.
     pub customer_key: String,
+    /// The rule `customer_key` was made by: 1 (NFKC, lower case, letters and digits: every lead
+    /// registered before version 2 of this event) or 2 (version 1 with look-alikes folded).
+    pub key_version: u8,
     pub customer_name: String,
     /// Empty for a company-level lead (group and strategic purchasing).
     pub project_name: String,
@@ -31,6 +34,25 @@ pub struct LeadRegistered {
     pub need: String,
     pub registered_by: StaffId,
     pub registered_at: DateTime<Utc>,
+}
+
+/// A customer key of the current key version was reserved for a lead registered under an older
+/// one, so that a look-alike of its customer registered later collides with it. Recorded, alone,
+/// on the stream the reserved key names (`lead-<uuid5(customer_key)>`), which therefore never holds
+/// a lead of its own: registrations that arrive there are decided against `lead_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeadKeyReserved {
+    /// The lead the key now leads to.
+    pub lead_id: LeadId,
+    /// The reserved key.
+    pub customer_key: String,
+    pub key_version: u8,
+    /// The lead's own key, as its registration recorded it.
+    pub registered_key: String,
+    pub registered_key_version: u8,
+    /// The lead's office.
+    pub office: OfficeId,
 }
 
 /// Why a lead has the owner it has.

@@ -70,7 +70,7 @@ events! {
     /// A member of staff left.
     StaffLeft = "staff.left" v 1,
     /// A lead was registered (报备).
-    LeadRegistered = "lead.registered" v 1,
+    LeadRegistered = "lead.registered" v 2,
     /// A lead's owner was set or changed.
     LeadOwnerAssigned = "lead.owner_assigned" v 1,
     /// Another registration of the same customer arrived within the duplicate window.
@@ -188,6 +188,8 @@ events! {
     StaffTokenRevoked = "staff.token_revoked" v 1,
     /// The working calendar of a year: public holidays and make-up working days.
     CalendarPublished = "calendar.published" v 1,
+    /// A current-version customer key was reserved for a lead registered under an older one.
+    LeadKeyReserved = "lead.key_reserved" v 1,
 }
 
 impl Event {

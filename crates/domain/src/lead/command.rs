@@ -6,7 +6,8 @@ use crate::lead::Criterion;
 use crate::model::*;
 use chrono::{DateTime, Utc};
 use funnel_types::{
-    ConflictId, ContractId, DeclarationId, KeyPersonId, ReassignmentId, StaffId, VisitId,
+    ConflictId, ContractId, DeclarationId, KeyPersonId, LeadId, OfficeId, ReassignmentId, StaffId,
+    VisitId,
 };
 
 /// Register a lead (报备). The lead id is derived from the customer key.
@@ -17,7 +18,7 @@ pub struct Register {
     pub industry: Industry,
     pub purchase_mode: PurchaseMode,
     pub channel: Channel,
-    pub office: funnel_types::OfficeId,
+    pub office: OfficeId,
     pub location: String,
     pub contact: Contact,
     pub need: String,
@@ -186,6 +187,14 @@ pub enum LeadCommand {
     Reactivate {
         reason: String,
     },
+    /// Reserve the current-version customer key of a lead registered under an older key version
+    /// for that lead, on the stream the key names (system only: run once per such lead).
+    ReserveKey {
+        lead_id: LeadId,
+        registered_key: String,
+        registered_key_version: u8,
+        office: OfficeId,
+    },
 }
 
 impl LeadCommand {
@@ -221,6 +230,7 @@ impl LeadCommand {
             Suspend { .. } => "suspend",
             MarkLost { .. } => "mark_lost",
             Reactivate { .. } => "reactivate",
+            ReserveKey { .. } => "reserve_key",
         }
     }
 

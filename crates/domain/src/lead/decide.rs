@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::acting::{Acting, Ctx, may_write, require_office, require_role};
-use crate::normalize::customer_key;
+use crate::normalize::{KEY_VERSION, customer_key, upgrade_key};
 use crate::refusal::{Decision, Refusal, RefusalCode, Rejected, check, refuse};
 use funnel_types::Role;
 
@@ -14,7 +14,10 @@ pub fn decide(state: &LeadState, cmd: &LeadCommand, ctx: &Ctx<'_>) -> Decision {
         (Err(mut rejected), Some(lead), Acting::Staff(who))
             if is_authority(rejected.refusal.code) =>
         {
-            if !matches!(cmd, LeadCommand::Register(_)) {
+            if !matches!(
+                cmd,
+                LeadCommand::Register(_) | LeadCommand::ReserveKey { .. }
+            ) {
                 rejected.record.push(Event::TouchRefused(TouchRefused {
                     lead_id: lead.id,
                     attempted_by: who.id,
@@ -46,6 +49,22 @@ fn decide_inner(state: &LeadState, cmd: &LeadCommand, ctx: &Ctx<'_>) -> Decision
     use LeadCommand as C;
     if let C::Register(r) = cmd {
         return register(state, r, ctx);
+    }
+    if let C::ReserveKey {
+        lead_id,
+        registered_key,
+        registered_key_version,
+        office,
+    } = cmd
+    {
+        return reserve_key(
+            state,
+            *lead_id,
+            registered_key,
+            *registered_key_version,
+            *office,
+            ctx,
+        );
     }
     let lead = existing(state)?;
     match cmd {
@@ -196,7 +215,9 @@ fn register(state: &LeadState, r: &Register, ctx: &Ctx<'_>) -> Decision {
         ("contact.name", &r.contact.name),
     ])?;
     let key = customer_key(&r.customer_name, &r.project_name);
-    if key.starts_with('/') {
+    // A registration routed to an existing lead had a key there (folding can empty a name that
+    // key version 1 did not: the lead it found still decides it).
+    if key.starts_with('/') && state.lead.is_none() {
         return refuse(
             RefusalCode::InvalidValue,
             "the customer name has no letters or digits",
@@ -205,6 +226,17 @@ fn register(state: &LeadState, r: &Register, ctx: &Ctx<'_>) -> Decision {
     }
     let id = LeadId::derived(&key);
 
+    if let (None, Some(taken_by)) = (&state.lead, state.reserved_for) {
+        // The engine sends a registration on to the lead a reservation names; this one met the
+        // reservation only because it was written while the registration was under way.
+        return refuse(
+            RefusalCode::AlreadyRegistered,
+            format!(
+                "a customer whose name is the same or looks the same is already registered as lead {taken_by}: the first to register owns it (§5.1)"
+            ),
+            format!("名称相同或形近的客户已登记为 {taken_by}：先报备者负责（§5.1）"),
+        );
+    }
     let Some(lead) = &state.lead else {
         // The ordinary-info checklist is what it takes to register (§4).
         let probe = Lead {
@@ -222,6 +254,7 @@ fn register(state: &LeadState, r: &Register, ctx: &Ctx<'_>) -> Decision {
         let mut events = vec![Event::LeadRegistered(LeadRegistered {
             lead_id: id,
             customer_key: key,
+            key_version: KEY_VERSION,
             customer_name: r.customer_name.trim().to_string(),
             project_name: r.project_name.trim().to_string(),
             industry: r.industry,
@@ -311,6 +344,50 @@ fn register(state: &LeadState, r: &Register, ctx: &Ctx<'_>) -> Decision {
         }));
     }
     Ok(events)
+}
+
+/// Reserves the current-version key of a lead registered under an older key version (see
+/// [`LeadKeyReserved`]). Decided on the stream the key names: the first reservation or registration
+/// there wins, as for registrations.
+fn reserve_key(
+    state: &LeadState,
+    lead_id: LeadId,
+    registered_key: &str,
+    registered_key_version: u8,
+    office: OfficeId,
+    ctx: &Ctx<'_>,
+) -> Decision {
+    if !ctx.acting.is_system() {
+        return refuse(
+            RefusalCode::RoleNotPermitted,
+            "customer keys are reserved by Funnel itself",
+            "客户名称键由系统自动保留",
+        );
+    }
+    let key = upgrade_key(registered_key);
+    if registered_key_version >= KEY_VERSION || key == registered_key || key.starts_with('/') {
+        return refuse(
+            RefusalCode::InvalidValue,
+            format!("`{registered_key}` needs no reservation under key version {KEY_VERSION}"),
+            format!("`{registered_key}` 在第 {KEY_VERSION} 版规则下无需保留"),
+        );
+    }
+    let taken_by = state.lead.as_ref().map(|l| l.id).or(state.reserved_for);
+    if let Some(taken_by) = taken_by {
+        return refuse(
+            RefusalCode::AlreadyRegistered,
+            format!("the customer key `{key}` already belongs to lead {taken_by}"),
+            format!("客户名称键 `{key}` 已属于 {taken_by}"),
+        );
+    }
+    Ok(vec![Event::LeadKeyReserved(LeadKeyReserved {
+        lead_id,
+        customer_key: key,
+        key_version: KEY_VERSION,
+        registered_key: registered_key.to_string(),
+        registered_key_version,
+        office,
+    })])
 }
 
 fn blank_lead(id: LeadId, r: &Register, me: StaffId, ctx: &Ctx<'_>) -> Lead {

@@ -23,6 +23,8 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LeadState {
     pub lead: Option<Lead>,
+    /// On a stream that holds a key reservation instead of a lead: the lead the key belongs to.
+    pub reserved_for: Option<LeadId>,
 }
 
 /// A registered lead.
@@ -195,6 +197,12 @@ impl Lead {
 
 /// Applies one event to a lead's state. Events of other aggregates leave it unchanged.
 pub fn evolve(mut state: LeadState, event: &Event) -> LeadState {
+    if let Event::LeadKeyReserved(e) = event {
+        if state.lead.is_none() {
+            state.reserved_for = Some(e.lead_id);
+        }
+        return state;
+    }
     if let Event::LeadRegistered(e) = event {
         state.lead = Some(Lead {
             id: e.lead_id,

@@ -588,3 +588,51 @@ fn when_the_owner_has_left_the_sales_department_alone_can_reassign() {
     );
     assert_eq!(s.lead().owner, Some(li().id));
 }
+
+#[test]
+fn a_key_is_reserved_once_and_a_registration_meeting_a_reservation_is_refused() {
+    let older = LeadId::derived("modernhomes/");
+    let reserve = C::ReserveKey {
+        lead_id: older,
+        registered_key: "modernhomes/".into(),
+        registered_key_version: 1,
+        office: office(),
+    };
+    let mut s = LeadSpec::new();
+    // Only Funnel itself reserves keys, and only keys that folding changes.
+    s.refused(wang(), reserve.clone(), RefusalCode::RoleNotPermitted);
+    let unchanged = C::ReserveKey {
+        lead_id: LeadId::derived("vanke/"),
+        registered_key: "vanke/".into(),
+        registered_key_version: 1,
+        office: office(),
+    };
+    assert_eq!(
+        s.when_system(unchanged).unwrap_err().refusal.code,
+        RefusalCode::InvalidValue
+    );
+    let events = s.when_system(reserve.clone()).expect("reserved");
+    let [Event::LeadKeyReserved(k)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(k.customer_key, customer_key("Modern Homes", ""));
+    assert_eq!((k.lead_id, k.key_version), (older, KEY_VERSION));
+    s.state = lead::evolve(std::mem::take(&mut s.state), &events[0]);
+    assert_eq!(s.state.reserved_for, Some(older));
+    assert_eq!(
+        s.when_system(reserve).unwrap_err().refusal.code,
+        RefusalCode::AlreadyRegistered
+    );
+    // A registration decided on the reserved stream (the reservation was written meanwhile).
+    let rejected = s.refused(
+        li(),
+        register_cmd(
+            "M\u{43e}dern Homes",
+            "",
+            Channel::BuildingSweep,
+            PurchaseMode::Independent,
+        ),
+        RefusalCode::AlreadyRegistered,
+    );
+    assert!(rejected.record.is_empty());
+}

@@ -1,0 +1,26 @@
+//! `funnel reserve-keys`: reserve the current customer keys of leads registered under an older key
+//! version, so that look-alikes of their customers collide with them (also done by `funnel serve`
+//! at start; idempotent).
+
+use crate::cli::open;
+use funnel_domain::Policy;
+use funnel_engine::{Engine, StoreUrl};
+use funnel_types::SystemClock;
+use std::sync::Arc;
+
+pub async fn run(url: &StoreUrl) -> anyhow::Result<()> {
+    let store = open(url).await?;
+    let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
+    let report = engine.reserve_legacy_keys().await?;
+    println!(
+        "{} leads registered under an older key version need a reservation: {} reserved now, {} reserved before, {} taken by another lead",
+        report.legacy_leads,
+        report.reserved,
+        report.already_reserved,
+        report.taken.len()
+    );
+    for (lead, key, why) in &report.taken {
+        println!("  lead {lead} (key {key}): {why}");
+    }
+    Ok(())
+}
