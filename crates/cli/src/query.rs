@@ -454,13 +454,7 @@ pub async fn audit(
             }
         }
         AuditWhat::Actor { staff, from, to } => {
-            let key = m
-                .touches
-                .staff_names
-                .iter()
-                .find(|(id, name)| id.to_string() == *staff || *name == staff)
-                .map(|(id, _)| id.to_string())
-                .with_context(|| format!("no member of staff `{staff}`"))?;
+            let key = crate::org::staff_named(&m.touches.staff_names, staff)?.to_string();
             let day = |d: &Option<NaiveDate>| {
                 d.map(|d| {
                     d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()

@@ -220,11 +220,7 @@ pub async fn tasks(url: &StoreUrl, args: TasksArgs) -> anyhow::Result<()> {
     }
     let rows = match &args.staff {
         Some(text) => {
-            let id: StaffId = names
-                .iter()
-                .find(|(id, name)| id.to_string() == *text || *name == text)
-                .map(|(id, _)| *id)
-                .with_context(|| format!("no member of staff `{text}`"))?;
+            let id: StaffId = crate::org::staff_named(&names, text)?;
             let info: StaffInfo = staff
                 .get(&id)
                 .and_then(|s| s.info())

@@ -165,6 +165,35 @@ fn a_new_installation_is_set_up_from_the_command_line() {
     let err = refused(s, &["staff", "leave", "王工（SH）"], d);
     assert!(err.contains("has left"), "{err}");
 
+    // A namesake joins: a name two people have had is refused where a command looks people up by
+    // name, with both ids, instead of picking one of them.
+    ok(
+        s,
+        &[
+            "staff",
+            "add",
+            "王工（SH）",
+            "--role",
+            "sales_engineer",
+            "--office",
+            "SH",
+        ],
+        d,
+    );
+    let err = refused(s, &["tasks", "--staff", "王工（SH）"], d);
+    assert!(err.contains("several members of staff"), "{err}");
+    assert!(
+        err.contains(wang["staff_id"].as_str().expect("id")),
+        "{err}"
+    );
+    let err = refused(s, &["audit", "actor", "王工（SH）"], d);
+    assert!(err.contains("several members of staff"), "{err}");
+    ok(
+        s,
+        &["tasks", "--staff", wang["staff_id"].as_str().expect("id")],
+        d,
+    );
+
     // The working calendar: a holiday range keeps its weekdays only.
     let out = ok(s, &["calendar", "show", "2026"], d);
     assert!(out.contains("Monday to Friday"), "{out}");
