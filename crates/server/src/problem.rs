@@ -102,8 +102,8 @@ impl Problem {
         )
     }
 
-    /// Temporarily unable to answer; retrying (with the same Idempotency-Key) is safe, after
-    /// `Retry-After` seconds ([`RETRY_AFTER_SECONDS`]: about a JetStream leader election).
+    /// Temporarily unable to answer (busy, or the read models catching up); retrying (with the
+    /// same Idempotency-Key) is safe, after `Retry-After`: one second.
     pub fn unavailable(en: impl Into<String>, zh: impl Into<String>) -> Self {
         let mut p = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -111,6 +111,14 @@ impl Problem {
             en,
             zh,
         );
+        p.retry_after = Some(1);
+        p
+    }
+
+    /// The event store cannot take the write now (e.g. the log has no leader): `Retry-After` is
+    /// [`RETRY_AFTER_SECONDS`], about a JetStream leader election.
+    pub fn store_unavailable(en: impl Into<String>, zh: impl Into<String>) -> Self {
+        let mut p = Self::unavailable(en, zh);
         p.retry_after = Some(RETRY_AFTER_SECONDS);
         p
     }
@@ -197,7 +205,7 @@ impl From<EngineError> for Problem {
             ),
             EngineError::Store(s) if s.is_retryable() || s.is_conflict() => {
                 tracing::warn!(error = %s, "store unavailable");
-                Problem::unavailable(
+                Problem::store_unavailable(
                     "the event store is unavailable; retry with the same Idempotency-Key",
                     "事件存储暂不可用，请使用相同的 Idempotency-Key 重试",
                 )

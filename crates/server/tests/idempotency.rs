@@ -281,7 +281,7 @@ async fn refused_touches_are_recorded_within_a_budget_per_person() {
         );
     }
     assert_eq!(w.count("lead.touch_refused").await, burst);
-    let metrics = w.call(Method::GET, "/metrics", None, None).await.text;
+    let metrics = w.get("/metrics", "auditor").await.text;
     assert!(
         metrics.contains("funnel_refusal_records_suppressed_total{code=\"lead.not_owner\"} 5"),
         "{metrics}"
