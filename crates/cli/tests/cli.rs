@@ -169,7 +169,8 @@ fn lead_and_actor_audits() {
 
 #[test]
 fn bad_input_is_refused_with_a_clear_message() {
-    assert!(fails(&["pipeline", "--office", "XX"]).contains("no office `XX`"));
+    let err = fails(&["pipeline", "--office", "XX"]);
+    assert!(err.contains("no office `XX`"), "{err}");
     assert!(fails(&["pipeline", "--as-of", "yesterday"]).contains("neither a position"));
     assert!(fails(&["audit", "lead", "not-a-uuid"]).contains("invalid"));
     assert!(fails(&["audit", "lead", "0190a3b2-1111-7000-8000-000000000000"]).contains("no lead"));
