@@ -310,6 +310,14 @@ impl Runner {
             .and_then(|e| downcast::<M>(e.live.model.as_ref()))
     }
 
+    /// The position the live state of `M` reflects, when it serves reads.
+    pub fn checkpoint_of<M: ReadModel>(&self) -> Option<Position> {
+        self.entries
+            .iter()
+            .find(|e| e.live.model.name() == M::NAME && e.live.readable)
+            .map(|e| e.live.checkpoint)
+    }
+
     /// The lowest checkpoint of all states (live and rebuilding): where the next page starts.
     /// `None` when nothing is registered.
     pub fn low_water(&self) -> Option<Position> {

@@ -17,7 +17,7 @@ use axum::http::request::Parts;
 use base64::Engine as _;
 use funnel_domain::{Event, RefusalCode};
 use funnel_projections::ReadModel;
-use funnel_types::{Envelope, OfficeId, Role, StaffId};
+use funnel_types::{Envelope, OfficeId, Position, Role, StaffId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -198,6 +198,9 @@ pub struct Caller {
     pub name: String,
     pub role: Role,
     pub office: Option<OfficeId>,
+    /// The log position of the access model the caller was resolved from: their role and office
+    /// are known as of here, and a change after it may not be reflected yet.
+    pub resolved_at: Position,
 }
 
 impl Caller {
@@ -269,20 +272,25 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
         let hash = token_hash(bearer(parts)?);
-        let lookup = |access: Option<&Access>| {
-            access.and_then(|a| a.resolve(&hash)).map(|(id, s)| {
-                (
-                    s.active,
-                    Caller {
-                        staff_id: id,
-                        name: s.name.clone(),
-                        role: s.role,
-                        office: s.office,
-                    },
-                )
-            })
+        let lookup = |runner: &funnel_projections::Runner| {
+            let resolved_at = runner.checkpoint_of::<Access>().unwrap_or(Position::START);
+            runner
+                .get::<Access>()
+                .and_then(|a| a.resolve(&hash))
+                .map(|(id, s)| {
+                    (
+                        s.active,
+                        Caller {
+                            staff_id: id,
+                            name: s.name.clone(),
+                            role: s.role,
+                            office: s.office,
+                            resolved_at,
+                        },
+                    )
+                })
         };
-        let mut found = lookup(state.runner().read().await.get::<Access>());
+        let mut found = lookup(&*state.runner().read().await);
         if found.is_none() {
             // A token issued a moment ago may not be projected yet: wait (briefly) for the head.
             let head = state.store().head().await.map_err(Problem::from)?;
@@ -291,7 +299,7 @@ impl FromRequestParts<AppState> for Caller {
                 .await
                 .is_ok()
             {
-                found = lookup(state.runner().read().await.get::<Access>());
+                found = lookup(&*state.runner().read().await);
             }
         }
         match found {

@@ -64,13 +64,14 @@ pub fn migrate(c: &Connection) -> Result<(), WebhookError> {
     match found {
         None | Some(1) => {
             // Subscriptions made before owners were recorded: the staff id in `created_by`
-            // ("name (id)") is the owner, from the position they had reached.
+            // ("name (id)") is the owner, whose authority is checked from the start of the log
+            // (an owner who left before this upgrade pauses the subscription at once).
             c.execute_batch(
                 "ALTER TABLE subscriptions ADD COLUMN owner TEXT;
                  ALTER TABLE subscriptions ADD COLUMN owner_since INTEGER NOT NULL DEFAULT 0;
                  ALTER TABLE subscriptions ADD COLUMN paused_at TEXT;
                  ALTER TABLE subscriptions ADD COLUMN paused_position INTEGER;
-                 UPDATE subscriptions SET owner_since = cursor,
+                 UPDATE subscriptions SET owner_since = 0,
                      owner = CASE WHEN created_by LIKE '%)'
                          THEN substr(created_by, -37, 36) END;",
             )?;

@@ -216,7 +216,9 @@ pub async fn create(
             after,
             created_by: format!("{} ({})", caller.name, caller.staff_id),
             owner: Some(caller.staff_id),
-            owner_since: head,
+            // The owner's authority as checked: a change after the access model's position (one
+            // it had not applied yet) still pauses the subscription.
+            owner_since: caller.resolved_at.min(head),
         })
         .await
         .map_err(problem)?;
@@ -297,7 +299,10 @@ pub async fn change(
         // The resumer's authority keeps it going from now on.
         "resume" => {
             let head = state.store().head().await?;
-            hooks.resume(sub.id, Some((caller.staff_id, head)))
+            hooks.resume(
+                sub.id,
+                Some((caller.staff_id, caller.resolved_at.min(head))),
+            )
         }
         "replay" => {
             let req: ReplayWebhook = body.json()?;
