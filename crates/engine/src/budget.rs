@@ -83,34 +83,36 @@ impl Budgets {
         }
     }
 
-    /// Whether `staff` may add a record now.
-    pub(crate) fn available(&self, staff: StaffId, now: DateTime<Utc>) -> bool {
-        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(&staff) {
-            None => self.budget.burst > 0,
-            Some(b) => {
-                let b = self.refilled(*b, now);
-                map.insert(staff, b);
-                b.tokens > 0
-            }
-        }
-    }
-
-    /// Counts one record `staff` added.
-    pub(crate) fn spend(&self, staff: StaffId, now: DateTime<Utc>) {
+    /// Takes one record from `staff`'s budget now, if there is one left: checked and spent under
+    /// one lock, so concurrent refusals by one person cannot all pass the check before any spends.
+    pub(crate) fn take(&self, staff: StaffId, now: DateTime<Utc>) -> bool {
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let full = Bucket {
             tokens: self.budget.burst,
             at: now,
         };
         let b = self.refilled(map.get(&staff).copied().unwrap_or(full), now);
+        if b.tokens == 0 {
+            map.insert(staff, b);
+            return false;
+        }
         map.insert(
             staff,
             Bucket {
-                tokens: b.tokens.saturating_sub(1),
+                tokens: b.tokens - 1,
                 at: b.at,
             },
         );
+        true
+    }
+
+    /// Gives back a record taken for an append that wrote nothing (a duplicate, a conflict, a
+    /// failure).
+    pub(crate) fn give_back(&self, staff: StaffId) {
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = map.get_mut(&staff) {
+            b.tokens = b.tokens.saturating_add(1).min(self.budget.burst);
+        }
     }
 }
 
@@ -126,25 +128,38 @@ mod tests {
         });
         let (a, b) = (StaffId::derived("a"), StaffId::derived("b"));
         let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("time");
-        for _ in 0..2 {
-            assert!(budgets.available(a, t0));
-            budgets.spend(a, t0);
-        }
-        assert!(!budgets.available(a, t0));
-        assert!(
-            budgets.available(b, t0),
-            "another member of staff is unaffected"
-        );
-        assert!(!budgets.available(a, t0 + Duration::seconds(179)));
-        assert!(budgets.available(a, t0 + Duration::minutes(3)));
-        budgets.spend(a, t0 + Duration::minutes(3));
-        assert!(!budgets.available(a, t0 + Duration::minutes(5)));
+        assert!(budgets.take(a, t0));
+        assert!(budgets.take(a, t0));
+        assert!(!budgets.take(a, t0));
+        assert!(budgets.take(b, t0), "another member of staff is unaffected");
+        assert!(!budgets.take(a, t0 + Duration::seconds(179)));
+        assert!(budgets.take(a, t0 + Duration::minutes(3)));
+        assert!(!budgets.take(a, t0 + Duration::minutes(5)));
+        // A record taken for an append that wrote nothing is given back.
+        budgets.give_back(a);
+        assert!(budgets.take(a, t0 + Duration::minutes(5)));
         // A long pause refills up to the burst, not beyond.
         let later = t0 + Duration::hours(5);
-        for _ in 0..2 {
-            assert!(budgets.available(a, later));
-            budgets.spend(a, later);
-        }
-        assert!(!budgets.available(a, later));
+        assert!(budgets.take(a, later));
+        assert!(budgets.take(a, later));
+        assert!(!budgets.take(a, later));
+    }
+
+    #[test]
+    fn concurrent_refusals_of_one_person_take_no_more_than_the_burst() {
+        let budgets = std::sync::Arc::new(Budgets::new(RecordBudget {
+            burst: 20,
+            refill_every: Duration::minutes(3),
+        }));
+        let a = StaffId::derived("a");
+        let t0 = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("time");
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let budgets = budgets.clone();
+                std::thread::spawn(move || (0..10).filter(|_| budgets.take(a, t0)).count())
+            })
+            .collect();
+        let taken: usize = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+        assert_eq!(taken, 20);
     }
 }

@@ -416,7 +416,7 @@ impl Engine {
                 }
                 Err(Rejected { refusal, record }) => {
                     if let Acting::Staff(info) = &acting
-                        && !self.records.available(info.id, self.clock.now())
+                        && !self.records.take(info.id, self.clock.now())
                     {
                         tracing::info!(staff = %info.id, code = refusal.code.as_str(),
                             "refusal record budget spent; refusal answered, not recorded");
@@ -446,14 +446,13 @@ impl Engine {
                     if let Some(refusal) = refusal {
                         if outcome.duplicate {
                             // A concurrent call with the same command id got there first.
+                            self.give_back_record(&acting);
                             let stored = self.load(&stream).await?;
                             if let Some(answer) =
                                 stored.earlier(&meta, record_id, &actor, &stream)?
                             {
                                 return answer;
                             }
-                        } else if let Acting::Staff(info) = &acting {
-                            self.records.spend(info.id, self.clock.now());
                         }
                         return Err(EngineError::Refused {
                             refusal,
@@ -473,6 +472,9 @@ impl Engine {
                     return Ok(self.accepted(stream, outcome, events, &meta, &acting, at, office));
                 }
                 Err(e) if e.is_conflict() => {
+                    if refusal.is_some() {
+                        self.give_back_record(&acting);
+                    }
                     tracing::debug!(%stream, attempt, "conflict; reloading and deciding again");
                     // Back off a little more each time, spread by the command id so racing
                     // writers do not retry in lockstep.
@@ -480,13 +482,25 @@ impl Engine {
                     let wait = (u64::from(attempt) * 2).min(40) + spread;
                     tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    if refusal.is_some() {
+                        self.give_back_record(&acting);
+                    }
+                    return Err(e.into());
+                }
             }
         }
         Err(EngineError::Contention {
             stream,
             attempts: self.max_attempts,
         })
+    }
+
+    /// Returns a refusal record taken for an append that wrote nothing.
+    fn give_back_record(&self, acting: &Acting) {
+        if let Acting::Staff(info) = acting {
+            self.records.give_back(info.id);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
