@@ -13,14 +13,18 @@ pub async fn run(url: &StoreUrl) -> anyhow::Result<()> {
     let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
     let report = engine.reserve_legacy_keys().await?;
     println!(
-        "{} leads registered under an older key version need a reservation: {} reserved now, {} reserved before, {} taken by another lead",
+        "{} leads registered under an older key version need a reservation: {} reserved now, {} reserved before, {} taken by another lead, {} refused",
         report.legacy_leads,
         report.reserved,
         report.already_reserved,
-        report.taken.len()
+        report.taken.len(),
+        report.refused.len()
     );
     for (lead, key, why) in &report.taken {
         println!("  lead {lead} (key {key}): {why}");
+    }
+    for (lead, why) in &report.refused {
+        println!("  lead {lead}: refused: {why}");
     }
     Ok(())
 }

@@ -25,6 +25,8 @@ pub struct KeyReservations {
     /// both registered before key version 2): `(lead, current key, why)`.
     /// Each keeps its own lead; a later look-alike collides with the first of them.
     pub taken: Vec<(LeadId, String, String)>,
+    /// Leads the domain refused to reserve a key for, with why; the pass goes on after them.
+    pub refused: Vec<(LeadId, String)>,
 }
 
 impl Engine {
@@ -76,6 +78,16 @@ impl Engine {
                             upgrade_key(&reg.customer_key),
                             refusal.message_en.clone(),
                         ));
+                    }
+                    // One lead the domain will not reserve for (e.g. a customer name that folds to
+                    // nothing) is reported and the pass goes on: stopping would leave every later
+                    // lead without its reservation.
+                    Err(EngineError::Refused { refusal, .. }) => {
+                        tracing::warn!(lead = %reg.lead_id, code = refusal.code.as_str(),
+                            "no key reservation for this lead: {}", refusal.message_en);
+                        report
+                            .refused
+                            .push((reg.lead_id, refusal.message_en.clone()));
                     }
                     Err(e) => return Err(e),
                 }

@@ -313,6 +313,25 @@ async fn look_alikes_of_leads_registered_before_key_version_2_collide_once_reser
     assert_eq!(refusal(by_staff), RefusalCode::RoleNotPermitted);
 }
 
+/// A lead the domain will not reserve a key for (its customer name folds to nothing under the
+/// current rule) is reported, and the pass still reserves the leads after it.
+async fn a_lead_refused_a_reservation_does_not_stop_the_others(store: Arc<dyn EventStore>) {
+    let w = world(store).await;
+    let click = w.legacy_lead(0, "\u{1c3}", "\u{1c3}/").await;
+    let cyrillic = w
+        .legacy_lead(0, "M\u{43e}dern Homes", "m\u{43e}dernhomes/")
+        .await;
+    let report = w.engine.reserve_legacy_keys().await.expect("reserve");
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    assert_eq!(report.refused[0].0, click);
+    assert_eq!(report.reserved, 1, "{report:?}");
+    let b = w
+        .register(1, t0() + Duration::hours(1), "Modern Homes", "")
+        .await
+        .expect("a look-alike in plain Latin");
+    assert_eq!(lead_of(&b), cyrillic);
+}
+
 macro_rules! both_backends {
     ($($name:ident),*) => {
         mod sqlite {
@@ -336,6 +355,7 @@ macro_rules! both_backends {
 }
 
 both_backends!(
+    a_lead_refused_a_reservation_does_not_stop_the_others,
     cyrillic_and_greek_look_alikes_collide_with_the_first_registration,
     a_log_written_under_key_version_1_decides_the_same_way,
     look_alikes_of_leads_registered_before_key_version_2_collide_once_reserved

@@ -140,10 +140,11 @@ pub async fn serve(
     // Leads registered before customer keys folded look-alikes get their current key reserved
     // before the first request (idempotent; `funnel reserve-keys` does the same on demand).
     match engine.reserve_legacy_keys().await {
-        Ok(r) if r.reserved > 0 || !r.taken.is_empty() => {
+        Ok(r) if r.reserved > 0 || !r.taken.is_empty() || !r.refused.is_empty() => {
             tracing::info!(
                 reserved = r.reserved,
                 taken = r.taken.len(),
+                refused = r.refused.len(),
                 "customer keys reserved"
             )
         }
