@@ -152,7 +152,9 @@ impl Targets {
         match internal_class(ip) {
             None => Ok(()),
             Some(class) => Err(Refused {
-                host: host.map_or_else(|| ip.to_string(), |h| format!("{h} ({ip})")),
+                // A name is not followed by the address it resolved to: a refusal must not tell
+                // the caller what an internal name resolves to.
+                host: host.map_or_else(|| ip.to_string(), str::to_string),
                 class: class.into(),
             }),
         }
