@@ -876,6 +876,36 @@ fn a_stalled_request_is_closed_and_does_not_hold_up_shutdown() {
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(answer.contains("request.unreadable_body"), "{answer}");
+    // So is a body that keeps arriving a byte at a time: the timeout is a deadline for the whole
+    // body, not a pause between two chunks.
+    let mut drip = std::net::TcpStream::connect(&server.addr).expect("connect");
+    drip.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    drip.write_all(
+        format!(
+            "POST /leads HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {wang}\r\n\
+             Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    let mut writer = drip.try_clone().expect("clone");
+    let dripping = std::thread::spawn(move || {
+        for _ in 0..200 {
+            if writer.write_all(b" ").is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+    let mut answer = [0u8; 4096];
+    let n = drip
+        .read(&mut answer)
+        .expect("an answer before the patience runs out");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("request.unreadable_body"), "{answer}");
+    drop(drip);
+    dripping.join().expect("writer");
     let r = server.get("/me", &wang);
     assert_eq!(r.status, 200, "{}", r.text);
     server.stop_cleanly();

@@ -201,8 +201,11 @@ pub async fn serve(
     let http = async {
         let limits = Limits::from(&options.http);
         let connections = Arc::new(tokio::sync::Semaphore::new(options.http.max_connections));
-        let app = router(state.clone()).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            Duration::from_millis(options.http.body_timeout_ms),
+        let body_deadline = Duration::from_millis(options.http.body_timeout_ms);
+        let app = router(state.clone()).layer(tower::util::MapRequestLayer::new(
+            move |req: axum::extract::Request| {
+                req.map(|body| axum::body::Body::new(DeadlineBody::new(body, body_deadline)))
+            },
         ));
         let signal = async move {
             shutdown.await;
@@ -485,4 +488,49 @@ async fn workflows_forever(
         }
     }
     state.metrics().workflows_running(false);
+}
+
+/// A request body that must arrive whole within a deadline counted from the request's start (not
+/// from its last chunk: a client dripping a byte at a time cannot hold a connection for ever).
+/// Past it, reading fails, which the handlers answer with `400 request.unreadable_body`.
+struct DeadlineBody {
+    inner: axum::body::Body,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: axum::body::Body, within: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(within)),
+        }
+    }
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        if self.inner.is_end_stream() {
+            return std::task::Poll::Ready(None);
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(Some(Err(axum::Error::new(
+                "the request body did not arrive within http.body_timeout_ms",
+            ))));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
