@@ -298,6 +298,9 @@ async fn serve_http(
     use hyper_util::rt::{TokioIo, TokioTimer};
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut tasks = tokio::task::JoinSet::new();
+    // Refusals of connections over the limit are bounded too: past these, a connection is just
+    // closed, so a flood cannot run the process out of file descriptors through them.
+    let refusals = Arc::new(tokio::sync::Semaphore::new(REFUSALS_AT_ONCE));
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -318,8 +321,19 @@ async fn serve_http(
         };
         while tasks.try_join_next().is_some() {}
         let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "too many connections; answering 503");
-            tasks.spawn(refuse_busy(stream));
+            match refusals.clone().try_acquire_owned() {
+                Ok(refusing) => {
+                    tracing::warn!(%peer, "too many connections; answering 503");
+                    tasks.spawn(async move {
+                        refuse_busy(stream).await;
+                        drop(refusing);
+                    });
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, "too many connections; closing without an answer");
+                    drop(stream);
+                }
+            }
             continue;
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
@@ -343,6 +357,9 @@ async fn serve_http(
     }
     tasks.shutdown().await;
 }
+
+/// Connections over the limit answered with a `503` at once, at most.
+const REFUSALS_AT_ONCE: usize = 64;
 
 /// Answers a connection over the limit with `503` and a problem document, then closes it. The
 /// request is not read; the write is bounded so a client that does not read cannot hold the task.
