@@ -894,7 +894,7 @@ fn a_stalled_request_is_closed_and_does_not_hold_up_shutdown() {
             if writer.write_all(b" ").is_err() {
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(50));
         }
     });
     let mut answer = [0u8; 4096];

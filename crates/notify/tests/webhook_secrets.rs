@@ -125,3 +125,30 @@ async fn plain_text_secrets_of_an_older_database_are_sealed_on_open() {
     // upgrade, while the subscription kept delivering, pauses it at once.
     assert_eq!(sub.owner_since, Position::START);
 }
+
+#[tokio::test]
+async fn a_lost_key_file_is_said_and_a_loose_one_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("hooks.db");
+    {
+        let hooks = Webhooks::open(&db).unwrap();
+        allow_local(&hooks);
+        hooks.create(new("http://127.0.0.1:9/a")).await.unwrap();
+    }
+    let key = key_path(&db);
+    // Restored from a backup with looser permissions: private again once opened.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(Webhooks::open(&db).unwrap());
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // Lost: opening says what to do instead of making a key that opens nothing.
+    let saved = std::fs::read(&key).unwrap();
+    std::fs::remove_file(&key).unwrap();
+    let err = Webhooks::open(&db).unwrap_err().to_string();
+    assert!(err.contains("key file is missing"), "{err}");
+    assert!(err.contains("1 subscription secret"), "{err}");
+    assert!(!key.exists(), "no new key is made");
+    std::fs::write(&key, saved).unwrap();
+    assert_eq!(Webhooks::open(&db).unwrap().list().unwrap().len(), 1);
+}

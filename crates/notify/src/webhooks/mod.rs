@@ -215,6 +215,24 @@ pub fn key_path(path: &Path) -> PathBuf {
     path.with_extension("key")
 }
 
+/// How many secrets in the database at `path` are sealed (zero when it has no subscriptions yet).
+fn sealed_secrets(path: &Path) -> Result<i64, WebhookError> {
+    let c = rusqlite::Connection::open(path)?;
+    let has_table: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'subscriptions')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_table {
+        return Ok(0);
+    }
+    Ok(c.query_row(
+        "SELECT COUNT(*) FROM subscriptions WHERE secret LIKE ?1",
+        [format!("{}%", seal::SEALED)],
+        |r| r.get(0),
+    )?)
+}
+
 impl Webhooks {
     /// Opens (creating if needed, readable by its owner only) the database at `path`, with its
     /// key file beside it ([`key_path`], made when missing). Secrets an older Funnel stored in
@@ -226,6 +244,26 @@ impl Webhooks {
             source,
         };
         funnel_store::files::prepare_private_file(path).map_err(key_err)?;
+        if key_file.exists() {
+            // A key file restored from a backup with looser permissions is made private again.
+            funnel_store::files::prepare_private_file(&key_file).map_err(key_err)?;
+        } else {
+            // A new key cannot open secrets sealed with a lost one: say so rather than make one
+            // and fail every delivery of those subscriptions.
+            let sealed = sealed_secrets(path)?;
+            if sealed > 0 {
+                return Err(key_err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "the key file is missing, and {sealed} subscription secret(s) in {} are \
+                         sealed with it: restore the key file from where it was backed up (a new \
+                         key cannot open them), or move the database away to start without its \
+                         subscriptions",
+                        path.display()
+                    ),
+                )));
+            }
+        }
         let key = SealKey::load_or_create(&key_file).map_err(key_err)?;
         let hooks = Self::from_connection(rusqlite::Connection::open(path)?, key)?;
         hooks.seal_plaintext()?;
