@@ -23,18 +23,25 @@ struct Ledger {
     order: VecDeque<uuid::Uuid>,
 }
 
-impl KeyLedger {
-    /// The command an earlier request under `key` ran, when it was not `command`.
-    pub fn other_command(&self, key: uuid::Uuid, command: CommandId) -> Option<CommandId> {
-        let ledger = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        ledger.commands.get(&key).copied().filter(|c| *c != command)
-    }
+/// What [`KeyLedger::claim`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was free and is now held for this command: release it if nothing is recorded.
+    New,
+    /// The key already stands for this same command (a retry, or the same request in flight).
+    Same,
+}
 
-    /// Remembers that `key` ran `command` (the first command a key ran stays).
-    pub fn remember(&self, key: uuid::Uuid, command: CommandId) {
+impl KeyLedger {
+    /// Claims `key` for `command` before it runs, under one lock: a key that stands for another
+    /// command (recorded, or another request under the same key still in flight) is refused with
+    /// that command, so two concurrent requests with one key and different bodies cannot both run.
+    pub fn claim(&self, key: uuid::Uuid, command: CommandId) -> Result<Claim, CommandId> {
         let mut ledger = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if ledger.commands.contains_key(&key) {
-            return;
+        match ledger.commands.get(&key) {
+            Some(c) if *c == command => return Ok(Claim::Same),
+            Some(c) => return Err(*c),
+            None => {}
         }
         if ledger.order.len() >= CAPACITY
             && let Some(oldest) = ledger.order.pop_front()
@@ -43,6 +50,17 @@ impl KeyLedger {
         }
         ledger.commands.insert(key, command);
         ledger.order.push_back(key);
+        Ok(Claim::New)
+    }
+
+    /// Frees a key claimed for `command` whose request recorded nothing (a bad body, a refusal not
+    /// on record, a failure), so the caller may use it again for another request.
+    pub fn release(&self, key: uuid::Uuid, command: CommandId) {
+        let mut ledger = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if ledger.commands.get(&key) == Some(&command) {
+            ledger.commands.remove(&key);
+            ledger.order.retain(|k| *k != key);
+        }
     }
 }
 
@@ -54,19 +72,34 @@ mod tests {
     fn a_key_answers_for_its_first_command_and_the_oldest_is_forgotten_first() {
         let ledger = KeyLedger::default();
         let (k, a, b) = (uuid::Uuid::now_v7(), CommandId::new(), CommandId::new());
-        assert_eq!(ledger.other_command(k, a), None);
-        ledger.remember(k, a);
-        assert_eq!(ledger.other_command(k, a), None);
-        assert_eq!(ledger.other_command(k, b), Some(a));
-        ledger.remember(k, b);
-        assert_eq!(ledger.other_command(k, b), Some(a));
+        assert_eq!(ledger.claim(k, a), Ok(Claim::New));
+        assert_eq!(ledger.claim(k, a), Ok(Claim::Same));
+        // Another request under the key is refused while the first is in flight and after it.
+        assert_eq!(ledger.claim(k, b), Err(a));
         for _ in 0..CAPACITY {
-            ledger.remember(uuid::Uuid::now_v7(), CommandId::new());
+            ledger
+                .claim(uuid::Uuid::now_v7(), CommandId::new())
+                .unwrap();
         }
         assert_eq!(
-            ledger.other_command(k, b),
-            None,
+            ledger.claim(k, b),
+            Ok(Claim::New),
             "forgotten after CAPACITY newer keys"
         );
+    }
+
+    #[test]
+    fn a_key_whose_request_recorded_nothing_is_free_again() {
+        let ledger = KeyLedger::default();
+        let (k, a, b) = (uuid::Uuid::now_v7(), CommandId::new(), CommandId::new());
+        assert_eq!(ledger.claim(k, a), Ok(Claim::New));
+        ledger.release(k, b);
+        assert_eq!(
+            ledger.claim(k, b),
+            Err(a),
+            "only its own command releases it"
+        );
+        ledger.release(k, a);
+        assert_eq!(ledger.claim(k, b), Ok(Claim::New));
     }
 }

@@ -58,18 +58,24 @@ pub(crate) async fn run(
 ) -> Result<Accepted, Problem> {
     let id = write.command_id;
     let mut meta = CommandMeta::new(Who::Staff(caller.staff_id)).with_id(id);
+    let mut claimed = None;
     if let Some(key) = write.key {
-        if let Some(earlier) = state.keys().other_command(key, id) {
-            tracing::info!(command = name, %id, %earlier, "Idempotency-Key reused for another request");
-            return Err(Problem::key_reused());
+        match state.keys().claim(key, id) {
+            Err(earlier) => {
+                tracing::info!(command = name, %id, %earlier, "Idempotency-Key reused for another request");
+                return Err(Problem::key_reused());
+            }
+            Ok(crate::keys::Claim::New) => claimed = Some(key),
+            Ok(crate::keys::Claim::Same) => {}
         }
         meta = meta.with_key(key);
     }
     let started = Instant::now();
     let result = state.engine().execute(meta, cmd).await;
     let seconds = started.elapsed().as_secs_f64();
-    if let Some(key) = write.key
-        && matches!(
+    // A key stays taken once its request wrote something (accepted, or a refusal on record).
+    if let Some(key) = claimed
+        && !matches!(
             &result,
             Ok(_)
                 | Err(EngineError::Refused {
@@ -78,7 +84,7 @@ pub(crate) async fn run(
                 })
         )
     {
-        state.keys().remember(key, id);
+        state.keys().release(key, id);
     }
     if let Err(EngineError::Refused {
         refusal,
