@@ -84,7 +84,10 @@ pub fn run(store: &str, projections: Option<&Path>, args: ServeArgs) -> anyhow::
             Some(leads) => Some(crate::serve_demo::prepare(&options, leads).await?),
             None => None,
         };
-        funnel_server::serve(options, shutdown_signal(), |addr| {
+        // The handlers are in place before the server says it listens: a SIGTERM sent as soon as
+        // that line is read stops it cleanly rather than killing it.
+        let shutdown = shutdown_signal()?;
+        funnel_server::serve(options, shutdown, |addr| {
             // One line on standard output for scripts and tests to find the port.
             println!("funnel serve listening on http://{addr}");
             if let Some(demo) = &demo {
@@ -96,24 +99,26 @@ pub fn run(store: &str, projections: Option<&Path>, args: ServeArgs) -> anyhow::
     })
 }
 
-/// Completes on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the ctrl-c and SIGTERM handlers now and returns a future that completes on either.
+/// (`tokio::signal::ctrl_c()` would install its handler only when first polled, which leaves a
+/// moment in which the signal's default action ends the process without saving anything.)
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = interrupt.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
