@@ -281,8 +281,8 @@ pub fn resume(
     Ok(n)
 }
 
-/// Pauses because the owner's authority ended at `position` (unless something changed the
-/// subscription meanwhile).
+/// Pauses at `position` with `reason` (the owner's authority ended there), unless something changed
+/// the subscription meanwhile; whether it did pause.
 pub fn pause_for_authority(
     c: &Connection,
     id: Uuid,
@@ -370,19 +370,7 @@ pub fn pause_gone(
     reason: &str,
     position: Position,
 ) -> Result<(), WebhookError> {
-    c.execute(
-        "UPDATE subscriptions SET paused = 1, paused_reason = ?3, paused_at = ?4,
-             paused_position = ?5, failing = NULL, revision = revision + 1
-         WHERE id = ?1 AND revision = ?2",
-        params![
-            id.to_string(),
-            revision_sql(revision),
-            reason,
-            Utc::now().to_rfc3339(),
-            position_sql(position)
-        ],
-    )?;
-    Ok(())
+    pause_for_authority(c, id, revision, reason, position, Utc::now()).map(|_| ())
 }
 
 pub fn log_attempt(c: &Connection, id: Uuid, d: &Delivery) -> Result<u64, WebhookError> {
