@@ -1,8 +1,8 @@
 //! `funnel bench store` and `funnel bench projections`: Funnel's paths against raw baselines, on the
 //! backend `--store` names. Build with `--release`.
 
+use funnel_app::StoreUrl;
 use funnel_bench::{ProjectionBenchOptions, StoreBenchOptions, Target};
-use funnel_engine::StoreUrl;
 use std::sync::Mutex;
 
 #[derive(Debug, clap::Args)]

@@ -72,8 +72,7 @@ pub enum Command {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let store: funnel_engine::StoreUrl =
-        cli.store.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let store: funnel_app::StoreUrl = cli.store.parse().map_err(|e: String| anyhow::anyhow!(e))?;
     let projections = cli
         .projections
         .clone()
@@ -114,9 +113,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// Opens the store a `--store` URL names, with the URL in the error.
 pub async fn open(
-    url: &funnel_engine::StoreUrl,
+    url: &funnel_app::StoreUrl,
 ) -> anyhow::Result<std::sync::Arc<dyn funnel_store::EventStore>> {
-    funnel_engine::open_store(url)
+    funnel_app::open_store(url)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open store {url:?}: {e}"))
 }

@@ -1,8 +1,9 @@
 //! `funnel demo`: writes the demo history into the chosen store, with a progress bar.
 
+use funnel_app::StoreUrl;
 use funnel_demo::DemoOptions;
 use funnel_domain::Policy;
-use funnel_engine::{Engine, StoreUrl};
+use funnel_engine::Engine;
 use funnel_types::SystemClock;
 use std::sync::Arc;
 use std::time::Instant;

@@ -1,6 +1,6 @@
 //! `funnel export events`: streams the raw log, decoded, as NDJSON or CloudEvents JSON lines.
 
-use funnel_engine::StoreUrl;
+use funnel_app::StoreUrl;
 use funnel_store::Filter;
 use funnel_types::Position;
 use std::io::Write;

@@ -1,7 +1,7 @@
 //! `funnel form N ID`: one of the manual's six standard forms, built from the record, as a
 //! printable HTML page or a CSV spreadsheet.
 
-use funnel_engine::StoreUrl;
+use funnel_app::StoreUrl;
 use funnel_forms::FormKind;
 use funnel_types::StreamId;
 use std::io::Write;

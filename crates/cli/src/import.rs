@@ -8,7 +8,7 @@
 //! each append carries the original command id, so re-running an import (after an interruption, or
 //! of an overlapping export) writes only what is missing.
 
-use funnel_engine::StoreUrl;
+use funnel_app::StoreUrl;
 use funnel_store::{AppendRequest, EventStore, ProposedEvent, StoreError};
 use funnel_types::{CommandId, Envelope, ExpectedVersion, Position, StreamId, Version};
 use serde::Serialize;

@@ -3,8 +3,9 @@
 //! at start; idempotent).
 
 use crate::cli::open;
+use funnel_app::StoreUrl;
 use funnel_domain::Policy;
-use funnel_engine::{Engine, StoreUrl};
+use funnel_engine::Engine;
 use funnel_types::SystemClock;
 use std::sync::Arc;
 

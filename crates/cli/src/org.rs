@@ -5,9 +5,10 @@
 //! department or an executive; the domain decides either way and the log records who did it. Once
 //! the first headquarters member has a token, the same is possible over HTTP (`/offices`, `/staff`).
 
+use funnel_app::StoreUrl;
 use funnel_domain::Policy;
 use funnel_domain::org::{OfficeCommand, StaffCommand};
-use funnel_engine::{Command, CommandMeta, Engine, StoreUrl, Who};
+use funnel_engine::{Command, CommandMeta, Engine, Who};
 use funnel_server::auth::Access;
 use funnel_types::{OfficeId, Position, Role, StaffId, SystemClock};
 use serde_json::Value;

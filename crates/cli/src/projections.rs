@@ -4,7 +4,7 @@
 //! saved with their checkpoints so the next query starts where this one stopped.
 
 use anyhow::Context;
-use funnel_engine::StoreUrl;
+use funnel_app::StoreUrl;
 use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
 use funnel_projections::{Runner, RunnerOptions};
 use funnel_store::EventStore;

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
-use funnel_engine::StoreUrl;
+use funnel_app::StoreUrl;
 use funnel_projections::ReadModel;
 use funnel_projections::models::*;
 use funnel_store::{EventStore, Filter};

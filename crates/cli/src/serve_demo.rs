@@ -11,9 +11,10 @@
 //!   work the moment the address is printed.
 
 use anyhow::Context;
+use funnel_app::StoreUrl;
 use funnel_demo::{DemoOptions, DemoReport, Expect, World};
 use funnel_domain::{Policy, RefusalCode};
-use funnel_engine::{Command, Engine, StoreUrl, Who};
+use funnel_engine::{Command, Engine, Who};
 use funnel_server::ServeOptions;
 use funnel_server::auth::{Access, token_hash};
 use funnel_store::EventStore;
@@ -69,7 +70,7 @@ pub async fn prepare(options: &ServeOptions, leads: usize) -> anyhow::Result<Pre
     let url: StoreUrl = options.store.url.parse().map_err(anyhow::Error::msg)?;
     // The log is created here, before `serve` opens it: with the replicas of the settings.
     let replicas = options.store.log_replicas(&options.store.url);
-    let store = funnel_engine::open_store_with_replicas(&url, Some(replicas))
+    let store = funnel_app::open_store_with_replicas(&url, Some(replicas))
         .await
         .map_err(|e| anyhow::anyhow!("cannot open store {url:?}: {e}"))?;
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));

@@ -3,7 +3,7 @@
 //! does on its own because moving a stream copies all of it.
 
 use anyhow::{Context, bail};
-use funnel_engine::StoreUrl;
+use funnel_app::StoreUrl;
 use funnel_store_nats::ReplicaProgress;
 use std::time::Duration;
 

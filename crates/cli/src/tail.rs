@@ -2,7 +2,7 @@
 //! event kind, as text lines, JSON lines or CloudEvents.
 
 use anyhow::Context;
-use funnel_engine::StoreUrl;
+use funnel_app::StoreUrl;
 use funnel_notify::Kinds;
 use funnel_store::SubscriptionItem;
 use funnel_types::Position;

@@ -2,8 +2,9 @@
 //! reactions, or just run) and `funnel tasks` (open tasks by assignee, and since when).
 
 use anyhow::Context;
+use funnel_app::StoreUrl;
 use funnel_domain::{Event, Policy, StaffInfo};
-use funnel_engine::{Engine, StoreUrl};
+use funnel_engine::Engine;
 use funnel_projections::ReadModel;
 use funnel_store::Filter;
 use funnel_types::{Position, StaffId, SystemClock, WorkflowId};

@@ -14,9 +14,10 @@
 //! bounded; the load is bounded in count. `FUNNEL_SOAK=1` runs a longer load.
 
 use async_nats::jetstream::{self, consumer, stream};
+use funnel_app::StoreUrl;
 use funnel_domain::Policy;
 use funnel_domain::org::{OfficeCommand, StaffCommand};
-use funnel_engine::{Command, CommandMeta, Engine, StoreUrl, Who};
+use funnel_engine::{Command, CommandMeta, Engine, Who};
 use funnel_store::{EventStore, Filter};
 use funnel_testkit::NatsCluster;
 use funnel_types::{OfficeId, Position, Role, StaffId, SystemClock};
@@ -282,7 +283,7 @@ impl Drop for Server {
 /// An office, an engineer and a manager, written before the server starts (this creates the log
 /// stream with three replicas).
 async fn bootstrap(url: &StoreUrl) {
-    let store = funnel_engine::open_store_with_replicas(url, Some(3))
+    let store = funnel_app::open_store_with_replicas(url, Some(3))
         .await
         .expect("store");
     let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
@@ -576,7 +577,7 @@ async fn writes_resume_while_a_stream_leader_is_down_and_nothing_is_lost_or_doub
     );
 
     // Every acknowledged write is in the log exactly once, and nothing else was registered.
-    let reader = funnel_engine::open_store(&url).await.expect("store");
+    let reader = funnel_app::open_store(&url).await.expect("store");
     let events = whole_log(reader.as_ref()).await;
     let mut registered: BTreeMap<String, usize> = BTreeMap::new();
     for e in events
@@ -643,7 +644,7 @@ async fn an_existing_stream_keeps_its_replicas_until_the_operator_changes_them()
     let store = cluster.url_list();
     let dir = tempfile::tempdir().expect("tempdir");
     let url: StoreUrl = store.parse().expect("url");
-    funnel_engine::open_store_with_replicas(&url, Some(1))
+    funnel_app::open_store_with_replicas(&url, Some(1))
         .await
         .expect("a log with one replica");
     let server =

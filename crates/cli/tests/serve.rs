@@ -15,9 +15,10 @@
 //! This test lives in the CLI package (not `tests/it`) because `env!("CARGO_BIN_EXE_funnel")`, the
 //! reliable way to find the freshly built binary, is only set for the binary's own package.
 
+use funnel_app::StoreUrl;
 use funnel_domain::Policy;
 use funnel_domain::org::{OfficeCommand, StaffCommand};
-use funnel_engine::{Command, CommandMeta, Engine, StoreUrl, Who};
+use funnel_engine::{Command, CommandMeta, Engine, Who};
 use funnel_testkit::NatsServer;
 use funnel_types::{OfficeId, Role, StaffId, SystemClock};
 use serde_json::{Value, json};
@@ -102,7 +103,7 @@ impl Backend {
 
 /// An office, two engineers and their manager, written through the engine before the server starts.
 async fn bootstrap(url: &StoreUrl) {
-    let store = funnel_engine::open_store(url).await.expect("store");
+    let store = funnel_app::open_store(url).await.expect("store");
     let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
     let sys = || CommandMeta::new(Who::System("bootstrap".into()));
     let office = OfficeId::derived("SH");

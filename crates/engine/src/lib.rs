@@ -12,15 +12,12 @@
 //! (`RecordBudget`), past which the refusal is still answered but not recorded again.
 
 mod budget;
-
 mod command;
 mod keys;
-mod open;
 
 pub use budget::RecordBudget;
 pub use command::{Command, Who};
 pub use keys::KeyReservations;
-pub use open::{StoreUrl, open_store, open_store_with_replicas};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};

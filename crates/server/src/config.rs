@@ -316,7 +316,7 @@ impl ServeOptions {
         self.listen_addr()?;
         self.store
             .url
-            .parse::<funnel_engine::StoreUrl>()
+            .parse::<funnel_app::StoreUrl>()
             .map_err(|e| ConfigError(format!("store.url `{}`: {e}", self.store.url)))?;
         for (name, value) in [
             ("store.replicas", self.store.replicas),

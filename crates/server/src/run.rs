@@ -6,8 +6,9 @@
 
 use crate::config::{LogFormat, LogOptions, ServeOptions};
 use crate::{AppState, auth, router};
+use funnel_app::StoreUrl;
 use funnel_domain::Policy;
-use funnel_engine::{Engine, StoreUrl};
+use funnel_engine::Engine;
 use funnel_notify::nats::{RepublishError, RepublishOptions, Republisher};
 use funnel_notify::webhooks::{Dispatcher, Webhooks};
 use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
@@ -111,7 +112,7 @@ pub async fn serve(
     options.validate()?;
     let url: StoreUrl = options.store.url.parse().map_err(crate::ConfigError)?;
     let replicas = options.store.log_replicas(&options.store.url);
-    let store = funnel_engine::open_store_with_replicas(&url, Some(replicas))
+    let store = funnel_app::open_store_with_replicas(&url, Some(replicas))
         .await
         .map_err(|source| ServeError::Store {
             url: options.store.url.clone(),

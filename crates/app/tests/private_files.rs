@@ -2,7 +2,7 @@
 //! for it `0700`, the database and its `-wal`/`-shm` `0600`; a folder that exists is left alone.
 #![cfg(unix)]
 
-use funnel_engine::{StoreUrl, open_store};
+use funnel_app::{StoreUrl, open_store};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
