@@ -3,7 +3,22 @@
 //!
 //! - `open`: the choice of storage backend from a URL; the engine and the read models know only
 //!   the store contract (`funnel_store::EventStore`).
+//! - [`auth`]: the one function that turns a credential into the acting person
+//!   ([`auth::authenticate`]), with their role, office and read scope ([`auth::Caller`]); the
+//!   command line acts as [`auth::Caller::local_operator`].
+//! - [`reads`]: what queries read from ([`Reads`]: the store, the read models, as-of replays),
+//!   naming offices and people, paging.
+//! - [`query`]: typed queries and typed answers (with JSON Schemas) for every report, list and
+//!   record; errors are [`AppError`] (a kind, a stable code, English and Chinese).
 
+pub mod auth;
+pub mod error;
 mod open;
+pub mod query;
+pub mod reads;
+mod replays;
 
+pub use error::{AppError, ErrorKind};
 pub use open::{StoreUrl, open_store, open_store_with_replicas};
+pub use reads::{Paging, ReadOptions, Reads};
+pub use replays::Replays;

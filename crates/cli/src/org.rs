@@ -274,7 +274,7 @@ pub async fn office(url: &StoreUrl, args: OfficeArgs) -> anyhow::Result<()> {
             );
         }
         OfficeWhat::List { json } => {
-            let rows: Vec<Value> = directory
+            let rows: Vec<funnel_app::query::org::OfficeRow> = directory
                 .offices
                 .keys()
                 .filter_map(|id| directory.office_row(*id))
@@ -286,12 +286,7 @@ pub async fn office(url: &StoreUrl, args: OfficeArgs) -> anyhow::Result<()> {
             for r in &rows {
                 println!(
                     "{}  {:<6} {:<20} {:<16} {:<8} staff={}",
-                    r["id"].as_str().unwrap_or(""),
-                    r["code"].as_str().unwrap_or(""),
-                    r["name"].as_str().unwrap_or(""),
-                    r["timezone"].as_str().unwrap_or(""),
-                    r["region"].as_str().unwrap_or(""),
-                    r["active_staff"],
+                    r.id, r.code, r.name, r.timezone, r.region, r.active_staff,
                 );
             }
         }

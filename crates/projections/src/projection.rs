@@ -10,7 +10,7 @@ use std::any::Any;
 
 /// An event a projection could not use: it does not decode, or the model refused it. The runner
 /// records it with the reason and moves the checkpoint past it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Parked {
     pub position: Position,
     pub event_type: String,

@@ -8,7 +8,7 @@ use funnel_types::Position;
 use serde::Serialize;
 
 /// Where a projection stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProjectionState {
     /// Behind the last head the runner has seen.
@@ -20,7 +20,7 @@ pub enum ProjectionState {
 }
 
 /// How far a rebuild has come.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RebuildProgress {
     pub name: &'static str,
     /// Events the fresh state has taken (applied or parked).
@@ -33,7 +33,7 @@ pub struct RebuildProgress {
 }
 
 /// The state of one projection.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ProjectionStatus {
     pub name: &'static str,
     /// `ReadModel::VERSION` in this build.

@@ -22,7 +22,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod problem;
 mod routes;
-pub use routes::read::Replays;
+pub use funnel_app::Replays;
 mod run;
 pub mod tokens;
 
@@ -55,13 +55,13 @@ struct Inner {
     options: ServeOptions,
     /// Requests to the saga runtime of this process, when it runs one.
     workflows: std::sync::OnceLock<tokio::sync::mpsc::Sender<funnel_workflows::Control>>,
-    /// As-of replays: how many run at once, and recent results.
-    replays: Replays,
+    /// What the queries read: the store, the read models, the as-of replays.
+    reads: funnel_app::Reads,
 }
 
 impl AppState {
     /// The state over an engine (and its store) and a runner that something keeps following the log
-    /// (see [`funnel_projections::follow`]); the runner must have [`auth::Access`] registered.
+    /// (see [`funnel_projections::follow`]); the runner must have [`auth::Access`] registered (see [`open_runner`]).
     /// The webhook subscriptions are kept in `webhooks` (their dispatcher runs apart).
     pub fn new(
         engine: Engine,
@@ -69,6 +69,16 @@ impl AppState {
         webhooks: funnel_notify::webhooks::Webhooks,
         options: ServeOptions,
     ) -> Self {
+        let reads = funnel_app::Reads::new(
+            engine.store().clone(),
+            runner.clone(),
+            funnel_app::ReadOptions {
+                read_wait: std::time::Duration::from_millis(options.http.read_wait_ms),
+                auth_wait: std::time::Duration::from_millis(options.http.auth_wait_ms),
+                max_replays: options.http.max_replays,
+                replay_cache: options.http.replay_cache,
+            },
+        );
         Self {
             inner: Arc::new(Inner {
                 engine,
@@ -77,7 +87,7 @@ impl AppState {
                 metrics: metrics::Metrics::default(),
                 keys: keys::KeyLedger::default(),
                 workflows: std::sync::OnceLock::new(),
-                replays: Replays::new(options.http.max_replays, options.http.replay_cache),
+                reads,
                 options,
             }),
         }
@@ -101,7 +111,12 @@ impl AppState {
 
     /// The as-of replays' limit and cache.
     pub fn replays(&self) -> &Replays {
-        &self.inner.replays
+        self.inner.reads.replays()
+    }
+
+    /// The read side the queries of `funnel_app::query` run against.
+    pub fn reads(&self) -> &funnel_app::Reads {
+        &self.inner.reads
     }
 
     pub fn metrics(&self) -> &metrics::Metrics {

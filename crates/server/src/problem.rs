@@ -226,6 +226,27 @@ impl From<EngineError> for Problem {
     }
 }
 
+/// A failed query or authentication, said over HTTP: the kind becomes the status, the code and
+/// both messages stay as they are.
+impl From<funnel_app::AppError> for Problem {
+    fn from(e: funnel_app::AppError) -> Self {
+        use funnel_app::ErrorKind;
+        let status = match e.kind {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut p = Problem::new(status, &e.code, e.message_en, e.message_zh);
+        p.retry_after = e.retry_after;
+        p
+    }
+}
+
 impl From<funnel_store::StoreError> for Problem {
     fn from(e: funnel_store::StoreError) -> Self {
         EngineError::Store(e).into()

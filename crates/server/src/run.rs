@@ -5,7 +5,7 @@
 //! (which saves the read models) and the sagas.
 
 use crate::config::{LogFormat, LogOptions, ServeOptions};
-use crate::{AppState, auth, router};
+use crate::{AppState, router};
 use funnel_app::StoreUrl;
 use funnel_domain::Policy;
 use funnel_engine::Engine;
@@ -93,7 +93,7 @@ pub fn beside_store(url: &StoreUrl, name: &str, ext: &str) -> PathBuf {
 pub fn open_runner(path: &Path) -> Result<Runner, RunnerError> {
     let mut runner = Runner::open(path, RunnerOptions::default())?;
     runner
-        .register::<auth::Access>()?
+        .register::<funnel_app::auth::Access>()?
         .register::<Pipeline>()?
         .register::<Touches>()?
         .register::<Conflicts>()?

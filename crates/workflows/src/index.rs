@@ -22,7 +22,7 @@ pub(crate) struct Inst {
 }
 
 /// A timer waiting to fire.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PendingTimer {
     pub workflow_id: WorkflowId,
     pub timer_id: TimerId,
@@ -31,7 +31,7 @@ pub struct PendingTimer {
 }
 
 /// A reaction parked on an instance, waiting for `funnel workflows retry`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ParkedReaction {
     /// The event (or timer) whose reaction failed.
     pub cause: EventId,
@@ -39,7 +39,7 @@ pub struct ParkedReaction {
 }
 
 /// One instance as `funnel workflows` lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct InstanceSummary {
     pub id: WorkflowId,
     /// `None` for an instance whose first reaction was parked before it could start.

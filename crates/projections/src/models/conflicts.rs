@@ -12,7 +12,7 @@ use funnel_types::{
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DuplicateRegistration {
     pub lead_id: LeadId,
     pub office: OfficeId,
@@ -21,7 +21,7 @@ pub struct DuplicateRegistration {
     pub position: Position,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConflictDecision {
     pub winner: StaffId,
     pub decided_by: StaffId,
@@ -30,7 +30,7 @@ pub struct ConflictDecision {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConflictCase {
     pub lead_id: LeadId,
     pub office: OfficeId,
@@ -39,7 +39,7 @@ pub struct ConflictCase {
     pub decision: Option<ConflictDecision>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RefusedTouch {
     pub lead_id: LeadId,
     pub office: OfficeId,
@@ -52,7 +52,7 @@ pub struct RefusedTouch {
     pub position: Position,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Approval {
     pub party: ApprovalParty,
     pub by: StaffId,
@@ -60,7 +60,7 @@ pub struct Approval {
 }
 
 /// How a reassignment ended.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ReassignmentOutcome {
     Pending,
@@ -78,7 +78,7 @@ pub enum ReassignmentOutcome {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReassignmentCase {
     pub lead_id: LeadId,
     pub office: OfficeId,
@@ -92,7 +92,7 @@ pub struct ReassignmentCase {
 }
 
 /// How an engineer came to own leads, per office.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OwnershipCounts {
     pub first_to_register: u64,
     pub manager_assigned: u64,

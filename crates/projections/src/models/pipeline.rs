@@ -158,7 +158,7 @@ impl Pipeline {
 }
 
 /// Leads and amounts in one bucket.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Bucket {
     pub leads: u64,
     pub amount_cny: u64,
@@ -172,7 +172,7 @@ impl Bucket {
 }
 
 /// Conversion through the funnel, against the manual's rule of thumb.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Conversion {
     pub reached_valid: u64,
     pub reached_prospect: u64,
@@ -186,7 +186,7 @@ pub struct Conversion {
 }
 
 /// Time spent in a stage before leaving it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct StageTime {
     pub stage: Stage,
     pub stays: u64,
@@ -195,7 +195,7 @@ pub struct StageTime {
 }
 
 /// An open lead nobody visited for a while.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AgeingLead {
     pub lead_id: LeadId,
     pub customer: String,
@@ -205,7 +205,7 @@ pub struct AgeingLead {
 }
 
 /// One office's pipeline report.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct OfficeReport {
     pub office: OfficeId,
     pub name: String,

@@ -30,7 +30,7 @@ pub struct PlanRow {
 }
 
 /// On time / late / missing counts.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Compliance {
     pub on_time: u64,
     pub late: u64,
@@ -38,7 +38,7 @@ pub struct Compliance {
 }
 
 /// One engineer's compliance.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct EngineerCompliance {
     pub engineer: StaffId,
     pub name: String,

@@ -11,21 +11,20 @@ use crate::AppState;
 use crate::auth::{Access, Caller};
 use crate::extract::{Q, RawBody, path_id, write_id};
 use crate::problem::Problem;
-use crate::routes::read::{
-    page, page_limit, resolve_optional_office, staff_named, wait_for, with_model,
-};
+use crate::routes::read::{resolve_optional_office, staff_named, with_model};
 use crate::routes::write::{WriteResult, execute, run};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use funnel_app::Paging;
+use funnel_app::query::org::{CalendarYear, OfficeList, StaffPage, StaffQuery};
 use funnel_domain::org::{OfficeCommand, StaffCommand};
 use funnel_domain::{Refusal, RefusalCode};
 use funnel_engine::Command;
 use funnel_types::{Position, Role, StaffId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 /// `POST /offices`: open an office.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -118,23 +117,16 @@ pub async fn list_offices(
     State(state): State<AppState>,
     _caller: Caller,
     Q(params): Q<StaffParams>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<OfficeList>, Problem> {
     if params.office.is_some() || params.after.is_some() || params.limit.is_some() {
         return Err(Problem::bad_request(
             "office",
             "`GET /offices` lists every office at once (only `at_least` applies); `GET /staff?office=` lists one office's staff",
         ));
     }
-    wait_for(&state, params.at_least).await?;
-    let offices: Vec<Value> = with_model(&state, |access: &Access, _| {
-        access
-            .offices
-            .keys()
-            .filter_map(|id| access.office_row(*id))
-            .collect()
-    })
-    .await?;
-    Ok(Json(json!({ "offices": offices })))
+    Ok(Json(
+        funnel_app::query::org::offices(state.reads(), params.at_least).await?,
+    ))
 }
 
 /// `GET /staff?office=`: the members of staff the caller may see. Token ids (never the tokens),
@@ -144,47 +136,19 @@ pub async fn list_staff(
     State(state): State<AppState>,
     caller: Caller,
     Q(params): Q<StaffParams>,
-) -> Result<Json<Value>, Problem> {
-    let asked = resolve_optional_office(&state, params.office.as_deref()).await?;
-    let scope = caller.scope(asked)?;
-    let limit = page_limit(params.limit)?;
-    wait_for(&state, params.at_least).await?;
-    let (staff, next) = with_model(&state, |access: &Access, _| {
-        let in_scope = access.staff.iter().filter(|(_, s)| match scope {
-            Some(o) => s.office == Some(o),
-            None => true,
-        });
-        let (rows, next) = page(in_scope, |(id, _)| **id, params.after.as_ref(), limit);
-        let staff: Vec<Value> = rows
-            .into_iter()
-            .map(|(id, s)| {
-                let mut row = json!({ "id": id, "name": s.name, "role": s.role,
-                    "office": s.office, "active": s.active });
-                if caller.reads_all() || *id == caller.staff_id {
-                    row["tokens"] = access
-                        .tokens
-                        .values()
-                        .filter(|t| t.staff_id == *id)
-                        .map(|t| {
-                            json!({ "token_id": t.token_id, "revoked": t.revoked,
-                                "issued_by": t.issued_by })
-                        })
-                        .collect();
-                }
-                row
-            })
-            .collect();
-        (staff, next)
-    })
-    .await?;
-    Ok(Json(json!({ "staff": staff, "next": next })))
+) -> Result<Json<StaffPage>, Problem> {
+    let q = StaffQuery {
+        paging: Paging::bounded(params.after, params.limit)?,
+        office: params.office,
+        at_least: params.at_least,
+    };
+    Ok(Json(
+        funnel_app::query::org::staff(state.reads(), &caller, q).await?,
+    ))
 }
 
 fn year_param(text: &str) -> Result<i32, Problem> {
-    text.parse::<i32>()
-        .ok()
-        .filter(|y| (0..=9999).contains(y))
-        .ok_or_else(|| Problem::bad_request("year", format!("`{text}` is not a year")))
+    Ok(funnel_app::query::org::year(text)?)
 }
 
 /// `GET /calendar/{year}`: the year's published holidays and make-up working days (none published:
@@ -193,26 +157,11 @@ pub async fn calendar(
     State(state): State<AppState>,
     _caller: Caller,
     Path(year): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<CalendarYear>, Problem> {
     let year = year_param(&year)?;
-    let stream = funnel_types::StreamId::new("calendar", year).map_err(Problem::internal)?;
-    let records = funnel_store::read_whole_stream(state.store().as_ref(), &stream).await?;
-    let mut published = None;
-    for rec in &records {
-        if let funnel_domain::Event::CalendarPublished(e) = funnel_codec::decode_recorded(rec)
-            .map_err(Problem::internal)?
-            .payload
-        {
-            published = Some((e, rec.meta.occurred_at, rec.meta.actor.clone()));
-        }
-    }
-    Ok(Json(match published {
-        Some((e, at, actor)) => json!({ "year": year, "published": true, "holidays": e.holidays,
-            "workdays": e.workdays, "note": e.note, "published_at": at, "published_by": actor,
-            "version": records.len() }),
-        None => json!({ "year": year, "published": false, "holidays": [], "workdays": [],
-            "note": "", "version": 0 }),
-    }))
+    Ok(Json(
+        funnel_app::query::org::calendar(state.reads(), year).await?,
+    ))
 }
 
 /// `POST /calendar/{year}`: the sales department or an executive publishes the year's calendar.

@@ -21,13 +21,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use funnel_app::Paging;
+use funnel_app::query::webhooks::{self as query, DeliveryPage, SubscriptionPage};
 use funnel_domain::RefusalCode;
 use funnel_notify::webhooks::{NewSubscription, Subscription, WebhookError};
 use funnel_notify::{Kinds, Selector};
-use funnel_types::{OfficeId, Position, Role};
+use funnel_types::{OfficeId, Position};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// `POST /webhooks`: a new subscription.
@@ -77,55 +78,12 @@ pub struct DeliveryParams {
 
 /// What the caller may do with subscriptions: `None` for any offices, `Some(office)` for one.
 fn scope(caller: &Caller, change: bool) -> Result<Option<OfficeId>, Problem> {
-    match caller.role {
-        Role::SalesDepartment | Role::KeyAccountDepartment | Role::Executive => Ok(None),
-        Role::Auditor if !change => Ok(None),
-        Role::OfficeManager => caller.office.map(Some).ok_or_else(|| {
-            Problem::forbidden(
-                RefusalCode::RoleNotPermitted,
-                "an office manager with no office cannot manage webhooks",
-                "未分配办事处的经理不能管理 Webhook",
-            )
-        }),
-        Role::Auditor => Err(Problem::forbidden(
-            RefusalCode::ReadOnly,
-            "auditors read webhook subscriptions but change nothing",
-            "审计员只能查看 Webhook 订阅，不能修改",
-        )),
-        Role::SalesEngineer | Role::OfficeAssistant => Err(Problem::forbidden(
-            RefusalCode::RoleNotPermitted,
-            format!(
-                "a {} cannot manage webhooks; office managers and headquarters can",
-                caller.role
-            ),
-            format!(
-                "{}不能管理 Webhook，办事处经理和总部可以",
-                caller.role.label_zh()
-            ),
-        )),
-    }
-}
-
-/// Whether the caller sees network details of deliveries (headquarters and auditors do).
-fn sees_network_detail(caller: &Caller) -> bool {
-    !matches!(
-        caller.role,
-        Role::OfficeManager | Role::OfficeAssistant | Role::SalesEngineer
-    )
+    Ok(query::scope(caller, change)?)
 }
 
 /// The subscription as the caller may see it.
 fn shown(caller: &Caller, sub: Subscription) -> Subscription {
-    if sees_network_detail(caller) {
-        sub
-    } else {
-        sub.without_network_detail()
-    }
-}
-
-/// Whether a subscription is within the caller's scope.
-fn visible(scope: Option<OfficeId>, sub: &Subscription) -> bool {
-    scope.is_none_or(|o| sub.offices == [o])
+    query::shown(caller, sub)
 }
 
 fn problem(e: WebhookError) -> Problem {
@@ -158,11 +116,7 @@ fn problem(e: WebhookError) -> Problem {
 /// The subscription `id`, if the caller may see it (others' subscriptions are not found).
 fn find(state: &AppState, scope: Option<OfficeId>, id: &str) -> Result<Subscription, Problem> {
     let id: Uuid = path_id("webhook id", id)?;
-    let sub = state.webhooks().get(id).map_err(problem)?;
-    if !visible(scope, &sub) {
-        return Err(problem(WebhookError::NotFound(id)));
-    }
-    Ok(sub)
+    Ok(query::find(state.webhooks(), scope, id)?)
 }
 
 /// `POST /webhooks`.
@@ -245,20 +199,11 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Q(params): Q<ListParams>,
-) -> Result<Json<Value>, Problem> {
-    let scope = scope(&caller, false)?;
-    let limit = crate::routes::read::page_limit(params.limit)?;
-    let mut subs: Vec<Subscription> = state
-        .webhooks()
-        .list()
-        .map_err(problem)?
-        .into_iter()
-        .filter(|s| visible(scope, s))
-        .map(|s| shown(&caller, s))
-        .collect();
-    subs.sort_by_key(|s| s.id);
-    let (subs, next) = crate::routes::read::page(subs, |s| s.id, params.after.as_ref(), limit);
-    Ok(Json(json!({ "subscriptions": subs, "next": next })))
+) -> Result<Json<SubscriptionPage>, Problem> {
+    // The role is checked before the page size, as it always was.
+    scope(&caller, false)?;
+    let paging = Paging::bounded(params.after, params.limit)?;
+    Ok(Json(query::list(state.webhooks(), &caller, paging)?))
 }
 
 /// `GET /webhooks/{id}`.
@@ -267,8 +212,9 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Subscription>, Problem> {
-    let scope = scope(&caller, false)?;
-    find(&state, scope, &id).map(|s| Json(shown(&caller, s)))
+    scope(&caller, false)?;
+    let id: Uuid = path_id("webhook id", &id)?;
+    Ok(Json(query::get(state.webhooks(), &caller, id)?))
 }
 
 /// `DELETE /webhooks/{id}`.
@@ -328,23 +274,14 @@ pub async fn deliveries(
     caller: Caller,
     Path(id): Path<String>,
     Q(params): Q<DeliveryParams>,
-) -> Result<Json<Value>, Problem> {
-    let scope = scope(&caller, false)?;
-    let sub = find(&state, scope, &id)?;
-    let limit = params.limit.unwrap_or(100).clamp(1, 1000);
-    let page = state
-        .webhooks()
-        .deliveries(sub.id, params.before, limit)
-        .map_err(problem)?;
-    let next = (page.len() == limit)
-        .then(|| page.last().map(|d| d.seq))
-        .flatten();
-    let page: Vec<_> = if sees_network_detail(&caller) {
-        page
-    } else {
-        page.into_iter()
-            .map(|d| d.without_network_detail())
-            .collect()
-    };
-    Ok(Json(json!({ "deliveries": page, "next_before": next })))
+) -> Result<Json<DeliveryPage>, Problem> {
+    scope(&caller, false)?;
+    let id: Uuid = path_id("webhook id", &id)?;
+    Ok(Json(query::deliveries(
+        state.webhooks(),
+        &caller,
+        id,
+        params.before,
+        params.limit,
+    )?))
 }

@@ -7,15 +7,17 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::extract::{Q, RawBody, path_id};
 use crate::problem::Problem;
-use crate::routes::read::{page_limit, resolve_optional_office, wait_for, with_model};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use funnel_app::Paging;
+use funnel_app::query::work::{
+    self, InstanceStatus, InstanceView, WorkflowDetail, WorkflowPage, WorkflowsQuery,
+};
 use funnel_domain::RefusalCode;
 use funnel_domain::events::WorkflowKind;
-use funnel_store::read_whole_stream;
-use funnel_types::{Role, StreamId, WorkflowId};
-use funnel_workflows::{Control, InstanceSummary, Instances};
+use funnel_types::{Role, WorkflowId};
+use funnel_workflows::Control;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -29,18 +31,10 @@ pub struct ListParams {
     /// One kind, e.g. `reassignment`.
     pub kind: Option<WorkflowKind>,
     /// `active`, `parked` (reactions waiting for a retry) or `completed`.
-    pub status: Option<Status>,
+    pub status: Option<InstanceStatus>,
     /// Instances after this id (the previous page's `next`).
     pub after: Option<WorkflowId>,
     pub limit: Option<usize>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Active,
-    Parked,
-    Completed,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -49,58 +43,20 @@ pub struct ShowParams {
     pub at_least: Option<u64>,
 }
 
-fn row(s: &InstanceSummary, updated_at: Option<chrono::DateTime<chrono::Utc>>) -> Value {
-    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
-    v["status"] = json!(s.status());
-    v["updated_at"] = json!(updated_at);
-    v
-}
-
-fn visible(caller: &Caller, s: &InstanceSummary) -> bool {
-    caller.reads_all() || (s.office.is_some() && s.office == caller.office)
-}
-
 /// `GET /workflows?office=&kind=&status=&after=&limit=`: instances in id order, a page at a time.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Q(params): Q<ListParams>,
-) -> Result<Json<Value>, Problem> {
-    let limit = page_limit(params.limit)?;
-    let asked = resolve_optional_office(&state, params.office.as_deref()).await?;
-    let scope = caller.scope(asked)?;
-    wait_for(&state, params.at_least).await?;
-    let (out, next) = with_model(&state, |model: &Instances, _| {
-        let mut out = Vec::new();
-        let mut next = None;
-        for (id, r) in model.rows() {
-            if params.after.is_some_and(|a| id <= a) {
-                continue;
-            }
-            let s = InstanceSummary::of(id, &r.state, funnel_types::Version(r.version));
-            let keep = visible(&caller, &s)
-                && scope.is_none_or(|o| s.office == Some(o))
-                && params.kind.is_none_or(|k| s.kind == Some(k))
-                && params.status.is_none_or(|st| match st {
-                    Status::Active => s.active && s.parked.is_empty(),
-                    Status::Parked => !s.parked.is_empty(),
-                    Status::Completed => !s.active && s.parked.is_empty(),
-                });
-            if !keep {
-                continue;
-            }
-            if out.len() == limit {
-                next = out
-                    .last()
-                    .and_then(|v: &Value| v["id"].as_str().map(str::to_string));
-                break;
-            }
-            out.push(row(&s, r.updated_at));
-        }
-        (out, next)
-    })
-    .await?;
-    Ok(Json(json!({ "instances": out, "next": next })))
+) -> Result<Json<WorkflowPage>, Problem> {
+    let q = WorkflowsQuery {
+        paging: Paging::bounded(params.after, params.limit)?,
+        office: params.office,
+        kind: params.kind,
+        status: params.status,
+        at_least: params.at_least,
+    };
+    Ok(Json(work::workflows(state.reads(), &caller, q).await?))
 }
 
 fn not_found(id: WorkflowId) -> Problem {
@@ -111,34 +67,13 @@ fn not_found(id: WorkflowId) -> Problem {
     )
 }
 
-/// The instance, if the caller may see it (another office's is "not found" for office roles only
-/// after saying whose it is, as other reads do).
+/// The instance, if the caller may see it.
 async fn visible_instance(
     state: &AppState,
     caller: &Caller,
     id: WorkflowId,
-) -> Result<(InstanceSummary, Option<chrono::DateTime<chrono::Utc>>), Problem> {
-    let (s, updated_at) = with_model(state, |model: &Instances, _| {
-        model.by_id.get(&id).map(|r| {
-            (
-                InstanceSummary::of(id, &r.state, funnel_types::Version(r.version)),
-                r.updated_at,
-            )
-        })
-    })
-    .await?
-    .ok_or_else(|| not_found(id))?;
-    if !visible(caller, &s) {
-        return Err(match s.office {
-            Some(o) => caller.check_read(o).err().unwrap_or_else(|| not_found(id)),
-            None => Problem::forbidden(
-                RefusalCode::OtherOffice,
-                "this workflow belongs to headquarters; office roles read their own office's",
-                "该流程属于总部，办事处人员只能查看本办事处的流程",
-            ),
-        });
-    }
-    Ok((s, updated_at))
+) -> Result<InstanceView, Problem> {
+    Ok(work::visible_instance(state.reads(), caller, id).await?)
 }
 
 /// `GET /workflows/{id}`: one instance and its own events.
@@ -147,26 +82,10 @@ pub async fn show(
     caller: Caller,
     Path(id): Path<String>,
     Q(params): Q<ShowParams>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<WorkflowDetail>, Problem> {
     let id: WorkflowId = path_id("workflow id", &id)?;
-    wait_for(&state, params.at_least).await?;
-    let (s, updated_at) = visible_instance(&state, &caller, id).await?;
-    let stream = StreamId::new("workflow", id).map_err(Problem::internal)?;
-    let records = read_whole_stream(state.store().as_ref(), &stream).await?;
-    let mut events = Vec::with_capacity(records.len());
-    for rec in &records {
-        let env = funnel_codec::decode_recorded(rec).map_err(Problem::internal)?;
-        events.push(json!({
-            "version": env.meta.version,
-            "position": env.meta.position,
-            "type": env.meta.event_type,
-            "occurred_at": env.meta.occurred_at,
-            "actor": env.meta.actor,
-            "data": funnel_codec::payload_value(&env.payload),
-        }));
-    }
     Ok(Json(
-        json!({ "instance": row(&s, updated_at), "events": events }),
+        work::workflow(state.reads(), &caller, id, params.at_least).await?,
     ))
 }
 
@@ -223,8 +142,6 @@ pub async fn retry(
     let head = state.store().head().await?;
     let wait = std::time::Duration::from_millis(state.options().http.read_wait_ms);
     let _ = funnel_projections::wait_until_shared(state.runner(), head, wait).await;
-    let (s, updated_at) = visible_instance(&state, &caller, id).await?;
-    Ok(Json(
-        json!({ "retried": retried, "instance": row(&s, updated_at) }),
-    ))
+    let instance = visible_instance(&state, &caller, id).await?;
+    Ok(Json(json!({ "retried": retried, "instance": instance })))
 }

@@ -1,0 +1,353 @@
+//! Who is asking: the one function that turns a credential into the acting person
+//! ([`authenticate`]), the read model it looks them up in ([`Access`]), and what they may read
+//! ([`Caller`], [`ReadScope`]).
+//!
+//! Bearer tokens are 32 random bytes in base64url, shown once when issued; the log records only the
+//! SHA-256 of the token's text (`staff.token_issued`), and revocation is an event too
+//! (`staff.token_revoked`). [`Access`] is the read model kept from those, the other staff events
+//! and the office events: token hash → member of staff, each member's role, office and whether
+//! they are still active, and the offices by id, code and name.
+//!
+//! Writes are authorized by the domain deciders (role × office × ownership), which also record a
+//! refused touch of another engineer's lead. Reads are restricted here: office roles (engineers,
+//! assistants, managers) read their own office; headquarters roles and auditors read every office;
+//! the command line acts as the local operator ([`Caller::local_operator`]), who reads every office.
+
+use crate::error::AppError;
+use crate::reads::Reads;
+use base64::Engine as _;
+use funnel_domain::{Event, RefusalCode};
+use funnel_projections::ReadModel;
+use funnel_types::{Envelope, OfficeId, Position, Role, StaffId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// A fresh token: its text (to show once) and the hex SHA-256 to record.
+pub fn new_token() -> (String, String) {
+    let bytes: [u8; 32] = rand::random();
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = token_hash(&text);
+    (text, hash)
+}
+
+/// The lower-case hex SHA-256 of a token's text.
+pub fn token_hash(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// A member of staff as the access model knows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffEntry {
+    pub name: String,
+    pub role: Role,
+    pub office: Option<OfficeId>,
+    pub active: bool,
+}
+
+/// One issued token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenEntry {
+    pub staff_id: StaffId,
+    pub token_id: uuid::Uuid,
+    pub revoked: bool,
+    /// Who issued it: the actor of its `staff.token_issued` event.
+    #[serde(default)]
+    pub issued_by: Option<funnel_types::Actor>,
+}
+
+/// An office as the access model knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficeEntry {
+    pub code: String,
+    pub name: String,
+    pub timezone: String,
+    pub region: String,
+}
+
+/// The access read model: offices, staff and their tokens, folded from the office and staff events.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Access {
+    #[serde(default)]
+    pub offices: BTreeMap<OfficeId, OfficeEntry>,
+    pub staff: BTreeMap<StaffId, StaffEntry>,
+    /// Token hash (hex SHA-256) → token.
+    pub tokens: BTreeMap<String, TokenEntry>,
+}
+
+impl ReadModel for Access {
+    const NAME: &'static str = "access";
+    /// 2: offices too. 3: who issued each token.
+    const VERSION: u32 = 3;
+
+    fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
+        let missing = |id: StaffId| format!("staff event for {id}, who never joined");
+        match &env.payload {
+            Event::OfficeOpened(e) => {
+                self.offices.insert(
+                    e.office_id,
+                    OfficeEntry {
+                        code: e.code.clone(),
+                        name: e.name.clone(),
+                        timezone: e.timezone.clone(),
+                        region: e.region.clone(),
+                    },
+                );
+            }
+            Event::StaffJoined(e) => {
+                self.staff.insert(
+                    e.staff_id,
+                    StaffEntry {
+                        name: e.name.clone(),
+                        role: e.role,
+                        office: e.office,
+                        active: true,
+                    },
+                );
+            }
+            Event::StaffRoleChanged(e) => {
+                self.staff
+                    .get_mut(&e.staff_id)
+                    .ok_or(missing(e.staff_id))?
+                    .role = e.to;
+            }
+            Event::StaffMovedOffice(e) => {
+                self.staff
+                    .get_mut(&e.staff_id)
+                    .ok_or(missing(e.staff_id))?
+                    .office = e.to;
+            }
+            Event::StaffLeft(e) => {
+                self.staff
+                    .get_mut(&e.staff_id)
+                    .ok_or(missing(e.staff_id))?
+                    .active = false;
+            }
+            Event::StaffTokenIssued(e) => {
+                if self.tokens.contains_key(&e.token_hash) {
+                    return Err(format!("token hash of {} issued twice", e.token_id));
+                }
+                self.tokens.insert(
+                    e.token_hash.clone(),
+                    TokenEntry {
+                        staff_id: e.staff_id,
+                        token_id: e.token_id,
+                        revoked: false,
+                        issued_by: Some(env.meta.actor.clone()),
+                    },
+                );
+            }
+            Event::StaffTokenRevoked(e) => {
+                let entry = self
+                    .tokens
+                    .values_mut()
+                    .find(|t| t.token_id == e.token_id && t.staff_id == e.staff_id)
+                    .ok_or_else(|| format!("revocation of unknown token {}", e.token_id))?;
+                entry.revoked = true;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Access {
+    /// The office with this id, code (any case) or exact name.
+    pub fn find_office(&self, text: &str) -> Option<OfficeId> {
+        let text = text.trim();
+        self.offices
+            .iter()
+            .find(|(id, o)| funnel_domain::org::names_office(text, **id, &o.code, &o.name))
+            .map(|(id, _)| *id)
+    }
+
+    /// An office as `GET /offices` and `funnel office list` show it: id, code, name, time zone,
+    /// region and how many active members of staff it has.
+    pub fn office_row(&self, id: OfficeId) -> Option<crate::query::org::OfficeRow> {
+        let o = self.offices.get(&id)?;
+        let active = self
+            .staff
+            .values()
+            .filter(|s| s.active && s.office == Some(id))
+            .count();
+        Some(crate::query::org::OfficeRow {
+            id,
+            code: o.code.clone(),
+            name: o.name.clone(),
+            timezone: o.timezone.clone(),
+            region: o.region.clone(),
+            active_staff: active as u64,
+        })
+    }
+
+    /// The office whose code is `code`, in any case.
+    pub fn office_with_code(&self, code: &str) -> Option<OfficeId> {
+        self.offices
+            .iter()
+            .find(|(_, o)| o.code.eq_ignore_ascii_case(code.trim()))
+            .map(|(id, _)| *id)
+    }
+
+    /// The member of staff an unrevoked token belongs to.
+    pub fn resolve(&self, hash: &str) -> Option<(StaffId, &StaffEntry)> {
+        let token = self.tokens.get(hash).filter(|t| !t.revoked)?;
+        self.staff.get(&token.staff_id).map(|s| (token.staff_id, s))
+    }
+}
+
+/// Which offices a caller reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadScope {
+    /// Every office (headquarters roles, auditors, the local operator).
+    All,
+    /// One office (office roles).
+    Office(OfficeId),
+    /// No office (an office role without an office, which the deciders do not let arise).
+    Nothing,
+}
+
+impl ReadScope {
+    /// The scope of a role in an office: headquarters roles and auditors read every office, office
+    /// roles their own.
+    pub fn of(role: Role, office: Option<OfficeId>) -> Self {
+        match (role.is_headquarters(), office) {
+            (true, _) => ReadScope::All,
+            (false, Some(o)) => ReadScope::Office(o),
+            (false, None) => ReadScope::Nothing,
+        }
+    }
+}
+
+/// Who is calling, from their token and the staff events (or the local operator).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub staff_id: StaffId,
+    pub name: String,
+    pub role: Role,
+    pub office: Option<OfficeId>,
+    /// Which offices they read.
+    pub read_scope: ReadScope,
+    /// The log position of the access model the caller was resolved from: their role and office
+    /// are known as of here, and a change after it may not be reflected yet.
+    pub resolved_at: Position,
+}
+
+impl Caller {
+    /// The person at the command line of a machine that holds the store: they read every office
+    /// (whoever can open the store file reads it all anyway). Not a member of staff: the nil id,
+    /// the auditor's role (reads, changes nothing through a query).
+    pub fn local_operator() -> Self {
+        Caller {
+            staff_id: StaffId(uuid::Uuid::nil()),
+            name: "local operator".into(),
+            role: Role::Auditor,
+            office: None,
+            read_scope: ReadScope::All,
+            resolved_at: Position::START,
+        }
+    }
+
+    /// Whether the caller reads every office (headquarters roles, auditors, the local operator).
+    pub fn reads_all(&self) -> bool {
+        self.read_scope == ReadScope::All
+    }
+
+    /// May the caller read what belongs to `office`?
+    pub fn may_read(&self, office: OfficeId) -> bool {
+        match self.read_scope {
+            ReadScope::All => true,
+            ReadScope::Office(o) => o == office,
+            ReadScope::Nothing => false,
+        }
+    }
+
+    /// May the caller read what belongs to `office`, or to no office (`None`: headquarters')?
+    pub fn may_read_of(&self, office: Option<OfficeId>) -> bool {
+        match office {
+            Some(o) => self.may_read(o),
+            None => self.reads_all(),
+        }
+    }
+
+    /// Refuses a read of another office's data.
+    pub fn check_read(&self, office: OfficeId) -> Result<(), AppError> {
+        if self.may_read(office) {
+            return Ok(());
+        }
+        Err(AppError::forbidden(
+            RefusalCode::OtherOffice,
+            format!(
+                "this belongs to office {office}; a {} reads only their own office",
+                self.role
+            ),
+            format!(
+                "该记录属于办事处 {office}，{}只能查看本办事处",
+                self.role.label_zh()
+            ),
+        ))
+    }
+
+    /// The office a report is limited to: the one asked for (if the caller may read it), else the
+    /// caller's own office for office roles, or every office (`None`) for those who read all.
+    pub fn scope(&self, asked: Option<OfficeId>) -> Result<Option<OfficeId>, AppError> {
+        match (asked, self.read_scope) {
+            (Some(o), _) => self.check_read(o).map(|()| Some(o)),
+            (None, ReadScope::All) => Ok(None),
+            (None, ReadScope::Office(o)) => Ok(Some(o)),
+            (None, ReadScope::Nothing) => Err(AppError::forbidden(
+                RefusalCode::OtherOffice,
+                format!("a {} without an office reads no office", self.role),
+                format!("未分配办事处的{}不能查看任何办事处", self.role.label_zh()),
+            )),
+        }
+    }
+}
+
+/// The acting person a bearer token's text names: hashed, looked up in the [`Access`] model (after
+/// waiting briefly for the log head when it is not there yet: a token issued a moment ago), and
+/// refused when unknown, revoked, or its holder has left.
+pub async fn authenticate(reads: &Reads, token: &str) -> Result<Caller, AppError> {
+    let hash = token_hash(token);
+    let lookup = |runner: &funnel_projections::Runner| {
+        let resolved_at = runner.checkpoint_of::<Access>().unwrap_or(Position::START);
+        runner
+            .get::<Access>()
+            .and_then(|a| a.resolve(&hash))
+            .map(|(id, s)| {
+                (
+                    s.active,
+                    Caller {
+                        staff_id: id,
+                        name: s.name.clone(),
+                        role: s.role,
+                        office: s.office,
+                        read_scope: ReadScope::of(s.role, s.office),
+                        resolved_at,
+                    },
+                )
+            })
+    };
+    let mut found = lookup(&*reads.runner().read().await);
+    if found.is_none() {
+        // A token issued a moment ago may not be projected yet: wait (briefly) for the head.
+        let head = reads.store().head().await?;
+        let wait = reads.options().auth_wait;
+        if funnel_projections::wait_until_shared(reads.runner(), head, wait)
+            .await
+            .is_ok()
+        {
+            found = lookup(&*reads.runner().read().await);
+        }
+    }
+    match found {
+        Some((true, caller)) => Ok(caller),
+        Some((false, _)) => Err(AppError::unauthenticated(
+            "the member of staff this token belongs to has left",
+            "该令牌所属员工已离职",
+        )),
+        None => Err(AppError::unauthenticated(
+            "the token is unknown or revoked",
+            "令牌无效或已被吊销",
+        )),
+    }
+}

@@ -1,0 +1,213 @@
+//! The organisation: who is asking, the offices, the members of staff and the working calendar.
+
+use crate::auth::{Access, Caller};
+use crate::error::AppError;
+use crate::reads::{Paging, Reads, page};
+use chrono::{DateTime, NaiveDate, Utc};
+use funnel_types::{Actor, OfficeId, Role, StaffId};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// Who the credential belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Me {
+    pub staff_id: StaffId,
+    pub name: String,
+    pub role: Role,
+    pub office: Option<OfficeId>,
+    /// Whether they read every office (headquarters roles and auditors).
+    pub reads_all_offices: bool,
+}
+
+/// Who the caller is.
+pub fn me(caller: &Caller) -> Me {
+    Me {
+        staff_id: caller.staff_id,
+        name: caller.name.clone(),
+        role: caller.role,
+        office: caller.office,
+        reads_all_offices: caller.reads_all(),
+    }
+}
+
+/// An office with its code, time zone, region and active staff.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct OfficeRow {
+    pub id: OfficeId,
+    /// Short code, unique in any case (`SH`).
+    pub code: String,
+    pub name: String,
+    /// IANA time zone of the office's deadlines.
+    pub timezone: String,
+    pub region: String,
+    /// Members of staff of the office who have not left.
+    pub active_staff: u64,
+}
+
+/// Every office.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct OfficeList {
+    pub offices: Vec<OfficeRow>,
+}
+
+/// Every office (anyone signed in reads the list), once the read models reflect `at_least`.
+pub async fn offices(reads: &Reads, at_least: Option<u64>) -> Result<OfficeList, AppError> {
+    reads.wait_for(at_least).await?;
+    reads
+        .with_model(|access: &Access, _| OfficeList {
+            offices: access
+                .offices
+                .keys()
+                .filter_map(|id| access.office_row(*id))
+                .collect(),
+        })
+        .await
+}
+
+/// An API token as staff lists show it: never the token, only its id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct TokenRow {
+    pub token_id: uuid::Uuid,
+    pub revoked: bool,
+    /// Who issued it.
+    pub issued_by: Option<Actor>,
+}
+
+/// A member of staff.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct StaffRow {
+    pub id: StaffId,
+    pub name: String,
+    pub role: Role,
+    pub office: Option<OfficeId>,
+    /// False once they have left.
+    pub active: bool,
+    /// Their tokens: listed for headquarters roles, auditors and the caller's own entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<TokenRow>>,
+}
+
+/// A page of members of staff, in id order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct StaffPage {
+    pub staff: Vec<StaffRow>,
+    /// The `after` of the next page; `null` on the last.
+    pub next: Option<StaffId>,
+}
+
+/// Which members of staff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaffQuery {
+    /// One office, by id, code (any case) or exact name; the caller's scope when absent.
+    pub office: Option<String>,
+    pub at_least: Option<u64>,
+    pub paging: Paging<StaffId>,
+}
+
+/// The members of staff the caller may see.
+pub async fn staff(reads: &Reads, caller: &Caller, q: StaffQuery) -> Result<StaffPage, AppError> {
+    let asked = reads.optional_office(q.office.as_deref()).await?;
+    let scope = caller.scope(asked)?;
+    reads.wait_for(q.at_least).await?;
+    reads
+        .with_model(|access: &Access, _| {
+            let in_scope = access.staff.iter().filter(|(_, s)| match scope {
+                Some(o) => s.office == Some(o),
+                None => true,
+            });
+            let (rows, next) = page(
+                in_scope,
+                |(id, _)| **id,
+                q.paging.after.as_ref(),
+                q.paging.limit,
+            );
+            let staff = rows
+                .into_iter()
+                .map(|(id, s)| StaffRow {
+                    id: *id,
+                    name: s.name.clone(),
+                    role: s.role,
+                    office: s.office,
+                    active: s.active,
+                    tokens: (caller.reads_all() || *id == caller.staff_id).then(|| {
+                        access
+                            .tokens
+                            .values()
+                            .filter(|t| t.staff_id == *id)
+                            .map(|t| TokenRow {
+                                token_id: t.token_id,
+                                revoked: t.revoked,
+                                issued_by: t.issued_by.clone(),
+                            })
+                            .collect()
+                    }),
+                })
+                .collect();
+            StaffPage { staff, next }
+        })
+        .await
+}
+
+/// A year's working calendar.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct CalendarYear {
+    pub year: i32,
+    /// False when none is published: then Monday to Friday are working days.
+    pub published: bool,
+    /// Weekdays off (public holidays).
+    pub holidays: Vec<NaiveDate>,
+    /// Weekend days worked in exchange (调休).
+    pub workdays: Vec<NaiveDate>,
+    /// Where the schedule comes from.
+    pub note: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_by: Option<Actor>,
+    /// Publications of the year so far (0: none).
+    pub version: u64,
+}
+
+/// A year from its text: 0 to 9999.
+pub fn year(text: &str) -> Result<i32, AppError> {
+    text.parse::<i32>()
+        .ok()
+        .filter(|y| (0..=9999).contains(y))
+        .ok_or_else(|| AppError::bad_request("year", format!("`{text}` is not a year")))
+}
+
+/// The year's published holidays and make-up working days (anyone signed in reads it).
+pub async fn calendar(reads: &Reads, year: i32) -> Result<CalendarYear, AppError> {
+    let stream = funnel_types::StreamId::new("calendar", year).map_err(AppError::internal)?;
+    let records = funnel_store::read_whole_stream(reads.store().as_ref(), &stream).await?;
+    let mut published = None;
+    for rec in &records {
+        if let funnel_domain::Event::CalendarPublished(e) =
+            funnel_codec::decode_recorded(rec)?.payload
+        {
+            published = Some((e, rec.meta.occurred_at, rec.meta.actor.clone()));
+        }
+    }
+    Ok(match published {
+        Some((e, at, actor)) => CalendarYear {
+            year,
+            published: true,
+            holidays: e.holidays,
+            workdays: e.workdays,
+            note: e.note,
+            published_at: Some(at),
+            published_by: Some(actor),
+            version: records.len() as u64,
+        },
+        None => CalendarYear {
+            year,
+            published: false,
+            holidays: Vec::new(),
+            workdays: Vec::new(),
+            note: String::new(),
+            published_at: None,
+            published_by: None,
+            version: 0,
+        },
+    })
+}

@@ -1,0 +1,461 @@
+//! The sales reports: the pipeline and funnel per office, the ownership-conflict audit, visit-plan
+//! compliance, and the touch audits of a lead and of a member of staff. Each answers now (the
+//! live read models, after waiting for `at_least`) or as of a moment (replayed from the log).
+
+use super::{with_one, with_two};
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::reads::{Paging, Reads, check_person, page};
+use chrono::{DateTime, NaiveDate, Utc};
+use funnel_projections::AsOf;
+use funnel_projections::models::{
+    ConflictCase, Conflicts, DuplicateRegistration, EngineerCompliance, OfficeReport,
+    OwnershipCounts, Pipeline, PlanCompliance, ReassignmentCase, RefusedTouch, Touches,
+};
+use funnel_types::{Actor, ConflictId, LeadId, OfficeId, Position, ReassignmentId, StaffId};
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Which offices a report covers, and when.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReportQuery {
+    /// One office, by id, code (any case) or exact name; the caller's scope when absent.
+    pub office: Option<String>,
+    /// As of a moment (replayed from the log) instead of now.
+    pub as_of: Option<AsOf>,
+    /// Now, once the read models reflect this position.
+    pub at_least: Option<u64>,
+}
+
+/// The pipeline and funnel of the offices the caller may read.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct PipelineReport {
+    /// The log position the report reflects.
+    pub position: Position,
+    /// "Now" of the report (RFC 3339): the moment asked for, or else the latest event applied;
+    /// days without a visit count until then. `null` for an empty log.
+    pub as_of: Option<String>,
+    /// One report per office, in office id order.
+    pub offices: Vec<OfficeReport>,
+}
+
+/// The report's office scope: the one asked for, if the caller may read it, else theirs.
+async fn scope(
+    reads: &Reads,
+    caller: &Caller,
+    q: &ReportQuery,
+) -> Result<Option<OfficeId>, AppError> {
+    caller.scope(reads.optional_office(q.office.as_deref()).await?)
+}
+
+/// Waits for `at_least` when the report is of now.
+async fn settle(reads: &Reads, q: &ReportQuery) -> Result<(), AppError> {
+    match q.as_of {
+        Some(_) => Ok(()),
+        None => reads.wait_for(q.at_least).await,
+    }
+}
+
+/// The pipeline report.
+pub async fn pipeline(
+    reads: &Reads,
+    caller: &Caller,
+    q: ReportQuery,
+) -> Result<PipelineReport, AppError> {
+    let scope = scope(reads, caller, &q).await?;
+    settle(reads, &q).await?;
+    with_one(reads, q.as_of, |p: &Pipeline, position| PipelineReport {
+        position,
+        as_of: p.as_of.map(|t| t.to_rfc3339()),
+        offices: p.report(scope),
+    })
+    .await
+}
+
+/// An ownership conflict and how it stands.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ConflictEntry {
+    pub conflict_id: ConflictId,
+    pub case: ConflictCase,
+}
+
+/// A reassignment and how it stands.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ReassignmentEntry {
+    pub reassignment_id: ReassignmentId,
+    pub case: ReassignmentCase,
+}
+
+/// How one engineer came to own their leads.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct EngineerOwnership {
+    pub staff_id: StaffId,
+    pub counts: OwnershipCounts,
+}
+
+/// How the engineers of one office came to own their leads.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct OfficeOwnership {
+    pub office: OfficeId,
+    pub engineers: Vec<EngineerOwnership>,
+}
+
+/// How evenly an office's manager spreads the leads they assign.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct OfficeFairness {
+    pub office: OfficeId,
+    pub name: String,
+    pub code: String,
+    /// Leads the manager assigned, per engineer.
+    pub manager_assigned: BTreeMap<StaffId, u64>,
+    /// Most assigned to one engineer minus fewest.
+    pub spread: u64,
+}
+
+/// The ownership-conflict audit (§5) of the offices the caller may read.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ConflictsReport {
+    /// The log position the report reflects.
+    pub position: Position,
+    /// Registrations of a customer someone had already registered.
+    pub duplicates: Vec<DuplicateRegistration>,
+    pub conflicts: Vec<ConflictEntry>,
+    /// Attempts to touch another engineer's lead.
+    pub refused_touches: Vec<RefusedTouch>,
+    pub reassignments: Vec<ReassignmentEntry>,
+    pub ownership: Vec<OfficeOwnership>,
+    pub fairness: Vec<OfficeFairness>,
+    /// The names of the people the report mentions.
+    pub staff_names: BTreeMap<StaffId, String>,
+    /// The customers of the leads the report mentions.
+    pub customers: BTreeMap<LeadId, String>,
+}
+
+/// The ownership-conflict audit.
+pub async fn conflicts(
+    reads: &Reads,
+    caller: &Caller,
+    q: ReportQuery,
+) -> Result<ConflictsReport, AppError> {
+    let scope = scope(reads, caller, &q).await?;
+    settle(reads, &q).await?;
+    with_two(reads, q.as_of, |c: &Conflicts, p: &Pipeline, position| {
+        let keep = |o: &OfficeId| scope.is_none_or(|s| s == *o);
+        let mut people = BTreeSet::new();
+        let mut leads = BTreeSet::new();
+        let duplicates: Vec<DuplicateRegistration> = c
+            .duplicates
+            .iter()
+            .filter(|d| keep(&d.office))
+            .cloned()
+            .collect();
+        for d in &duplicates {
+            people.insert(d.registered_by);
+            leads.insert(d.lead_id);
+        }
+        let conflicts: Vec<ConflictEntry> = c
+            .conflicts
+            .iter()
+            .filter(|(_, x)| keep(&x.office))
+            .map(|(id, x)| ConflictEntry {
+                conflict_id: *id,
+                case: x.clone(),
+            })
+            .collect();
+        for x in &conflicts {
+            leads.insert(x.case.lead_id);
+            people.extend(x.case.claimants.iter().copied());
+            if let Some(d) = &x.case.decision {
+                people.extend([d.winner, d.decided_by]);
+            }
+        }
+        let refused_touches: Vec<RefusedTouch> = c
+            .refused_touches
+            .iter()
+            .filter(|t| keep(&t.office))
+            .cloned()
+            .collect();
+        for t in &refused_touches {
+            leads.insert(t.lead_id);
+            people.insert(t.attempted_by);
+            people.extend(t.owner);
+        }
+        let reassignments: Vec<ReassignmentEntry> = c
+            .reassignments
+            .iter()
+            .filter(|(_, x)| keep(&x.office))
+            .map(|(id, x)| ReassignmentEntry {
+                reassignment_id: *id,
+                case: x.clone(),
+            })
+            .collect();
+        for x in &reassignments {
+            leads.insert(x.case.lead_id);
+            people.extend([x.case.from, x.case.to, x.case.requested_by]);
+            people.extend(x.case.approvals.iter().map(|a| a.by));
+            if let funnel_projections::models::ReassignmentOutcome::Denied { by, .. } =
+                &x.case.outcome
+            {
+                people.insert(*by);
+            }
+        }
+        let ownership: Vec<OfficeOwnership> = c
+            .ownership
+            .iter()
+            .filter(|(o, _)| keep(o))
+            .map(|(o, x)| OfficeOwnership {
+                office: *o,
+                engineers: x
+                    .iter()
+                    .map(|(s, n)| EngineerOwnership {
+                        staff_id: *s,
+                        counts: n.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        for o in &ownership {
+            people.extend(o.engineers.iter().map(|e| e.staff_id));
+        }
+        let fairness: Vec<OfficeFairness> = p
+            .offices
+            .iter()
+            .filter(|(o, _)| keep(o))
+            .map(|(o, info)| {
+                let (manager_assigned, spread) = c.fairness(*o);
+                OfficeFairness {
+                    office: *o,
+                    name: info.name.clone(),
+                    code: info.code.clone(),
+                    manager_assigned,
+                    spread,
+                }
+            })
+            .collect();
+        for f in &fairness {
+            people.extend(f.manager_assigned.keys().copied());
+        }
+        let staff_names = people
+            .into_iter()
+            .filter_map(|id| c.staff_names.get(&id).map(|n| (id, n.clone())))
+            .collect();
+        let customers = leads
+            .into_iter()
+            .filter_map(|id| p.leads.get(&id).map(|r| (id, r.customer.clone())))
+            .collect();
+        ConflictsReport {
+            position,
+            duplicates,
+            conflicts,
+            refused_touches,
+            reassignments,
+            ownership,
+            fairness,
+            staff_names,
+            customers,
+        }
+    })
+    .await
+}
+
+/// Visit plans on time, late or missing, per engineer the caller may read.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct PlansReport {
+    /// The log position the report reflects.
+    pub position: Position,
+    pub engineers: Vec<EngineerCompliance>,
+}
+
+/// The visit-plan compliance report.
+pub async fn plans(
+    reads: &Reads,
+    caller: &Caller,
+    q: ReportQuery,
+) -> Result<PlansReport, AppError> {
+    let scope = scope(reads, caller, &q).await?;
+    settle(reads, &q).await?;
+    with_one(reads, q.as_of, |p: &PlanCompliance, position| PlansReport {
+        position,
+        engineers: p
+            .report(scope)
+            .into_iter()
+            .filter(|r| r.office.is_none_or(|o| caller.may_read(o)))
+            .collect(),
+    })
+    .await
+}
+
+/// One touch of a lead.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct LeadTouch {
+    pub position: Position,
+    pub at: DateTime<Utc>,
+    /// Who acted, in which role (for a refused touch: who tried).
+    pub actor: Actor,
+    pub actor_name: String,
+    /// The event type, or for a refused touch the command that was refused.
+    pub action: String,
+    /// True when the attempt was refused (touching another engineer's lead, §5.7).
+    pub refused: bool,
+}
+
+/// Who changed or tried to change a lead, when and in which role, in log order.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct LeadAudit {
+    pub lead_id: LeadId,
+    pub office: OfficeId,
+    pub customer: String,
+    /// The log position the audit reflects.
+    pub position: Position,
+    pub touches: Vec<LeadTouch>,
+    /// The `after` of the next page; `null` on the last.
+    pub next: Option<Position>,
+}
+
+/// The touch audit of a lead.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeadAuditQuery {
+    pub lead: LeadId,
+    pub as_of: Option<AsOf>,
+    pub at_least: Option<u64>,
+    pub paging: Paging<Position>,
+}
+
+/// The touch audit of a lead, a page at a time.
+pub async fn lead_audit(
+    reads: &Reads,
+    caller: &Caller,
+    q: LeadAuditQuery,
+) -> Result<LeadAudit, AppError> {
+    if q.as_of.is_none() {
+        reads.wait_for(q.at_least).await?;
+    }
+    let lead = q.lead;
+    with_two(reads, q.as_of, |p: &Pipeline, t: &Touches, position| {
+        let row = p.leads.get(&lead).ok_or_else(|| {
+            AppError::not_found(
+                "lead.not_found",
+                format!("no lead {lead} is on record"),
+                format!("没有线索 {lead} 的记录"),
+            )
+        })?;
+        caller.check_read(row.office)?;
+        let (rows, next) = page(
+            t.lead(lead),
+            |x| x.position,
+            q.paging.after.as_ref(),
+            q.paging.limit,
+        );
+        Ok(LeadAudit {
+            lead_id: lead,
+            office: row.office,
+            customer: row.customer.clone(),
+            position,
+            touches: rows
+                .iter()
+                .map(|x| LeadTouch {
+                    position: x.position,
+                    at: x.at,
+                    actor: x.actor.clone(),
+                    actor_name: t.name(&x.actor),
+                    action: x.action.to_string(),
+                    refused: x.refused,
+                })
+                .collect(),
+            next,
+        })
+    })
+    .await?
+}
+
+/// One touch by a member of staff.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ActorTouch {
+    pub lead_id: LeadId,
+    /// The lead's customer.
+    pub customer: String,
+    pub position: Position,
+    pub at: DateTime<Utc>,
+    /// The event type, or for a refused touch the command that was refused.
+    pub action: String,
+    pub refused: bool,
+}
+
+/// Every lead a member of staff changed or tried to change, in log order.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct ActorAudit {
+    /// The log position the audit reflects.
+    pub position: Position,
+    pub staff_id: StaffId,
+    pub name: String,
+    pub touches: Vec<ActorTouch>,
+    /// The `after` of the next page; `null` on the last.
+    pub next: Option<Position>,
+}
+
+/// The touch audit of a member of staff.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActorAuditQuery {
+    /// Id or exact name.
+    pub staff: String,
+    /// First day (Shanghai time), inclusive.
+    pub from: Option<NaiveDate>,
+    /// Last day (Shanghai time), inclusive.
+    pub to: Option<NaiveDate>,
+    pub as_of: Option<AsOf>,
+    pub at_least: Option<u64>,
+    pub paging: Paging<Position>,
+}
+
+/// The start of a day in Shanghai time, in UTC.
+fn day_start(d: NaiveDate) -> Option<DateTime<Utc>> {
+    d.and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc() - chrono::Duration::hours(8))
+}
+
+/// The touch audit of a member of staff (themselves; managers their office's people;
+/// headquarters, auditors and the local operator everyone), a page at a time.
+pub async fn actor_audit(
+    reads: &Reads,
+    caller: &Caller,
+    q: ActorAuditQuery,
+) -> Result<ActorAudit, AppError> {
+    if q.as_of.is_none() {
+        reads.wait_for(q.at_least).await?;
+    }
+    let (whom, entry) = reads.staff_named(&q.staff).await?;
+    check_person(caller, whom, &entry)?;
+    let from = q.from.and_then(day_start);
+    let to = q.to.and_then(|d| d.succ_opt()).and_then(day_start);
+    with_two(reads, q.as_of, |t: &Touches, p: &Pipeline, position| {
+        let (rows, next) = page(
+            t.actor(&whom.to_string(), from, to),
+            |x| x.position,
+            q.paging.after.as_ref(),
+            q.paging.limit,
+        );
+        ActorAudit {
+            position,
+            staff_id: whom,
+            name: entry.name.clone(),
+            touches: rows
+                .into_iter()
+                .map(|x| ActorTouch {
+                    lead_id: x.lead_id,
+                    customer: p
+                        .leads
+                        .get(&x.lead_id)
+                        .map(|r| r.customer.clone())
+                        .unwrap_or_default(),
+                    position: x.position,
+                    at: x.at,
+                    action: x.action.to_string(),
+                    refused: x.refused,
+                })
+                .collect(),
+            next,
+        }
+    })
+    .await
+}

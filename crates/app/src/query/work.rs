@@ -1,0 +1,261 @@
+//! The work the sagas hand out: open tasks per person, and the workflow instances themselves.
+
+use crate::auth::Caller;
+use crate::error::AppError;
+use crate::reads::{Paging, Reads, check_person, page};
+use chrono::{DateTime, Utc};
+use funnel_domain::RefusalCode;
+use funnel_domain::events::WorkflowKind;
+use funnel_types::{Actor, Position, StaffId, StreamId, Version, WorkflowId};
+use funnel_workflows::{InstanceSummary, Instances, OpenTaskRow, Tasks};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Whose tasks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TasksQuery {
+    /// Id or exact name; the caller's own when absent.
+    pub staff: Option<String>,
+    pub at_least: Option<u64>,
+    /// After an opaque cursor (the previous page's `next`).
+    pub paging: Paging<String>,
+}
+
+/// Open tasks a member of staff must act on, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct TaskList {
+    /// The log position the list reflects.
+    pub position: Position,
+    pub staff_id: StaffId,
+    pub name: String,
+    pub tasks: Vec<OpenTaskRow>,
+    /// The `after` of the next page; `null` on the last.
+    pub next: Option<String>,
+}
+
+/// Open tasks a member of staff must act on (assigned to them, or to their role in their office),
+/// oldest first, from the sagas.
+pub async fn tasks(reads: &Reads, caller: &Caller, q: TasksQuery) -> Result<TaskList, AppError> {
+    reads.wait_for(q.at_least).await?;
+    let (whom, entry) = match &q.staff {
+        Some(text) => reads.staff_named(text).await?,
+        None => reads.staff_named(&caller.staff_id.to_string()).await?,
+    };
+    check_person(caller, whom, &entry)?;
+    let info = funnel_domain::StaffInfo {
+        id: whom,
+        role: entry.role,
+        office: entry.office,
+        active: entry.active,
+    };
+    reads
+        .with_model(|tasks: &Tasks, position| {
+            // Oldest first: the cursor is the opening time (microseconds, fixed width) and the
+            // task id, which sort as the list does.
+            let key = |t: &&OpenTaskRow| {
+                format!(
+                    "{:020}~{}",
+                    t.opened_at.timestamp_micros().max(0),
+                    t.task_id
+                )
+            };
+            let (rows, next) = page(
+                tasks.for_staff(&info),
+                key,
+                q.paging.after.as_ref(),
+                q.paging.limit,
+            );
+            TaskList {
+                position,
+                staff_id: whom,
+                name: entry.name.clone(),
+                tasks: rows.into_iter().cloned().collect(),
+                next,
+            }
+        })
+        .await
+}
+
+/// How an instance stands, as a filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    /// Running, nothing parked.
+    Active,
+    /// A reaction waits for a retry.
+    Parked,
+    /// Finished, nothing parked.
+    Completed,
+}
+
+/// Which instances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkflowsQuery {
+    /// One office, by id, code (any case) or exact name; the caller's scope when absent.
+    pub office: Option<String>,
+    pub kind: Option<WorkflowKind>,
+    pub status: Option<InstanceStatus>,
+    pub at_least: Option<u64>,
+    pub paging: Paging<WorkflowId>,
+}
+
+/// A saga instance: kind, subject, open tasks, pending timers, parked reactions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct InstanceView {
+    #[serde(flatten)]
+    pub summary: InstanceSummary,
+    /// `active`, `parked`, or the outcome of a completed instance.
+    pub status: String,
+    /// When it last changed.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl InstanceView {
+    pub fn new(summary: InstanceSummary, updated_at: Option<DateTime<Utc>>) -> Self {
+        Self {
+            status: summary.status(),
+            summary,
+            updated_at,
+        }
+    }
+}
+
+/// A page of instances, in id order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct WorkflowPage {
+    pub instances: Vec<InstanceView>,
+    /// The `after` of the next page; `null` on the last.
+    pub next: Option<WorkflowId>,
+}
+
+fn visible(caller: &Caller, s: &InstanceSummary) -> bool {
+    caller.may_read_of(s.office)
+}
+
+/// The instances the caller may see (office roles: their office's), in id order, a page at a time.
+pub async fn workflows(
+    reads: &Reads,
+    caller: &Caller,
+    q: WorkflowsQuery,
+) -> Result<WorkflowPage, AppError> {
+    let asked = reads.optional_office(q.office.as_deref()).await?;
+    let scope = caller.scope(asked)?;
+    reads.wait_for(q.at_least).await?;
+    reads
+        .with_model(|model: &Instances, _| {
+            let mut out: Vec<InstanceView> = Vec::new();
+            let mut next = None;
+            for (id, r) in model.rows() {
+                if q.paging.after.is_some_and(|a| id <= a) {
+                    continue;
+                }
+                let s = InstanceSummary::of(id, &r.state, Version(r.version));
+                let keep = visible(caller, &s)
+                    && scope.is_none_or(|o| s.office == Some(o))
+                    && q.kind.is_none_or(|k| s.kind == Some(k))
+                    && q.status.is_none_or(|st| match st {
+                        InstanceStatus::Active => s.active && s.parked.is_empty(),
+                        InstanceStatus::Parked => !s.parked.is_empty(),
+                        InstanceStatus::Completed => !s.active && s.parked.is_empty(),
+                    });
+                if !keep {
+                    continue;
+                }
+                if out.len() == q.paging.limit {
+                    next = out.last().map(|v| v.summary.id);
+                    break;
+                }
+                out.push(InstanceView::new(s, r.updated_at));
+            }
+            WorkflowPage {
+                instances: out,
+                next,
+            }
+        })
+        .await
+}
+
+fn not_found(id: WorkflowId) -> AppError {
+    AppError::not_found(
+        "workflow.not_found",
+        format!("no workflow instance {id}"),
+        format!("没有流程实例 {id}"),
+    )
+}
+
+/// The instance, if the caller may see it (another office's is refused, saying whose it is).
+pub async fn visible_instance(
+    reads: &Reads,
+    caller: &Caller,
+    id: WorkflowId,
+) -> Result<InstanceView, AppError> {
+    let view = reads
+        .with_model(|model: &Instances, _| {
+            model.by_id.get(&id).map(|r| {
+                InstanceView::new(
+                    InstanceSummary::of(id, &r.state, Version(r.version)),
+                    r.updated_at,
+                )
+            })
+        })
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    if !visible(caller, &view.summary) {
+        return Err(match view.summary.office {
+            Some(o) => caller.check_read(o).err().unwrap_or_else(|| not_found(id)),
+            None => AppError::forbidden(
+                RefusalCode::OtherOffice,
+                "this workflow belongs to headquarters; office roles read their own office's",
+                "该流程属于总部，办事处人员只能查看本办事处的流程",
+            ),
+        });
+    }
+    Ok(view)
+}
+
+/// One event of an instance's own stream.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct WorkflowEvent {
+    pub version: Version,
+    pub position: Position,
+    /// The event type, e.g. `workflow.started`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: Actor,
+    /// The event's payload, as the event contract (`schemas/`) describes its type.
+    pub data: serde_json::Value,
+}
+
+/// One instance and its own events.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct WorkflowDetail {
+    pub instance: InstanceView,
+    pub events: Vec<WorkflowEvent>,
+}
+
+/// One instance the caller may see, and its own events.
+pub async fn workflow(
+    reads: &Reads,
+    caller: &Caller,
+    id: WorkflowId,
+    at_least: Option<u64>,
+) -> Result<WorkflowDetail, AppError> {
+    reads.wait_for(at_least).await?;
+    let instance = visible_instance(reads, caller, id).await?;
+    let stream = StreamId::new("workflow", id).map_err(AppError::internal)?;
+    let records = funnel_store::read_whole_stream(reads.store().as_ref(), &stream).await?;
+    let mut events = Vec::with_capacity(records.len());
+    for rec in &records {
+        let env = funnel_codec::decode_recorded(rec)?;
+        events.push(WorkflowEvent {
+            version: env.meta.version,
+            position: env.meta.position,
+            event_type: env.meta.event_type.clone(),
+            occurred_at: env.meta.occurred_at,
+            actor: env.meta.actor.clone(),
+            data: funnel_codec::payload_value(&env.payload),
+        });
+    }
+    Ok(WorkflowDetail { instance, events })
+}

@@ -1,0 +1,294 @@
+//! What every query reads from: the event store, the read models kept by a [`Runner`] (shared, as
+//! a server follows the log while it answers; or one the command line has just caught up), and the
+//! bounded as-of replays. Also the pieces every query shares: waiting for a position
+//! (read-your-writes), naming an office or a member of staff, and paging.
+
+use crate::auth::{Access, Caller, StaffEntry};
+use crate::error::{AppError, ErrorKind};
+use crate::replays::Replays;
+use funnel_domain::RefusalCode;
+use funnel_projections::models::Pipeline;
+use funnel_projections::{ReadModel, Runner};
+use funnel_store::EventStore;
+use funnel_types::{OfficeId, Position, Role, StaffId};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::RwLock;
+
+/// How long reads wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// For `at_least`: until the read models reach the position asked for.
+    pub read_wait: Duration,
+    /// For a token not known yet: until the read models reach the log head.
+    pub auth_wait: Duration,
+    /// As-of replays running at once.
+    pub max_replays: usize,
+    /// As-of results kept.
+    pub replay_cache: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            read_wait: Duration::from_secs(10),
+            auth_wait: Duration::from_secs(2),
+            max_replays: 2,
+            replay_cache: 0,
+        }
+    }
+}
+
+/// The read side every query runs against. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Reads {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn EventStore>,
+    runner: Arc<RwLock<Runner>>,
+    options: ReadOptions,
+    replays: Replays,
+}
+
+impl Reads {
+    /// Reads over `store` and the read models `runner` keeps (which must have [`Access`] and the
+    /// models the queries asked of it registered).
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        runner: Arc<RwLock<Runner>>,
+        options: ReadOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                runner,
+                replays: Replays::new(options.max_replays, options.replay_cache),
+                options,
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.inner.store
+    }
+
+    pub fn runner(&self) -> &Arc<RwLock<Runner>> {
+        &self.inner.runner
+    }
+
+    pub fn options(&self) -> &ReadOptions {
+        &self.inner.options
+    }
+
+    /// The as-of replays' limit and cache.
+    pub fn replays(&self) -> &Replays {
+        &self.inner.replays
+    }
+
+    /// The log head, refusing a position the caller names beyond it.
+    pub async fn not_beyond_head(&self, p: Position) -> Result<Position, AppError> {
+        let head = self.store().head().await?;
+        if p > head {
+            return Err(AppError::new(
+                ErrorKind::Unprocessable,
+                "request.beyond_head",
+                format!("position {p} is beyond the log head {head}"),
+                format!("位置 {p} 超出日志末尾 {head}"),
+            ));
+        }
+        Ok(head)
+    }
+
+    /// Waits until the read models reflect `at_least`; a position beyond the log head is refused.
+    pub async fn wait_for(&self, at_least: Option<u64>) -> Result<(), AppError> {
+        let Some(p) = at_least.map(Position) else {
+            return Ok(());
+        };
+        self.not_beyond_head(p).await?;
+        funnel_projections::wait_until_shared(self.runner(), p, self.options().read_wait)
+            .await
+            .map_err(|e| {
+                AppError::unavailable(
+                    format!("the read models have not reached position {p} yet: {e}"),
+                    format!("读模型尚未到达位置 {p}"),
+                )
+            })
+    }
+
+    /// Runs `f` on a read model's current state and the position it reflects, under the read lock
+    /// and without copying the state; unavailable while the model is being rebuilt from an
+    /// unreadable snapshot.
+    pub async fn with_model<M: ReadModel, T>(
+        &self,
+        f: impl FnOnce(&M, Position) -> T,
+    ) -> Result<T, AppError> {
+        let r = self.runner().read().await;
+        let m = r.get::<M>().ok_or_else(|| {
+            AppError::unavailable(
+                format!("the {} read model is being rebuilt", M::NAME),
+                format!("读模型 {} 正在重建", M::NAME),
+            )
+        })?;
+        Ok(f(m, r.live_checkpoint()))
+    }
+
+    /// The office a query names by id, code (any case) or exact name.
+    pub async fn office(&self, text: &str) -> Result<OfficeId, AppError> {
+        let found = {
+            let r = self.runner().read().await;
+            r.get::<Access>()
+                .and_then(|a| a.find_office(text))
+                .or_else(|| r.get::<Pipeline>().and_then(|p| p.find_office(text.trim())))
+        };
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        // An id of an office the read models have not seen yet is still an office id.
+        text.trim().parse::<OfficeId>().map_err(|_| {
+            AppError::not_found(
+                "office.not_found",
+                format!("no office `{text}` (give its id, code or name)"),
+                format!("没有办事处 `{text}`（请给出其编号、代码或名称）"),
+            )
+        })
+    }
+
+    /// The office a query names, if it names one.
+    pub async fn optional_office(&self, text: Option<&str>) -> Result<Option<OfficeId>, AppError> {
+        match text {
+            Some(text) => self.office(text).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A member of staff named by id or exact name, from the access model. A name that several
+    /// people share (former staff included) is refused with their ids rather than guessed.
+    pub async fn staff_named(&self, text: &str) -> Result<(StaffId, StaffEntry), AppError> {
+        let text = text.trim();
+        let hits: Vec<(StaffId, StaffEntry)> = self
+            .with_model(|access: &Access, _| {
+                if let Some((id, s)) = access.staff.iter().find(|(id, _)| id.to_string() == text) {
+                    return vec![(*id, s.clone())];
+                }
+                access
+                    .staff
+                    .iter()
+                    .filter(|(_, s)| s.name == text)
+                    .map(|(id, s)| (*id, s.clone()))
+                    .collect()
+            })
+            .await?;
+        match <[_; 1]>::try_from(hits) {
+            Ok([one]) => Ok(one),
+            Err(hits) if hits.is_empty() => Err(AppError::not_found(
+                "staff.not_found",
+                format!("no member of staff `{text}` (give their id or exact name)"),
+                format!("没有员工 `{text}`（请给出编号或全名）"),
+            )),
+            Err(hits) => {
+                let ids: Vec<String> = hits.iter().map(|(id, _)| id.to_string()).collect();
+                let ids = ids.join(", ");
+                Err(AppError::new(
+                    ErrorKind::Conflict,
+                    "staff.ambiguous_name",
+                    format!(
+                        "{} members of staff are called `{text}` ({ids}); give the id of the one you mean",
+                        hits.len()
+                    ),
+                    format!(
+                        "有 {} 位员工名为 `{text}`（{ids}）；请给出所指员工的编号",
+                        hits.len()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// May the caller read what `whom` did or must do? Themselves; office managers their office's
+/// people; headquarters, auditors and the local operator everyone.
+pub fn check_person(caller: &Caller, whom: StaffId, entry: &StaffEntry) -> Result<(), AppError> {
+    if whom == caller.staff_id || caller.reads_all() {
+        return Ok(());
+    }
+    if caller.role == Role::OfficeManager && entry.office.is_some() && entry.office == caller.office
+    {
+        return Ok(());
+    }
+    Err(AppError::forbidden(
+        RefusalCode::OtherOffice,
+        format!(
+            "a {} reads only their own work; office managers read their office's, headquarters and auditors everyone's",
+            caller.role
+        ),
+        format!(
+            "{}只能查看本人的记录；办事处经理可查看本办事处，总部与审计可查看所有人",
+            caller.role.label_zh()
+        ),
+    ))
+}
+
+/// One page of `items`, which come sorted by `key`: those after the cursor `after`, at most
+/// `limit` of them, and the cursor of the next page when more follow (`None` on the last page).
+pub fn page<T, K: Ord>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> K,
+    after: Option<&K>,
+    limit: usize,
+) -> (Vec<T>, Option<K>) {
+    let mut rest = items
+        .into_iter()
+        .filter(|t| after.is_none_or(|a| key(t) > *a))
+        .peekable();
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match rest.next() {
+            Some(t) => out.push(t),
+            None => break,
+        }
+    }
+    let next = rest.peek().and(out.last()).map(&key);
+    (out, next)
+}
+
+/// Where a page starts and how long it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paging<K> {
+    /// Items after this cursor (the previous page's `next`).
+    pub after: Option<K>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl<K> Paging<K> {
+    /// A page size as a request gives it: 100 when absent, refused outside 1 to 1000.
+    pub fn bounded(after: Option<K>, limit: Option<usize>) -> Result<Self, AppError> {
+        Ok(Self {
+            after,
+            limit: page_limit(limit)?,
+        })
+    }
+
+    /// Everything in one page (the command line's reports).
+    pub fn everything() -> Self {
+        Self {
+            after: None,
+            limit: usize::MAX,
+        }
+    }
+}
+
+/// A page size: `limit` (100 when absent), refused outside 1 to 1000.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, AppError> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::bad_request(
+            "limit",
+            "it must be between 1 and 1000",
+        ));
+    }
+    Ok(limit)
+}
