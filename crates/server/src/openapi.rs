@@ -6,6 +6,15 @@
 use crate::dto::{self, LEAD_COMMANDS};
 use crate::problem::Problem;
 use crate::routes::write::WriteResult;
+/// The typed answers of the queries.
+mod reads {
+    pub use funnel_app::query::log::{EventPage, ProjectionsReport};
+    pub use funnel_app::query::org::Me;
+    pub use funnel_app::query::reports::{
+        ActorAudit, ConflictsReport, LeadAudit, PipelineReport, PlansReport,
+    };
+    pub use funnel_app::query::work::{TaskList, WorkflowDetail, WorkflowPage};
+}
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
@@ -126,18 +135,24 @@ fn paging(after: &str, cursor: Value) -> [Value; 2] {
     ]
 }
 
-fn read_op(g: &mut SchemaGenerator, id: &str, summary: &str, params: Vec<Value>) -> Value {
+/// A `GET` answering `T` (a typed answer of `funnel_app::query`) as JSON.
+fn read_op<T: JsonSchema>(
+    g: &mut SchemaGenerator,
+    id: &str,
+    summary: &str,
+    params: Vec<Value>,
+) -> Value {
     let mut responses = problem_responses(g);
     responses["200"] = json!({
         "description": "The answer",
-        "content": { "application/json": { "schema": { "type": "object" } } },
+        "content": { "application/json": { "schema": g.subschema_for::<T>() } },
     });
     json!({ "get": { "operationId": id, "summary": summary, "parameters": params, "responses": responses } })
 }
 
-fn public_get(id: &str, summary: &str, media: &str) -> Value {
+fn public_get(id: &str, summary: &str, schema: Value) -> Value {
     json!({ "get": { "operationId": id, "summary": summary, "security": [],
-        "responses": { "200": { "description": "OK", "content": { media: { "schema": { "type": "object" } } } } } } })
+        "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": schema } } } } } })
 }
 
 /// One operation: `method` with an optional JSON body, answering `status` with an optional schema.
@@ -169,15 +184,13 @@ fn operation(
 /// The webhook subscription endpoints.
 fn webhook_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
     use crate::routes::webhooks::{CreateWebhook, CreatedWebhook, ReplayWebhook};
-    use funnel_notify::webhooks::{Delivery, Subscription};
+    use funnel_notify::webhooks::Subscription;
     let id = || vec![path_param("id")];
     let (create, created) = (schema::<CreateWebhook>(g), schema::<CreatedWebhook>(g));
-    let sub = schema::<Subscription>(g);
-    let list = json!({ "type": "object", "required": ["subscriptions"],
-        "properties": { "subscriptions": { "type": "array", "items": sub }, "next": { "type": ["string", "null"], "format": "uuid" } } });
+    let list = schema::<funnel_app::query::webhooks::SubscriptionPage>(g);
     paths.insert("/webhooks".into(), json!({
         "post": operation(g, "create_webhook", "Subscribe a URL to events by office and kind (the secret is answered once)", vec![], Some(create), "201", Some(created)),
-        "get": operation(g, "list_webhooks", "Webhook subscriptions the caller may see, by id, a page at a time", paging("Subscriptions after this id", json!({ "type": "string", "format": "uuid" })).to_vec(), None, "200", Some(serde_json::from_value(list).unwrap_or_else(|_| Schema::default()))),
+        "get": operation(g, "list_webhooks", "Webhook subscriptions the caller may see, by id, a page at a time", paging("Subscriptions after this id", json!({ "type": "string", "format": "uuid" })).to_vec(), None, "200", Some(list)),
     }));
     let sub = schema::<Subscription>(g);
     paths.insert("/webhooks/{id}".into(), json!({
@@ -210,10 +223,7 @@ fn webhook_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
         Some(sub),
     );
     paths.insert("/webhooks/{id}/replay".into(), json!({ "post": op }));
-    let delivery = schema::<Delivery>(g);
-    let page = json!({ "type": "object", "required": ["deliveries"], "properties": {
-        "deliveries": { "type": "array", "items": delivery },
-        "next_before": { "type": ["integer", "null"], "description": "`before` of the next (older) page" } } });
+    let page = schema::<funnel_app::query::webhooks::DeliveryPage>(g);
     let mut params = id();
     params.push(query(
         "before",
@@ -232,7 +242,7 @@ fn webhook_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
         params,
         None,
         "200",
-        Some(serde_json::from_value(page).unwrap_or_else(|_| Schema::default())),
+        Some(page),
     );
     paths.insert("/webhooks/{id}/deliveries".into(), json!({ "get": op }));
 }
@@ -249,6 +259,7 @@ fn retried(mut op: Value) -> Value {
 /// Offices and staff.
 fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: &Value) {
     use crate::routes::org::{AddStaff, IssuedToken, LeaveStaff, OpenOffice, ReassignStaff};
+    use funnel_app::query::org::{CalendarYear, OfficeList, StaffPage};
     let staff = || {
         json!({ "name": "id", "in": "path", "required": true,
             "description": "A member of staff: id or exact name", "schema": { "type": "string" } })
@@ -263,7 +274,7 @@ fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: 
     let written = Some(schema::<WriteResult>(g));
     let open = schema::<OpenOffice>(g);
     paths.insert("/offices".into(), json!({
-        "get": read_op(g, "list_offices", "Every office with its code, time zone and active staff", vec![at_least.clone()])["get"].clone(),
+        "get": read_op::<OfficeList>(g, "list_offices", "Every office with its code, time zone and active staff", vec![at_least.clone()])["get"].clone(),
         "post": retried(operation(g, "open_office", "Open an office (sales department, executives); its id is derived from the code", vec![key()], Some(open), "201", written.clone())),
     }));
     let add = schema::<AddStaff>(g);
@@ -273,7 +284,7 @@ fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: 
         json!({ "type": "string" }),
     );
     paths.insert("/staff".into(), json!({
-        "get": read_op(g, "list_staff", "Members of staff the caller may see (token ids for headquarters, auditors and oneself)", [vec![office, at_least.clone()], paging("Members of staff after this id", json!({ "type": "string", "format": "uuid" })).to_vec()].concat())["get"].clone(),
+        "get": read_op::<StaffPage>(g, "list_staff", "Members of staff the caller may see (token ids for headquarters, auditors and oneself)", [vec![office, at_least.clone()], paging("Members of staff after this id", json!({ "type": "string", "format": "uuid" })).to_vec()].concat())["get"].clone(),
         "post": retried(operation(g, "add_staff", "A member of staff joins (sales department, executives)", vec![key()], Some(add), "201", written.clone())),
     }));
     let reassign = schema::<ReassignStaff>(g);
@@ -328,7 +339,7 @@ fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: 
     let publish = schema::<crate::routes::org::PublishCalendar>(g);
     let published = Some(schema::<WriteResult>(g));
     paths.insert("/calendar/{year}".into(), json!({
-        "get": read_op(g, "calendar", "A year's public holidays and make-up working days (none published: Monday to Friday)", vec![year()])["get"].clone(),
+        "get": read_op::<CalendarYear>(g, "calendar", "A year's public holidays and make-up working days (none published: Monday to Friday)", vec![year()])["get"].clone(),
         "post": operation(g, "publish_calendar", "Publish or correct a year's working calendar (sales department, executives); deadlines in working days count with it", vec![year(), key()], Some(publish), "200", published),
     }));
 }
@@ -353,14 +364,24 @@ pub fn document() -> Value {
     );
     paths.insert(
         "/healthz".into(),
-        public_get("healthz", "The process is up", "application/json"),
+        public_get(
+            "healthz",
+            "The process is up",
+            json!({ "type": "object", "required": ["status"], "additionalProperties": false,
+                "properties": { "status": { "const": "ok" } } }),
+        ),
     );
     paths.insert(
         "/readyz".into(),
         public_get(
             "readyz",
             "The store answers and the read models are caught up",
-            "application/json",
+            json!({ "type": "object", "required": ["status", "head", "checkpoint", "lag"],
+                "additionalProperties": false, "properties": {
+                    "status": { "const": "ready" },
+                    "head": { "type": "integer", "minimum": 0, "description": "The log head" },
+                    "checkpoint": { "type": "integer", "minimum": 0, "description": "The position the read models reflect" },
+                    "lag": { "type": "integer", "minimum": 0, "description": "Positions the read models are behind" } } }),
         ),
     );
     // A token of a role that reads every office; without one only on `http.metrics_listen`.
@@ -375,11 +396,18 @@ pub fn document() -> Value {
     );
     paths.insert(
         "/openapi.json".into(),
-        public_get("openapi", "This document", "application/json"),
+        public_get(
+            "openapi",
+            "This document",
+            json!({ "type": "object", "required": ["openapi", "info", "paths", "components"],
+                "description": "An OpenAPI 3.1 document",
+                "properties": { "openapi": { "type": "string" }, "info": { "type": "object" },
+                    "paths": { "type": "object" }, "components": { "type": "object" } } }),
+        ),
     );
     paths.insert(
         "/me".into(),
-        read_op(&mut g, "me", "Who the token belongs to", vec![]),
+        read_op::<reads::Me>(&mut g, "me", "Who the token belongs to", vec![]),
     );
     let register = schema::<dto::RegisterLead>(&mut g);
     paths.insert(
@@ -461,7 +489,7 @@ pub fn document() -> Value {
         );
         paths.insert(format!("/summaries/{{id}}/{action}"), op);
     }
-    let audit = read_op(
+    let audit = read_op::<reads::LeadAudit>(
         &mut g,
         "lead_audit",
         "Who changed or tried to change a lead, in log order, a page at a time",
@@ -481,21 +509,21 @@ pub fn document() -> Value {
             { "type": "string", "format": "date-time" },
         ] }),
     );
-    let op = read_op(
+    let op = read_op::<reads::PipelineReport>(
         &mut g,
         "pipeline",
         "Pipeline and funnel per office",
         vec![office.clone(), as_of, at_least.clone()],
     );
     paths.insert("/pipeline".into(), op);
-    let op = read_op(
+    let op = read_op::<reads::ConflictsReport>(
         &mut g,
         "audit_conflicts",
         "Ownership-conflict audit",
         vec![office.clone(), at_least.clone()],
     );
     paths.insert("/audit/conflicts".into(), op);
-    let op = read_op(
+    let op = read_op::<reads::PlansReport>(
         &mut g,
         "audit_plans",
         "Visit-plan compliance",
@@ -506,7 +534,7 @@ pub fn document() -> Value {
         "description": "A member of staff: id or exact name", "schema": { "type": "string" } });
     let day =
         |name: &str, what: &str| query(name, what, json!({ "type": "string", "format": "date" }));
-    let op = read_op(
+    let op = read_op::<reads::ActorAudit>(
         &mut g,
         "audit_actor",
         "Every lead a member of staff changed or tried to change (themselves; managers their office; headquarters and auditors everyone)",
@@ -521,7 +549,7 @@ pub fn document() -> Value {
         .collect(),
     );
     paths.insert("/audit/actor/{staff}".into(), op);
-    let op = read_op(
+    let op = read_op::<reads::TaskList>(
         &mut g,
         "tasks",
         "Open tasks a member of staff must act on, oldest first (default: the caller's)",
@@ -545,7 +573,7 @@ pub fn document() -> Value {
         .iter()
         .map(|k| k.as_str())
         .collect();
-    let op = read_op(
+    let op = read_op::<reads::WorkflowPage>(
         &mut g,
         "list_workflows",
         "Saga instances in id order, a page at a time: kind, status, open tasks, pending timers, parked reactions",
@@ -596,7 +624,7 @@ pub fn document() -> Value {
             "responses": responses,
         }}),
     );
-    let op = read_op(
+    let op = read_op::<reads::WorkflowDetail>(
         &mut g,
         "show_workflow",
         "One saga instance and its own events",
@@ -626,11 +654,13 @@ pub fn document() -> Value {
             json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
         ),
     ];
-    let op = read_op(&mut g, "events", "The raw log, paginated", events);
+    let op = read_op::<reads::EventPage>(&mut g, "events", "The raw log, paginated", events);
     paths.insert("/events".into(), op);
-    let op = read_op(&mut g, "projections", "Read-model status", vec![]);
+    let op =
+        read_op::<reads::ProjectionsReport>(&mut g, "projections", "Read-model status", vec![]);
     paths.insert("/projections".into(), op);
     let empty = schema::<dto::Empty>(&mut g);
+    let status = schema::<reads::ProjectionsReport>(&mut g);
     let op = operation(
         &mut g,
         "rebuild_projection",
@@ -640,7 +670,7 @@ pub fn document() -> Value {
         ],
         Some(empty),
         "202",
-        None,
+        Some(status),
     );
     paths.insert("/projections/{name}/rebuild".into(), json!({ "post": op }));
     org_paths(&mut g, &mut paths, &at_least);
