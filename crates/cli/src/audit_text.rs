@@ -1,17 +1,10 @@
-//! Text renderings of the audit reports.
+//! Text renderings of the audit reports: the answers of `funnel_app::query::reports` laid out for
+//! a terminal; nothing is computed here that the answer does not hold.
 
-use crate::query::Models;
+use funnel_app::query::reports::{ActorAudit, ConflictsReport, LeadAudit};
 use funnel_projections::models::*;
-use funnel_types::{LeadId, OfficeId, StaffId};
+use funnel_types::{LeadId, StaffId};
 use std::fmt::Write as _;
-
-fn staff(m: &Models, id: &StaffId) -> String {
-    m.touches
-        .staff_names
-        .get(id)
-        .cloned()
-        .unwrap_or_else(|| id.to_string())
-}
 
 fn when(t: &chrono::DateTime<chrono::Utc>) -> String {
     (*t + chrono::Duration::hours(8))
@@ -19,21 +12,21 @@ fn when(t: &chrono::DateTime<chrono::Utc>) -> String {
         .to_string()
 }
 
-pub fn lead(m: &Models, id: LeadId, touches: &[Touch]) -> String {
+pub fn lead(audit: &LeadAudit) -> String {
     let mut s = String::new();
-    let customer = m
-        .pipeline
-        .leads
-        .get(&id)
-        .map(|r| r.customer.clone())
-        .unwrap_or_default();
-    let _ = writeln!(s, "lead {id} {customer}: {} touches", touches.len());
+    let _ = writeln!(
+        s,
+        "lead {} {}: {} touches",
+        audit.lead_id,
+        audit.customer,
+        audit.touches.len()
+    );
     let _ = writeln!(
         s,
         "{:>9}  {:<16}  {:<16}  {:<18}  action",
         "position", "when (UTC+8)", "who", "role"
     );
-    for t in touches {
+    for t in &audit.touches {
         let role = t
             .actor
             .role()
@@ -45,7 +38,7 @@ pub fn lead(m: &Models, id: LeadId, touches: &[Touch]) -> String {
             "{:>9}  {:<16}  {:<16}  {:<18}  {}{mark}",
             t.position,
             when(&t.at),
-            m.touches.name(&t.actor),
+            t.actor_name,
             role,
             t.action
         );
@@ -53,17 +46,17 @@ pub fn lead(m: &Models, id: LeadId, touches: &[Touch]) -> String {
     s
 }
 
-pub fn actor(m: &Models, touches: &[&Touch]) -> String {
+pub fn actor(audit: &ActorAudit) -> String {
     let mut s = String::new();
-    let leads: std::collections::BTreeSet<LeadId> = touches.iter().map(|t| t.lead_id).collect();
-    let _ = writeln!(s, "{} touches of {} leads", touches.len(), leads.len());
-    for t in touches {
-        let customer = m
-            .pipeline
-            .leads
-            .get(&t.lead_id)
-            .map(|r| r.customer.as_str())
-            .unwrap_or("");
+    let leads: std::collections::BTreeSet<LeadId> =
+        audit.touches.iter().map(|t| t.lead_id).collect();
+    let _ = writeln!(
+        s,
+        "{} touches of {} leads",
+        audit.touches.len(),
+        leads.len()
+    );
+    for t in &audit.touches {
         let mark = if t.refused { "  REFUSED" } else { "" };
         let _ = writeln!(
             s,
@@ -71,73 +64,38 @@ pub fn actor(m: &Models, touches: &[&Touch]) -> String {
             t.position,
             when(&t.at),
             t.action,
-            customer
+            t.customer
         );
     }
     s
 }
 
-fn in_office(office: Option<OfficeId>, o: OfficeId) -> bool {
-    office.is_none_or(|x| x == o)
-}
-
-pub fn conflicts_json(m: &Models, office: Option<OfficeId>) -> anyhow::Result<String> {
-    let c = &m.conflicts;
-    let fairness: Vec<serde_json::Value> = m
-        .pipeline
-        .offices
-        .keys()
-        .filter(|o| in_office(office, **o))
-        .map(|o| {
-            let (counts, spread) = c.fairness(*o);
-            serde_json::json!({ "office": o, "manager_assigned": counts, "spread": spread })
-        })
-        .collect();
-    let out = serde_json::json!({
-        "duplicates": c.duplicates.iter().filter(|d| in_office(office, d.office)).collect::<Vec<_>>(),
-        "conflicts": c.conflicts.iter().filter(|(_, x)| in_office(office, x.office)).collect::<std::collections::BTreeMap<_, _>>(),
-        "refused_touches": c.refused_touches.iter().filter(|t| in_office(office, t.office)).collect::<Vec<_>>(),
-        "reassignments": c.reassignments.iter().filter(|(_, x)| in_office(office, x.office)).collect::<std::collections::BTreeMap<_, _>>(),
-        "fairness": fairness,
-    });
-    Ok(serde_json::to_string_pretty(&out)?)
-}
-
-pub fn conflicts(m: &Models, office: Option<OfficeId>) -> String {
-    let c = &m.conflicts;
+pub fn conflicts(c: &ConflictsReport) -> String {
     let mut s = String::new();
-    let customer = |l: &LeadId| {
-        m.pipeline
-            .leads
-            .get(l)
-            .map(|r| r.customer.clone())
-            .unwrap_or_default()
+    let staff = |id: &StaffId| {
+        c.staff_names
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string())
     };
-    let mut cases: Vec<&ConflictCase> = c
-        .conflicts
-        .values()
-        .filter(|x| in_office(office, x.office))
-        .collect();
+    let customer = |l: &LeadId| c.customers.get(l).cloned().unwrap_or_default();
+    let mut cases: Vec<&ConflictCase> = c.conflicts.iter().map(|x| &x.case).collect();
     cases.sort_by_key(|x| x.opened_at);
-    let dups = c
-        .duplicates
-        .iter()
-        .filter(|d| in_office(office, d.office))
-        .count();
     let _ = writeln!(
         s,
-        "duplicate registrations: {dups}; ownership conflicts: {}",
+        "duplicate registrations: {}; ownership conflicts: {}",
+        c.duplicates.len(),
         cases.len()
     );
     for x in &cases {
-        let claimants: Vec<String> = x.claimants.iter().map(|id| staff(m, id)).collect();
+        let claimants: Vec<String> = x.claimants.iter().map(staff).collect();
         let decision = match &x.decision {
             Some(d) => {
                 let grounds: Vec<String> = d.grounds.iter().map(|g| format!("{g:?}")).collect();
                 format!(
                     "→ {} by {} on {} ({}; {})",
-                    staff(m, &d.winner),
-                    staff(m, &d.decided_by),
+                    staff(&d.winner),
+                    staff(&d.decided_by),
                     when(&d.at),
                     grounds.join(", "),
                     d.note
@@ -153,47 +111,38 @@ pub fn conflicts(m: &Models, office: Option<OfficeId>) -> String {
             claimants.join(" / ")
         );
     }
-    let touches: Vec<&RefusedTouch> = c
-        .refused_touches
-        .iter()
-        .filter(|t| in_office(office, t.office))
-        .collect();
     let _ = writeln!(
         s,
         "refused touches of another engineer's lead: {}",
-        touches.len()
+        c.refused_touches.len()
     );
-    for t in &touches {
-        let owner = t.owner.as_ref().map(|o| staff(m, o)).unwrap_or_default();
+    for t in &c.refused_touches {
+        let owner = t.owner.as_ref().map(staff).unwrap_or_default();
         let _ = writeln!(
             s,
             "  {}  {} tried {} on {} (owner {owner}) [{}]",
             when(&t.at),
-            staff(m, &t.attempted_by),
+            staff(&t.attempted_by),
             t.action,
             customer(&t.lead_id),
             t.code
         );
     }
-    let mut re: Vec<&ReassignmentCase> = c
-        .reassignments
-        .values()
-        .filter(|x| in_office(office, x.office))
-        .collect();
+    let mut re: Vec<&ReassignmentCase> = c.reassignments.iter().map(|x| &x.case).collect();
     re.sort_by_key(|x| x.requested_at);
     let _ = writeln!(s, "reassignments: {}", re.len());
     for x in &re {
         let approvals: Vec<String> = x
             .approvals
             .iter()
-            .map(|a| format!("{:?} {}", a.party, staff(m, &a.by)))
+            .map(|a| format!("{:?} {}", a.party, staff(&a.by)))
             .collect();
         let outcome = match &x.outcome {
             ReassignmentOutcome::Pending => "pending".to_string(),
             ReassignmentOutcome::Approved { at } => format!("approved {}", when(at)),
             ReassignmentOutcome::Denied {
                 party, by, reason, ..
-            } => format!("denied by {party:?} {} ({reason})", staff(m, by)),
+            } => format!("denied by {party:?} {} ({reason})", staff(by)),
             ReassignmentOutcome::Expired { at } => format!("expired {}", when(at)),
         };
         let _ = writeln!(
@@ -201,29 +150,25 @@ pub fn conflicts(m: &Models, office: Option<OfficeId>) -> String {
             "  {}  {}  {} → {}  approvals [{}]  {outcome}",
             when(&x.requested_at),
             customer(&x.lead_id),
-            staff(m, &x.from),
-            staff(m, &x.to),
+            staff(&x.from),
+            staff(&x.to),
             approvals.join(", ")
         );
     }
     let _ = writeln!(s, "manager-assigned leads per engineer (fairness):");
-    for (o, info) in m
-        .pipeline
-        .offices
-        .iter()
-        .filter(|(o, _)| in_office(office, **o))
-    {
-        let (counts, spread) = c.fairness(*o);
-        let list: Vec<String> = counts
+    for f in &c.fairness {
+        let list: Vec<String> = f
+            .manager_assigned
             .iter()
-            .map(|(id, n)| format!("{} {n}", staff(m, id)))
+            .map(|(id, n)| format!("{} {n}", staff(id)))
             .collect();
         let _ = writeln!(
             s,
-            "  {} ({}): {}  spread {spread}",
-            info.name,
-            info.code,
-            list.join(", ")
+            "  {} ({}): {}  spread {}",
+            f.name,
+            f.code,
+            list.join(", "),
+            f.spread
         );
     }
     s

@@ -29,7 +29,8 @@ pub fn open_runner(path: &std::path::Path) -> anyhow::Result<Runner> {
         .register::<Pipeline>()?
         .register::<Touches>()?
         .register::<Conflicts>()?
-        .register::<PlanCompliance>()?;
+        .register::<PlanCompliance>()?
+        .register::<funnel_app::auth::Access>()?;
     Ok(runner)
 }
 

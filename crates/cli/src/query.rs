@@ -1,14 +1,16 @@
-//! `funnel pipeline` and `funnel audit …`: reports over the read models, now or as of a date or a
-//! position, as text, JSON or CSV.
+//! `funnel pipeline` and `funnel audit …`: the reports of `funnel_app::query::reports`, asked as
+//! the local operator (who reads every office), now or as of a date or a position, printed as
+//! text, JSON (the answers as the HTTP API gives them) or CSV.
 
-use anyhow::{Context, bail};
 use chrono::NaiveDate;
-use funnel_app::StoreUrl;
-use funnel_projections::ReadModel;
+use funnel_app::auth::Caller;
+use funnel_app::query::reports::{self, ActorAuditQuery, LeadAuditQuery, ReportQuery};
+use funnel_app::{Paging, ReadOptions, Reads, StoreUrl};
 use funnel_projections::models::*;
-use funnel_store::{EventStore, Filter};
-use funnel_types::{Envelope, LeadId, Position};
+use funnel_types::{LeadId, Position};
 use std::fmt::Write as _;
+use std::sync::Arc;
+use tokio::sync::RwLock;
 
 pub use funnel_projections::AsOf;
 
@@ -17,104 +19,24 @@ pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
     text.parse()
 }
 
-/// All four read models, folded from the log up to a moment.
-#[derive(Debug, Default)]
-pub struct Models {
-    pub pipeline: Pipeline,
-    pub touches: Touches,
-    pub conflicts: Conflicts,
-    pub plans: PlanCompliance,
-    /// The last position applied.
-    pub position: Position,
-    /// Events parked because a model could not apply them: (position, model, reason).
-    pub parked: Vec<(Position, &'static str, String)>,
-}
-
-impl Models {
-    fn apply(&mut self, env: &Envelope<funnel_domain::Event>) {
-        let p = env.meta.position;
-        for (name, result) in [
-            (Pipeline::NAME, self.pipeline.apply(env)),
-            (Touches::NAME, self.touches.apply(env)),
-            (Conflicts::NAME, self.conflicts.apply(env)),
-            (PlanCompliance::NAME, self.plans.apply(env)),
-        ] {
-            if let Err(reason) = result {
-                self.parked.push((p, name, reason));
-            }
-        }
-        self.position = p;
-    }
-}
-
-/// The read models now (from the persisted runner, caught up first and, with `at_least`, until that
-/// position) or as of a moment (folded from the log).
-pub async fn load(
-    store: &dyn EventStore,
+/// The read side of the queries: the persisted read models, caught up with the log first (and,
+/// with `at_least`, until that position), queried as the local operator through the same
+/// application queries the HTTP API answers with.
+pub async fn reads(
+    url: &StoreUrl,
     projections: &std::path::Path,
-    as_of: Option<AsOf>,
     at_least: Option<Position>,
-) -> anyhow::Result<Models> {
-    if as_of.is_some() {
-        return fold(store, as_of).await;
-    }
+) -> anyhow::Result<Reads> {
+    let store = funnel_app::open_store(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open store {url:?}: {e}"))?;
     let mut runner = crate::projections::open_runner(projections)?;
-    crate::projections::catch_up(&mut runner, store, at_least).await?;
-    let parked = runner
-        .status()
-        .into_iter()
-        .flat_map(|s| {
-            s.parked
-                .into_iter()
-                .map(move |p| (p.position, s.name, p.reason))
-        })
-        .collect();
-    Ok(Models {
-        pipeline: runner.get::<Pipeline>().cloned().unwrap_or_default(),
-        touches: runner.get::<Touches>().cloned().unwrap_or_default(),
-        conflicts: runner.get::<Conflicts>().cloned().unwrap_or_default(),
-        plans: runner.get::<PlanCompliance>().cloned().unwrap_or_default(),
-        position: runner.live_checkpoint(),
-        parked,
-    })
-}
-
-/// Folds the log into the read models, up to `as_of` (everything when `None`), in one pass. As of a
-/// time, the models count time until that moment (days without a visit), not until the last event.
-pub async fn fold(store: &dyn EventStore, as_of: Option<AsOf>) -> anyhow::Result<Models> {
-    let mut models = Models::default();
-    let mut after = Position::START;
-    loop {
-        let batch = store.read_all(after, &Filter::All, 8192).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.meta.position;
-        for rec in &batch {
-            if let Some(AsOf::Position(p)) = as_of
-                && rec.meta.position > p
-            {
-                return Ok(models);
-            }
-            if as_of.is_some_and(|a| !a.admits(rec)) {
-                continue;
-            }
-            match funnel_codec::decode_recorded(rec) {
-                Ok(env) => models.apply(&env),
-                Err(e) => {
-                    models
-                        .parked
-                        .push((rec.meta.position, "all", e.to_string()));
-                    models.position = rec.meta.position;
-                }
-            }
-        }
-    }
-    if let Some(t) = as_of.and_then(|a| a.moment()) {
-        models.pipeline.complete_until(t);
-        models.touches.complete_until(t);
-        models.conflicts.complete_until(t);
-        models.plans.complete_until(t);
-    }
-    Ok(models)
+    crate::projections::catch_up(&mut runner, store.as_ref(), at_least).await?;
+    Ok(Reads::new(
+        store,
+        Arc::new(RwLock::new(runner)),
+        ReadOptions::default(),
+    ))
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum, PartialEq, Eq)]
@@ -147,54 +69,48 @@ pub async fn pipeline(
     projections: &std::path::Path,
     args: PipelineArgs,
 ) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
-    let models = load(
-        store.as_ref(),
-        projections,
-        args.as_of,
-        args.at_least.map(Position),
-    )
-    .await?;
-    let office = match &args.office {
-        Some(text) => Some(
-            models
-                .pipeline
-                .find_office(text)
-                .with_context(|| format!("no office `{text}`"))?,
-        ),
-        None => None,
+    let reads = reads(url, projections, args.at_least.map(Position)).await?;
+    let q = ReportQuery {
+        office: args.office.clone(),
+        as_of: args.as_of,
+        at_least: None,
     };
-    let reports = models.pipeline.report(office);
-    let as_of = models
-        .pipeline
-        .as_of
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_default();
+    let report = reports::pipeline(&reads, &Caller::local_operator(), q).await?;
+    let as_of = report.as_of.clone().unwrap_or_default();
     if args.json {
-        let out =
-            serde_json::json!({ "position": models.position, "as_of": as_of, "offices": reports });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.csv {
-        print!("{}", pipeline_csv(&reports));
+        print!("{}", pipeline_csv(&report.offices));
     } else {
         let when = match args.as_of {
             Some(AsOf::Time(_)) => format!("as of {as_of}"),
             _ => format!("latest event {as_of}"),
         };
-        print!("{}", pipeline_text(&reports, models.position, &when));
+        print!("{}", pipeline_text(&report.offices, report.position, &when));
     }
-    warn_parked(&models);
+    warn_parked(&reads).await?;
     Ok(())
 }
 
-fn warn_parked(models: &Models) {
-    if !models.parked.is_empty() {
+/// Says on stderr when a read model parked events (did not apply them).
+async fn warn_parked(reads: &Reads) -> anyhow::Result<()> {
+    let status = funnel_app::query::log::projections(reads).await?;
+    let parked: Vec<_> = status
+        .projections
+        .iter()
+        .flat_map(|s| {
+            s.parked
+                .iter()
+                .map(move |p| (p.position, s.name, &p.reason))
+        })
+        .collect();
+    if let Some(first) = parked.first() {
         eprintln!(
-            "warning: {} event(s) parked (not applied); first: {:?}",
-            models.parked.len(),
-            models.parked[0]
+            "warning: {} event(s) parked (not applied); first: {first:?}",
+            parked.len()
         );
     }
+    Ok(())
 }
 
 fn yuan(amount: u64) -> String {
@@ -423,71 +339,63 @@ pub async fn audit(
     projections: &std::path::Path,
     args: AuditArgs,
 ) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
-    let m = load(
-        store.as_ref(),
-        projections,
-        args.as_of,
-        args.at_least.map(Position),
-    )
-    .await?;
-    let office = |text: &Option<String>| -> anyhow::Result<Option<funnel_types::OfficeId>> {
-        match text {
-            Some(t) => Ok(Some(
-                m.pipeline
-                    .find_office(t)
-                    .with_context(|| format!("no office `{t}`"))?,
-            )),
-            None => Ok(None),
-        }
+    let reads = reads(url, projections, args.at_least.map(Position)).await?;
+    let caller = Caller::local_operator();
+    let report = |office: &Option<String>| ReportQuery {
+        office: office.clone(),
+        as_of: args.as_of,
+        at_least: None,
     };
     let out = match &args.what {
         AuditWhat::Lead { id } => {
-            let touches = m.touches.lead(*id);
-            if touches.is_empty() && !m.pipeline.leads.contains_key(id) {
-                bail!("no lead {id} in the log");
-            }
+            let q = LeadAuditQuery {
+                lead: *id,
+                as_of: args.as_of,
+                at_least: None,
+                paging: Paging::everything(),
+            };
+            let audit = reports::lead_audit(&reads, &caller, q).await?;
             if args.json {
-                serde_json::to_string_pretty(touches)?
+                serde_json::to_string_pretty(&audit)?
             } else {
-                crate::audit_text::lead(&m, *id, touches)
+                crate::audit_text::lead(&audit)
             }
         }
         AuditWhat::Actor { staff, from, to } => {
-            let key = crate::org::staff_named(&m.touches.staff_names, staff)?.to_string();
-            let day = |d: &Option<NaiveDate>| {
-                d.map(|d| {
-                    d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
-                        - chrono::Duration::hours(8)
-                })
+            let q = ActorAuditQuery {
+                staff: staff.clone(),
+                from: *from,
+                to: *to,
+                as_of: args.as_of,
+                at_least: None,
+                paging: Paging::everything(),
             };
-            let to_end = to.and_then(|d| d.succ_opt());
-            let touches = m.touches.actor(&key, day(from), day(&to_end));
+            let audit = reports::actor_audit(&reads, &caller, q).await?;
             if args.json {
-                serde_json::to_string_pretty(&touches)?
+                serde_json::to_string_pretty(&audit)?
             } else {
-                crate::audit_text::actor(&m, &touches)
+                crate::audit_text::actor(&audit)
             }
         }
-        AuditWhat::Conflicts { office: o } => {
-            let o = office(o)?;
+        AuditWhat::Conflicts { office } => {
+            let c = reports::conflicts(&reads, &caller, report(office)).await?;
             if args.json {
-                crate::audit_text::conflicts_json(&m, o)?
+                serde_json::to_string_pretty(&c)?
             } else {
-                crate::audit_text::conflicts(&m, o)
+                crate::audit_text::conflicts(&c)
             }
         }
-        AuditWhat::Plans { office: o } => {
-            let report = m.plans.report(office(o)?);
+        AuditWhat::Plans { office } => {
+            let p = reports::plans(&reads, &caller, report(office)).await?;
             if args.json {
-                serde_json::to_string_pretty(&report)?
+                serde_json::to_string_pretty(&p)?
             } else {
-                crate::audit_text::plans(&report)
+                crate::audit_text::plans(&p.engineers)
             }
         }
     };
     println!("{out}");
-    warn_parked(&m);
+    warn_parked(&reads).await?;
     Ok(())
 }
 

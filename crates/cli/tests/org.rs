@@ -187,7 +187,8 @@ fn a_new_installation_is_set_up_from_the_command_line() {
         "{err}"
     );
     let err = refused(s, &["audit", "actor", "王工（SH）"], d);
-    assert!(err.contains("several members of staff"), "{err}");
+    assert!(err.contains("2 members of staff are called"), "{err}");
+    assert!(err.contains("give the id"), "{err}");
     ok(
         s,
         &["tasks", "--staff", wang["staff_id"].as_str().expect("id")],

@@ -31,13 +31,13 @@ pub struct ReportQuery {
 /// The pipeline and funnel of the offices the caller may read.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct PipelineReport {
-    /// The log position the report reflects.
-    pub position: Position,
     /// "Now" of the report (RFC 3339): the moment asked for, or else the latest event applied;
     /// days without a visit count until then. `null` for an empty log.
     pub as_of: Option<String>,
     /// One report per office, in office id order.
     pub offices: Vec<OfficeReport>,
+    /// The log position the report reflects.
+    pub position: Position,
 }
 
 /// The report's office scope: the one asked for, if the caller may read it, else theirs.
