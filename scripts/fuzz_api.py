@@ -43,7 +43,14 @@ ROLES = ["sales_engineer", "office_manager", "sales_department", "auditor"]
 #   is for, a request the document allows that the server refuses as malformed, is what
 #   `documented_requests_are_well_formed` in fuzz_checks.py checks: it fails on any answer with a
 #   `request.*` problem code (400, 413, 422) to a request generated as valid.
+#
+# `response_schema_conformance` validates every answer's body against the response schema the
+# document gives for its status: every answer of the API is described with its real schema (the
+# typed answers of `funnel_app::query`, the problem documents), so this check is what catches an
+# answer drifting from its schema under generated requests. It must stay on.
 EXCLUDED_CHECKS = ["positive_data_acceptance"]
+REQUIRED_CHECKS = ["response_schema_conformance", "status_code_conformance", "content_type_conformance"]
+assert not set(REQUIRED_CHECKS) & set(EXCLUDED_CHECKS), "a required check is excluded"
 
 
 def start_server(funnel: str, workdir: pathlib.Path, leads: int, log) -> tuple[subprocess.Popen, str]:
