@@ -351,3 +351,29 @@ pub async fn authenticate(reads: &Reads, token: &str) -> Result<Caller, AppError
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_local_operator_reads_every_office_and_office_roles_their_own() {
+        let sh = OfficeId::derived("SH");
+        let bj = OfficeId::derived("BJ");
+        let op = Caller::local_operator();
+        assert!(op.reads_all() && op.may_read(sh) && op.may_read_of(None));
+        assert_eq!(op.scope(None), Ok(None));
+        assert_eq!(op.scope(Some(bj)), Ok(Some(bj)));
+
+        let mut engineer = op.clone();
+        engineer.role = Role::SalesEngineer;
+        engineer.office = Some(sh);
+        engineer.read_scope = ReadScope::of(Role::SalesEngineer, Some(sh));
+        assert_eq!(engineer.read_scope, ReadScope::Office(sh));
+        assert_eq!(engineer.scope(None), Ok(Some(sh)));
+        assert!(!engineer.may_read_of(None));
+        let refused = engineer.scope(Some(bj)).expect_err("another office");
+        assert_eq!(refused.code, "auth.other_office", "{refused}");
+        assert_eq!(refused.kind, crate::ErrorKind::Forbidden);
+    }
+}

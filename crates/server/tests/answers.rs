@@ -133,6 +133,22 @@ async fn every_get_answer_matches_its_schema_for_headquarters_and_office_roles()
         }
     }
     assert!(checked >= 60, "only {checked} answers checked");
+
+    // What the text reports need is in the answers: names of the people and customers a report
+    // mentions, the lead's customer, the moment "now" is.
+    let r = w.get("/audit/conflicts", "manager").await;
+    let customer = r.body["customers"][&lead].as_str().unwrap_or_default();
+    assert!(customer.starts_with("万科"), "{}", r.text);
+    assert_eq!(r.body["staff_names"][w.ids["eng_b"].to_string()], "eng_b");
+    assert_eq!(r.body["fairness"][0]["code"], "SH", "{}", r.text);
+    let r = w.get(&format!("/leads/{lead}/audit"), "eng_a").await;
+    assert_eq!(r.body["customer"], customer, "{}", r.text);
+    let r = w.get("/pipeline", "eng_a").await;
+    assert!(
+        r.body["as_of"].is_string() && r.body["position"].is_u64(),
+        "{}",
+        r.text
+    );
 }
 
 /// A schema says nothing of its fields: an object type without properties, additional properties,
