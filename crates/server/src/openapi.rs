@@ -247,6 +247,13 @@ fn webhook_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
     paths.insert("/webhooks/{id}/deliveries".into(), json!({ "get": op }));
 }
 
+/// An operation whose body may be left out: an empty body reads as `{}` (the endpoints that take
+/// no fields, e.g. a rebuild or a retry, are called with none).
+fn body_optional(mut op: Value) -> Value {
+    op["requestBody"]["required"] = json!(false);
+    op
+}
+
 /// A creating operation answers a retry with the same Idempotency-Key with 200 and the original
 /// result (nothing new is created).
 fn retried(mut op: Value) -> Value {
@@ -641,7 +648,10 @@ pub fn document() -> Value {
         "200",
         None,
     );
-    paths.insert("/workflows/{id}/retry".into(), json!({ "post": op }));
+    paths.insert(
+        "/workflows/{id}/retry".into(),
+        json!({ "post": body_optional(op) }),
+    );
     let events = vec![
         query(
             "after",
@@ -672,7 +682,10 @@ pub fn document() -> Value {
         "202",
         Some(status),
     );
-    paths.insert("/projections/{name}/rebuild".into(), json!({ "post": op }));
+    paths.insert(
+        "/projections/{name}/rebuild".into(),
+        json!({ "post": body_optional(op) }),
+    );
     org_paths(&mut g, &mut paths, &at_least);
     webhook_paths(&mut g, &mut paths);
     let schemas = g.take_definitions(true);
