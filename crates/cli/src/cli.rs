@@ -86,7 +86,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => runtime()?.block_on(crate::export::run(&store, a)),
         Command::Tail(a) => runtime()?.block_on(crate::tail::run(&store, a)),
         Command::Workflows(a) => runtime()?.block_on(crate::workflows::run(&store, a)),
-        Command::Tasks(a) => runtime()?.block_on(crate::workflows::tasks(&store, a)),
+        Command::Tasks(a) => runtime()?.block_on(crate::workflows::tasks(&store, &projections, a)),
         Command::Pipeline(a) => {
             runtime()?.block_on(crate::query::pipeline(&store, &projections, a))
         }

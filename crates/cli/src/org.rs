@@ -33,31 +33,6 @@ impl Acting {
     }
 }
 
-/// A member of staff by id or exact name, among `names`; a name that several people share is
-/// refused with their ids, never resolved to the first of them.
-pub(crate) fn staff_named<'a>(
-    names: impl IntoIterator<Item = (&'a StaffId, &'a String)>,
-    text: &str,
-) -> anyhow::Result<StaffId> {
-    let text = text.trim();
-    let hits: Vec<StaffId> = names
-        .into_iter()
-        .filter(|(id, name)| id.to_string() == text || name.as_str() == text)
-        .map(|(id, _)| *id)
-        .collect();
-    match hits.as_slice() {
-        [one] => Ok(*one),
-        [] => anyhow::bail!("no member of staff `{text}`; `funnel staff list` shows them"),
-        several => {
-            let ids: Vec<String> = several.iter().map(ToString::to_string).collect();
-            anyhow::bail!(
-                "several members of staff are called `{text}` ({}); give the id",
-                ids.join(", ")
-            )
-        }
-    }
-}
-
 /// An office by id, code (any case) or exact name.
 fn find_office(directory: &Access, text: &str) -> anyhow::Result<OfficeId> {
     directory.find_office(text).ok_or_else(|| {

@@ -30,7 +30,8 @@ pub fn open_runner(path: &std::path::Path) -> anyhow::Result<Runner> {
         .register::<Touches>()?
         .register::<Conflicts>()?
         .register::<PlanCompliance>()?
-        .register::<funnel_app::auth::Access>()?;
+        .register::<funnel_app::auth::Access>()?
+        .register::<funnel_workflows::Tasks>()?;
     Ok(runner)
 }
 

@@ -2,13 +2,13 @@
 //! reactions, or just run) and `funnel tasks` (open tasks by assignee, and since when).
 
 use anyhow::Context;
-use funnel_app::StoreUrl;
-use funnel_domain::{Event, Policy, StaffInfo};
+use funnel_app::auth::Caller;
+use funnel_app::query::work::{self, AssigneeNames, TasksQuery};
+use funnel_app::{Paging, StoreUrl};
+use funnel_domain::Policy;
 use funnel_engine::Engine;
-use funnel_projections::ReadModel;
-use funnel_store::Filter;
-use funnel_types::{Position, StaffId, SystemClock, WorkflowId};
-use funnel_workflows::{InstanceSummary, Tasks, WorkflowRuntime};
+use funnel_types::{SystemClock, WorkflowId};
+use funnel_workflows::{InstanceSummary, WorkflowRuntime};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -170,82 +170,62 @@ pub struct TasksArgs {
     pub json: bool,
 }
 
-/// Who a task waits for, for people.
-fn assignee_label(
-    a: &funnel_domain::events::Assignee,
-    names: &BTreeMap<StaffId, String>,
-) -> String {
-    match a.staff {
-        Some(s) => names.get(&s).cloned().unwrap_or_else(|| s.to_string()),
+/// Who a task waits for, for people: their name, or their role and office.
+fn assignee_label(a: &funnel_domain::events::Assignee, names: &AssigneeNames) -> String {
+    let who = match a.staff {
+        Some(s) => names
+            .staff
+            .get(&s)
+            .cloned()
+            .unwrap_or_else(|| s.to_string()),
         None => a.role.label_zh().to_string(),
-    }
+    };
+    let office = a
+        .office
+        .map(|o| {
+            let name = names.offices.get(&o).cloned().unwrap_or_else(|| o.short());
+            format!(" @{name}")
+        })
+        .unwrap_or_default();
+    format!("{who}{office}")
 }
 
-pub async fn tasks(url: &StoreUrl, args: TasksArgs) -> anyhow::Result<()> {
-    // Only reads: the sagas that open tasks are run by `funnel serve` or `funnel workflows`, and
-    // a second runtime beside a running one would compete for the workflow streams.
-    let store = crate::cli::open(url).await?;
-    let mut tasks = Tasks::default();
-    let mut names: BTreeMap<StaffId, String> = BTreeMap::new();
-    let mut staff: BTreeMap<StaffId, funnel_domain::org::StaffState> = BTreeMap::new();
-    let mut offices: BTreeMap<funnel_types::OfficeId, String> = BTreeMap::new();
-    let filter = Filter::Categories(vec!["workflow".into(), "staff".into(), "office".into()]);
-    let mut after = Position::START;
-    loop {
-        let batch = store.read_all(after, &filter, 4096).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.meta.position;
-        for r in &batch {
-            let env = funnel_codec::decode_recorded(r)?;
-            if let Event::OfficeOpened(o) = &env.payload {
-                offices.insert(o.office_id, o.name.clone());
-            } else if env.meta.stream.category() == "staff" {
-                let id = match &env.payload {
-                    Event::StaffJoined(s) => {
-                        names.insert(s.staff_id, s.name.clone());
-                        Some(s.staff_id)
-                    }
-                    Event::StaffRoleChanged(s) => Some(s.staff_id),
-                    Event::StaffMovedOffice(s) => Some(s.staff_id),
-                    Event::StaffLeft(s) => Some(s.staff_id),
-                    _ => None,
-                };
-                if let Some(id) = id {
-                    let s = staff.remove(&id).unwrap_or_default();
-                    staff.insert(id, funnel_domain::org::evolve_staff(s, &env.payload));
-                }
-            } else if env.meta.stream.category() == "workflow" {
-                tasks.apply(&env).map_err(anyhow::Error::msg)?;
-            }
-        }
-    }
-    let rows = match &args.staff {
+/// `funnel tasks [--staff NAME]`: the open tasks of `funnel_app::query::work`, every one or one
+/// person's, asked as the local operator. Only reads: the sagas that open tasks are run by
+/// `funnel serve` or `funnel workflows`, and a second runtime beside a running one would compete
+/// for the workflow streams.
+pub async fn tasks(
+    url: &StoreUrl,
+    projections: &std::path::Path,
+    args: TasksArgs,
+) -> anyhow::Result<()> {
+    let reads = crate::query::reads(url, projections, None).await?;
+    let caller = Caller::local_operator();
+    let (rows, names, json) = match &args.staff {
         Some(text) => {
-            let id: StaffId = crate::org::staff_named(&names, text)?;
-            let info: StaffInfo = staff
-                .get(&id)
-                .and_then(|s| s.info())
-                .with_context(|| format!("no member of staff `{text}`"))?;
-            tasks.for_staff(&info)
+            let q = TasksQuery {
+                staff: Some(text.clone()),
+                at_least: None,
+                paging: Paging::everything(),
+            };
+            let list = work::tasks(&reads, &caller, q).await?;
+            let json = serde_json::to_string_pretty(&list)?;
+            (list.tasks, list.assignees, json)
         }
-        None => tasks.all(),
+        None => {
+            let all = work::all_tasks(&reads, &caller, None).await?;
+            let json = serde_json::to_string_pretty(&all)?;
+            (all.tasks, all.assignees, json)
+        }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{json}");
         return Ok(());
     }
     // Grouped by assignee, oldest first within each.
     let mut by: BTreeMap<String, Vec<&funnel_workflows::OpenTaskRow>> = BTreeMap::new();
     for t in &rows {
-        let office = t
-            .assignee
-            .office
-            .map(|o| {
-                let name = offices.get(&o).cloned().unwrap_or_else(|| o.short());
-                format!(" @{name}")
-            })
-            .unwrap_or_default();
-        by.entry(format!("{}{office}", assignee_label(&t.assignee, &names)))
+        by.entry(assignee_label(&t.assignee, &names))
             .or_default()
             .push(t);
     }

@@ -257,9 +257,22 @@ fn workflows_on_the_demo_history_show_all_nine_kinds_and_open_tasks() {
     let kinds: std::collections::BTreeSet<&str> =
         list.iter().filter_map(|i| i["kind"].as_str()).collect();
     assert_eq!(kinds.len(), 9, "{kinds:?}");
-    let tasks: Vec<serde_json::Value> =
-        serde_json::from_str(&ok(&["tasks", "--json"])).expect("json");
-    assert!(!tasks.is_empty());
+    let tasks: serde_json::Value = serde_json::from_str(&ok(&["tasks", "--json"])).expect("json");
+    let open = tasks["tasks"].as_array().expect("tasks");
+    assert!(!open.is_empty());
+    // The answer names whom each task waits for.
+    let assignees = &tasks["assignees"];
+    assert!(
+        open.iter().all(|t| t["assignee"]["staff"]
+            .as_str()
+            .is_none_or(|s| assignees["staff"][s].is_string())),
+        "{tasks}"
+    );
+    let text = ok(&["tasks"]);
+    assert!(
+        text.contains(&format!("{} open task(s)", open.len())),
+        "{text}"
+    );
     let id = list[0]["id"].as_str().expect("id");
     assert!(ok(&["workflows", "show", id]).contains("workflow.started"));
     // Running them again changes nothing.

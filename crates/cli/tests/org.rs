@@ -181,7 +181,7 @@ fn a_new_installation_is_set_up_from_the_command_line() {
         d,
     );
     let err = refused(s, &["tasks", "--staff", "王工（SH）"], d);
-    assert!(err.contains("several members of staff"), "{err}");
+    assert!(err.contains("2 members of staff are called"), "{err}");
     assert!(
         err.contains(wang["staff_id"].as_str().expect("id")),
         "{err}"

@@ -1,15 +1,16 @@
 //! The work the sagas hand out: open tasks per person, and the workflow instances themselves.
 
-use crate::auth::Caller;
+use crate::auth::{Access, Caller};
 use crate::error::AppError;
 use crate::reads::{Paging, Reads, check_person, page};
 use chrono::{DateTime, Utc};
 use funnel_domain::RefusalCode;
 use funnel_domain::events::WorkflowKind;
-use funnel_types::{Actor, Position, StaffId, StreamId, Version, WorkflowId};
+use funnel_types::{Actor, OfficeId, Position, StaffId, StreamId, Version, WorkflowId};
 use funnel_workflows::{InstanceSummary, Instances, OpenTaskRow, Tasks};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Whose tasks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +32,80 @@ pub struct TaskList {
     pub tasks: Vec<OpenTaskRow>,
     /// The `after` of the next page; `null` on the last.
     pub next: Option<String>,
+    /// The names of the people and offices the tasks are assigned or escalated to.
+    pub assignees: AssigneeNames,
+}
+
+/// The names of the people and offices tasks are assigned or escalated to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct AssigneeNames {
+    pub staff: BTreeMap<StaffId, String>,
+    pub offices: BTreeMap<OfficeId, String>,
+}
+
+impl AssigneeNames {
+    fn of<'a>(access: &Access, tasks: impl IntoIterator<Item = &'a OpenTaskRow>) -> Self {
+        let mut names = Self::default();
+        for t in tasks {
+            for a in std::iter::once(&t.assignee).chain(t.escalated_to.as_ref()) {
+                if let Some(s) = a.staff.and_then(|s| access.staff.get(&s).map(|e| (s, e))) {
+                    names.staff.insert(s.0, s.1.name.clone());
+                }
+                if let Some(o) = a
+                    .office
+                    .and_then(|o| access.offices.get(&o).map(|e| (o, e)))
+                {
+                    names.offices.insert(o.0, o.1.name.clone());
+                }
+            }
+        }
+        names
+    }
+}
+
+/// Every open task, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct OpenTasks {
+    /// The log position the list reflects.
+    pub position: Position,
+    pub tasks: Vec<OpenTaskRow>,
+    pub assignees: AssigneeNames,
+}
+
+/// Every open task, for those who read every office (headquarters, auditors, the local
+/// operator); office roles ask for a person's with [`tasks`].
+pub async fn all_tasks(
+    reads: &Reads,
+    caller: &Caller,
+    at_least: Option<u64>,
+) -> Result<OpenTasks, AppError> {
+    if !caller.reads_all() {
+        return Err(AppError::forbidden(
+            RefusalCode::OtherOffice,
+            format!(
+                "a {} reads the tasks of a person, not every task",
+                caller.role
+            ),
+            format!(
+                "{}只能查看个人的待办，不能查看全部待办",
+                caller.role.label_zh()
+            ),
+        ));
+    }
+    reads.wait_for(at_least).await?;
+    let r = reads.runner().read().await;
+    let (Some(tasks), Some(access)) = (r.get::<Tasks>(), r.get::<Access>()) else {
+        return Err(AppError::unavailable(
+            "the tasks or access read model is being rebuilt",
+            "读模型正在重建",
+        ));
+    };
+    let rows = tasks.all();
+    Ok(OpenTasks {
+        position: r.live_checkpoint(),
+        assignees: AssigneeNames::of(access, rows.iter().copied()),
+        tasks: rows.into_iter().cloned().collect(),
+    })
 }
 
 /// Open tasks a member of staff must act on (assigned to them, or to their role in their office),
@@ -48,32 +123,37 @@ pub async fn tasks(reads: &Reads, caller: &Caller, q: TasksQuery) -> Result<Task
         office: entry.office,
         active: entry.active,
     };
-    reads
-        .with_model(|tasks: &Tasks, position| {
-            // Oldest first: the cursor is the opening time (microseconds, fixed width) and the
-            // task id, which sort as the list does.
-            let key = |t: &&OpenTaskRow| {
-                format!(
-                    "{:020}~{}",
-                    t.opened_at.timestamp_micros().max(0),
-                    t.task_id
-                )
-            };
-            let (rows, next) = page(
-                tasks.for_staff(&info),
-                key,
-                q.paging.after.as_ref(),
-                q.paging.limit,
-            );
-            TaskList {
-                position,
-                staff_id: whom,
-                name: entry.name.clone(),
-                tasks: rows.into_iter().cloned().collect(),
-                next,
-            }
-        })
-        .await
+    let r = reads.runner().read().await;
+    let (Some(tasks), Some(access)) = (r.get::<Tasks>(), r.get::<Access>()) else {
+        return Err(AppError::unavailable(
+            "the tasks or access read model is being rebuilt",
+            "读模型正在重建",
+        ));
+    };
+    let position = r.live_checkpoint();
+    // Oldest first: the cursor is the opening time (microseconds, fixed width) and the task id,
+    // which sort as the list does.
+    let key = |t: &&OpenTaskRow| {
+        format!(
+            "{:020}~{}",
+            t.opened_at.timestamp_micros().max(0),
+            t.task_id
+        )
+    };
+    let (rows, next) = page(
+        tasks.for_staff(&info),
+        key,
+        q.paging.after.as_ref(),
+        q.paging.limit,
+    );
+    Ok(TaskList {
+        position,
+        staff_id: whom,
+        name: entry.name.clone(),
+        assignees: AssigneeNames::of(access, rows.iter().copied()),
+        tasks: rows.into_iter().cloned().collect(),
+        next,
+    })
 }
 
 /// How an instance stands, as a filter.
