@@ -147,7 +147,7 @@ pub async fn pipeline(
     projections: &std::path::Path,
     args: PipelineArgs,
 ) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let models = load(
         store.as_ref(),
         projections,
@@ -423,7 +423,7 @@ pub async fn audit(
     projections: &std::path::Path,
     args: AuditArgs,
 ) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let m = load(
         store.as_ref(),
         projections,

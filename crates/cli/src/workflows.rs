@@ -49,7 +49,7 @@ fn checkpoint_path(url: &StoreUrl) -> anyhow::Result<PathBuf> {
 
 /// A runtime with the system clock, run until idle with a progress bar.
 async fn runtime(url: &StoreUrl) -> anyhow::Result<WorkflowRuntime> {
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
     let path = checkpoint_path(url)?;
     let mut rt = WorkflowRuntime::new(engine, Arc::new(SystemClock), Some(&path))?;
@@ -132,7 +132,7 @@ pub async fn run(url: &StoreUrl, args: WorkflowsArgs) -> anyhow::Result<()> {
             }
         }
         Some(WorkflowsWhat::Show { id }) => {
-            let store = crate::cli::open(url).await?;
+            let store = funnel_app::open(url).await?;
             let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
             let rt = WorkflowRuntime::new(engine, Arc::new(SystemClock), None)?;
             for env in rt.show(id).await? {
@@ -184,7 +184,7 @@ fn assignee_label(
 pub async fn tasks(url: &StoreUrl, args: TasksArgs) -> anyhow::Result<()> {
     // Only reads: the sagas that open tasks are run by `funnel serve` or `funnel workflows`, and
     // a second runtime beside a running one would compete for the workflow streams.
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let mut tasks = Tasks::default();
     let mut names: BTreeMap<StaffId, String> = BTreeMap::new();
     let mut staff: BTreeMap<StaffId, funnel_domain::org::StaffState> = BTreeMap::new();
