@@ -714,3 +714,32 @@ async fn every_declared_write_is_routed_and_documented_and_every_documented_writ
         );
     }
 }
+
+#[tokio::test]
+async fn a_name_no_command_has_is_told_the_declared_ones() {
+    let w = world().await;
+    let some = uuid::Uuid::now_v7();
+    let staff = w.ids["executive"];
+    for (uri, en) in [
+        (
+            format!("/leads/{some}/commands/promote"),
+            format!(
+                "no lead command `promote`; known: {}",
+                funnel_server::dto::LEAD_COMMANDS.join(", ")
+            ),
+        ),
+        (
+            format!("/summaries/{some}/promote"),
+            "no summary step `promote`; known: verify, review, file".to_string(),
+        ),
+        (
+            format!("/staff/{staff}/promote"),
+            "no staff change `promote`; known: reassign, leave".to_string(),
+        ),
+    ] {
+        let r = w.post(&uri, "executive", json!({})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}: {}", r.text);
+        assert_eq!(r.body["code"], "request.unknown_command", "{uri}");
+        assert_eq!(r.body["message_en"], en, "{uri}");
+    }
+}
