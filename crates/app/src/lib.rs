@@ -1,8 +1,8 @@
 //! The application layer: what every interface of Funnel (the HTTP API, the command line, and
 //! later the console and the gRPC endpoint) calls, so that none of them holds logic of its own.
 //!
-//! - `open`: the choice of storage backend from a URL; the engine and the read models know only
-//!   the store contract (`funnel_store::EventStore`).
+//! - `open`: the choice of storage backend from a URL (`open` names the URL in its error); the
+//!   engine and the read models know only the store contract (`funnel_store::EventStore`).
 //! - [`auth`]: the one function that turns a credential into the acting person
 //!   ([`auth::authenticate`]), with their role, office and read scope ([`auth::Caller`]); the
 //!   command line acts as [`auth::Caller::local_operator`].
@@ -19,6 +19,6 @@ pub mod reads;
 mod replays;
 
 pub use error::{AppError, ErrorKind};
-pub use open::{StoreUrl, open_store, open_store_with_replicas};
+pub use open::{OpenError, StoreUrl, open, open_store, open_store_with_replicas};
 pub use reads::{Paging, ReadOptions, Reads};
 pub use replays::Replays;

@@ -36,6 +36,29 @@ impl std::str::FromStr for StoreUrl {
     }
 }
 
+/// A store that did not open, with the URL that named it.
+#[derive(Debug)]
+pub struct OpenError {
+    pub url: StoreUrl,
+    pub error: StoreError,
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot open store {:?}: {}", self.url, self.error)
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// [`open_store`] with the URL in its error, for an interface that shows the error to a person.
+pub async fn open(url: &StoreUrl) -> Result<Arc<dyn EventStore>, OpenError> {
+    open_store(url).await.map_err(|error| OpenError {
+        url: url.clone(),
+        error,
+    })
+}
+
 /// Opens the store a URL names, creating the SQLite file's directory when needed. A JetStream log
 /// created here gets [`funnel_store_nats::default_replicas`] (3 when the URL names several
 /// cluster members).
@@ -81,6 +104,23 @@ pub async fn open_store_with_replicas(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_store_that_does_not_open_is_named_in_the_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"").expect("file");
+        let url = StoreUrl::Sqlite(file.join("funnel.db"));
+        let Err(e) = open(&url).await else {
+            panic!("a store under a plain file opened");
+        };
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("cannot open store {url:?}: ")),
+            "{text}"
+        );
+        assert!(text.contains("cannot create"), "{text}");
+    }
 
     #[test]
     fn urls_parse_with_clear_errors() {

@@ -110,12 +110,3 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
-
-/// Opens the store a `--store` URL names, with the URL in the error.
-pub async fn open(
-    url: &funnel_app::StoreUrl,
-) -> anyhow::Result<std::sync::Arc<dyn funnel_store::EventStore>> {
-    funnel_app::open_store(url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open store {url:?}: {e}"))
-}

@@ -22,7 +22,7 @@ pub struct DemoArgs {
 }
 
 pub async fn run(url: &StoreUrl, args: DemoArgs) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
     let opts = DemoOptions {
         seed: args.seed,

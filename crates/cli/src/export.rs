@@ -40,7 +40,7 @@ pub async fn run(url: &StoreUrl, args: ExportArgs) -> anyhow::Result<()> {
         format,
         categories,
     } = args.what;
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let filter = if categories.is_empty() {
         Filter::All
     } else {

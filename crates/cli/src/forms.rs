@@ -33,7 +33,7 @@ pub enum Format {
 pub async fn run(url: &StoreUrl, args: FormArgs) -> anyhow::Result<()> {
     let kind = FormKind::from_number(args.form)
         .ok_or_else(|| anyhow::anyhow!("no form {}; the forms are 1 to 6", args.form))?;
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let stream = StreamId::new(kind.category(), args.id)?;
     let records = funnel_store::read_whole_stream(store.as_ref(), &stream).await?;
     let events = records

@@ -52,7 +52,7 @@ struct Commit {
 }
 
 pub async fn run(url: &StoreUrl, args: ImportArgs) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let (reader, size): (Box<dyn BufRead>, Option<u64>) = if args.file.as_os_str() == "-" {
         (Box::new(std::io::stdin().lock()), None)
     } else {

@@ -2,8 +2,8 @@
 //! version, so that look-alikes of their customers collide with them (also done by `funnel serve`
 //! at start; idempotent).
 
-use crate::cli::open;
 use funnel_app::StoreUrl;
+use funnel_app::open;
 use funnel_domain::Policy;
 use funnel_engine::Engine;
 use funnel_types::SystemClock;

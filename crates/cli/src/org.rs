@@ -117,7 +117,7 @@ fn dates(args: &[String], weekdays_only: bool) -> anyhow::Result<Vec<chrono::Nai
 }
 
 pub async fn calendar(url: &StoreUrl, args: CalendarArgs) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     match args.what {
         CalendarWhat::Publish {
             year,
@@ -219,7 +219,7 @@ pub enum OfficeWhat {
 }
 
 pub async fn office(url: &StoreUrl, args: OfficeArgs) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let directory = funnel_server::tokens::directory(store.as_ref()).await?;
     match args.what {
         OfficeWhat::Open {
@@ -331,7 +331,7 @@ pub enum StaffWhat {
 }
 
 pub async fn staff(url: &StoreUrl, args: StaffArgs) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let directory = funnel_server::tokens::directory(store.as_ref()).await?;
     let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
     match args.what {

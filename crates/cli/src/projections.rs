@@ -99,7 +99,7 @@ pub async fn run(
     path: &std::path::Path,
     args: ProjectionsArgs,
 ) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let mut runner = open_runner(path)?;
     match args.what {
         None => {

@@ -27,9 +27,7 @@ pub async fn reads(
     projections: &std::path::Path,
     at_least: Option<Position>,
 ) -> anyhow::Result<Reads> {
-    let store = funnel_app::open_store(url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open store {url:?}: {e}"))?;
+    let store = funnel_app::open(url).await?;
     let mut runner = crate::projections::open_runner(projections)?;
     crate::projections::catch_up(&mut runner, store.as_ref(), at_least).await?;
     Ok(Reads::new(

@@ -32,7 +32,7 @@ pub struct TailArgs {
 }
 
 pub async fn run(url: &StoreUrl, args: TailArgs) -> anyhow::Result<()> {
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let kinds = Kinds::parse(&args.kinds)?;
     let offices = funnel_notify::offices(store.as_ref()).await?;
     let office = match &args.office {

@@ -49,7 +49,7 @@ fn checkpoint_path(url: &StoreUrl) -> anyhow::Result<PathBuf> {
 
 /// A runtime with the system clock, run until idle with a progress bar.
 async fn runtime(url: &StoreUrl) -> anyhow::Result<WorkflowRuntime> {
-    let store = crate::cli::open(url).await?;
+    let store = funnel_app::open(url).await?;
     let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
     let path = checkpoint_path(url)?;
     let mut rt = WorkflowRuntime::new(engine, Arc::new(SystemClock), Some(&path))?;
@@ -132,7 +132,7 @@ pub async fn run(url: &StoreUrl, args: WorkflowsArgs) -> anyhow::Result<()> {
             }
         }
         Some(WorkflowsWhat::Show { id }) => {
-            let store = crate::cli::open(url).await?;
+            let store = funnel_app::open(url).await?;
             let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
             let rt = WorkflowRuntime::new(engine, Arc::new(SystemClock), None)?;
             for env in rt.show(id).await? {

@@ -13,54 +13,20 @@ mod names;
 mod plan;
 mod routine;
 mod script;
+mod types;
 mod world;
 
-use chrono::{NaiveDate, Utc};
-use funnel_domain::RefusalCode;
+use chrono::Duration;
+use funnel_domain::org::{OfficeCommand, StaffCommand};
 use funnel_engine::{Command, CommandMeta, Engine, EngineError, Who};
 use funnel_types::CommandId;
+use plan::{Gen, local};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+pub use types::{DemoOptions, Expect, Item};
 pub use world::World;
-
-/// What to generate.
-#[derive(Clone, Debug)]
-pub struct DemoOptions {
-    pub seed: u64,
-    pub leads: usize,
-    /// The Monday the history starts.
-    pub start: NaiveDate,
-    pub weeks: u32,
-}
-
-impl Default for DemoOptions {
-    fn default() -> Self {
-        Self {
-            seed: 1,
-            leads: 500,
-            start: NaiveDate::from_ymd_opt(2026, 5, 4).unwrap_or_default(),
-            weeks: 26,
-        }
-    }
-}
-
-/// What a command is expected to do; the demo checks every outcome against it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expect {
-    Accept,
-    Refuse(RefusalCode),
-}
-
-/// One scheduled command.
-#[derive(Clone, Debug)]
-pub struct Item {
-    pub at: chrono::DateTime<Utc>,
-    pub who: Who,
-    pub cmd: Command,
-    pub expect: Expect,
-    /// Order of generation, to break ties in time deterministically.
-    pub seq: u64,
-}
 
 /// What a demo run did.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -95,9 +61,56 @@ pub enum DemoError {
     Engine(#[from] EngineError),
 }
 
-/// Generates the demo's commands, sorted by time.
+/// Generates the demo's commands: the bootstrap of offices and staff, every lead's script, and
+/// the office routines, merged into one timeline sorted by time.
 pub fn generate(opts: &DemoOptions) -> (World, Vec<Item>) {
-    plan::generate(opts)
+    let world = World::new();
+    let start = local(opts.start, 9, 0);
+    let end = local(opts.start + Duration::weeks(i64::from(opts.weeks)), 0, 0);
+    let mut g = Gen::new(end);
+    let boot = Who::System("demo-bootstrap".into());
+    let day0 = start - Duration::days(7);
+    for o in &world.offices {
+        let cmd = OfficeCommand::Open {
+            office_id: o.id,
+            name: o.name.into(),
+            code: o.code.into(),
+            timezone: "Asia/Shanghai".into(),
+            region: o.region.into(),
+        };
+        g.push(
+            day0,
+            boot.clone(),
+            Command::Office {
+                office_id: o.id,
+                cmd,
+            },
+            Expect::Accept,
+        );
+    }
+    for p in &world.people {
+        let cmd = StaffCommand::Join {
+            staff_id: p.id,
+            name: p.name.clone(),
+            role: p.role,
+            office: p.office,
+        };
+        g.push(
+            day0 + Duration::hours(1),
+            boot.clone(),
+            Command::Staff {
+                staff_id: p.id,
+                cmd,
+            },
+            Expect::Accept,
+        );
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let leads = script::leads(&mut g, &mut rng, &world, opts, start);
+    routine::plans(&mut g, &mut rng, &world, opts);
+    routine::summaries(&mut g, &mut rng, &world, opts, &leads);
+    g.items.sort_by_key(|i| (i.at, i.seq));
+    (world, g.items)
 }
 
 /// Writes the demo history through `engine`, calling `progress(done, total)` as it goes.

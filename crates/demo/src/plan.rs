@@ -1,13 +1,8 @@
-//! Generation: the bootstrap of offices and staff, every lead's script, and the office routines,
-//! merged into one timeline.
+//! Scheduling: the collector of timed commands the scripts and routines fill, and local time.
 
-use crate::world::World;
-use crate::{DemoOptions, Expect, Item};
+use crate::types::{Expect, Item};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
-use funnel_domain::org::{OfficeCommand, StaffCommand};
 use funnel_engine::{Command, Who};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 /// Shanghai local time (UTC+8, no daylight saving) as UTC.
 pub fn local(date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
@@ -23,6 +18,15 @@ pub struct Gen {
 }
 
 impl Gen {
+    /// An empty timeline that ends at `end`.
+    pub fn new(end: DateTime<Utc>) -> Self {
+        Self {
+            items: Vec::new(),
+            seq: 0,
+            end,
+        }
+    }
+
     /// Schedules a command; commands after the end of the history are dropped.
     pub fn push(&mut self, at: DateTime<Utc>, who: Who, cmd: Command, expect: Expect) -> bool {
         self.seq += 1;
@@ -38,58 +42,4 @@ impl Gen {
         });
         true
     }
-}
-
-pub fn generate(opts: &DemoOptions) -> (World, Vec<Item>) {
-    let world = World::new();
-    let start = local(opts.start, 9, 0);
-    let end = local(opts.start + Duration::weeks(i64::from(opts.weeks)), 0, 0);
-    let mut g = Gen {
-        items: Vec::new(),
-        seq: 0,
-        end,
-    };
-    let boot = Who::System("demo-bootstrap".into());
-    let day0 = start - Duration::days(7);
-    for o in &world.offices {
-        let cmd = OfficeCommand::Open {
-            office_id: o.id,
-            name: o.name.into(),
-            code: o.code.into(),
-            timezone: "Asia/Shanghai".into(),
-            region: o.region.into(),
-        };
-        g.push(
-            day0,
-            boot.clone(),
-            Command::Office {
-                office_id: o.id,
-                cmd,
-            },
-            Expect::Accept,
-        );
-    }
-    for p in &world.people {
-        let cmd = StaffCommand::Join {
-            staff_id: p.id,
-            name: p.name.clone(),
-            role: p.role,
-            office: p.office,
-        };
-        g.push(
-            day0 + Duration::hours(1),
-            boot.clone(),
-            Command::Staff {
-                staff_id: p.id,
-                cmd,
-            },
-            Expect::Accept,
-        );
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let leads = crate::script::leads(&mut g, &mut rng, &world, opts, start);
-    crate::routine::plans(&mut g, &mut rng, &world, opts);
-    crate::routine::summaries(&mut g, &mut rng, &world, opts, &leads);
-    g.items.sort_by_key(|i| (i.at, i.seq));
-    (world, g.items)
 }

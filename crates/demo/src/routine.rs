@@ -4,8 +4,8 @@
 
 use crate::plan::{Gen, local};
 use crate::script::LeadInfo;
+use crate::types::{DemoOptions, Expect};
 use crate::world::World;
-use crate::{DemoOptions, Expect};
 use chrono::{Datelike, Duration, NaiveDate};
 use funnel_domain::events::{PlannedVisit, SummaryLine};
 use funnel_domain::model::Period;

@@ -5,8 +5,8 @@
 
 use crate::names::*;
 use crate::plan::{Gen, local};
+use crate::types::{DemoOptions, Expect};
 use crate::world::{Office, World};
-use crate::{DemoOptions, Expect};
 use chrono::{DateTime, Duration, Utc};
 use funnel_domain::RefusalCode;
 use funnel_domain::customer_key;

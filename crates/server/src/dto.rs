@@ -342,24 +342,21 @@ macro_rules! lead_commands {
         /// The command names, in the order of `LeadCommand`.
         pub const LEAD_COMMANDS: &[&str] = &[$($name),*];
 
-        /// Parses the body of lead command `name`; `None` for an unknown name.
-        pub fn parse_lead_command(
-            name: &str,
-            body: &[u8],
-            id: CommandId,
-        ) -> Option<Result<LeadCommand, serde_json::Error>> {
-            match name {
-                $($name => Some(crate::extract::from_json::<$dto>(body).map(|d| d.into_command(id))),)*
-                _ => None,
-            }
-        }
-
-        /// Each command's name and the schema of its body (a reference into the generator's
-        /// definitions).
-        pub fn lead_command_schemas(
-            g: &mut schemars::SchemaGenerator,
-        ) -> Vec<(&'static str, schemars::Schema)> {
-            vec![$(($name, g.subschema_for::<$dto>()),)*]
+        /// One write declaration per command, at `/leads/{id}/commands/<name>`.
+        pub(crate) fn lead_command_writes(out: &mut Vec<crate::routes::write::WriteRoute>) {
+            use crate::routes::write::{LeadPath, Write};
+            $(out.push(
+                Write::post(
+                    concat!("/leads/{id}/commands/", $name),
+                    concat!("lead_", $name),
+                    $name,
+                    concat!("Lead command `", $name, "`"),
+                )
+                .to(|LeadPath(lead), b: $dto, id| funnel_engine::Command::Lead {
+                    lead_id: Some(lead),
+                    cmd: b.into_command(id),
+                }),
+            );)*
         }
     };
 }

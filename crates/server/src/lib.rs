@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod problem;
 mod routes;
 pub use funnel_app::Replays;
+pub use routes::write::{NOT_COMMANDS, declared as declared_writes};
 mod run;
 pub mod tokens;
 
@@ -149,7 +150,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     use routes::{forms, ops, org, read, webhooks, workflows, write};
     let limit = state.options().http.body_limit;
-    Router::new()
+    let mut router = Router::new()
         .route("/", get(ops::dashboard))
         .route("/dashboard.js", get(ops::dashboard_js))
         .route("/healthz", get(ops::healthz))
@@ -157,26 +158,24 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/me", get(read::me))
-        .route("/leads", post(write::register))
-        .route("/leads/{id}/commands/{name}", post(write::lead_command))
         .route("/leads/{id}/audit", get(read::lead_audit))
-        .route("/plans", post(write::submit_plan))
-        .route("/plans/overdue", post(write::mark_plan_overdue))
-        .route("/plans/{id}/file", post(write::file_plan))
-        .route("/summaries", post(write::compile_summary))
-        .route("/summaries/{id}/{action}", post(write::summary_step))
-        .route("/offices", get(org::list_offices).post(org::open_office))
-        .route("/staff", get(org::list_staff).post(org::add_staff))
-        .route("/staff/{id}/tokens", post(org::issue_token))
+        .route("/offices", get(org::list_offices))
+        .route("/staff", get(org::list_staff))
+        .route("/calendar/{year}", get(org::calendar));
+    // Every command, from its one declaration; then the names no command has.
+    for w in write::writes() {
+        router = router.route(&w.write.path, w.handler);
+    }
+    router
         .route(
-            "/staff/{id}/tokens/{token_id}",
-            axum::routing::delete(org::revoke_token),
+            "/leads/{id}/commands/{name}",
+            post(write::unknown_lead_command),
         )
-        .route("/staff/{id}/{action}", post(org::staff_change))
         .route(
-            "/calendar/{year}",
-            get(org::calendar).post(org::publish_calendar),
+            "/summaries/{id}/{action}",
+            post(write::unknown_summary_step),
         )
+        .route("/staff/{id}/{action}", post(write::unknown_staff_change))
         .route("/pipeline", get(read::pipeline))
         .route("/audit/conflicts", get(read::conflicts))
         .route("/audit/plans", get(read::plans))

@@ -3,7 +3,7 @@
 //! own derive on every domain type the DTOs reuse; these already derive `JsonSchema` for the event
 //! contract. A copy lives in `schemas/openapi.json`; a test fails when the two drift.
 
-use crate::dto::{self, LEAD_COMMANDS};
+use crate::dto;
 use crate::problem::Problem;
 use crate::routes::write::WriteResult;
 /// The typed answers of the queries.
@@ -44,31 +44,65 @@ fn idempotency_key_schema() -> Value {
     json!({ "type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[!-~]([ -~]{0,198}[!-~])?$" })
 }
 
-fn write_op(
-    g: &mut SchemaGenerator,
-    id: &str,
-    summary: &str,
-    body: Schema,
-    params: Value,
-) -> Value {
-    let mut responses = problem_responses(g);
-    responses["200"] = json!({
-        "description": "Accepted (or, for a retried Idempotency-Key, accepted before)",
-        "content": { "application/json": { "schema": g.subschema_for::<WriteResult>() } },
-    });
-    let mut parameters = vec![json!({
-        "name": "Idempotency-Key", "in": "header", "required": false,
-        "description": "A retry key, the caller's alone: a UUID or any text. The same key with the same request (command, target and JSON body) from the same caller answers the original result; with another request it is refused (422, request.idempotency_key_reused).",
-        "schema": idempotency_key_schema(),
-    })];
-    if let Value::Array(more) = params {
-        parameters.extend(more);
+/// Every declared command (`routes::write::writes`) as an operation: its path parameters, the
+/// `Idempotency-Key`, its body and its answer.
+fn write_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
+    use crate::routes::write::{Answer, Param, writes};
+    for w in writes() {
+        let mut responses = problem_responses(g);
+        let written = g.subschema_for::<WriteResult>();
+        match w.write.answer {
+            Answer::Written => {
+                responses["200"] = json!({
+                    "description": "Accepted (or, for a retried Idempotency-Key, accepted before)",
+                    "content": { "application/json": { "schema": written } },
+                });
+            }
+            Answer::Created => {
+                let content = json!({ "application/json": { "schema": written } });
+                responses["201"] = json!({ "description": "Created", "content": content });
+                responses["200"] = json!({
+                    "description": "Created before: a retry with the same Idempotency-Key",
+                    "content": content,
+                });
+            }
+            Answer::Token => {
+                let issued = g.subschema_for::<crate::routes::org::IssuedToken>();
+                responses["201"] = json!({
+                    "description": "Issued: the token is in this answer only",
+                    "content": { "application/json": { "schema": issued } },
+                });
+            }
+        }
+        let mut parameters: Vec<Value> = w
+            .params
+            .iter()
+            .map(|p| match p {
+                Param::Uuid(name) => path_param(name),
+                Param::Staff => json!({ "name": "id", "in": "path", "required": true,
+                    "description": "A member of staff: id or exact name", "schema": { "type": "string" } }),
+                Param::Year => json!({ "name": "year", "in": "path", "required": true,
+                    "schema": { "type": "integer", "minimum": 0, "maximum": 9999 } }),
+            })
+            .collect();
+        parameters.push(json!({
+            "name": "Idempotency-Key", "in": "header", "required": false,
+            "description": "A retry key, the caller's alone: a UUID or any text. The same key with the same request (command, target and JSON body) from the same caller answers the original result (a creating command creates nothing new); with another request it is refused (422, request.idempotency_key_reused).",
+            "schema": idempotency_key_schema(),
+        }));
+        let mut op = json!({
+            "operationId": w.write.operation_id, "summary": w.write.summary,
+            "parameters": parameters, "responses": responses,
+        });
+        if let Some(body) = w.body {
+            op["requestBody"] = json!({ "required": true,
+                "content": { "application/json": { "schema": body(g) } } });
+        }
+        let item = paths
+            .entry(w.write.path.clone())
+            .or_insert_with(|| json!({}));
+        item[w.write.method.as_str().to_ascii_lowercase()] = op;
     }
-    json!({ "post": {
-        "operationId": id, "summary": summary, "parameters": parameters,
-        "requestBody": { "required": true, "content": { "application/json": { "schema": body } } },
-        "responses": responses,
-    }})
 }
 
 /// A log position (or another `u64` counter) in a query.
@@ -254,37 +288,12 @@ fn body_optional(mut op: Value) -> Value {
     op
 }
 
-/// A creating operation answers a retry with the same Idempotency-Key with 200 and the original
-/// result (nothing new is created).
-fn retried(mut op: Value) -> Value {
-    let mut again = op["responses"]["201"].clone();
-    again["description"] = json!("Created before: a retry with the same Idempotency-Key");
-    op["responses"]["200"] = again;
-    op
-}
-
-/// Offices and staff.
+/// The reads of offices, staff and the calendar (their writes are declared commands).
 fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: &Value) {
-    use crate::routes::org::{AddStaff, IssuedToken, LeaveStaff, OpenOffice, ReassignStaff};
     use funnel_app::query::org::{CalendarYear, OfficeList, StaffPage};
-    let staff = || {
-        json!({ "name": "id", "in": "path", "required": true,
-            "description": "A member of staff: id or exact name", "schema": { "type": "string" } })
-    };
-    let key = || {
-        json!({
-            "name": "Idempotency-Key", "in": "header", "required": false,
-            "description": "A retry key, the caller's alone (see the lead commands). A retry creates nothing new.",
-            "schema": idempotency_key_schema(),
-        })
-    };
-    let written = Some(schema::<WriteResult>(g));
-    let open = schema::<OpenOffice>(g);
     paths.insert("/offices".into(), json!({
         "get": read_op::<OfficeList>(g, "list_offices", "Every office with its code, time zone and active staff", vec![at_least.clone()])["get"].clone(),
-        "post": retried(operation(g, "open_office", "Open an office (sales department, executives); its id is derived from the code", vec![key()], Some(open), "201", written.clone())),
     }));
-    let add = schema::<AddStaff>(g);
     let office = query(
         "office",
         "One office, by id, code or name (office roles: only their own)",
@@ -292,62 +301,10 @@ fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: 
     );
     paths.insert("/staff".into(), json!({
         "get": read_op::<StaffPage>(g, "list_staff", "Members of staff the caller may see (token ids for headquarters, auditors and oneself)", [vec![office, at_least.clone()], paging("Members of staff after this id", json!({ "type": "string", "format": "uuid" })).to_vec()].concat())["get"].clone(),
-        "post": retried(operation(g, "add_staff", "A member of staff joins (sales department, executives)", vec![key()], Some(add), "201", written.clone())),
     }));
-    let reassign = schema::<ReassignStaff>(g);
-    let op = operation(
-        g,
-        "reassign_staff",
-        "A new role and office in one step (e.g. from an office to headquarters)",
-        vec![staff(), key()],
-        Some(reassign),
-        "200",
-        written.clone(),
-    );
-    paths.insert("/staff/{id}/reassign".into(), json!({ "post": op }));
-    let leave = schema::<LeaveStaff>(g);
-    let op = operation(
-        g,
-        "staff_leave",
-        "A member of staff leaves; their tokens stop working",
-        vec![staff(), key()],
-        Some(leave),
-        "200",
-        written.clone(),
-    );
-    paths.insert("/staff/{id}/leave".into(), json!({ "post": op }));
-    let empty = schema::<dto::Empty>(g);
-    let issued = schema::<IssuedToken>(g);
-    let op = operation(
-        g,
-        "issue_token",
-        "Issue an API token to a member of staff (the token is answered once)",
-        vec![staff(), key()],
-        Some(empty),
-        "201",
-        Some(issued),
-    );
-    paths.insert("/staff/{id}/tokens".into(), json!({ "post": op }));
-    let token = json!({ "name": "token_id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } });
-    let op = operation(
-        g,
-        "revoke_token",
-        "Revoke a token; it stops working at once",
-        vec![staff(), token, key()],
-        None,
-        "200",
-        written,
-    );
-    paths.insert(
-        "/staff/{id}/tokens/{token_id}".into(),
-        json!({ "delete": op }),
-    );
-    let year = || json!({ "name": "year", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 0, "maximum": 9999 } });
-    let publish = schema::<crate::routes::org::PublishCalendar>(g);
-    let published = Some(schema::<WriteResult>(g));
+    let year = json!({ "name": "year", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 0, "maximum": 9999 } });
     paths.insert("/calendar/{year}".into(), json!({
-        "get": read_op::<CalendarYear>(g, "calendar", "A year's public holidays and make-up working days (none published: Monday to Friday)", vec![year()])["get"].clone(),
-        "post": operation(g, "publish_calendar", "Publish or correct a year's working calendar (sales department, executives); deadlines in working days count with it", vec![year(), key()], Some(publish), "200", published),
+        "get": read_op::<CalendarYear>(g, "calendar", "A year's public holidays and make-up working days (none published: Monday to Friday)", vec![year])["get"].clone(),
     }));
 }
 
@@ -416,86 +373,6 @@ pub fn document() -> Value {
         "/me".into(),
         read_op::<reads::Me>(&mut g, "me", "Who the token belongs to", vec![]),
     );
-    let register = schema::<dto::RegisterLead>(&mut g);
-    paths.insert(
-        "/leads".into(),
-        write_op(
-            &mut g,
-            "register_lead",
-            "Register a lead (报备)",
-            register,
-            json!([]),
-        ),
-    );
-    for (name, body) in dto::lead_command_schemas(&mut g) {
-        let op = write_op(
-            &mut g,
-            &format!("lead_{name}"),
-            &format!("Lead command `{name}`"),
-            body,
-            json!([path_param("id")]),
-        );
-        paths.insert(format!("/leads/{{id}}/commands/{name}"), op);
-    }
-    debug_assert_eq!(LEAD_COMMANDS.len(), 27);
-    let body = schema::<dto::SubmitPlan>(&mut g);
-    paths.insert(
-        "/plans".into(),
-        write_op(
-            &mut g,
-            "submit_plan",
-            "Submit or revise the caller's visit plan",
-            body,
-            json!([]),
-        ),
-    );
-    let body = schema::<dto::MarkPlanOverdue>(&mut g);
-    paths.insert(
-        "/plans/overdue".into(),
-        write_op(
-            &mut g,
-            "mark_plan_overdue",
-            "A plan's deadline passed with nothing submitted",
-            body,
-            json!([]),
-        ),
-    );
-    let body = schema::<dto::Empty>(&mut g);
-    paths.insert(
-        "/plans/{id}/file".into(),
-        write_op(
-            &mut g,
-            "file_plan",
-            "File a plan with the sales department",
-            body,
-            json!([path_param("id")]),
-        ),
-    );
-    let body = schema::<dto::CompileSummary>(&mut g);
-    paths.insert(
-        "/summaries".into(),
-        write_op(
-            &mut g,
-            "compile_summary",
-            "Compile an office summary",
-            body,
-            json!([]),
-        ),
-    );
-    for (action, body) in [
-        ("verify", schema::<dto::VerifySummary>(&mut g)),
-        ("review", schema::<dto::ReviewSummary>(&mut g)),
-        ("file", schema::<dto::Empty>(&mut g)),
-    ] {
-        let op = write_op(
-            &mut g,
-            &format!("{action}_summary"),
-            &format!("Summary step `{action}`"),
-            body,
-            json!([path_param("id")]),
-        );
-        paths.insert(format!("/summaries/{{id}}/{action}"), op);
-    }
     let audit = read_op::<reads::LeadAudit>(
         &mut g,
         "lead_audit",
@@ -687,6 +564,7 @@ pub fn document() -> Value {
         json!({ "post": body_optional(op) }),
     );
     org_paths(&mut g, &mut paths, &at_least);
+    write_paths(&mut g, &mut paths);
     webhook_paths(&mut g, &mut paths);
     let schemas = g.take_definitions(true);
     let mut doc = json!({

@@ -637,3 +637,109 @@ async fn as_of_replays_are_limited_and_cached() {
     }
     assert_eq!(replays.cached(), 2);
 }
+
+#[tokio::test]
+async fn every_declared_write_is_routed_and_documented_and_every_documented_write_declared() {
+    let w = world().await;
+    let declared = funnel_server::declared_writes();
+    let doc = funnel_server::openapi::document();
+    let mut seen = std::collections::BTreeSet::new();
+    for (method, path, operation_id) in &declared {
+        assert!(
+            seen.insert((*method, path.clone())),
+            "{method} {path} declared twice"
+        );
+        let op = &doc["paths"][path.as_str()][method.to_ascii_lowercase()];
+        assert_eq!(
+            op["operationId"], *operation_id,
+            "{method} {path}: not in the document as {operation_id}"
+        );
+        // The route reaches the declared handler: a body it does not take is refused by its own
+        // body type (a DELETE takes none, so its command is refused instead), never by a fallback.
+        let id = if path.starts_with("/staff/") {
+            w.ids["executive"].to_string()
+        } else {
+            uuid::Uuid::now_v7().to_string()
+        };
+        let uri = path
+            .replace("{id}", &id)
+            .replace("{token_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{year}", "2026");
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let r = w
+            .call(
+                method.clone(),
+                &uri,
+                Some("executive"),
+                Some(json!({ "not_a_field": true })),
+            )
+            .await;
+        let code = r.body["code"].as_str().unwrap_or_default();
+        assert!(
+            ![
+                "request.no_such_endpoint",
+                "request.method_not_allowed",
+                "request.unknown_command"
+            ]
+            .contains(&code),
+            "{method} {uri} is not routed: {}",
+            r.text
+        );
+        if method == Method::POST {
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{method} {uri}: {}",
+                r.text
+            );
+        }
+    }
+    // Every write in the document is a declared command or one of the named exceptions.
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in ["post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                let method = method.to_ascii_uppercase();
+                let known = declared.iter().any(|(m, p, _)| *m == method && p == path)
+                    || funnel_server::NOT_COMMANDS.contains(&(method.as_str(), path.as_str()));
+                assert!(known, "{method} {path} is documented but not declared");
+                documented.insert((method, path.clone()));
+            }
+        }
+    }
+    for (method, path) in funnel_server::NOT_COMMANDS {
+        assert!(
+            documented.contains(&(method.to_string(), path.to_string())),
+            "{method} {path} is named as a write that is no command but not documented"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_name_no_command_has_is_told_the_declared_ones() {
+    let w = world().await;
+    let some = uuid::Uuid::now_v7();
+    let staff = w.ids["executive"];
+    for (uri, en) in [
+        (
+            format!("/leads/{some}/commands/promote"),
+            format!(
+                "no lead command `promote`; known: {}",
+                funnel_server::dto::LEAD_COMMANDS.join(", ")
+            ),
+        ),
+        (
+            format!("/summaries/{some}/promote"),
+            "no summary step `promote`; known: verify, review, file".to_string(),
+        ),
+        (
+            format!("/staff/{staff}/promote"),
+            "no staff change `promote`; known: reassign, leave".to_string(),
+        ),
+    ] {
+        let r = w.post(&uri, "executive", json!({})).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}: {}", r.text);
+        assert_eq!(r.body["code"], "request.unknown_command", "{uri}");
+        assert_eq!(r.body["message_en"], en, "{uri}");
+    }
+}

@@ -9,20 +9,18 @@
 
 use crate::AppState;
 use crate::auth::{Access, Caller};
-use crate::extract::{Q, RawBody, path_id, write_id};
+use crate::extract::Q;
 use crate::problem::Problem;
-use crate::routes::read::{resolve_optional_office, staff_named, with_model};
-use crate::routes::write::{WriteResult, execute, run};
+use crate::routes::read::{resolve_optional_office, with_model};
+use crate::routes::write::{Prepared, StaffPath};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use funnel_app::Paging;
 use funnel_app::query::org::{CalendarYear, OfficeList, StaffPage, StaffQuery};
 use funnel_domain::org::{OfficeCommand, StaffCommand};
 use funnel_domain::{Refusal, RefusalCode};
 use funnel_engine::Command;
-use funnel_types::{Position, Role, StaffId};
+use funnel_types::{CommandId, Position, Role, StaffId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -147,7 +145,7 @@ pub async fn list_staff(
     ))
 }
 
-fn year_param(text: &str) -> Result<i32, Problem> {
+pub(crate) fn year_param(text: &str) -> Result<i32, Problem> {
     Ok(funnel_app::query::org::year(text)?)
 }
 
@@ -164,42 +162,14 @@ pub async fn calendar(
     ))
 }
 
-/// `POST /calendar/{year}`: the sales department or an executive publishes the year's calendar.
-pub async fn publish_calendar(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(year): Path<String>,
-    headers: HeaderMap,
-    body: RawBody,
-) -> Result<Json<WriteResult>, Problem> {
-    let year = year_param(&year)?;
-    let id = write_id(
-        &headers,
-        &caller,
-        &format!("POST /calendar/{year}"),
-        &body.0,
-    )?;
-    let b = body.json::<PublishCalendar>()?;
-    let cmd = Command::Calendar {
-        cmd: funnel_domain::work_calendar::CalendarCommand::Publish {
-            year,
-            holidays: b.holidays,
-            workdays: b.workdays,
-            note: b.note,
-        },
-    };
-    execute(&state, &caller, id, "publish_calendar", cmd).await
-}
-
-/// `POST /offices`.
-pub async fn open_office(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: RawBody,
-) -> Result<Response, Problem> {
-    let id = write_id(&headers, &caller, "POST /offices", &body.0)?;
-    let b = body.json::<OpenOffice>()?;
+/// `POST /offices`: an office whose id is derived from its code; a code another office has (in any
+/// case) is refused before the command runs.
+pub(crate) async fn open_office(
+    state: AppState,
+    _: (),
+    b: OpenOffice,
+    _: CommandId,
+) -> Result<Prepared, Problem> {
     let office_id = funnel_domain::org::office_id_for(&b.code);
     let known = with_model(&state, |access: &Access, _| {
         access.office_with_code(&b.code)
@@ -215,7 +185,7 @@ pub async fn open_office(
             None,
         ));
     }
-    let cmd = Command::Office {
+    Ok(Command::Office {
         office_id,
         cmd: OfficeCommand::Open {
             office_id,
@@ -224,22 +194,20 @@ pub async fn open_office(
             timezone: b.timezone,
             region: b.region,
         },
-    };
-    created(change(&state, &caller, id, "open_office", cmd).await?)
+    }
+    .into())
 }
 
-/// `POST /staff`.
-pub async fn add_staff(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: RawBody,
-) -> Result<Response, Problem> {
-    let id = write_id(&headers, &caller, "POST /staff", &body.0)?;
-    let b = body.json::<AddStaff>()?;
+/// `POST /staff`: the new member's id is derived from the command id.
+pub(crate) async fn add_staff(
+    state: AppState,
+    _: (),
+    b: AddStaff,
+    id: CommandId,
+) -> Result<Prepared, Problem> {
     let office = resolve_optional_office(&state, b.office.as_deref()).await?;
-    let staff_id = StaffId::derived(&id.command_id.to_string());
-    let cmd = Command::Staff {
+    let staff_id = StaffId::derived(&id.to_string());
+    Ok(Command::Staff {
         staff_id,
         cmd: StaffCommand::Join {
             staff_id,
@@ -247,153 +215,46 @@ pub async fn add_staff(
             role: b.role,
             office,
         },
-    };
-    created(change(&state, &caller, id, "add_staff", cmd).await?)
+    }
+    .into())
 }
 
-/// `POST /staff/{id}/{reassign|leave}`.
-pub async fn staff_change(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((staff, action)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: RawBody,
-) -> Result<Json<WriteResult>, Problem> {
-    let (staff_id, _) = staff_named(&state, &staff).await?;
-    let id = write_id(
-        &headers,
-        &caller,
-        &format!("POST /staff/{staff_id}/{action}"),
-        &body.0,
-    )?;
-    let (name, cmd) = match action.as_str() {
-        "reassign" => {
-            let b = body.json::<ReassignStaff>()?;
-            let office = resolve_optional_office(&state, b.office.as_deref()).await?;
-            (
-                "reassign_staff",
-                StaffCommand::Reassign {
-                    role: b.role,
-                    office,
-                },
-            )
-        }
-        "leave" => (
-            "staff_leave",
-            StaffCommand::Leave {
-                reason: body.json::<LeaveStaff>()?.reason,
-            },
-        ),
-        other => {
-            return Err(Problem::not_found(
-                "request.unknown_command",
-                format!("no staff change `{other}`; known: reassign, leave"),
-                format!("没有员工变更 `{other}`"),
-            ));
-        }
-    };
-    change(&state, &caller, id, name, Command::Staff { staff_id, cmd }).await
-}
-
-/// `POST /staff/{id}/tokens`: issue an API token to a member of staff (shown once).
-pub async fn issue_token(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(staff): Path<String>,
-    headers: HeaderMap,
-    body: RawBody,
-) -> Result<Response, Problem> {
-    let (staff_id, _) = staff_named(&state, &staff).await?;
-    let id = write_id(
-        &headers,
-        &caller,
-        &format!("POST /staff/{staff_id}/tokens"),
-        &body.0,
-    )?;
-    body.json::<crate::dto::Empty>()?;
-    let (token, token_hash) = crate::auth::new_token();
-    let token_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id.command_id.0.as_bytes());
-    let cmd = Command::Staff {
+/// `POST /staff/{id}/reassign`.
+pub(crate) async fn reassign_staff(
+    state: AppState,
+    StaffPath(staff_id): StaffPath,
+    b: ReassignStaff,
+    _: CommandId,
+) -> Result<Prepared, Problem> {
+    let office = resolve_optional_office(&state, b.office.as_deref()).await?;
+    Ok(Command::Staff {
         staff_id,
-        cmd: StaffCommand::IssueToken {
-            token_id,
-            token_hash,
+        cmd: StaffCommand::Reassign {
+            role: b.role,
+            office,
         },
-    };
-    let accepted = run(&state, &caller, id, "issue_token", cmd).await?;
-    if accepted.duplicate {
-        // Only the token's hash was recorded: its text cannot be answered again.
-        return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "request.already_applied",
-            format!(
-                "this Idempotency-Key already issued token {token_id}, whose text was shown once; issue another token (and revoke that one if it was lost)"
-            ),
-            format!(
-                "该 Idempotency-Key 已签发令牌 {token_id}（仅显示一次）；请重新签发，如已遗失请吊销原令牌"
-            ),
-        ));
     }
-    settle(&state, accepted.last_position).await;
-    let body = IssuedToken {
-        staff_id,
-        token_id,
-        token,
-        position: accepted.last_position,
-    };
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    .into())
 }
 
-/// `DELETE /staff/{id}/tokens/{token_id}`: revoke a token; it stops working at once.
-pub async fn revoke_token(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((staff, token)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<WriteResult>, Problem> {
-    let (staff_id, _) = staff_named(&state, &staff).await?;
-    let token_id: uuid::Uuid = path_id("token id", &token)?;
-    let id = write_id(
-        &headers,
-        &caller,
-        &format!("DELETE /staff/{staff_id}/tokens/{token_id}"),
-        b"",
-    )?;
-    let cmd = Command::Staff {
-        staff_id,
-        cmd: StaffCommand::RevokeToken { token_id },
-    };
-    change(&state, &caller, id, "revoke_token", cmd).await
-}
-
-/// Waits (up to the read wait) until this server's read models hold a change to the organisation,
-/// so that when the answer arrives a revoked token no longer signs in and a new role already
-/// counts. The change is written either way; a timeout only means it takes effect a moment later.
-async fn settle(state: &AppState, position: Position) {
-    let wait = std::time::Duration::from_millis(state.options().http.read_wait_ms);
-    if let Err(e) = funnel_projections::wait_until_shared(state.runner(), position, wait).await {
-        tracing::warn!(%position, error = %e, "organisation change not yet in the read models");
-    }
-}
-
-/// Runs an organisation command, then settles it.
-async fn change(
-    state: &AppState,
-    caller: &Caller,
-    id: crate::extract::WriteId,
-    name: &str,
-    cmd: Command,
-) -> Result<Json<WriteResult>, Problem> {
-    let result = execute(state, caller, id, name, cmd).await?;
-    settle(state, result.position).await;
-    Ok(result)
-}
-
-fn created(result: Json<WriteResult>) -> Result<Response, Problem> {
-    let status = if result.duplicate {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    Ok((status, result).into_response())
+/// `POST /staff/{id}/tokens`: a new token, whose id is derived from the command id; only its hash
+/// goes into the command.
+pub(crate) async fn issue_token(
+    _: AppState,
+    StaffPath(staff_id): StaffPath,
+    _: crate::dto::Empty,
+    id: CommandId,
+) -> Result<Prepared, Problem> {
+    let (token, token_hash) = crate::auth::new_token();
+    let token_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, id.0.as_bytes());
+    Ok(Prepared {
+        cmd: Command::Staff {
+            staff_id,
+            cmd: StaffCommand::IssueToken {
+                token_id,
+                token_hash,
+            },
+        },
+        token: Some(token),
+    })
 }
