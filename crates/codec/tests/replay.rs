@@ -4,7 +4,6 @@
 //! as a different state.
 
 use bytes::Bytes;
-use chrono::Duration;
 use funnel_codec::{decode, decode_recorded, encode};
 use funnel_domain::lead::{self, LeadState};
 use funnel_domain::{Event, Policy, testing};
@@ -12,33 +11,6 @@ use funnel_store::{AppendRequest, EventStore, Filter, ProposedEvent};
 use funnel_store_sqlite::SqliteStore;
 use funnel_types::*;
 use proptest::prelude::*;
-
-/// The live state and, per step, the events the decider recorded.
-fn live(steps: &[(funnel_domain::Acting, lead::LeadCommand, i64)]) -> (LeadState, Vec<Vec<Event>>) {
-    let dir = testing::directory();
-    let policy = Policy::default();
-    let mut at = testing::start();
-    let mut state = LeadState::default();
-    let mut recorded = Vec::new();
-    for (acting, cmd, hours) in steps {
-        at += Duration::hours(*hours);
-        let ctx = funnel_domain::Ctx {
-            acting,
-            at,
-            policy: &policy,
-            staff: &dir,
-        };
-        let events = match lead::decide(&state, cmd, &ctx) {
-            Ok(events) => events,
-            Err(rejected) => rejected.record,
-        };
-        for e in &events {
-            state = lead::evolve(state, e);
-        }
-        recorded.push(events);
-    }
-    (state, recorded)
-}
 
 /// Every command's events appended as the engine appends them, then read back in log order.
 async fn through_sqlite(commands: &[Vec<Event>]) -> Vec<Event> {
@@ -96,7 +68,7 @@ proptest! {
 
     #[test]
     fn a_history_replayed_from_json_gives_the_live_state(steps in testing::steps(60)) {
-        let (live, commands) = live(&steps);
+        let (live, commands) = testing::record(&steps, &Policy::default());
         let replayed = commands
             .iter()
             .flatten()
@@ -110,7 +82,7 @@ proptest! {
 
     #[test]
     fn a_history_replayed_from_the_sqlite_store_gives_the_live_state(steps in testing::steps(60)) {
-        let (live, commands) = live(&steps);
+        let (live, commands) = testing::record(&steps, &Policy::default());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
