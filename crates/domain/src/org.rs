@@ -226,7 +226,11 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
         StaffCommand::ChangeRole { role: to } | StaffCommand::Reassign { role: to, .. } => {
             Some(*to)
         }
-        _ => None,
+        StaffCommand::Join { .. }
+        | StaffCommand::MoveOffice { .. }
+        | StaffCommand::Leave { .. }
+        | StaffCommand::IssueToken { .. }
+        | StaffCommand::RevokeToken { .. } => None,
     };
     match cmd {
         StaffCommand::ChangeRole { .. }
@@ -276,7 +280,13 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
     let stops_being_executive = role == Role::Executive
         && match cmd {
             StaffCommand::Leave { .. } => true,
-            _ => to.is_some_and(|to| to != Role::Executive),
+            StaffCommand::ChangeRole { .. } | StaffCommand::Reassign { .. } => {
+                to.is_some_and(|to| to != Role::Executive)
+            }
+            StaffCommand::Join { .. }
+            | StaffCommand::MoveOffice { .. }
+            | StaffCommand::IssueToken { .. }
+            | StaffCommand::RevokeToken { .. } => false,
         };
     if stops_being_executive && ctx.staff.other_active_executives(id) == 0 {
         return refuse(

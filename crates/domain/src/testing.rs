@@ -238,10 +238,20 @@ pub fn steps(max: usize) -> impl Strategy<Value = Vec<(Acting, LeadCommand, i64)
 /// Runs steps against one lead: accepted events and recorded refusals are applied in order.
 /// Returns the final state and every event applied.
 pub fn run(steps: &[(Acting, LeadCommand, i64)], policy: &Policy) -> (LeadState, Vec<Event>) {
+    let (state, commands) = record(steps, policy);
+    (state, commands.into_iter().flatten().collect())
+}
+
+/// As [`run`], with the events each step recorded kept apart (one append each, as the engine
+/// writes them).
+pub fn record(
+    steps: &[(Acting, LeadCommand, i64)],
+    policy: &Policy,
+) -> (LeadState, Vec<Vec<Event>>) {
     let dir = directory();
     let mut at = start();
     let mut state = LeadState::default();
-    let mut log = Vec::new();
+    let mut recorded = Vec::new();
     for (acting, cmd, hours) in steps {
         at += Duration::hours(*hours);
         let ctx = Ctx {
@@ -254,10 +264,10 @@ pub fn run(steps: &[(Acting, LeadCommand, i64)], policy: &Policy) -> (LeadState,
             Ok(events) => events,
             Err(rejected) => rejected.record,
         };
-        for e in events {
-            state = crate::lead::evolve(state, &e);
-            log.push(e);
+        for e in &events {
+            state = crate::lead::evolve(state, e);
         }
+        recorded.push(events);
     }
-    (state, log)
+    (state, recorded)
 }

@@ -27,7 +27,8 @@ pub struct Instances {
 
 impl ReadModel for Instances {
     const NAME: &'static str = "workflow_instances";
-    const VERSION: u32 = 1;
+    // 2: the instance state keeps typed ids (and the ones that did not read).
+    const VERSION: u32 = 2;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         let stream = &env.meta.stream;

@@ -437,6 +437,11 @@ impl WorkflowRuntime {
             };
             workflow::react(kind, id, state, &trigger, &ctx)
         };
+        // An id the instance recorded that does not read back: park, never go on without it.
+        let reaction = match reaction {
+            Ok(reaction) => reaction,
+            Err(unreadable) => return self.park(kind, id, fire, unreadable.to_string()).await,
+        };
         let mut events = Vec::new();
         if fire.is_timer() {
             events.push(fire.event.clone());

@@ -213,3 +213,85 @@ async fn a_failed_command_parks_the_reaction_until_it_is_retried() {
     );
     assert_eq!(done.kind, Some(WorkflowKind::Reassignment));
 }
+
+/// Appends `event` to an instance's stream as an outside writer (a hand edit, a damaged import)
+/// would: the runtime did not decide it.
+async fn write_by_hand(w: &World, id: WorkflowId, event: &Event) {
+    let command_id = CommandId::derived(&format!("by-hand:{id}:{event:?}"));
+    w.store
+        .append(AppendRequest {
+            stream: StreamId::new("workflow", id).expect("stream"),
+            expected: ExpectedVersion::Exists,
+            command_id,
+            events: vec![funnel_store::ProposedEvent {
+                event_id: EventId::derived(&format!("by-hand:{id}:{event:?}")),
+                event_type: event.event_type().to_string(),
+                schema_version: event.schema_version(),
+                occurred_at: w.now(),
+                actor: Actor::system("by-hand"),
+                office: Some(office()),
+                correlation_id: CorrelationId(command_id.0),
+                causation_id: command_id.0,
+                payload: bytes::Bytes::from(funnel_codec::encode(event)),
+            }],
+        })
+        .await
+        .expect("appended");
+}
+
+/// An engineer id the visit-plans instance recorded that does not read back parks the deadline's
+/// reaction with a reason that names it, visible on the instance, instead of skipping the overdue
+/// mark; once the id is recorded again, a retry marks the plan overdue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_that_does_not_read_parks_the_reaction_instead_of_dropping_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Tuesday 3 March 2026: the weekly plan is due Friday 6 March 17:30 (Shanghai).
+    let w = World::open(dir.path(), shanghai(2026, 3, 3, 10, 0));
+    w.bootstrap().await;
+    let mut rt = w.runtime();
+    rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
+    let id = WorkflowId::derived(&format!("visit_plans:{}", staff("e2")));
+    let noted = |value: String| {
+        Event::WorkflowNoted(funnel_domain::events::WorkflowNoted {
+            workflow_id: id,
+            key: "engineer".into(),
+            value,
+        })
+    };
+    write_by_hand(&w, id, &noted("e2 (typed by hand)".into())).await;
+
+    w.clock.set(shanghai(2026, 3, 6, 17, 31));
+    rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
+    let summary = rt
+        .instances()
+        .into_iter()
+        .find(|i| i.id == id)
+        .expect("the instance");
+    assert_eq!(summary.parked.len(), 1, "{:?}", summary.parked);
+    assert!(
+        summary.parked[0]
+            .reason
+            .contains("engineer `e2 (typed by hand)` is not a valid id"),
+        "{}",
+        summary.parked[0].reason
+    );
+    let overdue = |events: &[Envelope<Event>]| {
+        events
+            .iter()
+            .filter(
+                |e| matches!(&e.payload, Event::VisitPlanOverdue(o) if o.engineer == staff("e2")),
+            )
+            .count()
+    };
+    assert_eq!(overdue(&w.events("plan").await), 0);
+
+    write_by_hand(&w, id, &noted(staff("e2").to_string())).await;
+    assert_eq!(rt.retry(id).await.expect("retried"), 1);
+    assert_eq!(overdue(&w.events("plan").await), 1);
+    let summary = rt
+        .instances()
+        .into_iter()
+        .find(|i| i.id == id)
+        .expect("the instance");
+    assert!(summary.parked.is_empty(), "{:?}", summary.parked);
+}

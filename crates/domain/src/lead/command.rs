@@ -234,17 +234,80 @@ impl LeadCommand {
         }
     }
 
+    /// Whether the command acts on a registered lead. Registering and reserving a key name a
+    /// customer instead, so their refusals record no refused touch of the lead found there.
+    pub fn acts_on_lead(&self) -> bool {
+        use LeadCommand::*;
+        match self {
+            Register(_) | ReserveKey { .. } => false,
+            Assign { .. }
+            | DecideConflict { .. }
+            | RequestReassignment { .. }
+            | ApproveReassignment { .. }
+            | DenyReassignment { .. }
+            | ExpireReassignment { .. }
+            | LogVisit(_)
+            | RecordKeyPerson(_)
+            | MarkInsider { .. }
+            | AssessRelationship { .. }
+            | RecordCriterion { .. }
+            | UpdateDetails(_)
+            | DecideStagnationReview { .. }
+            | DeclareValidInfo { .. }
+            | DeclareProspect { .. }
+            | ReviewDeclaration { .. }
+            | FileDeclaration { .. }
+            | NoteNegotiation { .. }
+            | SubmitContract { .. }
+            | AmendContract { .. }
+            | ReviewContract { .. }
+            | SignContract { .. }
+            | ProcessOrder { .. }
+            | LogAfterSalesCare { .. }
+            | Suspend { .. }
+            | MarkLost { .. }
+            | Reactivate { .. } => true,
+        }
+    }
+
     /// Members of staff the command names, whom the engine must look up for the decider.
     pub fn referenced_staff(&self) -> Vec<StaffId> {
+        use LeadCommand::*;
         match self {
-            LeadCommand::Assign { owner, .. } => vec![*owner],
-            LeadCommand::DecideConflict { winner, .. } => vec![*winner],
-            LeadCommand::RequestReassignment { to, .. } => vec![*to],
-            LeadCommand::DecideStagnationReview {
-                decision: StagnationDecision::ChangeEngineer { to, .. },
-                ..
-            } => vec![*to],
-            _ => Vec::new(),
+            Assign { owner, .. } => vec![*owner],
+            DecideConflict { winner, .. } => vec![*winner],
+            RequestReassignment { to, .. } => vec![*to],
+            DecideStagnationReview { decision, .. } => match decision {
+                StagnationDecision::ChangeEngineer { to, .. } => vec![*to],
+                StagnationDecision::ChangeKeyPerson { .. } | StagnationDecision::Suspend => {
+                    Vec::new()
+                }
+            },
+            Register(_)
+            | ReserveKey { .. }
+            | ApproveReassignment { .. }
+            | DenyReassignment { .. }
+            | ExpireReassignment { .. }
+            | LogVisit(_)
+            | RecordKeyPerson(_)
+            | MarkInsider { .. }
+            | AssessRelationship { .. }
+            | RecordCriterion { .. }
+            | UpdateDetails(_)
+            | DeclareValidInfo { .. }
+            | DeclareProspect { .. }
+            | ReviewDeclaration { .. }
+            | FileDeclaration { .. }
+            | NoteNegotiation { .. }
+            | SubmitContract { .. }
+            | AmendContract { .. }
+            | ReviewContract { .. }
+            | SignContract { .. }
+            | ProcessOrder { .. }
+            | LogAfterSalesCare { .. }
+            | Suspend { .. }
+            | MarkLost { .. }
+            | Reactivate { .. } => Vec::new(),
         }
     }
 }

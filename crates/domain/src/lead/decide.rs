@@ -14,10 +14,7 @@ pub fn decide(state: &LeadState, cmd: &LeadCommand, ctx: &Ctx<'_>) -> Decision {
         (Err(mut rejected), Some(lead), Acting::Staff(who))
             if is_authority(rejected.refusal.code) =>
         {
-            if !matches!(
-                cmd,
-                LeadCommand::Register(_) | LeadCommand::ReserveKey { .. }
-            ) {
+            if cmd.acts_on_lead() {
                 rejected.record.push(Event::TouchRefused(TouchRefused {
                     lead_id: lead.id,
                     attempted_by: who.id,
@@ -47,74 +44,144 @@ fn is_authority(code: RefusalCode) -> bool {
 
 fn decide_inner(state: &LeadState, cmd: &LeadCommand, ctx: &Ctx<'_>) -> Decision {
     use LeadCommand as C;
-    if let C::Register(r) = cmd {
-        return register(state, r, ctx);
-    }
-    if let C::ReserveKey {
-        lead_id,
-        registered_key,
-        registered_key_version,
-        office,
-    } = cmd
-    {
-        return reserve_key(
+    // Every command is listed: a new one does not compile until it is decided somewhere.
+    let lead = || existing(state);
+    match cmd {
+        C::Register(r) => register(state, r, ctx),
+        C::ReserveKey {
+            lead_id,
+            registered_key,
+            registered_key_version,
+            office,
+        } => reserve_key(
             state,
             *lead_id,
             registered_key,
             *registered_key_version,
             *office,
             ctx,
-        );
-    }
-    let lead = existing(state)?;
-    match cmd {
-        C::Assign { owner, reason } => assign(lead, *owner, reason, ctx),
+        ),
+        C::Assign { owner, reason } => assign(lead()?, *owner, reason, ctx),
         C::DecideConflict {
             conflict_id,
             winner,
             grounds,
             note,
-        } => decide_conflict(lead, *conflict_id, *winner, grounds, note, ctx),
+        } => decide_conflict(lead()?, *conflict_id, *winner, grounds, note, ctx),
         C::RequestReassignment {
             reassignment_id,
             to,
             evidence,
         } => {
+            let lead = lead()?;
             manager_of(lead, ctx, "request a reassignment")?;
             request_reassignment(lead, *reassignment_id, *to, evidence, ctx)
         }
         C::ApproveReassignment {
             reassignment_id,
             note,
-        } => approve_reassignment(lead, *reassignment_id, note, ctx),
+        } => approve_reassignment(lead()?, *reassignment_id, note, ctx),
         C::DenyReassignment {
             reassignment_id,
             reason,
-        } => deny_reassignment(lead, *reassignment_id, reason, ctx),
+        } => deny_reassignment(lead()?, *reassignment_id, reason, ctx),
         C::ExpireReassignment { reassignment_id } => {
-            expire_reassignment(lead, *reassignment_id, ctx)
+            expire_reassignment(lead()?, *reassignment_id, ctx)
         }
-        C::LogVisit(v) => field::log_visit(lead, v, ctx),
-        C::RecordKeyPerson(k) => field::record_key_person(lead, k, ctx),
+        C::LogVisit(v) => field::log_visit(lead()?, v, ctx),
+        C::RecordKeyPerson(k) => field::record_key_person(lead()?, k, ctx),
         C::MarkInsider {
             key_person_id,
             note,
-        } => field::mark_insider(lead, *key_person_id, note, ctx),
+        } => field::mark_insider(lead()?, *key_person_id, note, ctx),
         C::AssessRelationship {
             company,
             personal,
             key_person_id,
             note,
-        } => field::assess(lead, *company, *personal, *key_person_id, note, ctx),
+        } => field::assess(lead()?, *company, *personal, *key_person_id, note, ctx),
         C::RecordCriterion {
             criterion,
             evidence,
-        } => field::record_criterion(lead, *criterion, evidence, ctx),
-        C::UpdateDetails(u) => field::update_details(lead, u, ctx),
+        } => field::record_criterion(lead()?, *criterion, evidence, ctx),
+        C::UpdateDetails(u) => field::update_details(lead()?, u, ctx),
         C::DecideStagnationReview { decision, note } => {
-            field::decide_stagnation(lead, decision, note, ctx)
+            field::decide_stagnation(lead()?, decision, note, ctx)
         }
-        other => progress::decide(lead, other, ctx),
+        C::DeclareValidInfo {
+            declaration_id,
+            note,
+        } => progress::declare_valid(lead()?, *declaration_id, note, ctx),
+        C::DeclareProspect {
+            declaration_id,
+            amount_cny,
+            flags,
+            quoting_strategy,
+        } => progress::declare_prospect(
+            lead()?,
+            *declaration_id,
+            *amount_cny,
+            flags,
+            quoting_strategy,
+            ctx,
+        ),
+        C::ReviewDeclaration {
+            declaration_id,
+            approve,
+            note,
+        } => progress::review(lead()?, *declaration_id, *approve, note, ctx),
+        C::FileDeclaration { declaration_id } => progress::file(lead()?, *declaration_id, ctx),
+        C::NoteNegotiation {
+            note,
+            executives_invited,
+        } => progress::negotiation(lead()?, note, *executives_invited, ctx),
+        C::SubmitContract {
+            contract_id,
+            amount_cny,
+            content_hash,
+        } => progress::submit_contract(lead()?, *contract_id, *amount_cny, content_hash, ctx),
+        C::AmendContract {
+            contract_id,
+            amount_cny,
+            content_hash,
+            reason,
+        } => progress::amend_contract(
+            lead()?,
+            *contract_id,
+            *amount_cny,
+            content_hash,
+            reason,
+            ctx,
+        ),
+        C::ReviewContract {
+            contract_id,
+            seat,
+            approve,
+            content_hash,
+            reasons,
+        } => progress::review_contract(
+            lead()?,
+            *contract_id,
+            seat,
+            *approve,
+            content_hash,
+            reasons,
+            ctx,
+        ),
+        C::SignContract {
+            contract_id,
+            content_hash,
+        } => progress::sign(lead()?, *contract_id, content_hash, ctx),
+        C::ProcessOrder {
+            contract_id,
+            order_ref,
+        } => progress::process_order(lead()?, *contract_id, order_ref, ctx),
+        C::LogAfterSalesCare { note } => progress::after_sales(lead()?, note, ctx),
+        C::Suspend { reason } => progress::exit(lead()?, Stage::Suspended, reason, "", ctx),
+        C::MarkLost { reason, competitor } => {
+            progress::exit(lead()?, Stage::Lost, reason, competitor, ctx)
+        }
+        C::Reactivate { reason } => progress::reactivate(lead()?, reason, ctx),
     }
 }
 

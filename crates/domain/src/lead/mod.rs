@@ -17,10 +17,13 @@ use chrono::{DateTime, Utc};
 use funnel_types::{
     ConflictId, ContractId, DeclarationId, KeyPersonId, LeadId, OfficeId, ReassignmentId, StaffId,
 };
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A lead's state as far as the deciders need it. `Default` is "no such lead".
-#[derive(Clone, Debug, Default, PartialEq)]
+/// It serializes, so that a snapshot of it can stand for the events it folds (see the snapshot
+/// property in the tests).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LeadState {
     pub lead: Option<Lead>,
     /// On a stream that holds a key reservation instead of a lead: the lead the key belongs to.
@@ -28,7 +31,7 @@ pub struct LeadState {
 }
 
 /// A registered lead.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lead {
     pub id: LeadId,
     pub customer_key: String,
@@ -71,13 +74,13 @@ pub struct Lead {
     pub closed_reassignments: BTreeSet<ReassignmentId>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenConflict {
     pub id: ConflictId,
     pub claimants: Vec<StaffId>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingReassignment {
     pub id: ReassignmentId,
     pub from: StaffId,
@@ -87,7 +90,7 @@ pub struct PendingReassignment {
 }
 
 /// [`ApprovalParty`] as an ordered key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PartyKey {
     SalesDepartment,
     OriginalOwner,
@@ -102,7 +105,7 @@ impl From<ApprovalParty> for PartyKey {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyPerson {
     pub name: String,
     pub role: KeyPersonRole,
@@ -110,14 +113,14 @@ pub struct KeyPerson {
 }
 
 /// Which declaration (有效信息申报 or 准客户申报).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeclarationKind {
     ValidInfo,
     Prospect,
 }
 
 /// Where a declaration stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeclarationState {
     AwaitingReview,
     Approved,
@@ -127,7 +130,7 @@ pub enum DeclarationState {
     Withdrawn,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Declaration {
     pub id: DeclarationId,
     pub kind: DeclarationKind,
@@ -135,7 +138,7 @@ pub struct Declaration {
     pub tier: Option<Tier>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contract {
     pub id: ContractId,
     pub amount_cny: u64,

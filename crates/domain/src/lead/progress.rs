@@ -11,82 +11,6 @@ use funnel_types::Role;
 /// The largest amount a contract or prospect may name: 10 billion yuan.
 const MAX_AMOUNT: u64 = 10_000_000_000;
 
-pub(super) fn decide(lead: &Lead, cmd: &LeadCommand, ctx: &Ctx<'_>) -> Decision {
-    use LeadCommand as C;
-    match cmd {
-        C::DeclareValidInfo {
-            declaration_id,
-            note,
-        } => declare_valid(lead, *declaration_id, note, ctx),
-        C::DeclareProspect {
-            declaration_id,
-            amount_cny,
-            flags,
-            quoting_strategy,
-        } => declare_prospect(
-            lead,
-            *declaration_id,
-            *amount_cny,
-            flags,
-            quoting_strategy,
-            ctx,
-        ),
-        C::ReviewDeclaration {
-            declaration_id,
-            approve,
-            note,
-        } => review(lead, *declaration_id, *approve, note, ctx),
-        C::FileDeclaration { declaration_id } => file(lead, *declaration_id, ctx),
-        C::NoteNegotiation {
-            note,
-            executives_invited,
-        } => negotiation(lead, note, *executives_invited, ctx),
-        C::SubmitContract {
-            contract_id,
-            amount_cny,
-            content_hash,
-        } => submit_contract(lead, *contract_id, *amount_cny, content_hash, ctx),
-        C::AmendContract {
-            contract_id,
-            amount_cny,
-            content_hash,
-            reason,
-        } => amend_contract(lead, *contract_id, *amount_cny, content_hash, reason, ctx),
-        C::ReviewContract {
-            contract_id,
-            seat,
-            approve,
-            content_hash,
-            reasons,
-        } => review_contract(
-            lead,
-            *contract_id,
-            seat,
-            *approve,
-            content_hash,
-            reasons,
-            ctx,
-        ),
-        C::SignContract {
-            contract_id,
-            content_hash,
-        } => sign(lead, *contract_id, content_hash, ctx),
-        C::ProcessOrder {
-            contract_id,
-            order_ref,
-        } => process_order(lead, *contract_id, order_ref, ctx),
-        C::LogAfterSalesCare { note } => after_sales(lead, note, ctx),
-        C::Suspend { reason } => exit(lead, Stage::Suspended, reason, "", ctx),
-        C::MarkLost { reason, competitor } => exit(lead, Stage::Lost, reason, competitor, ctx),
-        C::Reactivate { reason } => reactivate(lead, reason, ctx),
-        other => refuse(
-            RefusalCode::InvalidValue,
-            format!("`{}` is not a progress command", other.name()),
-            format!("`{}` 不是推进类命令", other.name()),
-        ),
-    }
-}
-
 fn stage_is(lead: &Lead, stage: Stage, action: &str) -> Result<(), Rejected> {
     if lead.stage == stage {
         return Ok(());
@@ -128,7 +52,7 @@ fn stage_checklist(lead: &Lead, stage: Stage) -> Result<Vec<Criterion>, Rejected
     Ok(checklist(lead.purchase_mode, stage).to_vec())
 }
 
-fn declare_valid(lead: &Lead, id: DeclarationId, note: &str, ctx: &Ctx<'_>) -> Decision {
+pub(super) fn declare_valid(lead: &Lead, id: DeclarationId, note: &str, ctx: &Ctx<'_>) -> Decision {
     let me = owner_only(lead, ctx, "declare valid info")?;
     check::optional("note", note, check::LONG)?;
     stage_is(lead, Stage::Ordinary, "declare valid info")?;
@@ -143,7 +67,7 @@ fn declare_valid(lead: &Lead, id: DeclarationId, note: &str, ctx: &Ctx<'_>) -> D
     })])
 }
 
-fn declare_prospect(
+pub(super) fn declare_prospect(
     lead: &Lead,
     id: DeclarationId,
     amount: u64,
@@ -212,7 +136,13 @@ fn declaration(lead: &Lead, id: DeclarationId) -> Result<&Declaration, Rejected>
         })
 }
 
-fn review(lead: &Lead, id: DeclarationId, approve: bool, note: &str, ctx: &Ctx<'_>) -> Decision {
+pub(super) fn review(
+    lead: &Lead,
+    id: DeclarationId,
+    approve: bool,
+    note: &str,
+    ctx: &Ctx<'_>,
+) -> Decision {
     manager_of(lead, ctx, "review a declaration")?;
     check::optional("note", note, check::LONG)?;
     let d = declaration(lead, id)?;
@@ -256,7 +186,7 @@ fn review(lead: &Lead, id: DeclarationId, approve: bool, note: &str, ctx: &Ctx<'
     Ok(events)
 }
 
-fn file(lead: &Lead, id: DeclarationId, ctx: &Ctx<'_>) -> Decision {
+pub(super) fn file(lead: &Lead, id: DeclarationId, ctx: &Ctx<'_>) -> Decision {
     require_role(
         ctx.acting,
         &[
@@ -285,7 +215,7 @@ fn file(lead: &Lead, id: DeclarationId, ctx: &Ctx<'_>) -> Decision {
     })])
 }
 
-fn negotiation(lead: &Lead, note: &str, executives: bool, ctx: &Ctx<'_>) -> Decision {
+pub(super) fn negotiation(lead: &Lead, note: &str, executives: bool, ctx: &Ctx<'_>) -> Decision {
     let author = match ctx.acting {
         Acting::Staff(s) if matches!(s.role, Role::Executive | Role::KeyAccountDepartment) => {
             may_write(ctx.acting)?;
@@ -336,7 +266,7 @@ fn contract(lead: &Lead, id: ContractId) -> Result<&Contract, Rejected> {
         })
 }
 
-fn submit_contract(
+pub(super) fn submit_contract(
     lead: &Lead,
     id: ContractId,
     amount: u64,
@@ -372,7 +302,7 @@ fn submit_contract(
     })])
 }
 
-fn amend_contract(
+pub(super) fn amend_contract(
     lead: &Lead,
     id: ContractId,
     amount: u64,
@@ -409,7 +339,7 @@ fn amend_contract(
     })])
 }
 
-fn review_contract(
+pub(super) fn review_contract(
     lead: &Lead,
     id: ContractId,
     seat: &str,
@@ -508,7 +438,7 @@ fn review_contract(
     })])
 }
 
-fn sign(lead: &Lead, id: ContractId, hash: &str, ctx: &Ctx<'_>) -> Decision {
+pub(super) fn sign(lead: &Lead, id: ContractId, hash: &str, ctx: &Ctx<'_>) -> Decision {
     let me = owner_only(lead, ctx, "sign a contract")?;
     stage_is(lead, Stage::Prospect, "sign a contract")?;
     let c = contract(lead, id)?;
@@ -551,7 +481,12 @@ fn sign(lead: &Lead, id: ContractId, hash: &str, ctx: &Ctx<'_>) -> Decision {
     ])
 }
 
-fn process_order(lead: &Lead, id: ContractId, order_ref: &str, ctx: &Ctx<'_>) -> Decision {
+pub(super) fn process_order(
+    lead: &Lead,
+    id: ContractId,
+    order_ref: &str,
+    ctx: &Ctx<'_>,
+) -> Decision {
     let me = match ctx.acting {
         Acting::Staff(s) if s.role == Role::SalesDepartment => {
             may_write(ctx.acting)?;
@@ -570,7 +505,7 @@ fn process_order(lead: &Lead, id: ContractId, order_ref: &str, ctx: &Ctx<'_>) ->
     })])
 }
 
-fn after_sales(lead: &Lead, note: &str, ctx: &Ctx<'_>) -> Decision {
+pub(super) fn after_sales(lead: &Lead, note: &str, ctx: &Ctx<'_>) -> Decision {
     let me = owner_only(lead, ctx, "log after-sales care")?;
     check::required("note", note, check::LONG)?;
     stage_is(lead, Stage::Contract, "log after-sales care")?;
@@ -592,7 +527,13 @@ fn owner_or_manager(lead: &Lead, ctx: &Ctx<'_>, action: &str) -> Result<StaffId,
     }
 }
 
-fn exit(lead: &Lead, to: Stage, reason: &str, competitor: &str, ctx: &Ctx<'_>) -> Decision {
+pub(super) fn exit(
+    lead: &Lead,
+    to: Stage,
+    reason: &str,
+    competitor: &str,
+    ctx: &Ctx<'_>,
+) -> Decision {
     let me = owner_or_manager(
         lead,
         ctx,
@@ -650,7 +591,7 @@ pub(super) fn withdraw_declaration(lead: &Lead, to: Stage) -> Option<Event> {
     })
 }
 
-fn reactivate(lead: &Lead, reason: &str, ctx: &Ctx<'_>) -> Decision {
+pub(super) fn reactivate(lead: &Lead, reason: &str, ctx: &Ctx<'_>) -> Decision {
     let me = owner_or_manager(lead, ctx, "reactivate a lead")?;
     check::required("reason", reason, check::LONG)?;
     if !matches!(lead.stage, Stage::Suspended | Stage::Lost) {

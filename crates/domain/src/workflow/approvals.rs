@@ -3,7 +3,7 @@
 //! and prospect declarations (review, then filing; strategic prospects bring in the key-account
 //! department), and contract review bound to the exact content.
 
-use super::{Builder, OutCommand, person, role_in};
+use super::{Builder, OutCommand, Unreadable, person, role_in};
 use crate::events::*;
 use crate::lead::LeadCommand;
 use funnel_types::Role;
@@ -67,11 +67,11 @@ pub(super) fn conflict(r: &mut Builder<'_>) {
     }
 }
 
-pub(super) fn reassignment(r: &mut Builder<'_>) {
+pub(super) fn reassignment(r: &mut Builder<'_>) -> Result<(), Unreadable> {
     match r.trigger.event {
         Event::ReassignmentRequested(e) => {
             if r.started() {
-                return;
+                return Ok(());
             }
             let office = r.trigger.office;
             r.start(
@@ -109,13 +109,9 @@ pub(super) fn reassignment(r: &mut Builder<'_>) {
         Event::ReassignmentDenied(_) if r.state.active => r.complete("denied"),
         Event::ReassignmentExpired(_) if r.state.active => r.complete("expired"),
         Event::TimerFired(t) if r.state.active && t.purpose == TimerPurpose::ReassignmentExpiry => {
-            if let (Some(lead_id), Some(id)) = (
-                r.state.lead_id,
-                r.state
-                    .subject
-                    .strip_prefix("reassignment ")
-                    .and_then(|s| s.parse().ok()),
-            ) {
+            if let (Some(lead_id), Some(id)) =
+                (r.state.lead_id, r.id("subject", r.state.reassignment_id)?)
+            {
                 r.send(
                     "expire",
                     OutCommand::Lead {
@@ -129,6 +125,7 @@ pub(super) fn reassignment(r: &mut Builder<'_>) {
         }
         _ => {}
     }
+    Ok(())
 }
 
 pub(super) fn declaration(r: &mut Builder<'_>, kind: WorkflowKind) {
@@ -250,11 +247,11 @@ fn open_seat_tasks(r: &mut Builder<'_>, seats: &[String]) {
     }
 }
 
-pub(super) fn contract(r: &mut Builder<'_>) {
+pub(super) fn contract(r: &mut Builder<'_>) -> Result<(), Unreadable> {
     match r.trigger.event {
         Event::ContractSubmitted(e) => {
             if r.started() {
-                return;
+                return Ok(());
             }
             r.start(
                 WorkflowKind::ContractReview,
@@ -272,18 +269,15 @@ pub(super) fn contract(r: &mut Builder<'_>) {
                 t.name.starts_with("review_contract:")
                     && t.name != format!("review_contract:{}", e.seat)
             });
-            if !still_open {
-                let owner = r.state.note("owner").and_then(|o| o.parse().ok());
-                if let Some(owner) = owner {
-                    r.open_task(
-                        "sign_contract",
-                        person(Role::SalesEngineer, r.state.office, owner),
-                        r.state.lead_id,
-                        "Every reviewer approved: sign the contract".into(),
-                        "评审全部通过：请签订合同".into(),
-                        None,
-                    );
-                }
+            if !still_open && let Some(owner) = r.id("owner", r.state.owner)? {
+                r.open_task(
+                    "sign_contract",
+                    person(Role::SalesEngineer, r.state.office, owner),
+                    r.state.lead_id,
+                    "Every reviewer approved: sign the contract".into(),
+                    "评审全部通过：请签订合同".into(),
+                    None,
+                );
             }
         }
         Event::ContractRejected(e) if r.state.active => {
@@ -298,7 +292,7 @@ pub(super) fn contract(r: &mut Builder<'_>) {
                 r.close_task(&s, "rejected by another seat");
             }
             r.close_task("sign_contract", "rejected");
-            if let Some(owner) = r.state.note("owner").and_then(|o| o.parse().ok()) {
+            if let Some(owner) = r.id("owner", r.state.owner)? {
                 r.open_task(
                     "renegotiate_contract",
                     person(Role::SalesEngineer, r.state.office, owner),
@@ -338,4 +332,5 @@ pub(super) fn contract(r: &mut Builder<'_>) {
         }
         _ => {}
     }
+    Ok(())
 }

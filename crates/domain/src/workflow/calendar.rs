@@ -74,11 +74,11 @@ fn schedule_plan(r: &mut Builder<'_>, after: DateTime<Utc>, weekly: bool) {
     }
 }
 
-pub(super) fn plans(r: &mut Builder<'_>) {
+pub(super) fn plans(r: &mut Builder<'_>) -> Result<(), super::Unreadable> {
     match r.trigger.event {
         Event::StaffJoined(e) if e.role == Role::SalesEngineer => {
             if r.started() {
-                return;
+                return Ok(());
             }
             r.start(
                 WorkflowKind::VisitPlans,
@@ -123,7 +123,7 @@ pub(super) fn plans(r: &mut Builder<'_>) {
                 let done = r.state.note(&format!("plan:{}", period.key())).is_some();
                 if !done
                     && r.ctx.now < *due_at
-                    && let Some(engineer) = r.state.note("engineer").and_then(|s| s.parse().ok())
+                    && let Some(engineer) = r.id("engineer", r.state.engineer)?
                 {
                     let local = due_at.with_timezone(&r.ctx.tz).format("%Y-%m-%d %H:%M");
                     r.remind(
@@ -136,14 +136,10 @@ pub(super) fn plans(r: &mut Builder<'_>) {
             }
             TimerPurpose::PlanDeadline { period } => {
                 let key = format!("plan:{}", period.key());
-                let office = r
-                    .state
-                    .note("office")
-                    .and_then(|o| o.parse().ok())
-                    .or(r.state.office);
-                let engineer = r.state.note("engineer").and_then(|s| s.parse().ok());
                 if r.state.note(&key).is_none()
-                    && let (Some(engineer), Some(office)) = (engineer, office)
+                    && let Some(engineer) = r.id("engineer", r.state.engineer)?
+                    && let Some(office) =
+                        r.id("office", r.state.engineer_office)?.or(r.state.office)
                 {
                     r.send(
                         &key,
@@ -162,6 +158,7 @@ pub(super) fn plans(r: &mut Builder<'_>) {
         },
         _ => {}
     }
+    Ok(())
 }
 
 /// When a period's summary is due: 09:00 office time on the first day after it.

@@ -12,7 +12,9 @@ use crate::events::*;
 use crate::lead::LeadCommand;
 use crate::plan::PlanCommand;
 use chrono::{DateTime, Utc};
-use funnel_types::{EventId, LeadId, OfficeId, Role, StaffId, TaskId, TimerId, WorkflowId};
+use funnel_types::{
+    EventId, LeadId, OfficeId, ReassignmentId, Role, StaffId, TaskId, TimerId, WorkflowId,
+};
 use std::collections::BTreeMap;
 
 pub use calendar::{next_monthly_deadline, next_weekly_deadline};
@@ -41,6 +43,18 @@ pub struct WorkflowState {
     pub notes: BTreeMap<String, String>,
     pub parked: BTreeMap<EventId, String>,
     pub outcome: Option<String>,
+    /// A contract review's engineer, who signs once every seat approved (its `owner` note).
+    pub owner: Option<StaffId>,
+    /// The engineer whose visit plans the instance follows (its `engineer` note).
+    pub engineer: Option<StaffId>,
+    /// That engineer's office since a move (its `office` note; empty when moved to none).
+    pub engineer_office: Option<OfficeId>,
+    /// The reassignment the instance follows (from its subject).
+    pub reassignment_id: Option<ReassignmentId>,
+    /// Ids recorded as text by the instance's own events that do not read back: which (`owner`,
+    /// `engineer`, `office`, `subject`) → the text. A reaction that needs one fails with
+    /// [`Unreadable`] and is parked rather than going on without it.
+    pub unreadable: BTreeMap<String, String>,
 }
 
 impl WorkflowState {
@@ -57,6 +71,46 @@ impl WorkflowState {
     }
 }
 
+/// An id an instance recorded as text that does not read back, needed by a reaction. The runtime
+/// parks the reaction with this as its reason: nothing the instance should do is silently skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Which value: `owner`, `engineer`, `office` or `subject`.
+    pub what: String,
+    pub text: String,
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the instance's {} `{}` is not a valid id; record the right one and retry",
+            self.what, self.text
+        )
+    }
+}
+
+impl std::error::Error for Unreadable {}
+
+/// Reads `text` as an id into `slot`, or records it as unreadable under `what`.
+fn read_id<T: std::str::FromStr>(
+    s: &mut WorkflowState,
+    what: &str,
+    text: &str,
+    slot: fn(&mut WorkflowState) -> &mut Option<T>,
+) {
+    match text.parse() {
+        Ok(id) => {
+            *slot(&mut *s) = Some(id);
+            s.unreadable.remove(what);
+        }
+        Err(_) => {
+            *slot(&mut *s) = None;
+            s.unreadable.insert(what.to_string(), text.to_string());
+        }
+    }
+}
+
 /// Applies one of the instance's own events.
 pub fn evolve(mut s: WorkflowState, event: &Event) -> WorkflowState {
     match event {
@@ -69,6 +123,13 @@ pub fn evolve(mut s: WorkflowState, event: &Event) -> WorkflowState {
             s.active = true;
             s.rounds += 1;
             s.outcome = None;
+            if e.kind == WorkflowKind::Reassignment {
+                let id = e
+                    .subject
+                    .strip_prefix("reassignment ")
+                    .unwrap_or(&e.subject);
+                read_id(&mut s, "subject", id, |s| &mut s.reassignment_id);
+            }
         }
         Event::TaskOpened(e) => {
             s.tasks.insert(
@@ -90,6 +151,17 @@ pub fn evolve(mut s: WorkflowState, event: &Event) -> WorkflowState {
             s.timers.remove(timer_id);
         }
         Event::WorkflowNoted(e) => {
+            match e.key.as_str() {
+                "owner" => read_id(&mut s, "owner", &e.value, |s| &mut s.owner),
+                "engineer" => read_id(&mut s, "engineer", &e.value, |s| &mut s.engineer),
+                // Moved to no office: the instance's own office stays the one to act in.
+                "office" if e.value.is_empty() => {
+                    s.engineer_office = None;
+                    s.unreadable.remove("office");
+                }
+                "office" => read_id(&mut s, "office", &e.value, |s| &mut s.engineer_office),
+                _ => {}
+            }
             s.notes.insert(e.key.clone(), e.value.clone());
         }
         Event::ReactionParked(e) => {
@@ -243,7 +315,7 @@ pub fn react(
     state: &WorkflowState,
     trigger: &Trigger<'_>,
     ctx: &ReactCtx<'_>,
-) -> Reaction {
+) -> Result<Reaction, Unreadable> {
     let mut r = Builder {
         id,
         state,
@@ -253,18 +325,18 @@ pub fn react(
     };
     match kind {
         WorkflowKind::OwnershipConflict => approvals::conflict(&mut r),
-        WorkflowKind::Reassignment => approvals::reassignment(&mut r),
+        WorkflowKind::Reassignment => approvals::reassignment(&mut r)?,
         WorkflowKind::ValidInfoDeclaration | WorkflowKind::ProspectDeclaration => {
             approvals::declaration(&mut r, kind)
         }
-        WorkflowKind::ContractReview => approvals::contract(&mut r),
-        WorkflowKind::VisitPlans => calendar::plans(&mut r),
+        WorkflowKind::ContractReview => approvals::contract(&mut r)?,
+        WorkflowKind::VisitPlans => calendar::plans(&mut r)?,
         WorkflowKind::OfficeSummaries => calendar::summaries(&mut r),
         WorkflowKind::InsiderEscalation | WorkflowKind::StagnationReview => {
             lead_rules::react(&mut r, kind)
         }
     }
-    r.out
+    Ok(r.out)
 }
 
 /// Helpers shared by the workflows, writing into one reaction.
@@ -302,6 +374,18 @@ impl Builder<'_> {
                 office,
                 subject,
             }));
+    }
+
+    /// A typed id of the state, or why the reaction cannot go on: the text recorded for it does
+    /// not read as an id.
+    pub fn id<T: Copy>(&self, what: &str, value: Option<T>) -> Result<Option<T>, Unreadable> {
+        match self.state.unreadable.get(what) {
+            Some(text) => Err(Unreadable {
+                what: what.to_string(),
+                text: text.clone(),
+            }),
+            None => Ok(value),
+        }
     }
 
     fn round(&self) -> u32 {

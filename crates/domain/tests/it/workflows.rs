@@ -58,7 +58,8 @@ impl Saga {
             tz: chrono_tz::Asia::Shanghai,
             calendar: &self.calendar,
         };
-        let r = workflow::react(self.kind, self.id, &self.state, &trigger, &ctx);
+        let r = workflow::react(self.kind, self.id, &self.state, &trigger, &ctx)
+            .expect("the instance's ids read");
         for e in &r.events {
             self.state = workflow::evolve(std::mem::take(&mut self.state), e);
         }
@@ -632,9 +633,9 @@ proptest! {
                 let trigger = Trigger { id: uuid::Uuid::from_u128(i as u128), occurred_at: t0() + Duration::hours(i as i64), office: Some(testing::office()), event };
                 let ctx = ReactCtx { now: trigger.occurred_at, policy: &policy, tz: chrono_tz::Asia::Shanghai, calendar: &calendar };
                 let state = states.remove(&id).unwrap_or_default();
-                let first = workflow::react(kind, id, &state, &trigger, &ctx);
+                let first = workflow::react(kind, id, &state, &trigger, &ctx).expect("ids read");
                 let state = first.events.iter().fold(state, workflow::evolve);
-                let second = workflow::react(kind, id, &state, &trigger, &ctx);
+                let second = workflow::react(kind, id, &state, &trigger, &ctx).expect("ids read");
                 prop_assert!(second.commands.is_empty(), "{:?} sent again", second.commands);
                 prop_assert!(second.events.is_empty(), "{} changed again: {:?}", event.event_type(), second.events);
                 states.insert(id, state);
@@ -671,4 +672,74 @@ fn a_contract_review_ends_when_the_lead_is_lost() {
     saga.trigger(&lost, t0() + Duration::days(1));
     assert!(saga.open_tasks().is_empty());
     assert_eq!(saga.state.outcome.as_deref(), Some("lead left the funnel"));
+}
+
+/// The ids a contract review keeps are typed in its state; one recorded as text that does not read
+/// back stops the reaction that needs it (the runtime parks it) instead of being skipped.
+#[test]
+fn a_contract_review_keeps_its_engineer_typed_and_stops_on_one_that_does_not_read() {
+    let contract = ContractId::derived("c");
+    let submitted = Event::ContractSubmitted(ContractSubmitted {
+        lead_id: LeadId::derived("l"),
+        contract_id: contract,
+        amount_cny: 1,
+        content_hash: "a".repeat(64),
+        reviewers: vec!["finance".into()],
+        submitted_by: wang().id,
+    });
+    let mut saga = Saga::for_event(&submitted);
+    saga.trigger(&submitted, t0());
+    assert_eq!(saga.state.owner, Some(wang().id));
+    assert!(saga.state.unreadable.is_empty());
+
+    // The note as a hand-edited or damaged log might hold it.
+    let bad = Event::WorkflowNoted(WorkflowNoted {
+        workflow_id: saga.id,
+        key: "owner".into(),
+        value: "wang".into(),
+    });
+    saga.state = workflow::evolve(std::mem::take(&mut saga.state), &bad);
+    assert_eq!(saga.state.owner, None);
+    let approved = Event::ContractApproved(ContractApproved {
+        lead_id: LeadId::derived("l"),
+        contract_id: contract,
+        seat: "finance".into(),
+        approved_by: sales_dept().id,
+        content_hash: "a".repeat(64),
+    });
+    let trigger = Trigger {
+        id: uuid::Uuid::from_u128(7),
+        occurred_at: t0(),
+        office: Some(office()),
+        event: &approved,
+    };
+    let calendar = WorkCalendar::default();
+    let policy = Policy::default();
+    let ctx = ReactCtx {
+        now: t0(),
+        policy: &policy,
+        tz: chrono_tz::Asia::Shanghai,
+        calendar: &calendar,
+    };
+    let err = workflow::react(saga.kind, saga.id, &saga.state, &trigger, &ctx)
+        .expect_err("the signing task needs the engineer");
+    assert_eq!(
+        (err.what.as_str(), err.text.as_str()),
+        ("owner", "wang"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("`wang` is not a valid id"),
+        "{err}"
+    );
+
+    // Recorded again as an id, it reads, and the signing task goes to that engineer.
+    let good = Event::WorkflowNoted(WorkflowNoted {
+        workflow_id: saga.id,
+        key: "owner".into(),
+        value: wang().id.to_string(),
+    });
+    saga.state = workflow::evolve(std::mem::take(&mut saga.state), &good);
+    saga.trigger(&approved, t0());
+    assert_eq!(saga.open_tasks(), ["sign_contract"]);
 }

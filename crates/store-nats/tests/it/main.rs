@@ -5,6 +5,7 @@ mod cluster;
 mod corrupt;
 mod faults;
 mod format;
+mod replay;
 mod support;
 
 use support::NatsHarness;
