@@ -13,10 +13,9 @@ fn staff(m: &Models, id: &StaffId) -> String {
         .unwrap_or_else(|| id.to_string())
 }
 
-fn when(t: &chrono::DateTime<chrono::Utc>) -> String {
-    (*t + chrono::Duration::hours(8))
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
+/// A time on the clock of the report's zone.
+fn when(m: &Models, t: &chrono::DateTime<chrono::Utc>) -> String {
+    funnel_domain::time::local_minute(*t, m.zone)
 }
 
 pub fn lead(m: &Models, id: LeadId, touches: &[Touch]) -> String {
@@ -31,7 +30,10 @@ pub fn lead(m: &Models, id: LeadId, touches: &[Touch]) -> String {
     let _ = writeln!(
         s,
         "{:>9}  {:<16}  {:<16}  {:<18}  action",
-        "position", "when (UTC+8)", "who", "role"
+        "position",
+        format!("when ({})", m.zone),
+        "who",
+        "role"
     );
     for t in touches {
         let role = t
@@ -44,7 +46,7 @@ pub fn lead(m: &Models, id: LeadId, touches: &[Touch]) -> String {
             s,
             "{:>9}  {:<16}  {:<16}  {:<18}  {}{mark}",
             t.position,
-            when(&t.at),
+            when(m, &t.at),
             m.touches.name(&t.actor),
             role,
             t.action
@@ -56,7 +58,13 @@ pub fn lead(m: &Models, id: LeadId, touches: &[Touch]) -> String {
 pub fn actor(m: &Models, touches: &[&Touch]) -> String {
     let mut s = String::new();
     let leads: std::collections::BTreeSet<LeadId> = touches.iter().map(|t| t.lead_id).collect();
-    let _ = writeln!(s, "{} touches of {} leads", touches.len(), leads.len());
+    let _ = writeln!(
+        s,
+        "{} touches of {} leads (times in {})",
+        touches.len(),
+        leads.len(),
+        m.zone
+    );
     for t in touches {
         let customer = m
             .pipeline
@@ -69,7 +77,7 @@ pub fn actor(m: &Models, touches: &[&Touch]) -> String {
             s,
             "{:>9}  {}  {:<36}  {}{mark}",
             t.position,
-            when(&t.at),
+            when(m, &t.at),
             t.action,
             customer
         );
@@ -126,8 +134,9 @@ pub fn conflicts(m: &Models, office: Option<OfficeId>) -> String {
         .count();
     let _ = writeln!(
         s,
-        "duplicate registrations: {dups}; ownership conflicts: {}",
-        cases.len()
+        "duplicate registrations: {dups}; ownership conflicts: {} (times in {})",
+        cases.len(),
+        m.zone
     );
     for x in &cases {
         let claimants: Vec<String> = x.claimants.iter().map(|id| staff(m, id)).collect();
@@ -138,7 +147,7 @@ pub fn conflicts(m: &Models, office: Option<OfficeId>) -> String {
                     "→ {} by {} on {} ({}; {})",
                     staff(m, &d.winner),
                     staff(m, &d.decided_by),
-                    when(&d.at),
+                    when(m, &d.at),
                     grounds.join(", "),
                     d.note
                 )
@@ -148,7 +157,7 @@ pub fn conflicts(m: &Models, office: Option<OfficeId>) -> String {
         let _ = writeln!(
             s,
             "  {}  {}  claimants {}  {decision}",
-            when(&x.opened_at),
+            when(m, &x.opened_at),
             customer(&x.lead_id),
             claimants.join(" / ")
         );
@@ -168,7 +177,7 @@ pub fn conflicts(m: &Models, office: Option<OfficeId>) -> String {
         let _ = writeln!(
             s,
             "  {}  {} tried {} on {} (owner {owner}) [{}]",
-            when(&t.at),
+            when(m, &t.at),
             staff(m, &t.attempted_by),
             t.action,
             customer(&t.lead_id),
@@ -190,16 +199,16 @@ pub fn conflicts(m: &Models, office: Option<OfficeId>) -> String {
             .collect();
         let outcome = match &x.outcome {
             ReassignmentOutcome::Pending => "pending".to_string(),
-            ReassignmentOutcome::Approved { at } => format!("approved {}", when(at)),
+            ReassignmentOutcome::Approved { at } => format!("approved {}", when(m, at)),
             ReassignmentOutcome::Denied {
                 party, by, reason, ..
             } => format!("denied by {party:?} {} ({reason})", staff(m, by)),
-            ReassignmentOutcome::Expired { at } => format!("expired {}", when(at)),
+            ReassignmentOutcome::Expired { at } => format!("expired {}", when(m, at)),
         };
         let _ = writeln!(
             s,
             "  {}  {}  {} → {}  approvals [{}]  {outcome}",
-            when(&x.requested_at),
+            when(m, &x.requested_at),
             customer(&x.lead_id),
             staff(m, &x.from),
             staff(m, &x.to),

@@ -10,10 +10,10 @@ use funnel_store::{EventStore, Filter};
 use funnel_types::{Envelope, LeadId, Position};
 use std::fmt::Write as _;
 
-pub use funnel_projections::AsOf;
+pub use funnel_projections::{AsOf, AsOfInput};
 
-/// Parses `--as-of` (see `AsOf`'s `FromStr`).
-pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
+/// Parses `--as-of` (see `AsOfInput`'s `FromStr`); a date is resolved once the zone is known.
+pub fn parse_as_of(text: &str) -> Result<AsOfInput, String> {
     text.parse()
 }
 
@@ -28,6 +28,8 @@ pub struct Models {
     pub position: Position,
     /// Events parked because a model could not apply them: (position, model, reason).
     pub parked: Vec<(Position, &'static str, String)>,
+    /// The zone the report reads dates in and shows times in.
+    pub zone: chrono_tz::Tz,
 }
 
 impl Models {
@@ -76,6 +78,7 @@ pub async fn load(
         plans: runner.get::<PlanCompliance>().cloned().unwrap_or_default(),
         position: runner.live_checkpoint(),
         parked,
+        zone: funnel_domain::DEFAULT_TIME_ZONE,
     })
 }
 
@@ -129,10 +132,10 @@ pub struct PipelineArgs {
     /// One office, by code (`SH`), name or id; every office when absent.
     #[arg(long)]
     pub office: Option<String>,
-    /// Compute as of a date (YYYY-MM-DD, end of day Shanghai time), an RFC 3339 date-time, or a
-    /// log position.
+    /// Compute as of a date (YYYY-MM-DD, the end of that day in the office's time zone, or
+    /// headquarters' for every office), an RFC 3339 date-time, or a log position.
     #[arg(long, value_parser = parse_as_of)]
-    pub as_of: Option<AsOf>,
+    pub as_of: Option<AsOfInput>,
     /// Wait until the read models include this position (read-your-writes after a command).
     #[arg(long, conflicts_with = "as_of")]
     pub at_least: Option<u64>,
@@ -148,10 +151,14 @@ pub async fn pipeline(
     args: PipelineArgs,
 ) -> anyhow::Result<()> {
     let store = crate::cli::open(url).await?;
+    let zone = funnel_projections::zones(store.as_ref())
+        .await?
+        .zone_of_office_named(args.office.as_deref());
+    let moment = args.as_of.map(|a| a.resolve(zone));
     let models = load(
         store.as_ref(),
         projections,
-        args.as_of,
+        moment,
         args.at_least.map(Position),
     )
     .await?;
@@ -171,15 +178,20 @@ pub async fn pipeline(
         .map(|t| t.to_rfc3339())
         .unwrap_or_default();
     if args.json {
-        let out =
-            serde_json::json!({ "position": models.position, "as_of": as_of, "offices": reports });
+        let out = serde_json::json!({ "position": models.position, "as_of": as_of,
+            "time_zone": zone.name(), "offices": reports });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if args.csv {
         print!("{}", pipeline_csv(&reports));
     } else {
-        let when = match args.as_of {
-            Some(AsOf::Time(_)) => format!("as of {as_of}"),
-            _ => format!("latest event {as_of}"),
+        let local = models
+            .pipeline
+            .as_of
+            .map(|t| funnel_domain::time::local_minute(t, zone))
+            .unwrap_or_default();
+        let when = match moment {
+            Some(AsOf::Time(_)) => format!("as of {local} {zone}"),
+            _ => format!("latest event {local} {zone}"),
         };
         print!("{}", pipeline_text(&reports, models.position, &when));
     }
@@ -383,9 +395,10 @@ fn csv_field(text: &str) -> String {
 pub struct AuditArgs {
     #[command(subcommand)]
     pub what: AuditWhat,
-    /// Compute as of a date, a date-time or a position.
+    /// Compute as of a date (the end of that day in the zone of the office or person audited,
+    /// headquarters' otherwise), a date-time or a position.
     #[arg(long, global = true, value_parser = parse_as_of)]
-    pub as_of: Option<AsOf>,
+    pub as_of: Option<AsOfInput>,
     /// Wait until the read models include this position (read-your-writes after a command).
     #[arg(long, global = true, conflicts_with = "as_of")]
     pub at_least: Option<u64>,
@@ -418,19 +431,36 @@ pub enum AuditWhat {
     },
 }
 
+/// The zone an audit reads dates in and shows times in: the lead's office, the person's office or
+/// the office asked for; headquarters' for a report across offices or someone without an office.
+async fn audit_zone(store: &dyn EventStore, what: &AuditWhat) -> anyhow::Result<chrono_tz::Tz> {
+    let zones = funnel_projections::zones(store).await?;
+    Ok(match what {
+        AuditWhat::Lead { id } => {
+            zones.office_zone(funnel_projections::lead_office(store, *id).await?)
+        }
+        AuditWhat::Actor { staff, .. } => zones.zone_of_staff_named(staff),
+        AuditWhat::Conflicts { office } | AuditWhat::Plans { office } => {
+            zones.zone_of_office_named(office.as_deref())
+        }
+    })
+}
+
 pub async fn audit(
     url: &StoreUrl,
     projections: &std::path::Path,
     args: AuditArgs,
 ) -> anyhow::Result<()> {
     let store = crate::cli::open(url).await?;
-    let m = load(
+    let zone = audit_zone(store.as_ref(), &args.what).await?;
+    let mut m = load(
         store.as_ref(),
         projections,
-        args.as_of,
+        args.as_of.map(|a| a.resolve(zone)),
         args.at_least.map(Position),
     )
     .await?;
+    m.zone = zone;
     let office = |text: &Option<String>| -> anyhow::Result<Option<funnel_types::OfficeId>> {
         match text {
             Some(t) => Ok(Some(
@@ -455,14 +485,8 @@ pub async fn audit(
         }
         AuditWhat::Actor { staff, from, to } => {
             let key = crate::org::staff_named(&m.touches.staff_names, staff)?.to_string();
-            let day = |d: &Option<NaiveDate>| {
-                d.map(|d| {
-                    d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
-                        - chrono::Duration::hours(8)
-                })
-            };
-            let to_end = to.and_then(|d| d.succ_opt());
-            let touches = m.touches.actor(&key, day(from), day(&to_end));
+            let (from, to) = funnel_domain::time::days_between(*from, *to, zone);
+            let touches = m.touches.actor(&key, from, to);
             if args.json {
                 serde_json::to_string_pretty(&touches)?
             } else {
@@ -514,14 +538,16 @@ mod tests {
 
     #[test]
     fn as_of_accepts_positions_dates_and_times() {
-        assert_eq!(parse_as_of("42"), Ok(AsOf::Position(Position(42))));
-        let AsOf::Time(t) = parse_as_of("2026-09-30").unwrap() else {
-            panic!()
-        };
-        assert_eq!(t.to_rfc3339(), "2026-09-30T15:59:59.999999999+00:00");
+        assert_eq!(parse_as_of("42"), Ok(AsOfInput::Position(Position(42))));
+        assert_eq!(
+            parse_as_of("2026-09-30"),
+            Ok(AsOfInput::Date(
+                NaiveDate::from_ymd_opt(2026, 9, 30).unwrap()
+            ))
+        );
         assert!(matches!(
             parse_as_of("2026-09-30T12:00:00+08:00"),
-            Ok(AsOf::Time(_))
+            Ok(AsOfInput::Time(_))
         ));
         assert!(parse_as_of("yesterday").unwrap_err().contains("neither"));
     }

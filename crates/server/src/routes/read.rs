@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use funnel_domain::RefusalCode;
 use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
-use funnel_projections::{AsOf, ReadModel};
+use funnel_projections::{AsOf, AsOfInput, ReadModel};
 use funnel_store::Filter;
 use funnel_types::{LeadId, OfficeId, Position, Role, StaffId};
 use serde::Deserialize;
@@ -91,6 +91,18 @@ pub(crate) async fn resolve_optional_office(
     }
 }
 
+/// The time zone of `office` as the access model knows it; headquarters' for none.
+pub(crate) async fn office_zone(
+    state: &AppState,
+    office: Option<OfficeId>,
+) -> Result<chrono_tz::Tz, Problem> {
+    with_model(state, |access: &Access, _| {
+        let entry = office.and_then(|o| access.offices.get(&o));
+        funnel_domain::time::zone(entry.map(|o| o.timezone.as_str()))
+    })
+    .await
+}
+
 /// The office of the query's `office=`, if given.
 async fn office_param(state: &AppState, params: &ReadParams) -> Result<Option<OfficeId>, Problem> {
     resolve_optional_office(state, params.office.as_deref()).await
@@ -168,9 +180,9 @@ pub async fn me(caller: Caller) -> Json<Value> {
 #[serde(deny_unknown_fields)]
 pub struct TouchParams {
     pub at_least: Option<u64>,
-    /// First day (Shanghai time), inclusive (actor audits only).
+    /// First day (in the person's office's time zone), inclusive (actor audits only).
     pub from: Option<chrono::NaiveDate>,
-    /// Last day (Shanghai time), inclusive (actor audits only).
+    /// Last day (in the person's office's time zone), inclusive (actor audits only).
     pub to: Option<chrono::NaiveDate>,
     /// Touches after this log position (the previous page's `next`).
     pub after: Option<u64>,
@@ -317,11 +329,14 @@ pub async fn pipeline(
     Q(params): Q<ReadParams>,
 ) -> Result<Json<Value>, Problem> {
     let scope = caller.scope(office_param(&state, &params).await?)?;
+    // Dates are read in the office's zone, or the caller's office's for every office.
+    let zone = office_zone(&state, scope.or(caller.office)).await?;
     let (pipeline, position, as_of) = match params.as_of.as_deref() {
         Some(text) => {
-            let as_of: AsOf = text
-                .parse()
-                .map_err(|e: String| Problem::bad_request("as_of", e))?;
+            let as_of = text
+                .parse::<AsOfInput>()
+                .map_err(|e: String| Problem::bad_request("as_of", e))?
+                .resolve(zone);
             let m = state
                 .replays()
                 .pipeline(state.store().as_ref(), as_of)
@@ -340,6 +355,7 @@ pub async fn pipeline(
     Ok(Json(json!({
         "position": position,
         "as_of": as_of,
+        "time_zone": zone.name(),
         "offices": pipeline.report(scope),
     })))
 }
@@ -541,12 +557,8 @@ pub async fn actor_audit(
     wait_for(&state, params.at_least).await?;
     let (whom, entry) = staff_named(&state, &staff).await?;
     check_person(&caller, whom, &entry)?;
-    let start = |d: chrono::NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc() - chrono::Duration::hours(8))
-    };
-    let from = params.from.and_then(start);
-    let to = params.to.and_then(|d| d.succ_opt()).and_then(start);
+    let zone = office_zone(&state, entry.office).await?;
+    let (from, to) = funnel_domain::time::days_between(params.from, params.to, zone);
     let (touches, position) = model::<Touches>(&state).await?;
     let (rows, next) = page(
         touches.actor(&whom.to_string(), from, to),
@@ -567,6 +579,7 @@ pub async fn actor_audit(
         "position": position,
         "staff_id": whom,
         "name": entry.name,
+        "time_zone": zone.name(),
         "touches": rows,
         "next": next,
     })))
