@@ -4,15 +4,16 @@
 use crate::world::World;
 use crate::{DemoOptions, Expect, Item};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
 use funnel_domain::org::{OfficeCommand, StaffCommand};
 use funnel_engine::{Command, Who};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// Shanghai local time (UTC+8, no daylight saving) as UTC.
-pub fn local(date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
+/// A wall-clock time in `tz` (an office's zone, or headquarters' for the whole history) as UTC.
+pub fn local(tz: Tz, date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
     let t = NaiveTime::from_hms_opt(hour.min(23), minute.min(59), 0).unwrap_or_default();
-    date.and_time(t).and_utc() - Duration::hours(8)
+    funnel_domain::time::at_local(date.and_time(t), tz)
 }
 
 /// Collects scheduled commands.
@@ -42,8 +43,15 @@ impl Gen {
 
 pub fn generate(opts: &DemoOptions) -> (World, Vec<Item>) {
     let world = World::new();
-    let start = local(opts.start, 9, 0);
-    let end = local(opts.start + Duration::weeks(i64::from(opts.weeks)), 0, 0);
+    // The history starts and ends on headquarters' clock.
+    let hq = funnel_domain::DEFAULT_TIME_ZONE;
+    let start = local(hq, opts.start, 9, 0);
+    let end = local(
+        hq,
+        opts.start + Duration::weeks(i64::from(opts.weeks)),
+        0,
+        0,
+    );
     let mut g = Gen {
         items: Vec::new(),
         seq: 0,
@@ -56,7 +64,7 @@ pub fn generate(opts: &DemoOptions) -> (World, Vec<Item>) {
             office_id: o.id,
             name: o.name.into(),
             code: o.code.into(),
-            timezone: "Asia/Shanghai".into(),
+            timezone: o.timezone.into(),
             region: o.region.into(),
         };
         g.push(
@@ -92,4 +100,50 @@ pub fn generate(opts: &DemoOptions) -> (World, Vec<Item>) {
     crate::routine::summaries(&mut g, &mut rng, &world, opts, &leads);
     g.items.sort_by_key(|i| (i.at, i.seq));
     (world, g.items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Timelike;
+    use funnel_domain::plan::PlanCommand;
+
+    #[test]
+    fn an_offices_routine_runs_on_its_own_clock() {
+        let mut world = World::new();
+        world.offices[1].timezone = "Asia/Urumqi";
+        let office = world.offices[1].clone();
+        let mut g = Gen {
+            items: Vec::new(),
+            seq: 0,
+            end: DateTime::<Utc>::MAX_UTC,
+        };
+        let opts = DemoOptions {
+            weeks: 4,
+            ..DemoOptions::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        crate::routine::plans(&mut g, &mut rng, &world, &opts);
+        // The assistant files plans at 10:00 (weekly) or 10:30 (monthly) on the office's clock.
+        let filed: Vec<DateTime<Utc>> = g
+            .items
+            .iter()
+            .filter(|i| {
+                i.who == Who::Staff(office.assistant)
+                    && matches!(
+                        i.cmd,
+                        Command::Plan {
+                            cmd: PlanCommand::File,
+                            ..
+                        }
+                    )
+            })
+            .map(|i| i.at)
+            .collect();
+        assert!(!filed.is_empty());
+        for at in filed {
+            let local = at.with_timezone(&chrono_tz::Asia::Urumqi);
+            assert_eq!(local.hour(), 10, "filed at {local}");
+        }
+    }
 }
