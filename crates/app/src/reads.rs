@@ -156,6 +156,16 @@ impl Reads {
         })
     }
 
+    /// The time zone of an office as the access model knows it; headquarters' zone
+    /// (`funnel_domain::time::DEFAULT_TIME_ZONE`) for none or an office not on record.
+    pub async fn office_zone(&self, office: Option<OfficeId>) -> Result<chrono_tz::Tz, AppError> {
+        self.with_model(|access: &Access, _| {
+            let entry = office.and_then(|o| access.offices.get(&o));
+            funnel_domain::time::zone(entry.map(|o| o.timezone.as_str()))
+        })
+        .await
+    }
+
     /// The office a query names, if it names one.
     pub async fn optional_office(&self, text: Option<&str>) -> Result<Option<OfficeId>, AppError> {
         match text {

@@ -6,17 +6,21 @@ use funnel_projections::models::*;
 use funnel_types::{LeadId, StaffId};
 use std::fmt::Write as _;
 
-fn when(t: &chrono::DateTime<chrono::Utc>) -> String {
-    (*t + chrono::Duration::hours(8))
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
+/// A time on the clock of a report's zone (its `time_zone`).
+fn when(zone: chrono_tz::Tz, t: &chrono::DateTime<chrono::Utc>) -> String {
+    funnel_domain::time::local_minute(*t, zone)
+}
+
+fn zone(name: &str) -> chrono_tz::Tz {
+    funnel_domain::time::zone(Some(name))
 }
 
 pub fn lead(audit: &LeadAudit) -> String {
+    let z = zone(&audit.time_zone);
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "lead {} {}: {} touches",
+        "lead {} {}: {} touches (times in {z})",
         audit.lead_id,
         audit.customer,
         audit.touches.len()
@@ -24,7 +28,7 @@ pub fn lead(audit: &LeadAudit) -> String {
     let _ = writeln!(
         s,
         "{:>9}  {:<16}  {:<16}  {:<18}  action",
-        "position", "when (UTC+8)", "who", "role"
+        "position", "when", "who", "role"
     );
     for t in &audit.touches {
         let role = t
@@ -37,7 +41,7 @@ pub fn lead(audit: &LeadAudit) -> String {
             s,
             "{:>9}  {:<16}  {:<16}  {:<18}  {}{mark}",
             t.position,
-            when(&t.at),
+            when(z, &t.at),
             t.actor_name,
             role,
             t.action
@@ -47,12 +51,13 @@ pub fn lead(audit: &LeadAudit) -> String {
 }
 
 pub fn actor(audit: &ActorAudit) -> String {
+    let z = zone(&audit.time_zone);
     let mut s = String::new();
     let leads: std::collections::BTreeSet<LeadId> =
         audit.touches.iter().map(|t| t.lead_id).collect();
     let _ = writeln!(
         s,
-        "{} touches of {} leads",
+        "{} touches of {} leads (times in {z})",
         audit.touches.len(),
         leads.len()
     );
@@ -62,7 +67,7 @@ pub fn actor(audit: &ActorAudit) -> String {
             s,
             "{:>9}  {}  {:<36}  {}{mark}",
             t.position,
-            when(&t.at),
+            when(z, &t.at),
             t.action,
             t.customer
         );
@@ -71,6 +76,7 @@ pub fn actor(audit: &ActorAudit) -> String {
 }
 
 pub fn conflicts(c: &ConflictsReport) -> String {
+    let z = zone(&c.time_zone);
     let mut s = String::new();
     let staff = |id: &StaffId| {
         c.staff_names
@@ -83,7 +89,7 @@ pub fn conflicts(c: &ConflictsReport) -> String {
     cases.sort_by_key(|x| x.opened_at);
     let _ = writeln!(
         s,
-        "duplicate registrations: {}; ownership conflicts: {}",
+        "duplicate registrations: {}; ownership conflicts: {} (times in {z})",
         c.duplicates.len(),
         cases.len()
     );
@@ -96,7 +102,7 @@ pub fn conflicts(c: &ConflictsReport) -> String {
                     "→ {} by {} on {} ({}; {})",
                     staff(&d.winner),
                     staff(&d.decided_by),
-                    when(&d.at),
+                    when(z, &d.at),
                     grounds.join(", "),
                     d.note
                 )
@@ -106,7 +112,7 @@ pub fn conflicts(c: &ConflictsReport) -> String {
         let _ = writeln!(
             s,
             "  {}  {}  claimants {}  {decision}",
-            when(&x.opened_at),
+            when(z, &x.opened_at),
             customer(&x.lead_id),
             claimants.join(" / ")
         );
@@ -121,7 +127,7 @@ pub fn conflicts(c: &ConflictsReport) -> String {
         let _ = writeln!(
             s,
             "  {}  {} tried {} on {} (owner {owner}) [{}]",
-            when(&t.at),
+            when(z, &t.at),
             staff(&t.attempted_by),
             t.action,
             customer(&t.lead_id),
@@ -139,16 +145,16 @@ pub fn conflicts(c: &ConflictsReport) -> String {
             .collect();
         let outcome = match &x.outcome {
             ReassignmentOutcome::Pending => "pending".to_string(),
-            ReassignmentOutcome::Approved { at } => format!("approved {}", when(at)),
+            ReassignmentOutcome::Approved { at } => format!("approved {}", when(z, at)),
             ReassignmentOutcome::Denied {
                 party, by, reason, ..
             } => format!("denied by {party:?} {} ({reason})", staff(by)),
-            ReassignmentOutcome::Expired { at } => format!("expired {}", when(at)),
+            ReassignmentOutcome::Expired { at } => format!("expired {}", when(z, at)),
         };
         let _ = writeln!(
             s,
             "  {}  {}  {} → {}  approvals [{}]  {outcome}",
-            when(&x.requested_at),
+            when(z, &x.requested_at),
             customer(&x.lead_id),
             staff(&x.from),
             staff(&x.to),

@@ -46,8 +46,8 @@ pub async fn run(url: &StoreUrl, args: FormArgs) -> anyhow::Result<()> {
         .iter()
         .find_map(|e| e.meta.office)
         .and_then(|o| directory.offices.get(&o))
-        .and_then(|o| o.timezone.parse().ok())
-        .unwrap_or(chrono_tz::Asia::Shanghai);
+        .map(|o| o.timezone.as_str());
+    let tz = funnel_domain::time::zone(tz);
     let form = funnel_forms::build(kind, &events, &names, tz).map_err(|e| {
         anyhow::anyhow!(
             "form {} ({}): {e} (form {} is made from a {} id)",

@@ -12,10 +12,10 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use tokio::sync::RwLock;
 
-pub use funnel_projections::AsOf;
+pub use funnel_projections::AsOfInput;
 
-/// Parses `--as-of` (see `AsOf`'s `FromStr`).
-pub fn parse_as_of(text: &str) -> Result<AsOf, String> {
+/// Parses `--as-of` (see `AsOfInput`'s `FromStr`); a date is resolved once the zone is known.
+pub fn parse_as_of(text: &str) -> Result<AsOfInput, String> {
     text.parse()
 }
 
@@ -49,10 +49,10 @@ pub struct PipelineArgs {
     /// One office, by code (`SH`), name or id; every office when absent.
     #[arg(long)]
     pub office: Option<String>,
-    /// Compute as of a date (YYYY-MM-DD, end of day Shanghai time), an RFC 3339 date-time, or a
-    /// log position.
+    /// Compute as of a date (YYYY-MM-DD, the end of that day in the office's time zone, or
+    /// headquarters' for every office), an RFC 3339 date-time, or a log position.
     #[arg(long, value_parser = parse_as_of)]
-    pub as_of: Option<AsOf>,
+    pub as_of: Option<AsOfInput>,
     /// Wait until the read models include this position (read-your-writes after a command).
     #[arg(long, conflicts_with = "as_of")]
     pub at_least: Option<u64>,
@@ -80,9 +80,13 @@ pub async fn pipeline(
     } else if args.csv {
         print!("{}", pipeline_csv(&report.offices));
     } else {
+        let zone = funnel_domain::time::zone(Some(&report.time_zone));
+        let local = chrono::DateTime::parse_from_rfc3339(&as_of)
+            .map(|t| funnel_domain::time::local_minute(t.to_utc(), zone))
+            .unwrap_or_default();
         let when = match args.as_of {
-            Some(AsOf::Time(_)) => format!("as of {as_of}"),
-            _ => format!("latest event {as_of}"),
+            Some(AsOfInput::Date(_) | AsOfInput::Time(_)) => format!("as of {local} {zone}"),
+            _ => format!("latest event {local} {zone}"),
         };
         print!("{}", pipeline_text(&report.offices, report.position, &when));
     }
@@ -297,9 +301,10 @@ fn csv_field(text: &str) -> String {
 pub struct AuditArgs {
     #[command(subcommand)]
     pub what: AuditWhat,
-    /// Compute as of a date, a date-time or a position.
+    /// Compute as of a date (the end of that day in the zone of the office or person audited,
+    /// headquarters' otherwise), a date-time or a position.
     #[arg(long, global = true, value_parser = parse_as_of)]
-    pub as_of: Option<AsOf>,
+    pub as_of: Option<AsOfInput>,
     /// Wait until the read models include this position (read-your-writes after a command).
     #[arg(long, global = true, conflicts_with = "as_of")]
     pub at_least: Option<u64>,
@@ -420,14 +425,16 @@ mod tests {
 
     #[test]
     fn as_of_accepts_positions_dates_and_times() {
-        assert_eq!(parse_as_of("42"), Ok(AsOf::Position(Position(42))));
-        let AsOf::Time(t) = parse_as_of("2026-09-30").unwrap() else {
-            panic!()
-        };
-        assert_eq!(t.to_rfc3339(), "2026-09-30T15:59:59.999999999+00:00");
+        assert_eq!(parse_as_of("42"), Ok(AsOfInput::Position(Position(42))));
+        assert_eq!(
+            parse_as_of("2026-09-30"),
+            Ok(AsOfInput::Date(
+                NaiveDate::from_ymd_opt(2026, 9, 30).unwrap()
+            ))
+        );
         assert!(matches!(
             parse_as_of("2026-09-30T12:00:00+08:00"),
-            Ok(AsOf::Time(_))
+            Ok(AsOfInput::Time(_))
         ));
         assert!(parse_as_of("yesterday").unwrap_err().contains("neither"));
     }

@@ -35,6 +35,7 @@ pub async fn run(url: &StoreUrl, args: TailArgs) -> anyhow::Result<()> {
     let store = funnel_app::open(url).await?;
     let kinds = Kinds::parse(&args.kinds)?;
     let offices = funnel_notify::offices(store.as_ref()).await?;
+    let mut zones = funnel_projections::zones(store.as_ref()).await?;
     let office = match &args.office {
         Some(text) => Some(
             funnel_notify::find_office(&offices, text)
@@ -70,6 +71,7 @@ pub async fn run(url: &StoreUrl, args: TailArgs) -> anyhow::Result<()> {
                     continue;
                 }
                 let env = funnel_codec::decode_recorded(&rec)?;
+                zones.apply(&env.payload);
                 let line = if args.cloudevents {
                     funnel_codec::to_cloudevent(&env).to_string()
                 } else if args.json {
@@ -83,10 +85,12 @@ pub async fn run(url: &StoreUrl, args: TailArgs) -> anyhow::Result<()> {
                         .and_then(|o| offices.get(&o))
                         .map(|o| o.code.as_str())
                         .unwrap_or("HQ");
-                    let at = (env.meta.occurred_at + chrono::Duration::hours(8))
-                        .format("%Y-%m-%d %H:%M");
+                    // On the clock of the event's office, its zone named (headquarters' for
+                    // events of no office).
+                    let tz = zones.office_zone(env.meta.office);
+                    let at = funnel_domain::time::local_minute(env.meta.occurred_at, tz);
                     format!(
-                        "{:>10}  {at}  {code:<3} {:<36} {}  {}",
+                        "{:>10}  {at} {tz}  {code:<3} {:<36} {}  {}",
                         env.meta.position, env.meta.event_type, env.meta.stream, env.meta.actor
                     )
                 };

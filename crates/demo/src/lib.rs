@@ -65,8 +65,15 @@ pub enum DemoError {
 /// the office routines, merged into one timeline sorted by time.
 pub fn generate(opts: &DemoOptions) -> (World, Vec<Item>) {
     let world = World::new();
-    let start = local(opts.start, 9, 0);
-    let end = local(opts.start + Duration::weeks(i64::from(opts.weeks)), 0, 0);
+    // The history starts and ends on headquarters' clock.
+    let hq = funnel_domain::DEFAULT_TIME_ZONE;
+    let start = local(hq, opts.start, 9, 0);
+    let end = local(
+        hq,
+        opts.start + Duration::weeks(i64::from(opts.weeks)),
+        0,
+        0,
+    );
     let mut g = Gen::new(end);
     let boot = Who::System("demo-bootstrap".into());
     let day0 = start - Duration::days(7);
@@ -75,7 +82,7 @@ pub fn generate(opts: &DemoOptions) -> (World, Vec<Item>) {
             office_id: o.id,
             name: o.name.into(),
             code: o.code.into(),
-            timezone: "Asia/Shanghai".into(),
+            timezone: o.timezone.into(),
             region: o.region.into(),
         };
         g.push(
@@ -209,5 +216,48 @@ fn command_name(cmd: &Command) -> String {
         Command::Plan { .. } => "visit plan".into(),
         Command::Summary { .. } => "office summary".into(),
         Command::Calendar { .. } => "working calendar".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Timelike, Utc};
+    use funnel_domain::plan::PlanCommand;
+    use rand::SeedableRng;
+
+    #[test]
+    fn an_offices_routine_runs_on_its_own_clock() {
+        let mut world = World::new();
+        world.offices[1].timezone = "Asia/Urumqi";
+        let office = world.offices[1].clone();
+        let mut g = Gen::new(DateTime::<Utc>::MAX_UTC);
+        let opts = DemoOptions {
+            weeks: 4,
+            ..DemoOptions::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        routine::plans(&mut g, &mut rng, &world, &opts);
+        // The assistant files plans at 10:00 (weekly) or 10:30 (monthly) on the office's clock.
+        let filed: Vec<DateTime<Utc>> = g
+            .items
+            .iter()
+            .filter(|i| {
+                i.who == Who::Staff(office.assistant)
+                    && matches!(
+                        i.cmd,
+                        Command::Plan {
+                            cmd: PlanCommand::File,
+                            ..
+                        }
+                    )
+            })
+            .map(|i| i.at)
+            .collect();
+        assert!(!filed.is_empty());
+        for at in filed {
+            let local = at.with_timezone(&chrono_tz::Asia::Urumqi);
+            assert_eq!(local.hour(), 10, "filed at {local}");
+        }
     }
 }

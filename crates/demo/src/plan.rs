@@ -1,13 +1,14 @@
 //! Scheduling: the collector of timed commands the scripts and routines fill, and local time.
 
 use crate::types::{Expect, Item};
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
 use funnel_engine::{Command, Who};
 
-/// Shanghai local time (UTC+8, no daylight saving) as UTC.
-pub fn local(date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
+/// A wall-clock time in `tz` (an office's zone, or headquarters' for the whole history) as UTC.
+pub fn local(tz: Tz, date: NaiveDate, hour: u32, minute: u32) -> DateTime<Utc> {
     let t = NaiveTime::from_hms_opt(hour.min(23), minute.min(59), 0).unwrap_or_default();
-    date.and_time(t).and_utc() - Duration::hours(8)
+    funnel_domain::time::at_local(date.and_time(t), tz)
 }
 
 /// Collects scheduled commands.

@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 pub fn plans(g: &mut Gen, rng: &mut ChaCha8Rng, world: &World, opts: &DemoOptions) {
     for office in &world.offices {
+        let tz = office.tz();
         for engineer in &office.engineers {
             for week in 0..opts.weeks {
                 let monday = opts.start + Duration::weeks(i64::from(week) + 1);
@@ -43,7 +44,7 @@ pub fn plans(g: &mut Gen, rng: &mut ChaCha8Rng, world: &World, opts: &DemoOption
                         period,
                     };
                     g.push(
-                        local(monday, 9, 15),
+                        local(tz, monday, 9, 15),
                         Who::Staff(office.assistant),
                         Command::Plan { plan_id: None, cmd },
                         Expect::Accept,
@@ -51,10 +52,15 @@ pub fn plans(g: &mut Gen, rng: &mut ChaCha8Rng, world: &World, opts: &DemoOption
                     continue;
                 }
                 let at = if roll < 15 {
-                    local(friday, 18, rng.random_range(0..59))
+                    local(tz, friday, 18, rng.random_range(0..59))
                         + Duration::hours(rng.random_range(0..16))
                 } else {
-                    local(friday, rng.random_range(10..17), rng.random_range(0..29))
+                    local(
+                        tz,
+                        friday,
+                        rng.random_range(10..17),
+                        rng.random_range(0..29),
+                    )
                 };
                 let submitted = g.push(
                     at,
@@ -68,7 +74,7 @@ pub fn plans(g: &mut Gen, rng: &mut ChaCha8Rng, world: &World, opts: &DemoOption
                 if submitted {
                     let file = PlanCommand::File;
                     g.push(
-                        local(monday, 10, 0),
+                        local(tz, monday, 10, 0),
                         Who::Staff(office.assistant),
                         Command::Plan {
                             plan_id: Some(plan_id(*engineer, &period)),
@@ -110,7 +116,7 @@ pub fn plans(g: &mut Gen, rng: &mut ChaCha8Rng, world: &World, opts: &DemoOption
                     purpose: "推进项目".into(),
                 }];
                 let submitted = g.push(
-                    local(date, 16, 0),
+                    local(tz, date, 16, 0),
                     Who::Staff(*engineer),
                     Command::Plan {
                         plan_id: None,
@@ -120,7 +126,7 @@ pub fn plans(g: &mut Gen, rng: &mut ChaCha8Rng, world: &World, opts: &DemoOption
                 );
                 if submitted {
                     g.push(
-                        local(next, 10, 30),
+                        local(tz, next, 10, 30),
                         Who::Staff(office.assistant),
                         Command::Plan {
                             plan_id: Some(plan_id(*engineer, &period)),
@@ -143,6 +149,7 @@ pub fn summaries(
     leads: &[LeadInfo],
 ) {
     for (oi, office) in world.offices.iter().enumerate() {
+        let tz = office.tz();
         for week in 0..opts.weeks {
             let monday = opts.start + Duration::weeks(i64::from(week));
             let next = monday + Duration::weeks(1);
@@ -151,8 +158,8 @@ pub fn summaries(
                 .iter()
                 .filter(|l| {
                     l.office == oi
-                        && l.registered_at >= local(monday, 0, 0)
-                        && l.registered_at < local(next, 0, 0)
+                        && l.registered_at >= local(tz, monday, 0, 0)
+                        && l.registered_at < local(tz, next, 0, 0)
                 })
                 .map(|l| SummaryLine {
                     lead_id: l.id,
@@ -175,9 +182,14 @@ pub fn summaries(
                 summary_id: Some(id),
                 cmd,
             };
-            g.push(local(next, 11, 0), asst.clone(), compile(), Expect::Accept);
             g.push(
-                local(next, 14, 0),
+                local(tz, next, 11, 0),
+                asst.clone(),
+                compile(),
+                Expect::Accept,
+            );
+            g.push(
+                local(tz, next, 14, 0),
                 asst.clone(),
                 step(SummaryCommand::Verify {
                     note: "已逐条核实".into(),
@@ -187,7 +199,7 @@ pub fn summaries(
             let mut review_day = next + Duration::days(1);
             if rng.random_bool(0.05) {
                 g.push(
-                    local(review_day, 10, 0),
+                    local(tz, review_day, 10, 0),
                     mgr.clone(),
                     step(SummaryCommand::Review {
                         approve: false,
@@ -196,13 +208,13 @@ pub fn summaries(
                     Expect::Accept,
                 );
                 g.push(
-                    local(review_day, 14, 0),
+                    local(tz, review_day, 14, 0),
                     asst.clone(),
                     compile(),
                     Expect::Accept,
                 );
                 g.push(
-                    local(review_day, 15, 0),
+                    local(tz, review_day, 15, 0),
                     asst.clone(),
                     step(SummaryCommand::Verify {
                         note: "补充后重新核实".into(),
@@ -212,7 +224,7 @@ pub fn summaries(
                 review_day += Duration::days(1);
             }
             g.push(
-                local(review_day, 10, 0),
+                local(tz, review_day, 10, 0),
                 mgr,
                 step(SummaryCommand::Review {
                     approve: true,
@@ -221,7 +233,7 @@ pub fn summaries(
                 Expect::Accept,
             );
             g.push(
-                local(review_day, 16, 0),
+                local(tz, review_day, 16, 0),
                 asst,
                 step(SummaryCommand::File),
                 Expect::Accept,

@@ -65,13 +65,16 @@ impl Lead<'_> {
     fn later(&mut self, rng: &mut ChaCha8Rng, min_days: i64, max_days: i64) -> DateTime<Utc> {
         let days = rng.random_range(min_days..=max_days);
         let minutes = rng.random_range(0..480);
-        let date = (self.at + Duration::days(days)).date_naive();
+        let tz = self.office.tz();
+        let date = (self.at + Duration::days(days))
+            .with_timezone(&tz)
+            .date_naive();
         let date = match chrono::Datelike::weekday(&date) {
             chrono::Weekday::Sat => date + Duration::days(2),
             chrono::Weekday::Sun => date + Duration::days(1),
             _ => date,
         };
-        let t = local(date, 9, 0) + Duration::minutes(minutes);
+        let t = local(tz, date, 9, 0) + Duration::minutes(minutes);
         self.at = t.max(self.at + Duration::minutes(5));
         self.at
     }

@@ -8,10 +8,19 @@ pub struct Office {
     pub name: &'static str,
     pub code: &'static str,
     pub region: &'static str,
+    /// The office's IANA time zone: its working days and hours are on this clock.
+    pub timezone: &'static str,
     pub city: usize,
     pub manager: StaffId,
     pub assistant: StaffId,
     pub engineers: Vec<StaffId>,
+}
+
+impl Office {
+    /// The zone of [`Office::timezone`].
+    pub fn tz(&self) -> chrono_tz::Tz {
+        funnel_domain::time::zone(Some(self.timezone))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -101,6 +110,7 @@ impl World {
                 name,
                 code,
                 region,
+                timezone: "Asia/Shanghai",
                 city,
                 manager,
                 assistant,

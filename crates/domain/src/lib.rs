@@ -18,6 +18,7 @@ pub mod summary;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod text;
+pub mod time;
 pub mod work_calendar;
 pub mod workflow;
 
@@ -28,4 +29,5 @@ pub use normalize::{
 };
 pub use policy::{Policy, ReviewerSeat};
 pub use refusal::{Decision, Refusal, RefusalCode, Rejected};
+pub use time::DEFAULT_TIME_ZONE;
 pub use work_calendar::WorkCalendar;

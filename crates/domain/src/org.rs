@@ -16,12 +16,9 @@ pub struct OfficeState {
 }
 
 impl OfficeState {
-    /// The office's time zone; `Asia/Shanghai` when unknown.
+    /// The office's time zone; headquarters' ([`crate::DEFAULT_TIME_ZONE`]) when unknown.
     pub fn timezone(&self) -> chrono_tz::Tz {
-        self.office
-            .as_ref()
-            .and_then(|o| o.timezone.parse().ok())
-            .unwrap_or(chrono_tz::Asia::Shanghai)
+        crate::time::zone(self.office.as_ref().map(|o| o.timezone.as_str()))
     }
 }
 

@@ -348,7 +348,7 @@ impl Engine {
         office: Option<OfficeId>,
     ) -> Result<chrono_tz::Tz, EngineError> {
         let Some(office) = office else {
-            return Ok(chrono_tz::Asia::Shanghai);
+            return Ok(funnel_domain::DEFAULT_TIME_ZONE);
         };
         let loaded = self.load(&command::office_stream(office)).await?;
         let state = loaded

@@ -12,12 +12,14 @@ mod projection;
 mod replay;
 mod runner;
 mod status;
+mod zones;
 
 pub use follow::{follow, query_at_least, wait_until_shared};
 pub use projection::{Parked, Projection, Typed};
-pub use replay::{AsOf, replay_as_of, replay_as_of_until};
+pub use replay::{AsOf, AsOfInput, replay_as_of, replay_as_of_until};
 pub use runner::{Runner, RunnerOptions};
 pub use status::{Progress, ProjectionState, ProjectionStatus, RebuildProgress, RunnerError};
+pub use zones::{Zones, lead_office, zones};
 
 use funnel_domain::Event;
 use funnel_types::Envelope;

@@ -2,7 +2,8 @@
 //! page by page so memory does not grow with the number of events.
 
 use crate::{Parked, ReadModel};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
 use funnel_store::{EventStore, Filter, RecordedEvent, StoreError};
 use funnel_types::Position;
 
@@ -37,33 +38,44 @@ impl AsOf {
     }
 }
 
-/// Parses a moment as people write it: a position (digits), a date (`2026-09-30`: the end of that
-/// day, Shanghai time) or an RFC 3339 date-time.
-impl std::str::FromStr for AsOf {
+/// A moment as people write it — a position (digits), a date (`2026-09-30`) or an RFC 3339
+/// date-time — before the time zone that says when a date ends is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AsOfInput {
+    Position(Position),
+    /// The end of this day, in the zone of the office the report is about.
+    Date(NaiveDate),
+    Time(DateTime<Utc>),
+}
+
+impl AsOfInput {
+    /// The point in history: a date ends at midnight in `tz` (the office's zone, or headquarters'
+    /// for a report across offices); a position or a date-time needs no zone.
+    pub fn resolve(self, tz: Tz) -> AsOf {
+        match self {
+            AsOfInput::Position(p) => AsOf::Position(p),
+            AsOfInput::Date(d) => AsOf::Time(funnel_domain::time::end_of_day(d, tz)),
+            AsOfInput::Time(t) => AsOf::Time(t),
+        }
+    }
+}
+
+impl std::str::FromStr for AsOfInput {
     type Err = String;
 
-    fn from_str(text: &str) -> Result<AsOf, String> {
+    fn from_str(text: &str) -> Result<AsOfInput, String> {
         let t = text.trim();
         if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
             return t
                 .parse()
-                .map(|p| AsOf::Position(Position(p)))
+                .map(|p| AsOfInput::Position(Position(p)))
                 .map_err(|e| format!("bad position `{t}`: {e}"));
         }
         if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-            let next = d
-                .succ_opt()
-                .ok_or_else(|| format!("date `{t}` is out of range"))?;
-            let end = chrono_tz::Asia::Shanghai
-                .from_local_datetime(&next.and_hms_opt(0, 0, 0).unwrap_or_default())
-                .earliest()
-                .ok_or_else(|| format!("date `{t}` has no midnight"))?;
-            return Ok(AsOf::Time(
-                end.with_timezone(&Utc) - chrono::Duration::nanoseconds(1),
-            ));
+            return Ok(AsOfInput::Date(d));
         }
         DateTime::parse_from_rfc3339(t)
-            .map(|d| AsOf::Time(d.with_timezone(&Utc)))
+            .map(|d| AsOfInput::Time(d.with_timezone(&Utc)))
             .map_err(|_| {
                 format!(
                     "`{t}` is neither a position, a date (YYYY-MM-DD) nor an RFC 3339 date-time"
@@ -124,4 +136,47 @@ pub async fn replay_as_of_until<M: ReadModel>(
         model.complete_until(t);
     }
     Ok((model, parked))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_date_is_kept_until_its_zone_is_known_then_ends_at_that_zones_midnight() {
+        let asked: AsOfInput = "2026-09-30".parse().unwrap();
+        assert_eq!(asked, AsOfInput::Date("2026-09-30".parse().unwrap()));
+        let at = |tz| asked.resolve(tz).moment().unwrap().to_rfc3339();
+        assert_eq!(
+            at(chrono_tz::Asia::Shanghai),
+            "2026-09-30T15:59:59.999999999+00:00"
+        );
+        assert_eq!(
+            at(chrono_tz::Asia::Urumqi),
+            "2026-09-30T17:59:59.999999999+00:00"
+        );
+    }
+
+    #[test]
+    fn positions_and_date_times_need_no_zone() {
+        let p: AsOfInput = "42".parse().unwrap();
+        assert_eq!(
+            p.resolve(chrono_tz::Asia::Urumqi),
+            AsOf::Position(Position(42))
+        );
+        let t: AsOfInput = "2026-09-30T12:00:00+08:00".parse().unwrap();
+        assert_eq!(
+            t.resolve(chrono_tz::Asia::Urumqi),
+            t.resolve(chrono_tz::Asia::Shanghai)
+        );
+        assert_eq!(
+            t.resolve(chrono_tz::Asia::Urumqi)
+                .moment()
+                .unwrap()
+                .to_rfc3339(),
+            "2026-09-30T04:00:00+00:00"
+        );
+        let err = "yesterday".parse::<AsOfInput>().unwrap_err();
+        assert!(err.contains("neither"), "{err}");
+    }
 }

@@ -386,7 +386,7 @@ pub fn document() -> Value {
     paths.insert("/leads/{id}/audit".into(), audit);
     let as_of = query(
         "as_of",
-        "A position, a date (YYYY-MM-DD, end of day in Shanghai) or an RFC 3339 time",
+        "A position, a date (YYYY-MM-DD: the end of that day in the office's time zone — the office asked for, else the caller's, else headquarters'; the answer's `time_zone` names it) or an RFC 3339 time",
         json!({ "anyOf": [
             { "type": "string", "pattern": "^[0-9]{1,19}$" },
             { "type": "string", "format": "date" },
@@ -424,8 +424,8 @@ pub fn document() -> Value {
         "Every lead a member of staff changed or tried to change (themselves; managers their office; headquarters and auditors everyone)",
         vec![
             staff,
-            day("from", "First day (Shanghai time), inclusive"),
-            day("to", "Last day (Shanghai time), inclusive"),
+            day("from", "First day, inclusive, in the time zone of the person's office (headquarters' for none; the answer's `time_zone` names it)"),
+            day("to", "Last day, inclusive, in the same time zone"),
             at_least.clone(),
         ]
         .into_iter()

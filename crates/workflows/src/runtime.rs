@@ -347,10 +347,10 @@ impl WorkflowRuntime {
         Ok(n)
     }
 
-    /// The time zone of an office, from its stream (Asia/Shanghai when unknown).
+    /// The time zone of an office, from its stream (headquarters' when none).
     async fn office_tz(&mut self, office: Option<OfficeId>) -> Result<chrono_tz::Tz, RuntimeError> {
         let Some(office) = office else {
-            return Ok(chrono_tz::Asia::Shanghai);
+            return Ok(funnel_domain::DEFAULT_TIME_ZONE);
         };
         if let Some(tz) = self.office_tz.get(&office) {
             return Ok(*tz);

@@ -7,7 +7,8 @@ use crate::auth::Caller;
 use crate::error::AppError;
 use crate::reads::{Paging, Reads, check_person, page};
 use chrono::{DateTime, NaiveDate, Utc};
-use funnel_projections::AsOf;
+use chrono_tz::Tz;
+use funnel_projections::AsOfInput;
 use funnel_projections::models::{
     ConflictCase, Conflicts, DuplicateRegistration, EngineerCompliance, OfficeReport,
     OwnershipCounts, Pipeline, PlanCompliance, ReassignmentCase, RefusedTouch, Touches,
@@ -22,8 +23,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct ReportQuery {
     /// One office, by id, code (any case) or exact name; the caller's scope when absent.
     pub office: Option<String>,
-    /// As of a moment (replayed from the log) instead of now.
-    pub as_of: Option<AsOf>,
+    /// As of a moment (replayed from the log) instead of now; a date ends at midnight in the
+    /// zone of the office asked for, or the caller's office's for every office.
+    pub as_of: Option<AsOfInput>,
     /// Now, once the read models reflect this position.
     pub at_least: Option<u64>,
 }
@@ -34,6 +36,9 @@ pub struct PipelineReport {
     /// "Now" of the report (RFC 3339): the moment asked for, or else the latest event applied;
     /// days without a visit count until then. `null` for an empty log.
     pub as_of: Option<String>,
+    /// The IANA time zone the report reads dates in: the office's, or for every office the
+    /// caller's office's (headquarters' when the caller has none).
+    pub time_zone: String,
     /// One report per office, in office id order.
     pub offices: Vec<OfficeReport>,
     /// The log position the report reflects.
@@ -47,6 +52,16 @@ async fn scope(
     q: &ReportQuery,
 ) -> Result<Option<OfficeId>, AppError> {
     caller.scope(reads.optional_office(q.office.as_deref()).await?)
+}
+
+/// The zone a report over `scope` reads dates in and shows times in: the office's, or for every
+/// office the caller's office's (headquarters' for a caller without one).
+async fn report_zone(
+    reads: &Reads,
+    caller: &Caller,
+    scope: Option<OfficeId>,
+) -> Result<Tz, AppError> {
+    reads.office_zone(scope.or(caller.office)).await
 }
 
 /// Waits for `at_least` when the report is of now.
@@ -64,10 +79,13 @@ pub async fn pipeline(
     q: ReportQuery,
 ) -> Result<PipelineReport, AppError> {
     let scope = scope(reads, caller, &q).await?;
+    let zone = report_zone(reads, caller, scope).await?;
     settle(reads, &q).await?;
-    with_one(reads, q.as_of, |p: &Pipeline, position| PipelineReport {
+    let as_of = q.as_of.map(|a| a.resolve(zone));
+    with_one(reads, as_of, |p: &Pipeline, position| PipelineReport {
         position,
         as_of: p.as_of.map(|t| t.to_rfc3339()),
+        time_zone: zone.name().to_string(),
         offices: p.report(scope),
     })
     .await
@@ -118,6 +136,8 @@ pub struct OfficeFairness {
 pub struct ConflictsReport {
     /// The log position the report reflects.
     pub position: Position,
+    /// The IANA time zone of the office asked for, or the caller's office's for every office.
+    pub time_zone: String,
     /// Registrations of a customer someone had already registered.
     pub duplicates: Vec<DuplicateRegistration>,
     pub conflicts: Vec<ConflictEntry>,
@@ -139,8 +159,10 @@ pub async fn conflicts(
     q: ReportQuery,
 ) -> Result<ConflictsReport, AppError> {
     let scope = scope(reads, caller, &q).await?;
+    let zone = report_zone(reads, caller, scope).await?;
     settle(reads, &q).await?;
-    with_two(reads, q.as_of, |c: &Conflicts, p: &Pipeline, position| {
+    let as_of = q.as_of.map(|a| a.resolve(zone));
+    with_two(reads, as_of, |c: &Conflicts, p: &Pipeline, position| {
         let keep = |o: &OfficeId| scope.is_none_or(|s| s == *o);
         let mut people = BTreeSet::new();
         let mut leads = BTreeSet::new();
@@ -246,6 +268,7 @@ pub async fn conflicts(
             .collect();
         ConflictsReport {
             position,
+            time_zone: zone.name().to_string(),
             duplicates,
             conflicts,
             refused_touches,
@@ -264,6 +287,8 @@ pub async fn conflicts(
 pub struct PlansReport {
     /// The log position the report reflects.
     pub position: Position,
+    /// The IANA time zone of the office asked for, or the caller's office's for every office.
+    pub time_zone: String,
     pub engineers: Vec<EngineerCompliance>,
 }
 
@@ -274,9 +299,12 @@ pub async fn plans(
     q: ReportQuery,
 ) -> Result<PlansReport, AppError> {
     let scope = scope(reads, caller, &q).await?;
+    let zone = report_zone(reads, caller, scope).await?;
     settle(reads, &q).await?;
-    with_one(reads, q.as_of, |p: &PlanCompliance, position| PlansReport {
+    let as_of = q.as_of.map(|a| a.resolve(zone));
+    with_one(reads, as_of, |p: &PlanCompliance, position| PlansReport {
         position,
+        time_zone: zone.name().to_string(),
         engineers: p
             .report(scope)
             .into_iter()
@@ -306,6 +334,8 @@ pub struct LeadAudit {
     pub lead_id: LeadId,
     pub office: OfficeId,
     pub customer: String,
+    /// The IANA time zone of the lead's office (a date of `as_of` ends at its midnight).
+    pub time_zone: String,
     /// The log position the audit reflects.
     pub position: Position,
     pub touches: Vec<LeadTouch>,
@@ -317,7 +347,7 @@ pub struct LeadAudit {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LeadAuditQuery {
     pub lead: LeadId,
-    pub as_of: Option<AsOf>,
+    pub as_of: Option<AsOfInput>,
     pub at_least: Option<u64>,
     pub paging: Paging<Position>,
 }
@@ -332,7 +362,13 @@ pub async fn lead_audit(
         reads.wait_for(q.at_least).await?;
     }
     let lead = q.lead;
-    with_two(reads, q.as_of, |p: &Pipeline, t: &Touches, position| {
+    // A lead never changes office, so the live model names the zone of any moment of it.
+    let office = reads
+        .with_model(|p: &Pipeline, _| p.leads.get(&lead).map(|r| r.office))
+        .await?;
+    let zone = reads.office_zone(office.or(caller.office)).await?;
+    let as_of = q.as_of.map(|a| a.resolve(zone));
+    with_two(reads, as_of, |p: &Pipeline, t: &Touches, position| {
         let row = p.leads.get(&lead).ok_or_else(|| {
             AppError::not_found(
                 "lead.not_found",
@@ -351,6 +387,7 @@ pub async fn lead_audit(
             lead_id: lead,
             office: row.office,
             customer: row.customer.clone(),
+            time_zone: zone.name().to_string(),
             position,
             touches: rows
                 .iter()
@@ -389,6 +426,8 @@ pub struct ActorAudit {
     pub position: Position,
     pub staff_id: StaffId,
     pub name: String,
+    /// The IANA time zone of the person's office: `from`, `to` and a date of `as_of` are its days.
+    pub time_zone: String,
     pub touches: Vec<ActorTouch>,
     /// The `after` of the next page; `null` on the last.
     pub next: Option<Position>,
@@ -399,19 +438,13 @@ pub struct ActorAudit {
 pub struct ActorAuditQuery {
     /// Id or exact name.
     pub staff: String,
-    /// First day (Shanghai time), inclusive.
+    /// First day (in the person's office's time zone), inclusive.
     pub from: Option<NaiveDate>,
-    /// Last day (Shanghai time), inclusive.
+    /// Last day (in the person's office's time zone), inclusive.
     pub to: Option<NaiveDate>,
-    pub as_of: Option<AsOf>,
+    pub as_of: Option<AsOfInput>,
     pub at_least: Option<u64>,
     pub paging: Paging<Position>,
-}
-
-/// The start of a day in Shanghai time, in UTC.
-fn day_start(d: NaiveDate) -> Option<DateTime<Utc>> {
-    d.and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc() - chrono::Duration::hours(8))
 }
 
 /// The touch audit of a member of staff (themselves; managers their office's people;
@@ -426,9 +459,10 @@ pub async fn actor_audit(
     }
     let (whom, entry) = reads.staff_named(&q.staff).await?;
     check_person(caller, whom, &entry)?;
-    let from = q.from.and_then(day_start);
-    let to = q.to.and_then(|d| d.succ_opt()).and_then(day_start);
-    with_two(reads, q.as_of, |t: &Touches, p: &Pipeline, position| {
+    let zone = reads.office_zone(entry.office).await?;
+    let (from, to) = funnel_domain::time::days_between(q.from, q.to, zone);
+    let as_of = q.as_of.map(|a| a.resolve(zone));
+    with_two(reads, as_of, |t: &Touches, p: &Pipeline, position| {
         let (rows, next) = page(
             t.actor(&whom.to_string(), from, to),
             |x| x.position,
@@ -439,6 +473,7 @@ pub async fn actor_audit(
             position,
             staff_id: whom,
             name: entry.name.clone(),
+            time_zone: zone.name().to_string(),
             touches: rows
                 .into_iter()
                 .map(|x| ActorTouch {

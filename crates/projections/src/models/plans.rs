@@ -132,12 +132,12 @@ impl ReadModel for PlanCompliance {
             Event::VisitLogged(e) => {
                 // Bucket by the office's local date: a Monday-morning visit in Shanghai is still
                 // Sunday in UTC.
-                let tz: chrono_tz::Tz = env
-                    .meta
-                    .office
-                    .and_then(|o| self.office_tz.get(&o))
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(chrono_tz::Asia::Shanghai);
+                let tz = funnel_domain::time::zone(
+                    env.meta
+                        .office
+                        .and_then(|o| self.office_tz.get(&o))
+                        .map(String::as_str),
+                );
                 let week = week_code(e.visited_at.with_timezone(&tz).date_naive());
                 *self
                     .visits_by_week

@@ -86,8 +86,8 @@ pub async fn form(
         let names = access.map(name_book).unwrap_or_default();
         let tz = office
             .and_then(|o| access.and_then(|a| a.offices.get(&o)))
-            .and_then(|o| o.timezone.parse().ok())
-            .unwrap_or(chrono_tz::Asia::Shanghai);
+            .map(|o| o.timezone.as_str());
+        let tz = funnel_domain::time::zone(tz);
         (names, tz)
     };
     let form = funnel_forms::build(kind, &events, &names, tz).map_err(|e| match e {

@@ -23,7 +23,7 @@ use funnel_app::query::reports::{
 };
 use funnel_app::query::work::{self, TaskList, TasksQuery};
 use funnel_domain::RefusalCode;
-use funnel_projections::{AsOf, ReadModel};
+use funnel_projections::{AsOfInput, ReadModel};
 use funnel_types::{LeadId, OfficeId, Position, Role, StaffId};
 use serde::Deserialize;
 
@@ -72,8 +72,8 @@ pub(crate) async fn staff_named(
     Ok(state.reads().staff_named(text).await?)
 }
 
-/// `as_of=`: a position, a date or an RFC 3339 time.
-fn as_of(text: Option<&str>) -> Result<Option<AsOf>, Problem> {
+/// `as_of=`: a position, a date (resolved in the report's zone) or an RFC 3339 time.
+fn as_of(text: Option<&str>) -> Result<Option<AsOfInput>, Problem> {
     text.map(|t| {
         t.parse()
             .map_err(|e: String| Problem::bad_request("as_of", e))
@@ -101,9 +101,9 @@ pub async fn me(caller: Caller) -> Json<Me> {
 #[serde(deny_unknown_fields)]
 pub struct TouchParams {
     pub at_least: Option<u64>,
-    /// First day (Shanghai time), inclusive (actor audits only).
+    /// First day (in the person's office's time zone), inclusive (actor audits only).
     pub from: Option<chrono::NaiveDate>,
-    /// Last day (Shanghai time), inclusive (actor audits only).
+    /// Last day (in the person's office's time zone), inclusive (actor audits only).
     pub to: Option<chrono::NaiveDate>,
     /// Touches after this log position (the previous page's `next`).
     pub after: Option<u64>,
