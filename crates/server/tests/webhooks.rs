@@ -87,6 +87,7 @@ fn dispatch(w: &World) -> tokio::sync::oneshot::Sender<()> {
         backoff_initial: Duration::from_millis(20),
         backoff_max: Duration::from_millis(100),
         restart_every: Duration::from_millis(50),
+        ..DeliveryOptions::default()
     };
     let d = Dispatcher::new(w.state.webhooks().clone(), w.state.store().clone(), options).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
