@@ -130,6 +130,7 @@ async fn every_event_arrives_in_order_signed_through_failures_and_replays() {
         backoff_initial: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
         restart_every: Duration::from_millis(100),
+        ..DeliveryOptions::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let dispatcher = Dispatcher::new(hooks.clone(), store.clone(), options).unwrap();

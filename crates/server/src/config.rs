@@ -154,6 +154,13 @@ pub struct NotifyOptions {
     /// Internal webhook targets allowed despite the rule that targets be public addresses: host
     /// names (exact), IP addresses and CIDR networks, e.g. `["hooks.corp", "10.20.0.0/16"]`.
     pub webhook_allowed_hosts: Vec<String>,
+    /// The dashboard's public address (e.g. `https://funnel.example.com/`): chat robot messages
+    /// link to it. None: messages carry no link.
+    pub dashboard_url: Option<String>,
+    /// Origins (`scheme://host[:port]`) accepted for chat robot URLs besides the vendors' own,
+    /// by kind (`dingtalk`, `wecom`, `feishu`), e.g. an egress gateway that forwards to the
+    /// vendor. The target rule still applies to them.
+    pub robot_origins: std::collections::BTreeMap<String, Vec<String>>,
     /// On the JetStream backend, publish every event again on
     /// `funnel.notify.<office>.<event type>` (ignored on SQLite).
     pub nats_subjects: bool,
@@ -171,6 +178,8 @@ impl Default for NotifyOptions {
             webhook_backoff_initial_ms: 1_000,
             webhook_backoff_max_ms: 600_000,
             webhook_allowed_hosts: Vec::new(),
+            dashboard_url: None,
+            robot_origins: Default::default(),
             nats_subjects: true,
             nats_stream: "FUNNEL_NOTIFY".into(),
             nats_max_age_hours: 30 * 24,
@@ -185,6 +194,7 @@ impl NotifyOptions {
             timeout: Duration::from_millis(self.webhook_timeout_ms),
             backoff_initial: Duration::from_millis(self.webhook_backoff_initial_ms),
             backoff_max: Duration::from_millis(self.webhook_backoff_max_ms),
+            dashboard_url: self.dashboard_url.clone(),
             ..Default::default()
         }
     }
@@ -193,6 +203,25 @@ impl NotifyOptions {
     pub fn targets(&self) -> Result<funnel_notify::webhooks::Targets, String> {
         funnel_notify::webhooks::Targets::new(&self.webhook_allowed_hosts)
             .map_err(|e| format!("notify.webhook_allowed_hosts: {e}"))
+    }
+
+    /// The origins `robot_origins` adds for chat robots.
+    pub fn robot_origins(&self) -> Result<funnel_notify::webhooks::RobotOrigins, String> {
+        use funnel_notify::webhooks::{RobotOrigins, TargetKind};
+        let mut out = RobotOrigins::default();
+        for (kind, origins) in &self.robot_origins {
+            let k = TargetKind::parse(kind)
+                .filter(|k| k.is_robot())
+                .ok_or_else(|| {
+                    format!("notify.robot_origins: `{kind}` is not dingtalk, wecom or feishu")
+                })?;
+            for o in origins {
+                out = out
+                    .with(k, o)
+                    .map_err(|e| format!("notify.robot_origins.{kind}: `{o}`: {e}"))?;
+            }
+        }
+        Ok(out)
     }
 
     pub fn republish(&self) -> funnel_notify::nats::RepublishOptions {
@@ -387,6 +416,14 @@ impl ServeOptions {
             )));
         }
         n.targets().map_err(ConfigError)?;
+        n.robot_origins().map_err(ConfigError)?;
+        if let Some(u) = &n.dashboard_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            return Err(ConfigError(format!(
+                "notify.dashboard_url `{u}` must be an absolute http or https URL"
+            )));
+        }
         if n.nats_max_age_hours == 0 || n.nats_stream.is_empty() {
             return Err(ConfigError(
                 "notify.nats_stream must be named and notify.nats_max_age_hours above 0".into(),

@@ -137,6 +137,7 @@ pub async fn serve(
         source,
     })?;
     hooks.set_targets(options.notify.targets().map_err(crate::ConfigError)?);
+    hooks.set_robot_origins(options.notify.robot_origins().map_err(crate::ConfigError)?);
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
     // Leads registered before customer keys folded look-alikes get their current key reserved
     // before the first request (idempotent; `funnel reserve-keys` does the same on demand).

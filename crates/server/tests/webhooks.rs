@@ -87,6 +87,7 @@ fn dispatch(w: &World) -> tokio::sync::oneshot::Sender<()> {
         backoff_initial: Duration::from_millis(20),
         backoff_max: Duration::from_millis(100),
         restart_every: Duration::from_millis(50),
+        ..DeliveryOptions::default()
     };
     let d = Dispatcher::new(w.state.webhooks().clone(), w.state.store().clone(), options).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -514,4 +515,58 @@ async fn offices_are_named_by_id_code_or_name() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.body["subscription"]["offices"], json!([sh()]));
+}
+
+/// A chat robot subscription: the vendor's URL shape is checked (in English and Chinese), the
+/// credential in the URL and the signing secret are never answered, and a webhook takes no
+/// signing secret.
+#[tokio::test]
+async fn chat_robot_subscriptions_keep_their_credentials() {
+    let w = world().await;
+    let resolver = targets(&w, &[]);
+    resolver.set("oapi.dingtalk.com", "203.119.169.1");
+    let token = "f00dfeedf00dfeedf00dfeed";
+    let r = w
+        .post(
+            "/webhooks",
+            "manager",
+            json!({
+                "url": format!("https://oapi.dingtalk.com/robot/send?access_token={token}"),
+                "target": "dingtalk",
+                "signing_secret": "SEC0123456789abcdef",
+                "kinds": ["lead.*"],
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["subscription"]["target"], "dingtalk");
+    assert_eq!(
+        r.body["subscription"]["url"],
+        "https://oapi.dingtalk.com/robot/send?access_token=…feed"
+    );
+    assert!(r.body.get("secret").is_none(), "{}", r.text);
+    let id = r.body["subscription"]["id"].as_str().unwrap().to_string();
+    let listed = w.get(&format!("/webhooks/{id}"), "manager").await;
+    for hidden in [token, "SEC0123456789abcdef"] {
+        assert!(!r.text.contains(hidden) && !listed.text.contains(hidden));
+    }
+    for (body, says) in [
+        (
+            json!({ "url": "https://evil.example/robot/send?access_token=a", "target": "dingtalk" }),
+            "不是钉钉机器人的地址",
+        ),
+        (
+            json!({ "url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", "target": "wecom", "signing_secret": "SEC1" }),
+            "企业微信机器人没有加签密钥",
+        ),
+        (
+            json!({ "url": "https://crm.example/hook", "signing_secret": "x" }),
+            "signing_secret 仅用于",
+        ),
+    ] {
+        let r = w.post("/webhooks", "manager", body).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+        assert_eq!(r.body["code"], "webhook.invalid_robot");
+        assert!(r.text.contains(says), "{}", r.text);
+    }
 }

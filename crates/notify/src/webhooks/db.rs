@@ -1,6 +1,6 @@
 //! The SQLite tables of the webhook subscriptions and their delivery log.
 
-use super::{Delivery, Failing, NewSubscription, Subscription, WebhookError};
+use super::{Delivery, Failing, NewSubscription, Subscription, TargetKind, WebhookError};
 use chrono::{DateTime, Utc};
 use funnel_types::{OfficeId, Position, StaffId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -10,8 +10,8 @@ use uuid::Uuid;
 pub const KEEP_DELIVERIES: i64 = 10_000;
 
 /// 2: the owner whose authority keeps a subscription alive, when and where it was paused, and
-/// sealed secrets.
-const SCHEMA_VERSION: i64 = 2;
+/// sealed secrets. 3: chat robot targets, and how many events an attempt carried.
+const SCHEMA_VERSION: i64 = 3;
 
 pub fn migrate(c: &Connection) -> Result<(), WebhookError> {
     // Deleted content (a deleted subscription's sealed secret) is overwritten, not left in free
@@ -61,33 +61,40 @@ pub fn migrate(c: &Connection) -> Result<(), WebhookError> {
             |r| r.get(0),
         )
         .optional()?;
-    match found {
-        None | Some(1) => {
-            // Subscriptions made before owners were recorded: the staff id in `created_by`
-            // ("name (id)") is the owner, whose authority is checked from the start of the log
-            // (an owner who left before this upgrade pauses the subscription at once).
-            c.execute_batch(
-                "ALTER TABLE subscriptions ADD COLUMN owner TEXT;
-                 ALTER TABLE subscriptions ADD COLUMN owner_since INTEGER NOT NULL DEFAULT 0;
-                 ALTER TABLE subscriptions ADD COLUMN paused_at TEXT;
-                 ALTER TABLE subscriptions ADD COLUMN paused_position INTEGER;
-                 UPDATE subscriptions SET owner_since = 0,
-                     owner = CASE WHEN created_by LIKE '%)'
-                         THEN substr(created_by, -37, 36) END;",
-            )?;
-            c.execute(
-                "INSERT INTO webhook_meta (key, value) VALUES ('schema_version', ?1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [SCHEMA_VERSION],
-            )?;
-        }
-        Some(SCHEMA_VERSION) => {}
-        Some(v) => {
-            return Err(WebhookError::Corrupt {
-                what: "schema version",
-                detail: format!("found {v}, this build reads {SCHEMA_VERSION}"),
-            });
-        }
+    let found = found.unwrap_or(1);
+    if found > SCHEMA_VERSION {
+        return Err(WebhookError::Corrupt {
+            what: "schema version",
+            detail: format!("found {found}, this build reads {SCHEMA_VERSION}"),
+        });
+    }
+    if found < 2 {
+        // Subscriptions made before owners were recorded: the staff id in `created_by`
+        // ("name (id)") is the owner, whose authority is checked from the start of the log
+        // (an owner who left before this upgrade pauses the subscription at once).
+        c.execute_batch(
+            "ALTER TABLE subscriptions ADD COLUMN owner TEXT;
+             ALTER TABLE subscriptions ADD COLUMN owner_since INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE subscriptions ADD COLUMN paused_at TEXT;
+             ALTER TABLE subscriptions ADD COLUMN paused_position INTEGER;
+             UPDATE subscriptions SET owner_since = 0,
+                 owner = CASE WHEN created_by LIKE '%)'
+                     THEN substr(created_by, -37, 36) END;",
+        )?;
+    }
+    if found < 3 {
+        // Every subscription made before is a plain webhook; every attempt carried one event.
+        c.execute_batch(
+            "ALTER TABLE subscriptions ADD COLUMN target TEXT NOT NULL DEFAULT 'webhook';
+             ALTER TABLE deliveries ADD COLUMN events INTEGER NOT NULL DEFAULT 1;",
+        )?;
+    }
+    if found < SCHEMA_VERSION {
+        c.execute(
+            "INSERT INTO webhook_meta (key, value) VALUES ('schema_version', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [SCHEMA_VERSION],
+        )?;
     }
     Ok(())
 }
@@ -118,6 +125,8 @@ pub fn insert(
     c: &Connection,
     id: Uuid,
     new: &NewSubscription,
+    target: TargetKind,
+    shown_url: &str,
     sealed_secret: &str,
     now: DateTime<Utc>,
 ) -> Result<(), WebhookError> {
@@ -126,11 +135,11 @@ pub fn insert(
     c.execute(
         "INSERT INTO subscriptions
              (id, url, description, offices, kinds, secret, cursor, paused, created_at, created_by,
-              owner, owner_since)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11)",
+              owner, owner_since, target)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12)",
         params![
             id.to_string(),
-            new.url,
+            shown_url,
             new.description,
             offices,
             kinds,
@@ -140,6 +149,7 @@ pub fn insert(
             new.created_by,
             new.owner.map(|o| o.to_string()),
             position_sql(new.owner_since),
+            target.as_str(),
         ],
     )?;
     Ok(())
@@ -155,7 +165,7 @@ fn position_of(v: i64) -> Position {
 
 const COLUMNS: &str = "id, url, description, offices, kinds, cursor, paused, paused_reason, \
                        delivered, failing, created_at, created_by, revision, owner, owner_since, \
-                       paused_at, paused_position";
+                       paused_at, paused_position, target";
 
 fn subscription(r: &Row<'_>) -> Result<Subscription, WebhookError> {
     let offices: String = r.get(3)?;
@@ -187,6 +197,13 @@ fn subscription(r: &Row<'_>) -> Result<Subscription, WebhookError> {
             .map(|t| time_of(&t, "pause time"))
             .transpose()?,
         paused_at_position: r.get::<_, Option<i64>>(16)?.map(position_of),
+        target: {
+            let t: String = r.get(17)?;
+            TargetKind::parse(&t).ok_or_else(|| WebhookError::Corrupt {
+                what: "target",
+                detail: format!("unknown target kind `{t}`"),
+            })?
+        },
     })
 }
 
@@ -327,13 +344,13 @@ pub fn delete(c: &Connection, id: Uuid) -> Result<(), WebhookError> {
 }
 
 /// Moves the cursor forward (only while the subscription is at `revision`: a replay or pause made
-/// meanwhile wins). `delivered` counts one more delivered event. Returns whether it moved.
+/// meanwhile wins). `delivered` events more were delivered. Returns whether it moved.
 pub fn advance(
     c: &Connection,
     id: Uuid,
     revision: u64,
     to: Position,
-    delivered: bool,
+    delivered: u64,
 ) -> Result<bool, WebhookError> {
     let n = c.execute(
         "UPDATE subscriptions SET cursor = ?3, failing = NULL, delivered = delivered + ?4
@@ -342,7 +359,7 @@ pub fn advance(
             id.to_string(),
             revision_sql(revision),
             position_sql(to),
-            i64::from(delivered)
+            i64::try_from(delivered).unwrap_or(i64::MAX)
         ],
     )?;
     Ok(n > 0)
@@ -376,8 +393,8 @@ pub fn pause_gone(
 pub fn log_attempt(c: &Connection, id: Uuid, d: &Delivery) -> Result<u64, WebhookError> {
     c.execute(
         "INSERT INTO deliveries (subscription_id, position, event_id, event_type, attempt, at,
-             status, ok, error, duration_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             status, ok, error, duration_ms, events)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             id.to_string(),
             position_sql(d.position),
@@ -389,6 +406,7 @@ pub fn log_attempt(c: &Connection, id: Uuid, d: &Delivery) -> Result<u64, Webhoo
             d.ok,
             d.error,
             i64::try_from(d.duration_ms.unwrap_or(0)).unwrap_or(i64::MAX),
+            d.events,
         ],
     )?;
     let seq = c.last_insert_rowid();
@@ -410,7 +428,8 @@ pub fn deliveries(
     limit: usize,
 ) -> Result<Vec<Delivery>, WebhookError> {
     let mut stmt = c.prepare(
-        "SELECT seq, position, event_id, event_type, attempt, at, status, ok, error, duration_ms
+        "SELECT seq, position, event_id, event_type, attempt, at, status, ok, error, duration_ms,
+             events
          FROM deliveries WHERE subscription_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
     )?;
     let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
@@ -429,6 +448,7 @@ pub fn deliveries(
             ok: r.get(7)?,
             error: r.get(8)?,
             duration_ms: Some(u64::try_from(r.get::<_, i64>(9)?).unwrap_or(0)),
+            events: r.get(10)?,
         });
     }
     Ok(out)

@@ -7,6 +7,7 @@
 //! first looks at the owner's staff events between the position their authority was checked at
 //! and the cursor, so neither a restart nor a replay past such an event lets delivery go on.
 
+use super::robot::pace::{RobotClock, SystemRobotClock};
 use super::target::{GuardedResolver, Refused};
 use super::{Delivery, Failing, Subscription, WebhookError, Webhooks, db};
 use chrono::Utc;
@@ -33,6 +34,9 @@ pub struct DeliveryOptions {
     pub backoff_max: Duration,
     /// How often stopped workers are looked at again.
     pub restart_every: Duration,
+    /// The dashboard's public address (e.g. `https://funnel.example.com/`): chat robot messages
+    /// link to it when set.
+    pub dashboard_url: Option<String>,
 }
 
 impl Default for DeliveryOptions {
@@ -42,6 +46,7 @@ impl Default for DeliveryOptions {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(600),
             restart_every: Duration::from_secs(5),
+            dashboard_url: None,
         }
     }
 }
@@ -61,7 +66,7 @@ impl DeliveryOptions {
 
 /// Why a worker stopped (it is started again).
 #[derive(Debug, thiserror::Error)]
-enum WorkerError {
+pub(super) enum WorkerError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -71,11 +76,11 @@ enum WorkerError {
 }
 
 impl Webhooks {
-    fn advance(
+    pub(super) fn advance(
         &self,
         sub: &Subscription,
         to: Position,
-        delivered: bool,
+        delivered: u64,
     ) -> Result<(), WebhookError> {
         self.with(|c| db::advance(c, sub.id, sub.revision, to, delivered))?;
         Ok(())
@@ -89,6 +94,7 @@ pub struct Dispatcher {
     store: Arc<dyn EventStore>,
     options: DeliveryOptions,
     client: reqwest::Client,
+    clock: Arc<dyn RobotClock>,
 }
 
 impl Dispatcher {
@@ -111,7 +117,14 @@ impl Dispatcher {
             store,
             options,
             client,
+            clock: Arc::new(SystemRobotClock),
         })
+    }
+
+    /// Chat robots are paced, and sign, by `clock` (the system's by default).
+    pub fn with_clock(mut self, clock: Arc<dyn RobotClock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub async fn run(self, stop: impl Future<Output = ()>) {
@@ -158,10 +171,16 @@ impl Dispatcher {
                 store: self.store.clone(),
                 options: self.options.clone(),
                 client: self.client.clone(),
+                clock: self.clock.clone(),
             };
             let (id, revision) = (sub.id, sub.revision);
             let handle = tokio::spawn(async move {
-                if let Err(e) = worker.run(&sub).await {
+                let ran = if sub.target.is_robot() {
+                    worker.run_robot(&sub).await
+                } else {
+                    worker.run(&sub).await
+                };
+                if let Err(e) = ran {
                     tracing::warn!(subscription = %sub.id, error = %e, "webhook worker stopped; it starts again shortly");
                 }
             });
@@ -170,11 +189,12 @@ impl Dispatcher {
     }
 }
 
-struct Worker {
-    hooks: Webhooks,
-    store: Arc<dyn EventStore>,
-    options: DeliveryOptions,
-    client: reqwest::Client,
+pub(super) struct Worker {
+    pub(super) hooks: Webhooks,
+    pub(super) store: Arc<dyn EventStore>,
+    pub(super) options: DeliveryOptions,
+    pub(super) client: reqwest::Client,
+    pub(super) clock: Arc<dyn RobotClock>,
 }
 
 /// How one event's delivery ended.
@@ -210,11 +230,11 @@ fn ends_authority(owner: funnel_types::StaffId, event: &Event) -> Option<String>
 
 /// Skipped events move the cursor in steps of this many, so a narrow subscription does not write
 /// once per event of the log.
-const SAVE_SKIPPED_EVERY: u32 = 512;
+pub(super) const SAVE_SKIPPED_EVERY: u32 = 512;
 
 impl Worker {
     /// Pauses the subscription if `rec` ends its owner's authority; returns whether it did.
-    fn check_authority(
+    pub(super) fn check_authority(
         &self,
         sub: &Subscription,
         rec: &funnel_store::RecordedEvent,
@@ -246,7 +266,10 @@ impl Worker {
 
     /// The owner's staff events between the position their authority was checked at and the
     /// cursor (met again after a restart, or skipped by a replay forward).
-    async fn authority_before_cursor(&self, sub: &Subscription) -> Result<bool, WorkerError> {
+    pub(super) async fn authority_before_cursor(
+        &self,
+        sub: &Subscription,
+    ) -> Result<bool, WorkerError> {
         if sub.owner.is_none() {
             return Ok(false);
         }
@@ -290,7 +313,7 @@ impl Worker {
                 SubscriptionItem::CaughtUp(head) => {
                     let to = cursor.max(head);
                     if to > sub.cursor {
-                        self.hooks.advance(sub, to, false)?;
+                        self.hooks.advance(sub, to, 0)?;
                     }
                     cursor = to;
                     skipped = 0;
@@ -304,7 +327,7 @@ impl Worker {
                         cursor = position;
                         skipped += 1;
                         if skipped >= SAVE_SKIPPED_EVERY {
-                            self.hooks.advance(sub, cursor, false)?;
+                            self.hooks.advance(sub, cursor, 0)?;
                             skipped = 0;
                         }
                         continue;
@@ -333,7 +356,7 @@ impl Worker {
                     let body = funnel_codec::to_cloudevent(&env).to_string();
                     match self.deliver(sub, &secret, &rec.meta, body).await? {
                         Outcome::Delivered => {
-                            self.hooks.advance(sub, position, true)?;
+                            self.hooks.advance(sub, position, 1)?;
                             cursor = position;
                             skipped = 0;
                         }
@@ -415,6 +438,7 @@ impl Worker {
                 status,
                 ok,
                 error: error.clone(),
+                events: 1,
                 duration_ms: Some(duration_ms),
             };
             self.hooks.with(|c| db::log_attempt(c, sub.id, &delivery))?;
@@ -450,7 +474,7 @@ impl Worker {
 }
 
 /// A short reason for a failed request.
-fn describe(e: &reqwest::Error) -> String {
+pub(super) fn describe(e: &reqwest::Error) -> String {
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if let Some(refused) = s.downcast_ref::<Refused>() {

@@ -21,11 +21,13 @@
 
 mod db;
 pub mod dispatch;
+pub mod robot;
 pub mod seal;
 pub mod sign;
 pub mod target;
 
 pub use dispatch::{DeliveryOptions, Dispatcher};
+pub use robot::{RobotOrigins, TargetKind};
 pub use target::Targets;
 
 use crate::Selector;
@@ -34,6 +36,7 @@ use funnel_types::Position;
 use schemars::JsonSchema;
 use seal::SealKey;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
@@ -44,6 +47,8 @@ use uuid::Uuid;
 pub enum WebhookError {
     #[error("no webhook subscription {0}")]
     NotFound(Uuid),
+    #[error("invalid chat robot target: {0}")]
+    InvalidRobot(#[from] robot::BadRobot),
     #[error("invalid webhook URL `{url}`: {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error("webhook URL `{url}` is refused: {refused}")]
@@ -66,8 +71,12 @@ pub enum WebhookError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Subscription {
     pub id: Uuid,
-    /// Where events are POSTed (http or https).
+    /// Where events are POSTed (http or https). For a chat robot, the vendor's URL with its
+    /// credential masked.
     pub url: String,
+    /// What receives the events: a plain webhook, or a DingTalk, WeCom or Feishu/Lark robot.
+    #[serde(default)]
+    pub target: TargetKind,
     pub description: String,
     /// Offices (ids) whose events are sent; empty: every office and events of none.
     pub offices: Vec<funnel_types::OfficeId>,
@@ -132,16 +141,25 @@ pub struct Delivery {
     pub status: Option<u16>,
     pub ok: bool,
     pub error: Option<String>,
+    /// How many events the attempt carried: 1, or more for a chat robot's digest (whose
+    /// `position`, `event_id` and `event_type` are those of its last event).
+    #[serde(default = "one")]
+    pub events: u32,
     /// How long the attempt took (not shown to office roles).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
 }
 
+fn one() -> u32 {
+    1
+}
+
 impl Delivery {
     /// The attempt as office roles see it: delivered or failed, and the HTTP status when the
-    /// target answered; not why the network failed nor how long it took.
+    /// target answered (or a chat robot's own error code); not why the network failed nor how
+    /// long it took.
     pub fn without_network_detail(mut self) -> Self {
-        if !self.ok {
+        if !self.ok && !self.error.as_deref().is_some_and(robot::is_vendor_answer) {
             self.error = Some(match self.status {
                 Some(s) => format!("the receiver answered {s}"),
                 None => "delivery failed".into(),
@@ -157,6 +175,7 @@ impl Subscription {
     pub fn without_network_detail(mut self) -> Self {
         if let Some(f) = &mut self.failing
             && !f.last_error.starts_with("the receiver answered ")
+            && !robot::is_vendor_answer(&f.last_error)
         {
             f.last_error = "delivery failed".into();
         }
@@ -179,6 +198,32 @@ pub struct NewSubscription {
     pub owner_since: Position,
 }
 
+/// A chat robot a new subscription delivers to (its URL is [`NewSubscription::url`]).
+#[derive(Clone)]
+pub struct NewRobot {
+    pub kind: TargetKind,
+    /// The signing secret from the robot's settings (DingTalk: `SEC…`; Feishu/Lark), when the
+    /// robot signs. Sealed at rest, never shown again.
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for NewRobot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewRobot")
+            .field("kind", &self.kind)
+            .field("secret", &self.secret.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+/// What a chat robot's worker holds: how far it has read the log, and how many events wait for
+/// the robot's budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Queue {
+    pub read_to: Position,
+    pub waiting: usize,
+}
+
 /// The subscription database, shared by the API (which changes subscriptions) and the dispatcher
 /// (which delivers and moves cursors). Cheap to clone.
 #[derive(Clone, Debug)]
@@ -187,6 +232,8 @@ pub struct Webhooks {
     changed: Arc<watch::Sender<u64>>,
     key: SealKey,
     targets: Arc<RwLock<Arc<Targets>>>,
+    robots: Arc<RwLock<RobotOrigins>>,
+    queues: Arc<Mutex<HashMap<Uuid, Queue>>>,
 }
 
 /// Refuses URLs that are not absolute http(s) URLs with a host.
@@ -282,6 +329,8 @@ impl Webhooks {
             changed: Arc::new(watch::channel(0).0),
             key,
             targets: Arc::new(RwLock::new(Arc::new(Targets::default()))),
+            robots: Arc::new(RwLock::new(RobotOrigins::default())),
+            queues: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -320,6 +369,28 @@ impl Webhooks {
             .clone()
     }
 
+    /// Origins accepted for chat robots besides the vendors' own (see [`RobotOrigins`]).
+    pub fn set_robot_origins(&self, origins: RobotOrigins) {
+        *self.robots.write().unwrap_or_else(|e| e.into_inner()) = origins;
+    }
+
+    /// What the worker of a chat robot subscription holds right now (`None` while none runs).
+    pub fn queue(&self, id: Uuid) -> Option<Queue> {
+        self.queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .copied()
+    }
+
+    fn set_queue(&self, id: Uuid, queue: Option<Queue>) {
+        let mut q = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        match queue {
+            Some(v) => q.insert(id, v),
+            None => q.remove(&id),
+        };
+    }
+
     fn with<T>(
         &self,
         f: impl FnOnce(&rusqlite::Connection) -> Result<T, WebhookError>,
@@ -355,11 +426,71 @@ impl Webhooks {
         let id = Uuid::now_v7();
         let sealed = self.key.seal(id, &secret);
         let sub = self.with(|c| {
-            db::insert(c, id, &new, &sealed, Utc::now())?;
+            db::insert(
+                c,
+                id,
+                &new,
+                TargetKind::Webhook,
+                &new.url,
+                &sealed,
+                Utc::now(),
+            )?;
             db::get(c, id)
         })?;
         self.touched();
         Ok((sub, secret))
+    }
+
+    /// Makes a subscription that delivers to a chat robot. The URL must have the vendor's shape
+    /// ([`robot::check`]) and be a permitted target; the URL and secret are sealed, and the
+    /// subscription shows the URL with its credential masked.
+    pub async fn create_robot(
+        &self,
+        new: NewSubscription,
+        robot: NewRobot,
+    ) -> Result<Subscription, WebhookError> {
+        if !robot.kind.is_robot() {
+            return self.create(new).await.map(|(s, _)| s);
+        }
+        let origins = self
+            .robots
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let masked = robot::check(robot.kind, &new.url, robot.secret.as_deref(), &origins)?;
+        let url = check_url(&new.url)?;
+        self.targets()
+            .check_url(&url)
+            .await
+            .map_err(|refused| WebhookError::ForbiddenTarget {
+                url: masked.clone(),
+                refused,
+            })?;
+        let creds = robot::Credentials {
+            url: new.url.clone(),
+            secret: robot.secret.clone(),
+        };
+        let id = Uuid::now_v7();
+        let text = serde_json::to_string(&creds).map_err(|e| WebhookError::Corrupt {
+            what: "robot credentials",
+            detail: e.to_string(),
+        })?;
+        let sealed = self.key.seal(id, &text);
+        let sub = self.with(|c| {
+            db::insert(c, id, &new, robot.kind, &masked, &sealed, Utc::now())?;
+            db::get(c, id)
+        })?;
+        self.touched();
+        Ok(sub)
+    }
+
+    /// The URL and secret a chat robot subscription sends with.
+    fn credentials(&self, id: Uuid) -> Result<robot::Credentials, WebhookError> {
+        let text = self.secret(id)?;
+        serde_json::from_str(&text).map_err(|e| WebhookError::Corrupt {
+            what: "robot credentials",
+            detail: e.to_string(),
+        })
     }
 
     pub fn list(&self) -> Result<Vec<Subscription>, WebhookError> {
@@ -458,7 +589,7 @@ mod tests {
 
     /// Targets resolving `crm.example` to a public address, never asking DNS.
     fn public_targets() -> Targets {
-        let mut table = std::collections::HashMap::new();
+        let mut table = HashMap::new();
         table.insert(
             "crm.example".to_string(),
             vec!["93.184.215.14".parse().unwrap()],

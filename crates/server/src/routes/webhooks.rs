@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use funnel_app::Paging;
 use funnel_app::query::webhooks::{self as query, DeliveryPage, SubscriptionPage};
 use funnel_domain::RefusalCode;
-use funnel_notify::webhooks::{NewSubscription, Subscription, WebhookError};
+use funnel_notify::webhooks::{NewRobot, NewSubscription, Subscription, TargetKind, WebhookError};
 use funnel_notify::{Kinds, Selector};
 use funnel_types::{OfficeId, Position};
 use schemars::JsonSchema;
@@ -35,8 +35,15 @@ use uuid::Uuid;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// Where to POST events (http or https).
+    /// Where to POST events (http or https); for a chat robot, the URL its settings show.
     pub url: String,
+    /// What receives the events: `webhook` (signed CloudEvents, the default), or a chat robot
+    /// that gets each event as a short message in Chinese: `dingtalk`, `wecom` or `feishu`.
+    #[serde(default)]
+    pub target: TargetKind,
+    /// The signing secret of a DingTalk (`SEC…`) or Feishu/Lark robot that signs; sealed at rest
+    /// and never shown again. WeCom robots have none.
+    pub signing_secret: Option<String>,
     #[serde(default)]
     pub description: String,
     /// Offices whose events are sent, by id, code or name. Empty: every office the caller reads
@@ -63,8 +70,10 @@ pub struct ReplayWebhook {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct CreatedWebhook {
     pub subscription: Subscription,
-    /// The Standard Webhooks secret (`whsec_…`) to verify `webhook-signature` with.
-    pub secret: String,
+    /// The Standard Webhooks secret (`whsec_…`) to verify `webhook-signature` with (none for a
+    /// chat robot: the vendor checks Funnel's signature).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 /// Query of `GET /webhooks/{id}/deliveries`.
@@ -92,6 +101,12 @@ fn problem(e: WebhookError) -> Problem {
             "webhook.not_found",
             format!("no webhook subscription {id}"),
             format!("没有 Webhook 订阅 {id}"),
+        ),
+        WebhookError::InvalidRobot(bad) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "webhook.invalid_robot",
+            bad.en,
+            bad.zh,
         ),
         e @ WebhookError::InvalidUrl { .. } => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -161,22 +176,37 @@ pub async fn create(
         }
         None => head,
     };
-    let (subscription, secret) = state
-        .webhooks()
-        .create(NewSubscription {
-            url: req.url,
-            description: req.description,
-            selector: Selector { offices, kinds },
-            after,
-            created_by: format!("{} ({})", caller.name, caller.staff_id),
-            owner: Some(caller.staff_id),
-            // The owner's authority as checked: a change after the access model's position (one
-            // it had not applied yet) still pauses the subscription.
-            owner_since: caller.resolved_at.min(head),
-        })
-        .await
-        .map_err(problem)?;
-    tracing::info!(subscription = %subscription.id, url = %subscription.url, by = %caller.staff_id, "webhook subscription made");
+    if req.signing_secret.is_some() && !req.target.is_robot() {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "webhook.invalid_robot",
+            "signing_secret is for DingTalk and Feishu robots; a webhook's secret is made by Funnel",
+            "signing_secret 仅用于钉钉和飞书机器人；Webhook 的密钥由 Funnel 生成",
+        ));
+    }
+    let new = NewSubscription {
+        url: req.url,
+        description: req.description,
+        selector: Selector { offices, kinds },
+        after,
+        created_by: format!("{} ({})", caller.name, caller.staff_id),
+        owner: Some(caller.staff_id),
+        // The owner's authority as checked: a change after the access model's position (one
+        // it had not applied yet) still pauses the subscription.
+        owner_since: caller.resolved_at.min(head),
+    };
+    let hooks = state.webhooks();
+    let (subscription, secret) = if req.target.is_robot() {
+        let robot = NewRobot {
+            kind: req.target,
+            secret: req.signing_secret,
+        };
+        (hooks.create_robot(new, robot).await.map_err(problem)?, None)
+    } else {
+        let (s, secret) = hooks.create(new).await.map_err(problem)?;
+        (s, Some(secret))
+    };
+    tracing::info!(subscription = %subscription.id, target = %subscription.target, url = %subscription.url, by = %caller.staff_id, "webhook subscription made");
     let body = CreatedWebhook {
         subscription: shown(&caller, subscription),
         secret,
