@@ -57,7 +57,7 @@ pub enum Command {
     /// Import what `funnel export events` wrote (NDJSON or CloudEvents) into this store: every
     /// event keeps its id, stream, version and ids; re-running writes only what is missing.
     Import(crate::import::ImportArgs),
-    /// Stream the raw log as NDJSON or CloudEvents.
+    /// Export the log (NDJSON, CloudEvents or Parquet) or the lead list (Parquet or NDJSON).
     Export(crate::export::ExportArgs),
     /// Print or write the JSON Schemas of every event type and the envelope.
     Schemas(crate::contract::SchemasArgs),
@@ -83,7 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Calendar(a) => runtime()?.block_on(crate::org::calendar(&store, a)),
         Command::Staff(a) => runtime()?.block_on(crate::org::staff(&store, a)),
         Command::Demo(a) => runtime()?.block_on(crate::demo::run(&store, a)),
-        Command::Export(a) => runtime()?.block_on(crate::export::run(&store, a)),
+        Command::Export(a) => runtime()?.block_on(crate::export::run(&store, &projections, a)),
         Command::Tail(a) => runtime()?.block_on(crate::tail::run(&store, a)),
         Command::Workflows(a) => runtime()?.block_on(crate::workflows::run(&store, a)),
         Command::Tasks(a) => runtime()?.block_on(crate::workflows::tasks(&store, &projections, a)),

@@ -8,6 +8,7 @@ use crate::error::AppError;
 use crate::reads::{Paging, Reads, check_person, page};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
+use funnel_domain::model::{Channel, PurchaseMode, Stage, Tier};
 use funnel_projections::AsOfInput;
 use funnel_projections::models::{
     ConflictCase, Conflicts, DuplicateRegistration, EngineerCompliance, OfficeReport,
@@ -491,6 +492,112 @@ pub async fn actor_audit(
                 .collect(),
             next,
         }
+    })
+    .await
+}
+
+/// One lead as the leads export gives it (a row of [`leads_schema`], or a JSON object).
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct LeadExport {
+    pub lead_id: LeadId,
+    pub office_id: OfficeId,
+    pub office_code: Option<String>,
+    pub office_name: Option<String>,
+    pub customer: String,
+    pub owner_id: Option<StaffId>,
+    pub owner_name: Option<String>,
+    pub channel: Channel,
+    pub purchase_mode: PurchaseMode,
+    pub stage: Stage,
+    pub stage_since: DateTime<Utc>,
+    pub registered_at: DateTime<Utc>,
+    pub amount_cny: Option<u64>,
+    pub tier: Option<Tier>,
+    /// Amount of a prospect declaration not yet approved.
+    pub declared_amount_cny: Option<u64>,
+    pub declared_tier: Option<Tier>,
+    pub last_visit_at: Option<DateTime<Utc>>,
+    /// Whole days without a visit (since registration before any), for an open lead.
+    pub idle_days: Option<i64>,
+    /// Open and more than 30 days without a visit.
+    pub ageing: bool,
+    pub reached_valid: bool,
+    pub reached_prospect: bool,
+    pub reached_contract: bool,
+    /// The moment the pipeline was folded to (ageing counts until then).
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+/// Every lead of `pipeline` in `scope` (every office for `None`), in lead id order, as of the
+/// moment it was folded to (`Pipeline::as_of`: idle days and ageing count until then).
+fn lead_rows(
+    pipeline: &Pipeline,
+    scope: Option<OfficeId>,
+) -> impl Iterator<Item = LeadExport> + '_ {
+    let now = pipeline.as_of.unwrap_or_default();
+    pipeline
+        .leads
+        .iter()
+        .filter(move |(_, row)| scope.is_none_or(|o| row.office == o))
+        .map(move |(id, row)| {
+            let office = pipeline.offices.get(&row.office);
+            LeadExport {
+                lead_id: *id,
+                office_id: row.office,
+                office_code: office.map(|o| o.code.clone()),
+                office_name: office.map(|o| o.name.clone()),
+                customer: row.customer.clone(),
+                owner_id: row.owner,
+                owner_name: row
+                    .owner
+                    .and_then(|s| pipeline.staff_names.get(&s))
+                    .cloned(),
+                channel: row.channel,
+                purchase_mode: row.purchase_mode,
+                stage: row.stage,
+                stage_since: row.stage_since,
+                registered_at: row.registered_at,
+                amount_cny: row.amount_cny,
+                tier: row.tier,
+                declared_amount_cny: row.declared.map(|(a, _)| a),
+                declared_tier: row.declared.map(|(_, t)| t),
+                last_visit_at: row.last_visit_at,
+                idle_days: row.idle_days(now),
+                ageing: row.is_ageing(now),
+                reached_valid: row.reached.contains(&Stage::Valid),
+                reached_prospect: row.reached.contains(&Stage::Prospect),
+                reached_contract: row.reached.contains(&Stage::Contract),
+                as_of: pipeline.as_of,
+            }
+        })
+}
+
+/// The leads of the offices the caller may read, one record each, now or as of a moment.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct LeadList {
+    /// The log position the list reflects.
+    pub position: Position,
+    /// "Now" of the list (RFC 3339): the moment asked for, or else the latest event applied.
+    pub as_of: Option<String>,
+    /// The IANA time zone a date of `as_of` was read in.
+    pub time_zone: String,
+    pub leads: Vec<LeadExport>,
+}
+
+/// Every lead of the offices the caller may read (the one asked for, or all they may), in lead id
+/// order: the pipeline read model's record of each, now or as of a moment.
+pub async fn leads(reads: &Reads, caller: &Caller, q: ReportQuery) -> Result<LeadList, AppError> {
+    let scope = scope(reads, caller, &q).await?;
+    let zone = report_zone(reads, caller, scope).await?;
+    settle(reads, &q).await?;
+    let as_of = q.as_of.map(|a| a.resolve(zone));
+    with_one(reads, as_of, |p: &Pipeline, position| LeadList {
+        position,
+        as_of: p.as_of.map(|t| t.to_rfc3339()),
+        time_zone: zone.name().to_string(),
+        leads: lead_rows(p, scope)
+            .filter(|l| caller.may_read(l.office_id))
+            .collect(),
     })
     .await
 }

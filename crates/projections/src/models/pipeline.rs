@@ -31,6 +31,22 @@ pub struct LeadRow {
     pub reached: BTreeSet<Stage>,
 }
 
+impl LeadRow {
+    /// Whole days at `now` since the last visit (or the registration, before any visit) of an open
+    /// lead; `None` for a lead that is closed (contract, lost or withdrawn).
+    pub fn idle_days(&self, now: DateTime<Utc>) -> Option<i64> {
+        self.stage
+            .is_open()
+            .then(|| (now - self.last_visit_at.unwrap_or(self.registered_at)).num_days())
+    }
+
+    /// Whether the lead is ageing at `now`: open and more than [`AGEING_DAYS`] days without a visit.
+    pub fn is_ageing(&self, now: DateTime<Utc>) -> bool {
+        self.stage.is_open()
+            && now - self.last_visit_at.unwrap_or(self.registered_at) > Duration::days(AGEING_DAYS)
+    }
+}
+
 /// An office's name and short code.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct OfficeInfo {
@@ -278,18 +294,16 @@ impl Pipeline {
             r.conversion.reached_valid += u64::from(row.reached.contains(&Stage::Valid));
             r.conversion.reached_prospect += u64::from(row.reached.contains(&Stage::Prospect));
             r.conversion.reached_contract += u64::from(row.reached.contains(&Stage::Contract));
-            if row.stage.is_open() {
-                let last = row.last_visit_at.unwrap_or(row.registered_at);
-                let idle = (now - last).num_days();
-                if now - last > Duration::days(AGEING_DAYS) {
-                    r.ageing.push(AgeingLead {
-                        lead_id: *lead_id,
-                        customer: row.customer.clone(),
-                        owner: row.owner.as_ref().map(name_of),
-                        stage: row.stage,
-                        days_without_visit: idle,
-                    });
-                }
+            if let Some(idle) = row.idle_days(now)
+                && row.is_ageing(now)
+            {
+                r.ageing.push(AgeingLead {
+                    lead_id: *lead_id,
+                    customer: row.customer.clone(),
+                    owner: row.owner.as_ref().map(name_of),
+                    stage: row.stage,
+                    days_without_visit: idle,
+                });
             }
         }
         for r in reports.values_mut() {
