@@ -516,6 +516,7 @@ pub fn document() -> Value {
     );
     paths.insert("/workflows/{id}".into(), op);
     let empty = schema::<dto::Empty>(&mut g);
+    let retried = schema::<funnel_app::query::work::RetryAnswer>(&mut g);
     let op = operation(
         &mut g,
         "retry_workflow",
@@ -523,7 +524,7 @@ pub fn document() -> Value {
         vec![path_param("id")],
         Some(empty),
         "200",
-        None,
+        Some(retried),
     );
     paths.insert(
         "/workflows/{id}/retry".into(),

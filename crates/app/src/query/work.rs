@@ -179,6 +179,15 @@ pub struct WorkflowsQuery {
     pub paging: Paging<WorkflowId>,
 }
 
+/// What a retry of an instance's parked reactions answers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct RetryAnswer {
+    /// How many parked reactions were run again.
+    pub retried: usize,
+    /// The instance afterwards (still parked when a reaction failed again).
+    pub instance: InstanceView,
+}
+
 /// A saga instance: kind, subject, open tasks, pending timers, parked reactions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct InstanceView {

@@ -12,14 +12,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use funnel_app::Paging;
 use funnel_app::query::work::{
-    self, InstanceStatus, InstanceView, WorkflowDetail, WorkflowPage, WorkflowsQuery,
+    self, InstanceStatus, InstanceView, RetryAnswer, WorkflowDetail, WorkflowPage, WorkflowsQuery,
 };
 use funnel_domain::RefusalCode;
 use funnel_domain::events::WorkflowKind;
 use funnel_types::{Role, WorkflowId};
 use funnel_workflows::Control;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 /// `GET /workflows` query.
 #[derive(Debug, Default, Deserialize)]
@@ -96,7 +95,7 @@ pub async fn retry(
     caller: Caller,
     Path(id): Path<String>,
     body: RawBody,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<RetryAnswer>, Problem> {
     let id: WorkflowId = path_id("workflow id", &id)?;
     body.json::<crate::dto::Empty>()?;
     if !matches!(caller.role, Role::SalesDepartment | Role::Executive) {
@@ -143,5 +142,5 @@ pub async fn retry(
     let wait = std::time::Duration::from_millis(state.options().http.read_wait_ms);
     let _ = funnel_projections::wait_until_shared(state.runner(), head, wait).await;
     let instance = visible_instance(&state, &caller, id).await?;
-    Ok(Json(json!({ "retried": retried, "instance": instance })))
+    Ok(Json(RetryAnswer { retried, instance }))
 }
