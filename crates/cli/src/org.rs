@@ -11,7 +11,6 @@ use funnel_domain::org::{OfficeCommand, StaffCommand};
 use funnel_engine::{Command, CommandMeta, Engine, Who};
 use funnel_server::auth::Access;
 use funnel_types::{OfficeId, Position, Role, StaffId, SystemClock};
-use serde_json::Value;
 use std::sync::Arc;
 
 /// Who a change is made as.
@@ -413,34 +412,24 @@ pub async fn staff(url: &StoreUrl, args: StaffArgs) -> anyhow::Result<()> {
             println!("{staff} has left; their tokens no longer sign in (position {p})");
         }
         StaffWhat::List { json } => {
-            let mut rows = Vec::new();
-            for (id, s) in &directory.staff {
-                let tokens: Vec<Value> = directory
-                    .tokens
-                    .values()
-                    .filter(|t| t.staff_id == *id)
-                    .map(|t| {
-                        serde_json::json!({ "token_id": t.token_id, "revoked": t.revoked,
-                            "issued_by": t.issued_by })
-                    })
-                    .collect();
-                rows.push(serde_json::json!({
-                    "staff_id": id, "name": s.name, "role": s.role, "office": s.office,
-                    "active": s.active, "tokens": tokens,
-                }));
-            }
+            let page = funnel_app::query::org::staff_page(
+                &directory,
+                &funnel_app::auth::Caller::local_operator(),
+                None,
+                &funnel_app::Paging::everything(),
+            );
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                println!("{}", serde_json::to_string_pretty(&page.staff)?);
                 return Ok(());
             }
-            for r in &rows {
+            for r in &page.staff {
                 println!(
                     "{}  {:<24} {:<24} active={} tokens={}",
-                    r["staff_id"].as_str().unwrap_or(""),
-                    r["name"].as_str().unwrap_or(""),
-                    r["role"].as_str().unwrap_or(""),
-                    r["active"],
-                    r["tokens"].as_array().map_or(0, Vec::len)
+                    r.id,
+                    r.name,
+                    r.role.as_str(),
+                    r.active,
+                    r.tokens.as_ref().map_or(0, Vec::len)
                 );
             }
         }

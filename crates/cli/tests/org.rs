@@ -182,16 +182,13 @@ fn a_new_installation_is_set_up_from_the_command_line() {
     );
     let err = refused(s, &["tasks", "--staff", "王工（SH）"], d);
     assert!(err.contains("2 members of staff are called"), "{err}");
-    assert!(
-        err.contains(wang["staff_id"].as_str().expect("id")),
-        "{err}"
-    );
+    assert!(err.contains(wang["id"].as_str().expect("id")), "{err}");
     let err = refused(s, &["audit", "actor", "王工（SH）"], d);
     assert!(err.contains("2 members of staff are called"), "{err}");
     assert!(err.contains("give the id"), "{err}");
     ok(
         s,
-        &["tasks", "--staff", wang["staff_id"].as_str().expect("id")],
+        &["tasks", "--staff", wang["id"].as_str().expect("id")],
         d,
     );
 

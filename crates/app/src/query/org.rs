@@ -110,42 +110,52 @@ pub async fn staff(reads: &Reads, caller: &Caller, q: StaffQuery) -> Result<Staf
     let scope = caller.scope(asked)?;
     reads.wait_for(q.at_least).await?;
     reads
-        .with_model(|access: &Access, _| {
-            let in_scope = access.staff.iter().filter(|(_, s)| match scope {
-                Some(o) => s.office == Some(o),
-                None => true,
-            });
-            let (rows, next) = page(
-                in_scope,
-                |(id, _)| **id,
-                q.paging.after.as_ref(),
-                q.paging.limit,
-            );
-            let staff = rows
-                .into_iter()
-                .map(|(id, s)| StaffRow {
-                    id: *id,
-                    name: s.name.clone(),
-                    role: s.role,
-                    office: s.office,
-                    active: s.active,
-                    tokens: (caller.reads_all() || *id == caller.staff_id).then(|| {
-                        access
-                            .tokens
-                            .values()
-                            .filter(|t| t.staff_id == *id)
-                            .map(|t| TokenRow {
-                                token_id: t.token_id,
-                                revoked: t.revoked,
-                                issued_by: t.issued_by.clone(),
-                            })
-                            .collect()
-                    }),
-                })
-                .collect();
-            StaffPage { staff, next }
-        })
+        .with_model(|access: &Access, _| staff_page(access, caller, scope, &q.paging))
         .await
+}
+
+/// A page of the members of staff of `scope` (every office for `None`) in id order, as `caller`
+/// sees them (tokens for headquarters roles, auditors and the caller's own entry). The command
+/// line lists with it as the local operator, from the same access model.
+pub fn staff_page(
+    access: &Access,
+    caller: &Caller,
+    scope: Option<OfficeId>,
+    paging: &Paging<StaffId>,
+) -> StaffPage {
+    let in_scope = access.staff.iter().filter(|(_, s)| match scope {
+        Some(o) => s.office == Some(o),
+        None => true,
+    });
+    let (rows, next) = page(
+        in_scope,
+        |(id, _)| **id,
+        paging.after.as_ref(),
+        paging.limit,
+    );
+    let staff = rows
+        .into_iter()
+        .map(|(id, s)| StaffRow {
+            id: *id,
+            name: s.name.clone(),
+            role: s.role,
+            office: s.office,
+            active: s.active,
+            tokens: (caller.reads_all() || *id == caller.staff_id).then(|| {
+                access
+                    .tokens
+                    .values()
+                    .filter(|t| t.staff_id == *id)
+                    .map(|t| TokenRow {
+                        token_id: t.token_id,
+                        revoked: t.revoked,
+                        issued_by: t.issued_by.clone(),
+                    })
+                    .collect()
+            }),
+        })
+        .collect();
+    StaffPage { staff, next }
 }
 
 /// A year's working calendar.
