@@ -13,8 +13,8 @@ use super::{Delivery, Failing, Subscription, WebhookError, Webhooks, db};
 use chrono::Utc;
 use funnel_domain::Event;
 use funnel_store::Filter;
-use funnel_store::{EventStore, StoreError, SubscriptionItem};
-use funnel_types::Position;
+use funnel_store::{EventStore, RecordedEvent, StoreError, SubscriptionItem};
+use funnel_types::{Envelope, Position};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::future::Future;
@@ -233,11 +233,36 @@ fn ends_authority(owner: funnel_types::StaffId, event: &Event) -> Option<String>
 pub(super) const SAVE_SKIPPED_EVERY: u32 = 512;
 
 impl Worker {
+    /// Decodes an event to deliver; one that does not decode is shown on the subscription as its
+    /// failure and stops the worker, which is started again (a newer Funnel may read the event).
+    pub(super) fn decode_or_fail(
+        &self,
+        sub: &Subscription,
+        rec: &RecordedEvent,
+    ) -> Result<Envelope<Event>, WorkerError> {
+        funnel_codec::decode_recorded(rec).or_else(|e| {
+            let now = Utc::now();
+            let failing = Failing {
+                position: rec.meta.position,
+                since: now,
+                attempts: 0,
+                last_error: format!("the event does not decode: {e}"),
+                next_attempt_at: now,
+            };
+            self.hooks
+                .with(|c| db::set_failing(c, sub.id, sub.revision, &failing))?;
+            Err(WorkerError::Decode {
+                position: rec.meta.position,
+                detail: e.to_string(),
+            })
+        })
+    }
+
     /// Pauses the subscription if `rec` ends its owner's authority; returns whether it did.
     pub(super) fn check_authority(
         &self,
         sub: &Subscription,
-        rec: &funnel_store::RecordedEvent,
+        rec: &RecordedEvent,
     ) -> Result<bool, WorkerError> {
         let Some(owner) = sub.owner else {
             return Ok(false);
@@ -332,27 +357,7 @@ impl Worker {
                         }
                         continue;
                     }
-                    let env = match funnel_codec::decode_recorded(&rec) {
-                        Ok(env) => env,
-                        Err(e) => {
-                            // Shown on the subscription; the worker stops and is started again
-                            // (a newer Funnel may read the event).
-                            let now = Utc::now();
-                            let failing = Failing {
-                                position,
-                                since: now,
-                                attempts: 0,
-                                last_error: format!("the event does not decode: {e}"),
-                                next_attempt_at: now,
-                            };
-                            self.hooks
-                                .with(|c| db::set_failing(c, sub.id, sub.revision, &failing))?;
-                            return Err(WorkerError::Decode {
-                                position,
-                                detail: e.to_string(),
-                            });
-                        }
-                    };
+                    let env = self.decode_or_fail(sub, &rec)?;
                     let body = funnel_codec::to_cloudevent(&env).to_string();
                     match self.deliver(sub, &secret, &rec.meta, body).await? {
                         Outcome::Delivered => {

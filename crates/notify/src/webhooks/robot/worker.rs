@@ -11,7 +11,6 @@ use super::render::{Names, Rendered};
 use super::{Answer, Message, TargetKind};
 use crate::webhooks::dispatch::{SAVE_SKIPPED_EVERY, Worker, WorkerError, describe};
 use crate::webhooks::{Delivery, Failing, Queue, Subscription, db};
-use chrono::Utc;
 use funnel_store::{Filter, SubscriptionItem};
 use funnel_types::Position;
 use futures::StreamExt;
@@ -121,26 +120,7 @@ impl Worker {
                             read_to = position;
                             let admitted = selector.admits(&rec.meta);
                             if admitted {
-                                let env = match funnel_codec::decode_recorded(&rec) {
-                                    Ok(env) => env,
-                                    Err(e) => {
-                                        let now = Utc::now();
-                                        let failing = Failing {
-                                            position,
-                                            since: now,
-                                            attempts: 0,
-                                            last_error: format!("the event does not decode: {e}"),
-                                            next_attempt_at: now,
-                                        };
-                                        self.hooks.with(|c| {
-                                            db::set_failing(c, sub.id, sub.revision, &failing)
-                                        })?;
-                                        return Err(WorkerError::Decode {
-                                            position,
-                                            detail: e.to_string(),
-                                        });
-                                    }
-                                };
+                                let env = self.decode_or_fail(sub, &rec)?;
                                 names.note(&env.payload);
                                 waiting.push_back(Waiting {
                                     position,
