@@ -627,3 +627,86 @@ async fn declaration_and_contract_tasks_carry_amounts_versions_and_seats() {
     assert_eq!(mine["by"]["name"], "manager");
     assert_eq!(entries(&r.body, "declarations").len(), 2);
 }
+
+#[tokio::test]
+async fn summary_tasks_name_the_period_and_summary_and_their_commands_run_the_steps() {
+    use std::sync::Arc;
+    let w = world().await;
+    // Forty days on, every office has summaries due.
+    let later = funnel_types::ManualClock::new(chrono::Utc::now() + chrono::Duration::days(40));
+    let mut rt = funnel_workflows::WorkflowRuntime::new(w.engine.clone(), Arc::new(later), None)
+        .expect("runtime");
+    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w.get(&format!("/tasks?at_least={head}"), "assistant").await;
+    assert_eq!(r.status, OK, "{}", r.text);
+    let t = entries(&r.body, "tasks")
+        .iter()
+        .find(|t| {
+            t["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("compile_summary:"))
+        })
+        .unwrap_or_else(|| panic!("a summary to compile: {}", r.text))
+        .clone();
+    let period = t["about"]["summary"]["period"]
+        .as_str()
+        .expect("period")
+        .to_string();
+    assert_eq!(t["name"], format!("compile_summary:{period}"));
+    assert_eq!(t["about"]["summary"]["office"]["code"], "SH", "{t}");
+    assert!(t["about"]["summary"]["summary_id"].is_null());
+    let compile = &t["commands"][0];
+    assert_eq!(compile["path"], "/summaries");
+    assert_eq!(compile["body"]["office"], sh().to_string());
+    let r = w
+        .post("/summaries", "assistant", {
+            let mut body = compile["body"].clone();
+            body["lines"] = json!([]);
+            body
+        })
+        .await;
+    assert_eq!(r.status, OK, "{}", r.text);
+    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+
+    // Compiled: the same task now verifies that summary; then review, then filing.
+    let name = format!("compile_summary:{period}");
+    let t = task(&w, "assistant", &name).await;
+    let summary = t["about"]["summary"]["summary_id"]
+        .as_str()
+        .expect("summary id")
+        .to_string();
+    assert_eq!(t["about"]["summary"]["stage"], "compiled");
+    assert_eq!(
+        t["commands"][0]["path"],
+        format!("/summaries/{summary}/verify")
+    );
+    complete(
+        &w,
+        "assistant",
+        &t["commands"][0],
+        json!({ "note": "已核实" }),
+    )
+    .await;
+    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+    let t = task(&w, "manager", &format!("review_summary:{period}")).await;
+    assert_eq!(
+        t["commands"][0]["path"],
+        format!("/summaries/{summary}/review")
+    );
+    complete(&w, "manager", &t["commands"][0], json!({ "approve": true })).await;
+    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+    let t = task(&w, "assistant", &format!("file_summary:{period}")).await;
+    assert_eq!(t["about"]["summary"]["summary_id"], summary.as_str());
+    complete(&w, "assistant", &t["commands"][0], json!({})).await;
+    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w.get(&format!("/tasks?at_least={head}"), "assistant").await;
+    assert!(
+        entries(&r.body, "tasks").iter().all(|t| !t["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with(&format!(":{period}")))),
+        "{}",
+        r.text
+    );
+}
