@@ -127,9 +127,21 @@ fn leads_path(
             "The owning engineer: id or exact name",
             json!({ "type": "string" }),
         ),
-        query("stage", "Only leads in this stage", g.subschema_for::<Stage>().to_value()),
-        query("tier", "Only prospects of this tier", g.subschema_for::<Tier>().to_value()),
-        query("channel", "Only leads from this channel", g.subschema_for::<Channel>().to_value()),
+        query(
+            "stage",
+            "Only leads in this stage",
+            g.subschema_for::<Stage>().to_value(),
+        ),
+        query(
+            "tier",
+            "Only prospects of this tier",
+            g.subschema_for::<Tier>().to_value(),
+        ),
+        query(
+            "channel",
+            "Only leads from this channel",
+            g.subschema_for::<Channel>().to_value(),
+        ),
         query(
             "purchase_mode",
             "Only leads of this purchase mode",
