@@ -52,7 +52,7 @@ fn try_dump(path: &Path) -> Option<(Position, Vec<String>)> {
                 (
                     "search",
                     format!(
-                        "SELECT l.id, s.customer, s.project, s.contacts, s.phones FROM {p}search s \
+                        "SELECT l.id, s.customer, s.project, s.contacts, s.phones, s.whole FROM {p}search s \
                          JOIN {p}leads l ON l.seq = s.rowid ORDER BY l.id"
                     ),
                 ),

@@ -72,6 +72,9 @@ async fn differently_written_names_and_phones_find_the_lead() {
     .await;
     for (q, want, field) in [
         ("万科城市花园", &vanke, "customer"),
+        // Across customer and project.
+        ("城市花园二期", &vanke, "project"),
+        ("花园·二期", &vanke, "customer"),
         ("万科 城市花园", &vanke, "customer"),
         ("城市花园", &vanke, "customer"),
         ("万科", &vanke, "customer"),
