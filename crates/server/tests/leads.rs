@@ -280,6 +280,12 @@ async fn office_roles_find_only_their_office() {
         let delta = u64::from(want_delta);
         assert_eq!(r.body["total"], delta, "{who}: {}", r.text);
     }
+    // Naming another office's engineer does not reach their leads either.
+    let r = w.get("/leads?owner=eng_bj", "manager").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["total"], 0, "{}", r.text);
+    let r = w.get("/leads?owner=eng_bj", "manager_bj").await;
+    assert_eq!(ids(&r.body), vec![l[3].clone()], "{}", r.text);
     let r = w.get("/leads?office=BJ", "manager").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert_eq!(r.body["code"], "auth.other_office", "{}", r.text);
