@@ -11,6 +11,7 @@ mod forms;
 mod import;
 mod keys;
 mod lead;
+mod leads;
 mod org;
 mod projections;
 mod query;

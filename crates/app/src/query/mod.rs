@@ -4,6 +4,7 @@
 //! with its real schema, and the command line prints it (as JSON, or rendered as text).
 
 pub mod describe;
+pub mod leads;
 pub mod log;
 pub mod org;
 pub mod record;
