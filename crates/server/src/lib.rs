@@ -59,16 +59,20 @@ struct Inner {
     workflows: std::sync::OnceLock<tokio::sync::mpsc::Sender<funnel_workflows::Control>>,
     /// What the queries read: the store, the read models, the as-of replays.
     reads: funnel_app::Reads,
+    /// Password hashes and failed sign-ins, kept apart from the log.
+    credentials: funnel_app::credentials::Credentials,
 }
 
 impl AppState {
     /// The state over an engine (and its store) and a runner that something keeps following the log
     /// (see [`funnel_projections::follow`]); the runner must have [`auth::Access`] registered (see [`open_runner`]).
-    /// The webhook subscriptions are kept in `webhooks` (their dispatcher runs apart).
+    /// The webhook subscriptions are kept in `webhooks` (their dispatcher runs apart), the
+    /// passwords in `credentials`.
     pub fn new(
         engine: Engine,
         runner: Arc<RwLock<Runner>>,
         webhooks: funnel_notify::webhooks::Webhooks,
+        credentials: funnel_app::credentials::Credentials,
         options: ServeOptions,
     ) -> Self {
         let reads = funnel_app::Reads::new(
@@ -90,6 +94,7 @@ impl AppState {
                 keys: keys::KeyLedger::default(),
                 workflows: std::sync::OnceLock::new(),
                 reads,
+                credentials,
                 options,
             }),
         }
@@ -119,6 +124,11 @@ impl AppState {
     /// The read side the queries of `funnel_app::query` run against.
     pub fn reads(&self) -> &funnel_app::Reads {
         &self.inner.reads
+    }
+
+    /// Password hashes and failed sign-ins.
+    pub fn credentials(&self) -> &funnel_app::credentials::Credentials {
+        &self.inner.credentials
     }
 
     pub fn metrics(&self) -> &metrics::Metrics {
@@ -166,6 +176,9 @@ pub fn router(state: AppState) -> Router {
                 .delete(session::sign_out),
         )
         .route("/session/revoke-all", post(session::revoke_all))
+        .route("/staff/{id}/invitation", post(session::invite))
+        .route("/staff/{id}/unlock", post(session::unlock))
+        .route("/invitations/{token}", post(session::accept_invitation))
         .route("/leads/{id}/audit", get(read::lead_audit))
         .route("/offices", get(org::list_offices))
         .route("/staff", get(org::list_staff))
