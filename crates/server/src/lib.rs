@@ -155,6 +155,16 @@ impl AppState {
     }
 }
 
+/// A request's path as the logs show it: without the secret of an invitation link
+/// (`/invitations/{token}`), and without the query string.
+pub fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/invitations/") {
+        "/invitations/…"
+    } else {
+        path
+    }
+}
+
 /// The whole API. Every route but `/healthz`, `/readyz`, `/openapi.json` and the
 /// dashboard's static page (`/`, `/dashboard.js`, which then call the API with a token) and
 /// `POST /session` (signing in) needs a bearer token or a session cookie.
@@ -229,6 +239,17 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             ops::panic_problem,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %loggable_path(req.uri().path()),
+                        staff = tracing::field::Empty,
+                    )
+                },
+            ),
+        )
         .with_state(state)
 }

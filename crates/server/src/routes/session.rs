@@ -233,30 +233,24 @@ pub async fn invite(
 ) -> Result<Response, Problem> {
     let (staff_id, entry) = crate::routes::read::staff_named(&state, &staff).await?;
     let now = state.engine().clock().now();
-    let (token, secret_hash) = funnel_app::auth::new_token();
-    let invitation_id = uuid::Uuid::now_v7();
     let expires_at =
         now + chrono::Duration::hours(i64::from(state.options().sessions.invitation_hours));
-    let cmd = Command::Staff {
+    let issued = crate::tokens::invite(
+        state.engine(),
+        Who::Staff(caller.staff_id),
         staff_id,
-        cmd: StaffCommand::Invite {
-            invitation_id,
-            secret_hash,
-            expires_at,
-        },
-    };
-    let accepted = state
-        .engine()
-        .execute(CommandMeta::new(Who::Staff(caller.staff_id)).at(now), cmd)
-        .await?;
+        now,
+        expires_at,
+    )
+    .await?;
     let zone = zone_of(&state, entry.office).await?;
     let body = InvitationAnswer {
         staff_id,
-        invitation_id,
-        accept_path: format!("/invitations/{token}"),
-        token,
+        invitation_id: issued.invitation_id,
+        accept_path: format!("/invitations/{}", issued.token),
+        token: issued.token,
         expires_at: expires_at.with_timezone(&zone).fixed_offset(),
-        position: accepted.last_position,
+        position: issued.position,
     };
     let mut res = (StatusCode::CREATED, Json(body)).into_response();
     res.headers_mut()
@@ -358,14 +352,8 @@ pub async fn unlock(
     Path(staff): Path<String>,
 ) -> Result<Json<SignInChanged>, Problem> {
     let (staff_id, entry) = crate::routes::read::staff_named(&state, &staff).await?;
-    let cmd = Command::Staff {
-        staff_id,
-        cmd: StaffCommand::Unlock,
-    };
-    let accepted = state
-        .engine()
-        .execute(CommandMeta::new(Who::Staff(caller.staff_id)), cmd)
-        .await?;
+    let position =
+        crate::tokens::unlock(state.engine(), Who::Staff(caller.staff_id), staff_id).await?;
     state
         .credentials()
         .clear_failures(staff_id)
@@ -373,7 +361,7 @@ pub async fn unlock(
     Ok(Json(SignInChanged {
         staff_id,
         name: entry.name,
-        position: accepted.last_position,
+        position,
     }))
 }
 
