@@ -378,11 +378,20 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
     if let StaffCommand::Session(cmd) = cmd {
         return decide_session(state, cmd, ctx);
     }
-    require_role(
-        ctx.acting,
-        &[Role::SalesDepartment, Role::Executive],
-        "manage staff",
-    )?;
+    // API tokens are for integrations, issued and revoked by their holder for themselves whatever
+    // their role (an auditor's reading script too); anyone else's only by headquarters.
+    let own_token = matches!(
+        cmd,
+        StaffCommand::IssueToken { .. } | StaffCommand::RevokeToken { .. }
+    ) && ctx.acting.staff_id().is_some()
+        && ctx.acting.staff_id() == state.id;
+    if !own_token {
+        require_role(
+            ctx.acting,
+            &[Role::SalesDepartment, Role::Executive],
+            "manage staff",
+        )?;
+    }
     let (Some(id), Some(role)) = (state.id, state.role) else {
         let StaffCommand::Join {
             staff_id,
