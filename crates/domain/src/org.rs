@@ -100,6 +100,14 @@ pub struct StaffState {
     pub active: bool,
     /// API tokens issued to this person: token id → revoked.
     pub tokens: std::collections::BTreeMap<uuid::Uuid, bool>,
+    /// Browser sessions begun and not signed out of (some may have expired since).
+    pub sessions: std::collections::BTreeSet<uuid::Uuid>,
+    /// The invitation that may still be accepted (a new one replaces it): id, secret hash, expiry.
+    pub invitation: Option<(uuid::Uuid, String, chrono::DateTime<chrono::Utc>)>,
+    /// Whether the person has set a password (accepted an invitation).
+    pub password_set: bool,
+    /// Password sign-in is locked until then (unless unlocked).
+    pub locked_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl StaffState {
@@ -148,6 +156,42 @@ pub enum StaffCommand {
     RevokeToken {
         token_id: uuid::Uuid,
     },
+    /// Invite the person to set a password: a one-time link, recorded by its secret's SHA-256,
+    /// that replaces any earlier one.
+    Invite {
+        invitation_id: uuid::Uuid,
+        secret_hash: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// Open password sign-in again before its lock runs out.
+    Unlock,
+    /// The person's own browser sessions and sign-in (which the person, whatever their role, gives
+    /// for themselves; the sign-in lock is given by the system).
+    Session(SessionCommand),
+}
+
+/// What a member of staff does with their own browser sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionCommand {
+    /// Begin a session, recorded by the SHA-256 of its secret.
+    Start {
+        session_id: uuid::Uuid,
+        secret_hash: String,
+        method: SignInMethod,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        idle_minutes: u32,
+    },
+    /// Record that a session was used, so that its idle expiry counts again.
+    Renew { session_id: uuid::Uuid },
+    /// Sign out of one session, or of every open session (`session_id` absent).
+    End { session_id: Option<uuid::Uuid> },
+    /// Accept the invitation whose secret has this SHA-256 (the password is kept apart).
+    AcceptInvitation { secret_hash: String },
+    /// Lock password sign-in until `until` after `failures` failed attempts.
+    Lock {
+        failures: u32,
+        until: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 pub fn evolve_staff(mut state: StaffState, event: &Event) -> StaffState {
@@ -160,7 +204,28 @@ pub fn evolve_staff(mut state: StaffState, event: &Event) -> StaffState {
                 office: e.office,
                 active: true,
                 tokens: Default::default(),
+                sessions: Default::default(),
+                invitation: None,
+                password_set: false,
+                locked_until: None,
             };
+        }
+        Event::StaffInvited(e) => {
+            state.invitation = Some((e.invitation_id, e.secret_hash.clone(), e.expires_at));
+        }
+        Event::StaffInvitationAccepted(_) => {
+            state.invitation = None;
+            state.password_set = true;
+        }
+        Event::StaffSignInLocked(e) => state.locked_until = Some(e.until),
+        Event::StaffSignInUnlocked(_) => state.locked_until = None,
+        Event::StaffSessionStarted(e) => {
+            state.sessions.insert(e.session_id);
+        }
+        Event::StaffSessionsEnded(e) => {
+            for id in &e.sessions {
+                state.sessions.remove(id);
+            }
         }
         Event::StaffTokenIssued(e) => {
             state.tokens.insert(e.token_id, false);
@@ -227,7 +292,10 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
         | StaffCommand::MoveOffice { .. }
         | StaffCommand::Leave { .. }
         | StaffCommand::IssueToken { .. }
-        | StaffCommand::RevokeToken { .. } => None,
+        | StaffCommand::RevokeToken { .. }
+        | StaffCommand::Invite { .. }
+        | StaffCommand::Unlock
+        | StaffCommand::Session(_) => None,
     };
     match cmd {
         StaffCommand::ChangeRole { .. }
@@ -272,7 +340,15 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
                 );
             }
         }
-        StaffCommand::Join { .. } => {}
+        StaffCommand::Invite { .. } | StaffCommand::Unlock => {
+            if !executive && executive_managed(role) {
+                return only_an_executive(
+                    "invite an executive or an auditor, or unlock their sign-in",
+                    "邀请公司高层或审计人员设置密码或为其解锁登录",
+                );
+            }
+        }
+        StaffCommand::Join { .. } | StaffCommand::Session(_) => {}
     }
     let stops_being_executive = role == Role::Executive
         && match cmd {
@@ -283,7 +359,10 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
             StaffCommand::Join { .. }
             | StaffCommand::MoveOffice { .. }
             | StaffCommand::IssueToken { .. }
-            | StaffCommand::RevokeToken { .. } => false,
+            | StaffCommand::RevokeToken { .. }
+            | StaffCommand::Invite { .. }
+            | StaffCommand::Unlock
+            | StaffCommand::Session(_) => false,
         };
     if stops_being_executive && ctx.staff.other_active_executives(id) == 0 {
         return refuse(
@@ -296,11 +375,23 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
 }
 
 pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> Decision {
-    require_role(
-        ctx.acting,
-        &[Role::SalesDepartment, Role::Executive],
-        "manage staff",
-    )?;
+    if let StaffCommand::Session(cmd) = cmd {
+        return decide_session(state, cmd, ctx);
+    }
+    // API tokens are for integrations, issued and revoked by their holder for themselves whatever
+    // their role (an auditor's reading script too); anyone else's only by headquarters.
+    let own_token = matches!(
+        cmd,
+        StaffCommand::IssueToken { .. } | StaffCommand::RevokeToken { .. }
+    ) && ctx.acting.staff_id().is_some()
+        && ctx.acting.staff_id() == state.id;
+    if !own_token {
+        require_role(
+            ctx.acting,
+            &[Role::SalesDepartment, Role::Executive],
+            "manage staff",
+        )?;
+    }
     let (Some(id), Some(role)) = (state.id, state.role) else {
         let StaffCommand::Join {
             staff_id,
@@ -415,6 +506,38 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
             token_id,
             token_hash,
         } => decide_issue_token(state, id, *token_id, token_hash),
+        StaffCommand::Session(cmd) => decide_session(state, cmd, ctx),
+        StaffCommand::Invite {
+            invitation_id,
+            secret_hash,
+            expires_at,
+        } => {
+            if !is_sha256_hex(secret_hash) || *expires_at <= ctx.at {
+                return refuse(
+                    RefusalCode::InvalidValue,
+                    "an invitation is recorded by the SHA-256 of its secret and expires after it is issued",
+                    "邀请须以其密钥的 SHA-256 记录，且过期时间须晚于签发时间",
+                );
+            }
+            Ok(vec![Event::StaffInvited(StaffInvited {
+                staff_id: id,
+                invitation_id: *invitation_id,
+                secret_hash: secret_hash.clone(),
+                expires_at: *expires_at,
+            })])
+        }
+        StaffCommand::Unlock => {
+            if state.locked_until.is_none_or(|t| t <= ctx.at) {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    "sign-in of this member of staff is not locked",
+                    "该员工的登录未被锁定",
+                );
+            }
+            Ok(vec![Event::StaffSignInUnlocked(StaffSignInUnlocked {
+                staff_id: id,
+            })])
+        }
         StaffCommand::RevokeToken { token_id } => match state.tokens.get(token_id) {
             None => refuse(
                 RefusalCode::InvalidValue,
@@ -434,6 +557,148 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
     }
 }
 
+/// Whether `hash` is a SHA-256 as 64 lower-case hex digits.
+fn is_sha256_hex(hash: &str) -> bool {
+    hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A person's browser sessions: begun, renewed and ended by the person themselves (any role,
+/// auditors too: signing in changes nothing of the record) or the system, while they are active.
+fn decide_session(state: &StaffState, cmd: &SessionCommand, ctx: &Ctx<'_>) -> Decision {
+    let Some(id) = state.id else {
+        return refuse(
+            RefusalCode::StaffNotFound,
+            "no such member of staff",
+            "没有该员工",
+        );
+    };
+    if !ctx.acting.is_system() && ctx.acting.staff_id() != Some(id) {
+        return refuse(
+            RefusalCode::SessionHolderOnly,
+            "only the person themselves begins, renews or ends their sessions",
+            "会话只能由本人登录、续期或退出",
+        );
+    }
+    if !state.active {
+        return refuse(
+            RefusalCode::StaffInactive,
+            "this member of staff has left",
+            "该员工已离职",
+        );
+    }
+    match cmd {
+        SessionCommand::Start {
+            session_id,
+            secret_hash,
+            method,
+            expires_at,
+            idle_minutes,
+        } => {
+            if !is_sha256_hex(secret_hash) {
+                return refuse(
+                    RefusalCode::InvalidValue,
+                    "`secret_hash` must be the SHA-256 of the session secret as 64 lower-case hex digits",
+                    "`secret_hash` 必须是会话密钥的 SHA-256 值（64 位小写十六进制）",
+                );
+            }
+            if *expires_at <= ctx.at || *idle_minutes == 0 {
+                return refuse(
+                    RefusalCode::InvalidValue,
+                    "a session must end after it begins and allow at least one idle minute",
+                    "会话的结束时间须晚于开始时间，空闲时限至少一分钟",
+                );
+            }
+            if state.sessions.contains(session_id) {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    format!("session {session_id} already began"),
+                    format!("会话 {session_id} 已存在"),
+                );
+            }
+            Ok(vec![Event::StaffSessionStarted(StaffSessionStarted {
+                staff_id: id,
+                session_id: *session_id,
+                secret_hash: secret_hash.clone(),
+                method: *method,
+                expires_at: *expires_at,
+                idle_minutes: *idle_minutes,
+            })])
+        }
+        SessionCommand::Renew { session_id } => {
+            if !state.sessions.contains(session_id) {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    format!("session {session_id} is not open"),
+                    format!("会话 {session_id} 未处于登录状态"),
+                );
+            }
+            Ok(vec![Event::StaffSessionRenewed(StaffSessionRenewed {
+                staff_id: id,
+                session_id: *session_id,
+            })])
+        }
+        SessionCommand::End { session_id } => {
+            let sessions: Vec<uuid::Uuid> = match session_id {
+                Some(one) => state.sessions.get(one).copied().into_iter().collect(),
+                None => state.sessions.iter().copied().collect(),
+            };
+            if sessions.is_empty() {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    "no session of this member of staff is open",
+                    "该员工没有处于登录状态的会话",
+                );
+            }
+            Ok(vec![Event::StaffSessionsEnded(StaffSessionsEnded {
+                staff_id: id,
+                sessions,
+                everywhere: session_id.is_none(),
+            })])
+        }
+        SessionCommand::AcceptInvitation { secret_hash } => match &state.invitation {
+            Some((invitation_id, hash, expires_at))
+                if hash == secret_hash && *expires_at > ctx.at =>
+            {
+                Ok(vec![Event::StaffInvitationAccepted(
+                    StaffInvitationAccepted {
+                        staff_id: id,
+                        invitation_id: *invitation_id,
+                    },
+                )])
+            }
+            _ => refuse(
+                RefusalCode::InvalidValue,
+                "this invitation is unknown, used, replaced by a newer one or expired: ask headquarters for a new one",
+                "该邀请无效、已使用、已被新邀请取代或已过期，请联系总部重新邀请",
+            ),
+        },
+        SessionCommand::Lock { failures, until } => {
+            if !ctx.acting.is_system() {
+                return refuse(
+                    RefusalCode::SessionHolderOnly,
+                    "only the sign-in service locks sign-in",
+                    "只有登录服务可以锁定登录",
+                );
+            }
+            if *until <= ctx.at || state.locked_until.is_some_and(|t| t > ctx.at) {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    "sign-in is already locked",
+                    "登录已被锁定",
+                );
+            }
+            Ok(vec![Event::StaffSignInLocked(StaffSignInLocked {
+                staff_id: id,
+                failures: *failures,
+                until: *until,
+            })])
+        }
+    }
+}
+
 /// A token is recorded by the 64 lower-case hex digits of its SHA-256, under an id not used before.
 fn decide_issue_token(
     state: &StaffState,
@@ -441,11 +706,7 @@ fn decide_issue_token(
     token_id: uuid::Uuid,
     token_hash: &str,
 ) -> Decision {
-    let hex = token_hash.len() == 64
-        && token_hash
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !hex {
+    if !is_sha256_hex(token_hash) {
         return refuse(
             RefusalCode::InvalidValue,
             "`token_hash` must be the SHA-256 of the token as 64 lower-case hex digits",

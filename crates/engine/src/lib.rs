@@ -278,6 +278,11 @@ impl Engine {
         &self.policy
     }
 
+    /// The clock commands are timed by (and sessions expire by).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     async fn load(&self, stream: &StreamId) -> Result<Loaded, EngineError> {
         let records = read_whole_stream(self.store.as_ref(), stream).await?;
         let version = records.last().map(|r| r.meta.version);

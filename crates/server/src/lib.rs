@@ -4,7 +4,8 @@
 //! - [`router`] builds the whole API over an [`AppState`] (testable with
 //!   `tower::ServiceExt::oneshot`); [`serve`] runs it with the runner and the workflows until
 //!   shutdown.
-//! - Authentication: bearer tokens recorded as SHA-256 hashes by staff events ([`auth`]).
+//! - Authentication: bearer tokens, or browser sessions (a cookie and a CSRF token), both recorded
+//!   as SHA-256 hashes by staff events ([`auth`]).
 //! - Authorization: the domain deciders authorize writes (and record refused touches); reads are
 //!   scoped by role and office ([`auth::Caller`]).
 //! - Errors are RFC 9457 problem documents with stable refusal codes ([`problem`]).
@@ -58,16 +59,20 @@ struct Inner {
     workflows: std::sync::OnceLock<tokio::sync::mpsc::Sender<funnel_workflows::Control>>,
     /// What the queries read: the store, the read models, the as-of replays.
     reads: funnel_app::Reads,
+    /// Password hashes and failed sign-ins, kept apart from the log.
+    credentials: funnel_app::credentials::Credentials,
 }
 
 impl AppState {
     /// The state over an engine (and its store) and a runner that something keeps following the log
     /// (see [`funnel_projections::follow`]); the runner must have [`auth::Access`] registered (see [`open_runner`]).
-    /// The webhook subscriptions are kept in `webhooks` (their dispatcher runs apart).
+    /// The webhook subscriptions are kept in `webhooks` (their dispatcher runs apart), the
+    /// passwords in `credentials`.
     pub fn new(
         engine: Engine,
         runner: Arc<RwLock<Runner>>,
         webhooks: funnel_notify::webhooks::Webhooks,
+        credentials: funnel_app::credentials::Credentials,
         options: ServeOptions,
     ) -> Self {
         let reads = funnel_app::Reads::new(
@@ -89,6 +94,7 @@ impl AppState {
                 keys: keys::KeyLedger::default(),
                 workflows: std::sync::OnceLock::new(),
                 reads,
+                credentials,
                 options,
             }),
         }
@@ -120,6 +126,11 @@ impl AppState {
         &self.inner.reads
     }
 
+    /// Password hashes and failed sign-ins.
+    pub fn credentials(&self) -> &funnel_app::credentials::Credentials {
+        &self.inner.credentials
+    }
+
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
     }
@@ -144,11 +155,21 @@ impl AppState {
     }
 }
 
+/// A request's path as the logs show it: without the secret of an invitation link
+/// (`/invitations/{token}`), and without the query string.
+pub fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/invitations/") {
+        "/invitations/…"
+    } else {
+        path
+    }
+}
+
 /// The whole API. Every route but `/healthz`, `/readyz`, `/openapi.json` and the
-/// dashboard's static page (`/`, `/dashboard.js`, which then call the API with a token) needs a
-/// bearer token.
+/// dashboard's static page (`/`, `/dashboard.js`, which then call the API with a token) and
+/// `POST /session` (signing in) needs a bearer token or a session cookie.
 pub fn router(state: AppState) -> Router {
-    use routes::{forms, ops, org, read, webhooks, workflows, write};
+    use routes::{forms, ops, org, read, session, webhooks, workflows, write};
     let limit = state.options().http.body_limit;
     let mut router = Router::new()
         .route("/", get(ops::dashboard))
@@ -159,6 +180,16 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(ops::openapi))
         .route("/me", get(read::me))
         .route("/leads/{id}", get(read::lead_record))
+        .route(
+            "/session",
+            post(session::sign_in)
+                .get(session::current)
+                .delete(session::sign_out),
+        )
+        .route("/session/revoke-all", post(session::revoke_all))
+        .route("/staff/{id}/invitation", post(session::invite))
+        .route("/staff/{id}/unlock", post(session::unlock))
+        .route("/invitations/{token}", post(session::accept_invitation))
         .route("/leads/{id}/audit", get(read::lead_audit))
         .route("/offices", get(org::list_offices))
         .route("/staff", get(org::list_staff))
@@ -211,6 +242,17 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             ops::panic_problem,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %loggable_path(req.uri().path()),
+                        staff = tracing::field::Empty,
+                    )
+                },
+            ),
+        )
         .with_state(state)
 }

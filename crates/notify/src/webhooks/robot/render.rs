@@ -279,6 +279,50 @@ fn describe(event: &Event, n: &Names) -> (&'static str, String) {
             "吊销令牌",
             format!("吊销 {} 的 API 令牌", n.staff(e.staff_id)),
         ),
+        StaffSessionStarted(e) => (
+            "登录",
+            format!(
+                "{} 登录（{}）",
+                n.staff(e.staff_id),
+                match e.method {
+                    funnel_domain::events::SignInMethod::Token => "API 令牌",
+                    funnel_domain::events::SignInMethod::Password => "密码",
+                }
+            ),
+        ),
+        StaffSessionRenewed(e) => ("会话续期", format!("{} 的会话续期", n.staff(e.staff_id))),
+        StaffInvited(e) => (
+            "邀请设置密码",
+            format!("邀请 {} 设置登录密码", n.staff(e.staff_id)),
+        ),
+        StaffInvitationAccepted(e) => (
+            "设置密码",
+            format!("{} 接受邀请并设置了登录密码", n.staff(e.staff_id)),
+        ),
+        StaffSignInLocked(e) => (
+            "登录锁定",
+            format!(
+                "{} 连续 {} 次登录失败，密码登录已锁定",
+                n.staff(e.staff_id),
+                e.failures
+            ),
+        ),
+        StaffSignInUnlocked(e) => (
+            "登录解锁",
+            format!("{} 的密码登录已解锁", n.staff(e.staff_id)),
+        ),
+        StaffSessionsEnded(e) => (
+            "退出登录",
+            if e.everywhere {
+                format!(
+                    "{} 退出全部 {} 个会话",
+                    n.staff(e.staff_id),
+                    e.sessions.len()
+                )
+            } else {
+                format!("{} 退出登录", n.staff(e.staff_id))
+            },
+        ),
         CalendarPublished(e) => (
             "工作日历发布",
             format!(
