@@ -12,7 +12,7 @@
 
 use anyhow::Context;
 use funnel_app::StoreUrl;
-use funnel_demo::{DemoOptions, DemoReport, Expect, World};
+use funnel_demo::{DemoReport, Expect, World};
 use funnel_domain::{Policy, RefusalCode};
 use funnel_engine::{Command, Engine, Who};
 use funnel_server::ServeOptions;
@@ -64,9 +64,14 @@ pub fn tokens_path(url: &StoreUrl) -> PathBuf {
     funnel_server::beside_store(url, "demo-tokens", "json")
 }
 
-/// Loads the demo history (`leads` leads, seed 1), makes sure the demo tokens exist and catches up
+/// Loads the demo history (`leads` leads, seed 1, ending on `end` or as `funnel demo` chooses),
+/// makes sure the demo tokens exist and catches up
 /// the read models the server will use. Progress goes to standard error.
-pub async fn prepare(options: &ServeOptions, leads: usize) -> anyhow::Result<Prepared> {
+pub async fn prepare(
+    options: &ServeOptions,
+    leads: usize,
+    end: Option<chrono::NaiveDate>,
+) -> anyhow::Result<Prepared> {
     let url: StoreUrl = options.store.url.parse().map_err(anyhow::Error::msg)?;
     // The log is created here, before `serve` opens it: with the replicas of the settings.
     let replicas = options.store.log_replicas(&options.store.url);
@@ -74,10 +79,7 @@ pub async fn prepare(options: &ServeOptions, leads: usize) -> anyhow::Result<Pre
         .await
         .map_err(|e| anyhow::anyhow!("cannot open store {url:?}: {e}"))?;
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
-    let opts = DemoOptions {
-        leads,
-        ..DemoOptions::default()
-    };
+    let opts = crate::demo::options(&url, store.as_ref(), 1, leads, end).await?;
     eprintln!(
         "funnel serve --demo: loading the demo history ({leads} leads) into {}",
         crate::demo::describe(&url)
@@ -86,6 +88,7 @@ pub async fn prepare(options: &ServeOptions, leads: usize) -> anyhow::Result<Pre
     let report = crate::demo::load(&engine, &opts)
         .await
         .context("loading the demo history")?;
+    crate::demo::remember(&url, &opts)?;
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
         "funnel serve --demo: {} commands in {seconds:.1}s, {} already there, {} events written",

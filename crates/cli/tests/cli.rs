@@ -17,7 +17,7 @@ fn demo_store() -> &'static str {
         let path: PathBuf = dir.path().join("demo.db");
         let url = format!("sqlite:{}", path.display());
         let out = funnel()
-            .args(["--store", &url, "demo", "--json"])
+            .args(["--store", &url, "demo", "--json", "--end", "2026-10-31"])
             .output()
             .expect("run demo");
         assert!(
@@ -251,7 +251,7 @@ fn workflows_on_the_demo_history_show_all_nine_kinds_and_open_tasks() {
         );
         String::from_utf8(out.stdout).expect("utf-8")
     };
-    ok(&["demo", "--leads", "150"]);
+    ok(&["demo", "--leads", "150", "--end", "2026-10-31"]);
     let list: Vec<serde_json::Value> =
         serde_json::from_str(&ok(&["workflows", "--json"])).expect("json");
     let kinds: std::collections::BTreeSet<&str> =

@@ -24,7 +24,7 @@ fn every_form_from_the_demo_history() {
     let d = dir.path();
     let store = format!("sqlite:{}", d.join("funnel.db").display());
     let s = store.as_str();
-    ok(s, &["demo", "--leads", "150"], d);
+    ok(s, &["demo", "--leads", "150", "--end", "2026-10-31"], d);
     let events: Vec<Value> = ok(s, &["export", "events"], d)
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))

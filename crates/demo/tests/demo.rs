@@ -89,7 +89,10 @@ async fn full_demo_loads_as_scripted_and_covers_the_manual() {
             "no {t} in the demo: {counts:?}"
         );
     }
-    assert_eq!(counts["lead.registered"], 500);
+    assert_eq!(
+        counts["lead.registered"],
+        500 + funnel_demo::PENDING_PER_OFFICE * 3
+    );
     assert_eq!(counts["office.opened"], 3);
     // Late plans are recorded as late.
     let mut late = 0;
