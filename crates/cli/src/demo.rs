@@ -148,7 +148,7 @@ pub async fn run(url: &StoreUrl, args: DemoArgs) -> anyhow::Result<()> {
         "pipeline --office SH",
         "audit conflicts --office BJ",
         "audit plans",
-        "workflows",
+        "workflows run",
         "tasks --staff 陈经理（SH）",
         "tail --from 0 --kind lead.stage_changed --count 5",
         "export events --format cloudevents --category office",

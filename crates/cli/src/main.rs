@@ -17,6 +17,7 @@ mod serve;
 mod serve_demo;
 mod store;
 mod tail;
+mod text;
 mod workflows;
 
 use clap::Parser;

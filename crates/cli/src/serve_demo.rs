@@ -304,25 +304,8 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Terminal columns of `s`: East Asian wide and full-width characters take two.
-fn width(s: &str) -> usize {
-    s.chars()
-        .map(|c| match u32::from(c) {
-            0x1100..=0x115F
-            | 0x2E80..=0x303E
-            | 0x3041..=0xA4CF
-            | 0xAC00..=0xD7A3
-            | 0xF900..=0xFAFF
-            | 0xFE30..=0xFE4F
-            | 0xFF00..=0xFF60
-            | 0xFFE0..=0xFFE6 => 2,
-            _ => 1,
-        })
-        .sum()
-}
-
 fn pad(s: &str, columns: usize) -> String {
-    format!("{s}{}", " ".repeat(columns.saturating_sub(width(s))))
+    crate::text::left(s, columns)
 }
 
 impl Prepared {

@@ -66,14 +66,19 @@ fn pipeline_json_of_one_office() {
 
 #[test]
 fn pipeline_csv_as_of_a_date() {
-    insta::assert_snapshot!(run(&[
+    let csv = run(&[
         "pipeline",
         "--office",
         "BJ",
         "--as-of",
         "2026-07-31",
-        "--csv"
-    ]));
+        "--csv",
+    ]);
+    // A byte-order mark first, so that Excel opens the Chinese names as UTF-8.
+    let body = csv
+        .strip_prefix('\u{feff}')
+        .expect("starts with a UTF-8 BOM");
+    insta::assert_snapshot!(body);
 }
 
 #[test]
@@ -252,6 +257,11 @@ fn workflows_on_the_demo_history_show_all_nine_kinds_and_open_tasks() {
         String::from_utf8(out.stdout).expect("utf-8")
     };
     ok(&["demo", "--leads", "150", "--end", "2026-10-31"]);
+    // Listing runs nothing: no saga has run on this store yet.
+    let none: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["workflows", "--json"])).expect("json");
+    assert!(none.is_empty(), "{none:?}");
+    ok(&["workflows", "run"]);
     let list: Vec<serde_json::Value> =
         serde_json::from_str(&ok(&["workflows", "--json"])).expect("json");
     let kinds: std::collections::BTreeSet<&str> =
@@ -275,7 +285,13 @@ fn workflows_on_the_demo_history_show_all_nine_kinds_and_open_tasks() {
     );
     let id = list[0]["id"].as_str().expect("id");
     assert!(ok(&["workflows", "show", id]).contains("workflow.started"));
+    let text = ok(&["workflows"]);
+    assert!(
+        text.contains("Asia/Shanghai"),
+        "next timers on the office clock: {text}"
+    );
     // Running them again changes nothing.
+    ok(&["workflows", "run"]);
     let again: Vec<serde_json::Value> =
         serde_json::from_str(&ok(&["workflows", "--json"])).expect("json");
     assert_eq!(again.len(), list.len());
