@@ -32,6 +32,8 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// One of the manual's six standard forms from the record, as a printable page or a spreadsheet.
     Form(crate::forms::FormArgs),
+    /// An office's forms for a period as one spreadsheet workbook (.xlsx, a sheet per form).
+    Forms(crate::forms::WorkbookArgs),
     /// Who touched which lead, ownership conflicts, refused touches, plan compliance.
     Audit(crate::query::AuditArgs),
     /// An office's pipeline and funnel, as of any date or position.
@@ -103,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(a) => crate::contract::events(a),
         Command::Refusals => crate::contract::refusals(),
         Command::Form(a) => runtime()?.block_on(crate::forms::run(&store, a)),
+        Command::Forms(a) => runtime()?.block_on(crate::forms::workbook(&store, a)),
         Command::Import(a) => runtime()?.block_on(crate::import::run(&store, a)),
         Command::ReserveKeys => runtime()?.block_on(crate::keys::run(&store)),
     }

@@ -180,6 +180,26 @@ fn bad_input_is_refused_with_a_clear_message() {
     assert!(fails(&["audit", "lead", "not-a-uuid"]).contains("invalid"));
     assert!(fails(&["audit", "lead", "0190a3b2-1111-7000-8000-000000000000"]).contains("no lead"));
     assert!(fails(&["audit", "actor", "nobody"]).contains("no member of staff"));
+    // A near miss names the closest names, in English and Chinese.
+    let err = fails(&["audit", "actor", "陈经里（SH）"]);
+    assert!(
+        err.contains("the closest names: 陈经理（SH）")
+            && err.contains("最接近的姓名：陈经理（SH）"),
+        "{err}"
+    );
+    // A name written without the exact brackets is the person.
+    let exact = run(&["audit", "actor", "陈经理（SH）", "--json"]);
+    assert_eq!(run(&["audit", "actor", "陈经理 sh", "--json"]), exact);
+    // A unique beginning is the person; one two people share is refused with both.
+    assert_eq!(
+        run(&["audit", "actor", "王工", "--json"]),
+        run(&["audit", "actor", "王工（SH）", "--json"])
+    );
+    let err = fails(&["audit", "actor", "销售部"]);
+    assert!(
+        err.contains("销售部·高") && err.contains("销售部·罗"),
+        "{err}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_funnel"))
         .args(["--store", "postgres://x", "pipeline"])
         .output()

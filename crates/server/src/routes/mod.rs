@@ -1,7 +1,8 @@
 //! The handlers: probes, metrics and the OpenAPI document (`ops`), commands (`write`) and queries
 //! (`read`), offices and staff (`org`), webhook subscriptions (`webhooks`), saga instances
-//! (`workflows`), the manual's forms (`forms`).
+//! (`workflows`), the manual's forms (`forms`), the log as Parquet (`export`).
 
+pub mod export;
 pub mod forms;
 pub mod ops;
 pub mod org;
