@@ -2,8 +2,10 @@
 //! representative demo people have API tokens, catch the server's read models up, and once listening
 //! print where to look.
 //!
-//! - Loading is idempotent (every demo command has a derived id the engine recognises), so a restart
-//!   writes nothing and takes about a second for the default 500 leads.
+//! - The history ends yesterday the first time (or on `--demo-end`); the day is kept beside the store
+//!   (`<store stem>.demo.json`, see `demo::options`), so a restart on a later day generates the same
+//!   commands. Loading is idempotent (every demo command has a derived id the engine recognises), so
+//!   a restart writes nothing and takes about a second for the default 500 leads.
 //! - Tokens are issued with the code `funnel staff token` uses, only when the tokens file beside the
 //!   store (`<store stem>.demo-tokens.json`, mode 0600) has no valid one for that person, so restarts
 //!   reuse them. Only their SHA-256 is in the log; the file is the one place the text is kept.
