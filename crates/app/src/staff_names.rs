@@ -74,6 +74,24 @@ pub fn explain(text: &str, found: &Lookup) -> Option<(String, String)> {
             ),
             format!("没有员工 `{text}`；最接近的姓名：{}", closest.join("、")),
         )),
+        // People who share the very name: only the id tells them apart.
+        Lookup::Ambiguous(hits) if hits.iter().all(|(_, n)| n == text) => {
+            let ids = hits
+                .iter()
+                .map(|(id, _)| id.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            Some((
+                format!(
+                    "{} members of staff are called `{text}` ({ids}); give the id of the one you mean",
+                    hits.len()
+                ),
+                format!(
+                    "有 {} 位员工名为 `{text}`（{ids}）；请给出所指员工的编号",
+                    hits.len()
+                ),
+            ))
+        }
         Lookup::Ambiguous(hits) => {
             let list = hits
                 .iter()
@@ -149,6 +167,23 @@ mod tests {
             en.contains("王工（BJ）") && zh.contains("请给出全名或编号"),
             "{en} / {zh}"
         );
+    }
+
+    #[test]
+    fn people_sharing_a_name_are_told_apart_by_id_only() {
+        let (a, b) = (StaffId::derived("a"), StaffId::derived("b"));
+        let staff = [(a, "王工（SH）"), (b, "王工（SH）")];
+        let found = lookup(staff, "王工（SH）");
+        assert_eq!(
+            found,
+            Lookup::Ambiguous(vec![(a, "王工（SH）".into()), (b, "王工（SH）".into())])
+        );
+        let (en, zh) = explain("王工（SH）", &found).expect("a message");
+        assert!(
+            en.contains("2 members of staff are called") && en.contains(&a.to_string()),
+            "{en}"
+        );
+        assert!(zh.contains("请给出所指员工的编号"), "{zh}");
     }
 
     #[test]
