@@ -262,7 +262,9 @@ pub fn leads(
     for (oi, office) in world.offices.iter().enumerate() {
         for (k, kind) in Pending::ALL.into_iter().enumerate() {
             let n = opts.leads + oi * PENDING_PER_OFFICE + k;
-            out.push(pending(g, rng, &mut keys, calendar, office, oi, n, kind));
+            out.push(pending(
+                g, rng, &mut keys, calendar, office, oi, n, kind, start,
+            ));
         }
     }
     out
@@ -324,7 +326,8 @@ impl Pending {
 /// A lead whose script stops just before the step `kind` names, timed so that its last step falls
 /// in the last days of the history. The script is tried on a scratch timeline (with a copy of the
 /// generator, so the real run makes the same choices) and moved back a week at a time until it
-/// fits: holidays make the length of a script depend on when it runs.
+/// fits: holidays make the length of a script depend on when it runs. A history too short for the
+/// whole script starts it with the history and keeps the steps that fall before the end.
 #[allow(clippy::too_many_arguments)]
 fn pending(
     g: &mut Gen,
@@ -335,6 +338,7 @@ fn pending(
     oi: usize,
     n: usize,
     kind: Pending,
+    history_start: DateTime<Utc>,
 ) -> LeadInfo {
     let mode = if n.is_multiple_of(2) {
         PurchaseMode::Independent
@@ -394,6 +398,7 @@ fn pending(
             break;
         }
     }
+    let start = start.max(history_start);
     let mut l = lead(start);
     let first = g.items.len();
     pending_script(g, rng, &mut l, &register, kind);
