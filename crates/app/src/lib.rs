@@ -19,6 +19,7 @@ mod open;
 pub mod query;
 pub mod reads;
 mod replays;
+pub mod staff_names;
 
 pub use error::{AppError, ErrorKind};
 pub use open::{OpenError, StoreUrl, open, open_store, open_store_with_replicas};

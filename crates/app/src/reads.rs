@@ -196,47 +196,40 @@ impl Reads {
         }
     }
 
-    /// A member of staff named by id or exact name, from the access model. A name that several
-    /// people share (former staff included) is refused with their ids rather than guessed.
+    /// A member of staff named by id, by name however its brackets, spacing and case are written,
+    /// or by a unique beginning of a name (`crate::staff_names`), from the access model. A name
+    /// that several people answer to (former staff included) is refused with their names and ids
+    /// rather than guessed; a miss lists the closest names.
     pub async fn staff_named(&self, text: &str) -> Result<(StaffId, StaffEntry), AppError> {
         let text = text.trim();
-        let hits: Vec<(StaffId, StaffEntry)> = self
+        let (found, entry) = self
             .with_model(|access: &Access, _| {
-                if let Some((id, s)) = access.staff.iter().find(|(id, _)| id.to_string() == text) {
-                    return vec![(*id, s.clone())];
-                }
-                access
-                    .staff
-                    .iter()
-                    .filter(|(_, s)| s.name == text)
-                    .map(|(id, s)| (*id, s.clone()))
-                    .collect()
+                let found = crate::staff_names::lookup(
+                    access.staff.iter().map(|(id, s)| (*id, s.name.as_str())),
+                    text,
+                );
+                let entry = match &found {
+                    crate::staff_names::Lookup::Found(id) => access.staff.get(id).cloned(),
+                    _ => None,
+                };
+                (found, entry)
             })
             .await?;
-        match <[_; 1]>::try_from(hits) {
-            Ok([one]) => Ok(one),
-            Err(hits) if hits.is_empty() => Err(AppError::not_found(
-                "staff.not_found",
-                format!("no member of staff `{text}` (give their id or exact name)"),
-                format!("没有员工 `{text}`（请给出编号或全名）"),
-            )),
-            Err(hits) => {
-                let ids: Vec<String> = hits.iter().map(|(id, _)| id.to_string()).collect();
-                let ids = ids.join(", ");
-                Err(AppError::new(
-                    ErrorKind::Conflict,
-                    "staff.ambiguous_name",
-                    format!(
-                        "{} members of staff are called `{text}` ({ids}); give the id of the one you mean",
-                        hits.len()
-                    ),
-                    format!(
-                        "有 {} 位员工名为 `{text}`（{ids}）；请给出所指员工的编号",
-                        hits.len()
-                    ),
-                ))
-            }
+        if let (crate::staff_names::Lookup::Found(id), Some(entry)) = (&found, entry) {
+            return Ok((*id, entry));
         }
+        let (en, zh) = crate::staff_names::explain(text, &found).unwrap_or_else(|| {
+            (
+                format!("no member of staff `{text}`"),
+                format!("没有员工 `{text}`"),
+            )
+        });
+        Err(match found {
+            crate::staff_names::Lookup::Ambiguous(_) => {
+                AppError::new(ErrorKind::Conflict, "staff.ambiguous_name", en, zh)
+            }
+            _ => AppError::not_found("staff.not_found", en, zh),
+        })
     }
 }
 

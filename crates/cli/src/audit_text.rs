@@ -1,6 +1,7 @@
 //! Text renderings of the audit reports: the answers of `funnel_app::query::reports` laid out for
 //! a terminal; nothing is computed here that the answer does not hold.
 
+use crate::text::left;
 use funnel_app::query::reports::{ActorAudit, ConflictsReport, LeadAudit};
 use funnel_projections::models::*;
 use funnel_types::{LeadId, StaffId};
@@ -39,10 +40,10 @@ pub fn lead(audit: &LeadAudit) -> String {
         let mark = if t.refused { "  REFUSED" } else { "" };
         let _ = writeln!(
             s,
-            "{:>9}  {:<16}  {:<16}  {:<18}  {}{mark}",
+            "{:>9}  {:<16}  {}  {:<18}  {}{mark}",
             t.position,
             when(z, &t.at),
-            t.actor_name,
+            left(&t.actor_name, 16),
             role,
             t.action
         );
@@ -190,8 +191,8 @@ pub fn plans(report: &[EngineerCompliance]) -> String {
     for e in report {
         let _ = writeln!(
             s,
-            "{:<16} {:>22} {:>22} {:>8} {:>8}",
-            e.name,
+            "{} {:>22} {:>22} {:>8} {:>8}",
+            left(&e.name, 16),
             format!(
                 "{}/{}/{}",
                 e.weekly.on_time, e.weekly.late, e.weekly.missing

@@ -18,17 +18,22 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Append and read-all rates of the store against raw async-nats or rusqlite.
     Store {
+        /// Events to append.
         #[arg(long, default_value_t = 200_000)]
         events: usize,
+        /// Payload size of each event, in bytes.
         #[arg(long, default_value_t = 300)]
         payload: usize,
+        /// Appends in flight at once.
         #[arg(long, default_value_t = 256)]
         in_flight: usize,
+        /// Streams the events are spread over.
         #[arg(long, default_value_t = 10_000)]
         streams: usize,
     },
     /// Rebuild of every read model from a generated log, against the store's read-all rate.
     Projections {
+        /// Events in the generated log.
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
     },

@@ -32,6 +32,8 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// One of the manual's six standard forms from the record, as a printable page or a spreadsheet.
     Form(crate::forms::FormArgs),
+    /// An office's forms for a period as one spreadsheet workbook (.xlsx, a sheet per form).
+    Forms(crate::forms::WorkbookArgs),
     /// Who touched which lead, ownership conflicts, refused touches, plan compliance.
     Audit(crate::query::AuditArgs),
     /// Find leads: by customer, project, contact name or phone, with filters, sort and pages.
@@ -40,7 +42,8 @@ pub enum Command {
     Pipeline(crate::query::PipelineArgs),
     /// Read-model status (version, checkpoint, lag, parked events), and rebuilds.
     Projections(crate::projections::ProjectionsArgs),
-    /// Run the workflows (sagas) until idle; list instances, show one, retry parked reactions.
+    /// List the workflow (saga) instances without running anything; `run` runs them until idle;
+    /// show one; retry parked reactions.
     Workflows(crate::workflows::WorkflowsArgs),
     /// A lead's whole record and timeline.
     Lead(crate::lead::LeadArgs),
@@ -89,7 +92,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => runtime()?.block_on(crate::demo::run(&store, a)),
         Command::Export(a) => runtime()?.block_on(crate::export::run(&store, &projections, a)),
         Command::Tail(a) => runtime()?.block_on(crate::tail::run(&store, a)),
-        Command::Workflows(a) => runtime()?.block_on(crate::workflows::run(&store, a)),
+        Command::Workflows(a) => {
+            runtime()?.block_on(crate::workflows::run(&store, &projections, a))
+        }
         Command::Lead(a) => runtime()?.block_on(crate::lead::run(&store, &projections, a)),
         Command::Tasks(a) => runtime()?.block_on(crate::workflows::tasks(&store, &projections, a)),
         Command::Pipeline(a) => {
@@ -106,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events(a) => crate::contract::events(a),
         Command::Refusals => crate::contract::refusals(),
         Command::Form(a) => runtime()?.block_on(crate::forms::run(&store, a)),
+        Command::Forms(a) => runtime()?.block_on(crate::forms::workbook(&store, a)),
         Command::Import(a) => runtime()?.block_on(crate::import::run(&store, a)),
         Command::ReserveKeys => runtime()?.block_on(crate::keys::run(&store)),
     }
@@ -115,4 +121,39 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command, subcommand, option and positional argument has help text: walks the whole
+    /// command tree and lists whatever has none.
+    #[test]
+    fn every_command_and_argument_is_documented() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "funnel", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
 }

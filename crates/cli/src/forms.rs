@@ -48,7 +48,7 @@ pub async fn run(url: &StoreUrl, args: FormArgs) -> anyhow::Result<()> {
         .and_then(|o| directory.offices.get(&o))
         .map(|o| o.timezone.as_str());
     let tz = funnel_domain::time::zone(tz);
-    let form = funnel_forms::build(kind, &events, &names, tz).map_err(|e| {
+    let mut form = funnel_forms::build(kind, &events, &names, tz).map_err(|e| {
         anyhow::anyhow!(
             "form {} ({}): {e} (form {} is made from a {} id)",
             kind.number(),
@@ -57,6 +57,7 @@ pub async fn run(url: &StoreUrl, args: FormArgs) -> anyhow::Result<()> {
             kind.category()
         )
     })?;
+    form.printed = Some(chrono::Utc::now().with_timezone(&tz).date_naive());
     let by_extension = args.out.as_ref().and_then(|p| {
         p.extension()
             .and_then(|e| e.to_str())
@@ -91,5 +92,63 @@ pub async fn run(url: &StoreUrl, args: FormArgs) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `funnel forms OFFICE --from DATE --to DATE --out FILE.xlsx`.
+#[derive(Debug, clap::Args)]
+pub struct WorkbookArgs {
+    /// The office: id, code or name.
+    pub office: String,
+    /// First day of the period (YYYY-MM-DD, on the office's clock).
+    #[arg(long)]
+    pub from: chrono::NaiveDate,
+    /// Last day of the period, included (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: chrono::NaiveDate,
+    /// The workbook to write (`.xlsx`).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// An office's forms for a period as one workbook: a sheet per form, Chinese headers
+/// (`funnel_server::office_forms` chooses the records, `funnel_forms::to_xlsx` writes them).
+pub async fn workbook(url: &StoreUrl, args: WorkbookArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.from <= args.to,
+        "the period ends ({}) before it starts ({}) / 期间的结束日早于开始日",
+        args.to,
+        args.from
+    );
+    let store = funnel_app::open(url).await?;
+    let directory = funnel_server::tokens::directory(store.as_ref()).await?;
+    let office = directory.find_office(&args.office).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no office `{}` is on record; `funnel office list` shows them / 没有办事处 `{}`",
+            args.office,
+            args.office
+        )
+    })?;
+    let names = funnel_server::forms_names(&directory);
+    let tz = funnel_domain::time::zone(directory.offices.get(&office).map(|o| o.timezone.as_str()));
+    let mut forms =
+        funnel_server::office_forms(store.as_ref(), &names, office, tz, args.from, args.to)
+            .await
+            .map_err(|p| anyhow::anyhow!("{} / {}", p.message_en, p.message_zh))?;
+    let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+    for f in &mut forms {
+        f.printed = Some(today);
+    }
+    let bytes = funnel_forms::to_xlsx(&forms)?;
+    std::fs::write(&args.out, bytes)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", args.out.display()))?;
+    eprintln!(
+        "{} forms of {} from {} to {} written to {}",
+        forms.len(),
+        args.office,
+        args.from,
+        args.to,
+        args.out.display()
+    );
     Ok(())
 }

@@ -19,6 +19,7 @@ mod serve;
 mod serve_demo;
 mod store;
 mod tail;
+mod text;
 mod workflows;
 
 use clap::Parser;
@@ -37,6 +38,10 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            // The application layer's answers carry a Chinese message too: shown beneath.
+            if let Some(app) = e.downcast_ref::<funnel_app::AppError>() {
+                eprintln!("错误：{}", app.message_zh);
+            }
             std::process::ExitCode::from(1)
         }
     }

@@ -56,6 +56,7 @@ pub enum CalendarWhat {
     /// 2026-10-01..2026-10-07 --workday 2026-09-27 --workday 2026-10-10`. Weekend days inside a
     /// holiday range are skipped; a later publication replaces the year's calendar.
     Publish {
+        /// The year (2000 to 2100).
         year: i32,
         /// A weekday off, or a range `FROM..TO` (inclusive); repeat for more.
         #[arg(long = "holiday")]
@@ -71,7 +72,9 @@ pub enum CalendarWhat {
     },
     /// A year's holidays and make-up working days.
     Show {
+        /// The year.
         year: i32,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -200,11 +203,13 @@ pub enum OfficeWhat {
     Open {
         /// Its short code, unique in any case; the office id is derived from it.
         code: String,
+        /// Its name (上海办事处).
         #[arg(long)]
         name: String,
         /// IANA time zone of its deadlines.
         #[arg(long, default_value = "Asia/Shanghai")]
         timezone: String,
+        /// The sales region it belongs to (华东).
         #[arg(long, default_value = "")]
         region: String,
         #[command(flatten)]
@@ -212,6 +217,7 @@ pub enum OfficeWhat {
     },
     /// Every office with code, time zone and active staff.
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -259,8 +265,13 @@ pub async fn office(url: &StoreUrl, args: OfficeArgs) -> anyhow::Result<()> {
             }
             for r in &rows {
                 println!(
-                    "{}  {:<6} {:<20} {:<16} {:<8} staff={}",
-                    r.id, r.code, r.name, r.timezone, r.region, r.active_staff,
+                    "{}  {:<6} {} {:<16} {} staff={}",
+                    r.id,
+                    r.code,
+                    crate::text::left(&r.name, 20),
+                    r.timezone,
+                    crate::text::left(&r.region, 8),
+                    r.active_staff,
                 );
             }
         }
@@ -278,7 +289,7 @@ pub struct StaffArgs {
 pub enum StaffWhat {
     /// Issue an API token to a member of staff (shown once), or revoke one with `--revoke`.
     Token {
-        /// The member of staff: id or exact name.
+        /// The member of staff: id or name (brackets and spacing as you like).
         staff: String,
         /// Revoke this token id instead of issuing a new token.
         #[arg(long)]
@@ -306,6 +317,7 @@ pub enum StaffWhat {
     },
     /// Every member of staff with role, office and tokens.
     List {
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -326,8 +338,10 @@ pub enum StaffWhat {
     },
     /// A new role and office in one step (e.g. an office manager moving to headquarters).
     Reassign {
-        /// The member of staff: id or exact name.
+        /// The member of staff: id or name (brackets and spacing as you like).
         staff: String,
+        /// The new role: sales_engineer, office_assistant, office_manager, sales_department,
+        /// key_account_department, executive or auditor.
         #[arg(long)]
         role: Role,
         /// The office after the change: required for office roles, absent for headquarters.
@@ -338,8 +352,9 @@ pub enum StaffWhat {
     },
     /// A member of staff leaves; their tokens stop working.
     Leave {
-        /// The member of staff: id or exact name.
+        /// The member of staff: id or name (brackets and spacing as you like).
         staff: String,
+        /// Why they leave.
         #[arg(long, default_value = "")]
         reason: String,
         #[command(flatten)]
@@ -480,9 +495,9 @@ pub async fn staff(url: &StoreUrl, args: StaffArgs) -> anyhow::Result<()> {
             }
             for r in &page.staff {
                 println!(
-                    "{}  {:<24} {:<24} active={} tokens={}",
+                    "{}  {} {:<24} active={} tokens={}",
                     r.id,
-                    r.name,
+                    crate::text::left(&r.name, 24),
                     r.role.as_str(),
                     r.active,
                     r.tokens.as_ref().map_or(0, Vec::len)

@@ -56,8 +56,10 @@ pub struct PipelineArgs {
     /// Wait until the read models include this position (read-your-writes after a command).
     #[arg(long, conflicts_with = "as_of")]
     pub at_least: Option<u64>,
+    /// Print JSON.
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
+    /// Print CSV (UTF-8 with a byte-order mark, so spreadsheets read the Chinese names right).
     #[arg(long)]
     pub csv: bool,
 }
@@ -135,8 +137,8 @@ pub fn pipeline_text(reports: &[OfficeReport], position: Position, when: &str) -
             let b = r.by_stage.get(stage).cloned().unwrap_or_default();
             let _ = writeln!(
                 s,
-                "{:<12} {:>6} {:>12}",
-                stage.label_zh(),
+                "{} {:>6} {:>12}",
+                crate::text::left(stage.label_zh(), 12),
                 b.leads,
                 yuan(b.amount_cny)
             );
@@ -178,8 +180,8 @@ pub fn pipeline_text(reports: &[OfficeReport], position: Position, when: &str) -
             let n = |st: Stage| stages.get(&st).map(|b| b.leads).unwrap_or(0);
             let _ = writeln!(
                 s,
-                "{:<16} {:>8} {:>6} {:>8} {:>8} {:>6} {:>5}",
-                name,
+                "{} {:>8} {:>6} {:>8} {:>8} {:>6} {:>5}",
+                crate::text::left(name, 16),
                 n(Stage::Ordinary),
                 n(Stage::Valid),
                 n(Stage::Prospect),
@@ -233,8 +235,12 @@ pub fn pipeline_text(reports: &[OfficeReport], position: Position, when: &str) -
     s
 }
 
+/// The byte-order mark a CSV starts with: without it Excel reads UTF-8 as the local code page and
+/// garbles Chinese.
+const BOM: char = '\u{feff}';
+
 pub fn pipeline_csv(reports: &[OfficeReport]) -> String {
-    let mut s = String::from("office,dimension,key,stage,leads,amount_cny\n");
+    let mut s = format!("{BOM}office,dimension,key,stage,leads,amount_cny\n");
     for r in reports {
         for (stage, b) in &r.by_stage {
             let _ = writeln!(
@@ -308,6 +314,7 @@ pub struct AuditArgs {
     /// Wait until the read models include this position (read-your-writes after a command).
     #[arg(long, global = true, conflicts_with = "as_of")]
     pub at_least: Option<u64>,
+    /// Print JSON.
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -315,23 +322,31 @@ pub struct AuditArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditWhat {
     /// Everyone who changed a lead or tried to, what they did, when and in which role.
-    Lead { id: LeadId },
+    Lead {
+        /// The lead's id.
+        id: LeadId,
+    },
     /// Every lead a member of staff touched, optionally within dates.
     Actor {
-        /// Staff id or exact name.
+        /// The member of staff: id or name (brackets and spacing as you like; a near miss
+        /// lists the closest names).
         staff: String,
+        /// First day (YYYY-MM-DD, on the person's office clock).
         #[arg(long)]
         from: Option<NaiveDate>,
+        /// Last day (YYYY-MM-DD, on the person's office clock).
         #[arg(long)]
         to: Option<NaiveDate>,
     },
     /// Duplicate registrations, refused touches, reassignments and assignment fairness.
     Conflicts {
+        /// One office: id, code or name (default: every office).
         #[arg(long)]
         office: Option<String>,
     },
     /// Weekly and monthly visit plans on time, late or missing, per engineer.
     Plans {
+        /// One office: id, code or name (default: every office).
         #[arg(long)]
         office: Option<String>,
     },

@@ -42,6 +42,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 500, requires = "demo",
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub demo_leads: u64,
+    /// Last day of the demo history (YYYY-MM-DD, with `--demo`; default: yesterday, or the day
+    /// the demo already in the store ended).
+    #[arg(long, value_name = "DATE", requires = "demo")]
+    pub demo_end: Option<chrono::NaiveDate>,
 }
 
 fn explicit_store() -> bool {
@@ -78,10 +82,12 @@ pub fn run(store: &str, projections: Option<&Path>, args: ServeArgs) -> anyhow::
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let demo = args.demo.then_some(args.demo_leads as usize);
+    let demo = args
+        .demo
+        .then_some((args.demo_leads as usize, args.demo_end));
     rt.block_on(async move {
         let demo = match demo {
-            Some(leads) => Some(crate::serve_demo::prepare(&options, leads).await?),
+            Some((leads, end)) => Some(crate::serve_demo::prepare(&options, leads, end).await?),
             None => None,
         };
         // The handlers are in place before the server says it listens: a SIGTERM sent as soon as

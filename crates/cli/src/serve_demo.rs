@@ -2,8 +2,10 @@
 //! representative demo people have API tokens, catch the server's read models up, and once listening
 //! print where to look.
 //!
-//! - Loading is idempotent (every demo command has a derived id the engine recognises), so a restart
-//!   writes nothing and takes about a second for the default 500 leads.
+//! - The history ends yesterday the first time (or on `--demo-end`); the day is kept beside the store
+//!   (`<store stem>.demo.json`, see `demo::options`), so a restart on a later day generates the same
+//!   commands. Loading is idempotent (every demo command has a derived id the engine recognises), so
+//!   a restart writes nothing and takes about a second for the default 500 leads.
 //! - Tokens are issued with the code `funnel staff token` uses, only when the tokens file beside the
 //!   store (`<store stem>.demo-tokens.json`, mode 0600) has no valid one for that person, so restarts
 //!   reuse them. Only their SHA-256 is in the log; the file is the one place the text is kept.
@@ -12,7 +14,7 @@
 
 use anyhow::Context;
 use funnel_app::StoreUrl;
-use funnel_demo::{DemoOptions, DemoReport, Expect, World};
+use funnel_demo::{DemoReport, Expect, World};
 use funnel_domain::{Policy, RefusalCode};
 use funnel_engine::{Command, Engine, Who};
 use funnel_server::ServeOptions;
@@ -64,9 +66,14 @@ pub fn tokens_path(url: &StoreUrl) -> PathBuf {
     funnel_server::beside_store(url, "demo-tokens", "json")
 }
 
-/// Loads the demo history (`leads` leads, seed 1), makes sure the demo tokens exist and catches up
+/// Loads the demo history (`leads` leads, seed 1, ending on `end` or as `funnel demo` chooses),
+/// makes sure the demo tokens exist and catches up
 /// the read models the server will use. Progress goes to standard error.
-pub async fn prepare(options: &ServeOptions, leads: usize) -> anyhow::Result<Prepared> {
+pub async fn prepare(
+    options: &ServeOptions,
+    leads: usize,
+    end: Option<chrono::NaiveDate>,
+) -> anyhow::Result<Prepared> {
     let url: StoreUrl = options.store.url.parse().map_err(anyhow::Error::msg)?;
     // The log is created here, before `serve` opens it: with the replicas of the settings.
     let replicas = options.store.log_replicas(&options.store.url);
@@ -74,10 +81,7 @@ pub async fn prepare(options: &ServeOptions, leads: usize) -> anyhow::Result<Pre
         .await
         .map_err(|e| anyhow::anyhow!("cannot open store {url:?}: {e}"))?;
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
-    let opts = DemoOptions {
-        leads,
-        ..DemoOptions::default()
-    };
+    let opts = crate::demo::options(&url, store.as_ref(), 1, leads, end).await?;
     eprintln!(
         "funnel serve --demo: loading the demo history ({leads} leads) into {}",
         crate::demo::describe(&url)
@@ -86,6 +90,7 @@ pub async fn prepare(options: &ServeOptions, leads: usize) -> anyhow::Result<Pre
     let report = crate::demo::load(&engine, &opts)
         .await
         .context("loading the demo history")?;
+    crate::demo::remember(&url, &opts)?;
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
         "funnel serve --demo: {} commands in {seconds:.1}s, {} already there, {} events written",
@@ -301,25 +306,8 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Terminal columns of `s`: East Asian wide and full-width characters take two.
-fn width(s: &str) -> usize {
-    s.chars()
-        .map(|c| match u32::from(c) {
-            0x1100..=0x115F
-            | 0x2E80..=0x303E
-            | 0x3041..=0xA4CF
-            | 0xAC00..=0xD7A3
-            | 0xF900..=0xFAFF
-            | 0xFE30..=0xFE4F
-            | 0xFF00..=0xFF60
-            | 0xFFE0..=0xFFE6 => 2,
-            _ => 1,
-        })
-        .sum()
-}
-
 fn pad(s: &str, columns: usize) -> String {
-    format!("{s}{}", " ".repeat(columns.saturating_sub(width(s))))
+    crate::text::left(s, columns)
 }
 
 impl Prepared {

@@ -20,6 +20,7 @@ pub enum StoreCommand {
         /// The notification stream's name (`notify.nats_stream`).
         #[arg(long, default_value = "FUNNEL_NOTIFY")]
         notify_stream: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },

@@ -1,10 +1,12 @@
-//! `funnel workflows` (run the sagas until idle, then list the instances; show one, retry its parked
-//! reactions, or just run) and `funnel tasks` (open tasks by assignee, and since when).
+//! `funnel workflows` (list the instances as the log has them, without running anything; `run` runs
+//! the sagas until idle; show one; retry its parked reactions) and `funnel tasks` (open tasks by
+//! assignee, and since when). Times are on the clock of the office concerned (headquarters' for
+//! none), its zone named.
 
 use anyhow::Context;
 use funnel_app::auth::Caller;
-use funnel_app::query::work::{self, AssigneeNames, TasksQuery};
-use funnel_app::{Paging, StoreUrl};
+use funnel_app::query::work::{self, AssigneeNames, TasksQuery, WorkflowsQuery};
+use funnel_app::{Paging, Reads, StoreUrl};
 use funnel_domain::Policy;
 use funnel_engine::Engine;
 use funnel_types::{SystemClock, WorkflowId};
@@ -24,12 +26,19 @@ pub struct WorkflowsArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum WorkflowsWhat {
-    /// Run the sagas until idle: react to new events and fire the timers that are due.
+    /// Run the sagas until idle (react to new events, fire the timers that are due), then list
+    /// the instances. `funnel serve` runs them itself: run this only without a server.
     Run,
     /// One instance's own events.
-    Show { id: WorkflowId },
+    Show {
+        /// The instance's id (from the list).
+        id: WorkflowId,
+    },
     /// Run an instance's parked reactions again.
-    Retry { id: WorkflowId },
+    Retry {
+        /// The instance's id (from the list).
+        id: WorkflowId,
+    },
 }
 
 /// The runtime's checkpoint file: beside the projections' one, named for the workflows.
@@ -79,7 +88,8 @@ async fn runtime(url: &StoreUrl) -> anyhow::Result<WorkflowRuntime> {
     Ok(rt)
 }
 
-fn print_instances(list: &[InstanceSummary]) {
+/// The instances as a table; each next timer on its office's clock, the zone named.
+async fn print_instances(reads: &Reads, list: &[InstanceSummary]) -> anyhow::Result<()> {
     let active = list.iter().filter(|i| i.active).count();
     let parked = list.iter().filter(|i| !i.parked.is_empty()).count();
     println!(
@@ -87,17 +97,20 @@ fn print_instances(list: &[InstanceSummary]) {
         list.len()
     );
     println!(
-        "{:<36}  {:<22} {:<20} {:>5}  {:<16} {:>6}  subject",
-        "id", "kind", "status", "tasks", "next timer (UTC)", "parked"
+        "{:<36}  {:<22} {:<20} {:>5}  {:<30} {:>6}  subject",
+        "id", "kind", "status", "tasks", "next timer", "parked"
     );
     for i in list {
         let kind = i.kind.map(|k| k.as_str()).unwrap_or("?");
-        let next = i
-            .next_timer()
-            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-            .unwrap_or_default();
+        let next = match i.next_timer() {
+            Some(t) => {
+                let tz = reads.office_zone(i.office).await?;
+                format!("{} {tz}", funnel_domain::time::local_minute(t, tz))
+            }
+            None => String::new(),
+        };
         println!(
-            "{}  {kind:<22} {:<20} {:>5}  {next:<16} {:>6}  {}",
+            "{}  {kind:<22} {:<20} {:>5}  {next:<30} {:>6}  {}",
             i.id,
             i.status(),
             i.open_tasks,
@@ -105,17 +118,36 @@ fn print_instances(list: &[InstanceSummary]) {
             i.subject
         );
     }
+    Ok(())
 }
 
-pub async fn run(url: &StoreUrl, args: WorkflowsArgs) -> anyhow::Result<()> {
+/// Every instance the log records, from the persisted instances read model: nothing runs.
+async fn list(url: &StoreUrl, projections: &std::path::Path) -> anyhow::Result<Reads> {
+    crate::query::reads(url, projections, None).await
+}
+
+pub async fn run(
+    url: &StoreUrl,
+    projections: &std::path::Path,
+    args: WorkflowsArgs,
+) -> anyhow::Result<()> {
     match args.what {
         None => {
-            let rt = runtime(url).await?;
-            let list = rt.instances();
+            let reads = list(url, projections).await?;
+            let q = WorkflowsQuery {
+                office: None,
+                kind: None,
+                status: None,
+                at_least: None,
+                paging: Paging::everything(),
+            };
+            let page = work::workflows(&reads, &Caller::local_operator(), q).await?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                println!("{}", serde_json::to_string_pretty(&page.instances)?);
             } else {
-                print_instances(&list);
+                let list: Vec<InstanceSummary> =
+                    page.instances.into_iter().map(|v| v.summary).collect();
+                print_instances(&reads, &list).await?;
             }
         }
         Some(WorkflowsWhat::Run) => {
@@ -123,9 +155,10 @@ pub async fn run(url: &StoreUrl, args: WorkflowsArgs) -> anyhow::Result<()> {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(rt.stats())?);
             } else if let Some(next) = rt.next_due() {
+                let tz = funnel_domain::DEFAULT_TIME_ZONE;
                 println!(
-                    "idle; the next timer is due {}",
-                    next.format("%Y-%m-%d %H:%M UTC")
+                    "idle; the next timer is due {} {tz}",
+                    funnel_domain::time::local_minute(next, tz)
                 );
             } else {
                 println!("idle; no timer is pending");
@@ -135,16 +168,18 @@ pub async fn run(url: &StoreUrl, args: WorkflowsArgs) -> anyhow::Result<()> {
             let store = funnel_app::open(url).await?;
             let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
             let rt = WorkflowRuntime::new(engine, Arc::new(SystemClock), None)?;
+            let reads = list(url, projections).await?;
             for env in rt.show(id).await? {
                 if args.json {
                     let mut v = serde_json::to_value(&env.meta)?;
                     v["payload"] = funnel_codec::payload_value(&env.payload);
                     println!("{v}");
                 } else {
+                    let tz = reads.office_zone(env.meta.office).await?;
                     println!(
-                        "{:>4}  {}  {:<30} {}",
+                        "{:>4}  {} {tz}  {:<30} {}",
                         env.meta.version,
-                        env.meta.occurred_at.format("%Y-%m-%d %H:%M"),
+                        funnel_domain::time::local_minute(env.meta.occurred_at, tz),
                         env.meta.event_type,
                         funnel_codec::payload_value(&env.payload)
                     );
@@ -163,9 +198,10 @@ pub async fn run(url: &StoreUrl, args: WorkflowsArgs) -> anyhow::Result<()> {
 
 #[derive(Debug, clap::Args)]
 pub struct TasksArgs {
-    /// Only the tasks of this member of staff (id or exact name): theirs and their role's.
+    /// Only the tasks of this member of staff (id or name): theirs and their role's.
     #[arg(long)]
     pub staff: Option<String>,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }

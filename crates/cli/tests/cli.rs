@@ -17,7 +17,7 @@ fn demo_store() -> &'static str {
         let path: PathBuf = dir.path().join("demo.db");
         let url = format!("sqlite:{}", path.display());
         let out = funnel()
-            .args(["--store", &url, "demo", "--json"])
+            .args(["--store", &url, "demo", "--json", "--end", "2026-10-31"])
             .output()
             .expect("run demo");
         assert!(
@@ -66,14 +66,19 @@ fn pipeline_json_of_one_office() {
 
 #[test]
 fn pipeline_csv_as_of_a_date() {
-    insta::assert_snapshot!(run(&[
+    let csv = run(&[
         "pipeline",
         "--office",
         "BJ",
         "--as-of",
         "2026-07-31",
-        "--csv"
-    ]));
+        "--csv",
+    ]);
+    // A byte-order mark first, so that Excel opens the Chinese names as UTF-8.
+    let body = csv
+        .strip_prefix('\u{feff}')
+        .expect("starts with a UTF-8 BOM");
+    insta::assert_snapshot!(body);
 }
 
 #[test]
@@ -212,6 +217,26 @@ fn bad_input_is_refused_with_a_clear_message() {
     assert!(fails(&["audit", "lead", "not-a-uuid"]).contains("invalid"));
     assert!(fails(&["audit", "lead", "0190a3b2-1111-7000-8000-000000000000"]).contains("no lead"));
     assert!(fails(&["audit", "actor", "nobody"]).contains("no member of staff"));
+    // A near miss names the closest names, in English and Chinese.
+    let err = fails(&["audit", "actor", "陈经里（SH）"]);
+    assert!(
+        err.contains("the closest names: 陈经理（SH）")
+            && err.contains("最接近的姓名：陈经理（SH）"),
+        "{err}"
+    );
+    // A name written without the exact brackets is the person.
+    let exact = run(&["audit", "actor", "陈经理（SH）", "--json"]);
+    assert_eq!(run(&["audit", "actor", "陈经理 sh", "--json"]), exact);
+    // A unique beginning is the person; one two people share is refused with both.
+    assert_eq!(
+        run(&["audit", "actor", "王工", "--json"]),
+        run(&["audit", "actor", "王工（SH）", "--json"])
+    );
+    let err = fails(&["audit", "actor", "销售部"]);
+    assert!(
+        err.contains("销售部·高") && err.contains("销售部·罗"),
+        "{err}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_funnel"))
         .args(["--store", "postgres://x", "pipeline"])
         .output()
@@ -288,7 +313,12 @@ fn workflows_on_the_demo_history_show_all_nine_kinds_and_open_tasks() {
         );
         String::from_utf8(out.stdout).expect("utf-8")
     };
-    ok(&["demo", "--leads", "150"]);
+    ok(&["demo", "--leads", "150", "--end", "2026-10-31"]);
+    // Listing runs nothing: no saga has run on this store yet.
+    let none: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(&["workflows", "--json"])).expect("json");
+    assert!(none.is_empty(), "{none:?}");
+    ok(&["workflows", "run"]);
     let list: Vec<serde_json::Value> =
         serde_json::from_str(&ok(&["workflows", "--json"])).expect("json");
     let kinds: std::collections::BTreeSet<&str> =
@@ -312,7 +342,13 @@ fn workflows_on_the_demo_history_show_all_nine_kinds_and_open_tasks() {
     );
     let id = list[0]["id"].as_str().expect("id");
     assert!(ok(&["workflows", "show", id]).contains("workflow.started"));
+    let text = ok(&["workflows"]);
+    assert!(
+        text.contains("Asia/Shanghai"),
+        "next timers on the office clock: {text}"
+    );
     // Running them again changes nothing.
+    ok(&["workflows", "run"]);
     let again: Vec<serde_json::Value> =
         serde_json::from_str(&ok(&["workflows", "--json"])).expect("json");
     assert_eq!(again.len(), list.len());

@@ -24,7 +24,7 @@ fn every_form_from_the_demo_history() {
     let d = dir.path();
     let store = format!("sqlite:{}", d.join("funnel.db").display());
     let s = store.as_str();
-    ok(s, &["demo", "--leads", "150"], d);
+    ok(s, &["demo", "--leads", "150", "--end", "2026-10-31"], d);
     let events: Vec<Value> = ok(s, &["export", "events"], d)
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
@@ -84,4 +84,47 @@ fn every_form_from_the_demo_history() {
     assert!(err.contains("made from a summary id"), "{err}");
     let out = funnel(s, &["form", "7", &prospect], d);
     assert!(!out.status.success());
+
+    // An office's forms for October as one workbook (a zip), and a period backwards refused.
+    let book = d.join("sh-october.xlsx");
+    let book_arg = book.to_str().expect("path");
+    let out = funnel(
+        s,
+        &[
+            "forms",
+            "SH",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-10-31",
+            "--out",
+            book_arg,
+        ],
+        d,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&book).expect("written");
+    assert!(bytes.starts_with(b"PK\x03\x04"), "an xlsx file");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.contains("forms of SH"), "{err}");
+    let out = funnel(
+        s,
+        &[
+            "forms",
+            "SH",
+            "--from",
+            "2026-10-31",
+            "--to",
+            "2026-10-01",
+            "--out",
+            book_arg,
+        ],
+        d,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("结束日早于开始日"));
 }

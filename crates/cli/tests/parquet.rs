@@ -49,7 +49,7 @@ fn duckdb_reads_the_exports_as_the_json_exports_and_reports_say() {
     let d = dir.path();
     let store = format!("sqlite:{}", d.join("demo.db").display());
     let mut demo = funnel(&store);
-    demo.args(["demo", "--json", "--leads", "120"]);
+    demo.args(["demo", "--json", "--leads", "120", "--end", "2026-10-31"]);
     ok(demo);
 
     let mut c = funnel(&store);

@@ -1,14 +1,21 @@
 //! A realistic, deterministic demo history, written through the real command path (the engine), so
 //! every event in it was decided by the domain like any other.
 //!
-//! Three offices with a manager, an assistant and four engineers each, headquarters staff, and (by
-//! default) 500 leads over 26 weeks across every channel, purchase mode and prospect tier: duplicate
+//! Three offices with a manager, an assistant and four engineers each, headquarters staff, the
+//! working calendar of every year the history spans, and (by default) 500 leads over the 26 weeks
+//! that end on the chosen last day (yesterday, from the command line) across every channel,
+//! purchase mode and prospect tier: duplicate
 //! registrations and their adjudication, attempts to touch other engineers' leads, reassignments
 //! approved and denied, declarations, contract reviews with rejections and amendments, signed
 //! contracts, lost and suspended leads, weekly and monthly visit plans (some late, some missing) and
-//! office summaries. The same seed always gives the same commands, ids and times; loading it twice
-//! into one store changes nothing the second time (every command id is already applied).
+//! office summaries. It ends with work waiting for every role, as on any working day: per office a
+//! duplicate registration whose conflict is undecided, a reassignment waiting for its approvals, a
+//! declaration to review and one to file, a contract with seats still to review, and the last
+//! week's summary at each step before filing. The same options always give the same commands, ids
+//! and times; loading it twice into one store changes nothing the second time (every command id is
+//! already applied).
 
+mod holidays;
 mod names;
 mod plan;
 mod routine;
@@ -16,7 +23,7 @@ mod script;
 mod types;
 mod world;
 
-use chrono::Duration;
+use chrono::{Datelike, Duration};
 use funnel_domain::org::{OfficeCommand, StaffCommand};
 use funnel_engine::{Command, CommandMeta, Engine, EngineError, Who};
 use funnel_types::CommandId;
@@ -25,6 +32,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+pub use script::PENDING_PER_OFFICE;
 pub use types::{DemoOptions, Expect, Item};
 pub use world::World;
 
@@ -67,13 +75,8 @@ pub fn generate(opts: &DemoOptions) -> (World, Vec<Item>) {
     let world = World::new();
     // The history starts and ends on headquarters' clock.
     let hq = funnel_domain::DEFAULT_TIME_ZONE;
-    let start = local(hq, opts.start, 9, 0);
-    let end = local(
-        hq,
-        opts.start + Duration::weeks(i64::from(opts.weeks)),
-        0,
-        0,
-    );
+    let start = local(hq, opts.start(), 9, 0);
+    let end = local(hq, opts.end_exclusive(), 0, 0);
     let mut g = Gen::new(end);
     let boot = Who::System("demo-bootstrap".into());
     let day0 = start - Duration::days(7);
@@ -112,10 +115,24 @@ pub fn generate(opts: &DemoOptions) -> (World, Vec<Item>) {
             Expect::Accept,
         );
     }
+    // Headquarters publishes the working calendar of every year the history touches before it
+    // starts, so reminders and escalations count working days as the offices keep them.
+    let years = day0.with_timezone(&hq).year()..=opts.end.year();
+    for year in years.clone() {
+        g.push(
+            day0 + Duration::hours(2),
+            Who::Staff(world.executive),
+            Command::Calendar {
+                cmd: holidays::publication(year),
+            },
+            Expect::Accept,
+        );
+    }
+    let calendar = holidays::calendar(years);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let leads = script::leads(&mut g, &mut rng, &world, opts, start);
+    let leads = script::leads(&mut g, &mut rng, &world, &calendar, opts, start);
     routine::plans(&mut g, &mut rng, &world, opts);
-    routine::summaries(&mut g, &mut rng, &world, opts, &leads);
+    routine::summaries(&mut g, &mut rng, &world, &calendar, opts, &leads);
     g.items.sort_by_key(|i| (i.at, i.seq));
     (world, g.items)
 }
@@ -138,7 +155,7 @@ pub async fn load(
         commands: total,
         offices: world.offices.len(),
         staff: world.staff_count(),
-        leads: opts.leads,
+        leads: opts.leads + PENDING_PER_OFFICE * world.offices.len(),
         first_day: items
             .first()
             .map(|i| i.at.date_naive().to_string())

@@ -1,6 +1,7 @@
 //! The offices' routines: weekly and monthly visit plans (some late, some missing and marked
 //! overdue), and weekly office summaries compiled, verified, reviewed (one in twenty returned) and
-//! filed.
+//! filed, monthly ones likewise, on working days; the last week's summary each office leaves at a
+//! different step.
 
 use crate::plan::{Gen, local};
 use crate::script::LeadInfo;
@@ -9,8 +10,9 @@ use crate::world::World;
 use chrono::{Datelike, Duration, NaiveDate};
 use funnel_domain::events::{PlannedVisit, SummaryLine};
 use funnel_domain::model::Period;
-use funnel_domain::plan::{PlanCommand, plan_id};
+use funnel_domain::plan::{PlanCommand, due_at, plan_id};
 use funnel_domain::summary::{SummaryCommand, summary_id};
+use funnel_domain::work_calendar::WorkCalendar;
 use funnel_engine::{Command, Who};
 use rand::prelude::*;
 use rand_chacha::ChaCha8Rng;
@@ -19,8 +21,10 @@ pub fn plans(g: &mut Gen, rng: &mut ChaCha8Rng, world: &World, opts: &DemoOption
     for office in &world.offices {
         let tz = office.tz();
         for engineer in &office.engineers {
-            for week in 0..opts.weeks {
-                let monday = opts.start + Duration::weeks(i64::from(week) + 1);
+            // From the week the history starts: its plan is due the Friday before, when the
+            // engineers have already joined.
+            for week in 0..=opts.weeks {
+                let monday = opts.start() + Duration::weeks(i64::from(week));
                 let friday = monday - Duration::days(3);
                 let period = Period::Week { monday };
                 let visits: Vec<PlannedVisit> = (0..rng.random_range(2..5))
@@ -84,8 +88,16 @@ pub fn plans(g: &mut Gen, rng: &mut ChaCha8Rng, world: &World, opts: &DemoOption
                     );
                 }
             }
-            let mut month = opts.start.with_day(1).unwrap_or(opts.start);
-            let last = opts.start + Duration::weeks(i64::from(opts.weeks));
+            // From the month before the history: the plan of its first month is due in it. A
+            // plan due before the engineers joined is not expected of them; one they would have
+            // written before joining is written the day after.
+            let joined = local(tz, opts.start() - Duration::days(7), 10, 0);
+            let start = opts.start();
+            let mut month = NaiveDate::from_ymd_opt(start.year(), start.month(), 1)
+                .and_then(|d| d.pred_opt())
+                .and_then(|d| d.with_day(1))
+                .unwrap_or(start);
+            let last = opts.start() + Duration::weeks(i64::from(opts.weeks));
             while month < last {
                 let next = if month.month() == 12 {
                     NaiveDate::from_ymd_opt(month.year() + 1, 1, 1)
@@ -115,8 +127,13 @@ pub fn plans(g: &mut Gen, rng: &mut ChaCha8Rng, world: &World, opts: &DemoOption
                     customer: "月度重点客户".into(),
                     purpose: "推进项目".into(),
                 }];
+                if due_at(&period, tz).is_none_or(|due| due <= joined) {
+                    month = next;
+                    continue;
+                }
+                let at = local(tz, date, 16, 0).max(joined + Duration::days(1));
                 let submitted = g.push(
-                    local(tz, date, 16, 0),
+                    at,
                     Who::Staff(*engineer),
                     Command::Plan {
                         plan_id: None,
@@ -141,24 +158,58 @@ pub fn plans(g: &mut Gen, rng: &mut ChaCha8Rng, world: &World, opts: &DemoOption
     }
 }
 
+/// The first working day on or after `d`.
+fn working_day(calendar: &WorkCalendar, mut d: NaiveDate) -> NaiveDate {
+    for _ in 0..30 {
+        if calendar.is_working_day(d) {
+            break;
+        }
+        d += Duration::days(1);
+    }
+    d
+}
+
+/// The periods an office summarises, with the first day after each: every week and every month
+/// from the one the offices opened in (a week before the history) to the end.
+fn summary_periods(opts: &DemoOptions) -> Vec<(Period, NaiveDate, NaiveDate)> {
+    let opened = opts.start() - Duration::days(7);
+    let mut out = Vec::new();
+    let mut monday = opened;
+    while monday <= opts.end {
+        out.push((Period::Week { monday }, monday, monday + Duration::weeks(1)));
+        monday += Duration::weeks(1);
+    }
+    let mut first = opened.with_day(1).unwrap_or(opened);
+    while first <= opts.end {
+        let next = first
+            .checked_add_months(chrono::Months::new(1))
+            .unwrap_or(first);
+        let period = Period::Month {
+            year: first.year(),
+            month: first.month(),
+        };
+        out.push((period, first, next));
+        first = next;
+    }
+    out
+}
+
 pub fn summaries(
     g: &mut Gen,
     rng: &mut ChaCha8Rng,
     world: &World,
+    calendar: &WorkCalendar,
     opts: &DemoOptions,
     leads: &[LeadInfo],
 ) {
     for (oi, office) in world.offices.iter().enumerate() {
         let tz = office.tz();
-        for week in 0..opts.weeks {
-            let monday = opts.start + Duration::weeks(i64::from(week));
-            let next = monday + Duration::weeks(1);
-            let period = Period::Week { monday };
+        for (period, from, next) in summary_periods(opts) {
             let lines: Vec<SummaryLine> = leads
                 .iter()
                 .filter(|l| {
                     l.office == oi
-                        && l.registered_at >= local(tz, monday, 0, 0)
+                        && l.registered_at >= local(tz, from, 0, 0)
                         && l.registered_at < local(tz, next, 0, 0)
                 })
                 .map(|l| SummaryLine {
@@ -182,22 +233,35 @@ pub fn summaries(
                 summary_id: Some(id),
                 cmd,
             };
+            let monthly = matches!(period, Period::Month { .. });
+            let day = working_day(calendar, next);
+            let hour = if monthly { 13 } else { 11 };
+            // The last week compiled before the end is still at work: the first office has not
+            // compiled it yet, the second waits for the manager's review, the third for filing.
+            let last = !monthly && local(tz, day + Duration::weeks(1), hour, 0) > g.end;
+            let steps = if last { oi % 3 } else { 3 };
+            if steps == 0 {
+                continue;
+            }
             g.push(
-                local(tz, next, 11, 0),
+                local(tz, day, hour, 0),
                 asst.clone(),
                 compile(),
                 Expect::Accept,
             );
             g.push(
-                local(tz, next, 14, 0),
+                local(tz, day, hour + 3, 0),
                 asst.clone(),
                 step(SummaryCommand::Verify {
                     note: "已逐条核实".into(),
                 }),
                 Expect::Accept,
             );
-            let mut review_day = next + Duration::days(1);
-            if rng.random_bool(0.05) {
+            if steps == 1 {
+                continue;
+            }
+            let mut review_day = working_day(calendar, day + Duration::days(1));
+            if steps == 3 && rng.random_bool(0.05) {
                 g.push(
                     local(tz, review_day, 10, 0),
                     mgr.clone(),
@@ -221,7 +285,7 @@ pub fn summaries(
                     }),
                     Expect::Accept,
                 );
-                review_day += Duration::days(1);
+                review_day = working_day(calendar, review_day + Duration::days(1));
             }
             g.push(
                 local(tz, review_day, 10, 0),
@@ -232,6 +296,9 @@ pub fn summaries(
                 }),
                 Expect::Accept,
             );
+            if steps == 2 {
+                continue;
+            }
             g.push(
                 local(tz, review_day, 16, 0),
                 asst,

@@ -15,6 +15,7 @@ use funnel_domain::lead::{
     LeadCommand as C, LogVisit, RecordKeyPerson, Register, StagnationDecision, checklist,
 };
 use funnel_domain::model::*;
+use funnel_domain::work_calendar::WorkCalendar;
 use funnel_engine::{Command, Who};
 use funnel_types::*;
 use rand::prelude::*;
@@ -46,6 +47,8 @@ enum Fate {
 struct Lead<'a> {
     id: LeadId,
     office: &'a Office,
+    /// Working days: people work on the weekdays and make-up days the calendar says.
+    calendar: &'a WorkCalendar,
     owner: StaffId,
     mode: PurchaseMode,
     at: DateTime<Utc>,
@@ -69,11 +72,10 @@ impl Lead<'_> {
         let date = (self.at + Duration::days(days))
             .with_timezone(&tz)
             .date_naive();
-        let date = match chrono::Datelike::weekday(&date) {
-            chrono::Weekday::Sat => date + Duration::days(2),
-            chrono::Weekday::Sun => date + Duration::days(1),
-            _ => date,
-        };
+        let mut date = date;
+        while !self.calendar.is_working_day(date) {
+            date += Duration::days(1);
+        }
         let t = local(tz, date, 9, 0) + Duration::minutes(minutes);
         self.at = t.max(self.at + Duration::minutes(5));
         self.at
@@ -104,6 +106,7 @@ pub fn leads(
     g: &mut Gen,
     rng: &mut ChaCha8Rng,
     world: &World,
+    calendar: &WorkCalendar,
     opts: &DemoOptions,
     start: DateTime<Utc>,
 ) -> Vec<LeadInfo> {
@@ -125,21 +128,7 @@ pub fn leads(
         } else {
             *choose(rng, &Industry::ALL[1..])
         };
-        let (customer, project) = loop {
-            let customer = if industry != Industry::RealEstate {
-                choose(rng, OTHER_CUSTOMERS).to_string()
-            } else {
-                match mode {
-                    PurchaseMode::Strategic => choose(rng, NATIONAL_GROUPS).to_string(),
-                    PurchaseMode::Group => choose(rng, REGIONAL_GROUPS).to_string(),
-                    PurchaseMode::Independent => choose(rng, LOCAL_DEVELOPERS).to_string(),
-                }
-            };
-            let project = format!("{}（{}）", choose(rng, PROJECTS), choose(rng, PHASES));
-            if keys.insert(customer_key(&customer, &project)) {
-                break (customer, project);
-            }
-        };
+        let (customer, project) = fresh_customer(rng, &mut keys, industry, mode);
         let id = LeadId::derived(&customer_key(&customer, &project));
         let (city, districts) = CITIES[office.city];
         let location = format!("{city}{}", choose(rng, districts));
@@ -168,6 +157,7 @@ pub fn leads(
         let mut lead = Lead {
             id,
             office,
+            calendar,
             owner: office.engineers[0],
             mode,
             at: start + Duration::days(day),
@@ -269,7 +259,338 @@ pub fn leads(
         }
         run(g, rng, &mut lead, fate);
     }
+    for (oi, office) in world.offices.iter().enumerate() {
+        for (k, kind) in Pending::ALL.into_iter().enumerate() {
+            let n = opts.leads + oi * PENDING_PER_OFFICE + k;
+            out.push(pending(
+                g, rng, &mut keys, calendar, office, oi, n, kind, start,
+            ));
+        }
+    }
     out
+}
+
+/// A customer and project not registered yet in this history.
+fn fresh_customer(
+    rng: &mut ChaCha8Rng,
+    keys: &mut BTreeSet<String>,
+    industry: Industry,
+    mode: PurchaseMode,
+) -> (String, String) {
+    loop {
+        let customer = if industry != Industry::RealEstate {
+            choose(rng, OTHER_CUSTOMERS).to_string()
+        } else {
+            match mode {
+                PurchaseMode::Strategic => choose(rng, NATIONAL_GROUPS).to_string(),
+                PurchaseMode::Group => choose(rng, REGIONAL_GROUPS).to_string(),
+                PurchaseMode::Independent => choose(rng, LOCAL_DEVELOPERS).to_string(),
+            }
+        };
+        let project = format!("{}（{}）", choose(rng, PROJECTS), choose(rng, PHASES));
+        if keys.insert(customer_key(&customer, &project)) {
+            return (customer, project);
+        }
+    }
+}
+
+/// How many leads of each office end the history waiting for someone: one per [`Pending`] kind.
+pub const PENDING_PER_OFFICE: usize = 5;
+
+/// What a lead at the end of the history waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    /// A duplicate registration: the manager decides the ownership conflict.
+    Conflict,
+    /// The manager asked to move it to another engineer: the sales department, then the owner,
+    /// approve.
+    Reassignment,
+    /// A valid-information declaration: the manager reviews it.
+    Review,
+    /// A declaration the manager approved: the sales department files it.
+    Filing,
+    /// A contract the sales department approved: the office manager's and finance's seats review.
+    Seats,
+}
+
+impl Pending {
+    const ALL: [Pending; PENDING_PER_OFFICE] = [
+        Pending::Conflict,
+        Pending::Reassignment,
+        Pending::Review,
+        Pending::Filing,
+        Pending::Seats,
+    ];
+}
+
+/// A lead whose script stops just before the step `kind` names, timed so that its last step falls
+/// in the last days of the history. The script is tried on a scratch timeline (with a copy of the
+/// generator, so the real run makes the same choices) and moved back a week at a time until it
+/// fits: holidays make the length of a script depend on when it runs. A history too short for the
+/// whole script starts it with the history and keeps the steps that fall before the end.
+#[allow(clippy::too_many_arguments)]
+fn pending(
+    g: &mut Gen,
+    rng: &mut ChaCha8Rng,
+    keys: &mut BTreeSet<String>,
+    calendar: &WorkCalendar,
+    office: &Office,
+    oi: usize,
+    n: usize,
+    kind: Pending,
+    history_start: DateTime<Utc>,
+) -> LeadInfo {
+    let mode = if n.is_multiple_of(2) {
+        PurchaseMode::Independent
+    } else {
+        PurchaseMode::Group
+    };
+    let (customer, project) = fresh_customer(rng, keys, Industry::RealEstate, mode);
+    let id = LeadId::derived(&customer_key(&customer, &project));
+    let (city, districts) = CITIES[office.city];
+    let register = Register {
+        customer_name: customer.clone(),
+        project_name: project.clone(),
+        industry: Industry::RealEstate,
+        purchase_mode: mode,
+        channel: Channel::Relationship,
+        office: office.id,
+        location: format!("{city}{}", choose(rng, districts)),
+        contact: Contact {
+            name: format!("{}经理", choose(rng, SURNAMES)),
+            phone: format!("13{:09}", rng.random_range(0..1_000_000_000u64)),
+        },
+        need: "新建住宅小区需要楼宇对讲及门禁系统".into(),
+    };
+    let owner = office.engineers[n % office.engineers.len()];
+    let lead = |at| Lead {
+        id,
+        office,
+        calendar,
+        owner,
+        mode,
+        at,
+        visits: 0,
+        key_persons: Vec::new(),
+        n,
+    };
+    // The last step lands one to three days before the end, a little earlier for later kinds.
+    let target = g.end - Duration::hours(12) - Duration::days((n % 3) as i64);
+    let mut start = g.end - Duration::weeks(16);
+    let mut shifted = false;
+    for _ in 0..30 {
+        let mut scratch = Gen::new(DateTime::<Utc>::MAX_UTC);
+        pending_script(
+            &mut scratch,
+            &mut rng.clone(),
+            &mut lead(start),
+            &register,
+            kind,
+        );
+        let last = scratch.items.iter().map(|i| i.at).max().unwrap_or(start);
+        if last > target {
+            start -= Duration::weeks(1);
+            shifted = true;
+        } else if !shifted && target - last >= Duration::weeks(1) {
+            start += Duration::weeks((target - last).num_weeks());
+            shifted = true;
+        } else {
+            break;
+        }
+    }
+    let start = start.max(history_start);
+    let mut l = lead(start);
+    let first = g.items.len();
+    pending_script(g, rng, &mut l, &register, kind);
+    LeadInfo {
+        id,
+        office: oi,
+        registered_at: g.items.get(first).map_or(start, |i| i.at),
+        engineer: l.owner,
+        customer: format!("{customer} {project}"),
+    }
+}
+
+fn pending_script(
+    g: &mut Gen,
+    rng: &mut ChaCha8Rng,
+    lead: &mut Lead<'_>,
+    register: &Register,
+    kind: Pending,
+) {
+    let at = lead.later(rng, 0, 0);
+    g.push(
+        at,
+        Who::Staff(lead.owner),
+        Command::Lead {
+            lead_id: None,
+            cmd: C::Register(register.clone()),
+        },
+        Expect::Accept,
+    );
+    if kind == Pending::Conflict {
+        // Another engineer registers the same project, differently written, hours later.
+        let other = *lead
+            .office
+            .engineers
+            .iter()
+            .find(|e| **e != lead.owner)
+            .unwrap_or(&lead.owner);
+        let mut dup = register.clone();
+        dup.customer_name = variant(&dup.customer_name, rng);
+        dup.project_name = variant(&dup.project_name, rng);
+        lead.at += Duration::hours(rng.random_range(2..6));
+        let at = lead.at;
+        g.push(
+            at,
+            Who::Staff(other),
+            Command::Lead {
+                lead_id: None,
+                cmd: C::Register(dup),
+            },
+            Expect::Accept,
+        );
+        return;
+    }
+    key_person(g, rng, lead, KeyPersonRole::Gatekeeper, "弱电工程师");
+    visit(g, rng, lead, "首次拜访，介绍公司及产品");
+    visit(g, rng, lead, "收集需求，约定演示");
+    if kind == Pending::Reassignment {
+        let Some(to) = lead
+            .office
+            .engineers
+            .iter()
+            .copied()
+            .find(|e| *e != lead.owner)
+        else {
+            return;
+        };
+        let at = lead.later(rng, 1, 2);
+        g.push(
+            at,
+            Who::Staff(lead.office.manager),
+            lead.cmd(C::RequestReassignment {
+                reassignment_id: ReassignmentId::derived(&format!("{}:reassign", lead.id)),
+                to,
+                evidence: "原负责人手头项目过多，客户希望有专人对接".into(),
+            }),
+            Expect::Accept,
+        );
+        return;
+    }
+    let gatekeeper = lead.key_persons[0];
+    lead.at += Duration::hours(1);
+    g.push(
+        lead.at,
+        Who::Staff(lead.owner),
+        lead.cmd(C::MarkInsider {
+            key_person_id: gatekeeper,
+            note: "愿意提供决策链信息".into(),
+        }),
+        Expect::Accept,
+    );
+    assess(g, lead, Level::B, Level::C);
+    key_person(g, rng, lead, KeyPersonRole::DecisionMaker, "项目总经理");
+    criteria(g, rng, lead, Stage::Valid);
+    match kind {
+        Pending::Review => return declaration(g, rng, lead, None, 1),
+        Pending::Filing => return declaration(g, rng, lead, None, 2),
+        _ => declaration(g, rng, lead, None, 3),
+    }
+    visit(g, rng, lead, "邀请参观总部及样板工程");
+    criteria(g, rng, lead, Stage::Prospect);
+    assess(g, lead, Level::B, Level::A);
+    let amount = rng.random_range(1_000_000..3_000_000u64) / 1000 * 1000;
+    declaration(g, rng, lead, Some(amount), 3);
+    let at = lead.later(rng, 1, 3);
+    g.push(
+        at,
+        Who::Staff(lead.owner),
+        lead.cmd(C::NoteNegotiation {
+            note: "谈判准备：报价依据、让步方案、替代方案".into(),
+            executives_invited: false,
+        }),
+        Expect::Accept,
+    );
+    let contract_id = ContractId::derived(&format!("{}:contract", lead.id));
+    let content_hash = hash(&format!("{}:v1:{amount}", lead.id));
+    let at = lead.later(rng, 1, 3);
+    g.push(
+        at,
+        Who::Staff(lead.owner),
+        lead.cmd(C::SubmitContract {
+            contract_id,
+            amount_cny: amount,
+            content_hash: content_hash.clone(),
+        }),
+        Expect::Accept,
+    );
+    let at = lead.later(rng, 1, 1);
+    g.push(
+        at,
+        Who::Staff(sales_department(lead)),
+        lead.cmd(C::ReviewContract {
+            contract_id,
+            seat: "sales_department".into(),
+            approve: true,
+            content_hash,
+            reasons: String::new(),
+        }),
+        Expect::Accept,
+    );
+}
+
+/// The first `steps` steps of a declaration: declared (1), approved by the manager (2), filed by
+/// the sales department (3).
+fn declaration(
+    g: &mut Gen,
+    rng: &mut ChaCha8Rng,
+    lead: &mut Lead<'_>,
+    prospect: Option<u64>,
+    steps: u8,
+) {
+    let declaration_id = DeclarationId::derived(&format!("{}:{}:1", lead.id, prospect.is_some()));
+    let at = lead.later(rng, 1, 2);
+    let cmd = match prospect {
+        None => C::DeclareValidInfo {
+            declaration_id,
+            note: "满足有效信息标准".into(),
+        },
+        Some(amount) => C::DeclareProspect {
+            declaration_id,
+            amount_cny: amount,
+            flags: QualitativeFlags {
+                group_purchasing: lead.mode != PurchaseMode::Independent,
+                ..Default::default()
+            },
+            quoting_strategy: "标准报价".into(),
+        },
+    };
+    g.push(at, Who::Staff(lead.owner), lead.cmd(cmd), Expect::Accept);
+    if steps < 2 {
+        return;
+    }
+    let at = lead.later(rng, 1, 2);
+    g.push(
+        at,
+        Who::Staff(lead.office.manager),
+        lead.cmd(C::ReviewDeclaration {
+            declaration_id,
+            approve: true,
+            note: String::new(),
+        }),
+        Expect::Accept,
+    );
+    if steps < 3 {
+        return;
+    }
+    let at = lead.later(rng, 1, 2);
+    g.push(
+        at,
+        Who::Staff(sales_department(lead)),
+        lead.cmd(C::FileDeclaration { declaration_id }),
+        Expect::Accept,
+    );
 }
 
 fn duplicate_within_window(

@@ -1,7 +1,7 @@
 //! The values every part of the generation shares: what to generate, and the scheduled commands
 //! with what each is expected to do. A leaf: it imports nothing of this crate.
 
-use chrono::{NaiveDate, Utc};
+use chrono::{Datelike, Duration, NaiveDate, Utc};
 use funnel_domain::RefusalCode;
 use funnel_engine::{Command, Who};
 
@@ -10,19 +10,45 @@ use funnel_engine::{Command, Who};
 pub struct DemoOptions {
     pub seed: u64,
     pub leads: usize,
-    /// The Monday the history starts.
-    pub start: NaiveDate,
+    /// The last day of the history (headquarters' calendar): nothing happens after it. The
+    /// command line passes yesterday, so the demo always looks like today; tests pass a fixed day.
+    pub end: NaiveDate,
+    /// About how long the history is: it starts on the first Monday of the `weeks` weeks that end
+    /// with [`DemoOptions::end`].
     pub weeks: u32,
 }
 
 impl Default for DemoOptions {
+    /// A fixed history (26 weeks from Monday 4 May to Saturday 31 October 2026), for tests.
     fn default() -> Self {
         Self {
             seed: 1,
             leads: 500,
-            start: NaiveDate::from_ymd_opt(2026, 5, 4).unwrap_or_default(),
+            end: NaiveDate::from_ymd_opt(2026, 10, 31).unwrap_or_default(),
             weeks: 26,
         }
+    }
+}
+
+impl DemoOptions {
+    /// The default history, ending the day before `today` (headquarters' calendar).
+    pub fn ending_before(today: NaiveDate) -> Self {
+        Self {
+            end: today.pred_opt().unwrap_or(today),
+            ..Self::default()
+        }
+    }
+
+    /// The Monday the history starts: the first Monday on or after the first of its `weeks` weeks.
+    pub fn start(&self) -> NaiveDate {
+        let first = self.end + Duration::days(1) - Duration::weeks(i64::from(self.weeks));
+        let to_monday = (7 - first.weekday().num_days_from_monday()) % 7;
+        first + Duration::days(i64::from(to_monday))
+    }
+
+    /// The day after the last day: the history ends at its midnight.
+    pub fn end_exclusive(&self) -> NaiveDate {
+        self.end + Duration::days(1)
     }
 }
 

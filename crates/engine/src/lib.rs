@@ -274,6 +274,12 @@ impl Engine {
         &self.store
     }
 
+    /// The engine's clock: what "now" is for the commands it decides (and for dates printed on
+    /// what is made from them).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }

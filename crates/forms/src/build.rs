@@ -1,6 +1,6 @@
 //! From one aggregate's events to a form.
 
-use crate::{Column, Field, Form, FormError, FormKind, NameBook};
+use crate::{Column, Field, Form, FormError, FormKind, NameBook, SignOff};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use funnel_domain::Event;
@@ -31,7 +31,43 @@ pub fn build(
         FormKind::VisitPlan => b.plan(events)?,
     };
     form.source = source;
+    form.sign_off = sign_off(kind, events, names, tz);
     Ok(form)
+}
+
+/// The review and filing lines of `kind` from the record ([`SignOff`]): the approval and filing
+/// that follow the latest declaration (a prospect declaration for form 6) or compilation, each as
+/// "who, when".
+fn sign_off(kind: FormKind, events: &[Envelope<Event>], names: &NameBook, tz: Tz) -> SignOff {
+    let b = Builder { names, tz };
+    let who = |staff, at| format!("{}，{}", names.staff(staff), b.time(at));
+    let mut current = None;
+    let mut s = SignOff::default();
+    for e in events {
+        let at = e.meta.occurred_at;
+        match &e.payload {
+            Event::ValidInfoDeclared(d) if kind != FormKind::ProspectDeclaration => {
+                current = Some(d.declaration_id);
+                s = SignOff::default();
+            }
+            Event::ProspectDeclared(d) => {
+                current = Some(d.declaration_id);
+                s = SignOff::default();
+            }
+            Event::DeclarationReviewed(d) if current == Some(d.declaration_id) && d.approved => {
+                s.reviewed = Some(who(d.reviewed_by, at));
+            }
+            Event::DeclarationFiled(d) if current == Some(d.declaration_id) => {
+                s.filed = Some(who(d.filed_by, at));
+            }
+            Event::SummaryCompiled(_) => s = SignOff::default(),
+            Event::SummaryReviewed(r) if r.approved => s.reviewed = Some(who(r.reviewed_by, at)),
+            Event::VisitPlanFiled(f) => s.filed = Some(who(f.filed_by, at)),
+            Event::SummaryFiled(f) => s.filed = Some(who(f.filed_by, at)),
+            _ => {}
+        }
+    }
+    s
 }
 
 /// What the lead forms need, folded from the lead's events.
@@ -286,6 +322,8 @@ impl Builder<'_> {
             columns: Vec::new(),
             rows: Vec::new(),
             source: String::new(),
+            sign_off: SignOff::default(),
+            printed: None,
         }
     }
 
@@ -338,6 +376,8 @@ impl Builder<'_> {
             ],
             rows,
             source: String::new(),
+            sign_off: SignOff::default(),
+            printed: None,
         }
     }
 
@@ -374,6 +414,8 @@ impl Builder<'_> {
             ],
             rows,
             source: String::new(),
+            sign_off: SignOff::default(),
+            printed: None,
         }
     }
 
@@ -466,6 +508,8 @@ impl Builder<'_> {
             columns: Vec::new(),
             rows: Vec::new(),
             source: String::new(),
+            sign_off: SignOff::default(),
+            printed: None,
         })
     }
 
@@ -545,6 +589,8 @@ impl Builder<'_> {
             ],
             rows,
             source: String::new(),
+            sign_off: SignOff::default(),
+            printed: None,
         })
     }
 
@@ -631,6 +677,8 @@ impl Builder<'_> {
             ],
             rows,
             source: String::new(),
+            sign_off: SignOff::default(),
+            printed: None,
         })
     }
 }

@@ -17,9 +17,11 @@
 
 mod build;
 mod render;
+mod workbook;
 
 pub use build::build;
 pub use render::{csv_cell, to_csv, to_html};
+pub use workbook::{sheet_name, to_xlsx};
 
 use funnel_types::{OfficeId, StaffId};
 use std::collections::BTreeMap;
@@ -144,6 +146,21 @@ pub struct Form {
     pub rows: Vec<Vec<String>>,
     /// The stream and version the form was built from.
     pub source: String,
+    /// The review and filing lines at the foot of the printed form, filled from the record.
+    pub sign_off: SignOff,
+    /// The day it was printed (on the office's clock), set by whoever prints it: building is pure.
+    pub printed: Option<chrono::NaiveDate>,
+}
+
+/// Who reviewed and who filed what a form shows, and when (`None`: not yet, a blank line to sign).
+///
+/// Lead forms (1, 2, 5): the approval and filing of the lead's latest declaration; form 6: of its
+/// prospect declaration; form 3: of the latest compilation of the summary; form 4: its filing
+/// (plans are filed, not reviewed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SignOff {
+    pub reviewed: Option<String>,
+    pub filed: Option<String>,
 }
 
 /// Why a form cannot be built.

@@ -44,7 +44,22 @@ pub fn to_csv(form: &Form) -> String {
     }
     row(&[]);
     row(&["来源 Source", &form.source]);
+    let (reviewed, filed) = sign_lines(form);
+    row(&["审核 Reviewed", &reviewed]);
+    row(&["存档 Filed", &filed]);
+    if let Some(day) = form.printed {
+        row(&["打印日期 Printed", &day.to_string()]);
+    }
     out
+}
+
+/// The review and filing lines: who and when from the record, or a blank to sign on paper.
+fn sign_lines(form: &Form) -> (String, String) {
+    let blank = || "____________".to_string();
+    (
+        form.sign_off.reviewed.clone().unwrap_or_else(blank),
+        form.sign_off.filed.clone().unwrap_or_else(blank),
+    )
 }
 
 /// A cell as it can be put in a spreadsheet safely: a value beginning with `=`, `+`, `-`, `@`, a
@@ -146,9 +161,17 @@ pub fn to_html(form: &Form) -> String {
         }
         body.push_str("</tbody>\n</table>\n");
     }
+    let (reviewed, filed) = sign_lines(form);
+    let printed = form
+        .printed
+        .map(|d| format!("　　打印日期 Printed: {d}"))
+        .unwrap_or_default();
     body.push_str(&format!(
-        "<p class=\"source\">来源 Source: {}</p>\n<p class=\"sign\">审核 Reviewed: ____________　　存档 Filed: ____________</p>\n",
-        escape(&form.source)
+        "<p class=\"source\">来源 Source: {}{}</p>\n<p class=\"sign\">审核 Reviewed: {}　　存档 Filed: {}</p>\n",
+        escape(&form.source),
+        escape(&printed),
+        escape(&reviewed),
+        escape(&filed)
     ));
     format!(
         r#"<!doctype html>

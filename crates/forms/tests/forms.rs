@@ -275,6 +275,31 @@ fn a_lead_s_forms_show_its_record() {
     assert!(value(&f6, "Office manager's review").starts_with("员工4，同意"));
     assert_eq!(value(&f6, "Filed with the sales department"), "");
     assert!(f6.source.ends_with(" v8"), "{}", f6.source);
+    // The review line is filled from the record, the filing line is left to sign, and the
+    // printed form says when it was printed.
+    assert_eq!(
+        f6.sign_off.reviewed.as_deref(),
+        Some("员工4，2026-03-02 16:00"),
+        "{:?}",
+        f6.sign_off
+    );
+    assert_eq!(f6.sign_off.filed, None);
+    assert_eq!(f1.sign_off, f6.sign_off, "the lead's latest declaration");
+    let mut printed = f6.clone();
+    printed.printed = Some(date(3, 20));
+    let html = to_html(&printed);
+    assert!(html.contains("打印日期 Printed: 2026-03-20"), "{html}");
+    assert!(
+        html.contains("审核 Reviewed: 员工4，2026-03-02 16:00"),
+        "{html}"
+    );
+    assert!(html.contains("存档 Filed: ____________"), "{html}");
+    let rows = csv_rows(&to_csv(&printed));
+    assert!(
+        rows.iter()
+            .any(|r| r == &["打印日期 Printed", "2026-03-20"]),
+        "{rows:?}"
+    );
 
     // What a user typed is escaped in HTML and quoted in CSV.
     let html = to_html(&f5);
@@ -409,6 +434,8 @@ fn csv_cells_never_start_a_formula() {
             vec!["万科".into()],
         ],
         source: "lead-x@1".into(),
+        sign_off: funnel_forms::SignOff::default(),
+        printed: None,
     };
     let rows = csv_rows(&to_csv(&form));
     assert_eq!(
@@ -422,5 +449,69 @@ fn csv_cells_never_start_a_formula() {
     }
     for cell in cells {
         assert!(!starts_a_formula(cell), "{cell:?}");
+    }
+}
+
+/// The parts of an `.xlsx` file (a zip of XML files) by name.
+fn xlsx_parts(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("an xlsx is a zip");
+    (0..zip.len())
+        .map(|i| {
+            let mut f = zip.by_index(i).expect("part");
+            let mut text = String::new();
+            f.read_to_string(&mut text).expect("xml");
+            (f.name().expect("a part name").to_string(), text)
+        })
+        .collect()
+}
+
+#[test]
+fn a_workbook_has_a_sheet_per_form_and_no_formula_in_any_cell() {
+    let names = names();
+    let mut env = lead();
+    // A customer whose name would run as a formula if the cell were one.
+    if let Event::LeadRegistered(r) = &mut env[0].payload {
+        r.customer_name = "=HYPERLINK(\"http://evil\",\"点我\")".into();
+    }
+    let forms: Vec<funnel_forms::Form> = [
+        FormKind::CustomerRecord,
+        FormKind::FollowUps,
+        FormKind::KeyPersons,
+        FormKind::ProspectDeclaration,
+    ]
+    .into_iter()
+    .map(|k| build(k, &env, &names, TZ).expect("form"))
+    .collect();
+    let parts = xlsx_parts(&funnel_forms::to_xlsx(&forms).expect("workbook"));
+    let book = &parts["xl/workbook.xml"];
+    for kind in FormKind::ALL {
+        let name = funnel_forms::sheet_name(kind);
+        assert!(book.contains(&format!("name=\"{name}\"")), "{name}: {book}");
+    }
+    assert!(
+        book.contains("表3 办事处周、月新增客户信息汇总表"),
+        "no `/` in a sheet name"
+    );
+    let sheets: Vec<&String> = parts
+        .iter()
+        .filter(|(n, _)| n.starts_with("xl/worksheets/sheet"))
+        .map(|(_, x)| x)
+        .collect();
+    assert_eq!(sheets.len(), 6);
+    for xml in &sheets {
+        assert!(
+            !xml.contains("<f>") && !xml.contains("<f "),
+            "a formula cell: {xml}"
+        );
+    }
+    // The name is there, as text, with the Chinese headers.
+    let strings = &parts["xl/sharedStrings.xml"];
+    assert!(
+        strings.contains("<t>=HYPERLINK(\"http://evil\",\"点我\")</t>"),
+        "{strings}"
+    );
+    for header in ["客户名称", "对象", "审核", "存档"] {
+        assert!(strings.contains(header), "{header}: {strings}");
     }
 }

@@ -30,6 +30,7 @@ pub mod tokens;
 
 pub use config::{ConfigError, LogFormat, ServeOptions};
 pub use routes::forms::name_book as forms_names;
+pub use routes::forms::office_forms;
 pub use run::{ServeError, beside_store, init_logging, open_runner, projections_path, serve};
 
 use axum::Router;
@@ -169,7 +170,7 @@ pub fn loggable_path(path: &str) -> &str {
 /// dashboard's static page (`/`, `/dashboard.js`, which then call the API with a token) and
 /// `POST /session` (signing in) needs a bearer token or a session cookie.
 pub fn router(state: AppState) -> Router {
-    use routes::{forms, ops, org, read, session, webhooks, workflows, write};
+    use routes::{export, forms, ops, org, read, session, webhooks, workflows, write};
     let limit = state.options().http.body_limit;
     let mut router = Router::new()
         .route("/", get(ops::dashboard))
@@ -216,10 +217,12 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/actor/{staff}", get(read::actor_audit))
         .route("/tasks", get(read::tasks))
         .route("/forms/{n}/{id}", get(forms::form))
+        .route("/forms/office/{office}", get(forms::office_workbook))
         .route("/workflows", get(workflows::list))
         .route("/workflows/{id}", get(workflows::show))
         .route("/workflows/{id}/retry", post(workflows::retry))
         .route("/events", get(read::events))
+        .route("/export/events.parquet", get(export::events_parquet))
         .route("/projections", get(read::projections))
         .route(
             "/projections/{name}/rebuild",

@@ -81,7 +81,7 @@ fn write_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
             .map(|p| match p {
                 Param::Uuid(name) => path_param(name),
                 Param::Staff => json!({ "name": "id", "in": "path", "required": true,
-                    "description": "A member of staff: id or exact name", "schema": { "type": "string" } }),
+                    "description": "A member of staff: id or name (brackets, spacing and case as you like, or a unique beginning; a miss lists the closest names)", "schema": { "type": "string" } }),
                 Param::Year => json!({ "name": "year", "in": "path", "required": true,
                     "schema": { "type": "integer", "minimum": 0, "maximum": 9999 } }),
             })
@@ -610,7 +610,7 @@ pub fn document() -> Value {
     );
     paths.insert("/audit/plans".into(), op);
     let staff = json!({ "name": "staff", "in": "path", "required": true,
-        "description": "A member of staff: id or exact name", "schema": { "type": "string" } });
+        "description": "A member of staff: id or name (brackets, spacing and case as you like, or a unique beginning; a miss lists the closest names)", "schema": { "type": "string" } });
     let day =
         |name: &str, what: &str| query(name, what, json!({ "type": "string", "format": "date" }));
     let op = read_op::<reads::ActorAudit>(
@@ -635,7 +635,7 @@ pub fn document() -> Value {
         vec![
             query(
                 "staff",
-                "Whose tasks: id or exact name (managers: their office; headquarters and auditors: anyone)",
+                "Whose tasks: id or name, as for `staff` paths (managers: their office; headquarters and auditors: anyone)",
                 json!({ "type": "string" }),
             ),
             at_least.clone(),
@@ -703,6 +703,26 @@ pub fn document() -> Value {
             "responses": responses,
         }}),
     );
+    let mut responses = problem_responses(&mut g);
+    responses["200"] = json!({
+        "description": "The workbook: a sheet per form (1 to 6) with Chinese headers, every cell text",
+        "content": {
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": { "schema": { "type": "string", "format": "binary" } },
+        },
+    });
+    paths.insert(
+        "/forms/office/{office}".into(),
+        json!({ "get": {
+            "operationId": "office_forms",
+            "summary": "An office's forms for a period as one spreadsheet workbook: forms 1, 2, 5 and 6 of each lead, 3 of each summary and 4 of each plan with an event in the period (office roles: their office)",
+            "parameters": [
+                { "name": "office", "in": "path", "required": true, "description": "Office id, code or name", "schema": { "type": "string" } },
+                query("from", "First day (YYYY-MM-DD, office time)", json!({ "type": "string", "format": "date" })),
+                query("to", "Last day, included (YYYY-MM-DD, office time)", json!({ "type": "string", "format": "date" })),
+            ],
+            "responses": responses,
+        }}),
+    );
     let op = read_op::<reads::WorkflowDetail>(
         &mut g,
         "show_workflow",
@@ -739,6 +759,22 @@ pub fn document() -> Value {
     ];
     let op = read_op::<reads::EventPage>(&mut g, "events", "The raw log, paginated", events);
     paths.insert("/events".into(), op);
+    let mut responses = problem_responses(&mut g);
+    responses["200"] = json!({
+        "description": "A Parquet file, streamed as it is written: one row per event the caller may read, in log order, with typed columns for the envelope and the payload as JSON text (the layout of `funnel export events --format parquet`)",
+        "content": {
+            "application/vnd.apache.parquet": { "schema": { "type": "string", "format": "binary" } },
+        },
+    });
+    paths.insert(
+        "/export/events.parquet".into(),
+        json!({ "get": {
+            "operationId": "export_events_parquet",
+            "summary": "The log as a Parquet file, with the caller's read scope (office roles: their office's events)",
+            "parameters": [],
+            "responses": responses,
+        }}),
+    );
     let op =
         read_op::<reads::ProjectionsReport>(&mut g, "projections", "Read-model status", vec![]);
     paths.insert("/projections".into(), op);

@@ -138,28 +138,21 @@ pub async fn directory(store: &dyn EventStore) -> Result<Access, DirectoryError>
     Ok(access)
 }
 
-/// Finds a member of staff by id or exact name.
+/// Finds a member of staff by id or name, however its brackets and spacing are written
+/// (`funnel_app::staff_names`); a miss lists the closest names, in English and Chinese.
 pub fn find(access: &Access, text: &str) -> Result<StaffId, String> {
-    if let Ok(id) = text.trim().parse::<StaffId>() {
-        return access
-            .staff
-            .contains_key(&id)
-            .then_some(id)
-            .ok_or_else(|| format!("no member of staff {id} is on record"));
-    }
-    let hits: Vec<StaffId> = access
-        .staff
-        .iter()
-        .filter(|(_, s)| s.name == text.trim())
-        .map(|(id, _)| *id)
-        .collect();
-    match hits.as_slice() {
-        [one] => Ok(*one),
-        [] => Err(format!(
-            "no member of staff is called `{text}`; `funnel staff list` shows them"
+    let found = funnel_app::staff_names::lookup(
+        access.staff.iter().map(|(id, s)| (*id, s.name.as_str())),
+        text,
+    );
+    match (
+        &found,
+        funnel_app::staff_names::explain(text.trim(), &found),
+    ) {
+        (funnel_app::staff_names::Lookup::Found(id), _) => Ok(*id),
+        (_, Some((en, zh))) => Err(format!(
+            "{en}; `funnel staff list` shows everyone / {zh}；`funnel staff list` 列出全部员工"
         )),
-        _ => Err(format!(
-            "several members of staff are called `{text}`; give the id"
-        )),
+        (_, None) => Err(format!("no member of staff `{text}` / 没有员工 `{text}`")),
     }
 }

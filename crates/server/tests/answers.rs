@@ -101,7 +101,12 @@ async fn every_get_answer_matches_its_schema_for_headquarters_and_office_roles()
     let doc = funnel_server::openapi::document();
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
-        if item.get("get").is_none() || path.starts_with("/forms/") || path == "/metrics" {
+        // Forms, metrics and the Parquet export are not JSON: their own tests read them.
+        if item.get("get").is_none()
+            || path.starts_with("/forms/")
+            || path.starts_with("/export/")
+            || path == "/metrics"
+        {
             continue;
         }
         let uri = path

@@ -71,3 +71,134 @@ async fn the_demo_history_has_instances_of_all_nine_kinds_and_open_tasks() {
     assert_eq!(w.store.head().await.expect("head"), head);
     assert_eq!(fresh.instances(), instances);
 }
+
+/// The demo ends the day before the clock, and every role finds work in its inbox the next morning
+/// (opened by the sagas as they catch up with the history), while catching up writes no overdue
+/// plans: the engineers' plans are in for every deadline the history covers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_ending_yesterday_leaves_every_role_an_inbox_and_no_overdue_burst() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Thursday 26 November 2026, 09:00 in Shanghai: the history ends on Wednesday.
+    let w = World::open(dir.path(), shanghai(2026, 11, 26, 9, 0));
+    let opts = funnel_demo::DemoOptions {
+        leads: 120,
+        ..funnel_demo::DemoOptions::ending_before(
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 26).expect("date"),
+        )
+    };
+    let report = funnel_demo::load(&w.engine, &opts, |_, _| {})
+        .await
+        .expect("demo");
+    assert_eq!(report.last_day, "2026-11-25");
+    let demo_head = w.store.head().await.expect("head");
+    // A calendar for the year, published by an executive before the history starts.
+    let calendars: Vec<_> = w
+        .events("calendar")
+        .await
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            funnel_domain::Event::CalendarPublished(c) => Some(c.year),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calendars, vec![2026]);
+
+    let mut rt = w.runtime();
+    rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
+    let overdue_now: Vec<String> = w
+        .events("plan")
+        .await
+        .iter()
+        .filter(|e| e.meta.position > demo_head)
+        .filter_map(|e| match &e.payload {
+            funnel_domain::Event::VisitPlanOverdue(p) => Some(p.period.key().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        overdue_now.is_empty(),
+        "plans marked overdue when the sagas caught up: {overdue_now:?}"
+    );
+
+    let (world, _) = funnel_demo::generate(&opts);
+    let tasks = w.tasks().await;
+    let names_for = |staff: funnel_types::StaffId, role, office| -> BTreeSet<String> {
+        let info = funnel_domain::StaffInfo {
+            id: staff,
+            role,
+            office,
+            active: true,
+        };
+        tasks
+            .for_staff(&info)
+            .iter()
+            .map(|t| t.name.split(':').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    use funnel_types::Role;
+    for office in &world.offices {
+        let manager = names_for(office.manager, Role::OfficeManager, Some(office.id));
+        for want in ["decide_conflict", "review_declaration", "review_contract"] {
+            assert!(
+                manager.contains(want),
+                "{}: manager has {manager:?}",
+                office.code
+            );
+        }
+        let engineer_tasks: BTreeSet<String> = office
+            .engineers
+            .iter()
+            .flat_map(|e| names_for(*e, Role::SalesEngineer, Some(office.id)))
+            .collect();
+        assert!(
+            engineer_tasks.contains("approve_as_owner"),
+            "{}: engineers have {engineer_tasks:?}",
+            office.code
+        );
+    }
+    // The summary of the last week (of Monday 16 November) waits at a different step in each
+    // office: not compiled, verified for the manager's review, approved for filing; no other
+    // summary is left open.
+    let full_names = |staff, role, office| -> BTreeSet<String> {
+        let info = funnel_domain::StaffInfo {
+            id: staff,
+            role,
+            office,
+            active: true,
+        };
+        tasks
+            .for_staff(&info)
+            .iter()
+            .map(|t| t.name.clone())
+            .filter(|n| n.contains("_summary:"))
+            .collect()
+    };
+    let summaries: Vec<BTreeSet<String>> = world
+        .offices
+        .iter()
+        .map(|o| {
+            let mut n = full_names(o.assistant, Role::OfficeAssistant, Some(o.id));
+            n.extend(full_names(o.manager, Role::OfficeManager, Some(o.id)));
+            n
+        })
+        .collect();
+    let one = |name: &str| BTreeSet::from([name.to_string()]);
+    assert_eq!(
+        summaries,
+        vec![
+            one("compile_summary:2026-W47"),
+            one("review_summary:2026-W47"),
+            one("file_summary:2026-W47")
+        ]
+    );
+    let hq = |id, role| names_for(id, role, None);
+    let sales = hq(world.sales_department[0], Role::SalesDepartment);
+    for want in ["approve_as_sales_department", "file_declaration"] {
+        assert!(sales.contains(want), "sales department has {sales:?}");
+    }
+    let executive = hq(world.executive, Role::Executive);
+    assert!(
+        executive.contains("review_contract"),
+        "executive has {executive:?}"
+    );
+}

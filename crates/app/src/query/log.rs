@@ -3,9 +3,10 @@
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::reads::{Paging, Reads};
+use funnel_domain::Event;
 use funnel_projections::ProjectionStatus;
 use funnel_store::Filter;
-use funnel_types::{Metadata, Position};
+use funnel_types::{Envelope, Metadata, Position};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -51,6 +52,27 @@ pub async fn events(
         .then(|| page.last().map(|r| r.meta.position))
         .flatten();
     Ok(EventPage { events, next })
+}
+
+/// The decoded events after `after` that the caller may read (office roles: their office's),
+/// scanning at most `limit` events of the log, and the position to continue after (`None` at the
+/// head): a whole-log export (`GET /export/events.parquet`) reads page by page with it, so memory
+/// stays bounded by the page and not by the log.
+pub async fn readable_events(
+    reads: &Reads,
+    caller: &Caller,
+    after: Position,
+    limit: usize,
+) -> Result<(Vec<Envelope<Event>>, Option<Position>), AppError> {
+    let page = reads.store().read_all(after, &Filter::All, limit).await?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|r| r.meta.position))
+        .flatten();
+    let mut events = Vec::with_capacity(page.len());
+    for rec in page.iter().filter(|r| caller.may_read_of(r.meta.office)) {
+        events.push(funnel_codec::decode_recorded(rec)?);
+    }
+    Ok((events, next))
 }
 
 /// Each read model's version, checkpoint, lag and parked events.

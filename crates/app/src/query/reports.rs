@@ -437,7 +437,7 @@ pub struct ActorAudit {
 /// The touch audit of a member of staff.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActorAuditQuery {
-    /// Id or exact name.
+    /// Id or name.
     pub staff: String,
     /// First day (in the person's office's time zone), inclusive.
     pub from: Option<NaiveDate>,

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 /// Whose tasks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TasksQuery {
-    /// Id or exact name; the caller's own when absent.
+    /// Id or name; the caller's own when absent.
     pub staff: Option<String>,
     pub at_least: Option<u64>,
     /// After an opaque cursor (the previous page's `next`).

@@ -90,7 +90,7 @@ pub async fn form(
         let tz = funnel_domain::time::zone(tz);
         (names, tz)
     };
-    let form = funnel_forms::build(kind, &events, &names, tz).map_err(|e| match e {
+    let mut form = funnel_forms::build(kind, &events, &names, tz).map_err(|e| match e {
         FormError::NotFound(m) => Problem::not_found(
             "form.no_record",
             format!(
@@ -107,6 +107,7 @@ pub async fn form(
             format!("该记录尚无表{}的内容", kind.number()),
         ),
     })?;
+    form.printed = Some(state.engine().now().with_timezone(&tz).date_naive());
     let file = format!("form-{}-{id}", kind.number());
     Ok(match params.format.unwrap_or_default() {
         Format::Html => (
@@ -132,4 +133,139 @@ pub async fn form(
         )
             .into_response(),
     })
+}
+
+/// Query of `GET /forms/office/{office}`: the period, in days on the office's clock.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficeFormsParams {
+    /// First day (`YYYY-MM-DD`).
+    pub from: chrono::NaiveDate,
+    /// Last day (`YYYY-MM-DD`), included.
+    pub to: chrono::NaiveDate,
+}
+
+/// The forms of an office's records that changed in a period (`from`..=`to`, days on the office's
+/// clock): forms 1, 2 and 5 of each lead with an event in it (and 6 when it has a prospect
+/// declaration), 3 of each summary and 4 of each plan with an event in it. Records are read whole,
+/// so each form shows its record as of now. Reads the log once; holds the office's events only.
+pub async fn office_forms(
+    store: &dyn funnel_store::EventStore,
+    names: &NameBook,
+    office: funnel_types::OfficeId,
+    tz: chrono_tz::Tz,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<Vec<funnel_forms::Form>, Problem> {
+    use std::collections::BTreeMap;
+    let (start, end) = (
+        funnel_domain::time::start_of_day(from, tz),
+        funnel_domain::time::end_of_day(to, tz),
+    );
+    let mut streams: BTreeMap<String, (bool, Vec<funnel_types::Envelope<funnel_domain::Event>>)> =
+        BTreeMap::new();
+    let mut after = funnel_types::Position::START;
+    loop {
+        let page = store
+            .read_all(after, &funnel_store::Filter::All, 2000)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.meta.position;
+        for rec in page.iter().filter(|r| {
+            r.meta.office == Some(office)
+                && matches!(r.meta.stream.category(), "lead" | "summary" | "plan")
+        }) {
+            let env = funnel_codec::decode_recorded(rec).map_err(Problem::internal)?;
+            let inside = (start..=end).contains(&env.meta.occurred_at);
+            let entry = streams.entry(env.meta.stream.to_string()).or_default();
+            entry.0 |= inside;
+            entry.1.push(env);
+        }
+    }
+    let mut forms = Vec::new();
+    for (stream, (inside, events)) in streams {
+        if !inside {
+            continue;
+        }
+        let kinds: &[FormKind] = match stream.split('-').next() {
+            Some("summary") => &[FormKind::OfficeSummary],
+            Some("plan") => &[FormKind::VisitPlan],
+            _ => &[
+                FormKind::CustomerRecord,
+                FormKind::FollowUps,
+                FormKind::KeyPersons,
+                FormKind::ProspectDeclaration,
+            ],
+        };
+        for kind in kinds {
+            // A record without a form's subject (no prospect declaration yet) has no such form.
+            if let Ok(form) = funnel_forms::build(*kind, &events, names, tz) {
+                forms.push(form);
+            }
+        }
+    }
+    Ok(forms)
+}
+
+/// `GET /forms/office/{office}?from=&to=`: an office's forms for a period as one workbook
+/// (`.xlsx`), a sheet per form with Chinese headers ([`office_forms`]); office roles get their own
+/// office's, headquarters and auditors any office's.
+pub async fn office_workbook(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(office): Path<String>,
+    Q(params): Q<OfficeFormsParams>,
+) -> Result<Response, Problem> {
+    let office = state.reads().office(&office).await?;
+    caller.check_read(office)?;
+    if params.to < params.from {
+        return Err(Problem::bad_request(
+            "to",
+            format!(
+                "the period ends ({}) before it starts ({}) / 结束日早于开始日",
+                params.to, params.from
+            ),
+        ));
+    }
+    let (names, tz, code) = {
+        let r = state.runner().read().await;
+        let access = r.get::<Access>();
+        let entry = access.and_then(|a| a.offices.get(&office));
+        (
+            access.map(name_book).unwrap_or_default(),
+            funnel_domain::time::zone(entry.map(|o| o.timezone.as_str())),
+            entry
+                .map(|o| o.code.clone())
+                .unwrap_or_else(|| office.to_string()),
+        )
+    };
+    let today = state.engine().now().with_timezone(&tz).date_naive();
+    let mut forms = office_forms(
+        state.store().as_ref(),
+        &names,
+        office,
+        tz,
+        params.from,
+        params.to,
+    )
+    .await?;
+    for f in &mut forms {
+        f.printed = Some(today);
+    }
+    let bytes = funnel_forms::to_xlsx(&forms).map_err(Problem::internal)?;
+    let file = format!("forms-{code}-{}-{}.xlsx", params.from, params.to);
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }

@@ -1,7 +1,9 @@
 //! The handlers: probes, metrics and the OpenAPI document (`ops`), commands (`write`) and queries
 //! (`read`), offices and staff (`org`), webhook subscriptions (`webhooks`), saga instances
-//! (`workflows`), the manual's forms (`forms`), browser sign-in (`session`).
+//! (`workflows`), the manual's forms (`forms`), browser sign-in (`session`), the log as Parquet
+//! (`export`).
 
+pub mod export;
 pub mod forms;
 pub mod ops;
 pub mod org;

@@ -67,7 +67,8 @@ pub(crate) async fn with_model<M: ReadModel, T>(
     Ok(state.reads().with_model(f).await?)
 }
 
-/// A member of staff named by id or exact name (a shared name is refused with the ids).
+/// A member of staff named by id or name (`funnel_app::staff_names`: brackets and spacing as
+/// written, a unique beginning; a shared name is refused with the ids, a miss lists the closest).
 pub(crate) async fn staff_named(
     state: &AppState,
     text: &str,
@@ -235,7 +236,7 @@ pub struct TasksParams {
     pub after: Option<String>,
     /// Tasks per page, 1 to 1000 (100 by default).
     pub limit: Option<usize>,
-    /// Whose tasks (id or exact name); the caller's own when absent.
+    /// Whose tasks (id or name); the caller's own when absent.
     pub staff: Option<String>,
 }
 

@@ -383,7 +383,7 @@ pub(crate) enum Answer {
 pub(crate) enum Param {
     /// A UUID under this name.
     Uuid(&'static str),
-    /// `{id}`: a member of staff by id or exact name.
+    /// `{id}`: a member of staff by id or name.
     Staff,
     /// `{year}`: a calendar year.
     Year,
@@ -426,7 +426,7 @@ pub(crate) struct LeadPath(pub LeadId);
 pub(crate) struct PlanPath(pub PlanId);
 /// `{id}`: an office summary.
 pub(crate) struct SummaryPath(pub SummaryId);
-/// `{id}`: a member of staff, by id or exact name.
+/// `{id}`: a member of staff, by id or name.
 pub(crate) struct StaffPath(pub StaffId);
 /// `{id}` and `{token_id}`: a member of staff and one of their tokens.
 pub(crate) struct StaffTokenPath(pub StaffId, pub uuid::Uuid);
