@@ -274,6 +274,11 @@ impl Engine {
         &self.store
     }
 
+    /// Now, by the clock the engine stamps facts with.
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
     }

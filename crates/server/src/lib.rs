@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod dto;
 mod extract;
 mod keys;
@@ -144,15 +145,13 @@ impl AppState {
     }
 }
 
-/// The whole API. Every route but `/healthz`, `/readyz`, `/openapi.json` and the
-/// dashboard's static page (`/`, `/dashboard.js`, which then call the API with a token) needs a
-/// bearer token.
+/// The whole API and the console. Every route but `/healthz`, `/readyz`, `/openapi.json`, the
+/// console's sign-in page and its assets needs credentials; a console page without them sends the
+/// visitor to the sign-in page (see [`console`]).
 pub fn router(state: AppState) -> Router {
     use routes::{forms, ops, org, read, webhooks, workflows, write};
     let limit = state.options().http.body_limit;
     let mut router = Router::new()
-        .route("/", get(ops::dashboard))
-        .route("/dashboard.js", get(ops::dashboard_js))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -198,6 +197,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/webhooks/{id}/{action}", post(webhooks::change))
+        .merge(console::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

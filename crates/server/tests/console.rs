@@ -1,0 +1,318 @@
+//! The console's pages through the router: status, the Content-Security-Policy, escaping of text
+//! from the log, the sign-in redirect, the language switch, hashed assets, the scope of each
+//! page (the same as the API's) and an inbox form that runs its command or shows the refusal.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use funnel_server::console::CONSOLE_CSP;
+
+const HTML: &str = "text/html; charset=utf-8";
+
+async fn page(w: &World, uri: &str, who: Option<&str>) -> Reply {
+    w.raw(
+        Method::GET,
+        uri,
+        who.map(|w2| w.tokens[w2].clone()),
+        Vec::new(),
+        &[],
+    )
+    .await
+}
+
+/// Waits until the read models reflect everything written so far (pages read the live models).
+async fn settle(w: &World) {
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w
+        .get(&format!("/pipeline?at_least={head}"), "auditor")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+fn assert_page(r: &Reply) {
+    assert_eq!(r.content_type, HTML, "{}", r.text);
+    assert_eq!(
+        r.headers
+            .get("content-security-policy")
+            .map(|v| v.to_str().unwrap()),
+        Some(CONSOLE_CSP)
+    );
+    assert_eq!(
+        r.headers.get("cache-control").map(|v| v.to_str().unwrap()),
+        Some("no-cache")
+    );
+    // Nothing inline: no script body, no style element or attribute, no handler attribute.
+    for inline in ["<style", " style=", " onclick=", " onload=", "javascript:"] {
+        assert!(!r.text.contains(inline), "{inline} in {}", r.text);
+    }
+    for script in r.text.split("<script").skip(1) {
+        let tag = script.split('>').next().unwrap_or_default();
+        assert!(
+            tag.contains("src=\"/assets/") || tag.contains("type=\"application/json\""),
+            "a script that is neither an asset nor data: {tag}"
+        );
+    }
+}
+
+#[test]
+fn the_policy_allows_nothing_inline_and_no_framing() {
+    assert!(CONSOLE_CSP.contains("script-src 'self';"));
+    assert!(CONSOLE_CSP.contains("style-src 'self';"));
+    assert!(CONSOLE_CSP.contains("frame-ancestors 'none'"));
+    assert!(!CONSOLE_CSP.contains("unsafe"));
+}
+
+#[tokio::test]
+async fn without_credentials_a_page_sends_to_sign_in_and_back() {
+    let w = world().await;
+    let r = page(&w, "/analysis?office=SH", None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(
+        r.headers.get("location").map(|v| v.to_str().unwrap()),
+        Some("/sign-in?next=%2Fanalysis%3Foffice%3DSH")
+    );
+    let r = page(&w, "/sign-in?next=%2Fanalysis%3Foffice%3DSH", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_page(&r);
+    assert!(
+        r.text
+            .contains(r#"name="next" value="/analysis?office=SH""#),
+        "{}",
+        r.text
+    );
+    // A next page on another host is not followed.
+    let r = page(&w, "/sign-in?next=%2F%2Fevil.example%2F", None).await;
+    assert!(r.text.contains(r#"name="next" value="/""#), "{}", r.text);
+    // A bad token is not signed in either.
+    let r = w
+        .raw(
+            Method::GET,
+            "/inbox",
+            Some("nonsense".into()),
+            Vec::new(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+}
+
+#[tokio::test]
+async fn pages_speak_chinese_first_and_english_on_request() {
+    let w = world().await;
+    let r = page(&w, "/analysis", Some("sales_dept")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    assert!(r.text.contains("<html lang=\"zh-CN\">"));
+    assert!(r.text.contains("销售漏斗分析"));
+    assert!(r.text.contains("SH office") && r.text.contains("BJ office"));
+    let r = page(&w, "/analysis?lang=en", Some("sales_dept")).await;
+    assert!(r.text.contains("<html lang=\"en\">"));
+    assert!(r.text.contains("Pipeline analysis"));
+    let cookie = r
+        .headers
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(
+        cookie.as_deref(),
+        Some("lang=en; Path=/; Max-Age=31536000; SameSite=Lax")
+    );
+    let r = w
+        .raw(
+            Method::GET,
+            "/inbox",
+            Some(w.tokens["manager"].clone()),
+            Vec::new(),
+            &[("cookie", "lang=en")],
+        )
+        .await;
+    assert!(r.text.contains("<html lang=\"en\">"), "{}", r.text);
+    // The role is named, not coded.
+    assert!(
+        r.text.contains("manager · office manager · SH office"),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test]
+async fn assets_are_served_under_their_hash_for_a_year() {
+    let w = world().await;
+    let r = page(&w, "/inbox", Some("manager")).await;
+    let href = r
+        .text
+        .split("href=\"")
+        .find(|s| s.starts_with("/assets/") && s.contains("console.css"))
+        .and_then(|s| s.split('"').next())
+        .expect("the console's stylesheet")
+        .to_string();
+    let r = page(&w, &href, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type, "text/css; charset=utf-8");
+    assert_eq!(
+        r.headers.get("cache-control").map(|v| v.to_str().unwrap()),
+        Some("public, max-age=31536000, immutable")
+    );
+    let r = page(&w, "/assets/0000000000000000/console.css", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    for name in [
+        "htmx.min.js",
+        "echarts.simple.min.js",
+        "pico.classless.min.css",
+    ] {
+        assert!(
+            funnel_server::console::asset_url(name).starts_with("/assets/"),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_analysis_page_is_scoped_like_the_pipeline() {
+    let w = world().await;
+    w.register("eng_a", sh(), "万科").await;
+    settle(&w).await;
+    // An engineer reads their office; another office is refused, as `GET /pipeline` refuses it.
+    let r = page(&w, "/analysis", Some("eng_a")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("SH office") && !r.text.contains("BJ office"));
+    let r = page(&w, "/analysis?office=BJ", Some("eng_a")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_page(&r);
+    let api = w.get("/pipeline?office=BJ", "eng_a").await;
+    assert_eq!(api.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.text.contains(api.body["message_zh"].as_str().unwrap()),
+        "{}",
+        r.text
+    );
+    // The count of ordinary leads drills down to the lead list.
+    let r = page(&w, "/analysis?office=SH", Some("sales_dept")).await;
+    assert!(
+        r.text
+            .contains(r#"<a href="/leads?office=SH&#38;stage=ordinary" data-count>1</a>"#),
+        "{}",
+        r.text
+    );
+    // As of a date before anything happened, nothing is counted; a bad date says why.
+    let r = page(
+        &w,
+        "/analysis?office=SH&as_of=2020-01-01",
+        Some("sales_dept"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!r.text.contains("data-count>1<"), "{}", r.text);
+    let r = page(&w, "/analysis?as_of=yesterday", Some("sales_dept")).await;
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_customer_named_script_is_shown_as_text() {
+    let w = world().await;
+    let evil = "<script>alert(1)</script>";
+    w.register("eng_a", sh(), evil).await;
+    let r = w.post("/leads", "eng_b", registration(sh(), evil)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head").0;
+    w.get(&format!("/tasks?at_least={head}"), "manager").await;
+    let r = page(&w, "/inbox", Some("manager")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    assert!(!r.text.contains(evil), "{}", r.text);
+    assert!(
+        r.text.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+            || r.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        r.text
+    );
+}
+
+/// The manager decides a conflict from the inbox: the form names the claimants by name and posts
+/// the command; an engineer posting the same form is refused, and the refusal is shown in Chinese.
+#[tokio::test]
+async fn a_conflict_is_decided_from_the_inbox() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let r = w.post("/leads", "eng_b", registration(sh(), "万科")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head").0;
+    w.get(&format!("/tasks?at_least={head}"), "manager").await;
+
+    let r = page(&w, "/inbox", Some("manager")).await;
+    assert!(r.text.contains("裁定客户归属"), "{}", r.text);
+    assert!(r.text.contains(">万科 城市花园（二期）</a>"), "{}", r.text);
+    assert!(
+        r.text.contains("> eng_a</label>") && r.text.contains("> eng_b</label>"),
+        "{}",
+        r.text
+    );
+    let action = format!("/console/leads/{lead}/commands/decide_conflict");
+    assert!(
+        r.text.contains(&format!("hx-post=\"{action}\"")),
+        "{}",
+        r.text
+    );
+    let conflict_id = r
+        .text
+        .split("name=\"conflict_id\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the conflict's id in the form")
+        .to_string();
+    let winner = w.ids["eng_a"].to_string();
+    let form =
+        format!("conflict_id={conflict_id}&winner={winner}&grounds%5B%5D=registered_first&note=");
+    let post = |who: &'static str, hx: bool| {
+        let form = form.clone();
+        let action = action.clone();
+        let w = &w;
+        async move {
+            let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+            if hx {
+                headers.push(("hx-request", "true"));
+            }
+            w.raw(
+                Method::POST,
+                &action,
+                Some(w.tokens[who].clone()),
+                form.into_bytes(),
+                &headers,
+            )
+            .await
+        }
+    };
+    // An engineer may not decide: the refusal, in Chinese, in place (htmx) or as a page.
+    let r = post("eng_b", true).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+    let r = post("eng_b", false).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_page(&r);
+    // The manager decides.
+    let r = post("manager", true).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("已提交"), "{}", r.text);
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w.get(&format!("/tasks?at_least={head}"), "manager").await;
+    assert_eq!(
+        r.body["tasks"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        r.text
+    );
+    // A form that is not the command's body says what is wrong.
+    let r = w
+        .raw(
+            Method::POST,
+            &action,
+            Some(w.tokens["manager"].clone()),
+            b"winner=nobody".to_vec(),
+            &[("hx-request", "true")],
+        )
+        .await;
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+}
