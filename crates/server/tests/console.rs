@@ -66,18 +66,23 @@ fn the_policy_allows_nothing_inline_and_no_framing() {
 #[tokio::test]
 async fn without_credentials_a_page_sends_to_sign_in_and_back() {
     let w = world().await;
-    let r = page(&w, "/analysis?office=SH", None).await;
+    let r = page(&w, "/console/analysis?office=SH", None).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     assert_eq!(
         r.headers.get("location").map(|v| v.to_str().unwrap()),
-        Some("/sign-in?next=%2Fanalysis%3Foffice%3DSH")
+        Some("/sign-in?next=%2Fconsole%2Fanalysis%3Foffice%3DSH")
     );
-    let r = page(&w, "/sign-in?next=%2Fanalysis%3Foffice%3DSH", None).await;
+    let r = page(
+        &w,
+        "/sign-in?next=%2Fconsole%2Fanalysis%3Foffice%3DSH",
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_page(&r);
     assert!(
         r.text
-            .contains(r#"name="next" value="/analysis?office=SH""#),
+            .contains(r#"name="next" value="/console/analysis?office=SH""#),
         "{}",
         r.text
     );
@@ -88,7 +93,7 @@ async fn without_credentials_a_page_sends_to_sign_in_and_back() {
     let r = w
         .raw(
             Method::GET,
-            "/inbox",
+            "/console/inbox",
             Some("nonsense".into()),
             Vec::new(),
             &[],
@@ -100,13 +105,13 @@ async fn without_credentials_a_page_sends_to_sign_in_and_back() {
 #[tokio::test]
 async fn pages_speak_chinese_first_and_english_on_request() {
     let w = world().await;
-    let r = page(&w, "/analysis", Some("sales_dept")).await;
+    let r = page(&w, "/console/analysis", Some("sales_dept")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_page(&r);
     assert!(r.text.contains("<html lang=\"zh-CN\">"));
     assert!(r.text.contains("销售漏斗分析"));
     assert!(r.text.contains("SH office") && r.text.contains("BJ office"));
-    let r = page(&w, "/analysis?lang=en", Some("sales_dept")).await;
+    let r = page(&w, "/console/analysis?lang=en", Some("sales_dept")).await;
     assert!(r.text.contains("<html lang=\"en\">"));
     assert!(r.text.contains("Pipeline analysis"));
     let cookie = r
@@ -120,7 +125,7 @@ async fn pages_speak_chinese_first_and_english_on_request() {
     let r = w
         .raw(
             Method::GET,
-            "/inbox",
+            "/console/inbox",
             Some(w.tokens["manager"].clone()),
             Vec::new(),
             &[("cookie", "lang=en")],
@@ -138,7 +143,7 @@ async fn pages_speak_chinese_first_and_english_on_request() {
 #[tokio::test]
 async fn assets_are_served_under_their_hash_for_a_year() {
     let w = world().await;
-    let r = page(&w, "/inbox", Some("manager")).await;
+    let r = page(&w, "/console/inbox", Some("manager")).await;
     let href = r
         .text
         .split("href=\"")
@@ -173,10 +178,10 @@ async fn the_analysis_page_is_scoped_like_the_pipeline() {
     w.register("eng_a", sh(), "万科").await;
     settle(&w).await;
     // An engineer reads their office; another office is refused, as `GET /pipeline` refuses it.
-    let r = page(&w, "/analysis", Some("eng_a")).await;
+    let r = page(&w, "/console/analysis", Some("eng_a")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.text.contains("SH office") && !r.text.contains("BJ office"));
-    let r = page(&w, "/analysis?office=BJ", Some("eng_a")).await;
+    let r = page(&w, "/console/analysis?office=BJ", Some("eng_a")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert_page(&r);
     let api = w.get("/pipeline?office=BJ", "eng_a").await;
@@ -187,23 +192,23 @@ async fn the_analysis_page_is_scoped_like_the_pipeline() {
         r.text
     );
     // The count of ordinary leads drills down to the lead list.
-    let r = page(&w, "/analysis?office=SH", Some("sales_dept")).await;
+    let r = page(&w, "/console/analysis?office=SH", Some("sales_dept")).await;
     assert!(
         r.text
-            .contains(r#"<a href="/leads?office=SH&#38;stage=ordinary" data-count>1</a>"#),
+            .contains(r#"<a href="/console/leads?office=SH&#38;stage=ordinary" data-count>1</a>"#),
         "{}",
         r.text
     );
     // As of a date before anything happened, nothing is counted; a bad date says why.
     let r = page(
         &w,
-        "/analysis?office=SH&as_of=2020-01-01",
+        "/console/analysis?office=SH&as_of=2020-01-01",
         Some("sales_dept"),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(!r.text.contains("data-count>1<"), "{}", r.text);
-    let r = page(&w, "/analysis?as_of=yesterday", Some("sales_dept")).await;
+    let r = page(&w, "/console/analysis?as_of=yesterday", Some("sales_dept")).await;
     assert!(r.text.contains("role=\"alert\""), "{}", r.text);
 }
 
@@ -217,7 +222,7 @@ async fn a_customer_named_script_is_shown_as_text() {
     w.sagas().await;
     let head = w.state.store().head().await.expect("head").0;
     w.get(&format!("/tasks?at_least={head}"), "manager").await;
-    let r = page(&w, "/inbox", Some("manager")).await;
+    let r = page(&w, "/console/inbox", Some("manager")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_page(&r);
     assert!(!r.text.contains(evil), "{}", r.text);
@@ -241,7 +246,7 @@ async fn a_conflict_is_decided_from_the_inbox() {
     let head = w.state.store().head().await.expect("head").0;
     w.get(&format!("/tasks?at_least={head}"), "manager").await;
 
-    let r = page(&w, "/inbox", Some("manager")).await;
+    let r = page(&w, "/console/inbox", Some("manager")).await;
     assert!(r.text.contains("裁定客户归属"), "{}", r.text);
     assert!(r.text.contains(">万科 城市花园（二期）</a>"), "{}", r.text);
     assert!(
@@ -315,4 +320,86 @@ async fn a_conflict_is_decided_from_the_inbox() {
         )
         .await;
     assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+}
+
+/// The lead list finds a customer however the name is written (full width, spacing, look-alikes),
+/// and the record page is the lead's, for those who may read its office only.
+#[tokio::test]
+async fn leads_are_found_by_any_writing_and_opened_in_scope() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "Vanke 万科").await;
+    let (other, _) = w.register("eng_bj", bj(), "<script>x</script>").await;
+    settle(&w).await;
+    // Full-width letters, a Cyrillic а and no space: the same customer.
+    let q = "%EF%BC%B6%D0%B0nke%E4%B8%87%E7%A7%91";
+    let r = page(&w, &format!("/console/leads?q={q}"), Some("sales_dept")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    assert!(
+        r.text.contains(&format!("href=\"/console/leads/{lead}\"")),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains(&other), "{}", r.text);
+
+    let r = page(&w, &format!("/console/leads/{lead}"), Some("eng_a")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    assert!(r.text.contains("Vanke 万科"), "{}", r.text);
+    assert!(r.text.contains("报备"), "{}", r.text);
+    // The owner may log a visit here; the form is not offered to others.
+    assert!(r.text.contains("commands/log_visit"), "{}", r.text);
+    let r = page(&w, &format!("/console/leads/{lead}"), Some("eng_b")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!r.text.contains("commands/log_visit"), "{}", r.text);
+
+    // Another office's lead: refused as the API refuses it.
+    let r = page(&w, &format!("/console/leads/{other}"), Some("eng_a")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_page(&r);
+    let r = page(&w, &format!("/console/leads/{other}"), Some("auditor")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!r.text.contains("<script>x</script>"), "{}", r.text);
+    assert!(
+        r.text.contains("&#60;script&#62;x&#60;/script&#62;"),
+        "{}",
+        r.text
+    );
+    // The list of an engineer holds their office's leads only.
+    let r = page(&w, "/console/leads", Some("eng_a")).await;
+    assert!(!r.text.contains(&other), "{}", r.text);
+}
+
+/// An engineer logs a visit from the record page (a `datetime-local` on the office's clock); a
+/// visit without a summary is refused with the Chinese message.
+#[tokio::test]
+async fn an_engineer_logs_a_visit_from_the_record() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    settle(&w).await;
+    let action = format!("/console/leads/{lead}/commands/log_visit");
+    let post = |who: &'static str, form: &'static str| {
+        let action = action.clone();
+        let w = &w;
+        async move {
+            w.raw(
+                Method::POST,
+                &action,
+                Some(w.tokens[who].clone()),
+                form.as_bytes().to_vec(),
+                &[("hx-request", "true")],
+            )
+            .await
+        }
+    };
+    let form = "kind=visit&visited_at%3Alocal=2026-05-04T09%3A30&purposes%5B%5D=collect_needs&summary=%E4%BA%86%E8%A7%A3%E9%9C%80%E6%B1%82";
+    let r = post("eng_b", form).await;
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+    let r = post("eng_a", form).await;
+    assert!(r.text.contains("已提交"), "{}", r.text);
+    settle(&w).await;
+    let r = page(&w, &format!("/console/leads/{lead}"), Some("eng_a")).await;
+    assert!(r.text.contains("拜访记录"), "{}", r.text);
+    // eng_b's refused attempt is on the record, marked.
+    assert!(r.text.contains("class=\"refused\""), "{}", r.text);
 }

@@ -108,7 +108,7 @@ fn leads_href(filters: &[(&str, &str)], as_of: &str) -> String {
         q.push(("as_of", as_of));
     }
     format!(
-        "/leads?{}",
+        "/console/leads?{}",
         serde_urlencoded::to_string(&q).unwrap_or_default()
     )
 }
@@ -251,7 +251,7 @@ fn office_view(tr: Tr, r: &OfficeReport, as_of: &str) -> OfficeView {
         .iter()
         .take(10)
         .map(|a| AgeingView {
-            href: format!("/leads/{}", a.lead_id),
+            href: format!("/console/leads/{}", a.lead_id),
             customer: a.customer.clone(),
             owner: a
                 .owner
@@ -283,9 +283,14 @@ pub async fn page(
     axum::extract::Query(q): axum::extract::Query<AnalysisQuery>,
 ) -> Response {
     let tr = viewer.tr;
-    let shell = Shell::new(tr, tr.t("分析", "Analysis"), "/analysis", Some(&viewer))
-        .with_query(&[("office", q.office.clone()), ("as_of", q.as_of.clone())])
-        .with_script("echarts.simple.min.js");
+    let shell = Shell::new(
+        tr,
+        tr.t("分析", "Analysis"),
+        "/console/analysis",
+        Some(&viewer),
+    )
+    .with_query(&[("office", q.office.clone()), ("as_of", q.as_of.clone())])
+    .with_script("echarts.simple.min.js");
     let mut error = None;
     let as_of = if q.as_of.is_empty() {
         None

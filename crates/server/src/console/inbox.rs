@@ -73,7 +73,7 @@ fn name_of(names: &std::collections::BTreeMap<StaffId, String>, s: &StaffId) -> 
 /// `GET /inbox`: the viewer's open tasks, oldest first.
 pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
     let tr = viewer.tr;
-    let shell = Shell::new(tr, tr.t("待办", "Inbox"), "/inbox", Some(&viewer));
+    let shell = Shell::new(tr, tr.t("待办", "Inbox"), "/console/inbox", Some(&viewer));
     let list = match work::tasks(
         state.reads(),
         &viewer.caller,
@@ -137,7 +137,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
             TaskView {
                 id: t.task_id.to_string(),
                 title: tr.t(&t.title_zh, &t.title_en).to_string(),
-                lead_href: t.lead_id.map(|l| format!("/leads/{l}")),
+                lead_href: t.lead_id.map(|l| format!("/console/leads/{l}")),
                 action: t.lead_id.map(|l| format!("/console/leads/{l}/commands")),
                 customer,
                 owner: owner.flatten(),
@@ -210,9 +210,10 @@ fn task_form(
 }
 
 /// A form's fields as the JSON body of the command: `name[]` collects a list, `name:bool` is a
-/// boolean (`true`/`on` or anything else), `name:int` a whole number; other fields are text.
+/// boolean (`true`/`on` or anything else), `name:int` a whole number, `name:local` a
+/// `datetime-local` value on the clock of `zone` (written as RFC 3339); other fields are text.
 /// Empty text fields are left out (so a command's defaults apply).
-pub fn form_to_json(body: &[u8]) -> Result<serde_json::Value, Problem> {
+pub fn form_to_json(body: &[u8], zone: chrono_tz::Tz) -> Result<serde_json::Value, Problem> {
     use serde_json::{Map, Value};
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|e| Problem::bad_request("form", e.to_string()))?;
@@ -235,6 +236,18 @@ pub fn form_to_json(body: &[u8]) -> Result<serde_json::Value, Problem> {
                 Problem::bad_request(name, format!("`{value}` is not a whole number"))
             })?;
             out.insert(name.to_string(), Value::from(n));
+        } else if let Some(name) = key.strip_suffix(":local") {
+            let local = chrono::NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%dT%H:%M")
+                .map_err(|_| {
+                    Problem::bad_request(name, format!("`{value}` is not a date and time"))
+                })?;
+            let at = local.and_local_timezone(zone).earliest().ok_or_else(|| {
+                Problem::bad_request(
+                    name,
+                    format!("`{value}` does not exist on the office's clock"),
+                )
+            })?;
+            out.insert(name.to_string(), Value::String(at.to_utc().to_rfc3339()));
         } else if !value.trim().is_empty() {
             out.insert(key, Value::String(value));
         }
@@ -299,13 +312,13 @@ pub async fn lead_command(
         // htmx swaps only successful answers: a refusal is shown in place too.
         return html(fragment.render());
     }
-    let shell = Shell::new(tr, tr.t("结果", "Result"), "/inbox", Some(&viewer));
+    let shell = Shell::new(tr, tr.t("结果", "Result"), "/console/inbox", Some(&viewer));
     let back = headers
         .get(axum::http::header::REFERER)
         .and_then(|r| r.to_str().ok())
         .and_then(|r| r.find("://").map(|i| &r[i + 3..]))
         .and_then(|r| r.find('/').map(|i| r[i..].to_string()))
-        .unwrap_or_else(|| "/inbox".into());
+        .unwrap_or_else(|| "/console/inbox".into());
     let mut res = html(
         ResultPage {
             shell,
@@ -327,7 +340,7 @@ async fn run_lead_command(
     body: &[u8],
 ) -> Result<(), Problem> {
     let lead: LeadId = path_id("lead id", lead)?;
-    let json = serde_json::to_vec(&form_to_json(body)?).unwrap_or_default();
+    let json = serde_json::to_vec(&form_to_json(body, viewer.zone)?).unwrap_or_default();
     let route = format!("POST /leads/{{id}}/commands/{name}\n{lead}");
     let id = write_id(headers, &viewer.caller, &route, &json)?;
     let cmd = crate::dto::lead_command_from_json(name, &json, id.command_id)
@@ -359,13 +372,16 @@ mod tests {
 
     #[test]
     fn a_form_becomes_the_commands_json() {
+        let zone = chrono_tz::Asia::Shanghai;
         let v = form_to_json(
-            b"conflict_id=c1&winner=s1&grounds%5B%5D=registered_first&grounds%5B%5D=deeper_contact&note=&approve%3Abool=true&amount_cny%3Aint=30000",
+            b"visited_at%3Alocal=2026-05-04T09%3A30&conflict_id=c1&winner=s1&grounds%5B%5D=registered_first&grounds%5B%5D=deeper_contact&note=&approve%3Abool=true&amount_cny%3Aint=30000",
+            zone,
         )
         .unwrap();
         assert_eq!(
             v,
             serde_json::json!({
+                "visited_at": "2026-05-04T01:30:00+00:00",
                 "conflict_id": "c1",
                 "winner": "s1",
                 "grounds": ["registered_first", "deeper_contact"],
@@ -373,6 +389,6 @@ mod tests {
                 "amount_cny": 30000,
             })
         );
-        assert!(form_to_json(b"amount_cny%3Aint=lots").is_err());
+        assert!(form_to_json(b"amount_cny%3Aint=lots", zone).is_err());
     }
 }

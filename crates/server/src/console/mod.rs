@@ -14,6 +14,8 @@
 mod analysis;
 mod assets;
 mod inbox;
+mod labels;
+mod leads;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -43,8 +45,10 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/sign-in", get(sign_in))
-        .route("/analysis", get(analysis::page))
-        .route("/inbox", get(inbox::page))
+        .route("/console/analysis", get(analysis::page))
+        .route("/console/inbox", get(inbox::page))
+        .route("/console/leads", get(leads::list))
+        .route("/console/leads/{id}", get(leads::record))
         .route(
             "/console/leads/{id}/commands/{name}",
             post(inbox::lead_command),
@@ -277,8 +281,9 @@ impl Shell {
         let mut nav = Vec::new();
         if viewer.is_some() {
             for (href, zh, en) in [
-                ("/inbox", "待办", "Inbox"),
-                ("/analysis", "分析", "Analysis"),
+                ("/console/inbox", "待办", "Inbox"),
+                ("/console/leads", "线索", "Leads"),
+                ("/console/analysis", "分析", "Analysis"),
             ] {
                 nav.push(NavItem {
                     href,
@@ -366,7 +371,7 @@ fn with_headers(mut res: Response, content_type: &str, cache: &'static str) -> R
 /// `GET /`: the inbox of whoever signs in.
 async fn home(viewer: Result<Viewer, NotSignedIn>) -> Response {
     match viewer {
-        Ok(_) => Redirect::to("/inbox").into_response(),
+        Ok(_) => Redirect::to("/console/inbox").into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -1,0 +1,428 @@
+//! `GET /console/leads`: the leads the viewer may read, searched by customer (written any way the
+//! duplicate check folds: full or half width, spacing, punctuation, look-alikes) and filtered by
+//! office, owner, stage, tier, channel, purchase mode and ageing, now or as of a date; the target of
+//! every drill-down of the analysis. `GET /console/leads/{id}`: one lead's record, its timeline of
+//! touches (refused attempts marked) and the forms an engineer fills on a phone.
+
+use super::{Shell, Tr, Viewer, html, local_time, wan};
+use crate::AppState;
+use crate::problem::Problem;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use funnel_app::Paging;
+use funnel_app::query::reports::{self, LeadAuditQuery, LeadExport, ReportQuery};
+use funnel_domain::fold_name;
+use funnel_domain::model::{Channel, ContactKind, PurchaseMode, Stage, Tier, VisitPurpose};
+use funnel_projections::AsOfInput;
+use funnel_types::LeadId;
+use serde::Deserialize;
+
+/// Rows per page of the list.
+const PAGE: usize = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    office: String,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    stage: String,
+    #[serde(default)]
+    tier: String,
+    #[serde(default)]
+    channel: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    ageing: String,
+    #[serde(default)]
+    as_of: String,
+    #[serde(default)]
+    page: usize,
+    #[serde(default)]
+    #[allow(dead_code)]
+    lang: Option<String>,
+}
+
+impl ListQuery {
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("q", self.q.clone()),
+            ("office", self.office.clone()),
+            ("owner", self.owner.clone()),
+            ("stage", self.stage.clone()),
+            ("tier", self.tier.clone()),
+            ("channel", self.channel.clone()),
+            ("mode", self.mode.clone()),
+            ("ageing", self.ageing.clone()),
+            ("as_of", self.as_of.clone()),
+        ]
+    }
+
+    /// Whether a filter besides the search and the office is set.
+    pub fn has_filters(&self) -> bool {
+        [
+            &self.owner,
+            &self.stage,
+            &self.tier,
+            &self.channel,
+            &self.mode,
+            &self.ageing,
+            &self.as_of,
+        ]
+        .iter()
+        .any(|v| !v.is_empty())
+    }
+
+    fn keeps(&self, l: &LeadExport, folded_q: &str) -> bool {
+        (folded_q.is_empty() || fold_name(&l.customer).contains(folded_q))
+            && (self.office.is_empty()
+                || l.office_code
+                    .as_deref()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(&self.office)))
+            && (self.owner.is_empty() || l.owner_name.as_deref() == Some(self.owner.as_str()))
+            && (self.stage.is_empty() || l.stage.as_str() == self.stage)
+            && (self.tier.is_empty() || l.tier.is_some_and(|t| t.as_str() == self.tier))
+            && (self.channel.is_empty() || l.channel.as_str() == self.channel)
+            && (self.mode.is_empty() || l.purchase_mode.as_str() == self.mode)
+            && (self.ageing.is_empty() || l.ageing)
+    }
+}
+
+pub struct Opt {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+fn options<T: Copy>(
+    all: &[T],
+    selected: &str,
+    code: impl Fn(T) -> &'static str,
+    label: impl Fn(T) -> String,
+) -> Vec<Opt> {
+    all.iter()
+        .map(|v| Opt {
+            value: code(*v).to_string(),
+            label: label(*v),
+            selected: code(*v) == selected,
+        })
+        .collect()
+}
+
+pub struct LeadRowView {
+    pub href: String,
+    pub customer: String,
+    pub office: String,
+    pub owner: String,
+    pub stage: String,
+    pub tier: String,
+    pub amount: String,
+    pub last_visit: String,
+    pub idle: String,
+    pub ageing: bool,
+}
+
+#[derive(Template)]
+#[template(path = "leads.html")]
+struct LeadsPage {
+    shell: Shell,
+    q: ListQuery,
+    offices: Vec<super::analysis::OfficeOption>,
+    stages: Vec<Opt>,
+    tiers: Vec<Opt>,
+    channels: Vec<Opt>,
+    modes: Vec<Opt>,
+    rows: Vec<LeadRowView>,
+    total: usize,
+    shown_from: usize,
+    shown_to: usize,
+    prev_href: Option<String>,
+    next_href: Option<String>,
+    error: Option<String>,
+}
+
+fn stage_label(tr: Tr, s: Stage) -> String {
+    tr.code(s.label_zh(), s.as_str())
+}
+
+fn row_view(tr: Tr, zone: chrono_tz::Tz, l: &LeadExport) -> LeadRowView {
+    LeadRowView {
+        href: format!("/console/leads/{}", l.lead_id),
+        customer: l.customer.clone(),
+        office: l.office_name.clone().unwrap_or_default(),
+        owner: l
+            .owner_name
+            .clone()
+            .unwrap_or_else(|| tr.t("（未分配）", "(unassigned)").into()),
+        stage: stage_label(tr, l.stage),
+        tier: l
+            .tier
+            .map(|t| tr.code(t.label_zh(), t.as_str()))
+            .unwrap_or_else(|| "—".into()),
+        amount: l.amount_cny.map(wan).unwrap_or_else(|| "—".into()),
+        last_visit: l
+            .last_visit_at
+            .map(|t| local_time(t, zone))
+            .unwrap_or_else(|| "—".into()),
+        idle: l.idle_days.map(|d| d.to_string()).unwrap_or_default(),
+        ageing: l.ageing,
+    }
+}
+
+/// `GET /console/leads?q=&office=&owner=&stage=&tier=&channel=&mode=&ageing=&as_of=&page=`.
+pub async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let tr = viewer.tr;
+    let shell = Shell::new(tr, tr.t("线索", "Leads"), "/console/leads", Some(&viewer))
+        .with_query(&q.pairs());
+    let mut error = None;
+    let as_of = if q.as_of.is_empty() {
+        None
+    } else {
+        match q.as_of.parse::<AsOfInput>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                error = Some(e);
+                None
+            }
+        }
+    };
+    let list = match reports::leads(
+        state.reads(),
+        &viewer.caller,
+        ReportQuery {
+            office: (!q.office.is_empty()).then(|| q.office.clone()),
+            as_of,
+            at_least: None,
+        },
+    )
+    .await
+    {
+        Ok(l) => l,
+        Err(e) => return super::problem_page(shell, &Problem::from(e)),
+    };
+    let folded = fold_name(&q.q);
+    let mut found: Vec<&LeadExport> = list.leads.iter().filter(|l| q.keeps(l, &folded)).collect();
+    // Most recently registered first.
+    found.sort_by_key(|l| std::cmp::Reverse(l.registered_at));
+    let total = found.len();
+    let start = (q.page * PAGE).min(total);
+    let end = (start + PAGE).min(total);
+    let href = |page: usize| {
+        let mut pairs: Vec<(&str, String)> = q
+            .pairs()
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        pairs.push(("page", page.to_string()));
+        format!(
+            "/console/leads?{}",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
+    };
+    let rows = found[start..end]
+        .iter()
+        .map(|l| row_view(tr, viewer.zone, l))
+        .collect();
+    let offices = super::analysis::office_options(&state, &viewer, &q.office).await;
+    html(
+        LeadsPage {
+            shell,
+            offices,
+            stages: options(Stage::ALL, &q.stage, Stage::as_str, |s| stage_label(tr, s)),
+            tiers: options(Tier::ALL, &q.tier, Tier::as_str, |t| {
+                tr.code(t.label_zh(), t.as_str())
+            }),
+            channels: options(Channel::ALL, &q.channel, Channel::as_str, |c| {
+                tr.code(c.label_zh(), c.as_str())
+            }),
+            modes: options(PurchaseMode::ALL, &q.mode, PurchaseMode::as_str, |m| {
+                tr.code(m.label_zh(), m.as_str())
+            }),
+            rows,
+            total,
+            shown_from: if total == 0 { 0 } else { start + 1 },
+            shown_to: end,
+            prev_href: (q.page > 0).then(|| href(q.page - 1)),
+            next_href: (end < total).then(|| href(q.page + 1)),
+            error,
+            q,
+        }
+        .render(),
+    )
+}
+
+pub struct Field {
+    pub label: &'static str,
+    pub value: String,
+}
+
+pub struct TouchView {
+    pub at: String,
+    pub who: String,
+    pub action: String,
+    pub refused: bool,
+}
+
+#[derive(Template)]
+#[template(path = "lead.html")]
+struct LeadPage {
+    shell: Shell,
+    lead_id: String,
+    customer: String,
+    fields: Vec<Field>,
+    touches: Vec<TouchView>,
+    more_touches: bool,
+    /// The viewer may log a visit on this lead (its owner).
+    may_log_visit: bool,
+    kinds: Vec<Opt>,
+    purposes: Vec<Opt>,
+    now_local: String,
+    forms: Vec<(u8, &'static str)>,
+}
+
+/// `GET /console/leads/{id}`: the lead's record and its touches, for those who may read it.
+pub async fn record(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Response {
+    let tr = viewer.tr;
+    let path = format!("/console/leads/{id}");
+    let shell = Shell::new(tr, tr.t("线索记录", "Lead record"), &path, Some(&viewer));
+    let lead: LeadId = match crate::extract::path_id("lead id", &id) {
+        Ok(l) => l,
+        Err(p) => return super::problem_page(shell, &p),
+    };
+    // The audit checks that the viewer may read the lead's office (404 for no such lead).
+    let audit = match reports::lead_audit(
+        state.reads(),
+        &viewer.caller,
+        LeadAuditQuery {
+            lead,
+            as_of: None,
+            at_least: None,
+            paging: Paging::bounded(None, Some(1000)).unwrap_or_else(|_| Paging::everything()),
+        },
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => return super::problem_page(shell, &Problem::from(e)),
+    };
+    let row = match reports::leads(
+        state.reads(),
+        &viewer.caller,
+        ReportQuery {
+            office: Some(audit.office.to_string()),
+            as_of: None,
+            at_least: None,
+        },
+    )
+    .await
+    {
+        Ok(l) => l.leads.into_iter().find(|l| l.lead_id == lead),
+        Err(e) => return super::problem_page(shell, &Problem::from(e)),
+    };
+    let zone = audit.time_zone.parse().unwrap_or(viewer.zone);
+    let mut fields = Vec::new();
+    if let Some(l) = &row {
+        let v = row_view(tr, zone, l);
+        fields.extend([
+            Field {
+                label: tr.t("办事处", "Office"),
+                value: v.office,
+            },
+            Field {
+                label: tr.t("负责人", "Owner"),
+                value: v.owner,
+            },
+            Field {
+                label: tr.t("阶段", "Stage"),
+                value: format!(
+                    "{}（{} {}）",
+                    v.stage,
+                    tr.t("自", "since"),
+                    local_time(l.stage_since, zone)
+                ),
+            },
+            Field {
+                label: tr.t("渠道", "Channel"),
+                value: tr.code(l.channel.label_zh(), l.channel.as_str()),
+            },
+            Field {
+                label: tr.t("采购方式", "Purchase mode"),
+                value: tr.code(l.purchase_mode.label_zh(), l.purchase_mode.as_str()),
+            },
+            Field {
+                label: tr.t("报备时间", "Registered"),
+                value: local_time(l.registered_at, zone),
+            },
+            Field {
+                label: tr.t("金额（万元）", "Amount (万元)"),
+                value: v.amount,
+            },
+            Field {
+                label: tr.t("客户等级", "Tier"),
+                value: v.tier,
+            },
+            Field {
+                label: tr.t("最近拜访", "Last visit"),
+                value: v.last_visit,
+            },
+        ]);
+    }
+    let touches = audit
+        .touches
+        .iter()
+        .rev()
+        .map(|t| TouchView {
+            at: local_time(t.at, zone),
+            who: t.actor_name.clone(),
+            action: super::labels::action(tr, &t.action),
+            refused: t.refused,
+        })
+        .collect();
+    let may_log_visit = row
+        .as_ref()
+        .is_some_and(|l| l.owner_id == Some(viewer.caller.staff_id));
+    let forms = vec![
+        (1, tr.t("表1 客户信息记录", "Form 1 customer record")),
+        (2, tr.t("表2 跟进记录", "Form 2 follow-up record")),
+        (5, tr.t("表5 关键人物", "Form 5 key persons")),
+        (6, tr.t("表6 准客户申报", "Form 6 prospect declaration")),
+    ];
+    html(
+        LeadPage {
+            shell,
+            lead_id: lead.to_string(),
+            customer: audit.customer.clone(),
+            fields,
+            touches,
+            more_touches: audit.next.is_some(),
+            may_log_visit,
+            kinds: options(ContactKind::ALL, "visit", ContactKind::as_str, |k| {
+                tr.code(k.label_zh(), k.as_str())
+            }),
+            purposes: options(VisitPurpose::ALL, "", VisitPurpose::as_str, |p| {
+                tr.code(p.label_zh(), p.as_str())
+            }),
+            now_local: state
+                .engine()
+                .clock_now()
+                .with_timezone(&zone)
+                .format("%Y-%m-%dT%H:%M")
+                .to_string(),
+            forms,
+        }
+        .render(),
+    )
+}
