@@ -8,7 +8,7 @@ use crate::error::{AppError, ErrorKind};
 use crate::replays::Replays;
 use funnel_domain::RefusalCode;
 use funnel_projections::models::Pipeline;
-use funnel_projections::{ReadModel, Runner};
+use funnel_projections::{ReadModel, Runner, TableReaders};
 use funnel_store::EventStore;
 use funnel_types::{OfficeId, Position, Role, StaffId};
 use std::sync::Arc;
@@ -51,6 +51,8 @@ struct Inner {
     runner: Arc<RwLock<Runner>>,
     options: ReadOptions,
     replays: Replays,
+    /// Read-only connections to the table models' tables, opened on first use.
+    tables: std::sync::OnceLock<Arc<TableReaders>>,
 }
 
 impl Reads {
@@ -67,6 +69,7 @@ impl Reads {
                 runner,
                 replays: Replays::new(options.max_replays, options.replay_cache),
                 options,
+                tables: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -81,6 +84,25 @@ impl Reads {
 
     pub fn options(&self) -> &ReadOptions {
         &self.inner.options
+    }
+
+    /// Runs `f` in one read transaction over the table models' tables, on a blocking thread and
+    /// without the runner's lock (which is taken once, to learn the file, on the first call).
+    pub async fn read_tables<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let readers = match self.inner.tables.get() {
+            Some(r) => r.clone(),
+            None => {
+                let r = Arc::new(self.runner().read().await.table_readers());
+                self.inner.tables.get_or_init(|| r).clone()
+            }
+        };
+        tokio::task::spawn_blocking(move || readers.read(f))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)
     }
 
     /// The as-of replays' limit and cache.

@@ -31,7 +31,8 @@ pub fn open_runner(path: &std::path::Path) -> anyhow::Result<Runner> {
         .register::<Conflicts>()?
         .register::<PlanCompliance>()?
         .register::<funnel_app::auth::Access>()?
-        .register::<funnel_workflows::Tasks>()?;
+        .register::<funnel_workflows::Tasks>()?
+        .register_tables::<funnel_projections::models::LeadIndex>()?;
     Ok(runner)
 }
 

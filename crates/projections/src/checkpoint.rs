@@ -7,6 +7,10 @@
 //! its checkpoint (and the parked events up to it) are always saved together: after a crash the store
 //! holds a state and exactly the position it reflects. The file runs in WAL mode with
 //! `synchronous=FULL`. The runner is its only writer.
+//!
+//! A table model ([`crate::TableModel`]) keeps its state in SQL tables of this same file, named
+//! `rm_<name>_g<generation>_<table>`; `table_sets` says which generation each slot of it uses, and a
+//! commit that clears a slot drops the tables no slot names any more, in the same transaction.
 
 use crate::Parked;
 use funnel_types::Position;
@@ -54,6 +58,9 @@ pub struct Row {
     pub state: Vec<u8>,
     /// For a rebuild: the head seen when it started; it replaces the live state once it reaches it.
     pub target: Option<Position>,
+    /// For a table model ([`crate::TableModel`]): the generation of the SQL tables that hold its
+    /// state (recorded in `table_sets`; tables no slot names are dropped in the same transaction).
+    pub tables: Option<u64>,
 }
 
 /// One change, applied with the others of the same [`CheckpointStore::commit`] in one transaction.
@@ -82,6 +89,16 @@ CREATE TABLE IF NOT EXISTS projections (
     state BLOB NOT NULL,
     target INTEGER,
     PRIMARY KEY (name, slot)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS table_sets (
+    name TEXT NOT NULL,
+    slot TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    PRIMARY KEY (name, slot)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS table_generations (
+    name TEXT PRIMARY KEY,
+    last INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS parked (
     name TEXT NOT NULL,
@@ -156,14 +173,24 @@ impl CheckpointStore {
                             _ => Vec::new(),
                         },
                         target: r.get::<_, Option<i64>>(3)?.map(|t| Position(t as u64)),
+                        tables: None,
                     })
                 },
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let Some(row) = row else {
+        let Some(mut row) = row else {
             return Ok(None);
         };
+        row.tables = conn
+            .query_row(
+                "SELECT generation FROM table_sets WHERE name = ?1 AND slot = ?2",
+                params![name, slot.as_str()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .map(|g| g as u64);
         let mut stmt = conn
             .prepare(
                 "SELECT position, event_type, reason FROM parked WHERE name = ?1 AND slot = ?2 ORDER BY position",
@@ -193,8 +220,32 @@ impl CheckpointStore {
             .map_err(|e| self.err(e))
     }
 
+    /// A new table generation for the table model `name`: never handed out before in this file.
+    pub fn next_generation(&self, name: &str) -> Result<u64, CheckpointError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        conn.query_row(
+            "INSERT INTO table_generations (name, last) VALUES (?1, 1)
+             ON CONFLICT (name) DO UPDATE SET last = last + 1 RETURNING last",
+            params![name],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|g| g as u64)
+        .map_err(|e| self.err(e))
+    }
+
     /// Applies all `writes` in one transaction: either every one is durable or none is.
     pub fn commit(&self, writes: &[Write]) -> Result<(), CheckpointError> {
+        self.commit_with(writes, |_| Ok(()))
+    }
+
+    /// [`CheckpointStore::commit`], with `tables` writing the table models' rows in the same
+    /// transaction (after the checkpoint rows). Tables of a generation that no slot names any more
+    /// (a cleared slot) are dropped in that transaction too.
+    pub fn commit_with(
+        &self,
+        writes: &[Write],
+        tables: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<(), CheckpointError> {
         if writes.is_empty() {
             return Ok(());
         }
@@ -202,6 +253,7 @@ impl CheckpointStore {
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
+        let mut cleared: Vec<&str> = Vec::new();
         for w in writes {
             match w {
                 Write::Put { row, parked } => {
@@ -218,6 +270,13 @@ impl CheckpointStore {
                         ],
                     )
                     .map_err(|e| self.err(e))?;
+                    if let Some(generation) = row.tables {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO table_sets (name, slot, generation) VALUES (?1, ?2, ?3)",
+                            params![row.name, row.slot.as_str(), generation as i64],
+                        )
+                        .map_err(|e| self.err(e))?;
+                    }
                     let mut stmt = tx
                         .prepare_cached(
                             "INSERT OR REPLACE INTO parked (name, slot, position, event_type, reason)
@@ -239,15 +298,59 @@ impl CheckpointStore {
                     for sql in [
                         "DELETE FROM projections WHERE name = ?1 AND slot = ?2",
                         "DELETE FROM parked WHERE name = ?1 AND slot = ?2",
+                        "DELETE FROM table_sets WHERE name = ?1 AND slot = ?2",
                     ] {
                         tx.execute(sql, params![name, slot.as_str()])
                             .map_err(|e| self.err(e))?;
                     }
+                    if !cleared.contains(&name.as_str()) {
+                        cleared.push(name.as_str());
+                    }
                 }
             }
         }
+        tables(&tx).map_err(|e| self.err(e))?;
+        for name in cleared {
+            drop_unnamed_tables(&tx, name).map_err(|e| self.err(e))?;
+        }
         tx.commit().map_err(|e| self.err(e))
     }
+}
+
+/// The prefix of every SQL object of generation `generation` of the table model `name`.
+pub fn table_prefix(name: &str, generation: u64) -> String {
+    format!("rm_{name}_g{generation}_")
+}
+
+/// Drops the tables of every generation of `name` that no slot names in `table_sets`.
+fn drop_unnamed_tables(tx: &Connection, name: &str) -> rusqlite::Result<()> {
+    let named: Vec<u64> = tx
+        .prepare("SELECT generation FROM table_sets WHERE name = ?1")?
+        .query_map(params![name], |r| r.get::<_, i64>(0))?
+        .map(|g| g.map(|g| g as u64))
+        .collect::<Result<_, _>>()?;
+    let start = format!("rm_{name}_g");
+    // Virtual tables first: dropping one drops its shadow tables.
+    let objects: Vec<String> = tx
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table'
+             ORDER BY (sql LIKE 'CREATE VIRTUAL%') DESC, name",
+        )?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    for object in objects {
+        let Some(rest) = object.strip_prefix(&start) else {
+            continue;
+        };
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let Ok(generation) = digits.parse::<u64>() else {
+            continue;
+        };
+        if rest[digits.len()..].starts_with('_') && !named.contains(&generation) {
+            tx.execute_batch(&format!("DROP TABLE IF EXISTS \"{object}\""))?;
+        }
+    }
+    Ok(())
 }
 
 fn to_sql(p: Position) -> i64 {
@@ -284,6 +387,7 @@ mod tests {
             checkpoint: Position(checkpoint),
             state: b"\x81\xa1n\x01".to_vec(),
             target: None,
+            tables: None,
         }
     }
 

@@ -12,6 +12,7 @@ mod projection;
 mod replay;
 mod runner;
 mod status;
+mod tables;
 mod zones;
 
 pub use follow::{follow, query_at_least, wait_until_shared};
@@ -19,6 +20,7 @@ pub use projection::{Parked, Projection, Typed};
 pub use replay::{AsOf, AsOfInput, replay_as_of, replay_as_of_until};
 pub use runner::{Runner, RunnerOptions};
 pub use status::{Progress, ProjectionState, ProjectionStatus, RebuildProgress, RunnerError};
+pub use tables::{LiveTables, TableModel, TableReaders, TableView, Tabled, live_tables};
 pub use zones::{Zones, lead_office, zones};
 
 use funnel_domain::Event;

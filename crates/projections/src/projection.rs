@@ -3,6 +3,7 @@
 //! through an `Any` downcast.
 
 use crate::ReadModel;
+use crate::checkpoint::CheckpointStore;
 use funnel_domain::Event;
 use funnel_types::{Envelope, Position};
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,27 @@ pub trait Projection: Send + Sync + std::fmt::Debug {
     fn fresh(&self) -> Box<dyn Projection>;
     /// The wrapper itself, for a typed downcast.
     fn as_any(&self) -> &dyn Any;
+    /// Binds a table model to the checkpoint file its tables live in (a fresh one gets a new table
+    /// generation); called by the runner on every state it creates or restores. Nothing for an
+    /// in-memory model.
+    fn attach(&mut self, checkpoints: &CheckpointStore) -> Result<(), String> {
+        let _ = checkpoints;
+        Ok(())
+    }
+    /// The generation of the SQL tables that hold the state of a table model; `None` for an
+    /// in-memory model.
+    fn tables(&self) -> Option<u64> {
+        None
+    }
+    /// Writes the changes applied since the last save into the tables, inside the checkpoint
+    /// store's transaction (so they commit with the checkpoint). Nothing for an in-memory model.
+    fn write_tables(&self, tx: &rusqlite::Connection) -> rusqlite::Result<()> {
+        let _ = tx;
+        Ok(())
+    }
+    /// Says that the transaction of [`Projection::write_tables`] committed: the changes are in
+    /// the tables now.
+    fn tables_written(&mut self) {}
 }
 
 /// Wraps a [`ReadModel`] as a [`Projection`].

@@ -17,6 +17,7 @@
 
 use crate::checkpoint::{CheckpointStore, Row, Slot, Write};
 use crate::projection::{Projection, Typed, downcast};
+use crate::tables::{TableModel, TableReaders, Tabled};
 use crate::{
     Parked, Progress, ProjectionState, ProjectionStatus, ReadModel, RebuildProgress, RunnerError,
 };
@@ -110,6 +111,7 @@ impl Instance {
             checkpoint: self.checkpoint,
             state,
             target: self.target,
+            tables: self.model.tables(),
         })
     }
 }
@@ -238,6 +240,26 @@ impl Runner {
         Ok(self)
     }
 
+    /// Registers the table model `M`, loading its saved checkpoint (see [`Runner::add`]).
+    pub fn register_tables<M: TableModel>(&mut self) -> Result<&mut Self, RunnerError> {
+        self.add(Box::new(Tabled::<M>::default()))?;
+        Ok(self)
+    }
+
+    /// Readers of the table models' tables (see [`TableReaders`]).
+    pub fn table_readers(&self) -> TableReaders {
+        TableReaders::new(self.checkpoints.path())
+    }
+
+    /// A state bound to the checkpoint file (a table model's tables).
+    fn attached(&self, mut model: Box<dyn Projection>) -> Result<Box<dyn Projection>, RunnerError> {
+        let name = model.name();
+        model
+            .attach(&self.checkpoints)
+            .map_err(|reason| RunnerError::Snapshot { name, reason })?;
+        Ok(model)
+    }
+
     /// Registers a projection: loads its saved snapshot and checkpoint, and schedules a rebuild when
     /// the saved version differs from the projection's version or the snapshot does not read.
     pub fn add(&mut self, proto: Box<dyn Projection>) -> Result<(), RunnerError> {
@@ -247,9 +269,17 @@ impl Runner {
         }
         let version = proto.version();
         let live = match self.checkpoints.load(name, Slot::Live)? {
-            None => Instance::fresh(proto.fresh()),
+            None => Instance::fresh(self.attached(proto.fresh())?),
             Some((row, parked)) => match proto.restore(&row.state) {
-                Ok(model) => Instance::loaded(model, row, parked),
+                Ok(model) => {
+                    let mut i = Instance::loaded(self.attached(model)?, row, parked);
+                    // Tables built by another version may not have the shape this build writes
+                    // and reads: they neither follow nor serve until the rebuild replaces them.
+                    if i.model.tables().is_some() && i.version != version {
+                        i.readable = false;
+                    }
+                    i
+                }
                 Err(e) => {
                     tracing::warn!(projection = name, error = %e, "saved snapshot does not read; rebuilding");
                     let mut i = Instance::loaded(proto.fresh(), row, parked);
@@ -265,7 +295,7 @@ impl Runner {
             && row.version == version
             && let Ok(model) = proto.restore(&row.state)
         {
-            rebuild = Some(Instance::loaded(model, row, parked));
+            rebuild = Some(Instance::loaded(self.attached(model)?, row, parked));
             clear_rebuild = false;
         }
         if rebuild.is_none() && (!live.readable || live.version != version) {
@@ -275,7 +305,7 @@ impl Runner {
                 version,
                 "rebuilding"
             );
-            rebuild = Some(Instance::fresh(proto.fresh()));
+            rebuild = Some(Instance::fresh(self.attached(proto.fresh())?));
         }
         self.entries.push(Entry {
             live,
@@ -289,15 +319,17 @@ impl Runner {
     /// Starts building `name` afresh from position zero beside its live state (replacing any rebuild
     /// under way). The live state keeps serving until the fresh one has caught up.
     pub fn rebuild(&mut self, name: &str) -> Result<(), RunnerError> {
-        let entry = self
+        let index = self
             .entries
-            .iter_mut()
-            .find(|e| e.live.model.name() == name)
+            .iter()
+            .position(|e| e.live.model.name() == name)
             .ok_or_else(|| RunnerError::Unknown(name.to_string()))?;
+        let fresh = self.attached(self.entries[index].live.model.fresh())?;
+        let entry = &mut self.entries[index];
         if entry.rebuild.is_some() {
             entry.clear_rebuild = true;
         }
-        entry.rebuild = Some(Instance::fresh(entry.live.model.fresh()));
+        entry.rebuild = Some(Instance::fresh(fresh));
         Ok(())
     }
 
@@ -434,6 +466,9 @@ impl Runner {
             }
             start = end;
         }
+        // Table models serve from their committed tables: write what the page changed now, so
+        // that the checkpoint published below is what readers of the tables see.
+        self.save_matching(|i| i.model.tables().is_some())?;
         self.check_switches()?;
         self.publish();
         Ok(())
@@ -469,10 +504,14 @@ impl Runner {
                     parked: fresh.parked.clone(),
                 },
             ];
-            if let Err(err) = self.checkpoints.commit(&writes) {
+            if let Err(err) = self
+                .checkpoints
+                .commit_with(&writes, |tx| fresh.model.write_tables(tx))
+            {
                 e.rebuild = Some(fresh);
                 return Err(err.into());
             }
+            fresh.model.tables_written();
             tracing::info!(projection = %name, checkpoint = %fresh.checkpoint, "rebuild switched in");
             fresh.saved_parked = fresh.parked.len();
             fresh.dirty = false;
@@ -484,38 +523,82 @@ impl Runner {
         Ok(())
     }
 
-    /// Writes the snapshots and checkpoints of every changed state in one transaction.
+    /// Writes the snapshots and checkpoints (and the tables of table models) of every changed
+    /// state in one transaction.
     pub fn save(&mut self) -> Result<(), RunnerError> {
+        self.save_matching(|_| true)?;
+        self.since_save = 0;
+        Ok(())
+    }
+
+    /// Saves the changed states that `which` selects (with the stale rebuild slots of their
+    /// projections) in one transaction.
+    fn save_matching(&mut self, which: impl Fn(&Instance) -> bool) -> Result<(), RunnerError> {
         let mut writes = Vec::new();
-        for e in &self.entries {
-            if e.clear_rebuild {
+        let mut saved: Vec<(usize, Slot)> = Vec::new();
+        let mut cleared: Vec<usize> = Vec::new();
+        for (n, e) in self.entries.iter().enumerate() {
+            let selected = |i: &&Instance| i.readable && which(i);
+            // A stale rebuild slot goes with the save of the projection's rebuild (before the new
+            // one's row), or with the projection's live state when no rebuild is under way.
+            let clear = e.clear_rebuild
+                && match &e.rebuild {
+                    Some(r) => selected(&r),
+                    None => which(&e.live),
+                };
+            if clear {
                 writes.push(Write::Clear {
                     name: e.live.model.name().to_string(),
                     slot: Slot::Rebuild,
                 });
+                cleared.push(n);
             }
             for (i, slot) in [
                 (Some(&e.live), Slot::Live),
                 (e.rebuild.as_ref(), Slot::Rebuild),
             ] {
-                let Some(i) = i.filter(|i| i.dirty && i.readable) else {
+                let Some(i) = i.filter(|i| i.dirty).filter(selected) else {
                     continue;
                 };
                 writes.push(Write::Put {
                     row: i.row(slot)?,
                     parked: i.parked[i.saved_parked..].to_vec(),
                 });
+                saved.push((n, slot));
             }
         }
-        self.checkpoints.commit(&writes)?;
-        for e in &mut self.entries {
-            e.clear_rebuild = false;
-            for i in e.instances_mut() {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let entries = &self.entries;
+        self.checkpoints.commit_with(&writes, |tx| {
+            for (n, slot) in &saved {
+                let e = &entries[*n];
+                let i = match slot {
+                    Slot::Live => Some(&e.live),
+                    Slot::Rebuild => e.rebuild.as_ref(),
+                };
+                if let Some(i) = i.filter(|i| i.dirty) {
+                    i.model.write_tables(tx)?;
+                }
+            }
+            Ok(())
+        })?;
+        for n in cleared {
+            self.entries[n].clear_rebuild = false;
+        }
+        for (n, slot) in saved {
+            let e = &mut self.entries[n];
+            let i = match slot {
+                Slot::Live => Some(&mut e.live),
+                Slot::Rebuild => e.rebuild.as_mut(),
+            };
+            if let Some(i) = i.filter(|i| i.dirty) {
+                i.model.tables_written();
                 i.dirty = false;
                 i.saved_parked = i.parked.len();
             }
         }
-        self.since_save = 0;
         Ok(())
     }
 

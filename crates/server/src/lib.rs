@@ -175,6 +175,7 @@ pub fn router(state: AppState) -> Router {
             post(write::unknown_summary_step),
         )
         .route("/staff/{id}/{action}", post(write::unknown_staff_change))
+        .route("/leads", get(read::leads))
         .route("/pipeline", get(read::pipeline))
         .route("/audit/conflicts", get(read::conflicts))
         .route("/audit/plans", get(read::plans))

@@ -99,7 +99,8 @@ pub fn open_runner(path: &Path) -> Result<Runner, RunnerError> {
         .register::<Conflicts>()?
         .register::<PlanCompliance>()?
         .register::<funnel_workflows::Tasks>()?
-        .register::<funnel_workflows::Instances>()?;
+        .register::<funnel_workflows::Instances>()?
+        .register_tables::<funnel_projections::models::LeadIndex>()?;
     Ok(runner)
 }
 

@@ -282,6 +282,7 @@ impl WorkflowRuntime {
                     checkpoint: self.after,
                     state: Vec::new(),
                     target: None,
+                    tables: None,
                 },
                 parked: Vec::new(),
             }])?;

@@ -2,11 +2,13 @@
 //! plan compliance. Each is a [`crate::ReadModel`]; reports over them are plain functions.
 
 mod conflicts;
+mod lead_index;
 mod pipeline;
 mod plans;
 mod touches;
 
 pub use conflicts::*;
+pub use lead_index::*;
 pub use pipeline::*;
 pub use plans::*;
 pub use touches::*;

@@ -15,6 +15,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use funnel_app::Paging;
+use funnel_app::query::leads::{self, LeadList, LeadQuery, LeadSortKey, SortOrder};
 use funnel_app::query::log::{self, EventPage, ProjectionsReport};
 use funnel_app::query::org::Me;
 use funnel_app::query::reports::{
@@ -23,6 +24,7 @@ use funnel_app::query::reports::{
 };
 use funnel_app::query::work::{self, TaskList, TasksQuery};
 use funnel_domain::RefusalCode;
+use funnel_domain::model::{Channel, PurchaseMode, Stage, Tier};
 use funnel_projections::{AsOfInput, ReadModel};
 use funnel_types::{LeadId, OfficeId, Position, Role, StaffId};
 use serde::Deserialize;
@@ -302,4 +304,55 @@ pub async fn rebuild_projection(
             projections: status,
         }),
     ))
+}
+
+/// Query of `GET /leads`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadsParams {
+    /// Text in the customer, project or a contact's name (width, spacing, punctuation and
+    /// look-alike letters do not count), or digits of a contact's phone.
+    pub q: Option<String>,
+    /// One office, by id, code (any case) or exact name; the caller's scope when absent.
+    pub office: Option<String>,
+    /// The owning engineer, by id or exact name.
+    pub owner: Option<String>,
+    pub stage: Option<Stage>,
+    pub tier: Option<Tier>,
+    pub channel: Option<Channel>,
+    pub purchase_mode: Option<PurchaseMode>,
+    /// `true`: only ageing leads (open, more than 30 days without a visit); `false`: the others.
+    pub ageing: Option<bool>,
+    pub sort: Option<LeadSortKey>,
+    pub order: Option<SortOrder>,
+    /// Leads per page, 1 to 500 (50 by default).
+    pub limit: Option<usize>,
+    /// Leads skipped (the previous page's `next_offset`).
+    pub offset: Option<u64>,
+    pub at_least: Option<u64>,
+}
+
+/// `GET /leads`: finds leads in the persisted lead index, by text and filters, sorted and a page
+/// at a time, among those the caller may read.
+pub async fn leads(
+    State(state): State<AppState>,
+    caller: Caller,
+    Q(p): Q<LeadsParams>,
+) -> Result<Json<LeadList>, Problem> {
+    let q = LeadQuery {
+        text: p.q,
+        office: p.office,
+        owner: p.owner,
+        stage: p.stage,
+        tier: p.tier,
+        channel: p.channel,
+        purchase_mode: p.purchase_mode,
+        ageing: p.ageing,
+        sort: p.sort.unwrap_or_default(),
+        order: p.order.unwrap_or_default(),
+        limit: p.limit,
+        offset: p.offset,
+        at_least: p.at_least,
+    };
+    Ok(Json(leads::search(state.reads(), &caller, q).await?))
 }
