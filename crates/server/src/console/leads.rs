@@ -11,6 +11,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use funnel_app::Paging;
+use funnel_app::query::leads::{self, LeadQuery};
 use funnel_app::query::reports::{self, LeadAuditQuery, LeadExport, ReportQuery};
 use funnel_domain::fold_name;
 use funnel_domain::model::{Channel, ContactKind, PurchaseMode, Stage, Tier, VisitPurpose};
@@ -174,6 +175,102 @@ fn row_view(tr: Tr, zone: chrono_tz::Tz, l: &LeadExport) -> LeadRowView {
     }
 }
 
+/// The page of leads the query asks for now, from the lead index, and how many match.
+async fn search_now(
+    state: &AppState,
+    viewer: &Viewer,
+    q: &ListQuery,
+) -> Result<(Vec<LeadRowView>, usize), Problem> {
+    let tr = viewer.tr;
+    let some = |text: &str| (!text.is_empty()).then(|| text.to_string());
+    let found = leads::search(
+        state.reads(),
+        &viewer.caller,
+        LeadQuery {
+            text: some(&q.q),
+            office: some(&q.office),
+            owner: some(&q.owner),
+            stage: q.stage.parse().ok(),
+            tier: q.tier.parse().ok(),
+            channel: q.channel.parse().ok(),
+            purchase_mode: q.mode.parse().ok(),
+            ageing: (!q.ageing.is_empty()).then_some(true),
+            limit: Some(PAGE),
+            offset: Some((q.page * PAGE) as u64),
+            ..LeadQuery::default()
+        },
+    )
+    .await?;
+    let time = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_else(|_| t.to_string())
+    };
+    let rows = found
+        .leads
+        .iter()
+        .map(|l| LeadRowView {
+            href: format!("/console/leads/{}", l.id),
+            customer: if l.project.is_empty() {
+                l.customer.clone()
+            } else {
+                format!("{} {}", l.customer, l.project)
+            },
+            office: l.office.name.clone().unwrap_or_default(),
+            owner: l
+                .owner
+                .as_ref()
+                .and_then(|o| o.name.clone())
+                .unwrap_or_else(|| tr.t("（未分配）", "(unassigned)").into()),
+            stage: stage_label(tr, l.stage),
+            tier: l
+                .tier
+                .map(|t| tr.code(t.label_zh(), t.as_str()))
+                .unwrap_or_else(|| "—".into()),
+            amount: l.amount_cny.map(wan).unwrap_or_else(|| "—".into()),
+            last_visit: l
+                .last_visit_at
+                .as_deref()
+                .map(time)
+                .unwrap_or_else(|| "—".into()),
+            idle: l.idle_days.map(|d| d.to_string()).unwrap_or_default(),
+            ageing: l.ageing,
+        })
+        .collect();
+    Ok((rows, found.total as usize))
+}
+
+/// The page of leads the query asks for as of a moment, from the pipeline replayed to then.
+async fn as_of_then(
+    state: &AppState,
+    viewer: &Viewer,
+    q: &ListQuery,
+    as_of: Option<AsOfInput>,
+) -> Result<(Vec<LeadRowView>, usize), Problem> {
+    let list = reports::leads(
+        state.reads(),
+        &viewer.caller,
+        ReportQuery {
+            office: (!q.office.is_empty()).then(|| q.office.clone()),
+            as_of,
+            at_least: None,
+        },
+    )
+    .await?;
+    let folded = fold_name(&q.q);
+    let mut found: Vec<&LeadExport> = list.leads.iter().filter(|l| q.keeps(l, &folded)).collect();
+    // Most recently registered first, as the index sorts.
+    found.sort_by_key(|l| std::cmp::Reverse(l.registered_at));
+    let total = found.len();
+    let rows = found
+        .iter()
+        .skip(q.page * PAGE)
+        .take(PAGE)
+        .map(|l| row_view(viewer.tr, viewer.zone, l))
+        .collect();
+    Ok((rows, total))
+}
+
 /// `GET /console/leads?q=&office=&owner=&stage=&tier=&channel=&mode=&ageing=&as_of=&page=`.
 pub async fn list(
     State(state): State<AppState>,
@@ -195,27 +292,18 @@ pub async fn list(
             }
         }
     };
-    let list = match reports::leads(
-        state.reads(),
-        &viewer.caller,
-        ReportQuery {
-            office: (!q.office.is_empty()).then(|| q.office.clone()),
-            as_of,
-            at_least: None,
-        },
-    )
-    .await
-    {
-        Ok(l) => l,
-        Err(e) => return super::problem_page(shell, &Problem::from(e)),
+    let found = match as_of {
+        // Now: the persisted lead index, searched and paged by the application layer.
+        None if error.is_none() => search_now(&state, &viewer, &q).await,
+        // As of a date: the pipeline replayed to then, filtered here.
+        _ => as_of_then(&state, &viewer, &q, as_of).await,
     };
-    let folded = fold_name(&q.q);
-    let mut found: Vec<&LeadExport> = list.leads.iter().filter(|l| q.keeps(l, &folded)).collect();
-    // Most recently registered first.
-    found.sort_by_key(|l| std::cmp::Reverse(l.registered_at));
-    let total = found.len();
+    let (rows, total) = match found {
+        Ok(f) => f,
+        Err(p) => return super::problem_page(shell, &p),
+    };
     let start = (q.page * PAGE).min(total);
-    let end = (start + PAGE).min(total);
+    let end = (start + rows.len()).min(total);
     let href = |page: usize| {
         let mut pairs: Vec<(&str, String)> = q
             .pairs()
@@ -228,10 +316,6 @@ pub async fn list(
             serde_urlencoded::to_string(&pairs).unwrap_or_default()
         )
     };
-    let rows = found[start..end]
-        .iter()
-        .map(|l| row_view(tr, viewer.zone, l))
-        .collect();
     let offices = super::analysis::office_options(&state, &viewer, &q.office).await;
     html(
         LeadsPage {
