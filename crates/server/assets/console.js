@@ -19,7 +19,7 @@
     var chart = echarts.init(box, null, { renderer: "canvas" });
     chart.setOption({
       animation: false,
-      tooltip: { show: false },
+      tooltip: { trigger: "axis", renderMode: "richText" },
       legend: { top: 0, type: "scroll" },
       grid: { left: 40, right: 16, top: 40, bottom: 50 },
       xAxis: { type: "category", data: trend.labels },

@@ -162,7 +162,7 @@ async fn assets_are_served_under_their_hash_for_a_year() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     for name in [
         "htmx.min.js",
-        "echarts.simple.min.js",
+        "echarts.common.min.js",
         "pico.classless.min.css",
     ] {
         assert!(

@@ -36,6 +36,8 @@ pub struct Cell {
 }
 
 pub struct Row {
+    /// The wire name of what the row counts (a stage's `ordinary` …), for scripts and tests.
+    pub code: String,
     pub label: String,
     pub cells: Vec<Cell>,
 }
@@ -133,6 +135,7 @@ fn office_view(tr: Tr, r: &OfficeReport, as_of: &str) -> OfficeView {
         .by_stage
         .iter()
         .map(|(s, b)| Row {
+            code: s.as_str().to_string(),
             label: stage_label(tr, *s),
             cells: vec![cell(
                 Some(b),
@@ -160,6 +163,7 @@ fn office_view(tr: Tr, r: &OfficeReport, as_of: &str) -> OfficeView {
         .map(|(name, by)| {
             let unassigned = name == "(unassigned)";
             Row {
+                code: name.clone(),
                 label: if unassigned {
                     tr.t("（未分配）", "(unassigned)").to_string()
                 } else {
@@ -173,6 +177,7 @@ fn office_view(tr: Tr, r: &OfficeReport, as_of: &str) -> OfficeView {
         .by_channel
         .iter()
         .map(|(c, by): (&Channel, _)| Row {
+            code: c.as_str().to_string(),
             label: tr.code(c.label_zh(), c.as_str()),
             cells: per_stage(by, "channel", c.as_str()),
         })
@@ -181,6 +186,7 @@ fn office_view(tr: Tr, r: &OfficeReport, as_of: &str) -> OfficeView {
         .by_tier
         .iter()
         .map(|(t, b)| Row {
+            code: t.clone(),
             label: t
                 .parse::<funnel_domain::model::Tier>()
                 .map(|tier| tr.code(tier.label_zh(), tier.as_str()))
@@ -290,7 +296,7 @@ pub async fn page(
         Some(&viewer),
     )
     .with_query(&[("office", q.office.clone()), ("as_of", q.as_of.clone())])
-    .with_script("echarts.simple.min.js");
+    .with_script("echarts.common.min.js");
     let mut error = None;
     let as_of = if q.as_of.is_empty() {
         None

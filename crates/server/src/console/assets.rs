@@ -2,8 +2,9 @@
 //! (`/assets/<first 16 hex digits of SHA-256>/<name>`) with a year-long, immutable cache: a new
 //! build with a changed file has a new URL, so a browser never keeps a stale copy.
 //!
-//! Vendored: htmx 2 (`htmx.min.js`), Apache ECharts' "simple" build (`echarts.simple.min.js`: line,
-//! bar and pie charts) and Pico CSS's classless stylesheet, each from its npm package, with their
+//! Vendored: htmx 2 (`htmx.min.js`), Apache ECharts' "common" build (`echarts.common.min.js`: the
+//! usual charts with legends, tooltips and zooming) and Pico CSS's classless stylesheet, each from
+//! its npm package, with their
 //! licences in `assets/licenses/`. `console.css` and `console.js` are the console's own.
 
 use axum::extract::Path;
@@ -31,7 +32,7 @@ macro_rules! asset {
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
     [
         asset!("htmx.min.js", "text/javascript; charset=utf-8"),
-        asset!("echarts.simple.min.js", "text/javascript; charset=utf-8"),
+        asset!("echarts.common.min.js", "text/javascript; charset=utf-8"),
         asset!("console.js", "text/javascript; charset=utf-8"),
         asset!("pico.classless.min.css", "text/css; charset=utf-8"),
         asset!("console.css", "text/css; charset=utf-8"),
