@@ -8,6 +8,7 @@ use crate::problem::Problem;
 use crate::routes::write::WriteResult;
 /// The typed answers of the queries.
 mod reads {
+    pub use funnel_app::query::leads::LeadList;
     pub use funnel_app::query::log::{EventPage, ProjectionsReport};
     pub use funnel_app::query::org::Me;
     pub use funnel_app::query::reports::{
@@ -103,6 +104,83 @@ fn write_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
             .or_insert_with(|| json!({}));
         item[w.write.method.as_str().to_ascii_lowercase()] = op;
     }
+}
+
+/// `GET /leads` (the `POST` beside it is a command, from [`write_paths`]).
+fn leads_path(
+    g: &mut SchemaGenerator,
+    paths: &mut Map<String, Value>,
+    office: &Value,
+    at_least: &Value,
+) {
+    use funnel_app::query::leads::{LeadSortKey, MAX_LIMIT, SortOrder};
+    use funnel_domain::model::{Channel, PurchaseMode, Stage, Tier};
+    let params = vec![
+        query(
+            "q",
+            "Text in the customer, the project or a contact's name (full or half width, spacing, punctuation and look-alike letters do not count), or three or more digits of a contact's phone (a +86 prefix does not count)",
+            json!({ "type": "string" }),
+        ),
+        office.clone(),
+        query(
+            "owner",
+            "The owning engineer: id or exact name",
+            json!({ "type": "string" }),
+        ),
+        query(
+            "stage",
+            "Only leads in this stage",
+            g.subschema_for::<Stage>().to_value(),
+        ),
+        query(
+            "tier",
+            "Only prospects of this tier",
+            g.subschema_for::<Tier>().to_value(),
+        ),
+        query(
+            "channel",
+            "Only leads from this channel",
+            g.subschema_for::<Channel>().to_value(),
+        ),
+        query(
+            "purchase_mode",
+            "Only leads of this purchase mode",
+            g.subschema_for::<PurchaseMode>().to_value(),
+        ),
+        query(
+            "ageing",
+            "true: only ageing leads (open and more than 30 days without a visit); false: only the others",
+            json!({ "type": "boolean" }),
+        ),
+        query(
+            "sort",
+            "Sort key (default: registered)",
+            g.subschema_for::<LeadSortKey>().to_value(),
+        ),
+        query(
+            "order",
+            "Sort order (default: desc)",
+            g.subschema_for::<SortOrder>().to_value(),
+        ),
+        query(
+            "limit",
+            &format!("Leads per page, 1 to {MAX_LIMIT} (50 by default)"),
+            json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT }),
+        ),
+        query(
+            "offset",
+            "Leads skipped before the page (the previous page's `next_offset`)",
+            position(),
+        ),
+        at_least.clone(),
+    ];
+    let op = read_op::<reads::LeadList>(
+        g,
+        "find_leads",
+        "Find leads in the persisted lead index: search text, filters, sort, a page at a time (office roles: their office)",
+        params,
+    );
+    paths.insert("/leads".into(), op);
 }
 
 /// A log position (or another `u64` counter) in a query.
@@ -384,6 +462,7 @@ pub fn document() -> Value {
         .concat(),
     );
     paths.insert("/leads/{id}/audit".into(), audit);
+    leads_path(&mut g, &mut paths, &office, &at_least);
     let as_of = query(
         "as_of",
         "A position, a date (YYYY-MM-DD: the end of that day in the office's time zone — the office asked for, else the caller's, else headquarters'; the answer's `time_zone` names it) or an RFC 3339 time",
