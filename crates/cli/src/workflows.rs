@@ -223,9 +223,9 @@ pub async fn tasks(
         return Ok(());
     }
     // Grouped by assignee, oldest first within each.
-    let mut by: BTreeMap<String, Vec<&funnel_workflows::OpenTaskRow>> = BTreeMap::new();
+    let mut by: BTreeMap<String, Vec<&work::TaskView>> = BTreeMap::new();
     for t in &rows {
-        by.entry(assignee_label(&t.assignee, &names))
+        by.entry(assignee_label(&t.task.assignee, &names))
             .or_default()
             .push(t);
     }
@@ -233,22 +233,63 @@ pub async fn tasks(
     for (who, list) in by {
         println!("{who} ({})", list.len());
         for t in list {
+            // Times on the clock of the task's office.
             let due = t
-                .due_at
-                .map(|d| format!(" due {}", d.format("%Y-%m-%d")))
+                .due_local
+                .as_ref()
+                .map(|d| format!(" due {d}"))
                 .unwrap_or_default();
-            let escalated = if t.escalated_to.is_some() {
+            let escalated = if t.task.escalated_to.is_some() {
                 " [escalated]"
             } else {
                 ""
             };
             println!(
                 "  since {}{due}{escalated}  {:<32} {}",
-                t.opened_at.format("%Y-%m-%d %H:%M"),
-                t.name,
-                t.title_zh
+                t.opened_local, t.task.name, t.task.title_zh
             );
+            if let Some(about) = task_about(t) {
+                println!("      {about}");
+            }
         }
     }
     Ok(())
+}
+
+/// What a task is about, on one line: the customer, the people involved, amounts and seats.
+fn task_about(t: &work::TaskView) -> Option<String> {
+    let a = &t.about;
+    let mut parts = Vec::new();
+    if let Some(l) = &a.lead {
+        parts.push(if l.project.is_empty() {
+            l.customer.clone()
+        } else {
+            format!("{} · {}", l.customer, l.project)
+        });
+    }
+    if let Some(s) = &a.summary {
+        parts.push(format!("汇总表 {}", s.period));
+    }
+    for p in &a.people {
+        parts.push(format!("{}：{}", p.part_zh, p.person.name));
+    }
+    if let Some(d) = &a.declaration {
+        let amount = d.amount_zh.clone().unwrap_or_default();
+        parts.push(format!("{} {amount}", d.kind_zh).trim_end().to_string());
+    }
+    if let Some(c) = &a.contract {
+        parts.push(format!(
+            "合同第 {} 版 {}{}",
+            c.version.version,
+            c.version.amount_zh,
+            c.seat
+                .as_ref()
+                .map(|s| format!("，席位：{s}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(n) = a.visits_without_insider {
+        parts.push(format!("无内线拜访 {n} 次"));
+    }
+    (!parts.is_empty()).then(|| parts.join("；"))
 }

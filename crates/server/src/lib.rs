@@ -157,9 +157,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/me", get(read::me))
+        .route("/leads/{id}", get(read::lead_record))
         .route("/leads/{id}/audit", get(read::lead_audit))
         .route("/offices", get(org::list_offices))
         .route("/staff", get(org::list_staff))
+        .route("/staff/{id}", get(read::staff_record))
         .route("/calendar/{year}", get(org::calendar));
     // Every command, from its one declaration; then the names no command has.
     for w in write::writes() {

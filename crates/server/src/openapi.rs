@@ -380,6 +380,11 @@ fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: 
     paths.insert("/staff".into(), json!({
         "get": read_op::<StaffPage>(g, "list_staff", "Members of staff the caller may see (token ids for headquarters, auditors and oneself)", [vec![office, at_least.clone()], paging("Members of staff after this id", json!({ "type": "string", "format": "uuid" })).to_vec()].concat())["get"].clone(),
     }));
+    let who = json!({ "name": "id", "in": "path", "required": true,
+        "description": "A member of staff: id or exact name", "schema": { "type": "string" } });
+    paths.insert("/staff/{id}".into(), json!({
+        "get": read_op::<funnel_app::query::record::StaffRecord>(g, "staff_record", "A member of staff the caller may see (like /staff): role, office, managers, the leads they own, and for those who may read their work their open tasks and latest touches", vec![who, at_least.clone()])["get"].clone(),
+    }));
     let year = json!({ "name": "year", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 0, "maximum": 9999 } });
     paths.insert("/calendar/{year}".into(), json!({
         "get": read_op::<CalendarYear>(g, "calendar", "A year's public holidays and make-up working days (none published: Monday to Friday)", vec![year])["get"].clone(),
@@ -463,6 +468,13 @@ pub fn document() -> Value {
     );
     paths.insert("/leads/{id}/audit".into(), audit);
     leads_path(&mut g, &mut paths, &office, &at_least);
+    let record = read_op::<funnel_app::query::record::LeadRecord>(
+        &mut g,
+        "lead_record",
+        "A lead's whole current record (Table 1, stage and checklist, key persons, visits, declarations, contracts, owner history) and its timeline of every event and refused attempt, named, on the office's clock (callers who may read the lead's office)",
+        vec![path_param("id"), at_least.clone()],
+    );
+    paths.insert("/leads/{id}".into(), record);
     let as_of = query(
         "as_of",
         "A position, a date (YYYY-MM-DD: the end of that day in the office's time zone — the office asked for, else the caller's, else headquarters'; the answer's `time_zone` names it) or an RFC 3339 time",

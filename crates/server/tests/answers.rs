@@ -109,6 +109,7 @@ async fn every_get_answer_matches_its_schema_for_headquarters_and_office_roles()
             .replace("/workflows/{id}", &format!("/workflows/{workflow}"))
             .replace("/webhooks/{id}", &format!("/webhooks/{webhook}"))
             .replace("{staff}", &w.ids["eng_a"].to_string())
+            .replace("/staff/{id}", &format!("/staff/{}", w.ids["eng_a"]))
             .replace("{year}", "2026");
         assert!(!uri.contains('{'), "no id to fill {path} with");
         for who in ["executive", "manager", "eng_a"] {

@@ -249,8 +249,11 @@ async fn a_conflict_is_decided_from_the_inbox() {
     let r = page(&w, "/console/inbox", Some("manager")).await;
     assert!(r.text.contains("裁定客户归属"), "{}", r.text);
     assert!(r.text.contains(">万科 城市花园（二期）</a>"), "{}", r.text);
+    // The claimants by name, to choose the winner from.
+    let winner_a = format!("<option value=\"{}\">eng_a</option>", w.ids["eng_a"]);
+    let winner_b = format!("<option value=\"{}\">eng_b</option>", w.ids["eng_b"]);
     assert!(
-        r.text.contains("> eng_a</label>") && r.text.contains("> eng_b</label>"),
+        r.text.contains(&winner_a) && r.text.contains(&winner_b),
         "{}",
         r.text
     );

@@ -3,10 +3,13 @@
 //! answer derives `Serialize` and `JsonSchema`, so the HTTP API serves it as it is and documents it
 //! with its real schema, and the command line prints it (as JSON, or rendered as text).
 
+pub mod describe;
 pub mod leads;
 pub mod log;
 pub mod org;
+pub mod record;
 pub mod reports;
+pub mod task_detail;
 pub mod webhooks;
 pub mod work;
 

@@ -1,5 +1,7 @@
 //! The work the sagas hand out: open tasks per person, and the workflow instances themselves.
 
+use super::task_detail::Sources;
+pub use super::task_detail::TaskView;
 use crate::auth::{Access, Caller};
 use crate::error::AppError;
 use crate::reads::{Paging, Reads, check_person, page};
@@ -29,7 +31,8 @@ pub struct TaskList {
     pub position: Position,
     pub staff_id: StaffId,
     pub name: String,
-    pub tasks: Vec<OpenTaskRow>,
+    /// Each task with what it is about, its due time and the command that completes it.
+    pub tasks: Vec<TaskView>,
     /// The `after` of the next page; `null` on the last.
     pub next: Option<String>,
     /// The names of the people and offices the tasks are assigned or escalated to.
@@ -68,7 +71,8 @@ impl AssigneeNames {
 pub struct OpenTasks {
     /// The log position the list reflects.
     pub position: Position,
-    pub tasks: Vec<OpenTaskRow>,
+    /// Each task with what it is about, its due time and the command that completes it.
+    pub tasks: Vec<TaskView>,
     pub assignees: AssigneeNames,
 }
 
@@ -93,19 +97,70 @@ pub async fn all_tasks(
         ));
     }
     reads.wait_for(at_least).await?;
-    let r = reads.runner().read().await;
-    let (Some(tasks), Some(access)) = (r.get::<Tasks>(), r.get::<Access>()) else {
-        return Err(AppError::unavailable(
-            "the tasks or access read model is being rebuilt",
-            "读模型正在重建",
-        ));
+    let (rows, position) = {
+        let r = reads.runner().read().await;
+        let tasks = r.get::<Tasks>().ok_or_else(rebuilding)?;
+        let rows: Vec<OpenTaskRow> = tasks.all().into_iter().cloned().collect();
+        (rows, r.live_checkpoint())
     };
-    let rows = tasks.all();
+    let (assignees, tasks) = detailed(reads, rows).await?;
     Ok(OpenTasks {
-        position: r.live_checkpoint(),
-        assignees: AssigneeNames::of(access, rows.iter().copied()),
-        tasks: rows.into_iter().cloned().collect(),
+        position,
+        assignees,
+        tasks,
     })
+}
+
+fn rebuilding() -> AppError {
+    AppError::unavailable(
+        "the tasks or access read model is being rebuilt",
+        "读模型正在重建",
+    )
+}
+
+/// Each task with its details, joined from the lead streams of the page (each read once) and the
+/// instance and access read models; and the names of the assignees.
+async fn detailed(
+    reads: &Reads,
+    rows: Vec<OpenTaskRow>,
+) -> Result<(AssigneeNames, Vec<TaskView>), AppError> {
+    let mut leads = BTreeMap::new();
+    for lead in rows.iter().filter_map(|t| t.lead_id) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = leads.entry(lead) {
+            slot.insert(super::record::lead_events(reads, lead).await?);
+        }
+    }
+    let r = reads.runner().read().await;
+    let (Some(access), Some(instances)) = (r.get::<Access>(), r.get::<Instances>()) else {
+        return Err(rebuilding());
+    };
+    let names = AssigneeNames::of(access, rows.iter());
+    let sources = Sources {
+        access,
+        instances,
+        leads: &leads,
+    };
+    Ok((names, sources.details(rows)))
+}
+
+/// The open tasks of a member of staff, oldest first, with their details (a staff record's).
+pub(crate) async fn tasks_of(
+    reads: &Reads,
+    whom: StaffId,
+    entry: &crate::auth::StaffEntry,
+) -> Result<Vec<TaskView>, AppError> {
+    let info = funnel_domain::StaffInfo {
+        id: whom,
+        role: entry.role,
+        office: entry.office,
+        active: entry.active,
+    };
+    let rows: Vec<OpenTaskRow> = {
+        let r = reads.runner().read().await;
+        let tasks = r.get::<Tasks>().ok_or_else(rebuilding)?;
+        tasks.for_staff(&info).into_iter().cloned().collect()
+    };
+    Ok(detailed(reads, rows).await?.1)
 }
 
 /// Open tasks a member of staff must act on (assigned to them, or to their role in their office),
@@ -123,14 +178,6 @@ pub async fn tasks(reads: &Reads, caller: &Caller, q: TasksQuery) -> Result<Task
         office: entry.office,
         active: entry.active,
     };
-    let r = reads.runner().read().await;
-    let (Some(tasks), Some(access)) = (r.get::<Tasks>(), r.get::<Access>()) else {
-        return Err(AppError::unavailable(
-            "the tasks or access read model is being rebuilt",
-            "读模型正在重建",
-        ));
-    };
-    let position = r.live_checkpoint();
     // Oldest first: the cursor is the opening time (microseconds, fixed width) and the task id,
     // which sort as the list does.
     let key = |t: &&OpenTaskRow| {
@@ -140,18 +187,25 @@ pub async fn tasks(reads: &Reads, caller: &Caller, q: TasksQuery) -> Result<Task
             t.task_id
         )
     };
-    let (rows, next) = page(
-        tasks.for_staff(&info),
-        key,
-        q.paging.after.as_ref(),
-        q.paging.limit,
-    );
+    let (rows, next, position) = {
+        let r = reads.runner().read().await;
+        let tasks = r.get::<Tasks>().ok_or_else(rebuilding)?;
+        let (rows, next) = page(
+            tasks.for_staff(&info),
+            key,
+            q.paging.after.as_ref(),
+            q.paging.limit,
+        );
+        let rows: Vec<OpenTaskRow> = rows.into_iter().cloned().collect();
+        (rows, next, r.live_checkpoint())
+    };
+    let (assignees, tasks) = detailed(reads, rows).await?;
     Ok(TaskList {
         position,
         staff_id: whom,
         name: entry.name.clone(),
-        assignees: AssigneeNames::of(access, rows.iter().copied()),
-        tasks: rows.into_iter().cloned().collect(),
+        assignees,
+        tasks,
         next,
     })
 }

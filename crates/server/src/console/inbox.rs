@@ -1,9 +1,10 @@
-//! `GET /inbox`: the open tasks of the signed-in person, each with what it is about (customer,
-//! the people involved, due time) and, where the read models name what the command needs, a form
-//! that runs it; `POST /console/leads/{id}/commands/{name}` runs a lead command from a form and
+//! `GET /console/inbox`: the open tasks of the signed-in person, each with what it is about
+//! (customer, the people involved, the reassignment, declaration, contract version or summary, the
+//! due time) and a form for each command that completes it, from the task details of the
+//! application layer; `POST /console/leads/{id}/commands/{name}` runs a lead command from a form and
 //! shows the result or the refusal (message and missing items) at once.
 
-use super::{Shell, Tr, Viewer, html, local_time};
+use super::{Shell, Tr, Viewer, html};
 use crate::AppState;
 use crate::extract::{path_id, write_id};
 use crate::problem::Problem;
@@ -14,9 +15,10 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use funnel_app::Paging;
+use funnel_app::query::record::PersonRef;
+use funnel_app::query::task_detail::{InputKind, TaskCommand, TaskView};
 use funnel_app::query::work::{self, TasksQuery};
-use funnel_projections::models::{Conflicts, Pipeline, ReassignmentOutcome};
-use funnel_types::{LeadId, StaffId};
+use funnel_types::LeadId;
 
 /// A choice of a form's select.
 pub struct Choice {
@@ -24,38 +26,40 @@ pub struct Choice {
     pub label: String,
 }
 
-/// What a task's form needs.
-pub enum TaskForm {
-    /// Decide an ownership conflict: the claimants to choose from.
-    Conflict {
-        conflict_id: String,
-        claimants: Vec<Choice>,
-    },
-    /// Approve or deny a reassignment of the lead's owner.
-    Reassignment {
-        reassignment_id: String,
-        from: String,
-        to: String,
-        requested_by: String,
-        evidence: String,
-        requested_at: String,
-    },
-    /// The task is done on the lead's record.
-    OnRecord,
+/// A field the person fills in.
+pub struct InputView {
+    /// The form field's name (with the `[]`, `:bool`, `:int` or `:json` that says its type).
+    pub name: String,
+    pub label: String,
+    /// `text`, `bool`, `choice`, `choices`, `number` or `json`.
+    pub kind: &'static str,
+    pub required: bool,
+    pub choices: Vec<Choice>,
 }
 
-pub struct TaskView {
+/// A command that completes a task, as a form.
+pub struct FormView {
+    pub action: String,
+    pub label: String,
+    /// The fields the task fixes (ids, the seat, the content hash).
+    pub hidden: Vec<(String, String)>,
+    pub inputs: Vec<InputView>,
+}
+
+pub struct TaskCard {
     pub id: String,
     pub title: String,
     pub lead_href: Option<String>,
-    pub action: Option<String>,
     pub customer: Option<String>,
-    pub owner: Option<String>,
-    pub assignee: String,
+    /// What the task is about: (label, value) lines.
+    pub details: Vec<(String, String)>,
     pub opened: String,
     pub due: Option<String>,
     pub overdue: bool,
-    pub form: TaskForm,
+    pub closes_when: String,
+    pub forms: Vec<FormView>,
+    /// Commands the console has no form for, by label.
+    pub elsewhere: Vec<String>,
 }
 
 #[derive(Template)]
@@ -63,14 +67,10 @@ pub struct TaskView {
 struct InboxPage {
     shell: Shell,
     name: String,
-    tasks: Vec<TaskView>,
+    tasks: Vec<TaskCard>,
 }
 
-fn name_of(names: &std::collections::BTreeMap<StaffId, String>, s: &StaffId) -> String {
-    names.get(s).cloned().unwrap_or_else(|| s.to_string())
-}
-
-/// `GET /inbox`: the viewer's open tasks, oldest first.
+/// `GET /console/inbox`: the viewer's open tasks, oldest first, with what each is about.
 pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
     let tr = viewer.tr;
     let shell = Shell::new(tr, tr.t("待办", "Inbox"), "/console/inbox", Some(&viewer));
@@ -88,67 +88,8 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
         Ok(l) => l,
         Err(e) => return super::problem_page(shell, &Problem::from(e)),
     };
-    let leads: Vec<Option<LeadId>> = list.tasks.iter().map(|t| t.lead_id).collect();
-    // What the tasks are about, from the read models the API's reports read.
-    let about = state
-        .reads()
-        .with_model(|p: &Pipeline, _| {
-            leads
-                .iter()
-                .map(|l| {
-                    l.and_then(|l| p.leads.get(&l)).map(|row| {
-                        (
-                            row.customer.clone(),
-                            row.owner.map(|o| name_of(&p.staff_names, &o)),
-                        )
-                    })
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-    let forms = state
-        .reads()
-        .with_model(|c: &Conflicts, _| {
-            list.tasks
-                .iter()
-                .map(|t| task_form(tr, viewer.zone, c, &t.name, t.lead_id))
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
     let now = state.engine().clock_now();
-    let tasks = list
-        .tasks
-        .iter()
-        .zip(forms)
-        .enumerate()
-        .map(|(i, (t, form))| {
-            let (customer, owner) = about.get(i).cloned().flatten().unzip();
-            let assignee = match (t.assignee.staff, t.assignee.office) {
-                (Some(s), _) => name_of(&list.assignees.staff, &s),
-                (None, office) => {
-                    let office = office
-                        .and_then(|o| list.assignees.offices.get(&o).cloned())
-                        .unwrap_or_else(|| tr.t("总部", "headquarters").to_string());
-                    format!("{} · {}", tr.role(t.assignee.role), office)
-                }
-            };
-            TaskView {
-                id: t.task_id.to_string(),
-                title: tr.t(&t.title_zh, &t.title_en).to_string(),
-                lead_href: t.lead_id.map(|l| format!("/console/leads/{l}")),
-                action: t.lead_id.map(|l| format!("/console/leads/{l}/commands")),
-                customer,
-                owner: owner.flatten(),
-                assignee,
-                opened: local_time(t.opened_at, viewer.zone),
-                due: t.due_at.map(|d| local_time(d, viewer.zone)),
-                overdue: t.due_at.is_some_and(|d| d < now),
-                form,
-            }
-        })
-        .collect();
+    let tasks = list.tasks.iter().map(|t| card(tr, t, now)).collect();
     html(
         InboxPage {
             shell,
@@ -159,54 +100,176 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
     )
 }
 
-/// The form of a task from the conflicts read model: the open conflict or the pending
-/// reassignment of the task's lead.
-fn task_form(
-    tr: Tr,
-    zone: chrono_tz::Tz,
-    c: &Conflicts,
-    name: &str,
-    lead: Option<LeadId>,
-) -> TaskForm {
-    let Some(lead) = lead else {
-        return TaskForm::OnRecord;
-    };
-    match name {
-        "decide_conflict" | "decide_conflict_escalated" => c
-            .conflicts
-            .iter()
-            .find(|(_, case)| case.lead_id == lead && case.decision.is_none())
-            .map(|(id, case)| TaskForm::Conflict {
-                conflict_id: id.to_string(),
-                claimants: case
-                    .claimants
+fn person(p: &PersonRef) -> String {
+    p.name.clone()
+}
+
+/// A task as the inbox shows it.
+fn card(tr: Tr, t: &TaskView, now: chrono::DateTime<chrono::Utc>) -> TaskCard {
+    let a = &t.about;
+    let mut details: Vec<(String, String)> = Vec::new();
+    let mut line = |zh: &str, en: &str, v: String| details.push((tr.t(zh, en).to_string(), v));
+    if let Some(l) = &a.lead {
+        line("办事处", "Office", l.office.name.clone());
+        if let Some(o) = &l.owner {
+            line("负责人", "Owner", person(o));
+        }
+        line("阶段", "Stage", tr.code(&l.stage_zh, l.stage.as_str()));
+    }
+    for p in &a.people {
+        line(&p.part_zh, &p.part.replace('_', " "), person(&p.person));
+    }
+    if let Some(r) = &a.reassignment {
+        line(
+            "变更",
+            "Change",
+            format!("{} → {}", person(&r.from), person(&r.to)),
+        );
+        if let Some(by) = &r.requested_by {
+            line("申请人", "Requested by", person(by));
+        }
+        line(
+            "依据",
+            "Evidence",
+            if r.evidence.is_empty() {
+                tr.t("（未填写）", "(none given)").to_string()
+            } else {
+                r.evidence.clone()
+            },
+        );
+        line("过期时间", "Expires", r.expires_local.clone());
+    }
+    if let Some(d) = &a.declaration {
+        line("申报", "Declaration", tr.code(&d.kind_zh, &d.kind_zh));
+        if let Some(amount) = &d.amount_zh {
+            line("预计金额", "Expected amount", amount.clone());
+        }
+        if let Some(tier) = &d.tier_zh {
+            line("客户等级", "Tier", tier.clone());
+        }
+    }
+    if let Some(c) = &a.contract {
+        let mut v = format!(
+            "{} {} · {}",
+            tr.t("第", "version"),
+            c.version.version,
+            c.version.amount_zh
+        );
+        if let Some(prev) = &c.previous {
+            v.push_str(&format!(
+                "（{} {} · {}{}）",
+                tr.t("上一版", "previous"),
+                prev.version,
+                prev.amount_zh,
+                if c.version.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(" · {}", c.version.reason)
+                }
+            ));
+        }
+        line("合同", "Contract", v);
+        if let Some(seat) = &c.seat {
+            line("评审席位", "Seat", seat.clone());
+        }
+    }
+    if let Some(s) = &a.summary {
+        let mut v = s.period.clone();
+        if let Some(o) = &s.office {
+            v = format!("{} · {v}", o.name);
+        }
+        line("汇总", "Summary", v);
+    }
+    if let Some(n) = a.visits_without_insider {
+        line("无内线拜访次数", "Visits without an insider", n.to_string());
+    }
+    let mut forms = Vec::new();
+    let mut elsewhere = Vec::new();
+    for c in &t.commands {
+        match form_of(tr, c) {
+            Some(f) => forms.push(f),
+            None => elsewhere.push(tr.t(&c.label_zh, &c.label_en).to_string()),
+        }
+    }
+    TaskCard {
+        id: t.task.task_id.to_string(),
+        title: tr.t(&t.task.title_zh, &t.task.title_en).to_string(),
+        lead_href: a
+            .lead
+            .as_ref()
+            .map(|l| format!("/console/leads/{}", l.lead_id)),
+        customer: a.lead.as_ref().map(|l| {
+            if l.project.is_empty() {
+                l.customer.clone()
+            } else {
+                format!("{} {}", l.customer, l.project)
+            }
+        }),
+        details,
+        opened: t.opened_local.clone(),
+        due: t.due_local.clone(),
+        overdue: t.task.due_at.is_some_and(|d| d < now),
+        closes_when: tr.t(&t.closes_when_zh, &t.closes_when_en).to_string(),
+        forms,
+        elsewhere,
+    }
+}
+
+/// The form of a command the console runs (the lead commands), with the fixed fields hidden.
+fn form_of(tr: Tr, c: &TaskCommand) -> Option<FormView> {
+    let rest = c.path.strip_prefix("/leads/")?;
+    let (lead, name) = rest.split_once("/commands/")?;
+    if c.method != "POST" || name.contains('/') {
+        return None;
+    }
+    let hidden = c
+        .body
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k.clone(), s.clone()),
+            serde_json::Value::Bool(b) => (format!("{k}:bool"), b.to_string()),
+            serde_json::Value::Number(n) if n.is_u64() => (format!("{k}:int"), n.to_string()),
+            other => (format!("{k}:json"), other.to_string()),
+        })
+        .collect();
+    let inputs = c
+        .inputs
+        .iter()
+        .map(|i| {
+            let (name, kind) = match i.kind {
+                InputKind::Text | InputKind::Hash => (i.name.clone(), "text"),
+                InputKind::Bool => (format!("{}:bool", i.name), "bool"),
+                InputKind::Choice => (i.name.clone(), "choice"),
+                InputKind::Staff if !i.choices.is_empty() => (i.name.clone(), "choice"),
+                InputKind::Staff => (i.name.clone(), "text"),
+                InputKind::Choices => (format!("{}[]", i.name), "choices"),
+                InputKind::Amount => (format!("{}:int", i.name), "number"),
+                InputKind::SummaryLines | InputKind::StagnationDecision => {
+                    (format!("{}:json", i.name), "json")
+                }
+            };
+            InputView {
+                name,
+                label: tr.t(&i.label_zh, &i.label_en).to_string(),
+                kind,
+                required: i.required,
+                choices: i
+                    .choices
                     .iter()
-                    .map(|s| Choice {
-                        value: s.to_string(),
-                        label: name_of(&c.staff_names, s),
+                    .map(|c| Choice {
+                        value: c.value.clone(),
+                        label: tr.t(&c.label_zh, &c.label_en).to_string(),
                     })
                     .collect(),
-            })
-            .unwrap_or(TaskForm::OnRecord),
-        "approve_as_sales_department" | "approve_as_owner" => c
-            .reassignments
-            .iter()
-            .find(|(_, r)| r.lead_id == lead && matches!(r.outcome, ReassignmentOutcome::Pending))
-            .map(|(id, r)| TaskForm::Reassignment {
-                reassignment_id: id.to_string(),
-                from: name_of(&c.staff_names, &r.from),
-                to: name_of(&c.staff_names, &r.to),
-                requested_by: name_of(&c.staff_names, &r.requested_by),
-                evidence: if r.evidence.is_empty() {
-                    tr.t("（未填写）", "(none given)").to_string()
-                } else {
-                    r.evidence.clone()
-                },
-                requested_at: local_time(r.requested_at, zone),
-            })
-            .unwrap_or(TaskForm::OnRecord),
-        _ => TaskForm::OnRecord,
-    }
+            }
+        })
+        .collect();
+    Some(FormView {
+        action: format!("/console/leads/{lead}/commands/{name}"),
+        label: tr.t(&c.label_zh, &c.label_en).to_string(),
+        hidden,
+        inputs,
+    })
 }
 
 /// A form's fields as the JSON body of the command: `name[]` collects a list, `name:bool` is a
@@ -236,6 +299,10 @@ pub fn form_to_json(body: &[u8], zone: chrono_tz::Tz) -> Result<serde_json::Valu
                 Problem::bad_request(name, format!("`{value}` is not a whole number"))
             })?;
             out.insert(name.to_string(), Value::from(n));
+        } else if let Some(name) = key.strip_suffix(":json") {
+            let v: Value = serde_json::from_str(&value)
+                .map_err(|e| Problem::bad_request(name, format!("not JSON: {e}")))?;
+            out.insert(name.to_string(), v);
         } else if let Some(name) = key.strip_suffix(":local") {
             let local = chrono::NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%dT%H:%M")
                 .map_err(|_| {

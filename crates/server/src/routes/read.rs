@@ -18,6 +18,7 @@ use funnel_app::Paging;
 use funnel_app::query::leads::{self, LeadList, LeadQuery, LeadSortKey, SortOrder};
 use funnel_app::query::log::{self, EventPage, ProjectionsReport};
 use funnel_app::query::org::Me;
+use funnel_app::query::record::{self, LeadRecord, StaffRecord};
 use funnel_app::query::reports::{
     self, ActorAudit, ActorAuditQuery, ConflictsReport, LeadAudit, LeadAuditQuery, PipelineReport,
     PlansReport, ReportQuery,
@@ -135,6 +136,40 @@ pub async fn lead_audit(
         paging: Paging::bounded(params.after.map(Position), params.limit)?,
     };
     Ok(Json(reports::lead_audit(state.reads(), &caller, q).await?))
+}
+
+/// `GET /leads/{id}?at_least=`: the lead's whole current record and its timeline, for callers who
+/// may read its office.
+pub async fn lead_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(lead): Path<String>,
+    Q(params): Q<AtLeast>,
+) -> Result<Json<LeadRecord>, Problem> {
+    let lead: LeadId = path_id("lead id", &lead)?;
+    Ok(Json(
+        record::lead_record(state.reads(), &caller, lead, params.at_least).await?,
+    ))
+}
+
+/// `GET /staff/{id}?at_least=`: a member of staff (id or exact name), the leads they own, and for
+/// those who may read their work their open tasks and latest touches.
+pub async fn staff_record(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(staff): Path<String>,
+    Q(params): Q<AtLeast>,
+) -> Result<Json<StaffRecord>, Problem> {
+    Ok(Json(
+        record::staff_record(state.reads(), &caller, &staff, params.at_least).await?,
+    ))
+}
+
+/// The one parameter of a record: wait for a position.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtLeast {
+    pub at_least: Option<u64>,
 }
 
 /// `GET /pipeline?office=&as_of=`: the pipeline and funnel of the offices the caller may read.
