@@ -10,9 +10,9 @@ use crate::problem::Problem;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use funnel_app::Paging;
 use funnel_app::query::leads::{self, LeadQuery};
-use funnel_app::query::reports::{self, LeadAuditQuery, LeadExport, ReportQuery};
+use funnel_app::query::record;
+use funnel_app::query::reports::{self, LeadExport, ReportQuery};
 use funnel_domain::fold_name;
 use funnel_domain::model::{Channel, ContactKind, PurchaseMode, Stage, Tier, VisitPurpose};
 use funnel_projections::AsOfInput;
@@ -349,10 +349,33 @@ pub struct Field {
     pub value: String,
 }
 
-pub struct TouchView {
+pub struct CheckItem {
+    pub label: String,
+    pub met: bool,
+    /// When and with what it was met.
+    pub how: String,
+}
+
+pub struct CheckStage {
+    pub stage: String,
+    pub reached: bool,
+    pub missing: usize,
+    pub items: Vec<CheckItem>,
+}
+
+pub struct KeyPersonRow {
+    pub name: String,
+    pub title: String,
+    pub role: String,
+    pub insider: bool,
+}
+
+pub struct TimelineRow {
     pub at: String,
     pub who: String,
     pub action: String,
+    pub summary: String,
+    pub changes: Vec<String>,
     pub refused: bool,
 }
 
@@ -363,8 +386,9 @@ struct LeadPage {
     lead_id: String,
     customer: String,
     fields: Vec<Field>,
-    touches: Vec<TouchView>,
-    more_touches: bool,
+    checklist: Vec<CheckStage>,
+    key_persons: Vec<KeyPersonRow>,
+    timeline: Vec<TimelineRow>,
     /// The viewer may log a visit on this lead (its owner).
     may_log_visit: bool,
     kinds: Vec<Opt>,
@@ -373,7 +397,7 @@ struct LeadPage {
     forms: Vec<(u8, &'static str)>,
 }
 
-/// `GET /console/leads/{id}`: the lead's record and its touches, for those who may read it.
+/// `GET /console/leads/{id}`: the lead's whole record and timeline, for those who may read it.
 pub async fn record(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -386,98 +410,152 @@ pub async fn record(
         Ok(l) => l,
         Err(p) => return super::problem_page(shell, &p),
     };
-    // The audit checks that the viewer may read the lead's office (404 for no such lead).
-    let audit = match reports::lead_audit(
-        state.reads(),
-        &viewer.caller,
-        LeadAuditQuery {
-            lead,
-            as_of: None,
-            at_least: None,
-            paging: Paging::bounded(None, Some(1000)).unwrap_or_else(|_| Paging::everything()),
-        },
-    )
-    .await
-    {
-        Ok(a) => a,
+    let r = match record::lead_record(state.reads(), &viewer.caller, lead, None).await {
+        Ok(r) => r,
         Err(e) => return super::problem_page(shell, &Problem::from(e)),
     };
-    let row = match reports::leads(
-        state.reads(),
-        &viewer.caller,
-        ReportQuery {
-            office: Some(audit.office.to_string()),
-            as_of: None,
-            at_least: None,
+    let zone: chrono_tz::Tz = r.time_zone.parse().unwrap_or(viewer.zone);
+    let f = &r.fields;
+    let dash = || "—".to_string();
+    let fields = vec![
+        Field {
+            label: tr.t("办事处", "Office"),
+            value: r.office.name.clone(),
         },
-    )
-    .await
-    {
-        Ok(l) => l.leads.into_iter().find(|l| l.lead_id == lead),
-        Err(e) => return super::problem_page(shell, &Problem::from(e)),
-    };
-    let zone = audit.time_zone.parse().unwrap_or(viewer.zone);
-    let mut fields = Vec::new();
-    if let Some(l) = &row {
-        let v = row_view(tr, zone, l);
-        fields.extend([
-            Field {
-                label: tr.t("办事处", "Office"),
-                value: v.office,
-            },
-            Field {
-                label: tr.t("负责人", "Owner"),
-                value: v.owner,
-            },
-            Field {
-                label: tr.t("阶段", "Stage"),
-                value: format!(
-                    "{}（{} {}）",
-                    v.stage,
-                    tr.t("自", "since"),
-                    local_time(l.stage_since, zone)
-                ),
-            },
-            Field {
-                label: tr.t("渠道", "Channel"),
-                value: tr.code(l.channel.label_zh(), l.channel.as_str()),
-            },
-            Field {
-                label: tr.t("采购方式", "Purchase mode"),
-                value: tr.code(l.purchase_mode.label_zh(), l.purchase_mode.as_str()),
-            },
-            Field {
-                label: tr.t("报备时间", "Registered"),
-                value: local_time(l.registered_at, zone),
-            },
-            Field {
-                label: tr.t("金额（万元）", "Amount (万元)"),
-                value: v.amount,
-            },
-            Field {
-                label: tr.t("客户等级", "Tier"),
-                value: v.tier,
-            },
-            Field {
-                label: tr.t("最近拜访", "Last visit"),
-                value: v.last_visit,
-            },
-        ]);
-    }
-    let touches = audit
-        .touches
+        Field {
+            label: tr.t("负责人", "Owner"),
+            value: r
+                .owner
+                .as_ref()
+                .map(|o| o.name.clone())
+                .unwrap_or_else(|| tr.t("（未分配）", "(unassigned)").into()),
+        },
+        Field {
+            label: tr.t("阶段", "Stage"),
+            value: format!(
+                "{}（{} {}）",
+                tr.code(&r.stage_zh, r.stage.as_str()),
+                tr.t("自", "since"),
+                local_time(r.stage_since, zone)
+            ),
+        },
+        Field {
+            label: tr.t("行业", "Industry"),
+            value: tr.code(&f.industry_zh, f.industry.as_str()),
+        },
+        Field {
+            label: tr.t("采购方式", "Purchase mode"),
+            value: tr.code(&f.purchase_mode_zh, f.purchase_mode.as_str()),
+        },
+        Field {
+            label: tr.t("渠道", "Channel"),
+            value: tr.code(&f.channel_zh, f.channel.as_str()),
+        },
+        Field {
+            label: tr.t("地点", "Location"),
+            value: f.location.clone(),
+        },
+        Field {
+            label: tr.t("联系人", "Contact"),
+            value: format!("{} {}", f.contact.name, f.contact.phone),
+        },
+        Field {
+            label: tr.t("需求", "Need"),
+            value: f.need.clone(),
+        },
+        Field {
+            label: tr.t("报备", "Registered"),
+            value: format!(
+                "{} · {}",
+                f.registered_by.name,
+                local_time(f.registered_at, zone)
+            ),
+        },
+        Field {
+            label: tr.t("金额（万元）", "Amount (万元)"),
+            value: r.amount_cny.map(wan).unwrap_or_else(dash),
+        },
+        Field {
+            label: tr.t("客户等级", "Tier"),
+            value: r
+                .tier
+                .map(|t| tr.code(t.label_zh(), t.as_str()))
+                .unwrap_or_else(dash),
+        },
+        Field {
+            label: tr.t("无内线拜访次数", "Visits without an insider"),
+            value: r.visits_without_insider.to_string(),
+        },
+    ];
+    let checklist = r
+        .checklist
+        .iter()
+        .map(|c| CheckStage {
+            stage: tr.code(&c.stage_zh, c.stage.as_str()),
+            reached: c.reached,
+            missing: c.missing,
+            items: c
+                .items
+                .iter()
+                .map(|i| CheckItem {
+                    label: i.label_zh.clone(),
+                    met: i.met,
+                    how: match (&i.met_by, &i.evidence) {
+                        (Some(e), Some(ev)) => format!("{} · {ev}", e.local),
+                        (Some(e), None) => e.local.clone(),
+                        (None, Some(ev)) => ev.clone(),
+                        (None, None) => String::new(),
+                    },
+                })
+                .collect(),
+        })
+        .collect();
+    let key_persons = r
+        .key_persons
+        .iter()
+        .map(|k| KeyPersonRow {
+            name: k.name.clone(),
+            title: k.title.clone(),
+            role: tr.code(&k.role_zh, k.role.as_str()),
+            insider: k.insider,
+        })
+        .collect();
+    let timeline = r
+        .timeline
         .iter()
         .rev()
-        .map(|t| TouchView {
-            at: local_time(t.at, zone),
-            who: t.actor_name.clone(),
-            action: super::labels::action(tr, &t.action),
+        .map(|t| TimelineRow {
+            at: t.local.clone(),
+            who: match &t.actor.role_zh {
+                Some(role) if !tr.en() => format!("{}（{role}）", t.actor.name),
+                _ => t.actor.name.clone(),
+            },
+            action: super::labels::action(tr, t.refused_action.as_deref().unwrap_or(&t.event_type)),
+            summary: tr.t(&t.summary_zh, &t.summary_en).to_string(),
+            changes: t
+                .changes
+                .iter()
+                .map(|c| {
+                    let old = c
+                        .old_zh
+                        .clone()
+                        .or_else(|| c.old.clone())
+                        .unwrap_or_else(dash);
+                    let new = c
+                        .new_zh
+                        .clone()
+                        .or_else(|| c.new.clone())
+                        .unwrap_or_else(dash);
+                    format!("{}：{old} → {new}", tr.t(&c.label_zh, &c.field))
+                })
+                .collect(),
             refused: t.refused,
         })
         .collect();
-    let may_log_visit = row
+    let may_log_visit = r
+        .owner
         .as_ref()
-        .is_some_and(|l| l.owner_id == Some(viewer.caller.staff_id));
+        .is_some_and(|o| o.staff_id == viewer.caller.staff_id);
     let forms = vec![
         (1, tr.t("表1 客户信息记录", "Form 1 customer record")),
         (2, tr.t("表2 跟进记录", "Form 2 follow-up record")),
@@ -488,10 +566,15 @@ pub async fn record(
         LeadPage {
             shell,
             lead_id: lead.to_string(),
-            customer: audit.customer.clone(),
+            customer: if f.project_name.is_empty() {
+                f.customer_name.clone()
+            } else {
+                format!("{} {}", f.customer_name, f.project_name)
+            },
             fields,
-            touches,
-            more_touches: audit.next.is_some(),
+            checklist,
+            key_persons,
+            timeline,
             may_log_visit,
             kinds: options(ContactKind::ALL, "visit", ContactKind::as_str, |k| {
                 tr.code(k.label_zh(), k.as_str())
