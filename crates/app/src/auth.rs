@@ -16,6 +16,7 @@
 use crate::error::AppError;
 use crate::reads::Reads;
 use base64::Engine as _;
+use chrono::{DateTime, Utc};
 use funnel_domain::{Event, RefusalCode};
 use funnel_projections::ReadModel;
 use funnel_types::{Envelope, OfficeId, Position, Role, StaffId};
@@ -56,6 +57,42 @@ pub struct TokenEntry {
     pub issued_by: Option<funnel_types::Actor>,
 }
 
+/// One browser session, while it is open: begun and neither signed out of nor expired as of the
+/// last session event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEntry {
+    pub staff_id: StaffId,
+    pub session_id: uuid::Uuid,
+    pub method: funnel_domain::events::SignInMethod,
+    pub started_at: DateTime<Utc>,
+    /// When it was last recorded as used (its start or its latest `staff.session_renewed`).
+    pub last_used: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub idle_minutes: u32,
+}
+
+impl SessionEntry {
+    /// The moment the session ends unless it is used (renewed) before: its idle expiry, or its
+    /// absolute expiry when that comes first.
+    pub fn ends_at(&self) -> DateTime<Utc> {
+        (self.last_used + chrono::Duration::minutes(i64::from(self.idle_minutes)))
+            .min(self.expires_at)
+    }
+
+    /// Whether the session is still open at `now`.
+    pub fn open_at(&self, now: DateTime<Utc>) -> bool {
+        now < self.ends_at()
+    }
+
+    /// Whether a use at `now` should be recorded (`staff.session_renewed`): once a quarter of the
+    /// idle period has passed since the last record, so that a session in use never idles out
+    /// while the log gains at most four events per idle period per session.
+    pub fn due_for_renewal(&self, now: DateTime<Utc>) -> bool {
+        let quarter = chrono::Duration::seconds(i64::from(self.idle_minutes) * 15);
+        now >= self.last_used + quarter && self.last_used + quarter < self.expires_at
+    }
+}
+
 /// An office as the access model knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfficeEntry {
@@ -73,12 +110,19 @@ pub struct Access {
     pub staff: BTreeMap<StaffId, StaffEntry>,
     /// Token hash (hex SHA-256) → token.
     pub tokens: BTreeMap<String, TokenEntry>,
+    /// Session secret hash (hex SHA-256) → open session. Sessions that ended are removed; those
+    /// that expired are removed at the next session event after their end.
+    #[serde(default)]
+    pub sessions: BTreeMap<String, SessionEntry>,
+    /// Session id → its secret hash.
+    #[serde(default)]
+    pub session_ids: BTreeMap<uuid::Uuid, String>,
 }
 
 impl ReadModel for Access {
     const NAME: &'static str = "access";
-    /// 2: offices too. 3: who issued each token.
-    const VERSION: u32 = 3;
+    /// 2: offices too. 3: who issued each token. 4: browser sessions.
+    const VERSION: u32 = 4;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         let missing = |id: StaffId| format!("staff event for {id}, who never joined");
@@ -145,6 +189,48 @@ impl ReadModel for Access {
                     .ok_or_else(|| format!("revocation of unknown token {}", e.token_id))?;
                 entry.revoked = true;
             }
+            Event::StaffSessionStarted(e) => {
+                let at = env.meta.occurred_at;
+                self.forget_sessions_ended_by(at);
+                if self.sessions.contains_key(&e.secret_hash) {
+                    return Err(format!("session secret of {} began twice", e.session_id));
+                }
+                self.session_ids.insert(e.session_id, e.secret_hash.clone());
+                self.sessions.insert(
+                    e.secret_hash.clone(),
+                    SessionEntry {
+                        staff_id: e.staff_id,
+                        session_id: e.session_id,
+                        method: e.method,
+                        started_at: at,
+                        last_used: at,
+                        expires_at: e.expires_at,
+                        idle_minutes: e.idle_minutes,
+                    },
+                );
+            }
+            Event::StaffSessionRenewed(e) => {
+                let at = env.meta.occurred_at;
+                // A renewal recorded after the session's end (a request that began just before)
+                // does not bring it back: it was removed here, or it is found ended.
+                if let Some(entry) = self
+                    .session_ids
+                    .get(&e.session_id)
+                    .and_then(|h| self.sessions.get_mut(h))
+                    && entry.open_at(at)
+                {
+                    entry.last_used = entry.last_used.max(at);
+                }
+                self.forget_sessions_ended_by(at);
+            }
+            Event::StaffSessionsEnded(e) => {
+                for id in &e.sessions {
+                    if let Some(hash) = self.session_ids.remove(id) {
+                        self.sessions.remove(&hash);
+                    }
+                }
+                self.forget_sessions_ended_by(env.meta.occurred_at);
+            }
             _ => {}
         }
         Ok(())
@@ -186,6 +272,31 @@ impl Access {
             .iter()
             .find(|(_, o)| o.code.eq_ignore_ascii_case(code.trim()))
             .map(|(id, _)| *id)
+    }
+
+    /// Forgets the sessions that ended (idle or absolute expiry) by `at`: the model keeps only
+    /// sessions that may still be used.
+    fn forget_sessions_ended_by(&mut self, at: DateTime<Utc>) {
+        let ended: Vec<(String, uuid::Uuid)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.open_at(at))
+            .map(|(h, s)| (h.clone(), s.session_id))
+            .collect();
+        for (hash, id) in ended {
+            self.sessions.remove(&hash);
+            self.session_ids.remove(&id);
+        }
+    }
+
+    /// The session with this secret hash, with its holder, when it is open at `now`.
+    pub fn resolve_session(
+        &self,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Option<(&SessionEntry, &StaffEntry)> {
+        let session = self.sessions.get(hash).filter(|s| s.open_at(now))?;
+        self.staff.get(&session.staff_id).map(|s| (session, s))
     }
 
     /// The member of staff an unrevoked token belongs to.
@@ -303,42 +414,54 @@ impl Caller {
     }
 }
 
+fn caller_of(id: StaffId, s: &StaffEntry, resolved_at: Position) -> Caller {
+    Caller {
+        staff_id: id,
+        name: s.name.clone(),
+        role: s.role,
+        office: s.office,
+        read_scope: ReadScope::of(s.role, s.office),
+        resolved_at,
+    }
+}
+
+/// Looks `find` up in the [`Access`] model; when it finds nothing, waits (briefly, up to
+/// `auth_wait`) for the read models to reach the log head and looks again: a credential issued a
+/// moment ago, perhaps by another process on the same log, may not be projected yet.
+async fn look_up<T>(
+    reads: &Reads,
+    find: impl Fn(&Access, Position) -> Option<T>,
+) -> Result<Option<T>, AppError> {
+    let lookup = |runner: &funnel_projections::Runner| {
+        let resolved_at = runner.checkpoint_of::<Access>().unwrap_or(Position::START);
+        runner.get::<Access>().and_then(|a| find(a, resolved_at))
+    };
+    let found = lookup(&*reads.runner().read().await);
+    if found.is_some() {
+        return Ok(found);
+    }
+    let head = reads.store().head().await?;
+    let wait = reads.options().auth_wait;
+    if funnel_projections::wait_until_shared(reads.runner(), head, wait)
+        .await
+        .is_ok()
+    {
+        return Ok(lookup(&*reads.runner().read().await));
+    }
+    Ok(None)
+}
+
 /// The acting person a bearer token's text names: hashed, looked up in the [`Access`] model (after
 /// waiting briefly for the log head when it is not there yet: a token issued a moment ago), and
 /// refused when unknown, revoked, or its holder has left.
 pub async fn authenticate(reads: &Reads, token: &str) -> Result<Caller, AppError> {
     let hash = token_hash(token);
-    let lookup = |runner: &funnel_projections::Runner| {
-        let resolved_at = runner.checkpoint_of::<Access>().unwrap_or(Position::START);
-        runner
-            .get::<Access>()
-            .and_then(|a| a.resolve(&hash))
-            .map(|(id, s)| {
-                (
-                    s.active,
-                    Caller {
-                        staff_id: id,
-                        name: s.name.clone(),
-                        role: s.role,
-                        office: s.office,
-                        read_scope: ReadScope::of(s.role, s.office),
-                        resolved_at,
-                    },
-                )
-            })
-    };
-    let mut found = lookup(&*reads.runner().read().await);
-    if found.is_none() {
-        // A token issued a moment ago may not be projected yet: wait (briefly) for the head.
-        let head = reads.store().head().await?;
-        let wait = reads.options().auth_wait;
-        if funnel_projections::wait_until_shared(reads.runner(), head, wait)
-            .await
-            .is_ok()
-        {
-            found = lookup(&*reads.runner().read().await);
-        }
-    }
+    let found = look_up(reads, |access, at| {
+        access
+            .resolve(&hash)
+            .map(|(id, s)| (s.active, caller_of(id, s, at)))
+    })
+    .await?;
     match found {
         Some((true, caller)) => Ok(caller),
         Some((false, _)) => Err(AppError::unauthenticated(
@@ -348,6 +471,74 @@ pub async fn authenticate(reads: &Reads, token: &str) -> Result<Caller, AppError
         None => Err(AppError::unauthenticated(
             "the token is unknown or revoked",
             "令牌无效或已被吊销",
+        )),
+    }
+}
+
+/// A fresh session secret: its text (for the cookie, sent once) and the hex SHA-256 to record.
+pub fn new_session_secret() -> (String, String) {
+    new_token()
+}
+
+/// The CSRF token of a session: derived from its secret, so it is bound to that session, the same
+/// in every process on the log, and known only to whoever holds the secret (the browser, which
+/// also gets it in a cookie scripts on the console's own origin can read and in `GET /session`).
+pub fn csrf_token(session_secret: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"funnel csrf\0")
+        .chain_update(session_secret.as_bytes())
+        .finalize();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+}
+
+/// Whether `sent` is the CSRF token of the session whose secret is `session_secret`, compared in
+/// time independent of where they differ.
+pub fn csrf_matches(session_secret: &str, sent: &str) -> bool {
+    let expected = csrf_token(session_secret);
+    let (a, b) = (expected.as_bytes(), sent.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A browser session as authentication found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionSeen {
+    pub entry: SessionEntry,
+    /// Whether this use should be recorded (`staff.session_renewed`), see
+    /// [`SessionEntry::due_for_renewal`].
+    pub renew: bool,
+}
+
+/// The acting person a session cookie's secret names, at `now`: refused when the session is
+/// unknown, signed out of, past its idle or absolute expiry, or its holder has left. The caller is
+/// the same as their token would give: role, office and read scope as the staff events say now.
+pub async fn authenticate_session(
+    reads: &Reads,
+    secret: &str,
+    now: DateTime<Utc>,
+) -> Result<(Caller, SessionSeen), AppError> {
+    let hash = token_hash(secret);
+    let found = look_up(reads, |access, at| {
+        access.resolve_session(&hash, now).map(|(session, s)| {
+            (
+                s.active,
+                caller_of(session.staff_id, s, at),
+                SessionSeen {
+                    entry: session.clone(),
+                    renew: session.due_for_renewal(now),
+                },
+            )
+        })
+    })
+    .await?;
+    match found {
+        Some((true, caller, seen)) => Ok((caller, seen)),
+        Some((false, _, _)) => Err(AppError::unauthenticated(
+            "the member of staff this session belongs to has left",
+            "该会话所属员工已离职",
+        )),
+        None => Err(AppError::unauthenticated(
+            "the session has ended or expired: sign in again",
+            "会话已结束或已过期，请重新登录",
         )),
     }
 }

@@ -563,6 +563,29 @@ pub fn examples() -> Vec<Event> {
             token_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"example-token"),
         }
         .into(),
+        StaffSessionStarted {
+            staff_id: eng,
+            session_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"example-session"),
+            secret_hash: "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9".into(),
+            method: SignInMethod::Password,
+            expires_at: Utc.with_ymd_and_hms(2026, 9, 2, 2, 0, 0).unwrap(),
+            idle_minutes: 60,
+        }
+        .into(),
+        StaffSessionRenewed {
+            staff_id: eng,
+            session_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"example-session"),
+        }
+        .into(),
+        StaffSessionsEnded {
+            staff_id: eng,
+            sessions: vec![uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_OID,
+                b"example-session",
+            )],
+            everywhere: false,
+        }
+        .into(),
         CalendarPublished {
             year: 2026,
             holidays: [(10, 1), (10, 2), (10, 5), (10, 6), (10, 7)]

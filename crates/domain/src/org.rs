@@ -100,6 +100,8 @@ pub struct StaffState {
     pub active: bool,
     /// API tokens issued to this person: token id → revoked.
     pub tokens: std::collections::BTreeMap<uuid::Uuid, bool>,
+    /// Browser sessions begun and not signed out of (some may have expired since).
+    pub sessions: std::collections::BTreeSet<uuid::Uuid>,
 }
 
 impl StaffState {
@@ -148,6 +150,26 @@ pub enum StaffCommand {
     RevokeToken {
         token_id: uuid::Uuid,
     },
+    /// The person's own browser sessions (which the person, whatever their role, gives for
+    /// themselves).
+    Session(SessionCommand),
+}
+
+/// What a member of staff does with their own browser sessions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionCommand {
+    /// Begin a session, recorded by the SHA-256 of its secret.
+    Start {
+        session_id: uuid::Uuid,
+        secret_hash: String,
+        method: SignInMethod,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        idle_minutes: u32,
+    },
+    /// Record that a session was used, so that its idle expiry counts again.
+    Renew { session_id: uuid::Uuid },
+    /// Sign out of one session, or of every open session (`session_id` absent).
+    End { session_id: Option<uuid::Uuid> },
 }
 
 pub fn evolve_staff(mut state: StaffState, event: &Event) -> StaffState {
@@ -160,7 +182,16 @@ pub fn evolve_staff(mut state: StaffState, event: &Event) -> StaffState {
                 office: e.office,
                 active: true,
                 tokens: Default::default(),
+                sessions: Default::default(),
             };
+        }
+        Event::StaffSessionStarted(e) => {
+            state.sessions.insert(e.session_id);
+        }
+        Event::StaffSessionsEnded(e) => {
+            for id in &e.sessions {
+                state.sessions.remove(id);
+            }
         }
         Event::StaffTokenIssued(e) => {
             state.tokens.insert(e.token_id, false);
@@ -227,7 +258,8 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
         | StaffCommand::MoveOffice { .. }
         | StaffCommand::Leave { .. }
         | StaffCommand::IssueToken { .. }
-        | StaffCommand::RevokeToken { .. } => None,
+        | StaffCommand::RevokeToken { .. }
+        | StaffCommand::Session(_) => None,
     };
     match cmd {
         StaffCommand::ChangeRole { .. }
@@ -272,7 +304,7 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
                 );
             }
         }
-        StaffCommand::Join { .. } => {}
+        StaffCommand::Join { .. } | StaffCommand::Session(_) => {}
     }
     let stops_being_executive = role == Role::Executive
         && match cmd {
@@ -283,7 +315,8 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
             StaffCommand::Join { .. }
             | StaffCommand::MoveOffice { .. }
             | StaffCommand::IssueToken { .. }
-            | StaffCommand::RevokeToken { .. } => false,
+            | StaffCommand::RevokeToken { .. }
+            | StaffCommand::Session(_) => false,
         };
     if stops_being_executive && ctx.staff.other_active_executives(id) == 0 {
         return refuse(
@@ -296,6 +329,9 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
 }
 
 pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> Decision {
+    if let StaffCommand::Session(cmd) = cmd {
+        return decide_session(state, cmd, ctx);
+    }
     require_role(
         ctx.acting,
         &[Role::SalesDepartment, Role::Executive],
@@ -415,6 +451,7 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
             token_id,
             token_hash,
         } => decide_issue_token(state, id, *token_id, token_hash),
+        StaffCommand::Session(cmd) => decide_session(state, cmd, ctx),
         StaffCommand::RevokeToken { token_id } => match state.tokens.get(token_id) {
             None => refuse(
                 RefusalCode::InvalidValue,
@@ -434,6 +471,110 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
     }
 }
 
+/// Whether `hash` is a SHA-256 as 64 lower-case hex digits.
+fn is_sha256_hex(hash: &str) -> bool {
+    hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A person's browser sessions: begun, renewed and ended by the person themselves (any role,
+/// auditors too: signing in changes nothing of the record) or the system, while they are active.
+fn decide_session(state: &StaffState, cmd: &SessionCommand, ctx: &Ctx<'_>) -> Decision {
+    let Some(id) = state.id else {
+        return refuse(
+            RefusalCode::StaffNotFound,
+            "no such member of staff",
+            "没有该员工",
+        );
+    };
+    if !ctx.acting.is_system() && ctx.acting.staff_id() != Some(id) {
+        return refuse(
+            RefusalCode::SessionHolderOnly,
+            "only the person themselves begins, renews or ends their sessions",
+            "会话只能由本人登录、续期或退出",
+        );
+    }
+    if !state.active {
+        return refuse(
+            RefusalCode::StaffInactive,
+            "this member of staff has left",
+            "该员工已离职",
+        );
+    }
+    match cmd {
+        SessionCommand::Start {
+            session_id,
+            secret_hash,
+            method,
+            expires_at,
+            idle_minutes,
+        } => {
+            if !is_sha256_hex(secret_hash) {
+                return refuse(
+                    RefusalCode::InvalidValue,
+                    "`secret_hash` must be the SHA-256 of the session secret as 64 lower-case hex digits",
+                    "`secret_hash` 必须是会话密钥的 SHA-256 值（64 位小写十六进制）",
+                );
+            }
+            if *expires_at <= ctx.at || *idle_minutes == 0 {
+                return refuse(
+                    RefusalCode::InvalidValue,
+                    "a session must end after it begins and allow at least one idle minute",
+                    "会话的结束时间须晚于开始时间，空闲时限至少一分钟",
+                );
+            }
+            if state.sessions.contains(session_id) {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    format!("session {session_id} already began"),
+                    format!("会话 {session_id} 已存在"),
+                );
+            }
+            Ok(vec![Event::StaffSessionStarted(StaffSessionStarted {
+                staff_id: id,
+                session_id: *session_id,
+                secret_hash: secret_hash.clone(),
+                method: *method,
+                expires_at: *expires_at,
+                idle_minutes: *idle_minutes,
+            })])
+        }
+        SessionCommand::Renew { session_id } => {
+            if !state.sessions.contains(session_id) {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    format!("session {session_id} is not open"),
+                    format!("会话 {session_id} 未处于登录状态"),
+                );
+            }
+            Ok(vec![Event::StaffSessionRenewed(StaffSessionRenewed {
+                staff_id: id,
+                session_id: *session_id,
+            })])
+        }
+        SessionCommand::End { session_id } => {
+            let sessions: Vec<uuid::Uuid> = match session_id {
+                Some(one) => state.sessions.get(one).copied().into_iter().collect(),
+                None => state.sessions.iter().copied().collect(),
+            };
+            if sessions.is_empty() {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    "no session of this member of staff is open",
+                    "该员工没有处于登录状态的会话",
+                );
+            }
+            Ok(vec![Event::StaffSessionsEnded(StaffSessionsEnded {
+                staff_id: id,
+                sessions,
+                everywhere: session_id.is_none(),
+            })])
+        }
+    }
+}
+
 /// A token is recorded by the 64 lower-case hex digits of its SHA-256, under an id not used before.
 fn decide_issue_token(
     state: &StaffState,
@@ -441,11 +582,7 @@ fn decide_issue_token(
     token_id: uuid::Uuid,
     token_hash: &str,
 ) -> Decision {
-    let hex = token_hash.len() == 64
-        && token_hash
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !hex {
+    if !is_sha256_hex(token_hash) {
         return refuse(
             RefusalCode::InvalidValue,
             "`token_hash` must be the SHA-256 of the token as 64 lower-case hex digits",

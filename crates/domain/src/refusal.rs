@@ -78,6 +78,7 @@ refusal_codes! {
     OwnRole = "staff.own_role",
     ExecutiveOnly = "staff.executive_only",
     TokenHolderOrExecutive = "staff.token_holder_or_executive",
+    SessionHolderOnly = "staff.session_holder_only",
     LastExecutive = "staff.last_executive",
     CalendarNeedsExecutive = "calendar.needs_executive",
     ControlCharacter = "validation.control_character",

@@ -274,13 +274,13 @@ impl Engine {
         &self.store
     }
 
-    /// Now, by the clock the engine stamps facts with.
-    pub fn clock_now(&self) -> DateTime<Utc> {
-        self.clock.now()
-    }
-
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// The clock commands are timed by (and sessions expire by).
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     async fn load(&self, stream: &StreamId) -> Result<Loaded, EngineError> {

@@ -18,6 +18,31 @@ pub struct ServeOptions {
     pub ready: ReadyOptions,
     pub workflows: WorkflowOptions,
     pub notify: NotifyOptions,
+    pub sessions: SessionOptions,
+}
+
+/// Browser sessions (`POST /session`): how long one lasts and how its cookie is sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionOptions {
+    /// A session ends after this many minutes without a request (idle expiry).
+    pub idle_minutes: u32,
+    /// A session ends this many hours after sign-in, however it is used (absolute expiry).
+    pub absolute_hours: u32,
+    /// Always mark the session cookies `Secure` (sent over HTTPS only). Without it they are marked
+    /// so when the request came over HTTPS as a proxy in front says (`X-Forwarded-Proto: https`
+    /// or `Forwarded: proto=https`).
+    pub secure_cookie: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            idle_minutes: 60,
+            absolute_hours: 12,
+            secure_cookie: false,
+        }
+    }
 }
 
 /// The HTTP listener and request handling.
@@ -399,6 +424,18 @@ impl ServeOptions {
             )));
         }
         self.metrics_addr()?;
+        let sess = &self.sessions;
+        if !(1..=7 * 24 * 60).contains(&sess.idle_minutes)
+            || !(1..=30 * 24).contains(&sess.absolute_hours)
+            || u64::from(sess.idle_minutes) > u64::from(sess.absolute_hours) * 60
+        {
+            return Err(ConfigError(format!(
+                "sessions.idle_minutes ({}) must be between 1 and 10080 and \
+                 sessions.absolute_hours ({}) between 1 and 720, and a session may not idle \
+                 longer than it lasts",
+                sess.idle_minutes, sess.absolute_hours
+            )));
+        }
         let n = &self.notify;
         if !(100..=300_000).contains(&n.webhook_timeout_ms) {
             return Err(ConfigError(format!(

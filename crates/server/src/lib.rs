@@ -4,7 +4,8 @@
 //! - [`router`] builds the whole API over an [`AppState`] (testable with
 //!   `tower::ServiceExt::oneshot`); [`serve`] runs it with the runner and the workflows until
 //!   shutdown.
-//! - Authentication: bearer tokens recorded as SHA-256 hashes by staff events ([`auth`]).
+//! - Authentication: bearer tokens, or browser sessions (a cookie and a CSRF token), both recorded
+//!   as SHA-256 hashes by staff events ([`auth`]).
 //! - Authorization: the domain deciders authorize writes (and record refused touches); reads are
 //!   scoped by role and office ([`auth::Caller`]).
 //! - Errors are RFC 9457 problem documents with stable refusal codes ([`problem`]).
@@ -145,11 +146,12 @@ impl AppState {
     }
 }
 
-/// The whole API and the console. Every route but `/healthz`, `/readyz`, `/openapi.json`, the
-/// console's sign-in page and its assets needs credentials; a console page without them sends the
-/// visitor to the sign-in page (see [`console`]).
+/// The whole API and the console. Every route but `/healthz`, `/readyz`, `/openapi.json`,
+/// `POST /session` (signing in), the console's sign-in page and its assets needs a bearer token or
+/// a session cookie; a console page without them sends the visitor to the sign-in page (see
+/// [`console`]).
 pub fn router(state: AppState) -> Router {
-    use routes::{forms, ops, org, read, webhooks, workflows, write};
+    use routes::{forms, ops, org, read, session, webhooks, workflows, write};
     let limit = state.options().http.body_limit;
     let mut router = Router::new()
         .route("/healthz", get(ops::healthz))
@@ -158,6 +160,13 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(ops::openapi))
         .route("/me", get(read::me))
         .route("/leads/{id}", get(read::lead_record))
+        .route(
+            "/session",
+            post(session::sign_in)
+                .get(session::current)
+                .delete(session::sign_out),
+        )
+        .route("/session/revoke-all", post(session::revoke_all))
         .route("/leads/{id}/audit", get(read::lead_audit))
         .route("/offices", get(org::list_offices))
         .route("/staff", get(org::list_staff))

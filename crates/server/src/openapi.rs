@@ -391,6 +391,61 @@ fn org_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>, at_least: 
     }));
 }
 
+/// Browser sign-in: `/session` and `/session/revoke-all`.
+fn session_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
+    use crate::routes::session::SignIn;
+    use funnel_app::query::org::{SessionAnswer, SignedOut};
+    let (sign_in, answer, out) = (
+        schema::<SignIn>(g),
+        schema::<SessionAnswer>(g),
+        schema::<SignedOut>(g),
+    );
+    let mut post = operation(
+        g,
+        "sign_in",
+        "Sign in: sets the session cookie `funnel_session` (HttpOnly, SameSite=Strict) and the CSRF cookie `funnel_csrf`",
+        vec![],
+        Some(sign_in),
+        "201",
+        Some(answer.clone()),
+    );
+    post["security"] = json!([]);
+    let mut get = operation(
+        g,
+        "session",
+        "Who the session cookie signs in, with the session's CSRF token",
+        vec![],
+        None,
+        "200",
+        Some(answer),
+    );
+    get["security"] = json!([{ "session": [] }]);
+    let mut delete = operation(
+        g,
+        "sign_out",
+        "Sign out of this session (needs X-CSRF-Token); clears the cookies",
+        vec![],
+        None,
+        "200",
+        Some(out.clone()),
+    );
+    delete["security"] = json!([{ "session": [] }]);
+    paths.insert(
+        "/session".into(),
+        json!({ "post": post, "get": get, "delete": delete }),
+    );
+    let op = operation(
+        g,
+        "sign_out_everywhere",
+        "Sign out of every session of the caller, in every browser",
+        vec![],
+        None,
+        "200",
+        Some(out),
+    );
+    paths.insert("/session/revoke-all".into(), json!({ "post": op }));
+}
+
 fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     g.subschema_for::<T>()
 }
@@ -656,6 +711,7 @@ pub fn document() -> Value {
         json!({ "post": body_optional(op) }),
     );
     org_paths(&mut g, &mut paths, &at_least);
+    session_paths(&mut g, &mut paths);
     write_paths(&mut g, &mut paths);
     webhook_paths(&mut g, &mut paths);
     let schemas = g.take_definitions(true);
@@ -666,11 +722,15 @@ pub fn document() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Event-sourced sales workflow engine. Errors are RFC 9457 problem documents with stable refusal codes and messages in English and Chinese.",
         },
-        "security": [{ "bearer": [] }],
+        "security": [{ "bearer": [] }, { "session": [] }],
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "description": "A token from `funnel staff token STAFF`" } },
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "description": "A token from `funnel staff token STAFF`" },
+                "session": { "type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE,
+                    "description": "A browser session from `POST /session`. A request it authenticates that changes something (POST, PUT, PATCH, DELETE) must also send the session's CSRF token as `X-CSRF-Token` (403 `auth.csrf` otherwise)." },
+            },
         },
     });
     explicit_ranges(&mut doc);

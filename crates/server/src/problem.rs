@@ -166,6 +166,7 @@ pub fn status_for(code: RefusalCode) -> StatusCode {
         | OwnRole
         | ExecutiveOnly
         | TokenHolderOrExecutive
+        | SessionHolderOnly
         | CalendarNeedsExecutive => StatusCode::FORBIDDEN,
         StaffNotFound | OfficeNotFound | LeadNotFound | ConflictNotFound | ReassignmentNotFound
         | DeclarationNotFound | ContractNotFound | PlanNotFound | SummaryNotFound => {

@@ -82,13 +82,13 @@ async fn without_credentials_a_page_sends_to_sign_in_and_back() {
     assert_page(&r);
     assert!(
         r.text
-            .contains(r#"name="next" value="/console/analysis?office=SH""#),
+            .contains(r#"data-next="/console/analysis?office=SH""#),
         "{}",
         r.text
     );
     // A next page on another host is not followed.
     let r = page(&w, "/sign-in?next=%2F%2Fevil.example%2F", None).await;
-    assert!(r.text.contains(r#"name="next" value="/""#), "{}", r.text);
+    assert!(r.text.contains(r#"data-next="/""#), "{}", r.text);
     // A bad token is not signed in either.
     let r = w
         .raw(

@@ -4,7 +4,7 @@ use crate::auth::{Access, Caller};
 use crate::error::AppError;
 use crate::reads::{Paging, Reads, page};
 use chrono::{DateTime, NaiveDate, Utc};
-use funnel_types::{Actor, OfficeId, Role, StaffId};
+use funnel_types::{Actor, OfficeId, Position, Role, StaffId};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -220,4 +220,36 @@ pub async fn calendar(reads: &Reads, year: i32) -> Result<CalendarYear, AppError
             version: 0,
         },
     })
+}
+
+/// A browser session, as `POST /session` (sign in) and `GET /session` (who am I) answer it. The
+/// session's secret is never in an answer: it travels only in the `funnel_session` cookie.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct SessionAnswer {
+    /// The person the session acts as (the same as their token would).
+    pub me: Me,
+    /// Names the session (not a secret).
+    pub session_id: uuid::Uuid,
+    /// How they signed in.
+    pub method: funnel_domain::events::SignInMethod,
+    /// Send this as `X-CSRF-Token` with every `POST`, `PUT`, `PATCH` or `DELETE` the session cookie
+    /// authenticates (it is also in the `funnel_csrf` cookie).
+    pub csrf_token: String,
+    /// When they signed in, on their office's clock (headquarters' for headquarters roles).
+    pub started_at: DateTime<chrono::FixedOffset>,
+    /// The session ends at this moment however it is used.
+    pub expires_at: DateTime<chrono::FixedOffset>,
+    /// It ends after this many minutes without a request.
+    pub idle_minutes: u32,
+    /// The log position of the sign-in.
+    pub position: Position,
+}
+
+/// `DELETE /session` and `POST /session/revoke-all` answer how many sessions they ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct SignedOut {
+    /// Sessions ended by this request (0 when none was open).
+    pub ended: u64,
+    /// The log position of `staff.sessions_ended`, when sessions ended.
+    pub position: Option<Position>,
 }

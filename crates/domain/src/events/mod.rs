@@ -186,6 +186,12 @@ events! {
     StaffTokenIssued = "staff.token_issued" v 1,
     /// An API token was revoked.
     StaffTokenRevoked = "staff.token_revoked" v 1,
+    /// A member of staff signed in: a browser session began (only its secret's hash is recorded).
+    StaffSessionStarted = "staff.session_started" v 1,
+    /// A browser session was used; its idle expiry counts from here.
+    StaffSessionRenewed = "staff.session_renewed" v 1,
+    /// A member of staff signed out of one session or of all of them.
+    StaffSessionsEnded = "staff.sessions_ended" v 1,
     /// The working calendar of a year: public holidays and make-up working days.
     CalendarPublished = "calendar.published" v 1,
     /// A current-version customer key was reserved for a lead registered under an older one.

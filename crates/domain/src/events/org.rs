@@ -84,3 +84,51 @@ pub struct CalendarPublished {
     /// Where the schedule comes from, e.g. the State Council notice.
     pub note: String,
 }
+
+/// How a member of staff proved who they are when a session began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignInMethod {
+    /// With one of their API tokens.
+    Token,
+    /// With their password.
+    Password,
+}
+
+/// A member of staff signed in from a browser: a session began. Only the SHA-256 of the session's
+/// secret (the value of its cookie) is recorded, as for tokens; the secret is sent once, in the
+/// cookie.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffSessionStarted {
+    pub staff_id: StaffId,
+    /// Names the session for signing out; not a secret.
+    pub session_id: uuid::Uuid,
+    /// Lower-case hex SHA-256 of the session's secret.
+    pub secret_hash: String,
+    pub method: SignInMethod,
+    /// The session ends at this moment however it is used (absolute expiry).
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// The session ends after this many minutes without use (idle expiry); use is recorded by
+    /// `staff.session_renewed`.
+    pub idle_minutes: u32,
+}
+
+/// A session was used: its idle expiry counts again from this event's time. Recorded at most a few
+/// times per idle period, not per request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffSessionRenewed {
+    pub staff_id: StaffId,
+    pub session_id: uuid::Uuid,
+}
+
+/// Sessions ended: the person signed out of one (`everywhere` false) or of every session they had
+/// open (`everywhere` true). Requests carrying their cookies are refused from then on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffSessionsEnded {
+    pub staff_id: StaffId,
+    pub sessions: Vec<uuid::Uuid>,
+    pub everywhere: bool,
+}

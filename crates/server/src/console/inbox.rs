@@ -88,7 +88,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
         Ok(l) => l,
         Err(e) => return super::problem_page(shell, &Problem::from(e)),
     };
-    let now = state.engine().clock_now();
+    let now = state.engine().clock().now();
     let tasks = list.tasks.iter().map(|t| card(tr, t, now)).collect();
     html(
         InboxPage {

@@ -584,7 +584,8 @@ pub async fn record(
             }),
             now_local: state
                 .engine()
-                .clock_now()
+                .clock()
+                .now()
                 .with_timezone(&zone)
                 .format("%Y-%m-%dT%H:%M")
                 .to_string(),

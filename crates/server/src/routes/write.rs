@@ -333,7 +333,8 @@ pub(crate) fn writes() -> Vec<WriteRoute> {
 }
 
 /// The writes of the API that are not engine commands, by method and path: they run through the
-/// saga runtime, the projection runner or the webhook subscriptions, take no `Idempotency-Key`, and
+/// saga runtime, the projection runner, the webhook subscriptions or the sign-in of a browser
+/// session (whose commands the handlers build themselves), take no `Idempotency-Key`, and
 /// are routed and documented by hand.
 pub const NOT_COMMANDS: &[(&str, &str)] = &[
     ("POST", "/workflows/{id}/retry"),
@@ -343,6 +344,9 @@ pub const NOT_COMMANDS: &[(&str, &str)] = &[
     ("POST", "/webhooks/{id}/pause"),
     ("POST", "/webhooks/{id}/resume"),
     ("POST", "/webhooks/{id}/replay"),
+    ("POST", "/session"),
+    ("DELETE", "/session"),
+    ("POST", "/session/revoke-all"),
 ];
 
 /// The declared writes by method, path and operation id.

@@ -279,6 +279,30 @@ fn describe(event: &Event, n: &Names) -> (&'static str, String) {
             "吊销令牌",
             format!("吊销 {} 的 API 令牌", n.staff(e.staff_id)),
         ),
+        StaffSessionStarted(e) => (
+            "登录",
+            format!(
+                "{} 登录（{}）",
+                n.staff(e.staff_id),
+                match e.method {
+                    funnel_domain::events::SignInMethod::Token => "API 令牌",
+                    funnel_domain::events::SignInMethod::Password => "密码",
+                }
+            ),
+        ),
+        StaffSessionRenewed(e) => ("会话续期", format!("{} 的会话续期", n.staff(e.staff_id))),
+        StaffSessionsEnded(e) => (
+            "退出登录",
+            if e.everywhere {
+                format!(
+                    "{} 退出全部 {} 个会话",
+                    n.staff(e.staff_id),
+                    e.sessions.len()
+                )
+            } else {
+                format!("{} 退出登录", n.staff(e.staff_id))
+            },
+        ),
         CalendarPublished(e) => (
             "工作日历发布",
             format!(
