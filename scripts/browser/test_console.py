@@ -213,6 +213,11 @@ def test_every_role_finds_a_lead_written_differently_and_reads_its_timeline(serv
         timeline = page.locator("#timeline li")
         assert timeline.count() >= 1
         assert "报备" in page.locator("#timeline").inner_text()
+        # Form 1 opens with the session, as a printable page.
+        form = page.locator("p.forms a").first.get_attribute("href")
+        answer = page.request.get(server.base + form)
+        assert answer.status == 200, (form, answer.status, answer.text()[:200])
+        assert answer.headers["content-type"].startswith("text/html"), answer.headers
         if viewport is PHONE:
             # Signing out ends the session: the next page asks to sign in again.
             with page.expect_navigation(url=re.compile(r"/sign-in")):

@@ -406,3 +406,49 @@ async fn an_engineer_logs_a_visit_from_the_record() {
     // eng_b's refused attempt is on the record, marked.
     assert!(r.text.contains("class=\"refused\""), "{}", r.text);
 }
+
+/// A staff page: the person's leads and what they touched in a period, refused attempts marked;
+/// another office's person is refused as `GET /staff/{id}` refuses them.
+#[tokio::test]
+async fn a_staff_page_shows_their_leads_and_touches_in_scope() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    // eng_b tries to log a visit on eng_a's lead: refused and recorded.
+    let r = w
+        .post(
+            &format!("/leads/{lead}/commands/log_visit"),
+            "eng_b",
+            visit(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    settle(&w).await;
+    let b = w.ids["eng_b"];
+    let r = page(&w, &format!("/console/staff/{b}"), Some("manager")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    assert!(r.text.contains("id=\"staff-name\">eng_b<"), "{}", r.text);
+    assert!(r.text.contains("class=\"refused\""), "{}", r.text);
+    assert!(r.text.contains("记录拜访"), "{}", r.text);
+    let a = w.ids["eng_a"];
+    let r = page(
+        &w,
+        &format!("/console/staff/{a}?from=2020-01-01&to=2020-01-31"),
+        Some("manager"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.text.contains(&format!("/console/leads/{lead}")),
+        "the lead they own: {}",
+        r.text
+    );
+    assert!(
+        !r.text.contains("<li><time>"),
+        "nothing touched in that period: {}",
+        r.text
+    );
+    let r = page(&w, &format!("/console/staff/{a}"), Some("eng_bj")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_page(&r);
+}

@@ -16,6 +16,7 @@ mod assets;
 mod inbox;
 mod labels;
 mod leads;
+mod staff;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -49,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/inbox", get(inbox::page))
         .route("/console/leads", get(leads::list))
         .route("/console/leads/{id}", get(leads::record))
+        .route("/console/staff/{id}", get(staff::page))
         .route(
             "/console/leads/{id}/commands/{name}",
             post(inbox::lead_command),
@@ -269,6 +271,8 @@ pub struct Shell {
     pub nav: Vec<NavItem>,
     /// The signed-in person: name, role and office; none on the sign-in page.
     pub who: Option<String>,
+    /// Their own staff page.
+    pub who_href: String,
     /// This page in the other language.
     pub other_lang_href: String,
     pub other_lang_label: &'static str,
@@ -308,6 +312,9 @@ impl Shell {
                 }
                 who
             }),
+            who_href: viewer
+                .map(|v| format!("/console/staff/{}", v.caller.staff_id))
+                .unwrap_or_default(),
             other_lang_href: format!("{path}?lang={other}"),
             other_lang_label: label,
             css: [
