@@ -452,3 +452,54 @@ async fn a_staff_page_shows_their_leads_and_touches_in_scope() {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert_page(&r);
 }
+
+/// An engineer registers a lead from the phone form; a colleague typing the same customer written
+/// differently is warned before sending, with the lead on record.
+#[tokio::test]
+async fn a_lead_is_registered_from_the_form_with_a_duplicate_warning() {
+    let w = world().await;
+    let r = page(&w, "/console/leads/new", Some("eng_a")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    let form = "customer_name=%E4%B8%87%E7%A7%91Vanke&project_name=%E4%B8%80%E6%9C%9F&industry=real_estate&purchase_mode=independent&channel=building_sweep&location=%E4%B8%8A%E6%B5%B7&contact.name=%E6%9D%8E%E7%BB%8F%E7%90%86&contact.phone=13800000000&need=%E6%A5%BC%E5%AE%87%E5%AF%B9%E8%AE%B2";
+    let post = |who: &'static str| {
+        w.raw(
+            Method::POST,
+            "/console/leads",
+            Some(w.tokens[who].clone()),
+            form.as_bytes().to_vec(),
+            &[("hx-request", "true")],
+        )
+    };
+    let r = post("eng_a").await;
+    assert!(r.text.contains("已报备"), "{}", r.text);
+    settle(&w).await;
+    // Full-width Ｖ, a space: the same customer.
+    let r = page(
+        &w,
+        "/console/leads/similar?customer_name=%E4%B8%87%E7%A7%91%20%EF%BC%B6anke",
+        Some("eng_b"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("已有同名客户"), "{}", r.text);
+    assert!(r.text.contains("eng_a"), "{}", r.text);
+    let r = page(
+        &w,
+        "/console/leads/similar?customer_name=%E5%85%B6%E4%BB%96",
+        Some("eng_b"),
+    )
+    .await;
+    assert!(!r.text.contains("已有同名客户"), "{}", r.text);
+    // Missing fields are refused with the reason, in place.
+    let r = w
+        .raw(
+            Method::POST,
+            "/console/leads",
+            Some(w.tokens["eng_a"].clone()),
+            b"customer_name=x".to_vec(),
+            &[("hx-request", "true")],
+        )
+        .await;
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+}

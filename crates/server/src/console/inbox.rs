@@ -274,7 +274,8 @@ fn form_of(tr: Tr, c: &TaskCommand) -> Option<FormView> {
 
 /// A form's fields as the JSON body of the command: `name[]` collects a list, `name:bool` is a
 /// boolean (`true`/`on` or anything else), `name:int` a whole number, `name:local` a
-/// `datetime-local` value on the clock of `zone` (written as RFC 3339); other fields are text.
+/// `datetime-local` value on the clock of `zone` (written as RFC 3339), `name:json` a JSON value,
+/// `outer.inner` a text field of an object; other fields are text.
 /// Empty text fields are left out (so a command's defaults apply).
 pub fn form_to_json(body: &[u8], zone: chrono_tz::Tz) -> Result<serde_json::Value, Problem> {
     use serde_json::{Map, Value};
@@ -315,6 +316,13 @@ pub fn form_to_json(body: &[u8], zone: chrono_tz::Tz) -> Result<serde_json::Valu
                 )
             })?;
             out.insert(name.to_string(), Value::String(at.to_utc().to_rfc3339()));
+        } else if let Some((outer, inner)) = key.split_once('.') {
+            let nested = out
+                .entry(outer.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(fields) = nested {
+                fields.insert(inner.to_string(), Value::String(value));
+            }
         } else if !value.trim().is_empty() {
             out.insert(key, Value::String(value));
         }
@@ -396,6 +404,70 @@ pub async fn lead_command(
     );
     *res.status_mut() = status;
     res.into_response()
+}
+
+/// `POST /console/leads`: registers a lead from the phone form, as `POST /leads` does.
+pub async fn register(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let tr = viewer.tr;
+    let outcome = async {
+        let mut json = form_to_json(&body, viewer.zone)?;
+        // An engineer registers in their own office.
+        if let (Some(o), serde_json::Value::Object(fields)) = (viewer.caller.office, &mut json) {
+            fields
+                .entry("office")
+                .or_insert_with(|| serde_json::Value::String(o.to_string()));
+        }
+        let json = serde_json::to_vec(&json).unwrap_or_default();
+        let id = write_id(&headers, &viewer.caller, "POST /leads", &json)?;
+        let dto: crate::dto::RegisterLead =
+            crate::extract::from_json(&json).map_err(crate::extract::json_problem)?;
+        write::run(
+            &state,
+            &viewer.caller,
+            id,
+            "register",
+            funnel_engine::Command::Lead {
+                lead_id: None,
+                cmd: dto.into_command(id.command_id),
+            },
+        )
+        .await
+    }
+    .await;
+    let (accepted, message, missing, code) = match &outcome {
+        Ok(a) => (
+            true,
+            match a.stream.to_string().split_once('-') {
+                Some((_, lead)) => {
+                    format!("{} /console/leads/{lead}", tr.t("已报备：", "Registered:"))
+                }
+                None => tr.t("已报备。", "Registered.").to_string(),
+            },
+            Vec::new(),
+            String::new(),
+        ),
+        Err(p) => (
+            false,
+            tr.t(&p.message_zh, &p.message_en).to_string(),
+            p.missing.clone(),
+            p.code.clone(),
+        ),
+    };
+    html(
+        ResultFragment {
+            tr,
+            accepted,
+            message: &message,
+            missing: &missing,
+            code: &code,
+        }
+        .render(),
+    )
 }
 
 async fn run_lead_command(

@@ -594,3 +594,79 @@ pub async fn record(
         .render(),
     )
 }
+
+#[derive(Template)]
+#[template(path = "register.html")]
+struct RegisterPage {
+    shell: Shell,
+    industries: Vec<Opt>,
+    modes: Vec<Opt>,
+    channels: Vec<Opt>,
+}
+
+/// `GET /console/leads/new`: the registration form (报备), for a phone; the customer's name is
+/// checked against the leads on record while it is typed.
+pub async fn new_lead(viewer: Viewer) -> Response {
+    use funnel_domain::model::Industry;
+    let tr = viewer.tr;
+    let shell = Shell::new(
+        tr,
+        tr.t("报备线索", "Register a lead"),
+        "/console/leads/new",
+        Some(&viewer),
+    );
+    html(
+        RegisterPage {
+            shell,
+            industries: options(Industry::ALL, "", Industry::as_str, |i| {
+                tr.code(i.label_zh(), i.as_str())
+            }),
+            modes: options(PurchaseMode::ALL, "", PurchaseMode::as_str, |m| {
+                tr.code(m.label_zh(), m.as_str())
+            }),
+            channels: options(Channel::ALL, "", Channel::as_str, |c| {
+                tr.code(c.label_zh(), c.as_str())
+            }),
+        }
+        .render(),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SimilarQuery {
+    #[serde(default)]
+    customer_name: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    lang: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "similar.html")]
+struct SimilarFragment {
+    tr: Tr,
+    rows: Vec<LeadRowView>,
+    total: usize,
+}
+
+/// `GET /console/leads/similar?customer_name=`: the leads on record whose customer reads the same
+/// (as the duplicate check folds names), shown before the registration is sent.
+pub async fn similar(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<SimilarQuery>,
+) -> Response {
+    let tr = viewer.tr;
+    let (rows, total) = if fold_name(&q.customer_name).is_empty() {
+        (Vec::new(), 0)
+    } else {
+        let query = ListQuery {
+            q: q.customer_name.clone(),
+            ..ListQuery::default()
+        };
+        search_now(&state, &viewer, &query)
+            .await
+            .unwrap_or_default()
+    };
+    html(SimilarFragment { tr, rows, total }.render())
+}

@@ -48,7 +48,9 @@ pub fn routes() -> Router<AppState> {
         .route("/sign-in", get(sign_in))
         .route("/console/analysis", get(analysis::page))
         .route("/console/inbox", get(inbox::page))
-        .route("/console/leads", get(leads::list))
+        .route("/console/leads", get(leads::list).post(inbox::register))
+        .route("/console/leads/new", get(leads::new_lead))
+        .route("/console/leads/similar", get(leads::similar))
         .route("/console/leads/{id}", get(leads::record))
         .route("/console/staff/{id}", get(staff::page))
         .route(
