@@ -258,6 +258,17 @@ def test_an_engineer_logs_a_visit_on_a_phone(server, browser):
     v.close()
 
 
+def test_an_engineer_is_warned_of_a_customer_on_record_before_registering(server, browser):
+    lead = a_lead_of(server, "sales_engineer")
+    v = Visit(browser, server, "sales_engineer", PHONE, "register")
+    page = v.go("/console/leads/new")
+    page.locator('input[name="customer_name"]').press_sequentially(other_writing(lead["customer"]))
+    page.wait_for_selector("#similar .refusal")
+    v.shot("duplicate-warning")
+    assert f'/console/leads/{lead["id"]}' in page.locator("#similar").inner_html()
+    v.close()
+
+
 def wait_for_task(v: Visit, text: str) -> None:
     """Reloads the inbox until a task mentioning `text` is there (the sagas react within seconds)."""
     deadline = time.monotonic() + 30
