@@ -34,6 +34,8 @@ pub enum Command {
     Form(crate::forms::FormArgs),
     /// Who touched which lead, ownership conflicts, refused touches, plan compliance.
     Audit(crate::query::AuditArgs),
+    /// Find leads: by customer, project, contact name or phone, with filters, sort and pages.
+    Leads(crate::leads::LeadsArgs),
     /// An office's pipeline and funnel, as of any date or position.
     Pipeline(crate::query::PipelineArgs),
     /// Read-model status (version, checkpoint, lag, parked events), and rebuilds.
@@ -90,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pipeline(a) => {
             runtime()?.block_on(crate::query::pipeline(&store, &projections, a))
         }
+        Command::Leads(a) => runtime()?.block_on(crate::leads::run(&store, &projections, a)),
         Command::Audit(a) => runtime()?.block_on(crate::query::audit(&store, &projections, a)),
         Command::Projections(a) => {
             runtime()?.block_on(crate::projections::run(&store, &projections, a))

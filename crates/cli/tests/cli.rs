@@ -280,3 +280,90 @@ fn workflows_on_the_demo_history_show_all_nine_kinds_and_open_tasks() {
         serde_json::from_str(&ok(&["workflows", "--json"])).expect("json");
     assert_eq!(again.len(), list.len());
 }
+
+#[test]
+fn leads_find_matches_names_however_written_and_aligns_its_table() {
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&run(args)).expect("JSON answer")
+    };
+    let first = json(&[
+        "leads", "find", "--sort", "customer", "--asc", "--limit", "1", "--json",
+    ]);
+    assert!(first["total"].as_u64().unwrap() > 10, "{first}");
+    let lead = &first["leads"][0];
+    let id = lead["id"].as_str().unwrap();
+    let customer = lead["customer"].as_str().unwrap();
+    // Full-width forms and a space between every character find the same lead.
+    let wide: String = customer
+        .chars()
+        .map(|c| match c {
+            '!'..='~' => char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap(),
+            c => c,
+        })
+        .flat_map(|c| [c, ' '])
+        .collect();
+    let found = json(&["leads", "find", &wide, "--json", "--limit", "500"]);
+    let ids: Vec<&str> = found["leads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&id), "{wide}: {found}");
+
+    // The table: a header, one line per lead, a footer; the columns line up on screen.
+    let text = run(&["leads", "find", "--limit", "5"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 7, "{text}");
+    assert!(lines[0].starts_with("客户 / 项目"), "{text}");
+    let column = |line: &str, nth: usize| {
+        // The display column where the nth gap of two or more spaces ends.
+        let mut col = 0;
+        let mut gaps = 0;
+        let mut spaces = 0;
+        for c in line.chars() {
+            if c == ' ' {
+                spaces += 1;
+            } else {
+                if spaces >= 2 {
+                    gaps += 1;
+                    if gaps == nth {
+                        return col;
+                    }
+                }
+                spaces = 0;
+            }
+            col += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        }
+        col
+    };
+    let office = column(lines[0], 1);
+    for l in &lines[1..6] {
+        assert_eq!(column(l, 1), office, "{text}");
+    }
+    assert!(lines[6].contains("--offset 5"), "{text}");
+
+    // Every option has help; a bad value is refused with the values it takes.
+    let help = run(&["leads", "find", "--help"]);
+    for option in [
+        "--office",
+        "--owner",
+        "--stage",
+        "--tier",
+        "--channel",
+        "--purchase-mode",
+        "--ageing",
+        "--not-ageing",
+        "--sort",
+        "--asc",
+        "--limit",
+        "--offset",
+        "--json",
+    ] {
+        assert!(help.contains(option), "{option}: {help}");
+    }
+    let err = fails(&["leads", "find", "--stage", "nearly"]);
+    assert!(err.contains("prospect"), "{err}");
+    let err = fails(&["leads", "find", "--limit", "0"]);
+    assert!(err.contains("limit"), "{err}");
+}

@@ -365,6 +365,17 @@ fn scenario(backend: &Backend) {
     let lead = r.body["id"].as_str().expect("lead id").to_string();
     let registered = r.body["position"].as_u64().expect("position");
 
+    // The lead index finds it however the name or the phone is written (万科·城市花园, +86 …).
+    for q in [
+        "%E4%B8%87%E7%A7%91%C2%B7%E5%9F%8E%E5%B8%82%E8%8A%B1%E5%9B%AD",
+        "%2B86%20138-0000-0000",
+    ] {
+        let r = server.get(&format!("/leads?q={q}&at_least={registered}"), &wang);
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["leads"][0]["id"], lead.as_str(), "{q}: {}", r.text);
+        assert_eq!(r.body["total"], 1, "{q}: {}", r.text);
+    }
+
     // The owner logs a visit; a retry with the same Idempotency-Key writes nothing new.
     let visit = json!({ "kind": "visit", "visited_at": "2026-03-02T09:30:00Z",
         "purposes": [], "summary": "介绍产品" });

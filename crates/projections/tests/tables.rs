@@ -52,7 +52,7 @@ fn try_dump(path: &Path) -> Option<(Position, Vec<String>)> {
                 (
                     "search",
                     format!(
-                        "SELECT l.id, s.customer, s.project, s.contacts, s.phones FROM {p}search s \
+                        "SELECT l.id, s.customer, s.project, s.contacts, s.phones, s.whole FROM {p}search s \
                          JOIN {p}leads l ON l.seq = s.rowid ORDER BY l.id"
                     ),
                 ),
@@ -255,4 +255,114 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(check_tables(a, b, ops, page, save_every));
     }
+}
+
+/// A table model counting the events it applied, in one row; `V` is its version.
+#[derive(Debug, Default)]
+struct Count<const V: u32> {
+    pending: u64,
+}
+
+impl<const V: u32> TableModel for Count<V> {
+    const NAME: &'static str = "count";
+    const VERSION: u32 = V;
+
+    fn schema(p: &str) -> String {
+        format!(
+            "CREATE TABLE {p}total (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, version INTEGER NOT NULL);"
+        )
+    }
+
+    fn apply(
+        &mut self,
+        _view: &funnel_projections::TableView<'_>,
+        _e: &funnel_types::Envelope<funnel_domain::Event>,
+    ) -> Result<(), String> {
+        self.pending += 1;
+        Ok(())
+    }
+
+    fn write(&self, tx: &rusqlite::Connection, p: &str) -> rusqlite::Result<()> {
+        tx.execute(
+            &format!(
+                "INSERT INTO {p}total (id, n, version) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET n = n + excluded.n"
+            ),
+            rusqlite::params![self.pending as i64, V],
+        )?;
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.pending = 0;
+    }
+}
+
+/// The live count's version, total and checkpoint, as a reader sees them; and how many
+/// generations of its tables the file holds.
+fn count(path: &Path) -> (Option<(u32, i64, Position)>, i64) {
+    TableReaders::new(path)
+        .read(|c| {
+            let live = match live_tables(c, "count")? {
+                Some(t) => {
+                    let n = c.query_row(
+                        &format!("SELECT n FROM {}total WHERE id = 1", t.prefix),
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )?;
+                    Some((t.version, n, t.checkpoint))
+                }
+                None => None,
+            };
+            let tables = c.query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name LIKE 'rm_count_g%_total'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )?;
+            Ok((live, tables))
+        })
+        .expect("read")
+}
+
+#[tokio::test]
+async fn a_version_change_builds_new_tables_beside_and_drops_the_old_ones_at_the_switch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let path = dir.path().join("checkpoints.sqlite");
+    let head = fill(&store, 40, 7).await;
+    let mut r = Runner::open(&path, small(8, 3)).unwrap();
+    r.register_tables::<Count<1>>().unwrap();
+    r.catch_up(&store, &mut |_| {}).await.unwrap();
+    assert_eq!(count(&path), (Some((1, 40, head)), 1));
+    drop(r);
+
+    // Version 2: the version-1 tables stay in the file but neither follow nor serve; the new
+    // ones are built beside them, a page at a time.
+    let mut r = Runner::open(&path, small(8, 3)).unwrap();
+    r.register_tables::<Count<2>>().unwrap();
+    assert_eq!(r.status()[0].state, ProjectionState::Rebuilding);
+    assert!(!r.status()[0].readable);
+    r.step(&store).await.unwrap();
+    let (live, tables) = count(&path);
+    assert_eq!(
+        live.map(|l| l.0),
+        Some(1),
+        "the old row is still the live one"
+    );
+    assert_eq!(
+        tables, 2,
+        "the rebuild's tables exist beside the served ones"
+    );
+    r.catch_up(&store, &mut |_| {}).await.unwrap();
+    assert_eq!(
+        count(&path),
+        (Some((2, 40, head)), 1),
+        "switched; old tables dropped"
+    );
+    assert_eq!(r.status()[0].state, ProjectionState::Live);
+
+    // Following on: one more page lands in the new tables with its checkpoint.
+    let more = fill(&store, 5, 5).await;
+    r.catch_up(&store, &mut |_| {}).await.unwrap();
+    assert_eq!(count(&path), (Some((2, 45, more)), 1));
 }

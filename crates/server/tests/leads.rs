@@ -72,6 +72,9 @@ async fn differently_written_names_and_phones_find_the_lead() {
     .await;
     for (q, want, field) in [
         ("万科城市花园", &vanke, "customer"),
+        // Across customer and project.
+        ("城市花园二期", &vanke, "project"),
+        ("花园·二期", &vanke, "customer"),
         ("万科 城市花园", &vanke, "customer"),
         ("城市花园", &vanke, "customer"),
         ("万科", &vanke, "customer"),
@@ -277,6 +280,12 @@ async fn office_roles_find_only_their_office() {
         let delta = u64::from(want_delta);
         assert_eq!(r.body["total"], delta, "{who}: {}", r.text);
     }
+    // Naming another office's engineer does not reach their leads either.
+    let r = w.get("/leads?owner=eng_bj", "manager").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["total"], 0, "{}", r.text);
+    let r = w.get("/leads?owner=eng_bj", "manager_bj").await;
+    assert_eq!(ids(&r.body), vec![l[3].clone()], "{}", r.text);
     let r = w.get("/leads?office=BJ", "manager").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     assert_eq!(r.body["code"], "auth.other_office", "{}", r.text);
@@ -295,7 +304,7 @@ async fn bad_parameters_are_refused_in_both_languages() {
         ("limit=0", StatusCode::BAD_REQUEST),
         ("limit=501", StatusCode::BAD_REQUEST),
         ("offset=-1", StatusCode::BAD_REQUEST),
-        ("q=%C2%B7%20-", StatusCode::BAD_REQUEST),
+        ("q=%C2%B7%20-", StatusCode::UNPROCESSABLE_ENTITY),
         ("colour=red", StatusCode::BAD_REQUEST),
         ("office=XX", StatusCode::NOT_FOUND),
         ("owner=nobody", StatusCode::NOT_FOUND),

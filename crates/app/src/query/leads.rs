@@ -174,11 +174,15 @@ pub async fn search(reads: &Reads, caller: &Caller, q: LeadQuery) -> Result<Lead
     if let Some(t) = text
         && SearchText::of(t).is_none()
     {
+        // Well-formed, but nothing to search for: a validation refusal (as the document cannot
+        // say which texts fold to nothing), not a malformed request.
         return Err(AppError::new(
-            crate::ErrorKind::BadRequest,
-            "request.invalid_parameter",
-            format!("`q` is not valid: `{t}` has no letter or digit to search for"),
-            format!("参数 `q` 无效：`{t}` 中没有可搜索的文字或数字"),
+            crate::ErrorKind::Unprocessable,
+            "validation.search_text_empty",
+            format!(
+                "`q` has no letter or digit to search for: `{t}` is only spaces, punctuation or symbols"
+            ),
+            format!("搜索内容 `{t}` 中没有可搜索的文字或数字（只有空格、标点或符号）"),
         ));
     }
     let office = caller.scope(reads.optional_office(q.office.as_deref()).await?)?;

@@ -74,9 +74,12 @@ impl IndexedLead {
                 phones.push(' ');
             }
         }
+        let customer = fold_name(&self.customer);
+        let project = fold_name(&self.project);
         SearchKeys {
-            customer: fold_name(&self.customer),
-            project: fold_name(&self.project),
+            whole: format!("{customer}{project}"),
+            customer,
+            project,
             contacts: contacts.trim_end().to_string(),
             phones: phones.trim_end().to_string(),
         }
@@ -89,6 +92,8 @@ impl IndexedLead {
 pub struct SearchKeys {
     pub customer: String,
     pub project: String,
+    /// Customer and project as one name (`万科` + `城市花园` is found as `万科城市花园`).
+    pub whole: String,
     pub contacts: String,
     pub phones: String,
 }
@@ -276,7 +281,7 @@ impl TableModel for LeadIndex {
                 PRIMARY KEY (lead, person)
             ) WITHOUT ROWID;
             CREATE VIRTUAL TABLE {p}search USING fts5(
-                customer, project, contacts, phones, tokenize = 'trigram'
+                customer, project, contacts, phones, whole, tokenize = 'trigram'
             );
             CREATE TABLE {p}offices (id TEXT PRIMARY KEY, code TEXT NOT NULL, name TEXT NOT NULL, timezone TEXT NOT NULL) WITHOUT ROWID;
             CREATE TABLE {p}staff (id TEXT PRIMARY KEY, name TEXT NOT NULL) WITHOUT ROWID;
@@ -443,8 +448,8 @@ impl TableModel for LeadIndex {
         let mut clear_search =
             tx.prepare_cached(&format!("DELETE FROM {p}search WHERE rowid = ?1"))?;
         let mut search = tx.prepare_cached(&format!(
-            "INSERT INTO {p}search (rowid, customer, project, contacts, phones)
-             VALUES (?1, ?2, ?3, ?4, ?5)"
+            "INSERT INTO {p}search (rowid, customer, project, contacts, phones, whole)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
         ))?;
         for l in self.leads.values() {
             let id = l.id.to_string();
@@ -487,7 +492,8 @@ impl TableModel for LeadIndex {
                 keys.customer,
                 keys.project,
                 keys.contacts,
-                keys.phones
+                keys.phones,
+                keys.whole
             ])?;
         }
         let mut office = tx.prepare_cached(&format!(
@@ -613,10 +619,13 @@ impl SearchText {
     fn matched(&self, keys: &SearchKeys) -> Vec<MatchedField> {
         let mut out = Vec::new();
         let has = |hay: &str| !self.key.is_empty() && hay.contains(self.key.as_str());
-        if has(&keys.customer) {
+        let (customer, project) = (has(&keys.customer), has(&keys.project));
+        // Across the two (`万科城市花园` in `万科` + `城市花园`): both matched.
+        let across = !customer && !project && has(&keys.whole);
+        if customer || across {
             out.push(MatchedField::Customer);
         }
-        if has(&keys.project) {
+        if project || across {
             out.push(MatchedField::Project);
         }
         if has(&keys.contacts) {
@@ -656,7 +665,7 @@ pub fn search_leads(
             // Trigram index: a phrase matches anywhere inside a column.
             let mut terms = Vec::new();
             if !text.key.is_empty() {
-                terms.push(format!("{{customer project contacts}} : \"{}\"", text.key));
+                terms.push(format!("{{whole contacts}} : \"{}\"", text.key));
             }
             if let Some(d) = &text.digits {
                 terms.push(format!("phones : \"{d}\""));
@@ -672,8 +681,8 @@ pub fn search_leads(
             let digits = text.digits.as_ref().map(|d| format!("%{d}%"));
             let digits = bind(&mut args, digits.map_or(Value::Null, Value::Text));
             conds.push(format!(
-                "l.seq IN (SELECT rowid FROM {p}search WHERE customer LIKE {like} \
-                 OR project LIKE {like} OR contacts LIKE {like} OR phones LIKE {digits})"
+                "l.seq IN (SELECT rowid FROM {p}search WHERE whole LIKE {like} \
+                 OR contacts LIKE {like} OR phones LIKE {digits})"
             ));
         }
     }
@@ -721,7 +730,8 @@ pub fn search_leads(
         .map(|c| format!("l.{}", c.trim()))
         .collect();
     let sql = format!(
-        "SELECT {}, o.code, o.name, st.name, s.customer, s.project, s.contacts, s.phones, o.timezone
+        "SELECT {}, o.code, o.name, st.name, s.customer, s.project, s.contacts, s.phones, o.timezone,
+            s.whole
          FROM {p}leads l
          LEFT JOIN {p}offices o ON o.id = l.office
          LEFT JOIN {p}staff st ON st.id = l.owner
@@ -740,6 +750,7 @@ pub fn search_leads(
                 project: r.get::<_, Option<String>>(n + 4)?.unwrap_or_default(),
                 contacts: r.get::<_, Option<String>>(n + 5)?.unwrap_or_default(),
                 phones: r.get::<_, Option<String>>(n + 6)?.unwrap_or_default(),
+                whole: r.get::<_, Option<String>>(n + 8)?.unwrap_or_default(),
             };
             Ok(LeadHit {
                 lead: lead_from_row(r)?,
