@@ -42,6 +42,8 @@ pub enum Command {
     Projections(crate::projections::ProjectionsArgs),
     /// Run the workflows (sagas) until idle; list instances, show one, retry parked reactions.
     Workflows(crate::workflows::WorkflowsArgs),
+    /// A lead's whole record and timeline.
+    Lead(crate::lead::LeadArgs),
     /// Open tasks per person, and since when.
     Tasks(crate::workflows::TasksArgs),
     /// Follow the log live, by office and event kind.
@@ -88,6 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => runtime()?.block_on(crate::export::run(&store, &projections, a)),
         Command::Tail(a) => runtime()?.block_on(crate::tail::run(&store, a)),
         Command::Workflows(a) => runtime()?.block_on(crate::workflows::run(&store, a)),
+        Command::Lead(a) => runtime()?.block_on(crate::lead::run(&store, &projections, a)),
         Command::Tasks(a) => runtime()?.block_on(crate::workflows::tasks(&store, &projections, a)),
         Command::Pipeline(a) => {
             runtime()?.block_on(crate::query::pipeline(&store, &projections, a))

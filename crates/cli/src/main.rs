@@ -10,6 +10,7 @@ mod export;
 mod forms;
 mod import;
 mod keys;
+mod lead;
 mod leads;
 mod org;
 mod projections;

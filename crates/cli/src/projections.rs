@@ -32,6 +32,7 @@ pub fn open_runner(path: &std::path::Path) -> anyhow::Result<Runner> {
         .register::<PlanCompliance>()?
         .register::<funnel_app::auth::Access>()?
         .register::<funnel_workflows::Tasks>()?
+        .register::<funnel_workflows::Instances>()?
         .register_tables::<funnel_projections::models::LeadIndex>()?;
     Ok(runner)
 }

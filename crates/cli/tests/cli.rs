@@ -168,6 +168,43 @@ fn lead_and_actor_audits() {
 }
 
 #[test]
+fn a_lead_shows_its_record_and_timeline_as_text_and_json() {
+    let conflicts: serde_json::Value =
+        serde_json::from_str(&run(&["audit", "conflicts", "--json"])).expect("json");
+    let lead = conflicts["refused_touches"][0]["lead_id"]
+        .as_str()
+        .expect("a refused touch")
+        .to_string();
+    let record: serde_json::Value =
+        serde_json::from_str(&run(&["lead", "show", &lead, "--json"])).expect("json");
+    assert_eq!(record["lead_id"], lead.as_str());
+    let timeline = record["timeline"].as_array().expect("timeline");
+    let refused = timeline
+        .iter()
+        .find(|e| e["refused"] == true)
+        .expect("the refused touch is on the timeline");
+    let text = run(&["lead", "show", &lead]);
+    let customer = record["fields"]["customer_name"]
+        .as_str()
+        .expect("customer");
+    assert!(text.starts_with(customer), "{text}");
+    assert!(
+        text.contains("阶段条件") && text.contains("时间线"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{} {}",
+            refused["local"].as_str().expect("local"),
+            refused["actor"]["name"].as_str().expect("name")
+        )) && text.contains("[已拒绝]"),
+        "{text}"
+    );
+    assert!(fails(&["lead", "show", "0190a3b2-1111-7000-8000-000000000000"]).contains("no lead"));
+    assert!(fails(&["lead", "show", "not-a-uuid"]).contains("invalid"));
+}
+
+#[test]
 fn bad_input_is_refused_with_a_clear_message() {
     let err = fails(&["pipeline", "--office", "XX"]);
     assert!(err.contains("no office `XX`"), "{err}");

@@ -415,3 +415,298 @@ async fn insider_escalations_say_which_lead_customer_and_engineer() {
         r.text
     );
 }
+
+/// Runs a lead command as `who`, which must be accepted.
+async fn command(w: &World, who: &str, lead: &str, name: &str, body: Value) -> Value {
+    let r = w
+        .post(&format!("/leads/{lead}/commands/{name}"), who, body)
+        .await;
+    assert_eq!(r.status, OK, "{name}: {}", r.text);
+    r.body
+}
+
+/// Meets every criterion of `stage`'s checklist (independent purchase) that is met by a record,
+/// and records an insider.
+async fn meet(w: &World, lead: &str, criteria: &[&str]) {
+    for c in criteria {
+        command(
+            w,
+            "eng_a",
+            lead,
+            "record_criterion",
+            json!({ "criterion": c, "evidence": format!("{c} 已确认") }),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn declaration_and_contract_tasks_carry_amounts_versions_and_seats() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let kp = command(
+        &w,
+        "eng_a",
+        &lead,
+        "record_key_person",
+        json!({ "name": "王总", "title": "总经理", "role": "decision_maker" }),
+    )
+    .await;
+    let key_person = kp["events"][0]["data"]["key_person_id"].clone();
+    command(
+        &w,
+        "eng_a",
+        &lead,
+        "mark_insider",
+        json!({ "key_person_id": key_person }),
+    )
+    .await;
+    meet(
+        &w,
+        &lead,
+        &[
+            "developer_contact",
+            "project_details",
+            "product_demo",
+            "digital_intercom_need",
+            "decision_chain_known",
+            "competitors_known",
+        ],
+    )
+    .await;
+    command(
+        &w,
+        "eng_a",
+        &lead,
+        "declare_valid_info",
+        json!({ "note": "条件齐备" }),
+    )
+    .await;
+    w.sagas().await;
+
+    // The manager reviews, the sales department files: each task names the declaration.
+    let t = task(&w, "manager", "review_declaration").await;
+    assert_eq!(t["about"]["declaration"]["kind"], "valid_info", "{t}");
+    assert_eq!(t["about"]["declaration"]["declared_by"]["name"], "eng_a");
+    let declared_by = entries(&t["about"], "people")
+        .iter()
+        .find(|p| p["part"] == "declared_by")
+        .map(|p| p["name"].clone());
+    assert_eq!(declared_by, Some(json!("eng_a")));
+    assert_eq!(
+        t["commands"][0]["body"]["declaration_id"],
+        t["about"]["declaration"]["declaration_id"]
+    );
+    complete(&w, "manager", &t["commands"][0], json!({ "approve": true })).await;
+    w.sagas().await;
+    let t = task(&w, "sales_dept", "file_declaration").await;
+    assert_eq!(t["about"]["declaration"]["state"], "approved", "{t}");
+    complete(&w, "sales_dept", &t["commands"][0], json!({})).await;
+    w.sagas().await;
+
+    // On to a prospect of 120 万元.
+    command(
+        &w,
+        "eng_a",
+        &lead,
+        "assess_relationship",
+        json!({ "company": "b", "personal": "b", "key_person_id": key_person }),
+    )
+    .await;
+    meet(
+        &w,
+        &lead,
+        &[
+            "design_proposal_or_tender",
+            "preliminary_quote",
+            "hq_or_reference_visit",
+            "decision_chain_exchanges",
+            "insider_key_persons",
+        ],
+    )
+    .await;
+    command(
+        &w,
+        "eng_a",
+        &lead,
+        "declare_prospect",
+        json!({ "amount_cny": 1_200_000, "quoting_strategy": "标准报价" }),
+    )
+    .await;
+    w.sagas().await;
+    let t = task(&w, "manager", "review_declaration").await;
+    assert_eq!(t["about"]["declaration"]["kind"], "prospect", "{t}");
+    assert_eq!(t["about"]["declaration"]["amount_cny"], 1_200_000);
+    assert_eq!(t["about"]["declaration"]["amount_zh"], "120 万元");
+    assert_eq!(t["about"]["declaration"]["tier"], "important");
+    complete(&w, "manager", &t["commands"][0], json!({ "approve": true })).await;
+    w.sagas().await;
+    let t = task(&w, "sales_dept", "file_declaration").await;
+    complete(&w, "sales_dept", &t["commands"][0], json!({})).await;
+    w.sagas().await;
+
+    // A contract under review: each seat's task names the version, its amount and the seat; an
+    // amendment makes version 2, and the task says what the version before said.
+    let first = "a".repeat(64);
+    command(
+        &w,
+        "eng_a",
+        &lead,
+        "submit_contract",
+        json!({ "amount_cny": 1_150_000, "content_hash": first }),
+    )
+    .await;
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w
+        .get(&format!("/tasks?staff=manager&at_least={head}"), "auditor")
+        .await;
+    let review = entries(&r.body, "tasks")
+        .iter()
+        .find(|t| {
+            t["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("review_contract:"))
+        })
+        .unwrap_or_else(|| panic!("a seat of the manager's: {}", r.text))
+        .clone();
+    let seat = review["name"].as_str().expect("name")["review_contract:".len()..].to_string();
+    let contract = &review["about"]["contract"];
+    assert_eq!(contract["version"]["version"], 1, "{review}");
+    assert_eq!(contract["version"]["amount_zh"], "115 万元");
+    assert_eq!(contract["seat"], seat.as_str());
+    assert!(contract["previous"].is_null());
+    let cmd = &review["commands"][0];
+    assert_eq!(cmd["body"]["seat"], seat.as_str());
+    assert_eq!(cmd["body"]["content_hash"], first.as_str());
+    let contract_id = contract["contract_id"].clone();
+    let second = "b".repeat(64);
+    command(
+        &w,
+        "eng_a",
+        &lead,
+        "amend_contract",
+        json!({ "contract_id": contract_id, "amount_cny": 1_100_000, "content_hash": second, "reason": "让利" }),
+    )
+    .await;
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w
+        .get(&format!("/tasks?staff=manager&at_least={head}"), "auditor")
+        .await;
+    let review = entries(&r.body, "tasks")
+        .iter()
+        .find(|t| t["name"] == format!("review_contract:{seat}"))
+        .unwrap_or_else(|| panic!("the seat again: {}", r.text))
+        .clone();
+    let contract = &review["about"]["contract"];
+    assert_eq!(contract["version"]["version"], 2, "{review}");
+    assert_eq!(contract["version"]["reason"], "让利");
+    assert_eq!(contract["previous"]["amount_cny"], 1_150_000);
+    assert_eq!(
+        review["commands"][0]["body"]["content_hash"],
+        second.as_str()
+    );
+    complete(
+        &w,
+        "manager",
+        &review["commands"][0],
+        json!({ "approve": true }),
+    )
+    .await;
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w
+        .get(&format!("/leads/{lead}?at_least={head}"), "manager")
+        .await;
+    let seats = entries(&r.body["contracts"][0], "seats");
+    let mine = seats
+        .iter()
+        .find(|s| s["seat"] == seat.as_str())
+        .expect("the seat");
+    assert_eq!(mine["state"], "approved", "{}", r.text);
+    assert_eq!(mine["by"]["name"], "manager");
+    assert_eq!(entries(&r.body, "declarations").len(), 2);
+}
+
+#[tokio::test]
+async fn summary_tasks_name_the_period_and_summary_and_their_commands_run_the_steps() {
+    use std::sync::Arc;
+    let w = world().await;
+    // Forty days on, every office has summaries due.
+    let later = funnel_types::ManualClock::new(chrono::Utc::now() + chrono::Duration::days(40));
+    let mut rt = funnel_workflows::WorkflowRuntime::new(w.engine.clone(), Arc::new(later), None)
+        .expect("runtime");
+    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w.get(&format!("/tasks?at_least={head}"), "assistant").await;
+    assert_eq!(r.status, OK, "{}", r.text);
+    let t = entries(&r.body, "tasks")
+        .iter()
+        .find(|t| {
+            t["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("compile_summary:"))
+        })
+        .unwrap_or_else(|| panic!("a summary to compile: {}", r.text))
+        .clone();
+    let period = t["about"]["summary"]["period"]
+        .as_str()
+        .expect("period")
+        .to_string();
+    assert_eq!(t["name"], format!("compile_summary:{period}"));
+    assert_eq!(t["about"]["summary"]["office"]["code"], "SH", "{t}");
+    assert!(t["about"]["summary"]["summary_id"].is_null());
+    let compile = &t["commands"][0];
+    assert_eq!(compile["path"], "/summaries");
+    assert_eq!(compile["body"]["office"], sh().to_string());
+    let r = w
+        .post("/summaries", "assistant", {
+            let mut body = compile["body"].clone();
+            body["lines"] = json!([]);
+            body
+        })
+        .await;
+    assert_eq!(r.status, OK, "{}", r.text);
+    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+
+    // Compiled: the same task now verifies that summary; then review, then filing.
+    let name = format!("compile_summary:{period}");
+    let t = task(&w, "assistant", &name).await;
+    let summary = t["about"]["summary"]["summary_id"]
+        .as_str()
+        .expect("summary id")
+        .to_string();
+    assert_eq!(t["about"]["summary"]["stage"], "compiled");
+    assert_eq!(
+        t["commands"][0]["path"],
+        format!("/summaries/{summary}/verify")
+    );
+    complete(
+        &w,
+        "assistant",
+        &t["commands"][0],
+        json!({ "note": "已核实" }),
+    )
+    .await;
+    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+    let t = task(&w, "manager", &format!("review_summary:{period}")).await;
+    assert_eq!(
+        t["commands"][0]["path"],
+        format!("/summaries/{summary}/review")
+    );
+    complete(&w, "manager", &t["commands"][0], json!({ "approve": true })).await;
+    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+    let t = task(&w, "assistant", &format!("file_summary:{period}")).await;
+    assert_eq!(t["about"]["summary"]["summary_id"], summary.as_str());
+    complete(&w, "assistant", &t["commands"][0], json!({})).await;
+    rt.run_until_idle(&mut |_, _| {}).await.expect("sagas");
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w.get(&format!("/tasks?at_least={head}"), "assistant").await;
+    assert!(
+        entries(&r.body, "tasks").iter().all(|t| !t["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with(&format!(":{period}")))),
+        "{}",
+        r.text
+    );
+}

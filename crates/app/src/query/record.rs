@@ -8,7 +8,7 @@
 //! a timeline entry with the person's name and role, the time on the office's clock, a sentence in
 //! Chinese and in English, and for changes the old and new values.
 
-use super::describe::{self, wan_yuan, yuan_en};
+use super::describe::{self, wan_yuan};
 use crate::auth::{Access, Caller};
 use crate::error::AppError;
 use crate::reads::{Reads, check_person};
@@ -54,7 +54,7 @@ impl PersonRef {
     }
 }
 
-/// A name for someone the access model has not told: `员工 #1a2b3c4d`.
+/// A name for someone the access model has not told: `#1a2b3c4d`.
 fn short_name(id: StaffId) -> String {
     format!("#{}", id.to_string().chars().take(8).collect::<String>())
 }
@@ -614,9 +614,11 @@ impl<'a> Fold<'a> {
                     self.reached.push(e.to);
                 }
             }
+            // The first record of an item is the one that met it.
             CriterionMet(e) => {
                 self.met_by
-                    .insert(e.criterion, (at.clone(), Some(e.evidence.clone())));
+                    .entry(e.criterion)
+                    .or_insert_with(|| (at.clone(), Some(e.evidence.clone())));
             }
             KeyPersonRecorded(e) => {
                 let insider_since = self
@@ -1151,12 +1153,9 @@ pub(crate) fn fold_record(
     fold.finish(lead)
 }
 
-/// A lead's record, read for `caller` (once the read models reflect `at_least`, so that names of
-/// people who joined a moment ago are known).
-pub(crate) async fn load_record(
-    reads: &Reads,
-    lead: LeadId,
-) -> Result<Option<LeadRecord>, AppError> {
+/// A lead's record from its stream, named from the access model as it stands; `None` when there is
+/// no such lead.
+async fn load_record(reads: &Reads, lead: LeadId) -> Result<Option<LeadRecord>, AppError> {
     let events = lead_events(reads, lead).await?;
     reads
         .with_model(|access: &Access, _| fold_record(access, lead, &events))
@@ -1349,9 +1348,4 @@ pub async fn staff_record(
         tasks,
         recent,
     })
-}
-
-/// Amounts in English, for the command line's text.
-pub fn amount_en(amount_cny: u64) -> String {
-    yuan_en(amount_cny)
 }

@@ -118,18 +118,27 @@ fn rebuilding() -> AppError {
     )
 }
 
+/// How many lead streams a page of tasks reads at once.
+const LEAD_READS_AT_ONCE: usize = 8;
+
 /// Each task with its details, joined from the lead streams of the page (each read once) and the
 /// instance and access read models; and the names of the assignees.
 async fn detailed(
     reads: &Reads,
     rows: Vec<OpenTaskRow>,
 ) -> Result<(AssigneeNames, Vec<TaskView>), AppError> {
-    let mut leads = BTreeMap::new();
-    for lead in rows.iter().filter_map(|t| t.lead_id) {
-        if let std::collections::btree_map::Entry::Vacant(slot) = leads.entry(lead) {
-            slot.insert(super::record::lead_events(reads, lead).await?);
-        }
-    }
+    use futures::stream::{StreamExt, TryStreamExt};
+    // Each lead's stream once, a few at a time (a remote store answers each read in a round trip).
+    let wanted: std::collections::BTreeSet<_> = rows.iter().filter_map(|t| t.lead_id).collect();
+    let leads: BTreeMap<_, _> = futures::stream::iter(wanted)
+        .map(|lead| async move {
+            super::record::lead_events(reads, lead)
+                .await
+                .map(|events| (lead, events))
+        })
+        .buffered(LEAD_READS_AT_ONCE)
+        .try_collect()
+        .await?;
     let r = reads.runner().read().await;
     let (Some(access), Some(instances)) = (r.get::<Access>(), r.get::<Instances>()) else {
         return Err(rebuilding());
