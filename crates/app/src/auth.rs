@@ -117,12 +117,27 @@ pub struct Access {
     /// Session id → its secret hash.
     #[serde(default)]
     pub session_ids: BTreeMap<uuid::Uuid, String>,
+    /// Invitation secret hash → the invitation that may still be accepted (a newer one for the
+    /// same person replaces it; accepting removes it).
+    #[serde(default)]
+    pub invitations: BTreeMap<String, InvitationEntry>,
+    /// Members of staff whose password sign-in is locked, until when.
+    #[serde(default)]
+    pub locked: BTreeMap<StaffId, DateTime<Utc>>,
+}
+
+/// An invitation to set a password that may still be accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvitationEntry {
+    pub staff_id: StaffId,
+    pub invitation_id: uuid::Uuid,
+    pub expires_at: DateTime<Utc>,
 }
 
 impl ReadModel for Access {
     const NAME: &'static str = "access";
-    /// 2: offices too. 3: who issued each token. 4: browser sessions.
-    const VERSION: u32 = 4;
+    /// 2: offices too. 3: who issued each token. 4: browser sessions. 5: invitations, locks.
+    const VERSION: u32 = 5;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         let missing = |id: StaffId| format!("staff event for {id}, who never joined");
@@ -222,6 +237,26 @@ impl ReadModel for Access {
                     entry.last_used = entry.last_used.max(at);
                 }
                 self.forget_sessions_ended_by(at);
+            }
+            Event::StaffInvited(e) => {
+                self.invitations.retain(|_, i| i.staff_id != e.staff_id);
+                self.invitations.insert(
+                    e.secret_hash.clone(),
+                    InvitationEntry {
+                        staff_id: e.staff_id,
+                        invitation_id: e.invitation_id,
+                        expires_at: e.expires_at,
+                    },
+                );
+            }
+            Event::StaffInvitationAccepted(e) => {
+                self.invitations.retain(|_, i| i.staff_id != e.staff_id);
+            }
+            Event::StaffSignInLocked(e) => {
+                self.locked.insert(e.staff_id, e.until);
+            }
+            Event::StaffSignInUnlocked(e) => {
+                self.locked.remove(&e.staff_id);
             }
             Event::StaffSessionsEnded(e) => {
                 for id in &e.sessions {

@@ -6,12 +6,14 @@
 //! - [`auth`]: the one function that turns a credential into the acting person
 //!   ([`auth::authenticate`]), with their role, office and read scope ([`auth::Caller`]); the
 //!   command line acts as [`auth::Caller::local_operator`].
+//! - [`credentials`]: password hashes (Argon2id) and failed sign-ins, kept apart from the log.
 //! - [`reads`]: what queries read from ([`Reads`]: the store, the read models, as-of replays),
 //!   naming offices and people, paging.
 //! - [`query`]: typed queries and typed answers (with JSON Schemas) for every report, list and
 //!   record; errors are [`AppError`] (a kind, a stable code, English and Chinese).
 
 pub mod auth;
+pub mod credentials;
 pub mod error;
 mod open;
 pub mod query;

@@ -286,6 +286,24 @@ pub enum StaffWhat {
         #[command(flatten)]
         acting: Acting,
     },
+    /// Invite a member of staff to set a password: prints a one-time token (shown once) for
+    /// `POST /invitations/{token}` (the console's invitation page), valid for `--hours`.
+    Invite {
+        /// The member of staff: id or exact name.
+        staff: String,
+        /// How many hours the invitation works (1 to 720).
+        #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(u32).range(1..=720))]
+        hours: u32,
+        #[command(flatten)]
+        acting: Acting,
+    },
+    /// Open a member of staff's password sign-in, locked after repeated failures.
+    Unlock {
+        /// The member of staff: id or exact name.
+        staff: String,
+        #[command(flatten)]
+        acting: Acting,
+    },
     /// Every member of staff with role, office and tokens.
     List {
         #[arg(long)]
@@ -356,6 +374,44 @@ pub async fn staff(url: &StoreUrl, args: StaffArgs) -> anyhow::Result<()> {
                     );
                 }
             }
+        }
+        StaffWhat::Invite {
+            staff,
+            hours,
+            acting,
+        } => {
+            let id = funnel_server::tokens::find(&directory, &staff).map_err(anyhow::Error::msg)?;
+            let who = acting.who(&directory)?;
+            let now = chrono::Utc::now();
+            let expires_at = now + chrono::Duration::hours(i64::from(hours));
+            let i = funnel_server::tokens::invite(&engine, who, id, now, expires_at).await?;
+            let zone = funnel_domain::time::zone(
+                directory
+                    .staff
+                    .get(&id)
+                    .and_then(|s| s.office)
+                    .and_then(|o| directory.offices.get(&o))
+                    .map(|o| o.timezone.as_str()),
+            );
+            println!("invitation id: {}", i.invitation_id);
+            println!("token:         {}", i.token);
+            println!(
+                "accept:        POST /invitations/{} with {{\"password\": …}}",
+                i.token
+            );
+            println!(
+                "expires:       {} (shown once; only its SHA-256 is recorded; position {})",
+                i.expires_at
+                    .with_timezone(&zone)
+                    .format("%Y-%m-%d %H:%M %Z"),
+                i.position
+            );
+        }
+        StaffWhat::Unlock { staff, acting } => {
+            let id = funnel_server::tokens::find(&directory, &staff).map_err(anyhow::Error::msg)?;
+            let who = acting.who(&directory)?;
+            let p = funnel_server::tokens::unlock(&engine, who, id).await?;
+            println!("password sign-in of {staff} is open again (position {p})");
         }
         StaffWhat::Add {
             name,

@@ -103,6 +103,32 @@ fn a_new_installation_is_set_up_from_the_command_line() {
     let out = ok(s, &["staff", "token", "销售部"], d);
     assert!(out.contains("token:"), "{out}");
 
+    // Headquarters invites a person to set a password; an engineer cannot; nothing to unlock.
+    let out = ok(
+        s,
+        &[
+            "staff",
+            "invite",
+            "王工（SH）",
+            "--hours",
+            "24",
+            "--as",
+            "销售部",
+        ],
+        d,
+    );
+    assert!(out.contains("accept:        POST /invitations/"), "{out}");
+    assert!(
+        out.contains("CST"),
+        "the expiry on the office's clock: {out}"
+    );
+    let err = refused(s, &["staff", "invite", "销售部", "--as", "王工（SH）"], d);
+    assert!(err.contains("auth.role_not_permitted"), "{err}");
+    let err = refused(s, &["staff", "invite", "王工（SH）", "--hours", "0"], d);
+    assert!(err.contains("--hours"), "{err}");
+    let err = refused(s, &["staff", "unlock", "王工（SH）"], d);
+    assert!(err.contains("not locked"), "{err}");
+
     let offices = json(&ok(s, &["office", "list", "--json"], d));
     assert_eq!(offices[0]["code"], "SH");
     assert_eq!(offices[0]["timezone"], "Asia/Shanghai");

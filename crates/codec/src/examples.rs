@@ -586,6 +586,25 @@ pub fn examples() -> Vec<Event> {
             everywhere: false,
         }
         .into(),
+        StaffInvited {
+            staff_id: eng,
+            invitation_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"example-invitation"),
+            secret_hash: "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4".into(),
+            expires_at: Utc.with_ymd_and_hms(2026, 9, 4, 2, 0, 0).unwrap(),
+        }
+        .into(),
+        StaffInvitationAccepted {
+            staff_id: eng,
+            invitation_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"example-invitation"),
+        }
+        .into(),
+        StaffSignInLocked {
+            staff_id: eng,
+            failures: 5,
+            until: Utc.with_ymd_and_hms(2026, 9, 1, 2, 15, 0).unwrap(),
+        }
+        .into(),
+        StaffSignInUnlocked { staff_id: eng }.into(),
         CalendarPublished {
             year: 2026,
             holidays: [(10, 1), (10, 2), (10, 5), (10, 6), (10, 7)]

@@ -102,6 +102,12 @@ pub struct StaffState {
     pub tokens: std::collections::BTreeMap<uuid::Uuid, bool>,
     /// Browser sessions begun and not signed out of (some may have expired since).
     pub sessions: std::collections::BTreeSet<uuid::Uuid>,
+    /// The invitation that may still be accepted (a new one replaces it): id, secret hash, expiry.
+    pub invitation: Option<(uuid::Uuid, String, chrono::DateTime<chrono::Utc>)>,
+    /// Whether the person has set a password (accepted an invitation).
+    pub password_set: bool,
+    /// Password sign-in is locked until then (unless unlocked).
+    pub locked_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl StaffState {
@@ -150,8 +156,17 @@ pub enum StaffCommand {
     RevokeToken {
         token_id: uuid::Uuid,
     },
-    /// The person's own browser sessions (which the person, whatever their role, gives for
-    /// themselves).
+    /// Invite the person to set a password: a one-time link, recorded by its secret's SHA-256,
+    /// that replaces any earlier one.
+    Invite {
+        invitation_id: uuid::Uuid,
+        secret_hash: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+    /// Open password sign-in again before its lock runs out.
+    Unlock,
+    /// The person's own browser sessions and sign-in (which the person, whatever their role, gives
+    /// for themselves; the sign-in lock is given by the system).
     Session(SessionCommand),
 }
 
@@ -170,6 +185,13 @@ pub enum SessionCommand {
     Renew { session_id: uuid::Uuid },
     /// Sign out of one session, or of every open session (`session_id` absent).
     End { session_id: Option<uuid::Uuid> },
+    /// Accept the invitation whose secret has this SHA-256 (the password is kept apart).
+    AcceptInvitation { secret_hash: String },
+    /// Lock password sign-in until `until` after `failures` failed attempts.
+    Lock {
+        failures: u32,
+        until: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 pub fn evolve_staff(mut state: StaffState, event: &Event) -> StaffState {
@@ -183,8 +205,20 @@ pub fn evolve_staff(mut state: StaffState, event: &Event) -> StaffState {
                 active: true,
                 tokens: Default::default(),
                 sessions: Default::default(),
+                invitation: None,
+                password_set: false,
+                locked_until: None,
             };
         }
+        Event::StaffInvited(e) => {
+            state.invitation = Some((e.invitation_id, e.secret_hash.clone(), e.expires_at));
+        }
+        Event::StaffInvitationAccepted(_) => {
+            state.invitation = None;
+            state.password_set = true;
+        }
+        Event::StaffSignInLocked(e) => state.locked_until = Some(e.until),
+        Event::StaffSignInUnlocked(_) => state.locked_until = None,
         Event::StaffSessionStarted(e) => {
             state.sessions.insert(e.session_id);
         }
@@ -259,6 +293,8 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
         | StaffCommand::Leave { .. }
         | StaffCommand::IssueToken { .. }
         | StaffCommand::RevokeToken { .. }
+        | StaffCommand::Invite { .. }
+        | StaffCommand::Unlock
         | StaffCommand::Session(_) => None,
     };
     match cmd {
@@ -304,6 +340,14 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
                 );
             }
         }
+        StaffCommand::Invite { .. } | StaffCommand::Unlock => {
+            if !executive && executive_managed(role) {
+                return only_an_executive(
+                    "invite an executive or an auditor, or unlock their sign-in",
+                    "邀请公司高层或审计人员设置密码或为其解锁登录",
+                );
+            }
+        }
         StaffCommand::Join { .. } | StaffCommand::Session(_) => {}
     }
     let stops_being_executive = role == Role::Executive
@@ -316,6 +360,8 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
             | StaffCommand::MoveOffice { .. }
             | StaffCommand::IssueToken { .. }
             | StaffCommand::RevokeToken { .. }
+            | StaffCommand::Invite { .. }
+            | StaffCommand::Unlock
             | StaffCommand::Session(_) => false,
         };
     if stops_being_executive && ctx.staff.other_active_executives(id) == 0 {
@@ -332,11 +378,20 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
     if let StaffCommand::Session(cmd) = cmd {
         return decide_session(state, cmd, ctx);
     }
-    require_role(
-        ctx.acting,
-        &[Role::SalesDepartment, Role::Executive],
-        "manage staff",
-    )?;
+    // API tokens are for integrations, issued and revoked by their holder for themselves whatever
+    // their role (an auditor's reading script too); anyone else's only by headquarters.
+    let own_token = matches!(
+        cmd,
+        StaffCommand::IssueToken { .. } | StaffCommand::RevokeToken { .. }
+    ) && ctx.acting.staff_id().is_some()
+        && ctx.acting.staff_id() == state.id;
+    if !own_token {
+        require_role(
+            ctx.acting,
+            &[Role::SalesDepartment, Role::Executive],
+            "manage staff",
+        )?;
+    }
     let (Some(id), Some(role)) = (state.id, state.role) else {
         let StaffCommand::Join {
             staff_id,
@@ -452,6 +507,37 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
             token_hash,
         } => decide_issue_token(state, id, *token_id, token_hash),
         StaffCommand::Session(cmd) => decide_session(state, cmd, ctx),
+        StaffCommand::Invite {
+            invitation_id,
+            secret_hash,
+            expires_at,
+        } => {
+            if !is_sha256_hex(secret_hash) || *expires_at <= ctx.at {
+                return refuse(
+                    RefusalCode::InvalidValue,
+                    "an invitation is recorded by the SHA-256 of its secret and expires after it is issued",
+                    "邀请须以其密钥的 SHA-256 记录，且过期时间须晚于签发时间",
+                );
+            }
+            Ok(vec![Event::StaffInvited(StaffInvited {
+                staff_id: id,
+                invitation_id: *invitation_id,
+                secret_hash: secret_hash.clone(),
+                expires_at: *expires_at,
+            })])
+        }
+        StaffCommand::Unlock => {
+            if state.locked_until.is_none_or(|t| t <= ctx.at) {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    "sign-in of this member of staff is not locked",
+                    "该员工的登录未被锁定",
+                );
+            }
+            Ok(vec![Event::StaffSignInUnlocked(StaffSignInUnlocked {
+                staff_id: id,
+            })])
+        }
         StaffCommand::RevokeToken { token_id } => match state.tokens.get(token_id) {
             None => refuse(
                 RefusalCode::InvalidValue,
@@ -570,6 +656,44 @@ fn decide_session(state: &StaffState, cmd: &SessionCommand, ctx: &Ctx<'_>) -> De
                 staff_id: id,
                 sessions,
                 everywhere: session_id.is_none(),
+            })])
+        }
+        SessionCommand::AcceptInvitation { secret_hash } => match &state.invitation {
+            Some((invitation_id, hash, expires_at))
+                if hash == secret_hash && *expires_at > ctx.at =>
+            {
+                Ok(vec![Event::StaffInvitationAccepted(
+                    StaffInvitationAccepted {
+                        staff_id: id,
+                        invitation_id: *invitation_id,
+                    },
+                )])
+            }
+            _ => refuse(
+                RefusalCode::InvalidValue,
+                "this invitation is unknown, used, replaced by a newer one or expired: ask headquarters for a new one",
+                "该邀请无效、已使用、已被新邀请取代或已过期，请联系总部重新邀请",
+            ),
+        },
+        SessionCommand::Lock { failures, until } => {
+            if !ctx.acting.is_system() {
+                return refuse(
+                    RefusalCode::SessionHolderOnly,
+                    "only the sign-in service locks sign-in",
+                    "只有登录服务可以锁定登录",
+                );
+            }
+            if *until <= ctx.at || state.locked_until.is_some_and(|t| t > ctx.at) {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    "sign-in is already locked",
+                    "登录已被锁定",
+                );
+            }
+            Ok(vec![Event::StaffSignInLocked(StaffSignInLocked {
+                staff_id: id,
+                failures: *failures,
+                until: *until,
             })])
         }
     }

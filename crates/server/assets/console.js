@@ -46,8 +46,8 @@
     });
   }
 
-  // Signing in: `POST /session` with the token as JSON sets the session cookies; then back to the
-  // page that asked for it. A refusal is shown in place.
+  // Signing in: `POST /session` with the login and password (or an API token) as JSON sets the
+  // session cookies; then back to the page that asked for it. A refusal is shown in place.
   function signIn() {
     var form = document.getElementById("sign-in");
     if (!form) { return; }
@@ -57,7 +57,9 @@
       fetch("/session", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ token: form.elements.token.value.trim() }),
+        body: JSON.stringify(form.elements.login.value.trim()
+          ? { login: form.elements.login.value.trim(), password: form.elements.password.value }
+          : { token: form.elements.token.value.trim() }),
         credentials: "same-origin"
       }).then(function (r) {
         if (r.ok) {

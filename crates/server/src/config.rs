@@ -33,6 +33,14 @@ pub struct SessionOptions {
     /// so when the request came over HTTPS as a proxy in front says (`X-Forwarded-Proto: https`
     /// or `Forwarded: proto=https`).
     pub secure_cookie: bool,
+    /// Password sign-in locks after this many failures …
+    pub lockout_failures: u32,
+    /// … within this many minutes …
+    pub lockout_window_minutes: u32,
+    /// … for this many minutes (headquarters may unlock sooner: `POST /staff/{id}/unlock`).
+    pub lockout_minutes: u32,
+    /// An invitation link to set a password works for this many hours.
+    pub invitation_hours: u32,
 }
 
 impl Default for SessionOptions {
@@ -41,6 +49,10 @@ impl Default for SessionOptions {
             idle_minutes: 60,
             absolute_hours: 12,
             secure_cookie: false,
+            lockout_failures: 5,
+            lockout_window_minutes: 15,
+            lockout_minutes: 15,
+            invitation_hours: 72,
         }
     }
 }
@@ -435,6 +447,26 @@ impl ServeOptions {
                  longer than it lasts",
                 sess.idle_minutes, sess.absolute_hours
             )));
+        }
+        for (name, value, max) in [
+            ("sessions.lockout_failures", sess.lockout_failures, 100),
+            (
+                "sessions.lockout_window_minutes",
+                sess.lockout_window_minutes,
+                24 * 60,
+            ),
+            (
+                "sessions.lockout_minutes",
+                sess.lockout_minutes,
+                7 * 24 * 60,
+            ),
+            ("sessions.invitation_hours", sess.invitation_hours, 30 * 24),
+        ] {
+            if !(1..=max).contains(&value) {
+                return Err(ConfigError(format!(
+                    "{name} is {value}; it must be between 1 and {max}"
+                )));
+            }
         }
         let n = &self.notify;
         if !(100..=300_000).contains(&n.webhook_timeout_ms) {

@@ -60,16 +60,20 @@ struct Inner {
     workflows: std::sync::OnceLock<tokio::sync::mpsc::Sender<funnel_workflows::Control>>,
     /// What the queries read: the store, the read models, the as-of replays.
     reads: funnel_app::Reads,
+    /// Password hashes and failed sign-ins, kept apart from the log.
+    credentials: funnel_app::credentials::Credentials,
 }
 
 impl AppState {
     /// The state over an engine (and its store) and a runner that something keeps following the log
     /// (see [`funnel_projections::follow`]); the runner must have [`auth::Access`] registered (see [`open_runner`]).
-    /// The webhook subscriptions are kept in `webhooks` (their dispatcher runs apart).
+    /// The webhook subscriptions are kept in `webhooks` (their dispatcher runs apart), the
+    /// passwords in `credentials`.
     pub fn new(
         engine: Engine,
         runner: Arc<RwLock<Runner>>,
         webhooks: funnel_notify::webhooks::Webhooks,
+        credentials: funnel_app::credentials::Credentials,
         options: ServeOptions,
     ) -> Self {
         let reads = funnel_app::Reads::new(
@@ -91,6 +95,7 @@ impl AppState {
                 keys: keys::KeyLedger::default(),
                 workflows: std::sync::OnceLock::new(),
                 reads,
+                credentials,
                 options,
             }),
         }
@@ -122,6 +127,11 @@ impl AppState {
         &self.inner.reads
     }
 
+    /// Password hashes and failed sign-ins.
+    pub fn credentials(&self) -> &funnel_app::credentials::Credentials {
+        &self.inner.credentials
+    }
+
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.inner.metrics
     }
@@ -146,6 +156,16 @@ impl AppState {
     }
 }
 
+/// A request's path as the logs show it: without the secret of an invitation link
+/// (`/invitations/{token}`), and without the query string.
+pub fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/invitations/") {
+        "/invitations/…"
+    } else {
+        path
+    }
+}
+
 /// The whole API and the console. Every route but `/healthz`, `/readyz`, `/openapi.json`,
 /// `POST /session` (signing in), the console's sign-in page and its assets needs a bearer token or
 /// a session cookie; a console page without them sends the visitor to the sign-in page (see
@@ -167,6 +187,9 @@ pub fn router(state: AppState) -> Router {
                 .delete(session::sign_out),
         )
         .route("/session/revoke-all", post(session::revoke_all))
+        .route("/staff/{id}/invitation", post(session::invite))
+        .route("/staff/{id}/unlock", post(session::unlock))
+        .route("/invitations/{token}", post(session::accept_invitation))
         .route("/leads/{id}/audit", get(read::lead_audit))
         .route("/offices", get(org::list_offices))
         .route("/staff", get(org::list_staff))
@@ -220,6 +243,17 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             ops::panic_problem,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<axum::body::Body>| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %loggable_path(req.uri().path()),
+                        staff = tracing::field::Empty,
+                    )
+                },
+            ),
+        )
         .with_state(state)
 }

@@ -444,6 +444,55 @@ fn session_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
         Some(out),
     );
     paths.insert("/session/revoke-all".into(), json!({ "post": op }));
+    use crate::routes::session::AcceptInvitation;
+    use funnel_app::query::org::{InvitationAnswer, SignInChanged};
+    let staff = || {
+        vec![json!({ "name": "id", "in": "path", "required": true,
+            "description": "A member of staff: id or exact name", "schema": { "type": "string" } })]
+    };
+    let (invitation, changed, accept) = (
+        schema::<InvitationAnswer>(g),
+        schema::<SignInChanged>(g),
+        schema::<AcceptInvitation>(g),
+    );
+    let op = operation(
+        g,
+        "invite",
+        "Invite a member of staff to set a password: a one-time link (the token is answered once) that expires (sales department, executives)",
+        staff(),
+        None,
+        "201",
+        Some(invitation),
+    );
+    paths.insert(
+        "/staff/{id}/invitation".into(),
+        json!({ "post": body_optional(op) }),
+    );
+    let op = operation(
+        g,
+        "unlock_sign_in",
+        "Open a member of staff's locked password sign-in (sales department, executives)",
+        staff(),
+        None,
+        "200",
+        Some(changed.clone()),
+    );
+    paths.insert(
+        "/staff/{id}/unlock".into(),
+        json!({ "post": body_optional(op) }),
+    );
+    let mut op = operation(
+        g,
+        "accept_invitation",
+        "Accept an invitation: set the password (Argon2id, kept apart from the log)",
+        vec![json!({ "name": "token", "in": "path", "required": true,
+            "description": "The invitation's token", "schema": { "type": "string" } })],
+        Some(accept),
+        "200",
+        Some(changed),
+    );
+    op["security"] = json!([]);
+    paths.insert("/invitations/{token}".into(), json!({ "post": op }));
 }
 
 fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {

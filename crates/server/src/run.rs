@@ -37,6 +37,11 @@ pub enum ServeError {
         path: PathBuf,
         source: funnel_notify::webhooks::WebhookError,
     },
+    #[error("credential store at {path}: {source}")]
+    Credentials {
+        path: PathBuf,
+        source: funnel_app::credentials::CredentialError,
+    },
     #[error("cannot make the webhook HTTP client: {0}")]
     WebhookClient(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -156,7 +161,21 @@ pub async fn serve(
             tracing::error!(error = %e, "reserving customer keys failed; run `funnel reserve-keys`")
         }
     }
-    let state = AppState::new(engine.clone(), runner.clone(), hooks, options.clone());
+    let credentials_path = sibling(&path, "credentials.db");
+    let credentials =
+        funnel_app::credentials::Credentials::open(&credentials_path).map_err(|source| {
+            ServeError::Credentials {
+                path: credentials_path.clone(),
+                source,
+            }
+        })?;
+    let state = AppState::new(
+        engine.clone(),
+        runner.clone(),
+        hooks,
+        credentials,
+        options.clone(),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(8);
     if options.workflows.enabled {

@@ -1,4 +1,5 @@
-//! Issuing, revoking and listing API tokens (`funnel staff token`, `funnel staff list`). A token is
+//! Issuing, revoking and listing API tokens (`funnel staff token`, `funnel staff list`), and
+//! invitations to set a password (`funnel staff invite`, `POST /staff/{id}/invitation`). A token is
 //! recorded through the engine as `staff.token_issued` with only its SHA-256, so issuing one is
 //! authorized like any staff change (sales department, executives or the system) and replays.
 
@@ -36,6 +37,57 @@ pub async fn issue(engine: &Engine, who: Who, staff: StaffId) -> Result<IssuedTo
         token,
         position: accepted.last_position,
     })
+}
+
+/// An invitation just issued. `token` is shown once and never stored.
+#[derive(Clone, Debug)]
+pub struct IssuedInvitation {
+    pub staff_id: StaffId,
+    pub invitation_id: uuid::Uuid,
+    pub token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub position: Position,
+}
+
+/// Invites `staff` to set a password, acting as `who`: a one-time link valid until `expires_at`
+/// (`POST /invitations/{token}`); only the SHA-256 of its token is recorded.
+pub async fn invite(
+    engine: &Engine,
+    who: Who,
+    staff: StaffId,
+    at: chrono::DateTime<chrono::Utc>,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> Result<IssuedInvitation, EngineError> {
+    let (token, secret_hash) = new_token();
+    let invitation_id = uuid::Uuid::now_v7();
+    let cmd = Command::Staff {
+        staff_id: staff,
+        cmd: StaffCommand::Invite {
+            invitation_id,
+            secret_hash,
+            expires_at,
+        },
+    };
+    let accepted = engine.execute(CommandMeta::new(who).at(at), cmd).await?;
+    Ok(IssuedInvitation {
+        staff_id: staff,
+        invitation_id,
+        token,
+        expires_at,
+        position: accepted.last_position,
+    })
+}
+
+/// Opens the locked password sign-in of `staff`, acting as `who`.
+pub async fn unlock(engine: &Engine, who: Who, staff: StaffId) -> Result<Position, EngineError> {
+    let cmd = Command::Staff {
+        staff_id: staff,
+        cmd: StaffCommand::Unlock,
+    };
+    Ok(engine
+        .execute(CommandMeta::new(who), cmd)
+        .await?
+        .last_position)
 }
 
 /// Revokes token `token_id` of `staff`, acting as `who`.

@@ -279,6 +279,13 @@ async fn only_the_holder_an_executive_or_the_system_issue_tokens() {
     funnel_server::tokens::issue(&w.engine, as_executive, eng)
         .await
         .expect("an executive for anyone");
+    // Any holder for themselves, over HTTP too (for their integrations).
+    for who in ["eng_b", "auditor"] {
+        let r = w
+            .post(&format!("/staff/{}/tokens", w.ids[who]), who, json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{who}: {}", r.text);
+    }
 }
 
 #[test]

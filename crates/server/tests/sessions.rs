@@ -422,6 +422,7 @@ async fn the_log_keeps_only_the_hash_of_a_session_and_another_process_knows_it()
         w.engine.clone(),
         runner,
         funnel_notify::webhooks::Webhooks::in_memory().expect("webhooks"),
+        w.state.credentials().clone(),
         ServeOptions::default(),
     );
     let call = |state: AppState, method: Method, uri: &'static str, csrf: Option<String>| {
@@ -464,4 +465,200 @@ async fn the_log_keeps_only_the_hash_of_a_session_and_another_process_knows_it()
         StatusCode::UNAUTHORIZED
     );
     let _ = stop.send(());
+}
+
+/// Headquarters invites `who`; answers the invitation's token.
+async fn invite(w: &World, by: &str, who: &str) -> Reply {
+    w.post(&format!("/staff/{}/invitation", w.ids[who]), by, json!({}))
+        .await
+}
+
+async fn accept(w: &World, token: &str, password: &str) -> Reply {
+    let body = json!({ "password": password }).to_string().into_bytes();
+    w.raw(
+        Method::POST,
+        &format!("/invitations/{token}"),
+        None,
+        body,
+        &[],
+    )
+    .await
+}
+
+async fn password_sign_in(w: &World, login: &str, password: &str) -> Reply {
+    let body = json!({ "login": login, "password": password })
+        .to_string()
+        .into_bytes();
+    w.raw(Method::POST, "/session", None, body, &[]).await
+}
+
+const PASSWORD: &str = "城市花园-2026-welcome";
+
+#[tokio::test]
+async fn an_invitation_lets_the_person_set_a_password_once_and_sign_in_with_it() {
+    let w = world().await;
+    // Only headquarters invites; executives and auditors only by an executive.
+    let r = invite(&w, "manager", "eng_a").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = invite(&w, "sales_dept", "auditor").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(r.body["code"], "staff.executive_only");
+    assert_eq!(
+        invite(&w, "executive", "auditor").await.status,
+        StatusCode::CREATED
+    );
+
+    let r = invite(&w, "sales_dept", "eng_a").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let token = r.body["token"].as_str().expect("token").to_string();
+    assert_eq!(r.body["accept_path"], format!("/invitations/{token}"));
+    assert!(
+        r.body["expires_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("+08:00"))
+    );
+
+    // The policy, in both languages.
+    for weak in ["short1!", "onlyletterslong", "eng_a-2026-long"] {
+        let r = accept(&w, &token, weak).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{weak}: {}",
+            r.text
+        );
+        assert_eq!(r.body["code"], "auth.weak_password");
+        assert!(
+            r.body["message_zh"]
+                .as_str()
+                .is_some_and(|m| m.contains("密码"))
+        );
+    }
+    let r = accept(&w, &token, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["name"], "eng_a");
+    // One time only.
+    let r = accept(&w, &token, "another-password-1").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+
+    let r = password_sign_in(&w, "eng_a", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["method"], "password");
+    assert_eq!(r.body["me"]["name"], "eng_a");
+    let r = password_sign_in(&w, &w.ids["eng_a"].to_string(), PASSWORD).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    for (login, password) in [("eng_a", "wrong-password-1"), ("nobody", PASSWORD)] {
+        let r = password_sign_in(&w, login, password).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+        assert!(r.headers.get("set-cookie").is_none());
+    }
+
+    // Neither the password nor its hash is anywhere in the log.
+    let log = w
+        .state
+        .store()
+        .read_all(Position::START, &Filter::All, 100_000)
+        .await
+        .expect("log");
+    for r in &log {
+        let text = String::from_utf8_lossy(&r.payload);
+        assert!(
+            !text.contains(PASSWORD) && !text.contains("$argon2id$"),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&token),
+            "the invitation's token is in {}",
+            r.meta.event_type
+        );
+    }
+    assert!(
+        log.iter()
+            .any(|r| r.meta.event_type == "staff.invitation_accepted")
+    );
+}
+
+#[tokio::test]
+async fn an_expired_or_replaced_invitation_is_refused() {
+    let clock = ManualClock::new(at("2026-09-01T01:00:00Z"));
+    let w = world_at(ServeOptions::default(), Arc::new(clock.clone())).await;
+    let first = invite(&w, "sales_dept", "eng_b").await.body["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let second = invite(&w, "sales_dept", "eng_b").await.body["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    settle(&w.state).await;
+    let r = accept(&w, &first, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "replaced: {}", r.text);
+    clock.advance(Duration::hours(73));
+    let r = accept(&w, &second, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "expired: {}", r.text);
+    assert!(
+        r.body["message_zh"]
+            .as_str()
+            .is_some_and(|m| m.contains("过期"))
+    );
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_password_sign_in_once_until_it_runs_out_or_headquarters_unlocks() {
+    let clock = ManualClock::new(at("2026-09-01T01:00:00Z"));
+    let w = world_at(ServeOptions::default(), Arc::new(clock.clone())).await;
+    let token = invite(&w, "sales_dept", "eng_a").await.body["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    settle(&w.state).await;
+    assert_eq!(accept(&w, &token, PASSWORD).await.status, StatusCode::OK);
+    for _ in 0..5 {
+        clock.advance(Duration::minutes(1));
+        let r = password_sign_in(&w, "eng_a", "wrong-password-1").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    }
+    settle(&w.state).await;
+    // Locked: even the right password is refused, and more attempts add nothing to the log.
+    let head = w.state.store().head().await.expect("head");
+    for _ in 0..10 {
+        let r = password_sign_in(&w, "eng_a", PASSWORD).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        assert_eq!(r.body["code"], "auth.sign_in_locked");
+    }
+    assert_eq!(w.state.store().head().await.expect("head"), head);
+    let locks = w
+        .state
+        .store()
+        .read_all(Position::START, &Filter::All, 100_000)
+        .await
+        .expect("log")
+        .iter()
+        .filter(|r| r.meta.event_type == "staff.sign_in_locked")
+        .count();
+    assert_eq!(locks, 1);
+    // Tokens still work: the lock is on passwords.
+    assert_eq!(w.get("/me", "eng_a").await.status, StatusCode::OK);
+
+    // An office manager may not unlock; headquarters may.
+    let unlock = format!("/staff/{}/unlock", w.ids["eng_a"]);
+    let r = w.post(&unlock, "manager", json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = w.post(&unlock, "sales_dept", json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    settle(&w.state).await;
+    let r = password_sign_in(&w, "eng_a", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+
+    // Locked again, it opens by itself after the lock time.
+    for _ in 0..5 {
+        clock.advance(Duration::minutes(1));
+        password_sign_in(&w, "eng_a", "wrong-password-1").await;
+    }
+    settle(&w.state).await;
+    let r = password_sign_in(&w, "eng_a", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    clock.advance(Duration::minutes(16));
+    let r = password_sign_in(&w, "eng_a", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }

@@ -253,3 +253,26 @@ pub struct SignedOut {
     /// The log position of `staff.sessions_ended`, when sessions ended.
     pub position: Option<Position>,
 }
+
+/// `POST /staff/{id}/invitation` answers the one-time link, once: only its hash is recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct InvitationAnswer {
+    pub staff_id: StaffId,
+    pub invitation_id: uuid::Uuid,
+    /// The invitation's secret. Shown in this answer only.
+    pub token: String,
+    /// The path that accepts it (`POST` with the new password); the console's invitation page
+    /// takes the same token.
+    pub accept_path: String,
+    /// The link works until then, on the invited person's office's clock.
+    pub expires_at: DateTime<chrono::FixedOffset>,
+    pub position: Position,
+}
+
+/// A change to a member of staff's sign-in (an invitation accepted, sign-in unlocked).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct SignInChanged {
+    pub staff_id: StaffId,
+    pub name: String,
+    pub position: Position,
+}

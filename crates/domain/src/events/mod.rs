@@ -192,6 +192,14 @@ events! {
     StaffSessionRenewed = "staff.session_renewed" v 1,
     /// A member of staff signed out of one session or of all of them.
     StaffSessionsEnded = "staff.sessions_ended" v 1,
+    /// Headquarters invited a member of staff to set a password (only the link's hash is recorded).
+    StaffInvited = "staff.invitation_issued" v 1,
+    /// A member of staff accepted an invitation and set their password.
+    StaffInvitationAccepted = "staff.invitation_accepted" v 1,
+    /// Password sign-in was locked after repeated failures.
+    StaffSignInLocked = "staff.sign_in_locked" v 1,
+    /// Headquarters unlocked password sign-in.
+    StaffSignInUnlocked = "staff.sign_in_unlocked" v 1,
     /// The working calendar of a year: public holidays and make-up working days.
     CalendarPublished = "calendar.published" v 1,
     /// A current-version customer key was reserved for a lead registered under an older one.

@@ -132,3 +132,44 @@ pub struct StaffSessionsEnded {
     pub sessions: Vec<uuid::Uuid>,
     pub everywhere: bool,
 }
+
+/// Headquarters invited a member of staff to set a password: a one-time link whose secret only
+/// the link carries; the log records its SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffInvited {
+    pub staff_id: StaffId,
+    /// Names the invitation; not a secret.
+    pub invitation_id: uuid::Uuid,
+    /// Lower-case hex SHA-256 of the invitation's secret.
+    pub secret_hash: String,
+    /// The link works until this moment.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The person accepted an invitation and set their password. The password's hash is kept apart
+/// from the log (in the credential store), never in an event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffInvitationAccepted {
+    pub staff_id: StaffId,
+    pub invitation_id: uuid::Uuid,
+}
+
+/// Password sign-in was locked after repeated failures; it opens again at `until` or when
+/// headquarters unlocks it. Recorded once per lock, however many attempts follow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffSignInLocked {
+    pub staff_id: StaffId,
+    /// Failed attempts counted in the window that led to the lock.
+    pub failures: u32,
+    pub until: chrono::DateTime<chrono::Utc>,
+}
+
+/// Headquarters unlocked password sign-in before the lock ran out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffSignInUnlocked {
+    pub staff_id: StaffId,
+}

@@ -692,6 +692,14 @@ fn a_token_is_issued_only_to_its_holder_or_by_an_executive() {
         run_in(executive(), &dir, &on_record(other), issue()).expect("an executive issues");
     }
     run_in(sales_dept(), &dir, &on_record(sales_dept()), issue()).expect("for themselves");
+    // Every role issues its own, for its integrations; an office role no one else's.
+    for holder in [wang(), auditor(), key_account()] {
+        run_in(holder, &dir, &on_record(holder), issue()).expect("the holder for themselves");
+    }
+    refused_with(
+        run_in(wang(), &dir, &on_record(key_account()), issue()),
+        RefusalCode::RoleNotPermitted,
+    );
     let system = run(Acting::system("cli"), t0(), |c| {
         decide_staff(&on_record(wang()), &issue(), c)
     });

@@ -347,6 +347,9 @@ pub const NOT_COMMANDS: &[(&str, &str)] = &[
     ("POST", "/session"),
     ("DELETE", "/session"),
     ("POST", "/session/revoke-all"),
+    ("POST", "/staff/{id}/invitation"),
+    ("POST", "/staff/{id}/unlock"),
+    ("POST", "/invitations/{token}"),
 ];
 
 /// The declared writes by method, path and operation id.

@@ -131,7 +131,10 @@ pub async fn world_at(mut options: ServeOptions, clock: Arc<dyn funnel_types::Cl
     });
     let hooks = funnel_notify::webhooks::Webhooks::in_memory().expect("webhooks");
     hooks.set_targets(options.notify.targets().expect("webhook targets"));
-    let state = AppState::new(engine.clone(), runner, hooks, options);
+    let credentials =
+        funnel_app::credentials::Credentials::open(&dir.path().join("credentials.db"))
+            .expect("credentials");
+    let state = AppState::new(engine.clone(), runner, hooks, credentials, options);
     World {
         dir,
         state,

@@ -291,6 +291,26 @@ fn describe(event: &Event, n: &Names) -> (&'static str, String) {
             ),
         ),
         StaffSessionRenewed(e) => ("会话续期", format!("{} 的会话续期", n.staff(e.staff_id))),
+        StaffInvited(e) => (
+            "邀请设置密码",
+            format!("邀请 {} 设置登录密码", n.staff(e.staff_id)),
+        ),
+        StaffInvitationAccepted(e) => (
+            "设置密码",
+            format!("{} 接受邀请并设置了登录密码", n.staff(e.staff_id)),
+        ),
+        StaffSignInLocked(e) => (
+            "登录锁定",
+            format!(
+                "{} 连续 {} 次登录失败，密码登录已锁定",
+                n.staff(e.staff_id),
+                e.failures
+            ),
+        ),
+        StaffSignInUnlocked(e) => (
+            "登录解锁",
+            format!("{} 的密码登录已解锁", n.staff(e.staff_id)),
+        ),
         StaffSessionsEnded(e) => (
             "退出登录",
             if e.everywhere {
