@@ -333,7 +333,7 @@ impl Prepared {
         );
         println!();
         println!("where to look:");
-        println!("  dashboard  {base}/   (sign in with one of the tokens below)");
+        println!("  console    {base}/   (sign in with one of the tokens below)");
         println!("  API        {base}");
         println!("  OpenAPI    {base}/openapi.json");
         println!("  health     {base}/healthz   (readiness: {base}/readyz)");

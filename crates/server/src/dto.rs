@@ -342,6 +342,21 @@ macro_rules! lead_commands {
         /// The command names, in the order of `LeadCommand`.
         pub const LEAD_COMMANDS: &[&str] = &[$($name),*];
 
+        /// The command `name` from its JSON body, as `POST /leads/{id}/commands/<name>` reads it;
+        /// `None` for a name no command has.
+        pub(crate) fn lead_command_from_json(
+            name: &str,
+            body: &[u8],
+            id: funnel_types::CommandId,
+        ) -> Option<Result<LeadCommand, serde_json::Error>> {
+            match name {
+                $($name => Some(
+                    crate::extract::from_json::<$dto>(body).map(|b| b.into_command(id)),
+                ),)*
+                _ => None,
+            }
+        }
+
         /// One write declaration per command, at `/leads/{id}/commands/<name>`.
         pub(crate) fn lead_command_writes(out: &mut Vec<crate::routes::write::WriteRoute>) {
             use crate::routes::write::{LeadPath, Write};

@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod dto;
 mod extract;
 mod keys;
@@ -166,15 +167,14 @@ pub fn loggable_path(path: &str) -> &str {
     }
 }
 
-/// The whole API. Every route but `/healthz`, `/readyz`, `/openapi.json` and the
-/// dashboard's static page (`/`, `/dashboard.js`, which then call the API with a token) and
-/// `POST /session` (signing in) needs a bearer token or a session cookie.
+/// The whole API and the console. Every route but `/healthz`, `/readyz`, `/openapi.json`,
+/// `POST /session` (signing in), the console's sign-in page and its assets needs a bearer token or
+/// a session cookie; a console page without them sends the visitor to the sign-in page (see
+/// [`console`]).
 pub fn router(state: AppState) -> Router {
     use routes::{export, forms, ops, org, read, session, webhooks, workflows, write};
     let limit = state.options().http.body_limit;
     let mut router = Router::new()
-        .route("/", get(ops::dashboard))
-        .route("/dashboard.js", get(ops::dashboard_js))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -235,6 +235,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/webhooks/{id}/{action}", post(webhooks::change))
+        .merge(console::routes())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

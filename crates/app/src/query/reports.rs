@@ -601,3 +601,126 @@ pub async fn leads(reads: &Reads, caller: &Caller, q: ReportQuery) -> Result<Lea
     })
     .await
 }
+
+/// One week of the pipeline's history (weeks start on Monday in the report's time zone).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct TrendWeek {
+    /// The Monday the week starts on.
+    pub week_start: NaiveDate,
+    /// Leads registered in the week.
+    pub registered: u64,
+    /// Open leads (ordinary, valid, prospect) at the end of the week.
+    pub open: u64,
+    /// Leads at the prospect stage at the end of the week.
+    pub prospects: u64,
+    /// Leads that had reached a contract by the end of the week.
+    pub contracts: u64,
+}
+
+/// The pipeline week by week over the whole history, for the offices the caller may read.
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
+pub struct WeeklyTrend {
+    /// The IANA time zone the weeks are counted in.
+    pub time_zone: String,
+    /// The log position the trend reflects.
+    pub position: Position,
+    /// From the week of the first event to the week of the last, none skipped.
+    pub weeks: Vec<TrendWeek>,
+}
+
+/// The weekly trend: the pipeline read model folded over the log once, read at the end of every
+/// week (by the time the events say they happened). One pass over the log, so it runs within the
+/// as-of replays' limit.
+pub async fn weekly_trend(
+    reads: &Reads,
+    caller: &Caller,
+    office: Option<String>,
+) -> Result<WeeklyTrend, AppError> {
+    use funnel_projections::ReadModel;
+    use funnel_store::Filter;
+    let q = ReportQuery {
+        office,
+        ..ReportQuery::default()
+    };
+    let scope = scope(reads, caller, &q).await?;
+    let zone = report_zone(reads, caller, scope).await?;
+    let Some(_slot) = reads.replays().try_slot() else {
+        return Err(AppError::unavailable(
+            "too many reports over the whole history are being computed; try again shortly",
+            "正在计算的历史报表过多，请稍后重试",
+        ));
+    };
+    let store = reads.store();
+    let head = store.head().await?;
+    let week_of = |t: DateTime<Utc>| {
+        let d = t.with_timezone(&zone).date_naive();
+        d - chrono::Duration::days(i64::from(
+            chrono::Datelike::weekday(&d).num_days_from_monday(),
+        ))
+    };
+    let counts = |p: &Pipeline, week: NaiveDate, registered: u64| {
+        let mut w = TrendWeek {
+            week_start: week,
+            registered,
+            open: 0,
+            prospects: 0,
+            contracts: 0,
+        };
+        for row in p.leads.values() {
+            if !(scope.is_none_or(|o| row.office == o) && caller.may_read(row.office)) {
+                continue;
+            }
+            w.open += u64::from(row.stage.is_open());
+            w.prospects += u64::from(row.stage == Stage::Prospect);
+            w.contracts += u64::from(row.reached.contains(&Stage::Contract));
+        }
+        w
+    };
+    let mut model = Pipeline::default();
+    let mut weeks: Vec<TrendWeek> = Vec::new();
+    let mut current: Option<NaiveDate> = None;
+    let mut registered = 0u64;
+    let mut after = Position::START;
+    while after < head {
+        let page = store.read_all(after, &Filter::All, 1000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.meta.position;
+        for rec in page.iter().filter(|r| r.meta.position <= head) {
+            let week = week_of(rec.meta.occurred_at);
+            match current {
+                None => current = Some(week),
+                Some(c) if week > c => {
+                    // Close the current week and every empty week up to this one.
+                    let mut w = c;
+                    while w < week {
+                        weeks.push(counts(&model, w, registered));
+                        registered = 0;
+                        w += chrono::Duration::days(7);
+                    }
+                    current = Some(week);
+                }
+                Some(_) => {}
+            }
+            let Ok(env) = funnel_codec::decode_recorded(rec) else {
+                continue;
+            };
+            let before = model.leads.len();
+            if model.apply(&env).is_ok()
+                && model.leads.len() > before
+                && let funnel_domain::Event::LeadRegistered(e) = &env.payload
+                && scope.is_none_or(|o| o == e.office)
+                && caller.may_read(e.office)
+            {
+                registered += 1;
+            }
+        }
+    }
+    if let Some(c) = current {
+        weeks.push(counts(&model, c, registered));
+    }
+    Ok(WeeklyTrend {
+        time_zone: zone.name().to_string(),
+        position: head,
+        weeks,
+    })
+}

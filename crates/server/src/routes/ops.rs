@@ -101,43 +101,6 @@ async fn render_metrics(state: AppState) -> Response {
     res
 }
 
-/// What the dashboard's pages may do: scripts and requests to this server only, no framing.
-const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
-     style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
-     frame-ancestors 'none'";
-
-fn page(body: &'static str, content_type: &'static str) -> Response {
-    let mut res = body.into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(DASHBOARD_CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    res
-}
-
-/// `GET /`: the dashboard, a read-only page over this API that signs in with an API token.
-pub async fn dashboard() -> Response {
-    page(
-        include_str!("../dashboard/index.html"),
-        "text/html; charset=utf-8",
-    )
-}
-
-/// `GET /dashboard.js`: the dashboard's script.
-pub async fn dashboard_js() -> Response {
-    page(
-        include_str!("../dashboard/dashboard.js"),
-        "text/javascript; charset=utf-8",
-    )
-}
-
 /// `GET /openapi.json`.
 pub async fn openapi() -> Json<serde_json::Value> {
     Json(crate::openapi::document())

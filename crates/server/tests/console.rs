@@ -1,0 +1,505 @@
+//! The console's pages through the router: status, the Content-Security-Policy, escaping of text
+//! from the log, the sign-in redirect, the language switch, hashed assets, the scope of each
+//! page (the same as the API's) and an inbox form that runs its command or shows the refusal.
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::*;
+use funnel_server::console::CONSOLE_CSP;
+
+const HTML: &str = "text/html; charset=utf-8";
+
+async fn page(w: &World, uri: &str, who: Option<&str>) -> Reply {
+    w.raw(
+        Method::GET,
+        uri,
+        who.map(|w2| w.tokens[w2].clone()),
+        Vec::new(),
+        &[],
+    )
+    .await
+}
+
+/// Waits until the read models reflect everything written so far (pages read the live models).
+async fn settle(w: &World) {
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w
+        .get(&format!("/pipeline?at_least={head}"), "auditor")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+fn assert_page(r: &Reply) {
+    assert_eq!(r.content_type, HTML, "{}", r.text);
+    assert_eq!(
+        r.headers
+            .get("content-security-policy")
+            .map(|v| v.to_str().unwrap()),
+        Some(CONSOLE_CSP)
+    );
+    assert_eq!(
+        r.headers.get("cache-control").map(|v| v.to_str().unwrap()),
+        Some("no-cache")
+    );
+    // Nothing inline: no script body, no style element or attribute, no handler attribute.
+    for inline in ["<style", " style=", " onclick=", " onload=", "javascript:"] {
+        assert!(!r.text.contains(inline), "{inline} in {}", r.text);
+    }
+    for script in r.text.split("<script").skip(1) {
+        let tag = script.split('>').next().unwrap_or_default();
+        assert!(
+            tag.contains("src=\"/assets/") || tag.contains("type=\"application/json\""),
+            "a script that is neither an asset nor data: {tag}"
+        );
+    }
+}
+
+#[test]
+fn the_policy_allows_nothing_inline_and_no_framing() {
+    assert!(CONSOLE_CSP.contains("script-src 'self';"));
+    assert!(CONSOLE_CSP.contains("style-src 'self';"));
+    assert!(CONSOLE_CSP.contains("frame-ancestors 'none'"));
+    assert!(!CONSOLE_CSP.contains("unsafe"));
+}
+
+#[tokio::test]
+async fn without_credentials_a_page_sends_to_sign_in_and_back() {
+    let w = world().await;
+    let r = page(&w, "/console/analysis?office=SH", None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(
+        r.headers.get("location").map(|v| v.to_str().unwrap()),
+        Some("/sign-in?next=%2Fconsole%2Fanalysis%3Foffice%3DSH")
+    );
+    let r = page(
+        &w,
+        "/sign-in?next=%2Fconsole%2Fanalysis%3Foffice%3DSH",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_page(&r);
+    assert!(
+        r.text
+            .contains(r#"data-next="/console/analysis?office=SH""#),
+        "{}",
+        r.text
+    );
+    // A next page on another host is not followed.
+    let r = page(&w, "/sign-in?next=%2F%2Fevil.example%2F", None).await;
+    assert!(r.text.contains(r#"data-next="/""#), "{}", r.text);
+    // A bad token is not signed in either.
+    let r = w
+        .raw(
+            Method::GET,
+            "/console/inbox",
+            Some("nonsense".into()),
+            Vec::new(),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+}
+
+#[tokio::test]
+async fn pages_speak_chinese_first_and_english_on_request() {
+    let w = world().await;
+    let r = page(&w, "/console/analysis", Some("sales_dept")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    assert!(r.text.contains("<html lang=\"zh-CN\">"));
+    assert!(r.text.contains("销售漏斗分析"));
+    assert!(r.text.contains("SH office") && r.text.contains("BJ office"));
+    let r = page(&w, "/console/analysis?lang=en", Some("sales_dept")).await;
+    assert!(r.text.contains("<html lang=\"en\">"));
+    assert!(r.text.contains("Pipeline analysis"));
+    let cookie = r
+        .headers
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(
+        cookie.as_deref(),
+        Some("lang=en; Path=/; Max-Age=31536000; SameSite=Lax")
+    );
+    let r = w
+        .raw(
+            Method::GET,
+            "/console/inbox",
+            Some(w.tokens["manager"].clone()),
+            Vec::new(),
+            &[("cookie", "lang=en")],
+        )
+        .await;
+    assert!(r.text.contains("<html lang=\"en\">"), "{}", r.text);
+    // The role is named, not coded.
+    assert!(
+        r.text.contains("manager · office manager · SH office"),
+        "{}",
+        r.text
+    );
+}
+
+#[tokio::test]
+async fn assets_are_served_under_their_hash_for_a_year() {
+    let w = world().await;
+    let r = page(&w, "/console/inbox", Some("manager")).await;
+    let href = r
+        .text
+        .split("href=\"")
+        .find(|s| s.starts_with("/assets/") && s.contains("console.css"))
+        .and_then(|s| s.split('"').next())
+        .expect("the console's stylesheet")
+        .to_string();
+    let r = page(&w, &href, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type, "text/css; charset=utf-8");
+    assert_eq!(
+        r.headers.get("cache-control").map(|v| v.to_str().unwrap()),
+        Some("public, max-age=31536000, immutable")
+    );
+    let r = page(&w, "/assets/0000000000000000/console.css", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    for name in [
+        "htmx.min.js",
+        "echarts.common.min.js",
+        "pico.classless.min.css",
+    ] {
+        assert!(
+            funnel_server::console::asset_url(name).starts_with("/assets/"),
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_analysis_page_is_scoped_like_the_pipeline() {
+    let w = world().await;
+    w.register("eng_a", sh(), "万科").await;
+    settle(&w).await;
+    // An engineer reads their office; another office is refused, as `GET /pipeline` refuses it.
+    let r = page(&w, "/console/analysis", Some("eng_a")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("SH office") && !r.text.contains("BJ office"));
+    let r = page(&w, "/console/analysis?office=BJ", Some("eng_a")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_page(&r);
+    let api = w.get("/pipeline?office=BJ", "eng_a").await;
+    assert_eq!(api.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.text.contains(api.body["message_zh"].as_str().unwrap()),
+        "{}",
+        r.text
+    );
+    // The count of ordinary leads drills down to the lead list.
+    let r = page(&w, "/console/analysis?office=SH", Some("sales_dept")).await;
+    assert!(
+        r.text
+            .contains(r#"<a href="/console/leads?office=SH&#38;stage=ordinary" data-count>1</a>"#),
+        "{}",
+        r.text
+    );
+    // As of a date before anything happened, nothing is counted; a bad date says why.
+    let r = page(
+        &w,
+        "/console/analysis?office=SH&as_of=2020-01-01",
+        Some("sales_dept"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!r.text.contains("data-count>1<"), "{}", r.text);
+    let r = page(&w, "/console/analysis?as_of=yesterday", Some("sales_dept")).await;
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_customer_named_script_is_shown_as_text() {
+    let w = world().await;
+    let evil = "<script>alert(1)</script>";
+    w.register("eng_a", sh(), evil).await;
+    let r = w.post("/leads", "eng_b", registration(sh(), evil)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head").0;
+    w.get(&format!("/tasks?at_least={head}"), "manager").await;
+    let r = page(&w, "/console/inbox", Some("manager")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    assert!(!r.text.contains(evil), "{}", r.text);
+    assert!(
+        r.text.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+            || r.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        r.text
+    );
+}
+
+/// The manager decides a conflict from the inbox: the form names the claimants by name and posts
+/// the command; an engineer posting the same form is refused, and the refusal is shown in Chinese.
+#[tokio::test]
+async fn a_conflict_is_decided_from_the_inbox() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let r = w.post("/leads", "eng_b", registration(sh(), "万科")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head").0;
+    w.get(&format!("/tasks?at_least={head}"), "manager").await;
+
+    let r = page(&w, "/console/inbox", Some("manager")).await;
+    assert!(r.text.contains("裁定客户归属"), "{}", r.text);
+    assert!(r.text.contains(">万科 城市花园（二期）</a>"), "{}", r.text);
+    // The claimants by name, to choose the winner from.
+    let winner_a = format!("<option value=\"{}\">eng_a</option>", w.ids["eng_a"]);
+    let winner_b = format!("<option value=\"{}\">eng_b</option>", w.ids["eng_b"]);
+    assert!(
+        r.text.contains(&winner_a) && r.text.contains(&winner_b),
+        "{}",
+        r.text
+    );
+    let action = format!("/console/leads/{lead}/commands/decide_conflict");
+    assert!(
+        r.text.contains(&format!("hx-post=\"{action}\"")),
+        "{}",
+        r.text
+    );
+    let conflict_id = r
+        .text
+        .split("name=\"conflict_id\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the conflict's id in the form")
+        .to_string();
+    let winner = w.ids["eng_a"].to_string();
+    let form =
+        format!("conflict_id={conflict_id}&winner={winner}&grounds%5B%5D=registered_first&note=");
+    let post = |who: &'static str, hx: bool| {
+        let form = form.clone();
+        let action = action.clone();
+        let w = &w;
+        async move {
+            let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+            if hx {
+                headers.push(("hx-request", "true"));
+            }
+            w.raw(
+                Method::POST,
+                &action,
+                Some(w.tokens[who].clone()),
+                form.into_bytes(),
+                &headers,
+            )
+            .await
+        }
+    };
+    // An engineer may not decide: the refusal, in Chinese, in place (htmx) or as a page.
+    let r = post("eng_b", true).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+    let r = post("eng_b", false).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_page(&r);
+    // The manager decides.
+    let r = post("manager", true).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("已提交"), "{}", r.text);
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w.get(&format!("/tasks?at_least={head}"), "manager").await;
+    assert_eq!(
+        r.body["tasks"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        r.text
+    );
+    // A form that is not the command's body says what is wrong.
+    let r = w
+        .raw(
+            Method::POST,
+            &action,
+            Some(w.tokens["manager"].clone()),
+            b"winner=nobody".to_vec(),
+            &[("hx-request", "true")],
+        )
+        .await;
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+}
+
+/// The lead list finds a customer however the name is written (full width, spacing, look-alikes),
+/// and the record page is the lead's, for those who may read its office only.
+#[tokio::test]
+async fn leads_are_found_by_any_writing_and_opened_in_scope() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "Vanke 万科").await;
+    let (other, _) = w.register("eng_bj", bj(), "<script>x</script>").await;
+    settle(&w).await;
+    // Full-width letters, a Cyrillic а and no space: the same customer.
+    let q = "%EF%BC%B6%D0%B0nke%E4%B8%87%E7%A7%91";
+    let r = page(&w, &format!("/console/leads?q={q}"), Some("sales_dept")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    assert!(
+        r.text.contains(&format!("href=\"/console/leads/{lead}\"")),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains(&other), "{}", r.text);
+
+    let r = page(&w, &format!("/console/leads/{lead}"), Some("eng_a")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    assert!(r.text.contains("Vanke 万科"), "{}", r.text);
+    assert!(r.text.contains("报备"), "{}", r.text);
+    // The owner may log a visit here; the form is not offered to others.
+    assert!(r.text.contains("commands/log_visit"), "{}", r.text);
+    let r = page(&w, &format!("/console/leads/{lead}"), Some("eng_b")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!r.text.contains("commands/log_visit"), "{}", r.text);
+
+    // Another office's lead: refused as the API refuses it.
+    let r = page(&w, &format!("/console/leads/{other}"), Some("eng_a")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_page(&r);
+    let r = page(&w, &format!("/console/leads/{other}"), Some("auditor")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!r.text.contains("<script>x</script>"), "{}", r.text);
+    assert!(
+        r.text.contains("&#60;script&#62;x&#60;/script&#62;"),
+        "{}",
+        r.text
+    );
+    // The list of an engineer holds their office's leads only.
+    let r = page(&w, "/console/leads", Some("eng_a")).await;
+    assert!(!r.text.contains(&other), "{}", r.text);
+}
+
+/// An engineer logs a visit from the record page (a `datetime-local` on the office's clock); a
+/// visit without a summary is refused with the Chinese message.
+#[tokio::test]
+async fn an_engineer_logs_a_visit_from_the_record() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    settle(&w).await;
+    let action = format!("/console/leads/{lead}/commands/log_visit");
+    let post = |who: &'static str, form: &'static str| {
+        let action = action.clone();
+        let w = &w;
+        async move {
+            w.raw(
+                Method::POST,
+                &action,
+                Some(w.tokens[who].clone()),
+                form.as_bytes().to_vec(),
+                &[("hx-request", "true")],
+            )
+            .await
+        }
+    };
+    let form = "kind=visit&visited_at%3Alocal=2026-05-04T09%3A30&purposes%5B%5D=collect_needs&summary=%E4%BA%86%E8%A7%A3%E9%9C%80%E6%B1%82";
+    let r = post("eng_b", form).await;
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+    let r = post("eng_a", form).await;
+    assert!(r.text.contains("已提交"), "{}", r.text);
+    settle(&w).await;
+    let r = page(&w, &format!("/console/leads/{lead}"), Some("eng_a")).await;
+    assert!(r.text.contains("拜访记录"), "{}", r.text);
+    // eng_b's refused attempt is on the record, marked.
+    assert!(r.text.contains("class=\"refused\""), "{}", r.text);
+}
+
+/// A staff page: the person's leads and what they touched in a period, refused attempts marked;
+/// another office's person is refused as `GET /staff/{id}` refuses them.
+#[tokio::test]
+async fn a_staff_page_shows_their_leads_and_touches_in_scope() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    // eng_b tries to log a visit on eng_a's lead: refused and recorded.
+    let r = w
+        .post(
+            &format!("/leads/{lead}/commands/log_visit"),
+            "eng_b",
+            visit(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    settle(&w).await;
+    let b = w.ids["eng_b"];
+    let r = page(&w, &format!("/console/staff/{b}"), Some("manager")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    assert!(r.text.contains("id=\"staff-name\">eng_b<"), "{}", r.text);
+    assert!(r.text.contains("class=\"refused\""), "{}", r.text);
+    assert!(r.text.contains("记录拜访"), "{}", r.text);
+    let a = w.ids["eng_a"];
+    let r = page(
+        &w,
+        &format!("/console/staff/{a}?from=2020-01-01&to=2020-01-31"),
+        Some("manager"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.text.contains(&format!("/console/leads/{lead}")),
+        "the lead they own: {}",
+        r.text
+    );
+    assert!(
+        !r.text.contains("<li><time>"),
+        "nothing touched in that period: {}",
+        r.text
+    );
+    let r = page(&w, &format!("/console/staff/{a}"), Some("eng_bj")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_page(&r);
+}
+
+/// An engineer registers a lead from the phone form; a colleague typing the same customer written
+/// differently is warned before sending, with the lead on record.
+#[tokio::test]
+async fn a_lead_is_registered_from_the_form_with_a_duplicate_warning() {
+    let w = world().await;
+    let r = page(&w, "/console/leads/new", Some("eng_a")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    let form = "customer_name=%E4%B8%87%E7%A7%91Vanke&project_name=%E4%B8%80%E6%9C%9F&industry=real_estate&purchase_mode=independent&channel=building_sweep&location=%E4%B8%8A%E6%B5%B7&contact.name=%E6%9D%8E%E7%BB%8F%E7%90%86&contact.phone=13800000000&need=%E6%A5%BC%E5%AE%87%E5%AF%B9%E8%AE%B2";
+    let post = |who: &'static str| {
+        w.raw(
+            Method::POST,
+            "/console/leads",
+            Some(w.tokens[who].clone()),
+            form.as_bytes().to_vec(),
+            &[("hx-request", "true")],
+        )
+    };
+    let r = post("eng_a").await;
+    assert!(r.text.contains("已报备"), "{}", r.text);
+    settle(&w).await;
+    // Full-width Ｖ, a space: the same customer.
+    let r = page(
+        &w,
+        "/console/leads/similar?customer_name=%E4%B8%87%E7%A7%91%20%EF%BC%B6anke",
+        Some("eng_b"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("已有同名客户"), "{}", r.text);
+    assert!(r.text.contains("eng_a"), "{}", r.text);
+    let r = page(
+        &w,
+        "/console/leads/similar?customer_name=%E5%85%B6%E4%BB%96",
+        Some("eng_b"),
+    )
+    .await;
+    assert!(!r.text.contains("已有同名客户"), "{}", r.text);
+    // Missing fields are refused with the reason, in place.
+    let r = w
+        .raw(
+            Method::POST,
+            "/console/leads",
+            Some(w.tokens["eng_a"].clone()),
+            b"customer_name=x".to_vec(),
+            &[("hx-request", "true")],
+        )
+        .await;
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+}

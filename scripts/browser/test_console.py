@@ -1,0 +1,368 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright against
+`funnel serve --demo` on an ephemeral port (scripts/browser-test runs it).
+
+Every page is checked for console errors, for requests to any other host (intercepted and refused)
+and, at phone width, for sideways scrolling. Each step leaves a screenshot under
+target/browser-screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "target" / "browser-screenshots"
+CHROMIUM = os.environ.get("FUNNEL_CHROMIUM", "/usr/bin/chromium")
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1366, "height": 900}
+
+
+class Server:
+    def __init__(self, funnel: str, workdir: pathlib.Path):
+        self.funnel = funnel
+        self.workdir = workdir
+        self.store = f"sqlite:{workdir / 'funnel.db'}"
+        log = open(workdir / "serve.log", "w", encoding="utf-8")
+        self.proc = subprocess.Popen(
+            [funnel, "--store", self.store, "serve", "--demo", "--demo-leads", "200",
+             "--listen", "127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
+            cwd=workdir, start_new_session=True,
+        )
+        deadline = time.monotonic() + 300
+        assert self.proc.stdout is not None
+        self.base = ""
+        for line in self.proc.stdout:
+            m = re.match(r"funnel serve listening on (http://\S+)", line)
+            if m:
+                self.base = m.group(1)
+                threading.Thread(target=self.proc.stdout.read, daemon=True).start()
+                break
+            if time.monotonic() > deadline:
+                break
+        if not self.base:
+            self.stop()
+            raise RuntimeError(f"funnel serve --demo did not start; see {workdir / 'serve.log'}")
+        tokens = json.loads((workdir / "funnel.demo-tokens.json").read_text(encoding="utf-8"))
+        self.people = {t["role"]: t for t in tokens["tokens"]}
+        self.host = urllib.parse.urlsplit(self.base).netloc
+
+    def token(self, role: str) -> str:
+        return self.people[role]["token"]
+
+    def api(self, method: str, path: str, role: str | None = None, token: str | None = None,
+            body: dict | None = None) -> dict:
+        req = urllib.request.Request(
+            self.base + path, method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token or self.token(role)}",
+                     "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read().decode() or "null")
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"{method} {path}: {e.code} {e.read().decode()}") from None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server():
+    funnel = os.environ.get("FUNNEL_BIN", str(ROOT / "target" / "debug" / "funnel"))
+    with tempfile.TemporaryDirectory(prefix="funnel-browser-") as d:
+        s = Server(funnel, pathlib.Path(d))
+        try:
+            yield s
+        finally:
+            s.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+class Visit:
+    """A signed-in browser context for one person, watching what every page does."""
+
+    def __init__(self, browser, server: Server, role: str | None, viewport: dict, name: str,
+                 token: str | None = None):
+        self.server = server
+        self.name = name
+        self.viewport = viewport
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        self.ctx = browser.new_context(viewport=viewport, locale="zh-CN")
+        self.ctx.route("**/*", self._route)
+        self.page: Page = self.ctx.new_page()
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.step = 0
+        if role or token:
+            self.sign_in(token or server.token(role))
+
+    def sign_in(self, token: str) -> None:
+        """Signs in as a person would: a page sends to the sign-in form, which sends back."""
+        self.go("/console/inbox")
+        assert "/sign-in" in self.page.url, self.page.url
+        self.page.get_by_text("使用 API 令牌登录").click()
+        self.page.fill("#token", token)
+        with self.page.expect_navigation(url=re.compile(r"/console/inbox$")):
+            self.page.get_by_role("button", name="登录").click()
+        self.settled()
+
+    def _route(self, route):
+        host = urllib.parse.urlsplit(route.request.url).netloc
+        if host == self.server.host:
+            route.continue_()
+        else:
+            self.foreign.append(route.request.url)
+            route.abort()
+
+    def go(self, path: str) -> Page:
+        self.page.goto(self.server.base + path)
+        self.settled()
+        return self.page
+
+    def settled(self) -> None:
+        self.page.wait_for_load_state("networkidle")
+        self.check()
+
+    def check(self) -> None:
+        widths = self.page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] <= widths[1], f"{self.page.url} scrolls sideways: {widths}"
+        assert not self.errors, f"console errors on {self.page.url}: {self.errors}"
+        assert not self.foreign, f"requests to other hosts: {self.foreign}"
+
+    def shot(self, what: str) -> None:
+        self.step += 1
+        w = self.viewport["width"]
+        self.page.screenshot(path=str(SHOTS / f"{self.name}-{self.step:02d}-{what}-{w}.png"),
+                             full_page=True)
+
+    def close(self) -> None:
+        self.check()
+        self.ctx.close()
+
+
+def other_writing(text: str) -> str:
+    """The same name written differently: ASCII letters and digits in full width, a space between
+    every character."""
+    out = []
+    for c in text:
+        if "!" <= c <= "~":
+            c = chr(ord(c) + 0xFEE0)
+        out.append(c)
+    return " ".join(out)
+
+
+def a_lead_of(server: Server, role: str) -> dict:
+    """A lead the role may read, with a customer name of at least two characters."""
+    found = server.api("GET", "/leads?office=SH&limit=50", role)
+    for lead in found["leads"]:
+        if len(lead["customer"]) >= 2:
+            return lead
+    raise AssertionError("no lead to look for")
+
+
+@pytest.mark.parametrize("role", ["sales_engineer", "office_manager", "sales_department", "auditor"])
+def test_every_role_finds_a_lead_written_differently_and_reads_its_timeline(server, browser, role):
+    lead = a_lead_of(server, role)
+    for viewport in (DESKTOP, PHONE):
+        v = Visit(browser, server, role, viewport, f"find-{role}")
+        page = v.go("/console/inbox")
+        v.shot("inbox")
+        page.get_by_role("link", name=re.compile("^(线索|Leads)$")).click()
+        v.settled()
+        page.fill("#lead-search", other_writing(lead["customer"]))
+        page.get_by_role("button", name=re.compile("查找")).click()
+        v.settled()
+        v.shot("search")
+        link = page.locator(f'a[href="/console/leads/{lead["id"]}"]')
+        assert link.count() == 1, page.content()
+        link.click()
+        v.settled()
+        v.shot("record")
+        assert lead["customer"] in page.locator("#customer").inner_text()
+        timeline = page.locator("#timeline li")
+        assert timeline.count() >= 1
+        assert "报备" in page.locator("#timeline").inner_text()
+        # Form 1 opens with the session, as a printable page.
+        form = page.locator("p.forms a").first.get_attribute("href")
+        answer = page.request.get(server.base + form)
+        assert answer.status == 200, (form, answer.status, answer.text()[:200])
+        assert answer.headers["content-type"].startswith("text/html"), answer.headers
+        if viewport is PHONE:
+            # Signing out ends the session: the next page asks to sign in again.
+            with page.expect_navigation(url=re.compile(r"/sign-in")):
+                page.locator("#sign-out").click()
+            v.go("/console/inbox")
+            assert "/sign-in" in page.url, page.url
+        v.close()
+
+
+def test_an_engineer_logs_a_visit_on_a_phone(server, browser):
+    me = server.people["sales_engineer"]
+    v = Visit(browser, server, "sales_engineer", PHONE, "visit")
+    page = v.go("/console/leads?" + urllib.parse.urlencode({"owner": me["name"]}))
+    v.shot("my-leads")
+    page.locator("table.leads tbody a").first.click()
+    v.settled()
+    before = page.locator("#timeline li").count()
+    page.get_by_text("记录拜访").click()
+    page.locator('input[name="purposes[]"]').first.check()
+    page.fill('textarea[name="summary"]', "介绍可视对讲新品，客户约下周看样板间")
+    page.fill('input[name="next_step"]', "下周带样品拜访")
+    v.shot("visit-form")
+    page.get_by_role("button", name="提交").click()
+    page.wait_for_selector("#visit-result .accepted, #visit-result .refusal")
+    v.shot("visit-result")
+    assert page.locator("#visit-result .accepted").count() == 1, page.locator("#visit-result").inner_text()
+    v.check()
+    deadline = time.monotonic() + 10
+    while True:
+        page.reload()
+        v.settled()
+        if page.locator("#timeline li").count() > before or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    v.shot("timeline")
+    assert page.locator("#timeline li").count() == before + 1
+    assert "拜访记录" in page.locator("#timeline li").first.inner_text()
+    v.close()
+
+
+def test_an_engineer_is_warned_of_a_customer_on_record_before_registering(server, browser):
+    lead = a_lead_of(server, "sales_engineer")
+    v = Visit(browser, server, "sales_engineer", PHONE, "register")
+    page = v.go("/console/leads/new")
+    page.locator('input[name="customer_name"]').press_sequentially(other_writing(lead["customer"]))
+    page.wait_for_selector("#similar .refusal")
+    v.shot("duplicate-warning")
+    assert f'/console/leads/{lead["id"]}' in page.locator("#similar").inner_html()
+    v.close()
+
+
+def wait_for_task(v: Visit, text: str) -> None:
+    """Reloads the inbox until a task mentioning `text` is there (the sagas react within seconds)."""
+    deadline = time.monotonic() + 30
+    while True:
+        v.go("/console/inbox")
+        if v.page.locator("article.task", has_text=text).count() > 0:
+            return
+        assert time.monotonic() < deadline, f"no task about {text} in {v.name}'s inbox"
+        time.sleep(0.5)
+
+
+def test_a_manager_decides_a_conflict_and_approvals_reach_the_next_role(server, browser):
+    # A second engineer of the office, with a token issued at the command line of the server.
+    me = server.people["sales_engineer"]
+    staff = server.api("GET", "/staff?office=SH", "sales_department")["staff"]
+    other = next(s for s in staff if s["role"] == "sales_engineer" and s["id"] != me["staff_id"]
+                 and s["active"])
+    out = subprocess.run([server.funnel, "--store", server.store, "staff", "token", other["id"]],
+                         capture_output=True, text=True, check=True, cwd=server.workdir).stdout
+    issued = {"token": re.search(r"^token:\s+(\S+)", out, re.M).group(1)}
+    office = server.api("GET", "/offices", "sales_department")
+    sh = next(o["id"] for o in office["offices"] if o["code"] == "SH")
+    customer = f"浏览器测试置业{int(time.time()) % 100000}"
+    registration = {
+        "customer_name": customer, "project_name": "一期", "industry": "real_estate",
+        "purchase_mode": "independent", "channel": "building_sweep", "office": sh,
+        "location": "上海市", "contact": {"name": "李经理", "phone": "13800000000"},
+        "need": "楼宇对讲",
+    }
+    lead = server.api("POST", "/leads", "sales_engineer", body=registration)["id"]
+    server.api("POST", "/leads", token=issued["token"], body=registration)
+
+    manager = Visit(browser, server, "office_manager", PHONE, "conflict")
+    wait_for_task(manager, customer)
+    task = manager.page.locator("article.task", has_text=customer).filter(has_text="裁定")
+    manager.shot("inbox")
+    task.locator('select[name="winner"]').select_option(index=1)
+    task.locator('input[value="registered_first"]').check()
+    task.get_by_role("button", name="裁定").click()
+    task.locator(".result .accepted, .result .refusal").wait_for()
+    manager.shot("decided")
+    assert task.locator(".result .accepted").count() == 1, task.locator(".result").inner_text()
+    manager.check()
+
+    # The manager asks to move the lead to the other engineer; the sales department approves from
+    # its inbox, and then the owner sees their own task.
+    server.api("POST", f"/leads/{lead}/commands/request_reassignment", "office_manager",
+               body={"to": other["id"], "evidence": "客户指定由该工程师对接"})
+    dept = Visit(browser, server, "sales_department", DESKTOP, "reassignment")
+    wait_for_task(dept, customer)
+    task = dept.page.locator("article.task", has_text=customer)
+    assert other["name"] in task.inner_text()
+    dept.shot("inbox")
+    task.get_by_role("button", name="同意").click()
+    task.locator(".result .accepted, .result .refusal").wait_for()
+    dept.shot("approved")
+    assert task.locator(".result .accepted").count() == 1, task.locator(".result").inner_text()
+    engineer = Visit(browser, server, "sales_engineer", PHONE, "reassignment-owner")
+    wait_for_task(engineer, customer)
+    engineer.shot("owner-task")
+    for v in (manager, dept, engineer):
+        v.close()
+
+
+def test_the_date_picker_shows_what_funnel_pipeline_as_of_shows(server, browser):
+    day = "2026-08-01"
+    v = Visit(browser, server, "sales_department", DESKTOP, "analysis")
+    page = v.go("/console/analysis")
+    v.shot("now")
+    # Both filters submit themselves when changed.
+    with page.expect_navigation():
+        page.select_option('select[name="office"]', "SH")
+    v.settled()
+    # As a person picks a day: the value changes, then `change` fires once.
+    page.eval_on_selector("#as-of", "(el, day) => { el.value = day; }", day)
+    with page.expect_navigation():
+        page.locator("#as-of").dispatch_event("change")
+    assert "as_of=2026-08-01" in page.url and "office=SH" in page.url, page.url
+    v.settled()
+    v.shot("as-of")
+    shown = {}
+    for row in page.locator("section.office table.stages tbody tr").all():
+        shown[row.get_attribute("data-stage")] = int(row.locator("a[data-count]").inner_text())
+    cli = subprocess.run(
+        [server.funnel, "--store", server.store, "pipeline", "--office", "SH", "--as-of", day,
+         "--json"], capture_output=True, text=True, check=True, cwd=server.workdir)
+    report = json.loads(cli.stdout)["offices"][0]
+    expected = {stage: bucket["leads"] for stage, bucket in report["by_stage"].items()}
+    assert expected, "the demo history has leads on that day"
+    assert shown == expected, (shown, expected)
+    # The phone shows the same page without sideways scrolling.
+    phone = Visit(browser, server, "sales_department", PHONE, "analysis")
+    phone.go(f"/console/analysis?office=SH&as_of={day}")
+    phone.shot("as-of")
+    phone.close()
+    v.close()
