@@ -803,6 +803,21 @@ fn parquet_export(server: &Server, tokens: &[Printed], dir: &Path) {
         &manager.token,
     );
     assert_eq!(status, 403, "{head}");
+    // A period that ends before it starts is a refused question, not a malformed request.
+    let (status, head, body) = get_bytes(
+        &server.addr,
+        "/forms/office/SH?from=2026-02-01&to=2026-01-01",
+        &manager.token,
+    );
+    assert_eq!(status, 422, "{head}");
+    let problem: Value = serde_json::from_slice(&body).expect("a problem document");
+    assert_eq!(problem["code"], "validation.period_reversed", "{problem}");
+    assert!(
+        problem["message_zh"]
+            .as_str()
+            .is_some_and(|m| m.contains("早于开始日")),
+        "{problem}"
+    );
 }
 
 fn demo_start(backend: &Backend) -> (Server, Vec<String>) {

@@ -230,6 +230,12 @@ fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema })
 }
 
+/// A query parameter the server cannot answer without.
+fn required(mut param: Value) -> Value {
+    param["required"] = json!(true);
+    param
+}
+
 /// The `after` and `limit` parameters of a paginated list; `next` in the answer is the `after` of
 /// the following page (`null` on the last).
 fn paging(after: &str, cursor: Value) -> [Value; 2] {
@@ -362,7 +368,9 @@ fn webhook_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
 /// An operation whose body may be left out: an empty body reads as `{}` (the endpoints that take
 /// no fields, e.g. a rebuild or a retry, are called with none).
 fn body_optional(mut op: Value) -> Value {
-    op["requestBody"]["required"] = json!(false);
+    if let Some(body) = op.get_mut("requestBody") {
+        body["required"] = json!(false);
+    }
     op
 }
 
@@ -717,8 +725,8 @@ pub fn document() -> Value {
             "summary": "An office's forms for a period as one spreadsheet workbook: forms 1, 2, 5 and 6 of each lead, 3 of each summary and 4 of each plan with an event in the period (office roles: their office)",
             "parameters": [
                 { "name": "office", "in": "path", "required": true, "description": "Office id, code or name", "schema": { "type": "string" } },
-                query("from", "First day (YYYY-MM-DD, office time)", json!({ "type": "string", "format": "date" })),
-                query("to", "Last day, included (YYYY-MM-DD, office time)", json!({ "type": "string", "format": "date" })),
+                required(query("from", "First day (YYYY-MM-DD, office time)", json!({ "type": "string", "format": "date" }))),
+                required(query("to", "Last day, included (YYYY-MM-DD, office time)", json!({ "type": "string", "format": "date" }))),
             ],
             "responses": responses,
         }}),

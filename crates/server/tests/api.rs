@@ -522,6 +522,17 @@ fn the_openapi_document_is_as_strict_as_the_server() {
         }
     }
     assert!(keys > 30, "{keys} operations take an Idempotency-Key");
+    // A request body is declared with what it may contain (OpenAPI: `content` is required).
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            if let Some(body) = op.get("requestBody") {
+                assert!(
+                    body["content"].is_object(),
+                    "{method} {path}: requestBody without content: {body}"
+                );
+            }
+        }
+    }
     for path in ["/offices", "/staff"] {
         let responses = &doc["paths"][path]["post"]["responses"];
         assert!(responses["200"].is_object(), "{path}: {responses}");

@@ -219,12 +219,15 @@ pub async fn office_workbook(
     let office = state.reads().office(&office).await?;
     caller.check_read(office)?;
     if params.to < params.from {
-        return Err(Problem::bad_request(
-            "to",
+        // Each date is well formed; their order is a rule of the question, not of the shape.
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation.period_reversed",
             format!(
-                "the period ends ({}) before it starts ({}) / 结束日早于开始日",
+                "the period ends ({}) before it starts ({})",
                 params.to, params.from
             ),
+            format!("期间的结束日（{}）早于开始日（{}）", params.to, params.from),
         ));
     }
     let (names, tz, code) = {
