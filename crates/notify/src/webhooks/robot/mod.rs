@@ -297,12 +297,17 @@ pub struct Message {
 }
 
 impl Message {
-    /// One event alone.
-    pub fn single(r: &render::Rendered, link: Option<&str>) -> Self {
+    /// One event alone; `console` is the console's address, and an event of a lead links to the
+    /// lead's record there.
+    pub fn single(r: &render::Rendered, console: Option<&str>) -> Self {
+        let link = console.map(|base| match r.lead_id {
+            Some(lead) => format!("{}/console/leads/{lead}", base.trim_end_matches('/')),
+            None => base.to_string(),
+        });
         Self {
             title: format!("Funnel · {}", r.title),
             lines: r.lines(),
-            link: link.map(str::to_string),
+            link,
         }
     }
 

@@ -91,6 +91,8 @@ pub struct Rendered {
     pub title: String,
     /// Customer · project.
     pub lead: Option<String>,
+    /// The lead's id, for a link to its record in the console.
+    pub lead_id: Option<LeadId>,
     pub office: Option<String>,
     /// Who did it.
     pub who: String,
@@ -186,11 +188,13 @@ impl Rendered {
             Actor::System { name } => format!("系统（{name}）"),
         };
         let office = env.meta.office.map(|o| names.office(o));
-        let lead = env.payload.lead_id().map(|l| names.lead(l));
+        let lead_id = env.payload.lead_id();
+        let lead = lead_id.map(|l| names.lead(l));
         let (title, change) = describe(&env.payload, names);
         Rendered {
             title: title.into(),
             lead,
+            lead_id,
             office,
             who,
             change,
