@@ -616,4 +616,14 @@ def test_the_office_workbook_opens_beside_the_csv(server, browser):
     assert answer.headers["content-type"].startswith(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), answer.headers
     assert answer.body()[:2] == b"PK"
+    # The analysis page offers each office's workbook for a period; the browser downloads it.
+    page = v.go("/console/analysis?office=SH")
+    form = page.locator("form.office-forms").first
+    form.locator('input[name="from"]').fill(
+        (datetime.date.today() - datetime.timedelta(days=30)).isoformat())
+    v.shot("analysis-workbook")
+    with page.expect_download() as download:
+        form.locator("button").click()
+    name = download.value.suggested_filename
+    assert name.startswith("forms-SH-") and name.endswith(".xlsx"), name
     v.close()

@@ -204,7 +204,12 @@ fn card(tr: Tr, t: &TaskView, now: chrono::DateTime<chrono::Utc>, lines: &[Choic
         }
         line("阶段", "Stage", tr.code(&l.stage_zh, l.stage.as_str()));
     }
-    for p in &a.people {
+    // The lead's owner is already named above.
+    for p in a
+        .people
+        .iter()
+        .filter(|p| !(p.part == "owner" && a.lead.is_some()))
+    {
         line(&p.part_zh, &p.part.replace('_', " "), person(&p.person));
     }
     if let Some(r) = &a.reassignment {
@@ -336,7 +341,12 @@ fn card(tr: Tr, t: &TaskView, now: chrono::DateTime<chrono::Utc>, lines: &[Choic
     }
     TaskCard {
         id: t.task.task_id.to_string(),
-        title: tr.t(&t.task.title_zh, &t.task.title_en).to_string(),
+        // A seat's task names the seat by its code; the page names it in its language.
+        title: match a.contract.as_ref().and_then(|c| c.seat.as_deref()) {
+            Some(seat) if tr.en() => format!("Review the contract as {}", seat_label(tr, seat)),
+            Some(seat) => format!("以“{}”身份评审合同", seat_label(tr, seat)),
+            None => tr.t(&t.task.title_zh, &t.task.title_en).to_string(),
+        },
         lead_href: a
             .lead
             .as_ref()
