@@ -535,6 +535,11 @@ def test_an_engineer_submits_a_visit_plan_from_a_lead(server, browser):
                  "the submitted plan")
     assert "已提交第" in page.locator("main").inner_text()
     v.shot("plan-again")
+    # The engineer's inbox links to the same plan.
+    v.go("/console/inbox")
+    page.locator("#my-plan").click()
+    v.settled()
+    assert page.locator("fieldset.plan-row input[value='带样品拜访']").count() == 1
     v.close()
 
 

@@ -71,6 +71,8 @@ struct InboxPage {
     shell: Shell,
     name: String,
     tasks: Vec<TaskCard>,
+    /// An engineer's inbox links to their visit plan.
+    plans: bool,
 }
 
 /// `GET /console/inbox`: the viewer's open tasks, oldest first, with what each is about.
@@ -109,6 +111,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
             shell,
             name: list.name,
             tasks,
+            plans: viewer.caller.role == funnel_types::Role::SalesEngineer,
         }
         .render(),
     )
