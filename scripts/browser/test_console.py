@@ -368,3 +368,267 @@ def test_the_date_picker_shows_what_funnel_pipeline_as_of_shows(server, browser)
     phone.shot("as-of")
     phone.close()
     v.close()
+
+
+def submit(page: Page, button, box: str) -> tuple[str, str]:
+    """Presses a form's button and waits for the answer in its result area (emptied first):
+    ("accepted" or "refusal", its text)."""
+    page.eval_on_selector(box, "e => { e.innerHTML = ''; }")
+    button.click()
+    page.wait_for_selector(f"{box} .accepted, {box} .refusal")
+    kind = "accepted" if page.locator(f"{box} .accepted").count() else "refusal"
+    return kind, page.locator(box).inner_text()
+
+
+def reload_until(v: Visit, done, what: str) -> None:
+    """Reloads the page until `done(page)` (the read models catch up within moments)."""
+    deadline = time.monotonic() + 15
+    while True:
+        v.page.reload()
+        v.settled()
+        if done(v.page):
+            return
+        assert time.monotonic() < deadline, f"{what} did not appear on {v.page.url}"
+        time.sleep(0.3)
+
+
+def a_lead_to_declare(server: Server) -> dict:
+    """An ordinary-stage lead of the demo engineer whose valid-info checklist misses at least two
+    items, all of them recorded with evidence or by an insider (none from the registration)."""
+    me = server.people["sales_engineer"]
+    found = server.api("GET", "/leads?" + urllib.parse.urlencode(
+        {"owner": me["name"], "stage": "ordinary", "limit": 100}), "sales_engineer")
+    for lead in found["leads"]:
+        record = server.api("GET", f"/leads/{lead['id']}", "sales_engineer")
+        valid = next(c for c in record["checklist"] if c["stage"] == "valid")
+        unmet = [i["criterion"] for i in valid["items"] if not i["met"]]
+        recordable = [c for c in unmet if c != "insider_developed"]
+        if len(recordable) >= 2 and all(
+                c in recordable or c == "insider_developed" for c in unmet):
+            return {"id": lead["id"], "customer": record["fields"]["customer_name"],
+                    "unmet": unmet, "labels": {i["criterion"]: i["label_zh"] for i in valid["items"]}}
+    raise AssertionError("no ordinary lead to declare")
+
+
+def test_an_engineer_records_key_persons_and_criteria_and_declares_on_a_phone(server, browser):
+    lead = a_lead_to_declare(server)
+    v = Visit(browser, server, "sales_engineer", PHONE, "declare")
+    page = v.go(f"/console/leads/{lead['id']}")
+    v.shot("record")
+
+    # Declaring too early: refused, with the message and the missing items in Chinese.
+    page.locator("#declare summary").click()
+    kind, text = submit(page, page.locator("#declare button"), "#declare-result")
+    v.shot("declare-refused")
+    assert kind == "refusal", text
+    assert "尚未满足" in text, text
+    for c in lead["unmet"]:
+        assert lead["labels"][c] in text, (c, text)
+    v.check()
+
+    # A key person with only one of the two levels: refused before anything is written.
+    page.locator("#key-person summary").click()
+    form = page.locator("#key-person form")
+    form.locator('input[name="name"]').fill("赵工")
+    form.locator('input[name="title"]').fill("弱电工程师")
+    form.locator('select[name="role"]').select_option("influencer")
+    form.locator('select[name="company"]').select_option("b")
+    kind, text = submit(page, form.locator("button"), "#key-person-result")
+    v.shot("key-person-refused")
+    assert kind == "refusal" and "须同时填写" in text, text
+    # With both levels it is recorded, and the record shows the person and the levels.
+    form.locator('select[name="personal"]').select_option("b")
+    kind, text = submit(page, form.locator("button"), "#key-person-result")
+    v.shot("key-person-recorded")
+    assert kind == "accepted", text
+    reload_until(v, lambda p: "赵工" in p.locator("main").inner_text(), "the key person")
+    assert "B / B" in page.locator("dl.fields").inner_text()
+
+    # A criterion with its evidence; the same one again is refused as already met.
+    first = next(c for c in lead["unmet"] if c != "insider_developed")
+    page.locator("#criterion summary").click()
+    assert page.locator('#criterion select[name="criterion"]').input_value() == first
+    page.fill('#criterion textarea[name="evidence"]', "已与开发商工程部核实，见名片及会议纪要")
+    v.shot("criterion-form")
+    kind, text = submit(page, page.locator("#criterion button"), "#criterion-result")
+    assert kind == "accepted", text
+    reload_until(v, lambda p: p.locator("#criterion select option", has_text="已满足").count() > 0,
+                 "the met criterion")
+    page.locator("#criterion summary").click()
+    page.locator('#criterion select[name="criterion"]').select_option(first)
+    page.fill('#criterion textarea[name="evidence"]', "再次提交")
+    kind, text = submit(page, page.locator("#criterion button"), "#criterion-result")
+    v.shot("criterion-refused")
+    assert kind == "refusal" and "已满足" in text, text
+    v.check()
+
+    # The rest of the checklist through the API (the insider is the key person just recorded);
+    # then the declaration is accepted and the manager reviews it from the inbox.
+    record = server.api("GET", f"/leads/{lead['id']}", "sales_engineer")
+    person = next(k for k in record["key_persons"] if k["name"] == "赵工")
+    for c in lead["unmet"]:
+        if c == "insider_developed":
+            server.api("POST", f"/leads/{lead['id']}/commands/mark_insider", "sales_engineer",
+                       body={"key_person_id": person["key_person_id"]})
+        elif c != first:
+            server.api("POST", f"/leads/{lead['id']}/commands/record_criterion", "sales_engineer",
+                       body={"criterion": c, "evidence": "浏览器测试补录"})
+    reload_until(v, lambda p: "缺 0" in p.locator("#checklist-valid summary").inner_text(),
+                 "the met valid-info checklist")
+    page.locator("#declare summary").click()
+    page.fill('#declare textarea[name="note"]', "条件已全部满足")
+    kind, text = submit(page, page.locator("#declare button"), "#declare-result")
+    v.shot("declared")
+    assert kind == "accepted", text
+    v.close()
+
+    manager = Visit(browser, server, "office_manager", DESKTOP, "declaration-review")
+    about = f'article.task:has(a[href="/console/leads/{lead["id"]}"])'
+    deadline = time.monotonic() + 30
+    while manager.go("/console/inbox").locator(about, has_text="审核申报").count() == 0:
+        assert time.monotonic() < deadline, "no declaration to review in the manager's inbox"
+        time.sleep(0.5)
+    task = manager.page.locator(about, has_text="审核申报")
+    manager.shot("inbox")
+    assert "有效信息" in task.inner_text()
+    task.locator('select[name="approve:bool"]').select_option("true")
+    task.get_by_role("button", name="审核申报").click()
+    task.locator(".result .accepted, .result .refusal").wait_for()
+    manager.shot("reviewed")
+    assert task.locator(".result .accepted").count() == 1, task.locator(".result").inner_text()
+    manager.close()
+
+
+def test_an_engineer_submits_a_visit_plan_from_a_lead(server, browser):
+    me = server.people["sales_engineer"]
+    lead = server.api("GET", "/leads?" + urllib.parse.urlencode(
+        {"owner": me["name"], "limit": 1}), "sales_engineer")["leads"][0]
+    v = Visit(browser, server, "sales_engineer", PHONE, "plan")
+    page = v.go(f"/console/leads/{lead['id']}")
+    page.locator("#plan-link").click()
+    v.settled()
+    # The lead is a row of next week's plan (after the visits already planned, if any).
+    row = page.locator("fieldset.plan-row").filter(
+        has=page.locator(f'input[type="hidden"][value="{lead["id"]}"]'))
+    assert lead["customer"] in row.locator('input[name$=".customer"]').input_value()
+    row.locator('input[name$=".purpose"]').fill("带样品拜访")
+    rows = page.locator("fieldset.plan-row")
+    planned = sum(1 for i in range(rows.count())
+                  if rows.nth(i).locator('input[name$=".customer"]').input_value())
+    empty = rows.nth(planned)
+    # A row with a day and a purpose but no customer is refused, saying which.
+    empty.locator('input[type="date"]').fill(empty.locator('input[type="date"]').get_attribute("min"))
+    empty.locator('input[name$=".purpose"]').fill("扫楼")
+    v.shot("plan-form")
+    button = page.get_by_role("button", name="提交计划")
+    kind, text = submit(page, button, "#plan-result")
+    v.shot("plan-refused")
+    assert kind == "refusal" and f"第 {planned + 1} 行拜访未填客户" in text, text
+    empty.locator('input[type="date"]').fill("")
+    empty.locator('input[name$=".purpose"]').fill("")
+    kind, text = submit(page, button, "#plan-result")
+    v.shot("plan-submitted")
+    assert kind == "accepted" and f"共 {planned} 次拜访" in text, text
+    v.check()
+    # The page shows the plan as submitted: the revision and the lead's visit with its purpose.
+    reload_until(v, lambda p: p.locator("fieldset.plan-row input[value='带样品拜访']").count() == 1,
+                 "the submitted plan")
+    assert "已提交第" in page.locator("main").inner_text()
+    v.shot("plan-again")
+    # The engineer's inbox links to the same plan.
+    v.go("/console/inbox")
+    page.locator("#my-plan").click()
+    v.settled()
+    assert page.locator("fieldset.plan-row input[value='带样品拜访']").count() == 1
+    v.close()
+
+
+def a_token_for(server: Server, role: str, office: str = "SH") -> str:
+    """A token for someone of `role` in `office`, issued at the command line of the server."""
+    staff = server.api("GET", f"/staff?office={office}", "sales_department")["staff"]
+    person = next(s for s in staff if s["role"] == role and s["active"])
+    out = subprocess.run([server.funnel, "--store", server.store, "staff", "token", person["id"]],
+                         capture_output=True, text=True, check=True, cwd=server.workdir).stdout
+    return re.search(r"^token:\s+(\S+)", out, re.M).group(1)
+
+
+def act(v: Visit, task_text: str, button: str, fill=None) -> tuple[str, str]:
+    """In `v`'s inbox, the task mentioning `task_text` with a `button`: fills it, presses it and
+    answers with the result shown in the task."""
+    deadline = time.monotonic() + 30
+    while True:
+        v.go("/console/inbox")
+        task = v.page.locator("article.task", has_text=task_text).filter(
+            has=v.page.get_by_role("button", name=button))
+        if task.count() > 0:
+            break
+        assert time.monotonic() < deadline, f"no {button} for {task_text} in {v.name}'s inbox"
+        time.sleep(0.5)
+    task = task.first
+    if fill:
+        fill(task)
+    task.get_by_role("button", name=button).click()
+    task.locator(".result .accepted, .result .refusal").wait_for()
+    kind = "accepted" if task.locator(".result .accepted").count() else "refusal"
+    return kind, task.locator(".result").inner_text()
+
+
+def test_an_office_summary_is_compiled_verified_reviewed_and_filed_from_the_inboxes(server, browser):
+    assistant = Visit(browser, server, None, PHONE, "summary-assistant",
+                      token=a_token_for(server, "office_assistant"))
+    wait_for_task(assistant, "汇总表")
+    task = assistant.page.locator("article.task", has_text="汇总表").first
+    period = re.search(r"\d{4}-(W\d{2}|\d{2})", task.locator("h2").inner_text()).group(0)
+    lines = task.locator('input[name="lines[]:json"]').count()
+    assistant.shot("compile")
+    kind, text = act(assistant, period, "编制汇总表")
+    assistant.shot("compiled")
+    assert kind == "accepted" and f"共 {lines} 行" in text, text
+    kind, text = act(assistant, period, "核实汇总表")
+    assistant.shot("verified")
+    assert kind == "accepted", text
+
+    manager = Visit(browser, server, "office_manager", PHONE, "summary-manager")
+
+    def returned_without_a_reason(task):
+        task.locator('select[name="approve:bool"]').select_option("false")
+
+    kind, text = act(manager, period, "审核汇总表", returned_without_a_reason)
+    manager.shot("review-refused")
+    assert kind == "refusal" and "请说明退回理由" in text, text
+    kind, text = act(manager, period, "审核汇总表")
+    manager.shot("approved")
+    assert kind == "accepted", text
+
+    kind, text = act(assistant, period, "备案汇总表")
+    assistant.shot("filed")
+    assert kind == "accepted", text
+    for v in (assistant, manager):
+        v.close()
+
+
+def test_the_office_workbook_opens_beside_the_csv(server, browser):
+    lead = a_lead_of(server, "office_manager")
+    v = Visit(browser, server, "office_manager", DESKTOP, "workbook")
+    page = v.go(f"/console/leads/{lead['id']}")
+    v.shot("forms")
+    csv = page.locator("#forms a.csv").first.get_attribute("href")
+    answer = page.request.get(server.base + csv)
+    assert answer.status == 200 and answer.body().startswith(b"\xef\xbb\xbf"), answer.status
+    xlsx = page.locator("#office-workbook").get_attribute("href")
+    answer = page.request.get(server.base + xlsx)
+    assert answer.status == 200, (xlsx, answer.status, answer.text()[:200])
+    assert answer.headers["content-type"].startswith(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), answer.headers
+    assert answer.body()[:2] == b"PK"
+    # The analysis page offers each office's workbook for a period; the browser downloads it.
+    page = v.go("/console/analysis?office=SH")
+    form = page.locator("form.office-forms").first
+    form.locator('input[name="from"]').fill(
+        (datetime.date.today() - datetime.timedelta(days=30)).isoformat())
+    v.shot("analysis-workbook")
+    with page.expect_download() as download:
+        form.locator("button").click()
+    name = download.value.suggested_filename
+    assert name.startswith("forms-SH-") and name.endswith(".xlsx"), name
+    v.close()

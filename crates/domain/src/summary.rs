@@ -97,6 +97,19 @@ pub fn decide_summary(state: &SummaryState, cmd: &SummaryCommand, ctx: &Ctx<'_>)
         ) {
             return wrong_state(state.stage, "not yet verified, or returned by the manager");
         }
+        // A week starts on a Monday and a month is 1 to 12, as for a plan: the id is derived
+        // from the period's key, so a Tuesday would name the same week as its Monday.
+        let week_on_a_monday = match period {
+            Period::Week { monday } => chrono::Datelike::weekday(monday) == chrono::Weekday::Mon,
+            Period::Month { .. } => true,
+        };
+        if !week_on_a_monday || crate::plan::period_days(period).is_none() {
+            return refuse(
+                RefusalCode::InvalidValue,
+                "the period is not valid: a week starts on a Monday, a month is 1 to 12",
+                "汇总周期无效：周汇总须从周一开始，月份须为 1 至 12",
+            );
+        }
         check::list("lines", lines, 5000)?;
         for l in lines {
             check::required("customer", &l.customer, check::SHORT)?;

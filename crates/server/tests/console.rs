@@ -503,3 +503,101 @@ async fn a_lead_is_registered_from_the_form_with_a_duplicate_warning() {
         .await;
     assert!(r.text.contains("role=\"alert\""), "{}", r.text);
 }
+
+async fn post_form(w: &World, uri: &str, who: &str, form: &str) -> Reply {
+    w.raw(
+        Method::POST,
+        uri,
+        Some(w.tokens[who].clone()),
+        form.as_bytes().to_vec(),
+        &[("hx-request", "true")],
+    )
+    .await
+}
+
+/// A key person with the relationship levels from the record page: only the owner may record
+/// them; the levels come as a pair and name the person just recorded.
+#[tokio::test]
+async fn an_engineer_records_a_key_person_with_levels() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    settle(&w).await;
+    let action = format!("/console/leads/{lead}/key-persons");
+    let person = "name=%E8%B5%B5%E5%B7%A5&title=&role=influencer";
+    // Another engineer is refused by the domain, in Chinese.
+    let r = post_form(
+        &w,
+        &action,
+        "eng_b",
+        &format!("{person}&company=b&personal=a"),
+    )
+    .await;
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+    assert!(r.text.contains("lead.not_owner"), "{}", r.text);
+    // One level without the other is refused before anything is written.
+    let r = post_form(
+        &w,
+        &action,
+        "eng_a",
+        &format!("{person}&company=b&personal="),
+    )
+    .await;
+    assert!(r.text.contains("须同时填写"), "{}", r.text);
+    settle(&w).await;
+    let record = w.get(&format!("/leads/{lead}"), "eng_a").await.body;
+    assert_eq!(record["key_persons"].as_array().unwrap().len(), 0);
+    let r = post_form(
+        &w,
+        &action,
+        "eng_a",
+        &format!("{person}&company=b&personal=a"),
+    )
+    .await;
+    assert!(r.text.contains("已记录关键人物及关系等级"), "{}", r.text);
+    settle(&w).await;
+    let record = w.get(&format!("/leads/{lead}"), "eng_a").await.body;
+    assert_eq!(record["key_persons"][0]["name"], "赵工");
+    assert_eq!(record["relationship"]["company"], "b");
+    assert_eq!(record["relationship"]["personal"], "a");
+}
+
+/// A visit plan from the plan page: an engineer's is accepted, rows left empty are dropped, and
+/// someone who plans no visits is refused by the domain.
+#[tokio::test]
+async fn a_visit_plan_is_submitted_from_the_plan_page() {
+    let w = world().await;
+    let page_r = page(&w, "/console/plans", Some("eng_a")).await;
+    assert_eq!(page_r.status, StatusCode::OK, "{}", page_r.text);
+    assert_page(&page_r);
+    let form = "period.kind=week&period.monday=2026-05-11\
+        &visits%5B0%5D.date=2026-05-12&visits%5B0%5D.customer=%E4%B8%87%E7%A7%91&visits%5B0%5D.purpose=\
+        &visits%5B1%5D.date=&visits%5B1%5D.customer=&visits%5B1%5D.purpose=";
+    let r = post_form(&w, "/console/plans", "manager", form).await;
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+    let r = post_form(&w, "/console/plans", "eng_a", form).await;
+    assert!(r.text.contains("共 1 次拜访"), "{}", r.text);
+    let r = post_form(
+        &w,
+        "/console/plans",
+        "eng_a",
+        "period.kind=week&period.monday=2026-05-11&visits%5B0%5D.date=2026-05-12&visits%5B0%5D.customer=",
+    )
+    .await;
+    assert!(r.text.contains("第 1 行拜访未填客户"), "{}", r.text);
+}
+
+/// Summary steps from the inbox run as the person: an engineer may not compile one.
+#[tokio::test]
+async fn summary_steps_run_with_the_domains_authorization() {
+    let w = world().await;
+    let form = format!(
+        "office={}&period%3Ajson=%7B%22kind%22%3A%22week%22%2C%22monday%22%3A%222026-05-11%22%7D&lines%3Ajson=%5B%5D",
+        sh()
+    );
+    let r = post_form(&w, "/console/summaries", "eng_a", &form).await;
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+    let r = post_form(&w, "/console/summaries", "assistant", &form).await;
+    assert!(r.text.contains("汇总表已编制，共 0 行"), "{}", r.text);
+    let r = post_form(&w, "/console/summaries/not-a-uuid/verify", "assistant", "").await;
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+}

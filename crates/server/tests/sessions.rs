@@ -662,3 +662,36 @@ async fn repeated_failures_lock_password_sign_in_once_until_it_runs_out_or_headq
     let r = password_sign_in(&w, "eng_a", PASSWORD).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }
+
+/// Every form of the console that changes something refuses a session cookie without the
+/// session's own CSRF token, as the API does (a page of another site cannot post them).
+#[tokio::test]
+async fn the_consoles_forms_need_the_sessions_csrf_token() {
+    let w = world().await;
+    let b = sign_in(&w, "eng_a").await;
+    let other = sign_in(&w, "eng_a").await;
+    let lead = funnel_types::LeadId::derived("no such lead");
+    let summary = funnel_types::SummaryId::derived("no such summary");
+    for uri in [
+        "/console/leads".to_string(),
+        format!("/console/leads/{lead}/commands/log_visit"),
+        format!("/console/leads/{lead}/key-persons"),
+        "/console/plans".to_string(),
+        "/console/summaries".to_string(),
+        format!("/console/summaries/{summary}/verify"),
+    ] {
+        for csrf in [None, Some(other.csrf.as_str())] {
+            let r = by_cookie(&w, Method::POST, &uri, &b, csrf, None).await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{uri} {csrf:?}: {}",
+                r.text
+            );
+            assert_eq!(r.body["code"], "auth.csrf", "{uri}");
+        }
+        let r = by_cookie(&w, Method::POST, &uri, &b, Some(&b.csrf), None).await;
+        assert_ne!(r.body["code"], "auth.csrf", "{uri}: {}", r.text);
+        assert_ne!(r.status, StatusCode::FORBIDDEN, "{uri}: {}", r.text);
+    }
+}

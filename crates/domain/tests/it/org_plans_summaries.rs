@@ -825,3 +825,38 @@ fn a_calendar_taking_many_weekdays_off_needs_an_executive() {
     by(Acting::Staff(sales_dept()), publish(saturdays))
         .expect("29 weekdays off is within the limit");
 }
+
+#[test]
+fn a_summary_period_is_a_week_from_a_monday_or_a_month() {
+    let Period::Week { monday } = next_week() else {
+        unreachable!("next_week is a week")
+    };
+    for period in [
+        Period::Week {
+            monday: monday + Duration::days(1),
+        },
+        Period::Month {
+            year: 2026,
+            month: 13,
+        },
+    ] {
+        let refused = run(Acting::Staff(assistant()), t0(), |c| {
+            decide_summary(
+                &SummaryState::default(),
+                &SummaryCommand::Compile {
+                    office: office(),
+                    period,
+                    lines: Vec::new(),
+                },
+                c,
+            )
+        })
+        .unwrap_err();
+        assert_eq!(
+            refused.refusal.code,
+            RefusalCode::InvalidValue,
+            "{period:?}"
+        );
+        assert!(refused.refusal.message_zh.contains("汇总周期无效"));
+    }
+}

@@ -8,6 +8,7 @@ use crate::problem::Problem;
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
+use chrono::Datelike;
 use funnel_app::query::reports::{self, PipelineReport, ReportQuery, WeeklyTrend};
 use funnel_domain::model::{Channel, Stage};
 use funnel_projections::AsOfInput;
@@ -67,6 +68,8 @@ pub struct AgeingView {
 
 pub struct OfficeView {
     pub name: String,
+    /// The office's code, for its forms workbook.
+    pub code: String,
     pub stages: Vec<Row>,
     pub stage_heads: Vec<String>,
     pub engineers: Vec<Row>,
@@ -97,6 +100,9 @@ struct AnalysisPage {
     trend_json: String,
     trend_rows: Vec<(String, u64, u64, u64, u64)>,
     error: Option<String>,
+    /// The period an office's forms workbook is offered for: this month so far.
+    forms_from: String,
+    forms_to: String,
 }
 
 /// A drill-down link: the lead list with these filters (and the same moment).
@@ -269,6 +275,7 @@ fn office_view(tr: Tr, r: &OfficeReport, as_of: &str) -> OfficeView {
         .collect();
     OfficeView {
         name: r.name.clone(),
+        code: r.code.clone(),
         stages,
         stage_heads: stages_shown.iter().map(|s| stage_label(tr, *s)).collect(),
         engineers,
@@ -338,6 +345,12 @@ pub async fn page(
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| super::local_time(t.to_utc(), viewer.zone))
         .unwrap_or_default();
+    let today = state
+        .engine()
+        .clock()
+        .now()
+        .with_timezone(&viewer.zone)
+        .date_naive();
     let views = report
         .offices
         .iter()
@@ -369,6 +382,8 @@ pub async fn page(
     .replace('<', "\\u003c");
     html(
         AnalysisPage {
+            forms_from: today.with_day(1).unwrap_or(today).to_string(),
+            forms_to: today.to_string(),
             shell,
             as_of_date: q.as_of.clone(),
             as_of_shown,

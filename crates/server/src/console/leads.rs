@@ -10,11 +10,14 @@ use crate::problem::Problem;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use chrono::Datelike;
 use funnel_app::query::leads::{self, LeadQuery};
 use funnel_app::query::record;
 use funnel_app::query::reports::{self, LeadExport, ReportQuery};
 use funnel_domain::fold_name;
-use funnel_domain::model::{Channel, ContactKind, PurchaseMode, Stage, Tier, VisitPurpose};
+use funnel_domain::model::{
+    Channel, ContactKind, KeyPersonRole, Level, PurchaseMode, Stage, Tier, VisitPurpose,
+};
 use funnel_projections::AsOfInput;
 use funnel_types::LeadId;
 use serde::Deserialize;
@@ -357,6 +360,8 @@ pub struct CheckItem {
 }
 
 pub struct CheckStage {
+    /// The stage's code (`valid` …).
+    pub code: &'static str,
     pub stage: String,
     pub reached: bool,
     pub missing: usize,
@@ -389,12 +394,22 @@ struct LeadPage {
     checklist: Vec<CheckStage>,
     key_persons: Vec<KeyPersonRow>,
     timeline: Vec<TimelineRow>,
-    /// The viewer may log a visit on this lead (its owner).
-    may_log_visit: bool,
+    /// The viewer owns this lead: the forms of an engineer are shown (the domain decides).
+    is_owner: bool,
     kinds: Vec<Opt>,
     purposes: Vec<Opt>,
     now_local: String,
+    /// Key person roles and relationship levels (Table 5).
+    roles: Vec<Opt>,
+    levels: Vec<Opt>,
+    /// The criteria of the lead's purchase mode recorded with evidence (met ones marked).
+    criteria: Vec<Opt>,
+    /// The declaration the lead's stage leads to: `valid`, `prospect` or none.
+    declare: &'static str,
+    flags: Vec<(&'static str, &'static str)>,
     forms: Vec<(u8, &'static str)>,
+    /// The lead office's forms of this month so far, as one workbook.
+    office_workbook: String,
 }
 
 /// `GET /console/leads/{id}`: the lead's whole record and timeline, for those who may read it.
@@ -491,6 +506,7 @@ pub async fn record(
         .checklist
         .iter()
         .map(|c| CheckStage {
+            code: c.stage.as_str(),
             stage: tr.code(&c.stage_zh, c.stage.as_str()),
             reached: c.reached,
             missing: c.missing,
@@ -552,10 +568,72 @@ pub async fn record(
             refused: t.refused,
         })
         .collect();
-    let may_log_visit = r
+    let is_owner = r
         .owner
         .as_ref()
         .is_some_and(|o| o.staff_id == viewer.caller.staff_id);
+    // Each criterion that is recorded with evidence, once, in checklist order; the first one
+    // still missing is chosen.
+    let mut criteria: Vec<Opt> = Vec::new();
+    for item in r.checklist.iter().flat_map(|c| &c.items) {
+        let c = item.criterion;
+        if c.is_derived() || criteria.iter().any(|o| o.value == c.as_str()) {
+            continue;
+        }
+        let label = tr.code(c.label_zh(), c.as_str());
+        criteria.push(Opt {
+            value: c.as_str().to_string(),
+            label: if item.met {
+                format!("{label}{}", tr.t("（已满足）", " (met)"))
+            } else {
+                label
+            },
+            selected: false,
+        });
+    }
+    if let Some(first) = r
+        .checklist
+        .iter()
+        .flat_map(|c| &c.items)
+        .find(|i| !i.met && !i.criterion.is_derived())
+        .and_then(|i| {
+            criteria
+                .iter_mut()
+                .find(|o| o.value == i.criterion.as_str())
+        })
+    {
+        first.selected = true;
+    }
+    let today = state
+        .engine()
+        .clock()
+        .now()
+        .with_timezone(&zone)
+        .date_naive();
+    let office_workbook = format!(
+        "/forms/office/{}?{}",
+        r.office.code,
+        serde_urlencoded::to_string([
+            ("from", today.with_day(1).unwrap_or(today).to_string()),
+            ("to", today.to_string()),
+        ])
+        .unwrap_or_default()
+    );
+    let fields = {
+        let mut fields = fields;
+        fields.push(Field {
+            label: tr.t(
+                "关系等级（公司 / 个人）",
+                "Relationship (company / personal)",
+            ),
+            value: format!(
+                "{} / {}",
+                r.relationship.company.label_zh(),
+                r.relationship.personal.label_zh()
+            ),
+        });
+        fields
+    };
     let forms = vec![
         (1, tr.t("表1 客户信息记录", "Form 1 customer record")),
         (2, tr.t("表2 跟进记录", "Form 2 follow-up record")),
@@ -575,7 +653,30 @@ pub async fn record(
             checklist,
             key_persons,
             timeline,
-            may_log_visit,
+            is_owner,
+            roles: options(KeyPersonRole::ALL, "", KeyPersonRole::as_str, |k| {
+                tr.code(k.label_zh(), k.as_str())
+            }),
+            levels: options(&[Level::A, Level::B, Level::C], "", Level::as_str, |l| {
+                l.label_zh().to_string()
+            }),
+            criteria,
+            declare: match r.stage {
+                Stage::Ordinary => "valid",
+                Stage::Valid => "prospect",
+                _ => "",
+            },
+            flags: vec![
+                ("group_purchasing", tr.t("集团采购", "Group purchasing")),
+                ("industry_benchmark", tr.t("行业标杆", "Industry benchmark")),
+                (
+                    "continuing_purchases",
+                    tr.t("持续采购", "Continuing purchases"),
+                ),
+                ("reference_site", tr.t("可作样板工程", "Reference site")),
+                ("refers_others", tr.t("忠诚并会推荐", "Refers others")),
+            ],
+            office_workbook,
             kinds: options(ContactKind::ALL, "visit", ContactKind::as_str, |k| {
                 tr.code(k.label_zh(), k.as_str())
             }),

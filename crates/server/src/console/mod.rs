@@ -13,6 +13,7 @@
 
 mod analysis;
 mod assets;
+mod entry;
 mod inbox;
 mod labels;
 mod leads;
@@ -57,6 +58,13 @@ pub fn routes() -> Router<AppState> {
             "/console/leads/{id}/commands/{name}",
             post(inbox::lead_command),
         )
+        .route("/console/leads/{id}/key-persons", post(entry::key_person))
+        .route(
+            "/console/plans",
+            get(entry::plan_page).post(entry::submit_plan),
+        )
+        .route("/console/summaries", post(inbox::compile_summary))
+        .route("/console/summaries/{id}/{step}", post(inbox::summary_step))
         .route("/assets/{hash}/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(remember_lang))
 }
