@@ -120,6 +120,20 @@ pub async fn retry(
             "本服务未运行流程（[workflows] enabled = false），请在运行流程的服务上重试，或使用 `funnel workflows retry`",
         ));
     };
+    if let Some(lease) = state.lease(crate::run::SAGAS_LEASE)
+        && lease.held().is_none()
+    {
+        let holder = match &*lease.state.borrow() {
+            funnel_store::lease::Holding::No { holder: Some(h) } => h.clone(),
+            _ => "another process".to_string(),
+        };
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "workflows.elsewhere",
+            format!("the sagas of this log run in {holder}, which holds their lease; retry there"),
+            format!("本日志的流程由持有租约的 {holder} 运行，请在该服务上重试"),
+        ));
+    }
     let (reply, answer) = tokio::sync::oneshot::channel();
     let busy = || {
         Problem::unavailable(
