@@ -107,8 +107,8 @@ pub struct StoreOptions {
     /// The same for the notification stream (`notify.nats_stream`); absent: as `replicas`.
     #[serde(deserialize_with = "replicas_setting")]
     pub notify_replicas: Option<usize>,
-    /// JetStream only: the time to live of the leases that choose which process runs the sagas
-    /// and which the webhook dispatch (1000 to 300000). A holder renews every third of it; when
+    /// JetStream only: the time to live of the lease that chooses which process runs the sagas
+    /// (1000 to 300000). A holder renews every third of it; when
     /// it dies another takes over after at most this long.
     pub lease_ttl_ms: u64,
 }

@@ -53,8 +53,8 @@ impl Default for Metrics {
         let lease_terms = Family::<Labels, Gauge>::default();
         registry.register(
             "lease_held",
-            "JetStream: 1 while this process holds the lease (`sagas`: runs the saga runtime, \
-             `webhooks`: runs the webhook dispatch), else 0",
+            "JetStream: 1 while this process holds the lease (`sagas`: runs the saga runtime), \
+             else 0",
             leases.clone(),
         );
         registry.register(

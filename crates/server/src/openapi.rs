@@ -534,7 +534,7 @@ pub fn document() -> Value {
                     "checkpoint": { "type": "integer", "minimum": 0, "description": "The position the read models reflect" },
                     "lag": { "type": "integer", "minimum": 0, "description": "Positions the read models are behind" },
                     "leases": {
-                        "description": "JetStream: per lease (`sagas`, `webhooks`), whether this process holds it, its term (the fencing token) when it does, and the holder when known; null on the embedded store, where one process runs everything",
+                        "description": "JetStream: per lease (`sagas`), whether this process holds it, its term (the fencing token) when it does, and the holder when known; null on the embedded store, where one process runs everything",
                         "type": ["object", "null"],
                         "additionalProperties": {
                             "type": "object", "required": ["held", "term", "holder"],

@@ -185,11 +185,9 @@ pub async fn serve(
 
     let follower = tokio::spawn(follow_forever(state.clone(), stop_rx.clone()));
     let mut background = Vec::new();
-    // On JetStream several processes may serve one log: the sagas and the webhook dispatch each
-    // run only in the process holding their lease. On the embedded store this process is the
-    // only one and runs both.
+    // On JetStream several processes may serve one log: the sagas run only in the process holding
+    // their lease. On the embedded store this process is the only one and runs them.
     let mut saga_fence = None;
-    let mut webhook_fence = None;
     if let StoreUrl::Nats(nats_url) = &url {
         let leases = funnel_store_nats::NatsLeases::connect(
             nats_url,
@@ -206,30 +204,23 @@ pub async fn serve(
         let leases: Arc<dyn funnel_store::lease::LeaseStore> = Arc::new(leases);
         let holder = holder_id();
         let mut views = Vec::new();
-        for (name, wanted) in [
-            (SAGAS_LEASE, options.workflows.enabled),
-            (WEBHOOKS_LEASE, options.notify.webhooks),
-        ] {
-            if !wanted {
-                continue;
-            }
+        // Webhook subscriptions are still a file of each process, so each process delivers its
+        // own and the dispatch takes no lease until they are shared (see ARCHITECTURE.md).
+        if options.workflows.enabled {
+            let name = SAGAS_LEASE;
             let lease = Arc::new(Lease::new(name, holder.clone(), leases.clone()));
             views.push(crate::LeaseView {
                 name: name.into(),
                 holder: holder.clone(),
                 state: lease.watch(),
             });
-            if name == SAGAS_LEASE {
-                saga_fence = Some(lease.fence());
-            } else {
-                webhook_fence = Some(lease.fence());
-            }
+            saga_fence = Some(lease.fence());
             let stop = stop_rx.clone();
             background.push(tokio::spawn(async move {
                 lease.run(stopped(stop)).await;
             }));
         }
-        tracing::info!(%holder, "taking part in the leases of the log");
+        tracing::info!(%holder, "taking part in the sagas lease of the log");
         state.set_leases(views);
     }
     if options.notify.webhooks {
@@ -241,7 +232,8 @@ pub async fn serve(
             .map_err(|e| ServeError::WebhookClient(e.to_string()))?;
         let stop = stop_rx.clone();
         background.push(tokio::spawn(async move {
-            while_held(webhook_fence, stop, |_term, until| {
+            // No lease (yet): delivers this process's subscriptions until the server stops.
+            while_held(None, stop, |_term, until| {
                 let hooks = hooks.clone();
                 let store = store.clone();
                 let delivery = delivery.clone();
@@ -559,8 +551,6 @@ async fn republish_forever(
 
 /// The lease of the saga runtime.
 pub const SAGAS_LEASE: &str = "sagas";
-/// The lease of the webhook dispatch.
-pub const WEBHOOKS_LEASE: &str = "webhooks";
 
 /// This process's identity in lease records: host, process id and a random part, so a restarted
 /// process (same host and, possibly, the same id) is a new holder.

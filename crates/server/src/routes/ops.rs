@@ -19,7 +19,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// The leases this process takes part in and whether it holds them (`leases` of `/readyz`): on
-/// JetStream `{"sagas": {"held": true, "term": 7, "holder": "…"}, "webhooks": {…}}`; on the
+/// JetStream `{"sagas": {"held": true, "term": 7, "holder": "…"}}`; on the
 /// embedded store `null` (this process runs everything).
 pub fn leases_json(state: &AppState) -> serde_json::Value {
     if state.leases().is_empty() {
