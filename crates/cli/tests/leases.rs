@@ -10,6 +10,10 @@
 //! `workflow.command_sent` per command id, and that command's events in one commit), none parked;
 //! and the surviving processes report the same pipeline at the same position. Outcomes only, with
 //! bounded waits; `FUNNEL_SOAK=1` runs a longer load and more engineers.
+//!
+//! The same with the holder paused (`SIGSTOP`) instead of killed, until another process holds
+//! the lease, then resumed: it wakes with a reaction in flight, and the same outcomes show that
+//! it did not act (no saga command twice, nothing parked), and it reports the lease as not held.
 
 use chrono::Utc;
 use funnel_app::StoreUrl;
@@ -333,8 +337,36 @@ fn gauge(metrics: &str, name_and_labels: &str) -> Option<i64> {
     })
 }
 
+/// How the holder of the sagas lease is taken out mid-backlog.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Outage {
+    /// `kill -9`: it never comes back.
+    Kill,
+    /// `kill -STOP` until another process holds the lease, then `kill -CONT`: a paused holder
+    /// wakes up with work in flight and must not act.
+    Pause,
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill {sig}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sagas_move_to_another_process_when_their_holder_is_killed() {
+    scenario(Outage::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_holder_of_the_sagas_does_not_act_after_another_took_over() {
+    scenario(Outage::Pause).await;
+}
+
+async fn scenario(outage: Outage) {
     let cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
     let store_url = cluster.url_list();
     let url: StoreUrl = store_url.parse().expect("url");
@@ -418,10 +450,20 @@ async fn the_sagas_move_to_another_process_when_their_holder_is_killed() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut killed = servers[holder].take().expect("holder");
-    killed.child.kill().expect("kill -9 the holder");
-    let _ = killed.child.wait();
     let at_kill = log.head().await.expect("head");
+    let mut paused = None;
+    match outage {
+        Outage::Kill => {
+            let mut killed = servers[holder].take().expect("holder");
+            killed.child.kill().expect("kill -9 the holder");
+            let _ = killed.child.wait();
+        }
+        Outage::Pause => {
+            let s = servers[holder].take().expect("holder");
+            signal(&s.child, "-STOP");
+            paused = Some(s);
+        }
+    }
 
     // Another process takes the sagas over under a greater term.
     let give_up = Instant::now() + PATIENCE;
@@ -445,6 +487,31 @@ async fn the_sagas_move_to_another_process_when_their_holder_is_killed() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(new_term > first_term, "term {new_term} after {first_term}");
+    if let Some(s) = paused.take() {
+        // The former holder wakes up with its runtime mid-reaction: its fence refuses its writes
+        // and it gives the lease up; it goes on serving.
+        signal(&s.child, "-CONT");
+        let give_up = Instant::now() + PATIENCE;
+        loop {
+            match s.sagas() {
+                Some((false, None)) => break,
+                seen => assert!(
+                    Instant::now() < give_up,
+                    "the former holder still reports {seen:?}: {}",
+                    s.stderr()
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for line in s
+            .stderr()
+            .lines()
+            .filter(|l| l.contains("lease") || l.contains("fenced"))
+        {
+            eprintln!("FORMER HOLDER: {line}");
+        }
+        servers[holder] = Some(s);
+    }
 
     for c in clients {
         c.join().expect("client");
@@ -541,10 +608,38 @@ async fn the_sagas_move_to_another_process_when_their_holder_is_killed() {
         .flatten()
         .map(|s| s.get(&format!("/pipeline?at_least={head}"), &boss))
         .collect();
-    assert_eq!(pipelines.len(), 2);
-    assert_eq!(pipelines[0], pipelines[1], "two processes disagree");
+    let survivors = if outage == Outage::Kill { 2 } else { 3 };
+    assert_eq!(pipelines.len(), survivors);
+    for p in &pipelines[1..] {
+        assert_eq!(&pipelines[0], p, "two processes disagree");
+    }
+    // A retry of a workflow is for the holder; another process names it.
+    let workflow = all
+        .iter()
+        .find(|r| r.meta.stream.category() == "workflow")
+        .map(|r| r.meta.stream.id_part().to_string())
+        .expect("a workflow instance");
+    let other = servers
+        .iter()
+        .enumerate()
+        .find_map(|(i, s)| s.as_ref().filter(|_| i != new_holder))
+        .expect("a process not holding the sagas");
+    let path = format!("/workflows/{workflow}/retry");
+    let r = http(&other.addr, "POST", &path, &boss, None, Some(&json!({}))).expect("retry");
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert_eq!(r.body["code"], "workflows.elsewhere", "{}", r.text);
+    let r = http(
+        &holder_server.addr,
+        "POST",
+        &path,
+        &boss,
+        None,
+        Some(&json!({})),
+    )
+    .expect("retry");
+    assert_eq!(r.status, 200, "{}", r.text);
     eprintln!(
-        "OUTCOME: {} registrations, {} saga commands ({sent_after_kill} after the kill), sagas lease term {first_term} → {new_term}",
+        "OUTCOME {outage:?}: {} registrations, {} saga commands ({sent_after_kill} after the kill), sagas lease term {first_term} → {new_term}",
         acks.len(),
         sent.len()
     );
