@@ -276,7 +276,29 @@ impl Fence {
         if self.term() != Some(term) {
             return Err(fenced("this process no longer holds the lease".into()));
         }
-        match self.store.current(&self.name).await? {
+        // A lease store that does not answer (a leader election in the cluster) is asked again
+        // until the local deadline as it stood when the check began, so a blip does not fail the
+        // holder's write and a long outage does not hold it for ever.
+        let deadline = match &*self.state.borrow() {
+            Holding::Yes { until, .. } => *until,
+            Holding::No { .. } => Instant::now(),
+        };
+        let current = loop {
+            match self.store.current(&self.name).await {
+                Ok(c) => break c,
+                Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                    tracing::debug!(lease = %self.name, error = %e, "reading the lease failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) if e.is_retryable() => {
+                    return Err(fenced(format!(
+                        "the lease store did not answer in time: {e}"
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        match current {
             Some(e) if e.record.holder == self.holder && e.record.term == term => {}
             Some(e) => {
                 return Err(fenced(format!(

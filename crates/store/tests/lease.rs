@@ -212,3 +212,90 @@ impl funnel_store::EventStore for Recording {
         Ok(false)
     }
 }
+
+/// A lease store whose reads fail (unavailable) a given number of times.
+#[derive(Debug)]
+struct Flaky {
+    inner: MemoryLeases,
+    failures: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl LeaseStore for Flaky {
+    fn ttl(&self) -> Duration {
+        self.inner.ttl()
+    }
+    async fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+    ) -> Result<Option<u64>, funnel_store::StoreError> {
+        self.inner.acquire(name, holder).await
+    }
+    async fn renew(
+        &self,
+        name: &str,
+        record: &funnel_store::lease::LeaseRecord,
+        revision: u64,
+    ) -> Result<Option<u64>, funnel_store::StoreError> {
+        self.inner.renew(name, record, revision).await
+    }
+    async fn current(
+        &self,
+        name: &str,
+    ) -> Result<Option<funnel_store::lease::LeaseEntry>, funnel_store::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self
+            .failures
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(funnel_store::StoreError::Unavailable {
+                backend: "flaky",
+                message: "no leader".into(),
+            });
+        }
+        self.inner.current(name).await
+    }
+    async fn release(&self, name: &str, revision: u64) -> Result<(), funnel_store::StoreError> {
+        self.inner.release(name, revision).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fence_rides_out_a_lease_store_that_does_not_answer_for_a_moment() {
+    let flaky = Arc::new(Flaky {
+        inner: MemoryLeases::new(TTL),
+        failures: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let store: Arc<dyn LeaseStore> = flaky.clone();
+    let a = Arc::new(Lease::new("sagas", "a", store));
+    let (_stop, rx) = watch::channel(false);
+    tokio::spawn({
+        let a = a.clone();
+        let mut rx = rx;
+        async move {
+            a.run(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+        }
+    });
+    let term = held(&mut a.watch()).await;
+    let fence = a.fence();
+    // A few failed reads: the check waits them out and passes.
+    flaky.failures.store(3, std::sync::atomic::Ordering::SeqCst);
+    fence
+        .check(term)
+        .await
+        .expect("passes after the store answers again");
+    // Reads failing for longer than the holder may count on its lease: fenced, not hung.
+    flaky
+        .failures
+        .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+    let refused = fence.check(term).await.unwrap_err();
+    assert!(
+        matches!(refused, funnel_store::StoreError::Fenced { .. }),
+        "{refused}"
+    );
+}
