@@ -22,7 +22,7 @@ use funnel_domain::org::{OfficeCommand, StaffCommand};
 use funnel_engine::{Command, CommandMeta, Engine, Who};
 use funnel_store::{EventStore, Filter};
 use funnel_testkit::NatsCluster;
-use funnel_types::{ManualClock, OfficeId, Position, Role, StaffId};
+use funnel_types::{Actor, ManualClock, OfficeId, Position, Role, StaffId};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -367,7 +367,7 @@ async fn a_paused_holder_of_the_sagas_does_not_act_after_another_took_over() {
 }
 
 async fn scenario(outage: Outage) {
-    let cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
+    let mut cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
     let store_url = cluster.url_list();
     let url: StoreUrl = store_url.parse().expect("url");
     bootstrap(&url).await;
@@ -457,6 +457,8 @@ async fn scenario(outage: Outage) {
             let mut killed = servers[holder].take().expect("holder");
             killed.child.kill().expect("kill -9 the holder");
             let _ = killed.child.wait();
+            // And one of the three NATS nodes (the log and the lease bucket keep a quorum).
+            tokio::task::block_in_place(|| cluster.kill(2));
         }
         Outage::Pause => {
             let s = servers[holder].take().expect("holder");
@@ -560,8 +562,31 @@ async fn scenario(outage: Outage) {
     for (key, lead) in &acks {
         assert_eq!(registered.get(lead), Some(&1), "{key} → {lead}");
     }
-    // Every saga command once: one `workflow.command_sent` per command id, its events in one
-    // commit of one stream; the new holder sent some after the kill; nothing parked.
+    // Every saga command once. A saga command is a commit by a `workflow:*` actor outside the
+    // workflow streams: each command id is in exactly one commit. The instances record each
+    // command they sent once (`workflow.command_sent`), and every recorded command that was
+    // accepted (or found already applied) is in the log. A command whose holder died after it
+    // was applied and before its instance recorded it is in the log without that record: the
+    // next holder sees its effect first and does not send it again.
+    let mut applied: BTreeMap<uuid::Uuid, BTreeSet<(String, u64)>> = BTreeMap::new();
+    for r in &all {
+        let by_saga =
+            matches!(&r.meta.actor, Actor::System { name } if name.starts_with("workflow:"));
+        if by_saga && r.meta.stream.category() != "workflow" {
+            applied
+                .entry(r.meta.command_id.0)
+                .or_default()
+                .insert((r.meta.stream.to_string(), r.meta.position.0 >> 10));
+        }
+    }
+    assert!(!applied.is_empty(), "no saga command in the log");
+    for (id, c) in &applied {
+        assert_eq!(
+            c.len(),
+            1,
+            "saga command {id} appended more than once: {c:?}"
+        );
+    }
     let mut sent: BTreeMap<uuid::Uuid, usize> = BTreeMap::new();
     let mut sent_after_kill = 0;
     for r in all
@@ -571,31 +596,52 @@ async fn scenario(outage: Outage) {
         let v: Value = serde_json::from_slice(&r.payload).expect("json");
         let id: uuid::Uuid = v["command_id"].as_str().expect("id").parse().expect("uuid");
         *sent.entry(id).or_default() += 1;
+        if matches!(v["outcome"].as_str(), Some("accepted" | "duplicate")) {
+            assert!(
+                applied.contains_key(&id),
+                "saga command {id} recorded as {} but not in the log",
+                v["outcome"]
+            );
+        }
         if r.meta.position > at_kill {
             sent_after_kill += 1;
         }
     }
-    assert!(!sent.is_empty());
     for (id, n) in &sent {
         assert_eq!(*n, 1, "saga command {id} recorded {n} times");
     }
     assert!(sent_after_kill > 0, "the new holder sent no saga command");
-    let mut commits: BTreeMap<uuid::Uuid, BTreeSet<(String, u64)>> = BTreeMap::new();
+    let unrecorded = applied.keys().filter(|id| !sent.contains_key(id)).count();
+    // And none is missing: every plan deadline a visit-plans instance fired (no plan was ever
+    // submitted here) has exactly one `plan.overdue` for that engineer and period, and no
+    // `plan.overdue` is without its fired deadline.
+    use funnel_domain::Event;
+    use funnel_domain::events::{TimerPurpose, WorkflowKind};
+    let mut fired: BTreeMap<(funnel_types::WorkflowId, String), usize> = BTreeMap::new();
+    let mut marked: BTreeMap<(funnel_types::WorkflowId, String), usize> = BTreeMap::new();
     for r in &all {
-        if sent.contains_key(&r.meta.command_id.0) {
-            commits
-                .entry(r.meta.command_id.0)
-                .or_default()
-                .insert((r.meta.stream.to_string(), r.meta.position.0 >> 10));
+        match funnel_codec::decode_recorded(r).map(|e| e.payload) {
+            Ok(Event::TimerFired(t)) => {
+                if let TimerPurpose::PlanDeadline { period } = t.purpose {
+                    *fired.entry((t.workflow_id, period.key())).or_default() += 1;
+                }
+            }
+            Ok(Event::VisitPlanOverdue(o)) => {
+                let instance = funnel_types::WorkflowId::derived(&format!(
+                    "{}:{}",
+                    WorkflowKind::VisitPlans.as_str(),
+                    o.engineer
+                ));
+                *marked.entry((instance, o.period.key())).or_default() += 1;
+            }
+            _ => {}
         }
     }
-    for (id, c) in &commits {
-        assert_eq!(
-            c.len(),
-            1,
-            "saga command {id} appended more than once: {c:?}"
-        );
-    }
+    assert!(!fired.is_empty());
+    assert_eq!(
+        fired, marked,
+        "fired plan deadlines and plans marked overdue differ"
+    );
     assert!(
         !all.iter()
             .any(|r| r.meta.event_type == "workflow.reaction_parked"),
@@ -639,8 +685,8 @@ async fn scenario(outage: Outage) {
     .expect("retry");
     assert_eq!(r.status, 200, "{}", r.text);
     eprintln!(
-        "OUTCOME {outage:?}: {} registrations, {} saga commands ({sent_after_kill} after the kill), sagas lease term {first_term} → {new_term}",
+        "OUTCOME {outage:?}: {} registrations, {} saga commands ({sent_after_kill} recorded after the outage, {unrecorded} applied but not recorded by their instance), sagas lease term {first_term} → {new_term}",
         acks.len(),
-        sent.len()
+        applied.len()
     );
 }
