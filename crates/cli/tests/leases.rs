@@ -684,6 +684,21 @@ async fn scenario(outage: Outage) {
     )
     .expect("retry");
     assert_eq!(r.status, 200, "{}", r.text);
+    // Nor may `funnel workflows run` start a second runtime beside the holder's.
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_funnel"))
+            .current_dir(dirs[0].path())
+            .env_remove("FUNNEL_STORE")
+            .args(["--store", &store_url, "workflows", "run"])
+            .output()
+            .expect("run funnel")
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "workflows run beside the holder: {err}"
+    );
+    assert!(err.contains("holds their lease"), "{err}");
     eprintln!(
         "OUTCOME {outage:?}: {} registrations, {} saga commands ({sent_after_kill} recorded after the outage, {unrecorded} applied but not recorded by their instance), sagas lease term {first_term} → {new_term}",
         acks.len(),

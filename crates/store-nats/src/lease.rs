@@ -44,7 +44,49 @@ fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
+async fn context(url: &str, request_timeout: Duration) -> Result<jetstream::Context, StoreError> {
+    let client = async_nats::ConnectOptions::new()
+        .name("funnel-leases")
+        .request_timeout(Some(request_timeout))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((attempts as u64 * 100).min(1000))
+        })
+        .max_reconnects(None)
+        .connect(server_addrs(url)?)
+        .await
+        .map_err(|e| unavailable(format!("cannot connect to {url}: {e}")))?;
+    Ok(jetstream::ContextBuilder::new()
+        .timeout(request_timeout)
+        .build(client))
+}
+
 impl NatsLeases {
+    /// The leases of the log `stream_name` with the time to live the bucket already has (set by
+    /// `funnel serve`), or, when there is no bucket yet, created as [`Self::connect`] does with
+    /// `ttl`. For one-off holders (`funnel workflows run`) that must not change the servers' setting.
+    pub async fn join(
+        url: &str,
+        stream_name: &str,
+        replicas: usize,
+        ttl: Duration,
+        request_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let context = context(url, request_timeout).await?;
+        let bucket = lease_bucket(stream_name);
+        if let Ok(kv) = context.get_key_value(bucket.as_str()).await {
+            let status = kv
+                .status()
+                .await
+                .map_err(|e| failed(&format!("reading the lease bucket {bucket}"), e))?;
+            return Ok(Self {
+                kv,
+                ttl: status.max_age(),
+                bucket,
+            });
+        }
+        Self::connect(url, stream_name, replicas, ttl, request_timeout).await
+    }
+
     /// Connects to `url` (cluster members separated by commas) and creates or updates the bucket of
     /// the log `stream_name` with `replicas` and entries living `ttl`.
     pub async fn connect(
@@ -59,19 +101,7 @@ impl NatsLeases {
                 "a lease's time to live must be at least one second".into(),
             ));
         }
-        let client = async_nats::ConnectOptions::new()
-            .name("funnel-leases")
-            .request_timeout(Some(request_timeout))
-            .reconnect_delay_callback(|attempts| {
-                Duration::from_millis((attempts as u64 * 100).min(1000))
-            })
-            .max_reconnects(None)
-            .connect(server_addrs(url)?)
-            .await
-            .map_err(|e| unavailable(format!("cannot connect to {url}: {e}")))?;
-        let context = jetstream::ContextBuilder::new()
-            .timeout(request_timeout)
-            .build(client);
+        let context = context(url, request_timeout).await?;
         let bucket = lease_bucket(stream_name);
         let kv = context
             .create_or_update_key_value(kv::Config {
