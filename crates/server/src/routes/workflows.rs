@@ -88,6 +88,9 @@ pub async fn show(
     ))
 }
 
+/// How long a retry waits for the saga runtime to take and answer it.
+const RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// `POST /workflows/{id}/retry`: run the instance's parked reactions again, in this process's saga
 /// runtime. Answers how many were retried and the instance as it is then.
 pub async fn retry(
@@ -141,11 +144,21 @@ pub async fn retry(
             "流程运行时正在重启，请稍后重试",
         )
     };
-    control
-        .send(Control::Retry { id, reply })
-        .await
-        .map_err(|_| busy())?;
-    let retried = answer.await.map_err(|_| busy())?.map_err(|e| match e {
+    // Bounded: the runtime may stop between rounds (its lease lost to another process) and leave
+    // the request unread until this process holds the lease again.
+    let asked = tokio::time::timeout(RETRY_WAIT, async {
+        control
+            .send(Control::Retry { id, reply })
+            .await
+            .map_err(|_| ())?;
+        answer.await.map_err(|_| ())
+    })
+    .await;
+    let retried = match asked {
+        Ok(Ok(r)) => r,
+        _ => return Err(busy()),
+    };
+    let retried = retried.map_err(|e| match e {
         funnel_workflows::RuntimeError::UnknownInstance(id) => not_found(id),
         other => Problem::unavailable(
             format!("the retry did not complete: {other}"),
