@@ -56,9 +56,96 @@ fn checkpoint_path(url: &StoreUrl) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A runtime with the system clock, run until idle with a progress bar.
-async fn runtime(url: &StoreUrl) -> anyhow::Result<WorkflowRuntime> {
-    let store = funnel_app::open(url).await?;
+/// On JetStream, the `sagas` lease for as long as this command runs (`funnel serve` processes
+/// take part in it too): refused, naming the holder, while another process holds it. The lease is
+/// released when the answer is dropped (`stop`) or the process ends (it expires).
+struct SagasLease {
+    fence: funnel_store::lease::Fence,
+    term: u64,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SagasLease {
+    async fn take(url: &str) -> anyhow::Result<Self> {
+        use funnel_store::lease::{Holding, Lease, LeaseStore};
+        let defaults = funnel_store_nats::NatsOptions::default();
+        let leases = funnel_store_nats::NatsLeases::join(
+            url,
+            &defaults.stream_name,
+            funnel_store_nats::default_replicas(url),
+            std::time::Duration::from_secs(10),
+            defaults.request_timeout,
+        )
+        .await?;
+        let leases: Arc<dyn LeaseStore> = Arc::new(leases);
+        let holder = format!("funnel workflows/{}", std::process::id());
+        let lease = Arc::new(Lease::new("sagas", holder, leases));
+        let mut state = lease.watch();
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn({
+            let lease = lease.clone();
+            async move {
+                lease
+                    .run(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+            }
+        });
+        // The first attempt's outcome: held here, or held by someone named.
+        let outcome = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            state.wait_for(|h| !matches!(h, Holding::No { holder: None })),
+        )
+        .await;
+        let held = match outcome {
+            Ok(Ok(h)) => h.clone(),
+            _ => Holding::No { holder: None },
+        };
+        match held {
+            Holding::Yes { term, .. } => Ok(Self {
+                fence: lease.fence(),
+                term,
+                stop,
+                task,
+            }),
+            Holding::No { holder } => {
+                let _ = stop.send(true);
+                let _ = task.await;
+                anyhow::bail!(
+                    "the sagas of this log run in {} (it holds their lease); retry a workflow \
+                     there with POST /workflows/ID/retry, or stop it first",
+                    holder.unwrap_or_else(
+                        || "another process (the lease bucket did not answer)".into()
+                    )
+                )
+            }
+        }
+    }
+
+    async fn release(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// A runtime with the system clock, run until idle with a progress bar. On JetStream it holds the
+/// `sagas` lease and writes through its fence.
+async fn runtime(url: &StoreUrl) -> anyhow::Result<(WorkflowRuntime, Option<SagasLease>)> {
+    let mut store = funnel_app::open(url).await?;
+    let lease = match url {
+        StoreUrl::Nats(u) => {
+            let lease = SagasLease::take(u).await?;
+            store = Arc::new(funnel_store::lease::FencedStore::new(
+                store,
+                lease.fence.clone(),
+                lease.term,
+            ));
+            Some(lease)
+        }
+        StoreUrl::Sqlite(_) => None,
+    };
     let engine = Engine::new(store, Policy::default(), Arc::new(SystemClock));
     let path = checkpoint_path(url)?;
     let mut rt = WorkflowRuntime::new(engine, Arc::new(SystemClock), Some(&path))?;
@@ -85,7 +172,7 @@ async fn runtime(url: &StoreUrl) -> anyhow::Result<WorkflowRuntime> {
         s.skipped,
         started.elapsed()
     );
-    Ok(rt)
+    Ok((rt, lease))
 }
 
 /// The instances as a table; each next timer on its office's clock, the zone named.
@@ -151,7 +238,10 @@ pub async fn run(
             }
         }
         Some(WorkflowsWhat::Run) => {
-            let rt = runtime(url).await?;
+            let (rt, lease) = runtime(url).await?;
+            if let Some(l) = lease {
+                l.release().await;
+            }
             if args.json {
                 println!("{}", serde_json::to_string_pretty(rt.stats())?);
             } else if let Some(next) = rt.next_due() {
@@ -187,9 +277,12 @@ pub async fn run(
             }
         }
         Some(WorkflowsWhat::Retry { id }) => {
-            let mut rt = runtime(url).await?;
+            let (mut rt, lease) = runtime(url).await?;
             let n = rt.retry(id).await?;
             rt.run_until_idle(&mut |_, _| {}).await?;
+            if let Some(l) = lease {
+                l.release().await;
+            }
             println!("retried {n} parked reaction(s) of {id}");
         }
     }

@@ -107,6 +107,10 @@ pub struct StoreOptions {
     /// The same for the notification stream (`notify.nats_stream`); absent: as `replicas`.
     #[serde(deserialize_with = "replicas_setting")]
     pub notify_replicas: Option<usize>,
+    /// JetStream only: the time to live of the lease that chooses which process runs the sagas
+    /// (1000 to 300000). A holder renews every third of it; when
+    /// it dies another takes over after at most this long.
+    pub lease_ttl_ms: u64,
 }
 
 impl StoreOptions {
@@ -301,6 +305,7 @@ impl Default for StoreOptions {
             projections: None,
             replicas: None,
             notify_replicas: None,
+            lease_ttl_ms: 10_000,
         }
     }
 }
@@ -394,6 +399,12 @@ impl ServeOptions {
                      three-node cluster)"
                 )));
             }
+        }
+        if !(1000..=300_000).contains(&self.store.lease_ttl_ms) {
+            return Err(ConfigError(format!(
+                "store.lease_ttl_ms is {}; it must be between 1000 and 300000",
+                self.store.lease_ttl_ms
+            )));
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.http.body_limit) {
             return Err(ConfigError(format!(

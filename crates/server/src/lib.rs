@@ -63,6 +63,25 @@ struct Inner {
     reads: funnel_app::Reads,
     /// Password hashes and failed sign-ins, kept apart from the log.
     credentials: funnel_app::credentials::Credentials,
+    /// The leases this process takes part in (JetStream only; on the embedded store there are
+    /// none and this process does everything).
+    leases: std::sync::OnceLock<Vec<LeaseView>>,
+}
+
+/// One lease as this process sees it: its name and what this process holds of it.
+#[derive(Clone, Debug)]
+pub struct LeaseView {
+    pub name: String,
+    /// This process's identity in the lease records.
+    pub holder: String,
+    pub state: tokio::sync::watch::Receiver<funnel_store::lease::Holding>,
+}
+
+impl LeaseView {
+    /// Whether this process holds the lease now (its local deadline not passed).
+    pub fn held(&self) -> Option<u64> {
+        self.state.borrow().term_now()
+    }
 }
 
 impl AppState {
@@ -95,6 +114,7 @@ impl AppState {
                 metrics: metrics::Metrics::default(),
                 keys: keys::KeyLedger::default(),
                 workflows: std::sync::OnceLock::new(),
+                leases: std::sync::OnceLock::new(),
                 reads,
                 credentials,
                 options,
@@ -154,6 +174,22 @@ impl AppState {
         &self,
     ) -> Option<&tokio::sync::mpsc::Sender<funnel_workflows::Control>> {
         self.inner.workflows.get()
+    }
+
+    /// Records the leases this process takes part in (set once, at start).
+    pub fn set_leases(&self, leases: Vec<LeaseView>) {
+        let _ = self.inner.leases.set(leases);
+    }
+
+    /// The leases this process takes part in; empty on the embedded store, where one process
+    /// runs everything.
+    pub fn leases(&self) -> &[LeaseView] {
+        self.inner.leases.get().map_or(&[], Vec::as_slice)
+    }
+
+    /// The lease named `name`, when this process takes part in one.
+    pub fn lease(&self, name: &str) -> Option<&LeaseView> {
+        self.leases().iter().find(|l| l.name == name)
     }
 }
 

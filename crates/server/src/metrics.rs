@@ -26,6 +26,8 @@ pub struct Metrics {
     saga: Family<Labels, Gauge>,
     saga_position: Arc<std::sync::atomic::AtomicU64>,
     webhooks: Family<Labels, Gauge>,
+    leases: Family<Labels, Gauge>,
+    lease_terms: Family<Labels, Gauge>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -47,6 +49,19 @@ impl Default for Metrics {
         let workflows_running = Gauge::default();
         let saga = Family::<Labels, Gauge>::default();
         let webhooks = Family::<Labels, Gauge>::default();
+        let leases = Family::<Labels, Gauge>::default();
+        let lease_terms = Family::<Labels, Gauge>::default();
+        registry.register(
+            "lease_held",
+            "JetStream: 1 while this process holds the lease (`sagas`: runs the saga runtime), \
+             else 0",
+            leases.clone(),
+        );
+        registry.register(
+            "lease_term",
+            "JetStream: the fencing token (term) of the lease while this process holds it, else 0",
+            lease_terms.clone(),
+        );
         registry.register(
             "saga_backlog",
             "What the saga runtime has not done yet: `lag_positions` behind the log head, \
@@ -107,6 +122,8 @@ impl Default for Metrics {
             saga,
             saga_position: Arc::default(),
             webhooks,
+            leases,
+            lease_terms,
         }
     }
 }
@@ -150,6 +167,17 @@ impl Metrics {
         self.lag
             .get_or_create(&vec![("projection".into(), name.into())])
             .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    }
+
+    /// Records whether this process holds the lease `name`, and its term.
+    pub fn lease(&self, name: &str, term: Option<u64>) {
+        let labels = vec![("lease".to_string(), name.to_string())];
+        self.leases
+            .get_or_create(&labels)
+            .set(i64::from(term.is_some()));
+        self.lease_terms
+            .get_or_create(&labels)
+            .set(term.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX)));
     }
 
     pub fn workflows_running(&self, running: bool) {

@@ -534,13 +534,22 @@ pub fn document() -> Value {
         "/readyz".into(),
         public_get(
             "readyz",
-            "The store answers and the read models are caught up",
-            json!({ "type": "object", "required": ["status", "head", "checkpoint", "lag"],
+            "The store answers and the read models are caught up; which leases this process holds",
+            json!({ "type": "object", "required": ["status", "head", "checkpoint", "lag", "leases"],
                 "additionalProperties": false, "properties": {
                     "status": { "const": "ready" },
                     "head": { "type": "integer", "minimum": 0, "description": "The log head" },
                     "checkpoint": { "type": "integer", "minimum": 0, "description": "The position the read models reflect" },
-                    "lag": { "type": "integer", "minimum": 0, "description": "Positions the read models are behind" } } }),
+                    "lag": { "type": "integer", "minimum": 0, "description": "Positions the read models are behind" },
+                    "leases": {
+                        "description": "JetStream: per lease (`sagas`), whether this process holds it, its term (the fencing token) when it does, and the holder when known; null on the embedded store, where one process runs everything",
+                        "type": ["object", "null"],
+                        "additionalProperties": {
+                            "type": "object", "required": ["held", "term", "holder"],
+                            "additionalProperties": false, "properties": {
+                                "held": { "type": "boolean" },
+                                "term": { "type": ["integer", "null"], "minimum": 0 },
+                                "holder": { "type": ["string", "null"] } } } } } }),
         ),
     );
     // A token of a role that reads every office; without one only on `http.metrics_listen`.

@@ -13,6 +13,7 @@ use funnel_notify::nats::{RepublishError, RepublishOptions, Republisher};
 use funnel_notify::webhooks::{Dispatcher, Webhooks};
 use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
 use funnel_projections::{Runner, RunnerError, RunnerOptions};
+use funnel_store::lease::{Fence, FencedStore, Holding, Lease};
 use funnel_types::SystemClock;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -184,14 +185,67 @@ pub async fn serve(
 
     let follower = tokio::spawn(follow_forever(state.clone(), stop_rx.clone()));
     let mut background = Vec::new();
-    if options.notify.webhooks {
-        let dispatcher = Dispatcher::new(
-            state.webhooks().clone(),
-            store.clone(),
-            options.notify.delivery(),
+    // On JetStream several processes may serve one log: the sagas run only in the process holding
+    // their lease. On the embedded store this process is the only one and runs them.
+    let mut saga_fence = None;
+    if let StoreUrl::Nats(nats_url) = &url {
+        let leases = funnel_store_nats::NatsLeases::connect(
+            nats_url,
+            &funnel_store_nats::NatsOptions::default().stream_name,
+            replicas,
+            Duration::from_millis(options.store.lease_ttl_ms),
+            funnel_store_nats::NatsOptions::default().request_timeout,
         )
-        .map_err(|e| ServeError::WebhookClient(e.to_string()))?;
-        background.push(tokio::spawn(dispatcher.run(stopped(stop_rx.clone()))));
+        .await
+        .map_err(|source| ServeError::Store {
+            url: options.store.url.clone(),
+            source,
+        })?;
+        let leases: Arc<dyn funnel_store::lease::LeaseStore> = Arc::new(leases);
+        let holder = holder_id();
+        let mut views = Vec::new();
+        // Webhook subscriptions are still a file of each process, so each process delivers its
+        // own and the dispatch takes no lease until they are shared (see ARCHITECTURE.md).
+        if options.workflows.enabled {
+            let name = SAGAS_LEASE;
+            let lease = Arc::new(Lease::new(name, holder.clone(), leases.clone()));
+            views.push(crate::LeaseView {
+                name: name.into(),
+                holder: holder.clone(),
+                state: lease.watch(),
+            });
+            saga_fence = Some(lease.fence());
+            let stop = stop_rx.clone();
+            background.push(tokio::spawn(async move {
+                lease.run(stopped(stop)).await;
+            }));
+        }
+        tracing::info!(%holder, "taking part in the sagas lease of the log");
+        state.set_leases(views);
+    }
+    if options.notify.webhooks {
+        let hooks = state.webhooks().clone();
+        let store = store.clone();
+        let delivery = options.notify.delivery();
+        // Fail at start on a client that cannot be made, not at the first holding.
+        Dispatcher::new(hooks.clone(), store.clone(), delivery.clone())
+            .map_err(|e| ServeError::WebhookClient(e.to_string()))?;
+        let stop = stop_rx.clone();
+        background.push(tokio::spawn(async move {
+            // No lease (yet): delivers this process's subscriptions until the server stops.
+            while_held(None, stop, |_term, until| {
+                let hooks = hooks.clone();
+                let store = store.clone();
+                let delivery = delivery.clone();
+                async move {
+                    match Dispatcher::new(hooks, store, delivery) {
+                        Ok(d) => d.run(until).await,
+                        Err(e) => tracing::error!(error = %e, "cannot start the webhook dispatch"),
+                    }
+                }
+            })
+            .await;
+        }));
     }
     if let (StoreUrl::Nats(nats_url), true) = (&url, options.notify.nats_subjects) {
         background.push(tokio::spawn(republish_forever(
@@ -258,13 +312,34 @@ pub async fn serve(
     let sagas = async {
         if options.workflows.enabled {
             let checkpoint = sibling(&path, "workflows.db");
-            workflows_forever(
-                state.clone(),
-                engine,
-                checkpoint,
-                control_rx,
-                stop_rx.clone(),
-            )
+            let control = Arc::new(tokio::sync::Mutex::new(control_rx));
+            let state = &state;
+            let checkpoint = &checkpoint;
+            let engine = &engine;
+            while_held(saga_fence, stop_rx.clone(), |term, until| {
+                let control = control.clone();
+                async move {
+                    let mut control = control.lock().await;
+                    // Under a lease every append of the sagas (their commands through the engine
+                    // and the instances' own events) passes the fence under this term first.
+                    let engine = match term {
+                        Some((fence, term)) => Engine::new(
+                            Arc::new(FencedStore::new(engine.store().clone(), fence, term)),
+                            Policy::default(),
+                            Arc::new(SystemClock),
+                        ),
+                        None => engine.clone(),
+                    };
+                    workflows_forever(
+                        state.clone(),
+                        engine,
+                        checkpoint.clone(),
+                        &mut control,
+                        until,
+                    )
+                    .await;
+                }
+            })
             .await;
         }
     };
@@ -474,6 +549,69 @@ async fn republish_forever(
     }
 }
 
+/// The lease of the saga runtime.
+pub const SAGAS_LEASE: &str = "sagas";
+
+/// This process's identity in lease records: host, process id and a random part, so a restarted
+/// process (same host and, possibly, the same id) is a new holder.
+fn holder_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let nonce = uuid::Uuid::now_v7().simple().to_string();
+    format!("{host}/{}/{}", std::process::id(), &nonce[24..])
+}
+
+/// Runs `work` while this process holds the lease behind `fence` (always, without one: the
+/// embedded store), until `stop`. `work` gets the fence and term of the holding and a future that
+/// completes when the holding ends or the server stops; after it returns the lease is waited for
+/// again.
+async fn while_held<F, Fut>(fence: Option<Fence>, stop: watch::Receiver<bool>, mut work: F)
+where
+    F: FnMut(Option<(Fence, u64)>, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(fence) = fence else {
+        work(None, Box::pin(stopped(stop))).await;
+        return;
+    };
+    loop {
+        let mut holding = fence.watch();
+        let term = tokio::select! {
+            held = holding.wait_for(|h| h.term_now().is_some()) => match held {
+                Ok(h) => h.term_now(),
+                Err(_) => return,
+            },
+            () = stopped(stop.clone()) => return,
+        };
+        let Some(term) = term else { continue };
+        tracing::info!(
+            lease = fence.name(),
+            term,
+            "this process holds the lease; starting its work"
+        );
+        let stop_work = stop.clone();
+        let until = Box::pin(async move {
+            tokio::select! {
+                _ = holding.wait_for(|h| !matches!(h, Holding::Yes { term: t, .. } if *t == term)) => {}
+                () = stopped(stop_work) => {}
+            }
+        });
+        work(Some((fence.clone(), term)), until).await;
+        if *stop.borrow() {
+            return;
+        }
+        tracing::warn!(
+            lease = fence.name(),
+            term,
+            "the lease is no longer held here; its work stopped"
+        );
+    }
+}
+
 /// `<stem>.<suffix>` beside `path`.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path
@@ -491,7 +629,29 @@ async fn workflows_forever(
     state: AppState,
     engine: Engine,
     checkpoint: PathBuf,
-    mut control: tokio::sync::mpsc::Receiver<funnel_workflows::Control>,
+    control: &mut tokio::sync::mpsc::Receiver<funnel_workflows::Control>,
+    until: impl Future<Output = ()>,
+) {
+    // `until` becomes a flag the restarts below can look at.
+    let (stop_tx, stop) = watch::channel(false);
+    let relay = async move {
+        until.await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::pin!(relay);
+    let run = workflows_loop(state, engine, checkpoint, control, stop);
+    tokio::pin!(run);
+    tokio::select! {
+        () = &mut run => {}
+        () = &mut relay => run.await,
+    }
+}
+
+async fn workflows_loop(
+    state: AppState,
+    engine: Engine,
+    checkpoint: PathBuf,
+    control: &mut tokio::sync::mpsc::Receiver<funnel_workflows::Control>,
     stop: watch::Receiver<bool>,
 ) {
     state.metrics().workflows_running(true);
@@ -508,7 +668,7 @@ async fn workflows_forever(
                     .run_controlled(
                         stopped(stop.clone()),
                         &mut |b| metrics.saga_backlog(b),
-                        &mut control,
+                        control,
                     )
                     .await
             }

@@ -170,4 +170,16 @@ async fn instances_are_listed_shown_and_retried_within_scope() {
     };
     let (ran, ()) = tokio::join!(run, requests);
     ran.expect("the runtime stops cleanly");
+
+    // A runtime that stopped between rounds (its lease went to another process) leaves a retry
+    // unread: the request gives up with a 503 rather than wait for ever.
+    tokio::time::pause();
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(600),
+        w.post(&retry, "sales_dept", json!({})),
+    )
+    .await
+    .expect("the retry request gave up on its own");
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    drop(rx);
 }

@@ -94,10 +94,12 @@ mod append;
 mod body;
 mod codec;
 mod connect;
+mod lease;
 mod read;
 mod replicas;
 
 pub use connect::{MIN_SERVER_VERSION, check_server_version, parse_server_version, server_addrs};
+pub use lease::{NatsLeases, lease_bucket};
 pub use replicas::{
     ReplicaMismatch, ReplicaProgress, default_replicas, set_replicas, stream_replicas,
 };

@@ -35,6 +35,14 @@ pub enum StoreError {
     /// The server is older than Funnel supports.
     #[error("unsupported server: found {found}, need {required} or later")]
     UnsupportedServer { found: String, required: String },
+    /// The writer's lease ended (lost, expired, or taken by another process): its writes are
+    /// refused so that a former holder cannot act (see `lease`). Never retried by the writer.
+    #[error("lease {lease} under term {term} no longer held: {reason}")]
+    Fenced {
+        lease: String,
+        term: u64,
+        reason: String,
+    },
     /// Any other backend failure.
     #[error("{backend} store error: {message}")]
     Backend {

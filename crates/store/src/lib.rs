@@ -21,6 +21,7 @@
 pub mod conformance;
 mod error;
 pub mod files;
+pub mod lease;
 mod subscription;
 
 pub use error::StoreError;

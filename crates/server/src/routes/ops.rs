@@ -18,7 +18,38 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// The leases this process takes part in and whether it holds them (`leases` of `/readyz`): on
+/// JetStream `{"sagas": {"held": true, "term": 7, "holder": "…"}}`; on the
+/// embedded store `null` (this process runs everything).
+pub fn leases_json(state: &AppState) -> serde_json::Value {
+    if state.leases().is_empty() {
+        return serde_json::Value::Null;
+    }
+    let mut out = serde_json::Map::new();
+    for l in state.leases() {
+        let (held, other) = match &*l.state.borrow() {
+            funnel_store::lease::Holding::Yes { term, until }
+                if tokio::time::Instant::now() < *until =>
+            {
+                (Some(*term), None)
+            }
+            funnel_store::lease::Holding::Yes { .. } => (None, None),
+            funnel_store::lease::Holding::No { holder } => (None, holder.clone()),
+        };
+        out.insert(
+            l.name.clone(),
+            json!({
+                "held": held.is_some(),
+                "term": held,
+                "holder": if held.is_some() { Some(l.holder.clone()) } else { other },
+            }),
+        );
+    }
+    serde_json::Value::Object(out)
+}
+
 /// `GET /readyz`: the store answers and the read models are within `ready.max_lag` of its head.
+/// The answer also says which leases this process holds (see [`leases_json`]).
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let timeout = Duration::from_millis(state.options().ready.store_timeout_ms);
     let head = match tokio::time::timeout(timeout, state.store().head()).await {
@@ -48,8 +79,14 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         )
         .into_response();
     }
-    Json(json!({ "status": "ready", "head": head, "checkpoint": checkpoint, "lag": lag }))
-        .into_response()
+    Json(json!({
+        "status": "ready",
+        "head": head,
+        "checkpoint": checkpoint,
+        "lag": lag,
+        "leases": leases_json(&state),
+    }))
+    .into_response()
 }
 
 /// `GET /metrics` on the API's address: Prometheus text format, for the roles that read every
@@ -89,9 +126,14 @@ async fn render_metrics(state: AppState) -> Response {
                 .projection_lag(s.name, head.0.saturating_sub(s.checkpoint.0));
         }
         let subs = state.webhooks().list().unwrap_or_default();
-        state
-            .metrics()
-            .scrape(head.0, state.options().workflows.enabled, &subs);
+        let sagas_here = state.options().workflows.enabled
+            && state
+                .lease(crate::run::SAGAS_LEASE)
+                .is_none_or(|l| l.held().is_some());
+        state.metrics().scrape(head.0, sagas_here, &subs);
+    }
+    for l in state.leases() {
+        state.metrics().lease(&l.name, l.held());
     }
     let mut res = state.metrics().render().into_response();
     res.headers_mut().insert(

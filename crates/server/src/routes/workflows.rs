@@ -88,6 +88,9 @@ pub async fn show(
     ))
 }
 
+/// How long a retry waits for the saga runtime to take and answer it.
+const RETRY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// `POST /workflows/{id}/retry`: run the instance's parked reactions again, in this process's saga
 /// runtime. Answers how many were retried and the instance as it is then.
 pub async fn retry(
@@ -120,6 +123,20 @@ pub async fn retry(
             "本服务未运行流程（[workflows] enabled = false），请在运行流程的服务上重试，或使用 `funnel workflows retry`",
         ));
     };
+    if let Some(lease) = state.lease(crate::run::SAGAS_LEASE)
+        && lease.held().is_none()
+    {
+        let holder = match &*lease.state.borrow() {
+            funnel_store::lease::Holding::No { holder: Some(h) } => h.clone(),
+            _ => "another process".to_string(),
+        };
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "workflows.elsewhere",
+            format!("the sagas of this log run in {holder}, which holds their lease; retry there"),
+            format!("本日志的流程由持有租约的 {holder} 运行，请在该服务上重试"),
+        ));
+    }
     let (reply, answer) = tokio::sync::oneshot::channel();
     let busy = || {
         Problem::unavailable(
@@ -127,11 +144,21 @@ pub async fn retry(
             "流程运行时正在重启，请稍后重试",
         )
     };
-    control
-        .send(Control::Retry { id, reply })
-        .await
-        .map_err(|_| busy())?;
-    let retried = answer.await.map_err(|_| busy())?.map_err(|e| match e {
+    // Bounded: the runtime may stop between rounds (its lease lost to another process) and leave
+    // the request unread until this process holds the lease again.
+    let asked = tokio::time::timeout(RETRY_WAIT, async {
+        control
+            .send(Control::Retry { id, reply })
+            .await
+            .map_err(|_| ())?;
+        answer.await.map_err(|_| ())
+    })
+    .await;
+    let retried = match asked {
+        Ok(Ok(r)) => r,
+        _ => return Err(busy()),
+    };
+    let retried = retried.map_err(|e| match e {
         funnel_workflows::RuntimeError::UnknownInstance(id) => not_found(id),
         other => Problem::unavailable(
             format!("the retry did not complete: {other}"),

@@ -5,6 +5,7 @@ mod cluster;
 mod corrupt;
 mod faults;
 mod format;
+mod lease;
 mod replay;
 mod support;
 

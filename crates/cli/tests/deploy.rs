@@ -1,0 +1,122 @@
+//! `deploy/local-cluster.sh` end to end: it starts three JetStream nodes and two `funnel serve`
+//! processes (this build's binary) in a temporary folder, `status` shows both answering with one
+//! of them holding the `sagas` lease, and `clean` stops every process it started and deletes the
+//! folder. Ports are picked from a free one upward (the script uses a few fixed offsets from it).
+
+use std::path::Path;
+use std::process::Command;
+
+fn script(dir: &Path, nats_port: u16, funnel_port: u16, args: &[&str]) -> (bool, String) {
+    let root = funnel_testkit::workspace_root();
+    let out = Command::new("bash")
+        .arg(root.join("deploy/local-cluster.sh"))
+        .args(args)
+        .env("FUNNEL_CLUSTER_DIR", dir)
+        .env("NATS_PORT", nats_port.to_string())
+        .env("FUNNEL_PORT", funnel_port.to_string())
+        .env("FUNNEL_BIN", env!("CARGO_BIN_EXE_funnel"))
+        .env("NATS_SERVER", funnel_testkit::nats_server_binary())
+        .env("FUNNEL__STORE__LEASE_TTL_MS", "2000")
+        .env_remove("FUNNEL_STORE")
+        .output()
+        .expect("run deploy/local-cluster.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A port with the script's offsets (+2000 routes, +4000 monitoring; +1000 metrics) in range.
+fn base_port() -> u16 {
+    loop {
+        let p = funnel_testkit::free_port();
+        if (20_000..55_000).contains(&p) {
+            return p;
+        }
+    }
+}
+
+#[test]
+fn the_local_cluster_script_starts_reports_and_cleans_up() {
+    if which_curl().is_none() {
+        eprintln!("SKIPPED: the script needs curl");
+        return;
+    }
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("cluster");
+    let (nats, http) = (base_port(), base_port());
+    let (ok, text) = script(&dir, nats, http, &["start", "2"]);
+    // Whatever happens next, stop what was started.
+    struct Clean<'a>(&'a Path, u16, u16);
+    impl Drop for Clean<'_> {
+        fn drop(&mut self) {
+            let _ = script(self.0, self.1, self.2, &["clean"]);
+        }
+    }
+    let clean = Clean(&dir, nats, http);
+    assert!(ok, "start failed: {text}");
+    assert!(text.contains(&format!("http://127.0.0.1:{http}")), "{text}");
+
+    // Both answer; exactly one holds the sagas (bounded wait for the first acquisition).
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (ok, status) = script(&dir, nats, http, &["status"]);
+        assert!(ok, "{status}");
+        let funnels: Vec<&str> = status
+            .lines()
+            .filter(|l| l.starts_with("funnel-"))
+            .collect();
+        assert_eq!(funnels.len(), 2, "{status}");
+        assert!(
+            funnels
+                .iter()
+                .all(|l| l.contains("running") && l.contains("\"status\":\"ready\"")),
+            "{status}"
+        );
+        let holders = funnels
+            .iter()
+            .filter(|l| l.contains("\"sagas\":{\"held\":true"))
+            .count();
+        assert!(holders <= 1, "{status}");
+        if holders == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "nobody holds the sagas: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let pids: Vec<u32> = std::fs::read_dir(dir.join("pids"))
+        .expect("pids")
+        .filter_map(|e| {
+            std::fs::read_to_string(e.ok()?.path())
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(pids.len(), 5, "three NATS nodes and two servers");
+
+    drop(clean);
+    assert!(!dir.exists(), "clean deletes the folder");
+    for pid in pids {
+        let alive = Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(!alive, "process {pid} still runs after clean");
+    }
+}
+
+fn which_curl() -> Option<()> {
+    Command::new("curl")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| ())
+}
