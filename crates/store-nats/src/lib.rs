@@ -96,6 +96,7 @@ mod codec;
 mod connect;
 mod read;
 mod replicas;
+mod snapshots;
 
 pub use connect::{MIN_SERVER_VERSION, check_server_version, parse_server_version, server_addrs};
 pub use replicas::{
@@ -104,7 +105,7 @@ pub use replicas::{
 
 use async_trait::async_trait;
 use funnel_store::{
-    AppendOutcome, AppendRequest, EventStore, Filter, Limits, RecordedEvent, StoreError,
+    AppendOutcome, AppendRequest, EventStore, Filter, Limits, RecordedEvent, Snapshot, StoreError,
 };
 use funnel_types::{Position, StreamId, Version};
 use std::collections::HashMap;
@@ -215,6 +216,8 @@ pub struct NatsStore {
     last_commits: Mutex<LastCommits>,
     /// Keys the cache of last commits (see [`LastCommits`]).
     cache_keys: RandomState,
+    /// The stream of snapshots beside the log, once opened (see `snapshots.rs`).
+    snapshots: tokio::sync::OnceCell<async_nats::jetstream::stream::Stream<()>>,
 }
 
 impl std::fmt::Debug for NatsStore {
@@ -243,6 +246,7 @@ impl NatsStore {
             replica_mismatch: c.replicas,
             last_commits: Mutex::new(LastCommits::default()),
             cache_keys: RandomState::new(),
+            snapshots: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -427,6 +431,15 @@ impl EventStore for NatsStore {
 
     async fn head(&self) -> Result<Position, StoreError> {
         self.bounded(self.head_inner()).await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        funnel_store::check_snapshot(&snapshot)?;
+        self.bounded(self.save_snapshot_inner(snapshot)).await
+    }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        self.bounded(self.load_snapshot_inner(stream)).await
     }
 
     async fn wait_for_append(

@@ -20,12 +20,14 @@ mod append;
 mod concurrency;
 mod idempotency;
 mod read;
+mod snapshots;
 mod subscribe;
 
 pub use append::*;
 pub use concurrency::*;
 pub use idempotency::*;
 pub use read::*;
+pub use snapshots::*;
 pub use subscribe::*;
 
 use crate::{
@@ -94,6 +96,8 @@ macro_rules! conformance_tests {
             retry_with_same_command_id_is_duplicate,
             retry_is_duplicate_after_dedup_window_expires,
             retry_is_duplicate_after_restart,
+            snapshots_keep_the_newest_per_stream,
+            snapshot_limits_and_bytes,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
