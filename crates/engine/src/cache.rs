@@ -23,6 +23,10 @@ pub(crate) struct Cached {
     /// The version of the newest snapshot known to be kept (0: none) and its size.
     pub snapshot_version: u64,
     pub snapshot_bytes: usize,
+    /// The ticket ([`Cache::ticket`]) taken just before the store was last asked for the stream's
+    /// version (or events to its end): the state is current for every caller whose own ticket is
+    /// older.
+    pub checked: u64,
 }
 
 impl Cached {
@@ -35,6 +39,7 @@ impl Cached {
             last_event_id: None,
             snapshot_version: 0,
             snapshot_bytes: 0,
+            checked: 0,
         }
     }
 
@@ -89,6 +94,7 @@ struct Lru {
 pub(crate) struct Cache {
     limits: CacheLimits,
     lru: Mutex<Lru>,
+    tickets: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Cache {
@@ -104,7 +110,16 @@ impl Cache {
         Self {
             limits,
             lru: Mutex::new(Lru::default()),
+            tickets: std::sync::atomic::AtomicU64::new(1),
         }
+    }
+
+    /// A number larger than every one handed out before. A caller takes one when it arrives; a
+    /// read of the store issued later (a larger ticket) answers for it too, so callers waiting for
+    /// one stream share one read instead of queueing for one each.
+    pub fn ticket(&self) -> u64 {
+        self.tickets
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The slot of `stream`, marked as used now.

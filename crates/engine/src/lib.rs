@@ -348,6 +348,7 @@ impl Engine {
         stream: &StreamId,
         slot: &mut Option<Cached>,
     ) -> Result<(), EngineError> {
+        let ticket = self.cache.ticket();
         let result = async {
             match slot {
                 None => *slot = Some(self.fold(stream).await?),
@@ -361,9 +362,10 @@ impl Engine {
             Ok(())
         }
         .await;
-        if result.is_err() {
+        match (&result, slot.as_mut()) {
+            (Ok(()), Some(cached)) => cached.checked = ticket,
             // A half-folded state must not be kept.
-            *slot = None;
+            _ => *slot = None,
         }
         result
     }
@@ -408,9 +410,13 @@ impl Engine {
         stream: &StreamId,
         f: impl FnOnce(&Cached) -> T,
     ) -> Result<T, EngineError> {
+        let arrived = self.cache.ticket();
         let slot = self.cache.slot(stream);
         let mut guard = slot.lock().await;
-        self.refresh(stream, &mut guard).await?;
+        // A read issued since this caller arrived (by a caller ahead of it) answers for it too.
+        if guard.as_ref().is_none_or(|c| c.checked < arrived) {
+            self.refresh(stream, &mut guard).await?;
+        }
         let cached = guard.as_mut().expect("refreshed");
         self.maybe_snapshot(stream, cached).await;
         let answer = f(cached);
@@ -492,12 +498,18 @@ impl Engine {
                 staff.insert(id, info);
             }
         }
+        let arrived = self.cache.ticket();
         let slot = self.cache.slot(&stream);
         let mut guard = slot.lock().await;
         let result = self
-            .execute_on(&meta, &cmd, &acting, at, staff, &stream, &mut guard)
+            .execute_on(
+                &meta, &cmd, &acting, at, staff, &stream, &mut guard, arrived,
+            )
             .await;
-        if result.is_err() && !matches!(result, Err(EngineError::Refused { .. })) {
+        if let Err(
+            EngineError::Store(_) | EngineError::Decode(_) | EngineError::Contention { .. },
+        ) = &result
+        {
             // After a failure the cache may not know what the store did: fold again next time.
             *guard = None;
         }
@@ -515,13 +527,16 @@ impl Engine {
         mut staff: BTreeMap<StaffId, StaffInfo>,
         stream: &StreamId,
         slot: &mut Option<Cached>,
+        arrived: u64,
     ) -> Result<Accepted, EngineError> {
         let actor = acting.actor();
         let record_id = CommandId::derived(&format!("{}:refusal", meta.command_id));
-        // Whether the slot is known to be the stream as it is now (read in this attempt).
-        let mut current = slot.is_none();
-        if current {
+        // Whether the slot is known to be the stream as it was at some moment since this command
+        // arrived (read by it, or by a command ahead of it since).
+        let mut current = slot.as_ref().is_some_and(|c| c.checked > arrived);
+        if slot.is_none() {
             self.refresh(stream, slot).await?;
+            current = true;
         }
         let mut attempt = 0;
         while attempt < self.max_attempts {

@@ -89,6 +89,7 @@ pub(crate) fn decode(stream: &StreamId, version: Version, data: &[u8]) -> Option
         last_event_id: Some(body.last_event_id),
         snapshot_version: version.0,
         snapshot_bytes: data.len(),
+        checked: 0,
     })
 }
 

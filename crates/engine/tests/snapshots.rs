@@ -448,3 +448,92 @@ async fn duplicates_and_keys_across_a_snapshot_boundary() {
         other => panic!("expected KeyReused, got {other:?}"),
     }
 }
+
+/// What an engine keeps in memory about a person never outlives what the log says: one engine has
+/// the engineer in memory, another records that they left, and the first refuses their next
+/// command at once; the same for a lead that another engine changed (its refusal is decided on the
+/// lead as it is now, not as remembered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_never_outlives_the_log() {
+    let store: Arc<dyn EventStore> =
+        Arc::new(funnel_store_sqlite::SqliteStore::open_in_memory().expect("store"));
+    let here = Engine::new(store.clone(), Policy::default(), clock());
+    let there = Engine::new(store.clone(), Policy::default(), clock());
+    world(&here).await;
+    let e1 = testing::staff()[0].id;
+    let visit = |n: u32| {
+        command(LeadCommand::LogVisit(funnel_domain::lead::LogVisit {
+            visit_id: VisitId::derived(&format!("m{n}")),
+            kind: funnel_domain::model::ContactKind::Visit,
+            visited_at: testing::start(),
+            purposes: vec![],
+            summary: format!("visit {n}"),
+            information_gained: String::new(),
+            customer_feedback: String::new(),
+            next_step: String::new(),
+            met: vec![],
+        }))
+    };
+    // `here` knows the lead only as missing.
+    let missing = here
+        .execute(
+            CommandMeta::new(Who::Staff(e1)).at(testing::start()),
+            visit(0),
+        )
+        .await;
+    assert_eq!(
+        missing.unwrap_err().refusal().map(|r| r.code),
+        Some(funnel_domain::RefusalCode::LeadNotFound)
+    );
+    // `there` registers it; `here` must see it.
+    let reg = LeadCommand::Register(funnel_domain::lead::Register {
+        customer_name: "万科".into(),
+        project_name: "城市花园（二期）".into(),
+        industry: funnel_domain::model::Industry::RealEstate,
+        purchase_mode: funnel_domain::model::PurchaseMode::Independent,
+        channel: funnel_domain::model::Channel::BuildingSweep,
+        office: testing::office(),
+        location: "上海".into(),
+        contact: funnel_domain::model::Contact {
+            name: "李".into(),
+            phone: "138".into(),
+        },
+        need: "楼宇对讲".into(),
+    });
+    there
+        .execute(
+            CommandMeta::new(Who::Staff(e1)).at(testing::start()),
+            command(reg),
+        )
+        .await
+        .expect("registered elsewhere");
+    here.execute(
+        CommandMeta::new(Who::Staff(e1)).at(testing::start()),
+        visit(1),
+    )
+    .await
+    .expect("the lead registered elsewhere is found");
+    // `there` records that e1 left; `here` must refuse e1 at once.
+    there
+        .execute(
+            CommandMeta::new(Who::System("bootstrap".into())).at(testing::start()),
+            Command::Staff {
+                staff_id: e1,
+                cmd: StaffCommand::Leave {
+                    reason: "left".into(),
+                },
+            },
+        )
+        .await
+        .expect("left");
+    let refused = here
+        .execute(
+            CommandMeta::new(Who::Staff(e1)).at(testing::start()),
+            visit(2),
+        )
+        .await;
+    assert_eq!(
+        refused.unwrap_err().refusal().map(|r| r.code),
+        Some(funnel_domain::RefusalCode::StaffInactive)
+    );
+}
