@@ -266,7 +266,10 @@ impl Engine {
         let mut moved = false;
         loop {
             let from = Version(cached.version_number() + 1);
-            let page = self.store.read_stream(stream, from, PAGE).await?;
+            let page = self
+                .store
+                .read_stream_near(stream, from, cached.last_position, PAGE)
+                .await?;
             let n = page.len();
             for env in Self::decode(&page)? {
                 if env.meta.version.0 != cached.version_number() + 1 {
@@ -320,7 +323,10 @@ impl Engine {
             return Ok(None);
         };
         // The snapshot's last event must be the stream's event at that version.
-        let page = self.store.read_stream(stream, kept.version, PAGE).await?;
+        let page = self
+            .store
+            .read_stream_near(stream, kept.version, cached.last_position, PAGE)
+            .await?;
         let Some(first) = page.first() else {
             return Ok(None);
         };

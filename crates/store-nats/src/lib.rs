@@ -74,7 +74,9 @@
 //! # Reads and failures
 //!
 //! `read_stream` and version look-ups use the stream leader's message-get API, one request per commit
-//! (aggregate streams are short). `read_all` uses a short-lived ephemeral pull consumer from sequence
+//! (a consumer when more than 32 versions are asked for); `read_stream_near` starts at the commit
+//! of a position the caller knows (the engine's snapshot or cached state), so reading the events
+//! after it costs what they are, not what the stream is. `read_all` uses a short-lived ephemeral pull consumer from sequence
 //! `after / 1024` with a subject filter per category. Subscriptions are the generic catch-up
 //! subscription over `read_all`, woken by a core NATS subscription on `<prefix>.log.>`.
 //!
@@ -411,6 +413,17 @@ impl EventStore for NatsStore {
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.bounded(self.read_stream_inner(stream, from, max))
+            .await
+    }
+
+    async fn read_stream_near(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        near: Position,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.bounded(self.read_stream_near_inner(stream, from, near, max))
             .await
     }
 

@@ -239,6 +239,22 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The same events as [`EventStore::read_stream`], given `near`: the position of one of the
+    /// stream's events at or before version `from` (e.g. the last one a caller has folded).
+    /// Backends whose reads start from the stream's beginning may start there instead; a hint
+    /// that is not such a position must still give the right events (backends check it and read
+    /// the whole stream then). The default ignores the hint.
+    async fn read_stream_near(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        near: Position,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let _ = near;
+        self.read_stream(stream, from, max).await
+    }
+
     /// The stream's current version, `None` when it has no events.
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError>;
 

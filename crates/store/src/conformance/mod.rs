@@ -84,6 +84,7 @@ macro_rules! conformance_tests {
             read_all_positions_are_final_under_concurrent_writers,
             read_all_pages_with_after_and_max,
             read_stream_from_middle_version_with_max,
+            read_stream_near_is_read_stream,
             metadata_round_trips_exactly,
             payload_bytes_round_trip_exactly,
             category_filter_in_read_all,
