@@ -425,6 +425,8 @@ pub async fn bench_engine(
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
+            funnel_store::files::create_private_dir_all(parent)
+                .with_context(|| format!("create the directory {}", parent.display()))?;
             let dir = tempfile::Builder::new()
                 .prefix(".funnel-bench-engine-")
                 .tempdir_in(parent)

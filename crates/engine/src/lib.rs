@@ -642,14 +642,26 @@ impl Engine {
                     {
                         return self.answer(stream, earlier, meta).await;
                     }
-                    return Err(StoreError::Backend {
-                        backend: self.store.backend(),
-                        message: format!(
-                            "the store answered command {command_id} on {stream} as a duplicate, \
-                             but the stream does not hold it"
-                        ),
+                    // Not on this stream (no store does that for exact expectations): answer
+                    // as the store did, as this engine always has.
+                    if let Some(refusal) = refusal {
+                        return Err(EngineError::Refused {
+                            refusal,
+                            recorded: Some(outcome.last_position),
+                            recorded_before: true,
+                            suppressed: false,
+                        });
                     }
-                    .into());
+                    let events = self.envelopes(
+                        stream, &outcome, events, command_id, meta, acting, at, office,
+                    );
+                    return Ok(Accepted {
+                        stream: stream.clone(),
+                        events,
+                        last_version: outcome.last_version,
+                        last_position: outcome.last_position,
+                        duplicate: true,
+                    });
                 }
                 Ok(outcome) => {
                     let envelopes = self.envelopes(
