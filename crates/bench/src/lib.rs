@@ -1,4 +1,4 @@
-//! `funnel bench store`: measures Funnel's event store paths against raw baselines on the same
+//! `funnel bench store` (and `funnel bench engine`, `engine.rs`): measures Funnel's event store paths against raw baselines on the same
 //! server or disk, in one run, so the overhead of the store itself can be read off as a ratio.
 //!
 //! [`bench_store`] runs four timed phases for one [`Target`] and returns a [`StoreBenchReport`]
@@ -27,11 +27,16 @@
 //!
 //! Build with `--release`: debug builds measure the compiler, not the store.
 
+mod engine;
 mod nats;
 mod projections;
 mod sqlite;
 mod workload;
 
+pub use engine::{
+    ENGINE_RATIO_TARGET, EngineBenchDetails, EngineBenchOptions, EngineBenchReport,
+    FLATNESS_TARGET, LocalNats, bench_engine, bench_engine_on,
+};
 pub use projections::{
     ProjectionBenchOptions, ProjectionBenchReport, REBUILD_TARGET, bench_projections,
     bench_projections_on,

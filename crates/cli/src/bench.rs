@@ -1,5 +1,6 @@
-//! `funnel bench store` and `funnel bench projections`: Funnel's paths against raw baselines, on the
-//! backend `--store` names. Build with `--release`.
+//! `funnel bench store`, `funnel bench engine` and `funnel bench projections`: Funnel's paths against
+//! raw baselines, on the backend `--store` names (`bench engine --backend` may choose another).
+//! Build with `--release`.
 
 use funnel_app::StoreUrl;
 use funnel_bench::{ProjectionBenchOptions, StoreBenchOptions, Target};
@@ -30,6 +31,23 @@ pub enum BenchWhat {
         /// Streams the events are spread over.
         #[arg(long, default_value_t = 10_000)]
         streams: usize,
+    },
+    /// Command cost through the engine: `flatness` (commands/s on a 10,000-event lead ÷ on a
+    /// 10-event lead) and `engine_ratio` (engine commands/s over the store's raw append rate).
+    Engine {
+        /// `sqlite` (a temporary file next to the store) or `nats` (the `--store` server when it
+        /// is one, else a `nats-server` started for the run); default: the `--store` backend.
+        #[arg(long, value_parser = ["sqlite", "nats"])]
+        backend: Option<String>,
+        /// Events in the long stream.
+        #[arg(long, default_value_t = 10_000)]
+        long_stream: u64,
+        /// Commands in the throughput phase.
+        #[arg(long, default_value_t = 40_000)]
+        commands: usize,
+        /// Commands in flight in the throughput phase.
+        #[arg(long, default_value_t = 256)]
+        in_flight: usize,
     },
     /// Rebuild of every read model from a generated log, against the store's read-all rate.
     Projections {
@@ -83,6 +101,46 @@ pub async fn run(
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{report}");
+            }
+        }
+        BenchWhat::Engine {
+            backend,
+            long_stream,
+            commands,
+            in_flight,
+        } => {
+            let opts = funnel_bench::EngineBenchOptions {
+                long_stream,
+                ratio_commands: commands,
+                in_flight,
+                ..funnel_bench::EngineBenchOptions::default()
+            };
+            let mut local = None;
+            let target = match (backend.as_deref(), url) {
+                (Some("nats"), StoreUrl::Sqlite(_)) => {
+                    let server = funnel_bench::LocalNats::start().await?;
+                    let url = server.url().to_string();
+                    local = Some(server);
+                    Target::Nats { url }
+                }
+                (Some("sqlite"), StoreUrl::Nats(_)) => Target::Sqlite {
+                    path: std::path::PathBuf::from("funnel.db"),
+                },
+                _ => target(url),
+            };
+            let (report, details) = funnel_bench::bench_engine(target, &opts, &progress).await?;
+            drop(local);
+            eprint!("{details}");
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "flatness     {:.2} (target ≥ {})\nengine_ratio {:.2} (target ≥ {})",
+                    report.flatness,
+                    funnel_bench::FLATNESS_TARGET,
+                    report.engine_ratio,
+                    funnel_bench::ENGINE_RATIO_TARGET
+                );
             }
         }
         BenchWhat::Projections { events } => {

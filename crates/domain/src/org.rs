@@ -9,8 +9,9 @@ use crate::events::*;
 use crate::refusal::{Decision, RefusalCode, check, refuse};
 use funnel_types::{OfficeId, Role, StaffId};
 
-/// An office's state. `Default` is "no such office".
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// An office's state. `Default` is "no such office". It serializes, so that the engine can keep a
+/// snapshot of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OfficeState {
     pub office: Option<OfficeOpened>,
 }
@@ -90,8 +91,9 @@ pub fn decide_office(state: &OfficeState, cmd: &OfficeCommand, ctx: &Ctx<'_>) ->
     })])
 }
 
-/// A member of staff's state. `Default` is "no such person".
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A member of staff's state. `Default` is "no such person". It serializes, so that the engine can
+/// keep a snapshot of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StaffState {
     pub id: Option<StaffId>,
     pub name: String,

@@ -1,6 +1,7 @@
 //! The commands the engine accepts, which stream each one goes to, and how it is decided.
 
 use crate::EngineError;
+use crate::aggregate::{Folded, State, office_named};
 use chrono_tz::Tz;
 use funnel_domain::lead::{self, LeadCommand};
 use funnel_domain::org::{self, OfficeCommand, StaffCommand};
@@ -198,24 +199,17 @@ impl Command {
 
     /// Members of staff the aggregate's current state names (a lead's owner), whom the decision may
     /// need to know about.
-    pub(crate) fn people_in(&self, history: &[&Event]) -> Vec<StaffId> {
-        match self {
-            Command::Lead { .. } => history
-                .iter()
-                .fold(lead::LeadState::default(), |s, e| lead::evolve(s, e))
-                .lead
-                .map(|l| l.people())
-                .unwrap_or_default(),
+    pub(crate) fn people_in(&self, folded: &Folded) -> Vec<StaffId> {
+        match (self, &folded.state) {
+            (Command::Lead { .. }, State::Lead(s)) => {
+                s.lead.as_ref().map(|l| l.people()).unwrap_or_default()
+            }
             _ => Vec::new(),
         }
     }
 
     /// The office whose time zone the decision needs (visit plans only).
-    pub(crate) fn office_for_timezone(
-        &self,
-        acting: &Acting,
-        history: &[&Event],
-    ) -> Option<OfficeId> {
+    pub(crate) fn office_for_timezone(&self, acting: &Acting, folded: &Folded) -> Option<OfficeId> {
         match self {
             Command::Plan {
                 cmd: PlanCommand::Submit { .. },
@@ -225,67 +219,46 @@ impl Command {
                 cmd: PlanCommand::MarkOverdue { office, .. },
                 ..
             } => Some(*office),
-            Command::Plan { .. } => history.iter().fold(None, |_, e| match e {
-                Event::VisitPlanSubmitted(p) => Some(p.office),
-                Event::VisitPlanOverdue(p) => Some(p.office),
-                _ => None,
-            }),
+            Command::Plan { .. } => folded.plan_office,
             _ => None,
         }
     }
 
-    /// Decides the command against the stream's history.
-    pub(crate) fn decide(&self, history: &[&Event], ctx: &Ctx<'_>, tz: Tz) -> Decision {
-        match self {
-            Command::Office { office_id, cmd } => {
+    /// Decides the command against the stream's folded state.
+    pub(crate) fn decide(&self, folded: &Folded, ctx: &Ctx<'_>, tz: Tz) -> Decision {
+        match (self, &folded.state) {
+            (Command::Office { office_id, cmd }, State::Office(state)) => {
                 let OfficeCommand::Open {
                     office_id: inner, ..
                 } = cmd;
                 if inner != office_id {
                     return mismatch("office_id");
                 }
-                let state = history
-                    .iter()
-                    .fold(org::OfficeState::default(), |s, e| org::evolve_office(s, e));
-                org::decide_office(&state, cmd, ctx)
+                org::decide_office(state, cmd, ctx)
             }
-            Command::Staff { staff_id, cmd } => {
+            (Command::Staff { staff_id, cmd }, State::Staff(state)) => {
                 if matches!(cmd, StaffCommand::Join { staff_id: inner, .. } if inner != staff_id) {
                     return mismatch("staff_id");
                 }
-                let state = history
-                    .iter()
-                    .fold(org::StaffState::default(), |s, e| org::evolve_staff(s, e));
-                org::decide_staff(&state, cmd, ctx)
+                org::decide_staff(state, cmd, ctx)
             }
-            Command::Lead { cmd, .. } => {
-                let state = history
-                    .iter()
-                    .fold(lead::LeadState::default(), |s, e| lead::evolve(s, e));
-                lead::decide(&state, cmd, ctx)
+            (Command::Lead { cmd, .. }, State::Lead(state)) => lead::decide(state, cmd, ctx),
+            (Command::Plan { cmd, .. }, State::Plan(state)) => {
+                plan::decide_plan(state, cmd, ctx, tz)
             }
-            Command::Plan { cmd, .. } => {
-                let state = history
-                    .iter()
-                    .fold(plan::PlanState::default(), |s, e| plan::evolve_plan(s, e));
-                plan::decide_plan(&state, cmd, ctx, tz)
+            (Command::Summary { cmd, .. }, State::Summary(state)) => {
+                summary::decide_summary(state, cmd, ctx)
             }
-            Command::Summary { cmd, .. } => {
-                let state = history
-                    .iter()
-                    .fold(summary::SummaryState::default(), |s, e| {
-                        summary::evolve_summary(s, e)
-                    });
-                summary::decide_summary(&state, cmd, ctx)
+            (Command::Calendar { cmd }, State::Calendar(state)) => {
+                work_calendar::decide_calendar(state, cmd, ctx)
             }
-            Command::Calendar { cmd } => {
-                let state = history
-                    .iter()
-                    .fold(work_calendar::CalendarState::default(), |s, e| {
-                        work_calendar::evolve_calendar(s, e)
-                    });
-                work_calendar::decide_calendar(&state, cmd, ctx)
-            }
+            // Every command routes to a stream of its own category (`Command::stream`).
+            _ => Err(funnel_domain::Refusal::new(
+                RefusalCode::InvalidValue,
+                "the command does not fit the stream it was routed to",
+                "命令与其目标数据流不符",
+            )
+            .into()),
         }
     }
 
@@ -293,27 +266,13 @@ impl Command {
     pub(crate) fn office_of(
         &self,
         acting: &Acting,
-        history: &[&Event],
+        folded: &Folded,
         new: &[Event],
     ) -> Option<OfficeId> {
-        let from = |e: &Event| match e {
-            Event::OfficeOpened(x) => Some(x.office_id),
-            Event::StaffJoined(x) => x.office,
-            Event::StaffMovedOffice(x) => x.to,
-            Event::LeadRegistered(x) => Some(x.office),
-            Event::LeadKeyReserved(x) => Some(x.office),
-            Event::VisitPlanSubmitted(x) => Some(x.office),
-            Event::VisitPlanOverdue(x) => Some(x.office),
-            Event::SummaryCompiled(x) => Some(x.office),
-            _ => None,
-        };
-        history
-            .iter()
-            .copied()
-            .chain(new.iter())
+        new.iter()
             .rev()
-            .filter_map(from)
-            .next()
+            .find_map(office_named)
+            .or(folded.last_office)
             .or(match self {
                 Command::Lead { .. } | Command::Plan { .. } | Command::Summary { .. } => {
                     acting.office()

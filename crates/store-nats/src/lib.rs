@@ -74,7 +74,9 @@
 //! # Reads and failures
 //!
 //! `read_stream` and version look-ups use the stream leader's message-get API, one request per commit
-//! (aggregate streams are short). `read_all` uses a short-lived ephemeral pull consumer from sequence
+//! (a consumer when more than 32 versions are asked for); `read_stream_near` starts at the commit
+//! of a position the caller knows (the engine's snapshot or cached state), so reading the events
+//! after it costs what they are, not what the stream is. `read_all` uses a short-lived ephemeral pull consumer from sequence
 //! `after / 1024` with a subject filter per category. Subscriptions are the generic catch-up
 //! subscription over `read_all`, woken by a core NATS subscription on `<prefix>.log.>`.
 //!
@@ -97,6 +99,7 @@ mod connect;
 mod lease;
 mod read;
 mod replicas;
+mod snapshots;
 
 pub use connect::{MIN_SERVER_VERSION, check_server_version, parse_server_version, server_addrs};
 pub use lease::{NatsLeases, lease_bucket};
@@ -106,7 +109,7 @@ pub use replicas::{
 
 use async_trait::async_trait;
 use funnel_store::{
-    AppendOutcome, AppendRequest, EventStore, Filter, Limits, RecordedEvent, StoreError,
+    AppendOutcome, AppendRequest, EventStore, Filter, Limits, RecordedEvent, Snapshot, StoreError,
 };
 use funnel_types::{Position, StreamId, Version};
 use std::collections::HashMap;
@@ -217,6 +220,8 @@ pub struct NatsStore {
     last_commits: Mutex<LastCommits>,
     /// Keys the cache of last commits (see [`LastCommits`]).
     cache_keys: RandomState,
+    /// The stream of snapshots beside the log, once opened (see `snapshots.rs`).
+    snapshots: tokio::sync::OnceCell<async_nats::jetstream::stream::Stream<()>>,
 }
 
 impl std::fmt::Debug for NatsStore {
@@ -245,6 +250,7 @@ impl NatsStore {
             replica_mismatch: c.replicas,
             last_commits: Mutex::new(LastCommits::default()),
             cache_keys: RandomState::new(),
+            snapshots: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -412,6 +418,17 @@ impl EventStore for NatsStore {
             .await
     }
 
+    async fn read_stream_near(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        near: Position,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.bounded(self.read_stream_near_inner(stream, from, near, max))
+            .await
+    }
+
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError> {
         self.bounded(async { Ok(self.last_commit(stream).await?.map(|(v, _)| v)) })
             .await
@@ -429,6 +446,15 @@ impl EventStore for NatsStore {
 
     async fn head(&self) -> Result<Position, StoreError> {
         self.bounded(self.head_inner()).await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        funnel_store::check_snapshot(&snapshot)?;
+        self.bounded(self.save_snapshot_inner(snapshot)).await
+    }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        self.bounded(self.load_snapshot_inner(stream)).await
     }
 
     async fn wait_for_append(

@@ -66,6 +66,21 @@ impl NatsStore {
         from: Version,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_stream_near_inner(stream, from, Position::START, max)
+            .await
+    }
+
+    /// `read_stream` starting at the commit that holds `near` (a position of the stream at or
+    /// before version `from`): message gets, or a consumer for many versions, from that sequence
+    /// on instead of the stream's first commit. A hint that turns out to lie (the first commit at
+    /// or after it starts after `from`) falls back to reading from the first commit.
+    pub(crate) async fn read_stream_near_inner(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        near: Position,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let from = from.max(Version::FIRST);
         let Some((last_version, last_seq)) = self.last_commit(stream).await? else {
             return Ok(Vec::new());
@@ -73,9 +88,36 @@ impl NatsStore {
         if max == 0 || from > last_version {
             return Ok(Vec::new());
         }
+        let start = codec::sequence_of(near).clamp(1, last_seq);
+        match self
+            .read_commits(stream, from, max, start, last_version, last_seq)
+            .await?
+        {
+            Some(events) => Ok(events),
+            None => Ok(self
+                .read_commits(stream, from, max, 1, last_version, last_seq)
+                .await?
+                .unwrap_or_default()),
+        }
+    }
+
+    /// The events of version ≥ `from` (at most `max`) in the commits of `stream` from sequence
+    /// `start` to `last_seq`; `None` when the first of those commits starts after `from` (events
+    /// before `start` were wanted).
+    async fn read_commits(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        max: usize,
+        start: u64,
+        last_version: Version,
+        last_seq: u64,
+    ) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
         let prefix = self.opts.subject_prefix.clone();
         let subject = codec::subject_for(&prefix, stream);
         let mut out = Vec::new();
+        let mut first = true;
+        let mut missed = false;
         let keep = |events: Vec<RecordedEvent>, out: &mut Vec<RecordedEvent>| {
             for e in events {
                 if e.meta.version >= from && out.len() < max {
@@ -84,9 +126,14 @@ impl NatsStore {
             }
             out.len() < max
         };
-        if last_version.0 > GET_PER_COMMIT_MAX_VERSIONS {
-            self.scan(1, vec![subject], last_seq, usize::MAX, |m| {
+        let versions = last_version.0 + 1 - from.0;
+        if versions > GET_PER_COMMIT_MAX_VERSIONS {
+            self.scan(start, vec![subject], last_seq, usize::MAX, |m| {
                 let commit = codec::decode_commit(&prefix, m)?;
+                if std::mem::take(&mut first) && commit.head.first_version() > from {
+                    missed = true;
+                    return Ok(false);
+                }
                 let done = commit.head.last_version >= last_version;
                 if commit.head.last_version < from {
                     return Ok(!done);
@@ -94,9 +141,9 @@ impl NatsStore {
                 Ok(keep(commit.events, &mut out) && !done)
             })
             .await?;
-            return Ok(out);
+            return Ok((!missed).then_some(out));
         }
-        let mut seq = 1;
+        let mut seq = start;
         while seq <= last_seq {
             let msg = match self
                 .stream
@@ -115,6 +162,9 @@ impl NatsStore {
                 time_nanos: msg.time.unix_timestamp_nanos(),
             };
             let head = codec::decode_head(raw.seq, raw.headers, raw.payload)?;
+            if std::mem::take(&mut first) && head.first_version() > from {
+                return Ok(None);
+            }
             seq = msg.sequence + 1;
             if head.last_version < from {
                 continue;
@@ -124,7 +174,7 @@ impl NatsStore {
                 break;
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     pub(crate) async fn read_all_inner(

@@ -24,7 +24,7 @@ pub use schema::SCHEMA_VERSION;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use funnel_store::{
-    AppendOutcome, AppendRequest, EventStore, Filter, Limits, RecordedEvent, StoreError,
+    AppendOutcome, AppendRequest, EventStore, Filter, Limits, RecordedEvent, Snapshot, StoreError,
 };
 use funnel_types::{Position, StreamId, Version};
 use rusqlite::{Connection, ErrorCode};
@@ -290,6 +290,21 @@ impl EventStore for SqliteStore {
 
     async fn head(&self) -> Result<Position, StoreError> {
         self.head_from_file().await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        funnel_store::check_snapshot(&snapshot)?;
+        let (tx, rx) = oneshot::channel();
+        let job = writer::Job::Run(Box::new(move |conn| {
+            let _ = tx.send(read::save_snapshot(conn, &snapshot));
+        }));
+        self.jobs.send(job).map_err(|_| writer_gone())?;
+        rx.await.map_err(|_| writer_gone())?
+    }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let stream = stream.clone();
+        self.read(move |c| read::load_snapshot(c, &stream)).await
     }
 
     async fn wait_for_append(

@@ -125,6 +125,55 @@ pub fn stream_version(conn: &Connection, stream: &StreamId) -> Result<Option<Ver
         .map_err(sql_error)
 }
 
+/// Keeps `snapshot` unless a snapshot of a higher version of its stream is kept already.
+pub fn save_snapshot(
+    conn: &Connection,
+    snapshot: &funnel_store::Snapshot,
+) -> Result<(), StoreError> {
+    let version = i64::try_from(snapshot.version.0).map_err(|_| {
+        StoreError::InvalidRequest(format!(
+            "snapshot version {} is too large",
+            snapshot.version.0
+        ))
+    })?;
+    conn.prepare_cached(
+        "INSERT INTO snapshots (stream, version, data) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (stream) DO UPDATE SET version = excluded.version, data = excluded.data \
+         WHERE excluded.version >= snapshots.version",
+    )
+    .and_then(|mut s| {
+        s.execute(rusqlite::params![
+            snapshot.stream.as_str(),
+            version,
+            &snapshot.data[..]
+        ])
+    })
+    .map(|_| ())
+    .map_err(sql_error)
+}
+
+/// The stream's kept snapshot, if any.
+pub fn load_snapshot(
+    conn: &Connection,
+    stream: &StreamId,
+) -> Result<Option<funnel_store::Snapshot>, StoreError> {
+    conn.prepare_cached("SELECT version, data FROM snapshots WHERE stream = ?1")
+        .and_then(|mut s| {
+            s.query_row([stream.as_str()], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()
+        })
+        .map(|found| {
+            found.map(|(version, data)| funnel_store::Snapshot {
+                stream: stream.clone(),
+                version: Version(version.max(0) as u64),
+                data: Bytes::from(data),
+            })
+        })
+        .map_err(sql_error)
+}
+
 /// The last position in the log, 0 when it is empty.
 pub fn head(conn: &Connection) -> Result<Position, StoreError> {
     conn.prepare_cached("SELECT coalesce(max(position), 0) FROM events")

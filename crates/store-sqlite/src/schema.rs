@@ -9,7 +9,8 @@ use std::path::Path;
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: i64 = 1;
 
-/// The tables. Times are nanoseconds since the Unix epoch (UTC); ids are 16-byte UUID blobs; the actor
+/// The tables (`snapshots` came later; it is created on open when missing, and older builds leave
+/// it alone, so it needs no new schema version). Times are nanoseconds since the Unix epoch (UTC); ids are 16-byte UUID blobs; the actor
 /// is JSON text; payloads are the writer's bytes.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -44,6 +45,11 @@ CREATE TABLE IF NOT EXISTS commands (
     last_version   INTEGER NOT NULL,
     first_position INTEGER NOT NULL,
     last_position  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+    stream  TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    data    BLOB    NOT NULL
 ) WITHOUT ROWID;
 ";
 

@@ -147,6 +147,41 @@ pub struct RecordedEvent {
     pub payload: Bytes,
 }
 
+/// A snapshot of one stream's aggregate state, kept beside the log in the log's own store (SQLite:
+/// the `snapshots` table of the store file; JetStream: a key-value bucket beside the log stream).
+///
+/// The store keeps the latest snapshot per stream and never interprets `data`: a snapshot is a
+/// cache of a fold of the stream's first `version` events, so whoever reads it validates it
+/// against the stream (and its own format) and ignores it when it does not fit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub stream: StreamId,
+    /// The stream version the state reflects (the fold of events 1..=`version`).
+    pub version: Version,
+    pub data: Bytes,
+}
+
+/// The largest snapshot a store keeps (one JetStream message with room for headers). A larger one
+/// is refused with [`StoreError::TooLarge`] before any I/O.
+pub const MAX_SNAPSHOT_BYTES: usize = 768 * 1024;
+
+/// Refuses a snapshot the stores cannot keep.
+pub fn check_snapshot(snapshot: &Snapshot) -> Result<(), StoreError> {
+    if snapshot.data.len() > MAX_SNAPSHOT_BYTES {
+        return Err(StoreError::TooLarge {
+            what: "snapshot bytes",
+            size: snapshot.data.len(),
+            limit: MAX_SNAPSHOT_BYTES,
+        });
+    }
+    if snapshot.version == Version(0) {
+        return Err(StoreError::InvalidRequest(
+            "a snapshot reflects at least one event (version 1 or later)".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Which events a read-all or subscription returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Filter {
@@ -205,6 +240,22 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The same events as [`EventStore::read_stream`], given `near`: the position of one of the
+    /// stream's events at or before version `from` (e.g. the last one a caller has folded).
+    /// Backends whose reads start from the stream's beginning may start there instead; a hint
+    /// that is not such a position must still give the right events (backends check it and read
+    /// the whole stream then). The default ignores the hint.
+    async fn read_stream_near(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        near: Position,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let _ = near;
+        self.read_stream(stream, from, max).await
+    }
+
     /// The stream's current version, `None` when it has no events.
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError>;
 
@@ -222,6 +273,20 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     /// Returns once the head is beyond `after`, or when `timeout` passes (then `Ok(false)`).
     async fn wait_for_append(&self, after: Position, timeout: Duration)
     -> Result<bool, StoreError>;
+
+    /// Keeps `snapshot` as the stream's latest snapshot, unless the store already holds one of a
+    /// higher version for that stream (then nothing changes). Snapshots are a cache: a backend
+    /// that keeps none may accept and drop them (the default), and readers rebuild from the log.
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        check_snapshot(&snapshot)?;
+        Ok(())
+    }
+
+    /// The stream's latest snapshot, if the store keeps one.
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let _ = stream;
+        Ok(None)
+    }
 
     /// A catch-up subscription: every event after `after` that passes `filter`, then a
     /// [`SubscriptionItem::CaughtUp`] marker once the head is reached, then the live tail. Never ends

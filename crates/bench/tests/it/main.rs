@@ -114,3 +114,49 @@ async fn a_tiny_nats_bench_gives_a_well_formed_report_and_deletes_its_streams() 
         .expect("list streams");
     assert!(names.is_empty(), "streams left behind: {names:?}");
 }
+
+fn tiny_engine() -> funnel_bench::EngineBenchOptions {
+    funnel_bench::EngineBenchOptions {
+        long_stream: 120,
+        short_stream: 10,
+        flat_commands: 10,
+        flat_rounds: 1,
+        ratio_commands: 200,
+        aggregates: 20,
+        in_flight: 8,
+    }
+}
+
+/// The engine benchmark's JSON holds exactly `flatness` and `engine_ratio`, both positive and
+/// finite, on both backends; the long lead really holds the long history and has a snapshot.
+async fn check_engine(target: Target) {
+    let (report, details) = funnel_bench::bench_engine(target, &tiny_engine(), &|_, _, _| {})
+        .await
+        .expect("engine bench");
+    let json = serde_json::to_value(&report).expect("json");
+    let keys: Vec<&String> = json.as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["engine_ratio", "flatness"]);
+    for v in [report.flatness, report.engine_ratio] {
+        assert!(v.is_finite() && v > 0.0, "{report:?}");
+    }
+    assert!(details.raw_per_s > 0.0 && details.engine_per_s > 0.0);
+    assert!(
+        details.snapshot_bytes.is_some(),
+        "the long lead has a snapshot"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_bench_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    check_engine(Target::Sqlite {
+        path: dir.path().join("funnel.db"),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_bench_on_nats() {
+    let server = NatsServer::start();
+    check_engine(Target::Nats { url: server.url() }).await;
+}

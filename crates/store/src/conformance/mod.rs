@@ -20,12 +20,14 @@ mod append;
 mod concurrency;
 mod idempotency;
 mod read;
+mod snapshots;
 mod subscribe;
 
 pub use append::*;
 pub use concurrency::*;
 pub use idempotency::*;
 pub use read::*;
+pub use snapshots::*;
 pub use subscribe::*;
 
 use crate::{
@@ -82,6 +84,7 @@ macro_rules! conformance_tests {
             read_all_positions_are_final_under_concurrent_writers,
             read_all_pages_with_after_and_max,
             read_stream_from_middle_version_with_max,
+            read_stream_near_is_read_stream,
             metadata_round_trips_exactly,
             payload_bytes_round_trip_exactly,
             category_filter_in_read_all,
@@ -94,6 +97,8 @@ macro_rules! conformance_tests {
             retry_with_same_command_id_is_duplicate,
             retry_is_duplicate_after_dedup_window_expires,
             retry_is_duplicate_after_restart,
+            snapshots_keep_the_newest_per_stream,
+            snapshot_limits_and_bytes,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

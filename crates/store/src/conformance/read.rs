@@ -445,3 +445,59 @@ pub async fn wait_for_append_wakes_on_append_and_times_out(h: &dyn Harness) {
     );
     assert_eq!(store.head().await.expect("head"), o2.last_position);
 }
+
+/// `read_stream_near` gives exactly what `read_stream` gives, whatever the hint: the position of
+/// the event before `from`, of an earlier one, of none, of another stream's event, or (against
+/// its contract) of a later one.
+pub async fn read_stream_near_is_read_stream(h: &dyn Harness) {
+    let store = h.open().await;
+    let s = unique_stream("order");
+    let other = unique_stream("order");
+    let mut version = 0u64;
+    // 44 versions: reads of many versions take a backend's other path (JetStream: a consumer).
+    for n in [1usize, 3, 1, 2, 1, 4, 1, 1, 30] {
+        let expected = if version == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(Version(version))
+        };
+        let o = append_ok(&*store, request(&s, expected, numbered_events(n))).await;
+        version = o.last_version.0;
+        append_ok(
+            &*store,
+            request(&other, ExpectedVersion::Any, numbered_events(1)),
+        )
+        .await;
+    }
+    let all = store
+        .read_stream(&s, Version(1), 1000)
+        .await
+        .expect("read_stream");
+    let theirs = store
+        .read_stream(&other, Version(1), 1000)
+        .await
+        .expect("read_stream");
+    let mut hints: Vec<Position> = all.iter().map(|e| e.meta.position).collect();
+    hints.extend(theirs.iter().map(|e| e.meta.position));
+    hints.push(Position::START);
+    hints.push(Position(u64::MAX / 2));
+    for from in [1, 2, 5, 7, 8, 12, 13, 14, 30, version, version + 1] {
+        for max in [1usize, 3, 1000] {
+            let want = store
+                .read_stream(&s, Version(from), max)
+                .await
+                .expect("read_stream");
+            for near in &hints {
+                let got = store
+                    .read_stream_near(&s, Version(from), *near, max)
+                    .await
+                    .expect("read_stream_near");
+                assert_eq!(
+                    ids_of(&got),
+                    ids_of(&want),
+                    "from {from}, max {max}, near {near}"
+                );
+            }
+        }
+    }
+}
