@@ -335,7 +335,7 @@ fn the_documented_settings_file_holds_the_defaults() {
 #[test]
 fn the_grpc_endpoint_is_off_by_default_and_its_settings_are_checked() {
     use funnel_server::ServeOptions;
-    let load = |flags: &[(&str, serde_json::Value)]| {
+    let load = |flags: &[(&str, Value)]| {
         ServeOptions::load(None, Vec::new(), flags).and_then(|o| o.validate().map(|()| o))
     };
     let o = load(&[]).expect("defaults");
