@@ -9,6 +9,10 @@
 //! catch-up subscriptions to `$all` (filtered, with checkpoints) and to a stream deliver the
 //! history, `caught_up`, and the event a command over HTTP writes afterwards.
 //!
+//!
+//! The official Rust client (`kurrentdb` crate) reads `$all` over plaintext and gets the same events,
+//! and is refused an append.
+//!
 //! Waits are bounded (a test fails instead of hanging); nothing asserts on wall-clock time.
 
 use std::io::{BufRead, BufReader};
@@ -174,5 +178,128 @@ fn the_python_kurrentdb_client_reads_subscribes_and_is_refused_appends() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    drop(serve);
+}
+
+/// The official Rust client (the `kurrentdb` crate) over plaintext, which sends its credentials
+/// there: `$all` gives exactly the exported events (ids, types, order, data, stream, revision,
+/// position), and an append is refused as access denied.
+#[test]
+fn the_rust_kurrentdb_client_reads_all_over_plaintext_and_is_refused_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("sqlite:{}", dir.path().join("funnel.db").display());
+    let mut child = funnel(dir.path(), &store)
+        .args(["serve", "--listen", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+        .args(["--demo", "--demo-leads", "4", "--no-workflows"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start funnel serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let serve = Serve { child, lines };
+    let mut block = Vec::new();
+    let grpc = loop {
+        let line = serve.next_line();
+        if let Some(addr) = line.strip_prefix("funnel serve grpc on ") {
+            break addr.trim().to_string();
+        }
+        block.push(line);
+    };
+    let auditor = block
+        .iter()
+        .skip_while(|l| !l.starts_with("demo API tokens"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() == 4 && f[1] == "auditor")
+        .map(|f| f[3].to_string())
+        .expect("an auditor token");
+    let out = funnel(dir.path(), &store)
+        .args(["export", "events"])
+        .output()
+        .expect("funnel export events");
+    assert!(out.status.success());
+    let exported: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let last = exported.last().expect("events")["position"]
+        .as_u64()
+        .expect("position");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let settings: kurrentdb::ClientSettings =
+            format!("esdb://funnel:{auditor}@{grpc}?tls=false")
+                .parse()
+                .expect("settings");
+        let client = kurrentdb::Client::new(settings).expect("client");
+        let mut read = tokio::time::timeout(
+            PATIENCE,
+            client.read_all(&kurrentdb::ReadAllOptions::default()),
+        )
+        .await
+        .expect("in time")
+        .expect("read_all");
+        let mut got = Vec::new();
+        while let Some(e) = tokio::time::timeout(PATIENCE, read.next())
+            .await
+            .expect("in time")
+            .expect("an event")
+        {
+            let e = e.get_original_event();
+            if e.position.commit > last {
+                break;
+            }
+            got.push((
+                e.id.to_string(),
+                e.event_type.clone(),
+                e.stream_id().to_string(),
+                e.revision + 1,
+                e.position.commit,
+                serde_json::from_slice::<serde_json::Value>(&e.data).expect("json data"),
+            ));
+        }
+        let want: Vec<_> = exported
+            .iter()
+            .map(|e| {
+                (
+                    e["event_id"].as_str().expect("id").to_string(),
+                    e["event_type"].as_str().expect("type").to_string(),
+                    e["stream"].as_str().expect("stream").to_string(),
+                    e["version"].as_u64().expect("version"),
+                    e["position"].as_u64().expect("position"),
+                    e["payload"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(got.len(), want.len());
+        assert!(
+            got == want,
+            "the Rust client read other events than the export"
+        );
+
+        let stream = want[want.len() / 2].2.clone();
+        let refused = client
+            .append_to_stream(
+                stream.as_str(),
+                &kurrentdb::AppendToStreamOptions::default(),
+                kurrentdb::EventData::json("lead.registered", &serde_json::json!({}))
+                    .expect("event"),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(kurrentdb::Error::AccessDenied)),
+            "{refused:?}"
+        );
+    });
     drop(serve);
 }

@@ -66,6 +66,9 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
+        // rustls picks its cryptography from the process default when more than one provider is
+        // compiled in (another crate of the build may enable aws-lc-rs): name ring, always.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let identity = tonic::transport::Identity::from_pem(tls.cert_pem, tls.key_pem);
         builder =
             builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
