@@ -16,7 +16,12 @@ pub struct ServeArgs {
     /// Address to listen on (e.g. `127.0.0.1:8080`; port 0 picks a free one).
     #[arg(long)]
     pub listen: Option<String>,
-    /// A TOML file of settings (sections `http`, `store`, `log`, `ready`, `workflows`, `notify`;
+    /// Also serve the KurrentDB/EventStoreDB client protocol (gRPC, plaintext) on this address
+    /// (`grpc.listen`, e.g. `127.0.0.1:2113`; off by default). Clients connect with
+    /// `kurrentdb://funnel:TOKEN@HOST:PORT?tls=false`: the password is a Funnel API token.
+    #[arg(long, value_name = "ADDR")]
+    pub grpc: Option<String>,
+    /// A TOML file of settings (sections `http`, `grpc`, `store`, `log`, `ready`, `workflows`, `notify`;
     /// `deploy/funnel.toml` lists them).
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -63,6 +68,9 @@ pub fn run(store: &str, projections: Option<&Path>, args: ServeArgs) -> anyhow::
     }
     if let Some(l) = args.listen {
         flags.push(("http.listen", Value::String(l)));
+    }
+    if let Some(g) = args.grpc {
+        flags.push(("grpc.listen", Value::String(g)));
     }
     if let Some(f) = args.log_format {
         flags.push(("log.format", Value::String(f)));

@@ -19,6 +19,20 @@ pub struct ServeOptions {
     pub workflows: WorkflowOptions,
     pub notify: NotifyOptions,
     pub sessions: SessionOptions,
+    pub grpc: GrpcOptions,
+}
+
+/// The KurrentDB/EventStoreDB-compatible gRPC endpoint (`funnel_grpc`), off unless given an
+/// address.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcOptions {
+    /// Address to serve gRPC on (e.g. `127.0.0.1:2113`); none: off.
+    pub listen: Option<String>,
+    /// A PEM certificate chain to serve gRPC over TLS with (with `tls_key`); none: plaintext.
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Browser sessions (`POST /session`): how long one lasts and how its cookie is sent.
@@ -385,6 +399,12 @@ impl ServeOptions {
     /// Checks values serde cannot: addresses, URLs, ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.grpc_addr()?;
+        if self.grpc.tls_cert.is_some() != self.grpc.tls_key.is_some() {
+            return Err(ConfigError(
+                "grpc.tls_cert and grpc.tls_key go together: give both files or neither".into(),
+            ));
+        }
         self.store
             .url
             .parse::<funnel_app::StoreUrl>()
@@ -524,6 +544,21 @@ impl ServeOptions {
                 a.parse().map_err(|e| {
                     ConfigError(format!(
                         "http.metrics_listen `{a}` is not an address like 127.0.0.1:9090: {e}"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    /// The gRPC endpoint's address, when it is on.
+    pub fn grpc_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.grpc
+            .listen
+            .as_deref()
+            .map(|a| {
+                a.parse().map_err(|e| {
+                    ConfigError(format!(
+                        "grpc.listen `{a}` is not an address like 127.0.0.1:2113: {e}"
                     ))
                 })
             })

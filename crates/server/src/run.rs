@@ -265,8 +265,19 @@ pub async fn serve(
         Some(a) => Some(bind(a).await?),
         None => None,
     };
+    let grpc_listener = match options.grpc_addr()? {
+        Some(a) => Some((bind(a).await?, grpc_tls(&options.grpc)?)),
+        None => None,
+    };
     tracing::info!(%bound, store = %options.store.url, projections = %path.display(), "listening");
     on_listening(bound);
+    if let Some((g, tls)) = &grpc_listener {
+        let g = g.local_addr().map_err(ServeError::Http)?;
+        let tls = tls.is_some();
+        tracing::info!(%g, tls, "serving the KurrentDB-compatible gRPC endpoint");
+        // Beside the first line, for scripts and tests that asked for port 0.
+        println!("funnel serve grpc on {g}");
+    }
     if let Some(m) = &metrics_listener {
         let m = m.local_addr().map_err(ServeError::Http)?;
         tracing::info!(%m, "serving /metrics without a token");
@@ -301,7 +312,18 @@ pub async fn serve(
                 serve_http(l, app, limits, connections.clone(), http_stop_rx.clone()).await;
             }
         };
-        tokio::join!(signal, main, metrics);
+        let grpc = async {
+            if let Some((l, tls)) = grpc_listener {
+                let mut stop = http_stop_rx.clone();
+                let stopped = async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                };
+                if let Err(e) = funnel_grpc::serve(l, state.reads().clone(), tls, stopped).await {
+                    tracing::error!(error = %e, "the gRPC endpoint stopped");
+                }
+            }
+        };
+        tokio::join!(signal, main, metrics, grpc);
         // HTTP is drained (or its deadline passed): stop following (which saves the read
         // models) and the sagas.
         let _ = stop_tx.send(true);
@@ -354,6 +376,25 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     served.map_err(ServeError::Http)
+}
+
+/// The gRPC endpoint's certificate and key, when it serves over TLS.
+fn grpc_tls(options: &crate::config::GrpcOptions) -> Result<Option<funnel_grpc::Tls>, ServeError> {
+    let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) else {
+        return Ok(None);
+    };
+    let read = |path: &Path, what: &str| {
+        std::fs::read(path).map_err(|e| {
+            ServeError::Config(crate::ConfigError(format!(
+                "{what} `{}` cannot be read: {e}",
+                path.display()
+            )))
+        })
+    };
+    Ok(Some(funnel_grpc::Tls {
+        cert_pem: read(cert, "grpc.tls_cert")?,
+        key_pem: read(key, "grpc.tls_key")?,
+    }))
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {

@@ -333,6 +333,26 @@ fn the_documented_settings_file_holds_the_defaults() {
 }
 
 #[test]
+fn the_grpc_endpoint_is_off_by_default_and_its_settings_are_checked() {
+    use funnel_server::ServeOptions;
+    let load = |flags: &[(&str, Value)]| {
+        ServeOptions::load(None, Vec::new(), flags).and_then(|o| o.validate().map(|()| o))
+    };
+    let o = load(&[]).expect("defaults");
+    assert_eq!(o.grpc_addr().expect("no address"), None);
+    let o = load(&[("grpc.listen", json!("127.0.0.1:2113"))]).expect("an address");
+    assert_eq!(o.grpc_addr().expect("valid").map(|a| a.port()), Some(2113));
+    let e = load(&[("grpc.listen", json!("2113"))]).expect_err("not an address");
+    assert!(e.to_string().contains("grpc.listen"), "{e}");
+    let e = load(&[
+        ("grpc.listen", json!("127.0.0.1:2113")),
+        ("grpc.tls_cert", json!("/etc/funnel/grpc.pem")),
+    ])
+    .expect_err("a certificate without its key");
+    assert!(e.to_string().contains("grpc.tls_key"), "{e}");
+}
+
+#[test]
 fn settings_are_layered_and_validated() {
     use funnel_server::ServeOptions;
     let dir = tempfile::tempdir().expect("tempdir");
