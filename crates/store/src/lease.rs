@@ -353,8 +353,31 @@ impl EventStore for FencedStore {
         self.inner.read_stream(stream, from, max).await
     }
 
+    async fn read_stream_near(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        near: Position,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream_near(stream, from, near, max).await
+    }
+
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError> {
         self.inner.stream_version(stream).await
+    }
+
+    /// A snapshot is a cache of what the log already says (every load is checked against the
+    /// log), so a former holder's late snapshot cannot change a decision: it passes unfenced.
+    async fn save_snapshot(&self, snapshot: crate::Snapshot) -> Result<(), StoreError> {
+        self.inner.save_snapshot(snapshot).await
+    }
+
+    async fn load_snapshot(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<crate::Snapshot>, StoreError> {
+        self.inner.load_snapshot(stream).await
     }
 
     async fn read_all(
