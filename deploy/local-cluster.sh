@@ -32,14 +32,29 @@ store_url() {
 
 running() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-wait_for() { # what, seconds, command...
-    local what=$1 secs=$2; shift 2
+wait_for_process() { # what, seconds, pid file, command...: fails at once when the process ends
+    local what=$1 secs=$2 pidfile=$3; shift 3
     for _ in $(seq $((secs * 10))); do
         if "$@" >/dev/null 2>&1; then return 0; fi
+        if ! running "$pidfile"; then
+            echo "$what exited before it came up; see $dir/logs" >&2
+            log_tail "$pidfile"
+            return 1
+        fi
         sleep 0.1
     done
     echo "$what did not come up within ${secs}s; see $dir/logs" >&2
+    log_tail "$pidfile"
     return 1
+}
+
+log_tail() { # pid file: the last lines of the process's log, on the standard error
+    local log
+    log="$dir/logs/$(basename "$1").log"
+    if [ -f "$log" ]; then
+        echo "--- the last lines of $log:" >&2
+        tail -n 20 "$log" >&2
+    fi
 }
 
 start_nats() {
@@ -86,15 +101,20 @@ cmd_start() {
     chmod 700 "$dir"
     for i in 1 2 3; do start_nats "$i"; done
     for i in 1 2 3; do
-        wait_for "nats-server $i" 30 curl -sf "http://127.0.0.1:$((nats_port + 4000 + i - 1))/healthz?js-enabled-only=true"
+        wait_for_process "nats-server $i" 90 "$dir/pids/nats-$i" curl -sf "http://127.0.0.1:$((nats_port + 4000 + i - 1))/healthz?js-enabled-only=true"
+    done
+    # JetStream answers only once the cluster has elected its meta leader: the full health check
+    # says so, and a funnel serve started before it would find JetStream unavailable.
+    for i in 1 2 3; do
+        wait_for_process "JetStream on nats-server $i" 120 "$dir/pids/nats-$i" curl -sf "http://127.0.0.1:$((nats_port + 4000 + i - 1))/healthz"
     done
     for i in $(seq 1 "$n"); do
         start_funnel "$i"
         # The first creates the log's streams (and loads the demo); the others follow.
-        if [ "$i" = 1 ]; then wait_for "funnel serve 1" 600 curl -sf "http://127.0.0.1:$funnel_port/healthz"; fi
+        if [ "$i" = 1 ]; then wait_for_process "funnel serve 1" 600 "$dir/pids/funnel-1" curl -sf "http://127.0.0.1:$funnel_port/healthz"; fi
     done
     for i in $(seq 1 "$n"); do
-        wait_for "funnel serve $i" 120 curl -sf "http://127.0.0.1:$((funnel_port + i - 1))/healthz"
+        wait_for_process "funnel serve $i" 120 "$dir/pids/funnel-$i" curl -sf "http://127.0.0.1:$((funnel_port + i - 1))/healthz"
     done
     echo "store: $(store_url)"
     for i in $(seq 1 "$n"); do

@@ -959,6 +959,38 @@ fn half_request(addr: &str) -> std::net::TcpStream {
     s
 }
 
+/// A stalled connection that holds the server's only connection slot. The connection of the
+/// request before may still hold it for a moment after the client closed it (until the server's
+/// task sees the close), and then the stalled one is refused with a 503: try again.
+fn slot_holder(addr: &str) -> std::net::TcpStream {
+    let give_up = Instant::now() + PATIENCE;
+    loop {
+        let mut s = half_request(addr);
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let mut answer = [0u8; 64];
+        match s.read(&mut answer) {
+            Ok(n) if n > 0 && Instant::now() < give_up => {
+                let answer = String::from_utf8_lossy(&answer[..n]);
+                assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Ok(n) => panic!("the stalled connection was answered: {n} bytes"),
+            Err(e) => {
+                assert!(
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
+                    "{e}"
+                );
+                s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+                return s;
+            }
+        }
+    }
+}
+
 /// Whether the server closed the connection (end of stream or reset), as opposed to the read
 /// giving up after [`PATIENCE`] with the connection still open.
 fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
@@ -1067,9 +1099,8 @@ fn a_stalled_request_is_closed_and_does_not_hold_up_shutdown() {
     let written = r.body["position"].as_u64().expect("position");
     let r = server.get(&format!("/pipeline?at_least={written}"), &wang);
     assert_eq!(r.status, 200, "{}", r.text);
-    let _slow = half_request(&server.addr);
-    // The stalled connection is accepted before the next one (the accept loop takes them in
-    // order), so the next one finds no slot.
+    let _slow = slot_holder(&server.addr);
+    // The stalled connection holds the only slot, so the next one finds none.
     let r = http(&server.addr, "GET", "/healthz", None, &[], None);
     assert_eq!(r.status, 503, "{}", r.text);
     assert_eq!(r.body["code"], "server.busy", "{}", r.text);

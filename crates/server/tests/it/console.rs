@@ -2,11 +2,12 @@
 //! from the log, the sign-in redirect, the language switch, hashed assets, the scope of each
 //! page (the same as the API's) and an inbox form that runs its command or shows the refusal.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::*;
 use funnel_server::console::CONSOLE_CSP;
+use serde_json::json;
 
 const HTML: &str = "text/html; charset=utf-8";
 
@@ -355,6 +356,38 @@ async fn leads_are_found_by_any_writing_and_opened_in_scope() {
     let r = page(&w, &format!("/console/leads/{lead}"), Some("eng_b")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(!r.text.contains("commands/log_visit"), "{}", r.text);
+    // As of a day: the record then, without the forms that act, and a way back to now; a
+    // day before the lead existed has no record; a moment that is none says so.
+    let r = page(
+        &w,
+        &format!("/console/leads/{lead}?as_of=2100-01-01"),
+        Some("eng_a"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    assert!(
+        r.text.contains("这是截至 2100-01-01 23:59 的记录"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("Vanke 万科"), "{}", r.text);
+    assert!(!r.text.contains("commands/log_visit"), "{}", r.text);
+    let r = page(
+        &w,
+        &format!("/console/leads/{lead}?as_of=2000-01-01"),
+        Some("eng_a"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = page(
+        &w,
+        &format!("/console/leads/{lead}?as_of=soon"),
+        Some("eng_a"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_page(&r);
 
     // Another office's lead: refused as the API refuses it.
     let r = page(&w, &format!("/console/leads/{other}"), Some("eng_a")).await;
@@ -600,4 +633,204 @@ async fn summary_steps_run_with_the_domains_authorization() {
     assert!(r.text.contains("汇总表已编制，共 0 行"), "{}", r.text);
     let r = post_form(&w, "/console/summaries/not-a-uuid/verify", "assistant", "").await;
     assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+}
+
+/// A stagnation review (five visits with both relationships still C) is decided from the
+/// manager's inbox with a form of choices: the decision, the office's other engineers by name, the
+/// grounds. Nothing is typed as JSON.
+#[tokio::test]
+async fn a_stagnation_review_is_decided_from_the_inbox_with_choices() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    for day in 2..7 {
+        let mut v = visit();
+        v["visited_at"] = serde_json::json!(format!("2026-03-0{day}T09:30:00Z"));
+        let r = w
+            .post(&format!("/leads/{lead}/commands/log_visit"), "eng_a", v)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head").0;
+    w.get(&format!("/tasks?at_least={head}"), "manager").await;
+
+    let r = page(&w, "/console/inbox", Some("manager")).await;
+    let action = format!("/console/leads/{lead}/commands/decide_stagnation_review");
+    assert!(
+        r.text.contains(&format!("hx-post=\"{action}\"")),
+        "{}",
+        r.text
+    );
+    assert!(
+        !r.text.contains("(JSON)") && !r.text.contains("<textarea"),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("<select name=\"decision.kind\" required>")
+            && r.text
+                .contains("<option value=\"suspend\">中止跟进</option>"),
+        "{}",
+        r.text
+    );
+    // The office's other engineer is offered by name; the owner is not.
+    let eng_b = format!("<option value=\"{}\">eng_b</option>", w.ids["eng_b"]);
+    let eng_a = format!("<option value=\"{}\">eng_a</option>", w.ids["eng_a"]);
+    let form = r
+        .text
+        .split("name=\"decision.to\"")
+        .nth(1)
+        .and_then(|s| s.split("</select>").next())
+        .expect("a choice of engineer");
+    assert!(form.contains(&eng_b) && !form.contains(&eng_a), "{form}");
+
+    // The manager suspends the lead: the empty engineer and grounds are left out of the command.
+    let r = w
+        .raw(
+            Method::POST,
+            &action,
+            Some(w.tokens["manager"].clone()),
+            b"decision.kind=suspend&decision.to=&decision.evidence=&note=%E6%9A%82%E5%81%9C"
+                .to_vec(),
+            &[("hx-request", "true")],
+        )
+        .await;
+    assert!(r.text.contains("已提交"), "{}", r.text);
+    let record = w.get(&format!("/leads/{lead}"), "manager").await;
+    assert!(
+        record.text.contains("lead.stagnation_review_decided")
+            && record.text.contains("\"stage\":\"suspended\""),
+        "{}",
+        record.text
+    );
+}
+
+/// A task someone else closes (an insider escalation closes when the lead's engineer records an
+/// insider) gives the manager no form the domain would refuse them: it says who does what.
+#[tokio::test]
+async fn a_task_closed_by_someone_else_offers_no_form_and_says_who() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    for _ in 0..3 {
+        let r = w
+            .post(
+                &format!("/leads/{lead}/commands/log_visit"),
+                "eng_a",
+                visit(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head").0;
+    w.get(&format!("/tasks?at_least={head}"), "manager").await;
+    let r = page(&w, "/console/inbox", Some("manager")).await;
+    assert!(r.text.contains("已拜访 3 次仍无内线"), "{}", r.text);
+    assert!(
+        !r.text.contains(&format!(
+            "hx-post=\"/console/leads/{lead}/commands/mark_insider\""
+        )),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("由他人办理：负责工程师："), "{}", r.text);
+}
+
+/// The value of the first `name="NAME" value="…"` input of a page.
+fn input_value(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} input: {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap_or("").to_string()
+}
+
+/// Signs `who` in as a browser does; the `Cookie` header value of the session.
+async fn browser_session(w: &World, who: &str) -> String {
+    let body = json!({ "token": w.tokens[who] }).to_string().into_bytes();
+    let r = w.raw(Method::POST, "/session", None, body, &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    format!(
+        "funnel_session={}",
+        cookie_value(set_cookie(&r, "funnel_session"))
+    )
+}
+
+/// Posts a form as a browser without JavaScript does: the session cookie, no CSRF header.
+async fn post_plain_form(w: &World, uri: &str, cookie: &str, body: Vec<u8>) -> Reply {
+    w.raw(
+        Method::POST,
+        uri,
+        None,
+        body,
+        &[
+            ("cookie", cookie),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+    )
+    .await
+}
+
+/// A form sent without JavaScript (no `X-CSRF-Token` header) works through a session when it
+/// carries the session's CSRF token in `_csrf`, and is refused without it or with another's.
+#[tokio::test]
+async fn forms_work_without_javascript_by_their_csrf_field() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    settle(&w).await;
+    let mine = browser_session(&w, "eng_a").await;
+    let theirs = browser_session(&w, "eng_b").await;
+    let record = format!("/console/leads/{lead}");
+    let page = w
+        .raw(Method::GET, &record, None, vec![], &[("cookie", &mine)])
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let csrf = input_value(&page.text, "_csrf");
+    assert_eq!(csrf.len(), 43, "{csrf}");
+    let when = input_value(&page.text, "visited_at:local");
+    let form = |token: &str| {
+        let mut f = url::form_urlencoded::Serializer::new(String::new());
+        f.append_pair("kind", "visit")
+            .append_pair("visited_at:local", &when)
+            .append_pair("purposes[]", "collect_needs")
+            .append_pair("summary", "不用脚本提交的拜访");
+        if !token.is_empty() {
+            f.append_pair("_csrf", token);
+        }
+        f.finish().into_bytes()
+    };
+    let action = format!("/console/leads/{lead}/commands/log_visit");
+    // No token, a made-up one, or another session's: refused before anything is decided.
+    let other = w
+        .raw(
+            Method::GET,
+            "/session",
+            None,
+            vec![],
+            &[("cookie", &theirs)],
+        )
+        .await;
+    let other_csrf = other.body["csrf_token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    assert_ne!(other_csrf, csrf);
+    for token in [String::new(), "A".repeat(43), other_csrf] {
+        let r = post_plain_form(&w, &action, &mine, form(&token)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        assert!(r.text.contains("auth.csrf"), "{}", r.text);
+    }
+    // The page's own token: the visit is logged, and the answer is a whole page.
+    let r = post_plain_form(&w, &action, &mine, form(&csrf)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_page(&r);
+    let rec = w.get(&format!("/leads/{lead}"), "eng_a").await;
+    assert_eq!(
+        rec.body["visits"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        rec.text
+    );
+    assert_eq!(rec.body["visits"][0]["summary"], "不用脚本提交的拜访");
 }

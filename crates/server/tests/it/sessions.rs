@@ -4,7 +4,7 @@
 //! everywhere and when their holder leaves; and the log keeps only the secret's hash, so another
 //! process on the same log knows the session.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use chrono::{DateTime, Duration, Utc};
@@ -29,25 +29,6 @@ impl Browser {
     fn cookie(&self) -> String {
         format!("funnel_session={}; funnel_csrf={}", self.secret, self.csrf)
     }
-}
-
-/// The `Set-Cookie` header that sets `name`, whole.
-fn set_cookie<'a>(r: &'a Reply, name: &str) -> &'a str {
-    r.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no Set-Cookie for {name}: {:?}", r.headers))
-}
-
-fn cookie_value(header: &str) -> String {
-    let first = header.split(';').next().unwrap_or("");
-    first
-        .split_once('=')
-        .map(|(_, v)| v)
-        .unwrap_or("")
-        .to_string()
 }
 
 fn attributes(header: &str) -> Vec<String> {

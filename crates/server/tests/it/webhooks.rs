@@ -1,7 +1,7 @@
 //! Webhook subscription endpoints: bad input is a 4xx problem naming what is wrong; pause, resume
 //! and replay move the subscription as asked; offices are named by id, code or name.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::*;

@@ -2,7 +2,7 @@
 //! previous `next` gives each item once, in the order of the whole list, and `next` is null on the
 //! last page. Bad cursors and page sizes are 400 problems.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;

@@ -1,7 +1,7 @@
 //! The manual's forms over the API: built from what was recorded, as a page or a spreadsheet,
 //! within the caller's office.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;

@@ -2,7 +2,7 @@
 //! tokens, unknown ids and unknown routes each answer a 4xx problem document; a property test
 //! throws random bodies at every write endpoint.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::*;

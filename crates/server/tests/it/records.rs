@@ -2,7 +2,7 @@
 //! staff's (`GET /staff/{id}`), and tasks that say what they are about and which command completes
 //! them, each within the caller's scope.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;
@@ -709,4 +709,77 @@ async fn summary_tasks_name_the_period_and_summary_and_their_commands_run_the_st
         "{}",
         r.text
     );
+}
+
+#[tokio::test]
+async fn a_lead_record_as_of_a_moment_shows_the_lead_as_it_stood_then() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let r = w
+        .post(
+            &format!("/leads/{lead}/commands/log_visit"),
+            "eng_a",
+            visit(),
+        )
+        .await;
+    assert_eq!(r.status, OK, "{}", r.text);
+    let after_visit = r.body["position"].as_u64().expect("position");
+    let r = w
+        .post(
+            &format!("/leads/{lead}/commands/update_details"),
+            "eng_a",
+            json!({ "location": "上海市闵行区" }),
+        )
+        .await;
+    assert_eq!(r.status, OK, "{}", r.text);
+    let head = r.body["position"].as_u64().expect("position");
+
+    // As of the visit's position: the visit, not the later change.
+    let then = w
+        .get(
+            &format!("/leads/{lead}?at_least={head}&as_of={after_visit}"),
+            "manager",
+        )
+        .await;
+    assert_eq!(then.status, OK, "{}", then.text);
+    assert_eq!(then.body["as_of"]["position"], after_visit);
+    assert!(then.body["as_of"]["time"].is_null());
+    assert_eq!(then.body["fields"]["location"], "上海市浦东新区");
+    assert_eq!(entries(&then.body, "visits").len(), 1);
+    assert!(
+        entries(&then.body, "timeline")
+            .iter()
+            .all(|e| e["position"].as_u64().is_some_and(|p| p <= after_visit)),
+        "{}",
+        then.text
+    );
+    let now = w.get(&format!("/leads/{lead}"), "manager").await;
+    assert_eq!(now.body["fields"]["location"], "上海市闵行区");
+    assert!(now.body["as_of"].is_null());
+
+    // As of a date before the lead existed: not found; as of a time to come: as now, on the
+    // office's clock.
+    let before = w
+        .get(&format!("/leads/{lead}?as_of=2000-01-01"), "manager")
+        .await;
+    assert_eq!(before.status, StatusCode::NOT_FOUND, "{}", before.text);
+    assert_eq!(before.body["code"], "lead.not_found");
+    let later = w
+        .get(&format!("/leads/{lead}?as_of=2100-01-01"), "manager")
+        .await;
+    assert_eq!(later.status, OK, "{}", later.text);
+    assert_eq!(later.body["fields"]["location"], "上海市闵行区");
+    assert_eq!(
+        later.body["as_of"]["time"],
+        "2100-01-01T23:59:59.999999999+08:00"
+    );
+    // A moment that is none is refused in both languages; another office stays refused.
+    let bad = w
+        .get(&format!("/leads/{lead}?as_of=yesterday"), "manager")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text);
+    let other = w
+        .get(&format!("/leads/{lead}?as_of={after_visit}"), "manager_bj")
+        .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN, "{}", other.text);
 }

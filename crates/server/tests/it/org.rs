@@ -2,7 +2,7 @@
 //! revokes their tokens, moves a manager to headquarters in one step, and people leave; everyone
 //! else is refused, and the lists follow the read scope.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use chrono::Datelike;
@@ -590,4 +590,40 @@ async fn a_calendar_taking_many_weekdays_off_is_published_by_an_executive() {
     );
     let r = w.post("/calendar/2026", "executive", body).await;
     expect(&r, StatusCode::OK, None);
+}
+
+/// A mobile number, for chat robots' @-mentions: the person sets their own (written any way), and
+/// headquarters anyone's; a colleague or their manager may not; a number that is not a mobile
+/// number is refused in both languages.
+#[tokio::test]
+async fn a_phone_number_is_set_by_its_holder_or_headquarters() {
+    let w = world().await;
+    let eng_a = w.ids["eng_a"].to_string();
+    let phone = format!("/staff/{eng_a}/phone");
+    let r = w
+        .post(&phone, "eng_a", json!({ "phone": "+86 138-0013-8000" }))
+        .await;
+    expect(&r, StatusCode::OK, None);
+    expect(
+        &w.post(&phone, "eng_a", json!({ "phone": "138 0013 8000" }))
+            .await,
+        StatusCode::CONFLICT,
+        Some("command.nothing_to_do"),
+    );
+    for who in ["eng_b", "manager"] {
+        let r = w.post(&phone, who, json!({ "phone": "13900139000" })).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{who}: {}", r.text);
+    }
+    let r = w.post(&phone, "eng_a", json!({ "phone": "12345" })).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert!(r.text.contains("手机号码"), "{}", r.text);
+    expect(
+        &w.post(&phone, "sales_dept", json!({ "phone": null })).await,
+        StatusCode::OK,
+        None,
+    );
+    let r = w
+        .post(&phone, "eng_a", json!({ "phone": "13800138000", "x": 1 }))
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
 }

@@ -1,7 +1,7 @@
 //! Look-alike customer names over HTTP: a name with a Cyrillic or Greek letter that looks like the
 //! Latin one registers the same customer, so first-to-register holds (§5.1, §5.2).
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;

@@ -134,7 +134,11 @@ pub async fn world_at(mut options: ServeOptions, clock: Arc<dyn funnel_types::Cl
     let credentials =
         funnel_app::credentials::Credentials::open(&dir.path().join("credentials.db"))
             .expect("credentials");
+    let oidc = funnel_server::oidc::Oidc::from_options(&options.oidc).expect("oidc settings");
     let state = AppState::new(engine.clone(), runner, hooks, credentials, options);
+    if let Some(oidc) = oidc {
+        state.set_oidc(oidc);
+    }
     World {
         dir,
         state,
@@ -180,7 +184,12 @@ impl World {
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        req = req.header("content-type", "application/json");
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            req = req.header("content-type", "application/json");
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -266,4 +275,28 @@ pub fn visit() -> Value {
         "purposes": ["collect_needs"],
         "summary": "第一次拜访",
     })
+}
+
+/// The `Set-Cookie` header of a reply that sets `name`, whole, if there is one.
+pub fn sets_cookie<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// The `Set-Cookie` header of a reply that sets `name`, whole (the test fails without one).
+pub fn set_cookie<'a>(r: &'a Reply, name: &str) -> &'a str {
+    sets_cookie(r, name).unwrap_or_else(|| panic!("no Set-Cookie for {name}: {:?}", r.headers))
+}
+
+/// The value a `Set-Cookie` header gives its cookie.
+pub fn cookie_value(header: &str) -> String {
+    let first = header.split(';').next().unwrap_or("");
+    first
+        .split_once('=')
+        .map(|(_, v)| v)
+        .unwrap_or("")
+        .to_string()
 }

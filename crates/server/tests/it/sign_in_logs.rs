@@ -2,7 +2,7 @@
 //! reaches the logs, even at trace level. Alone in its test binary: a scoped log subscriber sees
 //! every call site only when no other test thread meets them first.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::*;
@@ -10,18 +10,6 @@ use serde_json::json;
 use std::sync::Arc;
 
 const PASSWORD: &str = "城市花园-2026-welcome";
-
-fn cookie_value(r: &Reply, name: &str) -> String {
-    r.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .and_then(|v| v.split_once('='))
-        .map(|(_, v)| v.to_string())
-        .unwrap_or_else(|| panic!("no cookie {name}"))
-}
 
 async fn post_anonymous(w: &World, uri: &str, body: serde_json::Value) -> Reply {
     w.raw(Method::POST, uri, None, body.to_string().into_bytes(), &[])
@@ -86,8 +74,8 @@ async fn no_secret_of_a_sign_in_reaches_the_logs_even_at_trace_level() {
     let r = post_anonymous(&w, "/session", json!({ "token": w.tokens["manager"] })).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let (secret, csrf) = (
-        cookie_value(&r, "funnel_session"),
-        cookie_value(&r, "funnel_csrf"),
+        cookie_value(set_cookie(&r, "funnel_session")),
+        cookie_value(set_cookie(&r, "funnel_csrf")),
     );
     let cookie = format!("funnel_session={secret}");
     let r = w

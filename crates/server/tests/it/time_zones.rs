@@ -2,7 +2,7 @@
 //! beside the Shanghai ones. A lead registered at 23:30 on 30 September in Urumqi is 01:30 on
 //! 1 October in Shanghai.
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};

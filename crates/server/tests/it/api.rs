@@ -1,7 +1,7 @@
 //! Every endpoint's happy path through the router, idempotent retries, the OpenAPI copy in
 //! `schemas/`, and the layered settings.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use common::*;
@@ -350,6 +350,9 @@ fn the_grpc_endpoint_is_off_by_default_and_its_settings_are_checked() {
     ])
     .expect_err("a certificate without its key");
     assert!(e.to_string().contains("grpc.tls_key"), "{e}");
+    assert_eq!(o.grpc.max_connections, 256);
+    let e = load(&[("grpc.max_connections", json!(0))]).expect_err("no connection at all");
+    assert!(e.to_string().contains("grpc.max_connections"), "{e}");
 }
 
 #[test]
@@ -733,7 +736,7 @@ async fn a_name_no_command_has_is_told_the_declared_ones() {
         ),
         (
             format!("/staff/{staff}/promote"),
-            "no staff change `promote`; known: reassign, leave".to_string(),
+            "no staff change `promote`; known: reassign, leave, phone".to_string(),
         ),
     ] {
         let r = w.post(&uri, "executive", json!({})).await;

@@ -3,7 +3,7 @@
 //! refused touch is in the audit), a headquarters action, the auditor changing nothing, and the
 //! organisation (offices and staff).
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;

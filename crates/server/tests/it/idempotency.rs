@@ -2,7 +2,7 @@
 //! for the same request; no caller can make a key into someone else's command id (a workflow's
 //! included); and refused touches are recorded within a budget per member of staff.
 
-mod common;
+use crate::common;
 
 use axum::http::{Method, StatusCode};
 use chrono::Utc;

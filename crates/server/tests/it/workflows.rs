@@ -2,7 +2,7 @@
 //! and status, paginated; retried through the saga runtime of the process (only by the sales
 //! department and executives, and only where the sagas run).
 
-mod common;
+use crate::common;
 
 use axum::http::StatusCode;
 use common::*;
