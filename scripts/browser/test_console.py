@@ -23,26 +23,27 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "target" / "browser-screenshots"
-CHROMIUM = os.environ.get("FUNNEL_CHROMIUM", "/usr/bin/chromium")
+from conftest import ROOT, SHOTS
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 
 
 class Server:
-    def __init__(self, funnel: str, workdir: pathlib.Path):
+    """`funnel serve --demo` with `leads` demo leads on `listen`, with settings from `env`."""
+
+    def __init__(self, funnel: str, workdir: pathlib.Path, listen: str = "127.0.0.1:0",
+                 env: dict[str, str] | None = None, leads: int = 200):
         self.funnel = funnel
         self.workdir = workdir
         self.store = f"sqlite:{workdir / 'funnel.db'}"
         log = open(workdir / "serve.log", "w", encoding="utf-8")
         self.proc = subprocess.Popen(
-            [funnel, "--store", self.store, "serve", "--demo", "--demo-leads", "200",
-             "--listen", "127.0.0.1:0"],
+            [funnel, "--store", self.store, "serve", "--demo", "--demo-leads", str(leads),
+             "--listen", listen],
             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
-            cwd=workdir, start_new_session=True,
+            cwd=workdir, start_new_session=True, env={**os.environ, **(env or {})},
         )
         deadline = time.monotonic() + 300
         assert self.proc.stdout is not None
@@ -98,15 +99,6 @@ def server():
             yield s
         finally:
             s.stop()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 class Visit:

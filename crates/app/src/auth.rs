@@ -124,6 +124,10 @@ pub struct Access {
     /// Members of staff whose password sign-in is locked, until when.
     #[serde(default)]
     pub locked: BTreeMap<StaffId, DateTime<Utc>>,
+    /// OpenID Connect identity ([`Access::oidc_key`]) → the member of staff it signs in. A person
+    /// has at most one: linking another replaces it.
+    #[serde(default)]
+    pub oidc: BTreeMap<String, StaffId>,
 }
 
 /// An invitation to set a password that may still be accepted.
@@ -134,10 +138,23 @@ pub struct InvitationEntry {
     pub expires_at: DateTime<Utc>,
 }
 
+impl Access {
+    /// The key of an OpenID Connect identity: issuer and subject, which hold no spaces.
+    pub fn oidc_key(issuer: &str, subject: &str) -> String {
+        format!("{issuer} {subject}")
+    }
+
+    /// The member of staff an OpenID Connect identity signs in, if it is linked.
+    pub fn staff_by_oidc(&self, issuer: &str, subject: &str) -> Option<StaffId> {
+        self.oidc.get(&Self::oidc_key(issuer, subject)).copied()
+    }
+}
+
 impl ReadModel for Access {
     const NAME: &'static str = "access";
     /// 2: offices too. 3: who issued each token. 4: browser sessions. 5: invitations, locks.
-    const VERSION: u32 = 5;
+    /// 6: OpenID Connect identities.
+    const VERSION: u32 = 6;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         let missing = |id: StaffId| format!("staff event for {id}, who never joined");
@@ -251,6 +268,12 @@ impl ReadModel for Access {
             }
             Event::StaffInvitationAccepted(e) => {
                 self.invitations.retain(|_, i| i.staff_id != e.staff_id);
+            }
+            Event::StaffOidcLinked(e) => {
+                self.invitations.retain(|_, i| i.staff_id != e.staff_id);
+                self.oidc.retain(|_, s| *s != e.staff_id);
+                self.oidc
+                    .insert(Self::oidc_key(&e.issuer, &e.subject), e.staff_id);
             }
             Event::StaffSignInLocked(e) => {
                 self.locked.insert(e.staff_id, e.until);
@@ -449,7 +472,9 @@ impl Caller {
     }
 }
 
-fn caller_of(id: StaffId, s: &StaffEntry, resolved_at: Position) -> Caller {
+/// The caller a member of staff on record is, as the access model resolved at `resolved_at` knows
+/// them.
+pub fn caller_of(id: StaffId, s: &StaffEntry, resolved_at: Position) -> Caller {
     Caller {
         staff_id: id,
         name: s.name.clone(),
@@ -463,7 +488,7 @@ fn caller_of(id: StaffId, s: &StaffEntry, resolved_at: Position) -> Caller {
 /// Looks `find` up in the [`Access`] model; when it finds nothing, waits (briefly, up to
 /// `auth_wait`) for the read models to reach the log head and looks again: a credential issued a
 /// moment ago, perhaps by another process on the same log, may not be projected yet.
-async fn look_up<T>(
+pub async fn look_up<T>(
     reads: &Reads,
     find: impl Fn(&Access, Position) -> Option<T>,
 ) -> Result<Option<T>, AppError> {
@@ -529,8 +554,12 @@ pub fn csrf_token(session_secret: &str) -> String {
 /// Whether `sent` is the CSRF token of the session whose secret is `session_secret`, compared in
 /// time independent of where they differ.
 pub fn csrf_matches(session_secret: &str, sent: &str) -> bool {
-    let expected = csrf_token(session_secret);
-    let (a, b) = (expected.as_bytes(), sent.as_bytes());
+    constant_time_eq(csrf_token(session_secret).as_bytes(), sent.as_bytes())
+}
+
+/// Whether `a` and `b` are equal, in a time that does not depend on where they differ (for
+/// secrets a caller sends back).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -581,6 +610,13 @@ pub async fn authenticate_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
 
     #[test]
     fn the_local_operator_reads_every_office_and_office_roles_their_own() {

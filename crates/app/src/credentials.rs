@@ -2,8 +2,10 @@
 //! `/events`; a password hash there would be offered to every one of those readers for offline
 //! guessing, forever (the log is append-only). So the log records only the facts
 //! (`staff.invitation_issued`, `staff.invitation_accepted`, `staff.sign_in_locked`, …) and the
-//! hashes live in this credential store: a SQLite file beside the read models, private to the
-//! installation, with the recent failed attempts that the lock-out counts.
+//! hashes live in this credential store, with the recent failed attempts that the lock-out counts:
+//! on the embedded store a SQLite file beside the read models, private to the installation; on
+//! JetStream a key-value bucket beside the log (`FUNNEL_CREDENTIALS`), so that every process on the
+//! cluster knows a password set through any of them and counts failures together.
 //!
 //! Hashes are Argon2id (RFC 9106) in PHC string form, with the parameters OWASP recommends for
 //! Argon2id: 19 MiB of memory, 2 passes, 1 lane, a 16-byte random salt, a 32-byte output. The
@@ -40,6 +42,12 @@ impl From<rusqlite::Error> for CredentialError {
     }
 }
 
+impl From<funnel_store::StoreError> for CredentialError {
+    fn from(e: funnel_store::StoreError) -> Self {
+        CredentialError(e.to_string())
+    }
+}
+
 impl From<CredentialError> for AppError {
     fn from(e: CredentialError) -> Self {
         AppError::internal(e.to_string())
@@ -49,8 +57,16 @@ impl From<CredentialError> for AppError {
 /// The password hashes and recent failed sign-ins of an installation.
 #[derive(Debug, Clone)]
 pub struct Credentials {
-    conn: Arc<Mutex<rusqlite::Connection>>,
+    backend: Backend,
     hashing: Arc<tokio::sync::Semaphore>,
+}
+
+/// Where the hashes are kept: a private SQLite file beside the read models (the embedded store,
+/// one process), or a JetStream bucket beside the log (every process on the cluster shares it).
+#[derive(Debug, Clone)]
+enum Backend {
+    Sqlite(Arc<Mutex<rusqlite::Connection>>),
+    Nats(Arc<funnel_store_nats::NatsCredentials>),
 }
 
 fn argon2() -> Argon2<'static> {
@@ -75,6 +91,27 @@ impl Credentials {
         Self::with(rusqlite::Connection::open_in_memory()?)
     }
 
+    /// The credentials of the log `stream_name` on a JetStream cluster, in its bucket (created
+    /// with `replicas`), shared by every process on the cluster.
+    pub async fn on_nats(
+        url: &str,
+        stream_name: &str,
+        replicas: usize,
+        request_timeout: Duration,
+    ) -> Result<Self, CredentialError> {
+        let kv = funnel_store_nats::NatsCredentials::connect(
+            url,
+            stream_name,
+            replicas,
+            request_timeout,
+        )
+        .await?;
+        Ok(Self {
+            backend: Backend::Nats(Arc::new(kv)),
+            hashing: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_HASHES)),
+        })
+    }
+
     fn with(conn: rusqlite::Connection) -> Result<Self, CredentialError> {
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
@@ -83,13 +120,9 @@ impl Credentials {
              CREATE INDEX IF NOT EXISTS failures_by_staff ON failures (staff_id, at);",
         )?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            backend: Backend::Sqlite(Arc::new(Mutex::new(conn))),
             hashing: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_HASHES)),
         })
-    }
-
-    fn conn(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs `f` (hashing) on the blocking pool once a hashing slot is free.
@@ -128,13 +161,21 @@ impl Credentials {
             })
             .await?
             .map_err(|e| AppError::internal(format!("password hashing failed: {e}")))?;
-        self.conn()
-            .execute(
-                "INSERT INTO passwords (staff_id, phc, set_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (staff_id) DO UPDATE SET phc = excluded.phc, set_at = excluded.set_at",
-                rusqlite::params![staff.to_string(), phc, at.to_rfc3339()],
-            )
-            .map_err(CredentialError::from)?;
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                lock(conn)
+                    .execute(
+                        "INSERT INTO passwords (staff_id, phc, set_at) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (staff_id) DO UPDATE SET phc = excluded.phc, set_at = excluded.set_at",
+                        rusqlite::params![staff.to_string(), phc, at.to_rfc3339()],
+                    )
+                    .map_err(CredentialError::from)?;
+            }
+            Backend::Nats(kv) => kv
+                .set_password(&staff.to_string(), &phc)
+                .await
+                .map_err(CredentialError::from)?,
+        }
         Ok(())
     }
 
@@ -142,19 +183,7 @@ impl Credentials {
     /// fixed hash, so the answer takes as long either way.
     pub async fn verify(&self, staff: Option<StaffId>, password: String) -> Result<bool, AppError> {
         let stored: Option<String> = match staff {
-            Some(id) => {
-                let conn = self.conn();
-                let mut stmt = conn
-                    .prepare_cached("SELECT phc FROM passwords WHERE staff_id = ?1")
-                    .map_err(CredentialError::from)?;
-                let mut rows = stmt
-                    .query([id.to_string()])
-                    .map_err(CredentialError::from)?;
-                match rows.next().map_err(CredentialError::from)? {
-                    Some(row) => Some(row.get(0).map_err(CredentialError::from)?),
-                    None => None,
-                }
-            }
+            Some(id) => self.stored(id).await?,
             None => None,
         };
         let known = stored.is_some();
@@ -169,15 +198,43 @@ impl Credentials {
         Ok(known && ok)
     }
 
+    /// The PHC string of `staff`'s password, if one is set.
+    async fn stored(&self, staff: StaffId) -> Result<Option<String>, CredentialError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                let conn = lock(conn);
+                let mut stmt =
+                    conn.prepare_cached("SELECT phc FROM passwords WHERE staff_id = ?1")?;
+                let mut rows = stmt.query([staff.to_string()])?;
+                Ok(match rows.next()? {
+                    Some(row) => Some(row.get(0)?),
+                    None => None,
+                })
+            }
+            Backend::Nats(kv) => Ok(kv.password(&staff.to_string()).await?),
+        }
+    }
+
     /// Counts a failed sign-in of `staff` at `at`; answers how many failed within `window` before
     /// and including it. Older failures are forgotten.
-    pub fn record_failure(
+    pub async fn record_failure(
         &self,
         staff: StaffId,
         at: DateTime<Utc>,
         window: chrono::Duration,
     ) -> Result<u32, CredentialError> {
-        let conn = self.conn();
+        let conn = match &self.backend {
+            Backend::Sqlite(conn) => lock(conn),
+            Backend::Nats(kv) => {
+                return Ok(kv
+                    .record_failure(
+                        &staff.to_string(),
+                        at.timestamp_millis(),
+                        window.num_milliseconds(),
+                    )
+                    .await?);
+            }
+        };
         let since = (at - window).timestamp_millis();
         conn.execute(
             "DELETE FROM failures WHERE staff_id = ?1 AND at <= ?2",
@@ -196,13 +253,22 @@ impl Credentials {
     }
 
     /// Forgets `staff`'s failed sign-ins (after a success, a lock or an unlock).
-    pub fn clear_failures(&self, staff: StaffId) -> Result<(), CredentialError> {
-        self.conn().execute(
-            "DELETE FROM failures WHERE staff_id = ?1",
-            [staff.to_string()],
-        )?;
+    pub async fn clear_failures(&self, staff: StaffId) -> Result<(), CredentialError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => {
+                lock(conn).execute(
+                    "DELETE FROM failures WHERE staff_id = ?1",
+                    [staff.to_string()],
+                )?;
+            }
+            Backend::Nats(kv) => kv.clear_failures(&staff.to_string()).await?,
+        }
         Ok(())
     }
+}
+
+fn lock(conn: &Mutex<rusqlite::Connection>) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+    conn.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// An Argon2id hash of a random text nobody knows (made once per process), verified when a login

@@ -162,20 +162,16 @@ async fn events(
     if format == Format::Parquet {
         let dest = out.unwrap_or_default();
         let (guard, file) = OutFile::create(&dest)?;
-        let mut writer = funnel_parquet::EventsWriter::new(std::io::BufWriter::new(file))?;
         let bar = spinner("export");
-        loop {
-            let batch = store.read_all(after, &filter, 4096).await?;
-            let Some(last) = batch.last() else { break };
-            after = last.meta.position;
-            for rec in &batch {
-                writer.push(&funnel_codec::decode_recorded(rec)?)?;
-            }
-            bar.set_position(writer.rows());
-        }
-        let rows = writer.rows();
-        let file = writer
-            .finish()?
+        let (out, rows) = funnel_parquet::write_log(
+            store.as_ref(),
+            after,
+            &filter,
+            std::io::BufWriter::new(file),
+            |rows| bar.set_position(rows),
+        )
+        .await?;
+        let file = out
             .into_inner()
             .map_err(|e| anyhow::anyhow!("cannot write {}: {}", dest.display(), e.error()))?;
         guard.commit(file)?;

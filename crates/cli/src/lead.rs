@@ -26,6 +26,10 @@ pub enum LeadWhat {
         /// command), so that people named by it are known.
         #[arg(long)]
         at_least: Option<u64>,
+        /// Show the lead as it stood then: a log position, a date (the end of that day in the
+        /// lead's office's time zone) or an RFC 3339 time.
+        #[arg(long, value_parser = crate::query::parse_as_of)]
+        as_of: Option<crate::query::AsOfInput>,
     },
 }
 
@@ -35,9 +39,15 @@ pub async fn run(
     args: LeadArgs,
 ) -> anyhow::Result<()> {
     match args.what {
-        LeadWhat::Show { id, json, at_least } => {
+        LeadWhat::Show {
+            id,
+            json,
+            at_least,
+            as_of,
+        } => {
             let reads = crate::query::reads(url, projections, at_least.map(Position)).await?;
-            let rec = record::lead_record(&reads, &Caller::local_operator(), id, None).await?;
+            let rec =
+                record::lead_record(&reads, &Caller::local_operator(), id, None, as_of).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rec)?);
             } else {
@@ -76,6 +86,17 @@ pub fn text(r: &LeadRecord) -> String {
         format!("{} · {}", f.customer_name, f.project_name)
     };
     let _ = writeln!(o, "{title}  [{}]", r.lead_id);
+    if let Some(a) = &r.as_of {
+        match (a.time, a.position) {
+            (Some(t), _) => {
+                let _ = writeln!(o, "截至 {}（as of）", t.format("%Y-%m-%d %H:%M %:z"));
+            }
+            (None, Some(p)) => {
+                let _ = writeln!(o, "截至日志位置 {}（as of position）", p.0);
+            }
+            (None, None) => {}
+        }
+    }
     let _ = writeln!(
         o,
         "办事处 {}（{}），时区 {}",

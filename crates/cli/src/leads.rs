@@ -131,6 +131,7 @@ pub async fn run(
         },
         limit: Some(a.limit),
         offset: Some(a.offset),
+        after: None,
         at_least: None,
     };
     let list = leads::search(&reads, &Caller::local_operator(), q).await?;

@@ -315,6 +315,20 @@ pub enum StaffWhat {
         #[command(flatten)]
         acting: Acting,
     },
+    /// Record a member of staff's mobile number, which DingTalk and WeCom robots @-mention them
+    /// by when a task opens for them: `funnel staff phone 王工 "138 0013 8000"`.
+    Phone {
+        /// The member of staff: id or exact name.
+        staff: String,
+        /// A mainland mobile number, written any common way (spaces, dashes, +86).
+        #[arg(required_unless_present = "remove")]
+        number: Option<String>,
+        /// Remove the number on record instead.
+        #[arg(long, conflicts_with = "number")]
+        remove: bool,
+        #[command(flatten)]
+        acting: Acting,
+    },
     /// Every member of staff with role, office and tokens.
     List {
         /// Print JSON.
@@ -421,6 +435,26 @@ pub async fn staff(url: &StoreUrl, args: StaffArgs) -> anyhow::Result<()> {
                     .format("%Y-%m-%d %H:%M %Z"),
                 i.position
             );
+        }
+        StaffWhat::Phone {
+            staff,
+            number,
+            remove,
+            acting,
+        } => {
+            let id = funnel_server::tokens::find(&directory, &staff).map_err(anyhow::Error::msg)?;
+            let who = acting.who(&directory)?;
+            let phone = if remove { None } else { number };
+            let cmd = Command::Staff {
+                staff_id: id,
+                cmd: StaffCommand::SetPhone { phone },
+            };
+            let p = execute(&engine, who, cmd).await?;
+            if remove {
+                println!("the mobile number of {staff} is removed (position {p})");
+            } else {
+                println!("the mobile number of {staff} is on record (position {p})");
+            }
         }
         StaffWhat::Unlock { staff, acting } => {
             let id = funnel_server::tokens::find(&directory, &staff).map_err(anyhow::Error::msg)?;

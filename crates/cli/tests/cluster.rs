@@ -266,10 +266,19 @@ impl Server {
             .clone()
     }
 
+    /// A read, retried as its `503` and `Retry-After` ask (after a failover the read models may
+    /// take longer than one `at_least` wait to catch up), for up to `PATIENCE`.
     fn get(&self, path: &str, token: &str) -> Value {
-        let r = http(&self.addr, "GET", path, token, None, None, PATIENCE).expect("GET");
-        assert_eq!(r.status, 200, "GET {path}: {}", r.text);
-        r.body
+        let give_up = Instant::now() + PATIENCE;
+        loop {
+            let r = http(&self.addr, "GET", path, token, None, None, PATIENCE).expect("GET");
+            if r.status == 503 && Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+            assert_eq!(r.status, 200, "GET {path}: {}", r.text);
+            return r.body;
+        }
     }
 }
 

@@ -100,6 +100,69 @@ fn funnel(dir: &Path, store: &str) -> Command {
     c
 }
 
+/// Runs `command` to its end, or fails the test when it is still running after a minute (a
+/// server that started instead of refusing to).
+fn ends_within_a_minute(command: &mut Command) -> std::process::Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run funnel serve");
+    for _ in 0..600 {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    panic!(
+        "funnel serve kept running: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A key that is not the certificate's stops `funnel serve --grpc` at start, with a message in
+/// both languages, before the store is opened or anything listens.
+#[test]
+fn a_grpc_key_that_does_not_match_its_certificate_stops_the_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("funnel.db");
+    let store = format!("sqlite:{}", db.display());
+    let (ca, cert, _) = certificates(dir.path());
+    let other = tempfile::tempdir().expect("tempdir");
+    let (_, _, other_key) = certificates(other.path());
+    let out = ends_within_a_minute(
+        funnel(dir.path(), &store)
+            .args(["serve", "--listen", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+            .env("FUNNEL__GRPC__TLS_CERT", &cert)
+            .env("FUNNEL__GRPC__TLS_KEY", &other_key),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "started: {stdout}");
+    assert!(
+        stderr.contains("grpc.tls_key does not belong to the certificate")
+            && stderr.contains("不匹配"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("listening on"), "{stdout}");
+    assert!(!db.exists(), "the store was opened before the check");
+    // A certificate file given as the key.
+    let out = ends_within_a_minute(
+        funnel(dir.path(), &store)
+            .args(["serve", "--listen", "127.0.0.1:0", "--grpc", "127.0.0.1:0"])
+            .env("FUNNEL__GRPC__TLS_CERT", &cert)
+            .env("FUNNEL__GRPC__TLS_KEY", &ca),
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("grpc.tls_key holds no usable PEM private key")
+    );
+}
+
 #[test]
 fn the_python_kurrentdb_client_reads_subscribes_and_is_refused_appends() {
     let python = python();

@@ -164,10 +164,19 @@ impl Server {
             .clone()
     }
 
+    /// A read, retried as its `503` and `Retry-After` ask (a process that started late may need
+    /// longer than one `at_least` wait to project the log), for up to `PATIENCE`.
     fn get(&self, path: &str, token: &str) -> Value {
-        let r = http(&self.addr, "GET", path, token, None, None).expect("GET");
-        assert_eq!(r.status, 200, "GET {path}: {}", r.text);
-        r.body
+        let give_up = Instant::now() + PATIENCE;
+        loop {
+            let r = http(&self.addr, "GET", path, token, None, None).expect("GET");
+            if r.status == 503 && Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+            assert_eq!(r.status, 200, "GET {path}: {}", r.text);
+            return r.body;
+        }
     }
 
     /// The `sagas` lease as `/readyz` reports it: (held, term).
@@ -704,4 +713,93 @@ async fn scenario(outage: Outage) {
         acks.len(),
         applied.len()
     );
+}
+
+/// A password set through one process signs in through another, and failed sign-ins counted by
+/// both lock the sign-in together: on JetStream the credentials live in the cluster, not beside one
+/// process's read models.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_and_failed_sign_ins_are_shared_by_the_processes_of_a_cluster() {
+    let cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
+    let store_url = cluster.url_list();
+    let url: StoreUrl = store_url.parse().expect("url");
+    bootstrap(&url).await;
+    let dirs: Vec<_> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let boss = tokio::task::block_in_place(|| token(&store_url, dirs[0].path(), "王总"));
+    let servers: Vec<Server> = tokio::task::block_in_place(|| {
+        dirs.iter()
+            .map(|d| Server::start(&store_url, d.path()))
+            .collect()
+    });
+    let (a, b) = (&servers[0].addr, &servers[1].addr);
+    let wang = StaffId::derived("王工");
+    let call = |addr: &str, method: &str, path: &str, body: Value| {
+        tokio::task::block_in_place(|| {
+            http(addr, method, path, &boss, None, Some(&body)).expect("http")
+        })
+    };
+    let invited = call(a, "POST", &format!("/staff/{wang}/invitation"), json!({}));
+    assert_eq!(invited.status, 201, "{}", invited.text);
+    let path = invited.body["accept_path"]
+        .as_str()
+        .expect("accept_path")
+        .to_string();
+    let accepted = call(a, "POST", &path, json!({ "password": "Shanghai-2026!" }));
+    assert_eq!(accepted.status, 200, "{}", accepted.text);
+
+    // The other process knows the password (waiting for its read models to know the person).
+    let give_up = Instant::now() + PATIENCE;
+    loop {
+        let r = call(
+            b,
+            "POST",
+            "/session",
+            json!({ "login": "王工", "password": "Shanghai-2026!" }),
+        );
+        if r.status == 201 {
+            break;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "sign-in through the other process: {}",
+            r.text
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Five wrong passwords, alternately through each process: one lock for both.
+    for i in 0..5 {
+        let addr = if i % 2 == 0 { a } else { b };
+        let r = call(
+            addr,
+            "POST",
+            "/session",
+            json!({ "login": "王工", "password": "not the password 1" }),
+        );
+        assert_eq!(r.status, 401, "attempt {i}: {}", r.text);
+    }
+    let give_up = Instant::now() + PATIENCE;
+    for addr in [a, b] {
+        loop {
+            let r = call(
+                addr,
+                "POST",
+                "/session",
+                json!({ "login": "王工", "password": "Shanghai-2026!" }),
+            );
+            if r.status == 403 {
+                assert_eq!(r.body["code"], "auth.sign_in_locked", "{}", r.text);
+                break;
+            }
+            assert!(
+                Instant::now() < give_up,
+                "not locked through {addr}: {}",
+                r.text
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    drop(servers);
+    drop(cluster);
 }

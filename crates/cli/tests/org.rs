@@ -129,6 +129,28 @@ fn a_new_installation_is_set_up_from_the_command_line() {
     let err = refused(s, &["staff", "unlock", "王工（SH）"], d);
     assert!(err.contains("not locked"), "{err}");
 
+    // A mobile number for robots' @-mentions: set by the person, refused when it is not one,
+    // removed.
+    let out = ok(
+        s,
+        &[
+            "staff",
+            "phone",
+            "王工（SH）",
+            "138 0013 8000",
+            "--as",
+            "王工（SH）",
+        ],
+        d,
+    );
+    assert!(out.contains("is on record"), "{out}");
+    let err = refused(s, &["staff", "phone", "王工（SH）", "12345"], d);
+    assert!(err.contains("11 digits"), "{err}");
+    let err = refused(s, &["staff", "phone", "王工（SH）"], d);
+    assert!(err.contains("<NUMBER>"), "{err}");
+    let out = ok(s, &["staff", "phone", "王工（SH）", "--remove"], d);
+    assert!(out.contains("is removed"), "{out}");
+
     let offices = json(&ok(s, &["office", "list", "--json"], d));
     assert_eq!(offices[0]["code"], "SH");
     assert_eq!(offices[0]["timezone"], "Asia/Shanghai");

@@ -605,6 +605,18 @@ pub fn examples() -> Vec<Event> {
         }
         .into(),
         StaffSignInUnlocked { staff_id: eng }.into(),
+        StaffPhoneChanged {
+            staff_id: eng,
+            phone: Some("13800138000".into()),
+        }
+        .into(),
+        StaffOidcLinked {
+            staff_id: eng,
+            invitation_id: uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"example-invitation"),
+            issuer: "https://sso.example.com".into(),
+            subject: "248289761001".into(),
+        }
+        .into(),
         CalendarPublished {
             year: 2026,
             holidays: [(10, 1), (10, 2), (10, 5), (10, 6), (10, 7)]

@@ -703,6 +703,7 @@ fn key_person(
         role,
         phone: format!("139{:08}", rng.random_range(0..100_000_000u64)),
         personal_notes: "喜欢喝茶，周末打羽毛球".into(),
+        levels: None,
     });
     let at = lead.at + Duration::minutes(30);
     lead.at = at;

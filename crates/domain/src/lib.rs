@@ -27,7 +27,7 @@ pub use events::{EVENT_TYPES, Event, deserialize_payload, event_schemas};
 pub use normalize::{
     KEY_VERSION, customer_key, customer_key_v1, fold_name, normalise_name, upgrade_key,
 };
-pub use policy::{Policy, ReviewerSeat};
+pub use policy::{Policy, ReviewerSeat, seat_label_en, seat_label_zh};
 pub use refusal::{Decision, Refusal, RefusalCode, Rejected};
 pub use time::DEFAULT_TIME_ZONE;
 pub use work_calendar::WorkCalendar;

@@ -110,6 +110,10 @@ pub struct StaffState {
     pub password_set: bool,
     /// Password sign-in is locked until then (unless unlocked).
     pub locked_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The mobile number chat robots @-mention the person by.
+    pub phone: Option<String>,
+    /// The OpenID Connect identity (issuer, subject) that signs the person in, once linked.
+    pub oidc: Option<(String, String)>,
 }
 
 impl StaffState {
@@ -167,6 +171,11 @@ pub enum StaffCommand {
     },
     /// Open password sign-in again before its lock runs out.
     Unlock,
+    /// Record the person's mobile number (any common way of writing it), or remove it (`None`):
+    /// by the person themselves or by headquarters.
+    SetPhone {
+        phone: Option<String>,
+    },
     /// The person's own browser sessions and sign-in (which the person, whatever their role, gives
     /// for themselves; the sign-in lock is given by the system).
     Session(SessionCommand),
@@ -189,6 +198,14 @@ pub enum SessionCommand {
     End { session_id: Option<uuid::Uuid> },
     /// Accept the invitation whose secret has this SHA-256 (the password is kept apart).
     AcceptInvitation { secret_hash: String },
+    /// Accept the invitation whose secret has this SHA-256 by signing in through the company's
+    /// OpenID Connect provider: link that provider's identity (the ID token's `iss` and `sub`,
+    /// verified by the caller) to the person.
+    LinkOidc {
+        secret_hash: String,
+        issuer: String,
+        subject: String,
+    },
     /// Lock password sign-in until `until` after `failures` failed attempts.
     Lock {
         failures: u32,
@@ -210,6 +227,8 @@ pub fn evolve_staff(mut state: StaffState, event: &Event) -> StaffState {
                 invitation: None,
                 password_set: false,
                 locked_until: None,
+                phone: None,
+                oidc: None,
             };
         }
         Event::StaffInvited(e) => {
@@ -219,8 +238,13 @@ pub fn evolve_staff(mut state: StaffState, event: &Event) -> StaffState {
             state.invitation = None;
             state.password_set = true;
         }
+        Event::StaffOidcLinked(e) => {
+            state.invitation = None;
+            state.oidc = Some((e.issuer.clone(), e.subject.clone()));
+        }
         Event::StaffSignInLocked(e) => state.locked_until = Some(e.until),
         Event::StaffSignInUnlocked(_) => state.locked_until = None,
+        Event::StaffPhoneChanged(e) => state.phone = e.phone.clone(),
         Event::StaffSessionStarted(e) => {
             state.sessions.insert(e.session_id);
         }
@@ -297,6 +321,7 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
         | StaffCommand::RevokeToken { .. }
         | StaffCommand::Invite { .. }
         | StaffCommand::Unlock
+        | StaffCommand::SetPhone { .. }
         | StaffCommand::Session(_) => None,
     };
     match cmd {
@@ -342,6 +367,14 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
                 );
             }
         }
+        StaffCommand::SetPhone { .. } => {
+            if !executive && !own && executive_managed(role) {
+                return only_an_executive(
+                    "record an executive's or an auditor's phone number",
+                    "记录公司高层或审计人员的电话号码",
+                );
+            }
+        }
         StaffCommand::Invite { .. } | StaffCommand::Unlock => {
             if !executive && executive_managed(role) {
                 return only_an_executive(
@@ -364,6 +397,7 @@ fn check_duties(id: StaffId, role: Role, cmd: &StaffCommand, ctx: &Ctx<'_>) -> D
             | StaffCommand::RevokeToken { .. }
             | StaffCommand::Invite { .. }
             | StaffCommand::Unlock
+            | StaffCommand::SetPhone { .. }
             | StaffCommand::Session(_) => false,
         };
     if stops_being_executive && ctx.staff.other_active_executives(id) == 0 {
@@ -382,9 +416,12 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
     }
     // API tokens are for integrations, issued and revoked by their holder for themselves whatever
     // their role (an auditor's reading script too); anyone else's only by headquarters.
+    // So is a person's own phone number.
     let own_token = matches!(
         cmd,
-        StaffCommand::IssueToken { .. } | StaffCommand::RevokeToken { .. }
+        StaffCommand::IssueToken { .. }
+            | StaffCommand::RevokeToken { .. }
+            | StaffCommand::SetPhone { .. }
     ) && ctx.acting.staff_id().is_some()
         && ctx.acting.staff_id() == state.id;
     if !own_token {
@@ -528,6 +565,23 @@ pub fn decide_staff(state: &StaffState, cmd: &StaffCommand, ctx: &Ctx<'_>) -> De
                 expires_at: *expires_at,
             })])
         }
+        StaffCommand::SetPhone { phone } => {
+            let phone = match phone {
+                Some(p) => Some(crate::text::mobile("phone", p)?),
+                None => None,
+            };
+            if phone == state.phone {
+                return refuse(
+                    RefusalCode::NothingToDo,
+                    "this member of staff already has that phone number on record",
+                    "该员工的电话号码已是此号码",
+                );
+            }
+            Ok(vec![Event::StaffPhoneChanged(StaffPhoneChanged {
+                staff_id: id,
+                phone,
+            })])
+        }
         StaffCommand::Unlock => {
             if state.locked_until.is_none_or(|t| t <= ctx.at) {
                 return refuse(
@@ -613,6 +667,13 @@ fn decide_session(state: &StaffState, cmd: &SessionCommand, ctx: &Ctx<'_>) -> De
                     "会话的结束时间须晚于开始时间，空闲时限至少一分钟",
                 );
             }
+            if *method == SignInMethod::Oidc && state.oidc.is_none() {
+                return refuse(
+                    RefusalCode::InvalidValue,
+                    "no OpenID Connect identity is linked to this member of staff: accept an invitation through the provider first",
+                    "该员工尚未关联 OpenID Connect 身份，请先通过邀请链接使用公司账号登录",
+                );
+            }
             if state.sessions.contains(session_id) {
                 return refuse(
                     RefusalCode::NothingToDo,
@@ -677,6 +738,43 @@ fn decide_session(state: &StaffState, cmd: &SessionCommand, ctx: &Ctx<'_>) -> De
                 "该邀请无效、已使用、已被新邀请取代或已过期，请联系总部重新邀请",
             ),
         },
+        SessionCommand::LinkOidc {
+            secret_hash,
+            issuer,
+            subject,
+        } => {
+            let invitation_id = match &state.invitation {
+                Some((invitation_id, hash, expires_at))
+                    if hash == secret_hash && *expires_at > ctx.at =>
+                {
+                    *invitation_id
+                }
+                _ => {
+                    return refuse(
+                        RefusalCode::InvalidValue,
+                        "this invitation is unknown, used, replaced by a newer one or expired: ask headquarters for a new one",
+                        "该邀请无效、已使用、已被新邀请取代或已过期，请联系总部重新邀请",
+                    );
+                }
+            };
+            // OpenID Connect Core §2: `sub` is at most 255 ASCII characters; an issuer is a URL.
+            let fits = |s: &str, max: usize| {
+                !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_graphic())
+            };
+            if !fits(issuer, 500) || !fits(subject, 255) {
+                return refuse(
+                    RefusalCode::InvalidValue,
+                    "an OpenID Connect identity is an issuer URL of at most 500 and a subject of at most 255 printable ASCII characters",
+                    "OpenID Connect 身份须为不超过 500 个字符的签发者 URL 和不超过 255 个可打印 ASCII 字符的主体标识",
+                );
+            }
+            Ok(vec![Event::StaffOidcLinked(StaffOidcLinked {
+                staff_id: id,
+                invitation_id,
+                issuer: issuer.clone(),
+                subject: subject.clone(),
+            })])
+        }
         SessionCommand::Lock { failures, until } => {
             if !ctx.acting.is_system() {
                 return refuse(

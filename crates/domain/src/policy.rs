@@ -55,3 +55,40 @@ impl Default for Policy {
         }
     }
 }
+
+/// A contract review seat (`Policy::contract_reviewers`) as users read it in Chinese: a seat named
+/// by a role code takes the role's label (`sales_department` → 销售部), `finance` is 财务 and
+/// `legal` 法务; any other seat keeps its name.
+pub fn seat_label_zh(seat: &str) -> String {
+    match seat.parse::<Role>() {
+        Ok(role) => role.label_zh().to_string(),
+        Err(_) => match seat {
+            "finance" => "财务".into(),
+            "legal" => "法务".into(),
+            other => other.to_string(),
+        },
+    }
+}
+
+/// The same seat in English: its code with spaces (`sales department`, `finance`).
+pub fn seat_label_en(seat: &str) -> String {
+    seat.replace('_', " ")
+}
+
+#[cfg(test)]
+mod seat_tests {
+    use super::*;
+
+    #[test]
+    fn seats_read_as_their_roles_or_their_functions() {
+        assert_eq!(seat_label_zh("sales_department"), "销售部");
+        assert_eq!(seat_label_zh("office_manager"), "办事处经理");
+        assert_eq!(seat_label_zh("finance"), "财务");
+        assert_eq!(seat_label_zh("legal"), "法务");
+        assert_eq!(seat_label_zh("board"), "board");
+        assert_eq!(seat_label_en("sales_department"), "sales department");
+        for seat in Policy::default().contract_reviewers {
+            assert_ne!(seat_label_zh(&seat.seat), seat.seat, "{}", seat.seat);
+        }
+    }
+}

@@ -151,8 +151,13 @@ pub fn command() -> impl Strategy<Value = LeadCommand> {
                 met: met.iter().map(|k| KeyPersonId::derived(k)).collect(),
             })
         });
-    let key_person =
-        (small_id("k"), text(), one_of(KeyPersonRole::ALL)).prop_map(|(k, name, role)| {
+    let key_person = (
+        small_id("k"),
+        text(),
+        one_of(KeyPersonRole::ALL),
+        prop::option::of((level(), level())),
+    )
+        .prop_map(|(k, name, role, levels)| {
             C::RecordKeyPerson(RecordKeyPerson {
                 key_person_id: KeyPersonId::derived(&k),
                 name,
@@ -160,6 +165,7 @@ pub fn command() -> impl Strategy<Value = LeadCommand> {
                 role,
                 phone: String::new(),
                 personal_notes: String::new(),
+                levels,
             })
         });
     let reassign_id = || small_id("r").prop_map(|r| ReassignmentId::derived(&r));

@@ -22,6 +22,40 @@ pub fn is_default_ignorable(c: char) -> bool {
         | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
+/// A mainland China mobile number in field `field`, written any common way (`138 0013 8000`,
+/// `138-0013-8000`, `+86 13800138000`, full-width digits), as its 11 digits: what chat robots
+/// @-mention a person by.
+pub fn mobile(field: &str, value: &str) -> Result<String, Rejected> {
+    let mut digits = String::new();
+    for c in value.trim().chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            '０'..='９' => digits.push(char::from(b'0' + (c as u32 - '０' as u32) as u8)),
+            ' ' | '-' | '(' | ')' | '\u{3000}' | '－' | '（' | '）' => {}
+            '+' | '＋' if digits.is_empty() => {}
+            _ => {
+                return refuse(
+                    RefusalCode::InvalidValue,
+                    format!("{field}: `{c}` is not part of a phone number"),
+                    format!("{field}：「{c}」不是电话号码中的字符"),
+                );
+            }
+        }
+    }
+    let national = match digits.strip_prefix("86") {
+        Some(rest) if rest.len() == 11 => rest.to_string(),
+        _ => digits,
+    };
+    if national.len() != 11 || !national.starts_with('1') || national.as_bytes()[1] < b'3' {
+        return refuse(
+            RefusalCode::InvalidValue,
+            format!("{field}: a mobile number has 11 digits starting 13 to 19, e.g. 138 0013 8000"),
+            format!("{field}：手机号码应为 11 位、以 13 至 19 开头，例如 138 0013 8000"),
+        );
+    }
+    Ok(national)
+}
+
 /// A name of a person or customer in field `field`. An empty name passes (whether one is required
 /// is the caller's check); anything else must be free of control and bidirectional formatting
 /// characters and show at least one visible character.

@@ -376,6 +376,24 @@ impl Engine {
         result
     }
 
+    /// Before an answer that writes nothing (and so checks no version): unless the slot is
+    /// already `current`, reads the stream's version and catches up. True when the stream had moved,
+    /// so the command must be decided again.
+    async fn moved_since(
+        &self,
+        stream: &StreamId,
+        slot: &mut Option<Cached>,
+        current: &mut bool,
+    ) -> Result<bool, EngineError> {
+        if *current {
+            return Ok(false);
+        }
+        let before = slot.as_ref().map(|c| c.version);
+        self.refresh(stream, slot).await?;
+        *current = true;
+        Ok(slot.as_ref().map(|c| c.version) != before)
+    }
+
     /// Writes the stream's snapshot when enough events came since the last one.
     async fn maybe_snapshot(&self, stream: &StreamId, cached: &mut Cached) {
         if self.snapshot_every == 0 {
@@ -552,6 +570,12 @@ impl Engine {
                 .earlier(stream, cached, meta, record_id, &actor)
                 .await?
             {
+                // Nothing is written, so nothing checks the version: a key reuse or a taken id
+                // seen in an older state may be this actor's own retry in the current one.
+                if self.moved_since(stream, slot, &mut current).await? {
+                    attempt -= 1;
+                    continue;
+                }
                 return self.answer(stream, earlier, meta).await;
             }
             for id in cmd.people_in(&cached.folded) {
@@ -578,14 +602,9 @@ impl Engine {
                 Err(Rejected { refusal, record }) if record.is_empty() => {
                     // Nothing is written, so nothing checks the version: read it, and decide
                     // again if the stream moved since it was cached.
-                    if !current {
-                        let before = cached.version;
-                        self.refresh(stream, slot).await?;
-                        current = true;
-                        if slot.as_ref().map(|c| c.version) != Some(before) {
-                            attempt -= 1;
-                            continue;
-                        }
+                    if self.moved_since(stream, slot, &mut current).await? {
+                        attempt -= 1;
+                        continue;
                     }
                     return Err(EngineError::Refused {
                         refusal,
@@ -599,14 +618,9 @@ impl Engine {
                         && !self.records.take(info.id, self.clock.now())
                     {
                         // Suppressed records are answered as refusals too: from a current state.
-                        if !current {
-                            let before = cached.version;
-                            self.refresh(stream, slot).await?;
-                            current = true;
-                            if slot.as_ref().map(|c| c.version) != Some(before) {
-                                attempt -= 1;
-                                continue;
-                            }
+                        if self.moved_since(stream, slot, &mut current).await? {
+                            attempt -= 1;
+                            continue;
                         }
                         tracing::info!(staff = %info.id, code = refusal.code.as_str(),
                             "refusal record budget spent; refusal answered, not recorded");

@@ -27,7 +27,7 @@ const FORMAT: u16 = 1;
 /// index. Raise it with any change to one of them: every snapshot of an older state version is
 /// then ignored and rebuilt from the log. The golden test in `tests/snapshots.rs` fails when the
 /// encoding of a fixed state changes.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 3;
 
 #[derive(Serialize, Deserialize)]
 struct Body {
@@ -197,11 +197,11 @@ mod tests {
     }
 
     const GOLDEN: &str = concat!(
-        "46534e5000010000000198d92a73746166662d31313237653531622d643665662d353863662d613732342d32",
+        "46534e5000010000000398d92a73746166662d31313237653531622d643665662d353863662d613732342d32",
         "323362316637643861323201c4107c4405e7f6f852d1a1c0bb40f3225d7f07c410ce67fcef27d95bcfaf6113",
-        "6c7386d041c081a553746166669ac4101127e51bd6ef58cfa724223b1f7d8a22a6e98791e6a0b7ae73616c65",
-        "735f656e67696e656572c410ce67fcef27d95bcfaf61136c7386d041c38090c0c2c0959181a653797374656d",
-        "a9626f6f74737472617081c410ba40ad8b7cfe5b4bb3a2ca74bbd2d61794010100c380c410ba40ad8b7cfe5b",
-        "4bb3a2ca74bbd2d617c2",
+        "6c7386d041c081a553746166669cc4101127e51bd6ef58cfa724223b1f7d8a22a6e98791e6a0b7ae73616c65",
+        "735f656e67696e656572c410ce67fcef27d95bcfaf61136c7386d041c38090c0c2c0c0c0959181a653797374",
+        "656da9626f6f74737472617081c410ba40ad8b7cfe5b4bb3a2ca74bbd2d61794010100c380c410ba40ad8b7c",
+        "fe5b4bb3a2ca74bbd2d617c2",
     );
 }

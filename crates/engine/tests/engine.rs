@@ -352,6 +352,65 @@ async fn a_command_id_answers_only_its_actor_and_a_key_only_its_command(
     }
 }
 
+/// An answer that writes nothing is given from the stream as it is now, not as this engine last
+/// saw it: another process may have written the command since.
+async fn answers_that_write_nothing_see_other_writers(store: Arc<dyn EventStore>) {
+    let here = engine(store.clone());
+    let staff = bootstrap(&here, 2).await;
+    let lead = run(&here, Who::Staff(staff[0]), register())
+        .await
+        .expect("registered");
+    let lead_id = match &lead.events[0].payload {
+        Event::LeadRegistered(r) => r.lead_id,
+        other => panic!("{other:?}"),
+    };
+    let key = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"a key");
+    let meta = |who: StaffId, id: &str| {
+        CommandMeta::new(Who::Staff(who))
+            .with_id(CommandId::derived(id))
+            .at(t0())
+    };
+    here.execute(meta(staff[0], "visit-1").with_key(key), visit(lead_id, 1))
+        .await
+        .expect("visit 1");
+    // Another process (its own memory, the same store) runs a command and records a refusal,
+    // neither of which this one saw.
+    let there = engine(store.clone());
+    there
+        .execute(meta(staff[0], "visit-2"), visit(lead_id, 2))
+        .await
+        .expect("visit 2");
+    let poach = there
+        .execute(meta(staff[1], "visit-3"), visit(lead_id, 3))
+        .await;
+    assert!(
+        matches!(
+            poach,
+            Err(EngineError::Refused {
+                recorded: Some(_),
+                ..
+            })
+        ),
+        "{poach:?}"
+    );
+    // The owner retries visit-2 here under the key of visit-1: it is the duplicate of what the
+    // other process wrote, not a reused key.
+    let again = here
+        .execute(meta(staff[0], "visit-2").with_key(key), visit(lead_id, 2))
+        .await
+        .expect("the duplicate");
+    assert!(again.duplicate);
+    // visit-3 is another member of staff's (refused) command: taken, whatever the key once meant
+    // here.
+    match here
+        .execute(meta(staff[0], "visit-3").with_key(key), visit(lead_id, 3))
+        .await
+    {
+        Err(EngineError::CommandIdTaken { .. }) => {}
+        other => panic!("expected CommandIdTaken, got {other:?}"),
+    }
+}
+
 macro_rules! both_backends {
     ($($name:ident),*) => {
         mod sqlite {
@@ -376,6 +435,7 @@ macro_rules! both_backends {
 
 both_backends!(
     at_most_once_by_command_id,
+    answers_that_write_nothing_see_other_writers,
     refused_touches_are_recorded_once,
     concurrent_commands_on_one_lead_all_land_once,
     first_to_register_is_decided_by_the_store,

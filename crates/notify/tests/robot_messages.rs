@@ -3,7 +3,7 @@
 
 use chrono::{TimeZone, Utc};
 use funnel_domain::Event;
-use funnel_domain::events::StaffJoined;
+use funnel_domain::events::{Assignee, StaffJoined, StaffPhoneChanged, TaskOpened};
 use funnel_notify::webhooks::TargetKind;
 use funnel_notify::webhooks::robot::render::{Names, Rendered};
 use funnel_notify::webhooks::robot::{Credentials, Message, send_url};
@@ -134,5 +134,121 @@ fn wecom_digests_respect_its_size_limit() {
     assert!(!big.fits(TargetKind::Wecom));
     assert!(big.fits(TargetKind::Dingtalk) || big.markdown().len() > 20_000);
     let small = Message::digest(&rendered[..5], Some(LINK));
+    assert!(small.fits(TargetKind::Wecom));
+}
+
+/// A task opened for the example engineer, whose record holds a phone number in the examples.
+fn task_for(staff: StaffId, i: u64) -> Envelope<Event> {
+    let e = funnel_codec::examples()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::TaskOpened(t) => Some(t),
+            _ => None,
+        })
+        .unwrap();
+    envelope(
+        i,
+        Event::TaskOpened(TaskOpened {
+            assignee: Assignee {
+                staff: Some(staff),
+                ..e.assignee
+            },
+            ..e
+        }),
+    )
+}
+
+#[test]
+fn a_task_for_a_person_with_a_phone_mentions_them_where_the_vendor_can() {
+    let mut names = names();
+    let eng = StaffId::derived("example-engineer");
+    let other = StaffId::derived("example-engineer-2");
+    let r = Rendered::of(&task_for(eng, 1), &names);
+    assert_eq!(r.mention.as_deref(), Some("13800138000"));
+    let now = Utc.timestamp_opt(1_700_000_000, 0).unwrap();
+    let single = Message::single(&r, Some(LINK));
+    let ding = single.body(TargetKind::Dingtalk, Some("SECexample"), now);
+    assert_eq!(ding["at"]["atMobiles"], serde_json::json!(["13800138000"]));
+    assert_eq!(ding["at"]["isAtAll"], false);
+    assert!(
+        ding["markdown"]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("@13800138000")
+    );
+    let wecom = single.body(TargetKind::Wecom, None, now);
+    assert_eq!(wecom["msgtype"], "text");
+    assert_eq!(
+        wecom["text"]["mentioned_mobile_list"],
+        serde_json::json!(["13800138000"])
+    );
+    assert!(
+        wecom["text"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("裁定客户归属")
+    );
+    assert!(single.fits(TargetKind::Wecom));
+    let feishu = single.body(TargetKind::Feishu, None, now).to_string();
+    assert!(!feishu.contains("13800138000"), "{feishu}");
+    insta::assert_snapshot!(
+        "mention__dingtalk",
+        serde_json::to_string_pretty(&ding).unwrap()
+    );
+    insta::assert_snapshot!(
+        "mention__wecom",
+        serde_json::to_string_pretty(&wecom).unwrap()
+    );
+
+    // A digest mentions each person once; someone without a number is not mentioned.
+    names.note(&Event::StaffPhoneChanged(StaffPhoneChanged {
+        staff_id: other,
+        phone: Some("13900139000".into()),
+    }));
+    let nobody = StaffId::derived("example-manager");
+    let rs: Vec<Rendered> = [eng, other, eng, nobody]
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| Rendered::of(&task_for(s, i as u64), &names))
+        .collect();
+    let digest = Message::digest(&rs, Some(LINK));
+    assert_eq!(digest.mentions, ["13800138000", "13900139000"]);
+    let ding = digest.body(TargetKind::Dingtalk, None, now);
+    assert_eq!(
+        ding["at"]["atMobiles"],
+        serde_json::json!(["13800138000", "13900139000"])
+    );
+
+    // A number removed (or a person who left) is mentioned no more; nor is a plain event.
+    names.note(&Event::StaffPhoneChanged(StaffPhoneChanged {
+        staff_id: eng,
+        phone: None,
+    }));
+    let r = Rendered::of(&task_for(eng, 9), &names);
+    assert_eq!(r.mention, None);
+    let plain = Message::single(&r, Some(LINK));
+    assert!(
+        plain
+            .body(TargetKind::Dingtalk, None, now)
+            .get("at")
+            .is_none()
+    );
+    assert_eq!(
+        plain.body(TargetKind::Wecom, None, now)["msgtype"],
+        "markdown"
+    );
+}
+
+/// WeCom's text message holds 2048 bytes: a digest with mentions is split to fit it.
+#[test]
+fn a_wecom_digest_with_mentions_respects_the_text_limit() {
+    let names = names();
+    let eng = StaffId::derived("example-engineer");
+    let rs: Vec<Rendered> = (0..60)
+        .map(|i| Rendered::of(&task_for(eng, i), &names))
+        .collect();
+    let big = Message::digest(&rs, Some(LINK));
+    assert!(!big.fits(TargetKind::Wecom));
+    let small = Message::digest(&rs[..3], Some(LINK));
     assert!(small.fits(TargetKind::Wecom));
 }

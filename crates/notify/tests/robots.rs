@@ -37,11 +37,22 @@ fn hmac_b64(key: &[u8], msg: &[u8]) -> String {
     STANDARD.encode(m.finalize().into_bytes())
 }
 
-/// One request a receiver accepted: the sender's timestamp (ms) and the message text.
+/// One request a receiver accepted: the sender's timestamp (ms), the message text and the mobile
+/// numbers it @-mentions.
 #[derive(Clone, Debug)]
 struct Got {
     ts_ms: i64,
     text: String,
+    mentions: Vec<String>,
+}
+
+/// The strings of a JSON array (none when absent).
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(str::to_string))
+        .collect()
 }
 
 /// Answers (errcode or code, message) a receiver gives before accepting, per vendor.
@@ -114,12 +125,21 @@ async fn dingtalk(
     }
     assert_eq!(body["msgtype"], "markdown");
     let text = body["markdown"]["text"].as_str().unwrap().to_string();
+    let mentions = strings(&body["at"]["atMobiles"]);
+    // DingTalk shows a mention only where the text names the number after `@`.
+    for m in &mentions {
+        assert!(text.contains(&format!("@{m}")), "{text}");
+    }
     v.got
         .lock()
         .unwrap()
         .entry("dingtalk")
         .or_default()
-        .push(Got { ts_ms: ts, text });
+        .push(Got {
+            ts_ms: ts,
+            text,
+            mentions,
+        });
     Json(json!({"errcode": 0, "errmsg": "ok"}))
 }
 
@@ -135,18 +155,27 @@ async fn wecom(
     if let Some((code, msg)) = v.scripted("wecom") {
         return Json(json!({"errcode": code, "errmsg": msg}));
     }
-    let text = body["markdown"]["content"].as_str().unwrap().to_string();
-    if text.len() > 4096 {
+    // Markdown up to 4096 bytes; a text message (the only kind that can @-mention) up to 2048.
+    let (text, mentions, limit) = match body["msgtype"].as_str() {
+        Some("markdown") => (&body["markdown"]["content"], vec![], 4096),
+        Some("text") => (
+            &body["text"]["content"],
+            strings(&body["text"]["mentioned_mobile_list"]),
+            2048,
+        ),
+        other => panic!("WeCom msgtype {other:?}"),
+    };
+    let text = text.as_str().unwrap().to_string();
+    if text.len() > limit {
         return Json(
-            json!({"errcode": 40058, "errmsg": "markdown.content exceed max length 4096"}),
+            json!({"errcode": 40058, "errmsg": format!("content exceed max length {limit}")}),
         );
     }
-    v.got
-        .lock()
-        .unwrap()
-        .entry("wecom")
-        .or_default()
-        .push(Got { ts_ms: 0, text });
+    v.got.lock().unwrap().entry("wecom").or_default().push(Got {
+        ts_ms: 0,
+        text,
+        mentions,
+    });
     Json(json!({"errcode": 0, "errmsg": "ok"}))
 }
 
@@ -179,6 +208,7 @@ async fn feishu(State(v): State<Vendor>, Json(body): Json<Value>) -> Json<Value>
         .push(Got {
             ts_ms: ts * 1000,
             text,
+            mentions: vec![],
         });
     Json(json!({"code": 0, "msg": "success", "data": {}}))
 }
@@ -243,7 +273,12 @@ async fn setup() -> Setup {
     let store: Arc<dyn EventStore> =
         Arc::new(funnel_store_sqlite::SqliteStore::open(dir.path().join("log.db")).unwrap());
     // Names come from the log before the subscriptions start.
-    for kind in ["office.opened", "staff.joined", "lead.registered"] {
+    for kind in [
+        "office.opened",
+        "staff.joined",
+        "staff.phone_changed",
+        "lead.registered",
+    ] {
         let cat = kind.split('.').next().unwrap();
         append(store.as_ref(), cat, &example(kind)).await;
     }
@@ -293,6 +328,16 @@ async fn setup() -> Setup {
 
 impl Setup {
     async fn robot(&self, kind: TargetKind, url: String, secret: Option<&str>) -> Subscription {
+        self.robot_for(kind, url, secret, "lead.visit_logged").await
+    }
+
+    async fn robot_for(
+        &self,
+        kind: TargetKind,
+        url: String,
+        secret: Option<&str>,
+        kinds: &str,
+    ) -> Subscription {
         let head = self.store.head().await.unwrap();
         self.hooks
             .create_robot(
@@ -301,7 +346,7 @@ impl Setup {
                     description: String::new(),
                     selector: Selector {
                         offices: vec![],
-                        kinds: Kinds::parse(&["lead.visit_logged".into()]).unwrap(),
+                        kinds: Kinds::parse(&[kinds.into()]).unwrap(),
                     },
                     after: head,
                     created_by: "test".into(),
@@ -537,5 +582,92 @@ async fn error_codes_are_failures_and_throttles_wait_as_each_vendor_asks() {
         s.vendor.refused
     );
     assert!(s.clock.now() >= DateTime::from_timestamp(1_772_420_600, 0).unwrap());
+    s.stop().await;
+}
+
+/// A task opened for one person, with the number on that person's staff record set or removed.
+fn task_for(staff: StaffId, n: u32) -> Event {
+    let Event::TaskOpened(mut t) = example("workflow.task_opened") else {
+        unreachable!()
+    };
+    t.assignee.staff = Some(staff);
+    t.task_id = funnel_types::TaskId::derived(&format!("task {n}"));
+    t.title_zh = format!("审批第 {n} 件");
+    Event::TaskOpened(t)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_opened_for_a_person_mentions_the_number_on_their_record_until_it_is_removed() {
+    let s = setup().await;
+    let eng = StaffId::derived("example-engineer");
+    let dt = s
+        .robot_for(
+            TargetKind::Dingtalk,
+            format!("{}/robot/send?access_token={DT_TOKEN}", s.base),
+            Some(DT_SECRET),
+            "workflow.task_opened",
+        )
+        .await;
+    let wc = s
+        .robot_for(
+            TargetKind::Wecom,
+            format!("{}/cgi-bin/webhook/send?key=wecom-key-1", s.base),
+            None,
+            "workflow.task_opened",
+        )
+        .await;
+    // The number was set before the subscriptions began: it is learnt from the history.
+    append(s.store.as_ref(), "workflow", &task_for(eng, 1)).await;
+    eventually("the first task", || {
+        [dt.id, wc.id]
+            .iter()
+            .all(|id| s.hooks.get(*id).unwrap().delivered == 1)
+    })
+    .await;
+    for vendor in ["dingtalk", "wecom"] {
+        let got = s.vendor.got(vendor);
+        assert_eq!(got.len(), 1, "{vendor}");
+        assert_eq!(got[0].mentions, vec!["13800138000"], "{vendor}");
+        assert!(
+            got[0].text.contains("审批第 1 件"),
+            "{vendor}: {}",
+            got[0].text
+        );
+    }
+    // The number is removed (an event these robots do not show): the next task mentions no one.
+    let Event::StaffPhoneChanged(mut removed) = example("staff.phone_changed") else {
+        unreachable!()
+    };
+    removed.phone = None;
+    append(
+        s.store.as_ref(),
+        "staff",
+        &Event::StaffPhoneChanged(removed),
+    )
+    .await;
+    append(s.store.as_ref(), "workflow", &task_for(eng, 2)).await;
+    // The robots pace their messages: the clock moves on until both have sent the second.
+    for _ in 0..2000 {
+        if [dt.id, wc.id]
+            .iter()
+            .all(|id| s.hooks.get(*id).unwrap().delivered == 2)
+        {
+            break;
+        }
+        s.clock.advance(Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for vendor in ["dingtalk", "wecom"] {
+        let got = s.vendor.got(vendor);
+        assert_eq!(got.len(), 2, "{vendor}");
+        assert!(got[1].text.contains("审批第 2 件"), "{vendor}");
+        assert!(got[1].mentions.is_empty(), "{vendor}: {:?}", got[1]);
+        assert!(!got[1].text.contains("13800138000"), "{vendor}");
+    }
+    assert!(
+        s.vendor.refused.lock().unwrap().is_empty(),
+        "{:?}",
+        s.vendor.refused
+    );
     s.stop().await;
 }

@@ -242,6 +242,43 @@ impl<W: Write + Send> EventsWriter<W> {
     }
 }
 
+/// Why the log could not be written as Parquet.
+#[derive(Debug, thiserror::Error)]
+pub enum LogExportError {
+    #[error(transparent)]
+    Store(#[from] funnel_store::StoreError),
+    #[error(transparent)]
+    Decode(#[from] funnel_codec::DecodeError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+}
+
+/// Writes the events of `store` after `after` that `filter` selects into `out`, a page of the log
+/// at a time (memory stays bounded), calling `progress` with the rows written after each page:
+/// `funnel export events --format parquet`, and what `funnel bench export` measures. Gives the
+/// output back with the number of rows.
+pub async fn write_log<W: Write + Send>(
+    store: &dyn funnel_store::EventStore,
+    after: funnel_types::Position,
+    filter: &funnel_store::Filter,
+    out: W,
+    mut progress: impl FnMut(u64),
+) -> Result<(W, u64), LogExportError> {
+    let mut writer = EventsWriter::new(out)?;
+    let mut after = after;
+    loop {
+        let batch = store.read_all(after, filter, 4096).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.meta.position;
+        for rec in &batch {
+            writer.push(&funnel_codec::decode_recorded(rec)?)?;
+        }
+        progress(writer.rows());
+    }
+    let rows = writer.rows();
+    Ok((writer.finish()?, rows))
+}
+
 /// The columns of a leads file, in order.
 pub fn leads_schema() -> SchemaRef {
     let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);

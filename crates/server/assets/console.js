@@ -77,6 +77,35 @@
     });
   }
 
+  // Accepting an invitation with a password: `POST /invitations/{token}`, then the sign-in page.
+  function acceptInvitation() {
+    var form = document.getElementById("accept-invitation");
+    if (!form) { return; }
+    var en = document.documentElement.lang === "en";
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var out = document.getElementById("accept-invitation-result");
+      fetch("/invitations/" + encodeURIComponent(form.dataset.token), {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ password: form.elements.password.value }),
+        credentials: "same-origin"
+      }).then(function (r) {
+        return r.json().then(function (p) {
+          if (r.ok) {
+            window.location.assign("/sign-in");
+            return;
+          }
+          out.textContent = en ? p.message_en : p.message_zh;
+          out.hidden = false;
+        });
+      }).catch(function () {
+        out.textContent = en ? "The server did not answer." : "服务器无响应。";
+        out.hidden = false;
+      });
+    });
+  }
+
   // Signing out: `DELETE /session` (with the CSRF token), then the sign-in page.
   function signOut() {
     var button = document.getElementById("sign-out");
@@ -94,6 +123,7 @@
     autosubmit();
     csrfOnForms();
     signIn();
+    acceptInvitation();
     signOut();
     trendChart();
   });

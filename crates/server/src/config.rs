@@ -20,11 +20,34 @@ pub struct ServeOptions {
     pub notify: NotifyOptions,
     pub sessions: SessionOptions,
     pub grpc: GrpcOptions,
+    pub oidc: OidcOptions,
+}
+
+/// Signing in through the company's OpenID Connect provider (authorization code flow with PKCE),
+/// off unless `issuer` is given. A person links their account by opening an invitation link and
+/// choosing the provider; from then on the provider's identity signs them in.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcOptions {
+    /// The provider's issuer URL, exactly as its ID tokens name it (its discovery document is
+    /// `{issuer}/.well-known/openid-configuration`); `https`, or `http` on a loopback address.
+    pub issuer: Option<String>,
+    /// This application's client id at the provider.
+    pub client_id: Option<String>,
+    /// A file holding the client secret (readable by the server's user only); none: a public
+    /// client (PKCE only).
+    pub client_secret_file: Option<PathBuf>,
+    /// Where the provider sends the browser back: this server's public address followed by
+    /// `/sign-in/oidc/callback` (register it at the provider).
+    pub redirect_url: Option<String>,
+    /// What the sign-in button calls the provider (e.g. `企业微信`); none: 公司账号 / company
+    /// account.
+    pub display_name: Option<String>,
 }
 
 /// The KurrentDB/EventStoreDB-compatible gRPC endpoint (`funnel_grpc`), off unless given an
 /// address.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GrpcOptions {
     /// Address to serve gRPC on (e.g. `127.0.0.1:2113`); none: off.
@@ -33,6 +56,20 @@ pub struct GrpcOptions {
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// At most this many gRPC connections are open at once; one more is closed at once (clients
+    /// retry it as an unavailable node).
+    pub max_connections: usize,
+}
+
+impl Default for GrpcOptions {
+    fn default() -> Self {
+        GrpcOptions {
+            listen: None,
+            tls_cert: None,
+            tls_key: None,
+            max_connections: 256,
+        }
+    }
 }
 
 /// Browser sessions (`POST /session`): how long one lasts and how its cookie is sent.
@@ -457,6 +494,33 @@ impl ServeOptions {
             return Err(ConfigError(format!(
                 "http.max_connections is {}; it must be between 1 and 100000",
                 h.max_connections
+            )));
+        }
+        if let Some(issuer) = &self.oidc.issuer {
+            crate::oidc::check_url("oidc.issuer", issuer)?;
+            match &self.oidc.redirect_url {
+                Some(r) => crate::oidc::check_url("oidc.redirect_url", r)?,
+                None => {
+                    return Err(ConfigError(
+                        "oidc.redirect_url is needed with oidc.issuer: this server's public address followed by /sign-in/oidc/callback".into(),
+                    ));
+                }
+            }
+            if self
+                .oidc
+                .client_id
+                .as_deref()
+                .is_none_or(|c| c.trim().is_empty())
+            {
+                return Err(ConfigError(
+                    "oidc.client_id is needed with oidc.issuer: the client id the provider gave this application".into(),
+                ));
+            }
+        }
+        if !(1..=100_000).contains(&self.grpc.max_connections) {
+            return Err(ConfigError(format!(
+                "grpc.max_connections is {}; it must be between 1 and 100000",
+                self.grpc.max_connections
             )));
         }
         if !(1..=64).contains(&h.max_replays) || h.replay_cache > 1_024 {

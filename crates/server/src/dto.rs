@@ -174,6 +174,18 @@ pub struct RecordKeyPerson {
     pub phone: String,
     #[serde(default)]
     pub personal_notes: String,
+    /// The relationship levels with this person (Table 5), recorded in the same command: the
+    /// person and the levels are kept together or not at all.
+    #[serde(default)]
+    pub levels: Option<KeyPersonLevels>,
+}
+
+/// The company and personal relationship levels with a key person.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPersonLevels {
+    pub company: Level,
+    pub personal: Level,
 }
 
 impl RecordKeyPerson {
@@ -187,6 +199,7 @@ impl RecordKeyPerson {
             role: self.role,
             phone: self.phone,
             personal_notes: self.personal_notes,
+            levels: self.levels.map(|l| (l.company, l.personal)),
         })
     }
 }

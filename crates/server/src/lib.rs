@@ -21,6 +21,7 @@ pub mod dto;
 mod extract;
 mod keys;
 pub mod metrics;
+pub mod oidc;
 pub mod openapi;
 pub mod problem;
 mod routes;
@@ -66,6 +67,8 @@ struct Inner {
     /// The leases this process takes part in (JetStream only; on the embedded store there are
     /// none and this process does everything).
     leases: std::sync::OnceLock<Vec<LeaseView>>,
+    /// The company's OpenID Connect provider, when one is configured (set once, at start).
+    oidc: std::sync::OnceLock<Arc<oidc::Oidc>>,
 }
 
 /// One lease as this process sees it: its name and what this process holds of it.
@@ -115,6 +118,7 @@ impl AppState {
                 keys: keys::KeyLedger::default(),
                 workflows: std::sync::OnceLock::new(),
                 leases: std::sync::OnceLock::new(),
+                oidc: std::sync::OnceLock::new(),
                 reads,
                 credentials,
                 options,
@@ -163,6 +167,16 @@ impl AppState {
 
     pub fn options(&self) -> &ServeOptions {
         &self.inner.options
+    }
+
+    /// Signs people in through `oidc` (set once, at start: see [`oidc::Oidc::from_options`]).
+    pub fn set_oidc(&self, oidc: oidc::Oidc) {
+        let _ = self.inner.oidc.set(Arc::new(oidc));
+    }
+
+    /// The company's OpenID Connect provider, when one is configured.
+    pub fn oidc(&self) -> Option<&Arc<oidc::Oidc>> {
+        self.inner.oidc.get()
     }
 
     /// Where to send requests to this process's saga runtime (set once, by whoever runs it).
@@ -226,7 +240,10 @@ pub fn router(state: AppState) -> Router {
         .route("/session/revoke-all", post(session::revoke_all))
         .route("/staff/{id}/invitation", post(session::invite))
         .route("/staff/{id}/unlock", post(session::unlock))
-        .route("/invitations/{token}", post(session::accept_invitation))
+        .route(
+            "/invitations/{token}",
+            post(session::accept_invitation).get(console::invitation_page),
+        )
         .route("/leads/{id}/audit", get(read::lead_audit))
         .route("/offices", get(org::list_offices))
         .route("/staff", get(org::list_staff))
@@ -271,7 +288,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/webhooks/{id}/{action}", post(webhooks::change))
-        .merge(console::routes())
+        .merge(console::routes(limit))
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -172,6 +172,11 @@ fn leads_path(
             "Leads skipped before the page (the previous page's `next_offset`)",
             position(),
         ),
+        query(
+            "after",
+            "The page after the previous page's `next_after` (a cursor of the same `sort` and `order`): stable while leads are registered or change; not with `offset`",
+            json!({ "type": "string", "minLength": 1, "maxLength": 2000, "pattern": "^[A-Za-z0-9_-]+$" }),
+        ),
         at_least.clone(),
     ];
     let op = read_op::<reads::LeadList>(
@@ -500,7 +505,22 @@ fn session_paths(g: &mut SchemaGenerator, paths: &mut Map<String, Value>) {
         Some(changed),
     );
     op["security"] = json!([]);
-    paths.insert("/invitations/{token}".into(), json!({ "post": op }));
+    let page = json!({ "text/html": { "schema": { "type": "string" } } });
+    let get = json!({
+        "operationId": "invitation_page",
+        "summary": "The page an invitation link opens: whom it invites, a form to set the password and, when an OpenID Connect provider is configured, the button that links the company account (HTML)",
+        "security": [],
+        "parameters": [{ "name": "token", "in": "path", "required": true,
+            "description": "The invitation's token", "schema": { "type": "string" } }],
+        "responses": {
+            "200": { "description": "The page", "content": page },
+            "404": { "description": "An unknown, used, replaced or expired invitation, said on a page", "content": page },
+        },
+    });
+    paths.insert(
+        "/invitations/{token}".into(),
+        json!({ "post": op, "get": get }),
+    );
 }
 
 fn schema<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
@@ -588,11 +608,20 @@ pub fn document() -> Value {
         .concat(),
     );
     paths.insert("/leads/{id}/audit".into(), audit);
+    let record_as_of = query(
+        "as_of",
+        "Show the lead as it stood then: a position, a date (YYYY-MM-DD: the end of that day in the lead's office's time zone) or an RFC 3339 time",
+        json!({ "anyOf": [
+            { "type": "string", "pattern": "^[0-9]{1,19}$" },
+            { "type": "string", "format": "date" },
+            { "type": "string", "format": "date-time" },
+        ] }),
+    );
     let record = read_op::<funnel_app::query::record::LeadRecord>(
         &mut g,
         "lead_record",
-        "A lead's whole current record (Table 1, stage and checklist, key persons, visits, declarations, contracts, owner history) and its timeline of every event and refused attempt, named, on the office's clock (callers who may read the lead's office)",
-        vec![path_param("id"), at_least.clone()],
+        "A lead's whole current record (Table 1, stage and checklist, key persons, visits, declarations, contracts, owner history) and its timeline of every event and refused attempt, named, on the office's clock (callers who may read the lead's office); with `as_of`, as it stood then",
+        vec![path_param("id"), at_least.clone(), record_as_of],
     );
     paths.insert("/leads/{id}".into(), record);
     leads_path(&mut g, &mut paths, &office, &at_least);

@@ -117,6 +117,13 @@ pub async fn serve(
     on_listening: impl FnOnce(std::net::SocketAddr),
 ) -> Result<(), ServeError> {
     options.validate()?;
+    // The gRPC certificate is read and checked before the store opens or anything listens.
+    let grpc_tls = match options.grpc_addr()? {
+        Some(_) => grpc_tls(&options.grpc)?,
+        None => None,
+    };
+    // So is the OpenID Connect client secret's file.
+    let oidc = crate::oidc::Oidc::from_options(&options.oidc)?;
     let url: StoreUrl = options.store.url.parse().map_err(crate::ConfigError)?;
     let replicas = options.store.log_replicas(&options.store.url);
     let store = funnel_app::open_store_with_replicas(&url, Some(replicas))
@@ -162,14 +169,33 @@ pub async fn serve(
             tracing::error!(error = %e, "reserving customer keys failed; run `funnel reserve-keys`")
         }
     }
-    let credentials_path = sibling(&path, "credentials.db");
-    let credentials =
-        funnel_app::credentials::Credentials::open(&credentials_path).map_err(|source| {
-            ServeError::Credentials {
-                path: credentials_path.clone(),
+    // Passwords: beside the read models on the embedded store; on JetStream in a bucket beside
+    // the log, so that every process on the cluster knows them.
+    let credentials = match &url {
+        StoreUrl::Nats(nats_url) => {
+            let defaults = funnel_store_nats::NatsOptions::default();
+            funnel_app::credentials::Credentials::on_nats(
+                nats_url,
+                &defaults.stream_name,
+                replicas,
+                defaults.request_timeout,
+            )
+            .await
+            .map_err(|source| ServeError::Credentials {
+                path: PathBuf::from(funnel_store_nats::credentials_bucket(&defaults.stream_name)),
                 source,
-            }
-        })?;
+            })?
+        }
+        StoreUrl::Sqlite(_) => {
+            let credentials_path = sibling(&path, "credentials.db");
+            funnel_app::credentials::Credentials::open(&credentials_path).map_err(|source| {
+                ServeError::Credentials {
+                    path: credentials_path.clone(),
+                    source,
+                }
+            })?
+        }
+    };
     let state = AppState::new(
         engine.clone(),
         runner.clone(),
@@ -177,6 +203,13 @@ pub async fn serve(
         credentials,
         options.clone(),
     );
+    if let Some(oidc) = oidc {
+        tracing::info!(
+            ?oidc,
+            "signing in through the company's OpenID Connect provider"
+        );
+        state.set_oidc(oidc);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(8);
     if options.workflows.enabled {
@@ -266,7 +299,7 @@ pub async fn serve(
         None => None,
     };
     let grpc_listener = match options.grpc_addr()? {
-        Some(a) => Some((bind(a).await?, grpc_tls(&options.grpc)?)),
+        Some(a) => Some((bind(a).await?, grpc_tls)),
         None => None,
     };
     tracing::info!(%bound, store = %options.store.url, projections = %path.display(), "listening");
@@ -318,7 +351,15 @@ pub async fn serve(
                 let stopped = async move {
                     let _ = stop.wait_for(|s| *s).await;
                 };
-                if let Err(e) = funnel_grpc::serve(l, state.reads().clone(), tls, stopped).await {
+                if let Err(e) = funnel_grpc::serve(
+                    l,
+                    state.reads().clone(),
+                    tls,
+                    options.grpc.max_connections,
+                    stopped,
+                )
+                .await
+                {
                     tracing::error!(error = %e, "the gRPC endpoint stopped");
                 }
             }
@@ -391,10 +432,14 @@ fn grpc_tls(options: &crate::config::GrpcOptions) -> Result<Option<funnel_grpc::
             )))
         })
     };
-    Ok(Some(funnel_grpc::Tls {
+    let tls = funnel_grpc::Tls {
         cert_pem: read(cert, "grpc.tls_cert")?,
         key_pem: read(key, "grpc.tls_key")?,
-    }))
+    };
+    // A certificate that cannot serve stops the start, before anything listens.
+    tls.check()
+        .map_err(|e| ServeError::Config(crate::ConfigError(e.to_string())))?;
+    Ok(Some(tls))
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, ServeError> {

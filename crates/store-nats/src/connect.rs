@@ -148,8 +148,8 @@ pub(crate) async fn connect(opts: &NatsOptions) -> Result<Connected, StoreError>
         };
         match attempt.await {
             Ok(mismatch) => break mismatch,
-            // Too few servers for the replicas asked for is not something waiting mends.
-            Err(e @ StoreError::InvalidRequest(_)) => return Err(e),
+            // Too few servers for the replicas asked for is retried too: a member that has just
+            // (re)started may not count as online yet. After the deadline it is the answer.
             Err(e) if Instant::now() < deadline => {
                 tracing::debug!(error = %e, "JetStream not ready yet, retrying");
                 tokio::time::sleep(Duration::from_millis(100)).await;

@@ -7,7 +7,7 @@
 //! both believe a create or a renewal succeeded. The bucket has the log's replicas, so a lease
 //! survives the loss of a node as the log does.
 
-use crate::connect::{backend, looks_transient, server_addrs, unavailable};
+use crate::connect::{backend, looks_transient, unavailable};
 use async_nats::jetstream::{self, kv};
 use async_trait::async_trait;
 use funnel_store::StoreError;
@@ -35,29 +35,13 @@ pub fn lease_bucket(stream_name: &str) -> String {
     format!("{stream_name}_LEASES")
 }
 
-fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn failed(what: &str, e: impl std::fmt::Display) -> StoreError {
     let text = format!("{what}: {e}");
     if looks_transient(&text) {
         unavailable(text)
     } else {
         backend(text)
     }
-}
-
-async fn context(url: &str, request_timeout: Duration) -> Result<jetstream::Context, StoreError> {
-    let client = async_nats::ConnectOptions::new()
-        .name("funnel-leases")
-        .request_timeout(Some(request_timeout))
-        .reconnect_delay_callback(|attempts| {
-            Duration::from_millis((attempts as u64 * 100).min(1000))
-        })
-        .max_reconnects(None)
-        .connect(server_addrs(url)?)
-        .await
-        .map_err(|e| unavailable(format!("cannot connect to {url}: {e}")))?;
-    Ok(jetstream::ContextBuilder::new()
-        .timeout(request_timeout)
-        .build(client))
 }
 
 impl NatsLeases {
@@ -71,7 +55,7 @@ impl NatsLeases {
         ttl: Duration,
         request_timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let context = context(url, request_timeout).await?;
+        let context = crate::buckets::context(url, request_timeout, "funnel-leases").await?;
         let bucket = lease_bucket(stream_name);
         if let Ok(kv) = context.get_key_value(bucket.as_str()).await {
             let status = kv
@@ -101,20 +85,18 @@ impl NatsLeases {
                 "a lease's time to live must be at least one second".into(),
             ));
         }
-        let context = context(url, request_timeout).await?;
+        let context = crate::buckets::context(url, request_timeout, "funnel-leases").await?;
         let bucket = lease_bucket(stream_name);
-        let kv = context
-            .create_or_update_key_value(kv::Config {
-                bucket: bucket.clone(),
-                description: "Funnel leases: which process runs the sagas and the webhooks".into(),
-                history: 1,
-                max_age: ttl,
-                storage: jetstream::stream::StorageType::File,
-                num_replicas: replicas.max(1),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| failed(&format!("cannot create the lease bucket {bucket}"), e))?;
+        let config = kv::Config {
+            bucket: bucket.clone(),
+            description: "Funnel leases: which process runs the sagas and the webhooks".into(),
+            history: 1,
+            max_age: ttl,
+            storage: jetstream::stream::StorageType::File,
+            num_replicas: replicas.max(1),
+            ..Default::default()
+        };
+        let kv = crate::buckets::create_patiently(&context, config).await?;
         Ok(Self { kv, ttl, bucket })
     }
 }

@@ -94,14 +94,18 @@
 
 mod append;
 mod body;
+mod buckets;
 mod codec;
 mod connect;
+mod credentials;
 mod lease;
 mod read;
 mod replicas;
 mod snapshots;
 
+pub use buckets::PLACEMENT_PATIENCE;
 pub use connect::{MIN_SERVER_VERSION, check_server_version, parse_server_version, server_addrs};
+pub use credentials::{NatsCredentials, credentials_bucket};
 pub use lease::{NatsLeases, lease_bucket};
 pub use replicas::{
     ReplicaMismatch, ReplicaProgress, default_replicas, set_replicas, stream_replicas,

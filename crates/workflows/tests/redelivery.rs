@@ -215,6 +215,7 @@ fn step() -> impl Strategy<Value = (Acting, LeadCommand, i64)> {
             role: KeyPersonRole::Gatekeeper,
             phone: String::new(),
             personal_notes: String::new(),
+            levels: None,
         }), h)),
         1 => hours().prop_map(|h| (who("e1"), LeadCommand::MarkInsider {
             key_person_id: KeyPersonId::derived("k0"), note: "内线".into(),

@@ -72,8 +72,37 @@ pub struct LeadQuery {
     pub limit: Option<usize>,
     /// Leads skipped before the page (the previous page's `next_offset`).
     pub offset: Option<u64>,
+    /// The page after the one that answered this cursor (its `next_after`): keyset paging, which
+    /// neither repeats nor skips a lead registered or changed between pages. Not with `offset`.
+    pub after: Option<String>,
     /// Once the index reflects this position (read-your-writes).
     pub at_least: Option<u64>,
+}
+
+/// A cursor as it travels: where a page ended, and the sort it ended in (a cursor of another sort
+/// is refused rather than misread).
+#[derive(Serialize, Deserialize)]
+struct Cursor {
+    sort: LeadSortKey,
+    order: SortOrder,
+    #[serde(flatten)]
+    key: funnel_projections::models::PageKey,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        use base64::Engine as _;
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    fn decode(text: &str) -> Option<Cursor> {
+        use base64::Engine as _;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .ok()?;
+        serde_json::from_slice(&json).ok()
+    }
 }
 
 /// An office named in an answer.
@@ -158,6 +187,9 @@ pub struct LeadList {
     pub limit: usize,
     /// The `offset` of the next page; `null` on the last one.
     pub next_offset: Option<u64>,
+    /// The cursor of the next page (`after=`): keyset paging, stable while leads are registered
+    /// or change; `null` on a page shorter than `limit`.
+    pub next_after: Option<String>,
     pub leads: Vec<LeadListItem>,
 }
 
@@ -190,6 +222,33 @@ pub async fn search(reads: &Reads, caller: &Caller, q: LeadQuery) -> Result<Lead
         Some(o) => Some(reads.staff_named(o).await?.0),
         None => None,
     };
+    // Well-formed text the document allows, but not a cursor of this search: a validation
+    // refusal (the document cannot say which texts are cursors), not a malformed request.
+    let after = match q.after.as_deref() {
+        None => None,
+        Some(_) if q.offset.is_some() => {
+            return Err(AppError::new(
+                crate::ErrorKind::Unprocessable,
+                "validation.cursor",
+                "give `after` (a cursor) or `offset`, not both",
+                "`after`（游标）与 `offset` 只能给出其一",
+            ));
+        }
+        Some(text) => {
+            let c = Cursor::decode(text).filter(|c| c.sort == q.sort && c.order == q.order);
+            Some(
+                c.ok_or_else(|| {
+                    AppError::new(
+                        crate::ErrorKind::Unprocessable,
+                        "validation.cursor",
+                        "`after` is not a cursor of this search: give the `next_after` of the previous page, with the same `sort` and `order`",
+                        "`after` 不是本次查询的游标：请使用上一页答复中的 `next_after`，并保持相同的 `sort` 与 `order`",
+                    )
+                })?
+                .key,
+            )
+        }
+    };
     reads.wait_for(q.at_least).await?;
     let offset = q.offset.unwrap_or(0);
     let filter = LeadFilter {
@@ -211,6 +270,7 @@ pub async fn search(reads: &Reads, caller: &Caller, q: LeadQuery) -> Result<Lead
         descending: q.order == SortOrder::Desc,
         offset,
         limit: limit as u64,
+        after,
     };
     let page = reads
         .read_tables(move |conn| {
@@ -230,6 +290,14 @@ pub async fn search(reads: &Reads, caller: &Caller, q: LeadQuery) -> Result<Lead
             )
         })?;
     let now = page.now;
+    let next_after = page.next.map(|key| {
+        Cursor {
+            sort: q.sort,
+            order: q.order,
+            key,
+        }
+        .encode()
+    });
     let leads = page
         .hits
         .into_iter()
@@ -245,7 +313,9 @@ pub async fn search(reads: &Reads, caller: &Caller, q: LeadQuery) -> Result<Lead
         total: page.total,
         offset,
         limit,
-        next_offset: (next < page.total).then_some(next),
+        // A page asked for by cursor has no offset to go on from.
+        next_offset: (q.after.is_none() && next < page.total).then_some(next),
+        next_after,
         leads,
     })
 }

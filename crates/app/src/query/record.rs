@@ -467,6 +467,19 @@ pub struct LeadRecord {
     pub contracts: Vec<ContractView>,
     /// Every event and refused attempt, in log order.
     pub timeline: Vec<TimelineEntry>,
+    /// The moment the record is as of, when one was asked for (`as_of`): the lead as it stood
+    /// then, with the events up to that position or that time only. `null`: now.
+    pub as_of: Option<RecordAsOf>,
+}
+
+/// The moment a record stands at (`GET /leads/{id}?as_of=`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct RecordAsOf {
+    /// The position asked for, when `as_of` was one.
+    pub position: Option<Position>,
+    /// The time asked for (a date is the end of that day in the lead's office's time zone), on
+    /// that zone's clock, when `as_of` was a date or a time.
+    pub time: Option<DateTime<chrono::FixedOffset>>,
 }
 
 /// Builds the record from the lead's events, in stream order.
@@ -1096,6 +1109,7 @@ impl<'a> Fold<'a> {
             tier: lead.tier,
             contracts: self.contracts,
             timeline: self.timeline,
+            as_of: None,
         })
     }
 }
@@ -1153,28 +1167,57 @@ pub(crate) fn fold_record(
     fold.finish(lead)
 }
 
-/// A lead's record from its stream, named from the access model as it stands; `None` when there is
-/// no such lead.
-async fn load_record(reads: &Reads, lead: LeadId) -> Result<Option<LeadRecord>, AppError> {
-    let events = lead_events(reads, lead).await?;
-    reads
-        .with_model(|access: &Access, _| fold_record(access, lead, &events))
-        .await
-}
-
 /// `GET /leads/{id}`: the lead's whole current record and its timeline, for a caller who may read
 /// the lead's office. An unknown lead is not found; another office's is refused, saying whose.
+/// With `as_of`, the record as it stood then: only the lead's events at or below that position, or
+/// that occurred at or before that time (a date ends at midnight in the lead's office's zone); a
+/// lead registered later is not found as of then.
 pub async fn lead_record(
     reads: &Reads,
     caller: &Caller,
     lead: LeadId,
     at_least: Option<u64>,
+    as_of: Option<funnel_projections::AsOfInput>,
 ) -> Result<LeadRecord, AppError> {
+    use funnel_projections::AsOf;
     reads.wait_for(at_least).await?;
-    let record = load_record(reads, lead)
+    let mut events = lead_events(reads, lead).await?;
+    let mut then = None;
+    if let Some(input) = as_of {
+        let office = events.iter().find_map(|e| match &e.payload {
+            Event::LeadRegistered(r) => Some(r.office),
+            _ => None,
+        });
+        let zone = reads
+            .with_model(|access: &Access, _| {
+                funnel_domain::time::zone(
+                    office
+                        .and_then(|o| access.offices.get(&o))
+                        .map(|o| o.timezone.as_str()),
+                )
+            })
+            .await?;
+        let moment = input.resolve(zone);
+        events.retain(|e| match moment {
+            AsOf::Position(p) => e.meta.position <= p,
+            AsOf::Time(t) => e.meta.occurred_at <= t,
+        });
+        then = Some(RecordAsOf {
+            position: match moment {
+                AsOf::Position(p) => Some(p),
+                AsOf::Time(_) => None,
+            },
+            time: moment
+                .moment()
+                .map(|t| t.with_timezone(&zone).fixed_offset()),
+        });
+    }
+    let mut record = reads
+        .with_model(|access: &Access, _| fold_record(access, lead, &events))
         .await?
         .ok_or_else(|| lead_not_found(lead))?;
     caller.check_read(record.office.id)?;
+    record.as_of = then;
     Ok(record)
 }
 

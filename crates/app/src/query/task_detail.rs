@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use funnel_domain::Event;
 use funnel_domain::events::WorkflowKind;
 use funnel_domain::model::{Period, Stage};
-use funnel_types::{ConflictId, ContractId, Envelope, LeadId, OfficeId, SummaryId};
+use funnel_types::{ConflictId, ContractId, Envelope, LeadId, OfficeId, Role, SummaryId};
 use funnel_workflows::{Instances, OpenTaskRow};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -122,8 +122,6 @@ pub enum InputKind {
     Hash,
     /// Lines of an office summary (Table 3): `[{lead_id, engineer, customer}]`.
     SummaryLines,
-    /// A stagnation decision: `{kind: change_key_person | change_engineer | suspend, …}`.
-    StagnationDecision,
 }
 
 /// One value of a choice.
@@ -161,8 +159,9 @@ pub struct TaskCommand {
     /// The body's fields that are fixed by the task (ids, the seat, the content hash).
     pub body: Map<String, Value>,
     pub inputs: Vec<CommandInput>,
-    /// Who runs it: `assignee` (the task's assignee) or `lead_owner` (the engineer who owns the
-    /// lead; the task closes when they do).
+    /// Who runs it: `assignee` (the task's assignee), `lead_owner` (the engineer who owns the
+    /// lead) or `office_manager` (the lead's office manager, for a conflict escalated to
+    /// headquarters); the task closes when they do.
     pub run_by: String,
 }
 
@@ -342,7 +341,7 @@ impl Sources<'_> {
                         .iter()
                         .map(|p| choice(p.staff_id.to_string(), p.name.clone(), p.name.clone()))
                         .collect();
-                    commands.push(lead_command(
+                    let mut cmd = lead_command(
                         r.lead_id,
                         "decide_conflict",
                         "裁定归属",
@@ -367,7 +366,13 @@ impl Sources<'_> {
                             ),
                             note_input(),
                         ],
-                    ));
+                    );
+                    // Only the office manager decides (§5.2); headquarters, given the escalated
+                    // task, sees it waiting on them.
+                    if base == "decide_conflict_escalated" {
+                        cmd.run_by = "office_manager".into();
+                    }
+                    commands.push(cmd);
                 }
                 (closes_zh, closes_en) = (
                     "经理裁定归属后关闭".into(),
@@ -580,6 +585,20 @@ impl Sources<'_> {
                 );
             }
             ("stagnation_review", Some(r)) => {
+                // The office's other active engineers, by name, for a change of engineer.
+                let owner = r.owner.as_ref().map(|o| o.staff_id);
+                let engineers: Vec<InputChoice> = self
+                    .access
+                    .staff
+                    .iter()
+                    .filter(|(id, s)| {
+                        s.active
+                            && s.role == Role::SalesEngineer
+                            && s.office == Some(r.office.id)
+                            && Some(**id) != owner
+                    })
+                    .map(|(id, s)| choice(id.to_string(), s.name.clone(), s.name.clone()))
+                    .collect();
                 commands.push(lead_command(
                     r.lead_id,
                     "decide_stagnation_review",
@@ -587,12 +606,30 @@ impl Sources<'_> {
                     "Decide the review",
                     json!({}),
                     vec![
+                        choices(
+                            input("decision.kind", InputKind::Choice, true, "结论", "Decision"),
+                            vec![
+                                choice("change_key_person", "更换关键人", "Change the key person"),
+                                choice("change_engineer", "更换工程师", "Change the engineer"),
+                                choice("suspend", "中止跟进", "Suspend"),
+                            ],
+                        ),
+                        choices(
+                            input(
+                                "decision.to",
+                                InputKind::Staff,
+                                false,
+                                "新负责工程师（更换工程师时）",
+                                "New engineer (when changing the engineer)",
+                            ),
+                            engineers,
+                        ),
                         input(
-                            "decision",
-                            InputKind::StagnationDecision,
-                            true,
-                            "结论（更换关键人、更换工程师或中止）",
-                            "Decision (change key person, change engineer, suspend)",
+                            "decision.evidence",
+                            InputKind::Text,
+                            false,
+                            "更换工程师的依据（更换工程师时）",
+                            "Grounds for the change (when changing the engineer)",
                         ),
                         note_input(),
                     ],

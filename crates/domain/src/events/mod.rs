@@ -200,6 +200,10 @@ events! {
     StaffSignInLocked = "staff.sign_in_locked" v 1,
     /// Headquarters unlocked password sign-in.
     StaffSignInUnlocked = "staff.sign_in_unlocked" v 1,
+    /// A member of staff's mobile number (for chat robots' @-mentions) was set or removed.
+    StaffPhoneChanged = "staff.phone_changed" v 1,
+    /// A member of staff accepted an invitation through the company's OpenID Connect provider.
+    StaffOidcLinked = "staff.oidc_linked" v 1,
     /// The working calendar of a year: public holidays and make-up working days.
     CalendarPublished = "calendar.published" v 1,
     /// A current-version customer key was reserved for a lead registered under an older one.

@@ -93,6 +93,8 @@ pub enum SignInMethod {
     Token,
     /// With their password.
     Password,
+    /// Through the company's OpenID Connect provider, as the identity linked to them.
+    Oidc,
 }
 
 /// A member of staff signed in from a browser: a session began. Only the SHA-256 of the session's
@@ -156,6 +158,20 @@ pub struct StaffInvitationAccepted {
     pub invitation_id: uuid::Uuid,
 }
 
+/// The person accepted an invitation by signing in through the company's OpenID Connect
+/// provider: from now on that provider's identity (`issuer`, `subject`: the ID token's `iss` and
+/// `sub`) signs them in. It replaces an identity linked before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffOidcLinked {
+    pub staff_id: StaffId,
+    pub invitation_id: uuid::Uuid,
+    /// The provider's issuer identifier, exactly as its ID tokens carry it.
+    pub issuer: String,
+    /// The person's subject identifier at that provider (stable, never reassigned).
+    pub subject: String,
+}
+
 /// Password sign-in was locked after repeated failures; it opens again at `until` or when
 /// headquarters unlocks it. Recorded once per lock, however many attempts follow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -165,6 +181,17 @@ pub struct StaffSignInLocked {
     /// Failed attempts counted in the window that led to the lock.
     pub failures: u32,
     pub until: chrono::DateTime<chrono::Utc>,
+}
+
+/// A member of staff's mobile phone number was recorded, changed or removed (`None`): the number
+/// chat robots @-mention them by when a task opens for them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffPhoneChanged {
+    pub staff_id: StaffId,
+    /// Digits only, e.g. `13800138000` (a mainland mobile number); absent when removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 /// Headquarters unlocked password sign-in before the lock ran out.

@@ -47,6 +47,9 @@ pub struct RecordKeyPerson {
     pub role: KeyPersonRole,
     pub phone: String,
     pub personal_notes: String,
+    /// The relationship levels (company, personal) with this person, assessed in the same
+    /// command: the person and the levels are recorded together or not at all.
+    pub levels: Option<(Level, Level)>,
 }
 
 /// Correct or complete the lead's record (Table 1). `None` leaves a field as it is.

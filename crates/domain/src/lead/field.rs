@@ -111,7 +111,7 @@ pub(super) fn record_key_person(lead: &Lead, k: &RecordKeyPerson, ctx: &Ctx<'_>)
             "一个客户最多登记 200 位关键人",
         );
     }
-    Ok(vec![Event::KeyPersonRecorded(KeyPersonRecorded {
+    let mut events = vec![Event::KeyPersonRecorded(KeyPersonRecorded {
         lead_id: lead.id,
         key_person_id: k.key_person_id,
         name: k.name.trim().to_string(),
@@ -119,7 +119,18 @@ pub(super) fn record_key_person(lead: &Lead, k: &RecordKeyPerson, ctx: &Ctx<'_>)
         role: k.role,
         phone: k.phone.trim().to_string(),
         personal_notes: k.personal_notes.trim().to_string(),
-    })])
+    })];
+    // The levels with this person, in the same append: both or neither are recorded.
+    if let Some((company, personal)) = k.levels {
+        events.push(Event::RelationshipAssessed(RelationshipAssessed {
+            lead_id: lead.id,
+            company,
+            personal,
+            key_person_id: Some(k.key_person_id),
+            note: String::new(),
+        }));
+    }
+    Ok(events)
 }
 
 pub(super) fn mark_insider(lead: &Lead, k: KeyPersonId, note: &str, ctx: &Ctx<'_>) -> Decision {

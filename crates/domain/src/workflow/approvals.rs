@@ -240,8 +240,11 @@ fn open_seat_tasks(r: &mut Builder<'_>, seats: &[String]) {
             &format!("review_contract:{seat}"),
             role_in(role, office),
             r.state.lead_id.or_else(|| r.trigger.event.lead_id()),
-            format!("Review the contract as {seat}"),
-            format!("以“{seat}”身份评审合同"),
+            format!(
+                "Review the contract as {}",
+                crate::policy::seat_label_en(seat)
+            ),
+            format!("以“{}”身份评审合同", crate::policy::seat_label_zh(seat)),
             None,
         );
     }
@@ -299,9 +302,14 @@ pub(super) fn contract(r: &mut Builder<'_>) -> Result<(), Unreadable> {
                     r.state.lead_id,
                     format!(
                         "The contract was rejected by {}: renegotiate and amend it ({})",
-                        e.seat, e.reasons
+                        crate::policy::seat_label_en(&e.seat),
+                        e.reasons
                     ),
-                    format!("合同被“{}”驳回：请重新谈判并修改（{}）", e.seat, e.reasons),
+                    format!(
+                        "合同被“{}”驳回：请重新谈判并修改（{}）",
+                        crate::policy::seat_label_zh(&e.seat),
+                        e.reasons
+                    ),
                     None,
                 );
             }

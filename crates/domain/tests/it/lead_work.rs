@@ -36,6 +36,7 @@ pub fn key_person(name: &str, role: KeyPersonRole) -> (KeyPersonId, C) {
             role,
             phone: "139".into(),
             personal_notes: String::new(),
+            levels: None,
         }),
     )
 }
@@ -442,4 +443,29 @@ fn customer_and_contact_names_refuse_control_bidi_and_invisible_characters() {
     }
     // A name that is fine is registered as before.
     LeadSpec::owned_by_wang();
+}
+
+#[test]
+fn a_key_person_and_the_levels_with_them_are_recorded_together_or_not_at_all() {
+    let mut s = LeadSpec::owned_by_wang();
+    let (id, cmd) = key_person("赵总", KeyPersonRole::DecisionMaker);
+    let C::RecordKeyPerson(mut k) = cmd else {
+        unreachable!()
+    };
+    k.levels = Some((Level::B, Level::A));
+    let events = s.ok(wang(), C::RecordKeyPerson(k.clone()));
+    assert_eq!(
+        types(&events),
+        ["lead.key_person_recorded", "lead.relationship_assessed"]
+    );
+    assert!(matches!(
+        &events[1],
+        Event::RelationshipAssessed(r)
+            if r.key_person_id == Some(id) && r.company == Level::B && r.personal == Level::A
+    ));
+    // Refused as a whole: another engineer records neither the person nor the levels.
+    s.refused(li(), C::RecordKeyPerson(k.clone()), RefusalCode::NotOwner);
+    // A person the command cannot record (no name) takes no levels with them.
+    k.name = String::new();
+    s.refused(wang(), C::RecordKeyPerson(k), RefusalCode::FieldRequired);
 }

@@ -678,6 +678,83 @@ fn no_one_changes_their_own_role_or_office() {
 }
 
 #[test]
+fn a_phone_number_is_set_by_its_holder_or_headquarters_written_any_way() {
+    let dir = directory();
+    let set = |p: &str| StaffCommand::SetPhone {
+        phone: Some(p.into()),
+    };
+    // The holder, written with spaces, a country code or full-width digits: the same 11 digits.
+    for written in [
+        "138 0013 8000",
+        "+86 138-0013-8000",
+        "１３８００１３８０００",
+    ] {
+        let events = run_in(wang(), &dir, &on_record(wang()), set(written)).expect("their own");
+        let [Event::StaffPhoneChanged(e)] = events.as_slice() else {
+            panic!("{events:?}")
+        };
+        assert_eq!(e.phone.as_deref(), Some("13800138000"));
+        assert_eq!(e.staff_id, wang().id);
+    }
+    // Headquarters for an engineer; another engineer's colleague or manager not.
+    run_in(sales_dept(), &dir, &on_record(wang()), set("13800138000")).expect("headquarters");
+    refused_with(
+        run_in(wang(), &dir, &on_record(key_account()), set("13800138000")),
+        RefusalCode::RoleNotPermitted,
+    );
+    // An executive's number: the executive or another executive only.
+    refused_with(
+        run_in(
+            sales_dept(),
+            &dir,
+            &on_record(executive()),
+            set("13800138000"),
+        ),
+        RefusalCode::ExecutiveOnly,
+    );
+    run_in(
+        executive(),
+        &dir,
+        &on_record(executive()),
+        set("13800138000"),
+    )
+    .expect("their own");
+    // Not a mobile number, and nothing changed.
+    for bad in ["12345", "010-12345678", "1380013800a", "23800138000"] {
+        refused_with(
+            run_in(wang(), &dir, &on_record(wang()), set(bad)),
+            RefusalCode::InvalidValue,
+        );
+    }
+    let with_phone = evolve_staff(
+        on_record(wang()),
+        &Event::StaffPhoneChanged(StaffPhoneChanged {
+            staff_id: wang().id,
+            phone: Some("13800138000".into()),
+        }),
+    );
+    assert_eq!(with_phone.phone.as_deref(), Some("13800138000"));
+    refused_with(
+        run_in(wang(), &dir, &with_phone, set("138 0013 8000")),
+        RefusalCode::NothingToDo,
+    );
+    let removed = run_in(
+        wang(),
+        &dir,
+        &with_phone,
+        StaffCommand::SetPhone { phone: None },
+    )
+    .expect("removed");
+    assert!(matches!(
+        removed.as_slice(),
+        [Event::StaffPhoneChanged(StaffPhoneChanged {
+            phone: None,
+            ..
+        })]
+    ));
+}
+
+#[test]
 fn a_token_is_issued_only_to_its_holder_or_by_an_executive() {
     let dir = directory();
     let issue = || StaffCommand::IssueToken {
@@ -859,4 +936,98 @@ fn a_summary_period_is_a_week_from_a_monday_or_a_month() {
         );
         assert!(refused.refusal.message_zh.contains("汇总周期无效"));
     }
+}
+
+#[test]
+fn an_invitation_links_an_openid_connect_identity_that_then_signs_the_person_in() {
+    let dir = directory();
+    let hash = |c: char| std::iter::repeat_n(c, 64).collect::<String>();
+    let invited = evolve_staff(
+        on_record(wang()),
+        &Event::StaffInvited(StaffInvited {
+            staff_id: wang().id,
+            invitation_id: uuid::Uuid::nil(),
+            secret_hash: hash('a'),
+            expires_at: t0() + Duration::hours(72),
+        }),
+    );
+    let link = |secret: char, issuer: &str, subject: &str| {
+        StaffCommand::Session(SessionCommand::LinkOidc {
+            secret_hash: hash(secret),
+            issuer: issuer.into(),
+            subject: subject.into(),
+        })
+    };
+    let start = StaffCommand::Session(SessionCommand::Start {
+        session_id: uuid::Uuid::nil(),
+        secret_hash: hash('b'),
+        method: SignInMethod::Oidc,
+        expires_at: t0() + Duration::hours(12),
+        idle_minutes: 60,
+    });
+    // Not linked yet: no session through the provider.
+    refused_with(
+        run_in(wang(), &dir, &invited, start.clone()),
+        RefusalCode::InvalidValue,
+    );
+    // Another invitation's secret, someone else, an empty or non-ASCII subject: refused.
+    refused_with(
+        run_in(
+            wang(),
+            &dir,
+            &invited,
+            link('c', "https://sso.example.com", "u1"),
+        ),
+        RefusalCode::InvalidValue,
+    );
+    refused_with(
+        run_in(
+            key_account(),
+            &dir,
+            &invited,
+            link('a', "https://sso.example.com", "u1"),
+        ),
+        RefusalCode::SessionHolderOnly,
+    );
+    for subject in ["", "王 工", "用户"] {
+        refused_with(
+            run_in(
+                wang(),
+                &dir,
+                &invited,
+                link('a', "https://sso.example.com", subject),
+            ),
+            RefusalCode::InvalidValue,
+        );
+    }
+    let events = run_in(
+        wang(),
+        &dir,
+        &invited,
+        link('a', "https://sso.example.com", "u1"),
+    )
+    .expect("linked");
+    let [Event::StaffOidcLinked(e)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(
+        (e.issuer.as_str(), e.subject.as_str()),
+        ("https://sso.example.com", "u1")
+    );
+    let linked = events.iter().fold(invited, evolve_staff);
+    assert_eq!(
+        linked.oidc,
+        Some(("https://sso.example.com".into(), "u1".into()))
+    );
+    // The invitation is used up, and the provider now begins sessions.
+    refused_with(
+        run_in(
+            wang(),
+            &dir,
+            &linked,
+            link('a', "https://sso.example.com", "u2"),
+        ),
+        RefusalCode::InvalidValue,
+    );
+    run_in(wang(), &dir, &linked, start).expect("a session through the provider");
 }

@@ -377,8 +377,34 @@ fn contract_review_reopens_seats_after_an_amendment_and_ends_at_signing() {
         submitted_by: wang().id,
     });
     let mut saga = Saga::for_event(&submitted);
-    saga.trigger(&submitted, t0());
+    let r = saga.trigger(&submitted, t0());
     assert_eq!(saga.open_tasks().len(), 3);
+    // Each seat's task names the seat as people read it, not by its code.
+    let titles: Vec<(String, String)> = r
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::TaskOpened(t) => Some((t.title_zh.clone(), t.title_en.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            (
+                "以“销售部”身份评审合同".to_string(),
+                "Review the contract as sales department".to_string()
+            ),
+            (
+                "以“办事处经理”身份评审合同".into(),
+                "Review the contract as office manager".into()
+            ),
+            (
+                "以“财务”身份评审合同".into(),
+                "Review the contract as finance".into()
+            ),
+        ]
+    );
     let approve = |seat: &str, hash: &str| {
         Event::ContractApproved(ContractApproved {
             lead_id: LeadId::derived("l"),

@@ -571,6 +571,19 @@ pub struct LeadFilter {
     pub descending: bool,
     pub offset: u64,
     pub limit: u64,
+    /// Keyset paging: only leads after this one in the sort order (the previous page's
+    /// [`LeadPage::next`]), so leads registered or changed meanwhile neither repeat nor skip a
+    /// row the way an offset does. Used instead of `offset`.
+    pub after: Option<PageKey>,
+}
+
+/// Where a page ended: the last lead's sort value and its index row, for keyset paging.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PageKey {
+    /// The sort column's value (a number or a text; `null` for a lead without one, which sorts
+    /// last either way).
+    pub value: serde_json::Value,
+    pub seq: i64,
 }
 
 /// One lead a search found, with the names of its office and owner.
@@ -596,6 +609,8 @@ pub struct LeadPage {
     /// Leads matching the filter, over every page.
     pub total: u64,
     pub hits: Vec<LeadHit>,
+    /// Where this page ended, to ask for the next one after it; `None` on a short (last) page.
+    pub next: Option<PageKey>,
 }
 
 /// How a search text is looked up.
@@ -707,31 +722,62 @@ pub fn search_leads(
         let rule = format!("(l.open = 1 AND l.last_activity < {limit})");
         conds.push(if ageing { rule } else { format!("NOT {rule}") });
     }
-    let where_ = if conds.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conds.join(" AND "))
+    let where_of = |conds: &[String]| {
+        if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        }
     };
     let total: i64 = conn.query_row(
-        &format!("SELECT count(*) FROM {p}leads l {where_}"),
+        &format!("SELECT count(*) FROM {p}leads l {}", where_of(&conds)),
         rusqlite::params_from_iter(args.iter()),
         |r| r.get(0),
     )?;
     let dir = if f.descending { "DESC" } else { "ASC" };
-    let order = match f.sort {
-        LeadSort::Registered => format!("l.registered_at {dir}"),
-        LeadSort::StageSince => format!("l.stage_since {dir}"),
-        LeadSort::Customer => format!("l.customer_key {dir}"),
-        LeadSort::Amount => format!("l.amount_cny {dir} NULLS LAST"),
-        LeadSort::LastVisit => format!("l.last_visit_at {dir} NULLS LAST"),
+    let (column, nullable) = match f.sort {
+        LeadSort::Registered => ("l.registered_at", false),
+        LeadSort::StageSince => ("l.stage_since", false),
+        LeadSort::Customer => ("l.customer_key", false),
+        LeadSort::Amount => ("l.amount_cny", true),
+        LeadSort::LastVisit => ("l.last_visit_at", true),
     };
+    let order = if nullable {
+        format!("{column} {dir} NULLS LAST")
+    } else {
+        format!("{column} {dir}")
+    };
+    if let Some(key) = &f.after {
+        // After (value, seq) in this order; leads without a value come last either way.
+        let cmp = if f.descending { "<" } else { ">" };
+        let seq = bind(&mut args, Value::Integer(key.seq));
+        let value = match &key.value {
+            serde_json::Value::Number(n) => n.as_i64().map(Value::Integer),
+            serde_json::Value::String(t) => Some(Value::Text(t.clone())),
+            _ => None,
+        };
+        conds.push(match value {
+            None => format!("({column} IS NULL AND l.seq {cmp} {seq})"),
+            Some(v) => {
+                let v = bind(&mut args, v);
+                let tail = if nullable {
+                    format!(" OR {column} IS NULL")
+                } else {
+                    String::new()
+                };
+                format!("({column} {cmp} {v} OR ({column} = {v} AND l.seq {cmp} {seq}){tail})")
+            }
+        });
+    }
+    let where_ = where_of(&conds);
+    let offset = if f.after.is_some() { 0 } else { f.offset };
     let columns: Vec<String> = LEAD_COLUMNS
         .split(", ")
         .map(|c| format!("l.{}", c.trim()))
         .collect();
     let sql = format!(
         "SELECT {}, o.code, o.name, st.name, s.customer, s.project, s.contacts, s.phones, o.timezone,
-            s.whole
+            s.whole, {column}, l.seq
          FROM {p}leads l
          LEFT JOIN {p}offices o ON o.id = l.office
          LEFT JOIN {p}staff st ON st.id = l.owner
@@ -739,12 +785,22 @@ pub fn search_leads(
          {where_} ORDER BY {order}, l.seq {dir} LIMIT {} OFFSET {}",
         columns.join(", "),
         f.limit.min(i64::MAX as u64),
-        f.offset.min(i64::MAX as u64),
+        offset.min(i64::MAX as u64),
     );
     let mut stmt = conn.prepare(&sql)?;
+    let mut last: Option<PageKey> = None;
     let mut hits: Vec<LeadHit> = stmt
         .query_map(rusqlite::params_from_iter(args.iter()), |r| {
             let n = 17;
+            let value = match r.get::<_, Value>(n + 9)? {
+                Value::Integer(i) => serde_json::Value::from(i),
+                Value::Text(t) => serde_json::Value::from(t),
+                _ => serde_json::Value::Null,
+            };
+            last = Some(PageKey {
+                value,
+                seq: r.get(n + 10)?,
+            });
             let keys = SearchKeys {
                 customer: r.get::<_, Option<String>>(n + 3)?.unwrap_or_default(),
                 project: r.get::<_, Option<String>>(n + 4)?.unwrap_or_default(),
@@ -766,11 +822,13 @@ pub fn search_leads(
         let persons = key_persons(conn, p, h.lead.id)?;
         h.lead.contacts.extend(persons);
     }
+    let full = hits.len() as u64 == f.limit && f.limit > 0;
     Ok(LeadPage {
         position: t.checkpoint,
         now: now.map(from_millis).transpose()?,
         total: total as u64,
         hits,
+        next: last.filter(|_| full),
     })
 }
 

@@ -18,7 +18,7 @@ use chrono::{Datelike, Duration, NaiveDate};
 use funnel_domain::Event;
 use funnel_domain::events::PlannedVisit;
 use funnel_domain::model::Period;
-use funnel_types::{KeyPersonId, LeadId, StreamId};
+use funnel_types::{LeadId, StreamId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -42,7 +42,9 @@ pub async fn key_person(
             .ok_or_else(|| Problem::bad_body("a form"))?;
         let levels = match (fields.remove("company"), fields.remove("personal")) {
             (None, None) => None,
-            (Some(company), Some(personal)) => Some((company, personal)),
+            (Some(company), Some(personal)) => {
+                Some(json!({ "company": company, "personal": personal }))
+            }
             _ => {
                 return Err(Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -54,43 +56,21 @@ pub async fn key_person(
         };
         // A title may be left empty (the command takes it as text, not as optional).
         fields.entry("title").or_insert_with(|| json!(""));
-        // The person's id is chosen here so that the levels can name them.
-        let key_person = KeyPersonId::new();
-        fields.insert("key_person_id".into(), json!(key_person));
-        run_lead_json(&state, &viewer, lead, "record_key_person", &headers, &json).await?;
-        let Some((company, personal)) = levels else {
-            return Ok(tr.t("已记录关键人物。", "Key person recorded.").to_string());
-        };
-        let assess = json!({
-            "company": company,
-            "personal": personal,
-            "key_person_id": key_person,
-        });
-        match run_lead_json(
-            &state,
-            &viewer,
-            lead,
-            "assess_relationship",
-            &headers,
-            &assess,
-        )
-        .await
-        {
-            Ok(_) => Ok(tr
-                .t(
-                    "已记录关键人物及关系等级。",
-                    "Key person and relationship levels recorded.",
-                )
-                .to_string()),
-            Err(mut p) => {
-                p.message_zh = format!("关键人物已记录，但关系等级未记录：{}", p.message_zh);
-                p.message_en = format!(
-                    "the key person is recorded, but the levels are not: {}",
-                    p.message_en
-                );
-                Err(p)
-            }
+        let with_levels = levels.is_some();
+        if let Some(levels) = levels {
+            fields.insert("levels".into(), levels);
         }
+        // One command: the person and the levels are recorded together or not at all.
+        run_lead_json(&state, &viewer, lead, "record_key_person", &headers, &json).await?;
+        Ok(if with_levels {
+            tr.t(
+                "已记录关键人物及关系等级。",
+                "Key person and relationship levels recorded.",
+            )
+        } else {
+            tr.t("已记录关键人物。", "Key person recorded.")
+        }
+        .to_string())
     }
     .await;
     answer(&viewer, &headers, outcome)
@@ -298,8 +278,14 @@ pub async fn plan_page(
     if let Ok(lead) = q.lead.parse::<LeadId>()
         && !rows.iter().any(|r| r.lead_id == lead.to_string())
     {
-        match funnel_app::query::record::lead_record(state.reads(), &viewer.caller, lead, None)
-            .await
+        match funnel_app::query::record::lead_record(
+            state.reads(),
+            &viewer.caller,
+            lead,
+            None,
+            None,
+        )
+        .await
         {
             Ok(r) => rows.push(PlanRow {
                 date: first.max(today).min(last).to_string(),

@@ -33,8 +33,8 @@ pub struct InputView {
     /// The form field's name (with the `[]`, `:bool`, `:int` or `:json` that says its type).
     pub name: String,
     pub label: String,
-    /// `text`, `bool`, `choice`, `choices`, `number`, `lines` (checkboxes of summary lines, all
-    /// ticked) or `json`.
+    /// `text`, `bool`, `choice`, `choices`, `number` or `lines` (checkboxes of summary lines, all
+    /// ticked).
     pub kind: &'static str,
     pub required: bool,
     pub choices: Vec<Choice>,
@@ -63,6 +63,9 @@ pub struct TaskCard {
     pub forms: Vec<FormView>,
     /// Commands the console has no form for, by label.
     pub elsewhere: Vec<String>,
+    /// Commands someone else runs to close the task (the lead's engineer, the office manager): who
+    /// and what, e.g. `负责工程师：标记内线`. The viewer gets no form the domain would refuse them.
+    pub by_others: Vec<String>,
 }
 
 #[derive(Template)]
@@ -190,8 +193,8 @@ fn short_hash(hash: &str) -> &str {
 fn seat_label(tr: Tr, seat: &str) -> String {
     match seat.parse::<funnel_types::Role>() {
         Ok(role) => tr.role(role),
-        Err(_) if seat == "finance" => tr.t("财务", "finance").to_string(),
-        Err(_) => seat.replace('_', " "),
+        Err(_) if tr.en() => funnel_domain::seat_label_en(seat),
+        Err(_) => funnel_domain::seat_label_zh(seat),
     }
 }
 
@@ -336,7 +339,23 @@ fn card(tr: Tr, t: &TaskView, now: chrono::DateTime<chrono::Utc>, lines: &[Choic
     }
     let mut forms = Vec::new();
     let mut elsewhere = Vec::new();
+    let mut by_others = Vec::new();
     for c in &t.commands {
+        let who = match c.run_by.as_str() {
+            "assignee" => None,
+            "lead_owner" => Some(tr.t("负责工程师", "the lead's engineer")),
+            "office_manager" => Some(tr.t("办事处经理", "the office manager")),
+            other => Some(other),
+        };
+        if let Some(who) = who {
+            let what = tr.t(&c.label_zh, &c.label_en);
+            by_others.push(if tr.en() {
+                format!("{what} ({who})")
+            } else {
+                format!("{who}：{what}")
+            });
+            continue;
+        }
         match form_of(tr, c, lines) {
             Some(f) => forms.push(f),
             None => elsewhere.push(tr.t(&c.label_zh, &c.label_en).to_string()),
@@ -344,7 +363,7 @@ fn card(tr: Tr, t: &TaskView, now: chrono::DateTime<chrono::Utc>, lines: &[Choic
     }
     TaskCard {
         id: t.task.task_id.to_string(),
-        // A seat's task names the seat by its code; the page names it in its language.
+        // The page names a seat in its own language (the task's titles are in both already).
         title: match a.contract.as_ref().and_then(|c| c.seat.as_deref()) {
             Some(seat) if tr.en() => format!("Review the contract as {}", seat_label(tr, seat)),
             Some(seat) => format!("以“{}”身份评审合同", seat_label(tr, seat)),
@@ -368,6 +387,7 @@ fn card(tr: Tr, t: &TaskView, now: chrono::DateTime<chrono::Utc>, lines: &[Choic
         closes_when: tr.t(&t.closes_when_zh, &t.closes_when_en).to_string(),
         forms,
         elsewhere,
+        by_others,
     }
 }
 
@@ -416,7 +436,6 @@ fn form_of(tr: Tr, c: &TaskCommand, lines: &[Choice]) -> Option<FormView> {
                 InputKind::Choices => (format!("{}[]", i.name), "choices"),
                 InputKind::Amount => (format!("{}:int", i.name), "number"),
                 InputKind::SummaryLines => (i.name.clone(), "lines"),
-                InputKind::StagnationDecision => (format!("{}:json", i.name), "json"),
             };
             InputView {
                 name,
@@ -457,6 +476,10 @@ pub fn form_to_json(body: &[u8], zone: chrono_tz::Tz) -> Result<serde_json::Valu
         .map_err(|e| Problem::bad_request("form", e.to_string()))?;
     let mut out = Value::Object(Map::new());
     for (key, value) in pairs {
+        // The CSRF token of a form sent without JavaScript (checked before the handler runs).
+        if key == super::CSRF_FIELD {
+            continue;
+        }
         let (path, kind) = match key.rsplit_once(':') {
             Some((p, k @ ("bool" | "int" | "wan" | "json" | "local"))) => (p, k),
             _ => (key.as_str(), "text"),

@@ -265,11 +265,17 @@ async fn as_of_then(
     // Most recently registered first, as the index sorts.
     found.sort_by_key(|l| std::cmp::Reverse(l.registered_at));
     let total = found.len();
+    let then = serde_urlencoded::to_string([("as_of", q.as_of.as_str())]).unwrap_or_default();
     let rows = found
         .iter()
         .skip(q.page * PAGE)
         .take(PAGE)
-        .map(|l| row_view(viewer.tr, viewer.zone, l))
+        .map(|l| {
+            let mut row = row_view(viewer.tr, viewer.zone, l);
+            // The record as it stood at the same moment as the list.
+            row.href = format!("{}?{then}", row.href);
+            row
+        })
         .collect();
     Ok((rows, total))
 }
@@ -389,6 +395,9 @@ pub struct TimelineRow {
 struct LeadPage {
     shell: Shell,
     lead_id: String,
+    /// The moment the record stands at, as people read it (empty: now), and the date picked.
+    as_of_label: String,
+    as_of_date: String,
     customer: String,
     fields: Vec<Field>,
     checklist: Vec<CheckStage>,
@@ -412,11 +421,20 @@ struct LeadPage {
     office_workbook: String,
 }
 
-/// `GET /console/leads/{id}`: the lead's whole record and timeline, for those who may read it.
+/// The query of a lead's record page: the moment to show it as of (empty: now).
+#[derive(Debug, Default, Deserialize)]
+pub struct RecordQuery {
+    #[serde(default)]
+    as_of: String,
+}
+
+/// `GET /console/leads/{id}?as_of=`: the lead's whole record and timeline, for those who may read
+/// it; with `as_of` (a date, a time or a position) as it stood then, without the forms that act.
 pub async fn record(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(id): Path<String>,
+    Query(q): Query<RecordQuery>,
 ) -> Response {
     let tr = viewer.tr;
     let path = format!("/console/leads/{id}");
@@ -425,7 +443,14 @@ pub async fn record(
         Ok(l) => l,
         Err(p) => return super::problem_page(shell, &p),
     };
-    let r = match record::lead_record(state.reads(), &viewer.caller, lead, None).await {
+    let as_of = match q.as_of.trim() {
+        "" => None,
+        text => match text.parse::<AsOfInput>() {
+            Ok(a) => Some(a),
+            Err(e) => return super::problem_page(shell, &Problem::bad_request("as_of", e)),
+        },
+    };
+    let r = match record::lead_record(state.reads(), &viewer.caller, lead, None, as_of).await {
         Ok(r) => r,
         Err(e) => return super::problem_page(shell, &Problem::from(e)),
     };
@@ -568,10 +593,28 @@ pub async fn record(
             refused: t.refused,
         })
         .collect();
-    let is_owner = r
-        .owner
+    // The forms that act are for the lead as it is now, never for a past record.
+    let is_owner = r.as_of.is_none()
+        && r.owner
+            .as_ref()
+            .is_some_and(|o| o.staff_id == viewer.caller.staff_id);
+    let as_of_label = match &r.as_of {
+        None => String::new(),
+        Some(a) => match (a.time, a.position) {
+            (Some(t), _) => t.format("%Y-%m-%d %H:%M").to_string(),
+            (None, Some(p)) => match tr.lang {
+                super::Lang::Zh => format!("日志位置 {}", p.0),
+                super::Lang::En => format!("log position {}", p.0),
+            },
+            (None, None) => String::new(),
+        },
+    };
+    let as_of_date = r
+        .as_of
         .as_ref()
-        .is_some_and(|o| o.staff_id == viewer.caller.staff_id);
+        .and_then(|a| a.time)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
     // Each criterion that is recorded with evidence, once, in checklist order; the first one
     // still missing is chosen.
     let mut criteria: Vec<Opt> = Vec::new();
@@ -644,6 +687,8 @@ pub async fn record(
         LeadPage {
             shell,
             lead_id: lead.to_string(),
+            as_of_label,
+            as_of_date,
             customer: if f.project_name.is_empty() {
                 f.customer_name.clone()
             } else {

@@ -17,6 +17,7 @@ mod entry;
 mod inbox;
 mod labels;
 mod leads;
+mod oidc;
 mod staff;
 
 use crate::AppState;
@@ -35,6 +36,7 @@ use chrono_tz::Tz;
 use funnel_types::Role;
 
 pub use assets::asset_url;
+pub use oidc::invitation as invitation_page;
 
 /// What the console's answers may do: load scripts, styles, images and fonts from this server,
 /// send forms and requests to it, nothing inline, no framing, no base URL.
@@ -42,11 +44,14 @@ pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 
      img-src 'self' data:; font-src 'self'; connect-src 'self'; form-action 'self'; \
      base-uri 'none'; frame-ancestors 'none'";
 
-/// The console's routes (merged into the API's router).
-pub fn routes() -> Router<AppState> {
+/// The console's routes (merged into the API's router); form bodies are read up to
+/// `body_limit` bytes.
+pub fn routes(body_limit: usize) -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/sign-in", get(sign_in))
+        .route("/sign-in/oidc", get(oidc::start))
+        .route(crate::oidc::CALLBACK_PATH, get(oidc::callback))
         .route("/console/analysis", get(analysis::page))
         .route("/console/inbox", get(inbox::page))
         .route("/console/leads", get(leads::list).post(inbox::register))
@@ -67,6 +72,54 @@ pub fn routes() -> Router<AppState> {
         .route("/console/summaries/{id}/{step}", post(inbox::summary_step))
         .route("/assets/{hash}/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(remember_lang))
+        .layer(axum::middleware::from_fn_with_state(
+            body_limit,
+            csrf_from_form,
+        ))
+}
+
+/// A form sent without JavaScript carries the session's CSRF token in its [`CSRF_FIELD`] field
+/// rather than the `X-CSRF-Token` header htmx sends: the field is copied into the header before the
+/// handler's extractor checks it, so the check stays in one place (`auth.rs`). Only `POST`s of
+/// `application/x-www-form-urlencoded` without the header are read (up to `limit` bytes; one
+/// larger is answered `413`).
+async fn csrf_from_form(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let form = req.method() == axum::http::Method::POST
+        && !req.headers().contains_key(crate::auth::CSRF_HEADER)
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return Problem::new(
+                StatusCode::BAD_REQUEST,
+                "request.bad_body",
+                format!("the form could not be read: larger than {limit} bytes, or it did not arrive in time"),
+                format!("无法读取表单：超过 {limit} 字节，或未能按时送达"),
+            )
+            .into_response();
+        }
+    };
+    if let Some(token) = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == CSRF_FIELD)
+        .map(|(_, v)| v.into_owned())
+        && let Ok(v) = HeaderValue::from_str(&token)
+    {
+        parts.headers.insert(crate::auth::CSRF_HEADER, v);
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 /// The language of a page.
@@ -202,7 +255,13 @@ pub struct Viewer {
     pub tr: Tr,
     pub zone: Tz,
     pub office_name: Option<String>,
+    /// The session's CSRF token, when the page is seen through a session (its forms carry it in
+    /// [`CSRF_FIELD`], so they work without JavaScript too).
+    pub csrf: Option<String>,
 }
+
+/// The form field that carries the session's CSRF token in a form sent without JavaScript.
+pub const CSRF_FIELD: &str = "_csrf";
 
 /// A page for someone who is not signed in: to the sign-in page, and back afterwards.
 #[derive(Debug)]
@@ -254,6 +313,11 @@ impl FromRequestParts<AppState> for Viewer {
                 .map_err(|e| NotSignedIn::Other(e.into()))?,
             None => None,
         };
+        let csrf = match parts.headers.contains_key(header::AUTHORIZATION) {
+            true => None,
+            false => crate::auth::cookie(&parts.headers, crate::auth::SESSION_COOKIE)
+                .map(|secret| funnel_app::auth::csrf_token(&secret)),
+        };
         Ok(Viewer {
             tr: Tr {
                 lang: Lang::of(parts),
@@ -261,6 +325,7 @@ impl FromRequestParts<AppState> for Viewer {
             caller,
             zone,
             office_name,
+            csrf,
         })
     }
 }
@@ -288,6 +353,8 @@ pub struct Shell {
     pub other_lang_label: &'static str,
     pub css: [String; 2],
     pub scripts: Vec<String>,
+    /// The session's CSRF token for the page's forms (empty without a session).
+    pub csrf: String,
 }
 
 impl Shell {
@@ -332,6 +399,7 @@ impl Shell {
                 asset_url("console.css"),
             ],
             scripts: vec![asset_url("htmx.min.js"), asset_url("console.js")],
+            csrf: viewer.and_then(|v| v.csrf.clone()).unwrap_or_default(),
         }
     }
 
@@ -398,6 +466,10 @@ async fn home(viewer: Result<Viewer, NotSignedIn>) -> Response {
 struct SignInPage {
     shell: Shell,
     next: String,
+    /// The company-account button (label, link), when a provider is configured.
+    oidc: Option<(String, String)>,
+    /// Why the last attempt did not sign in (message, code).
+    error: Option<(String, String)>,
 }
 
 /// Where a sign-in may send the person back to: a path on this server only.
@@ -416,7 +488,10 @@ struct SignInQuery {
 }
 
 /// `GET /sign-in`: the sign-in form.
-async fn sign_in(parts: Parts) -> Response {
+async fn sign_in(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    parts: Parts,
+) -> Response {
     let tr = Tr {
         lang: Lang::of(&parts),
     };
@@ -425,10 +500,43 @@ async fn sign_in(parts: Parts) -> Response {
             next: None,
             lang: None,
         });
-    let next = safe_next(q.next.as_deref());
+    sign_in_page(&state, tr, safe_next(q.next.as_deref()), None)
+}
+
+/// The sign-in page, returning to `next`; with `problem`, why the last attempt (through the
+/// company account) did not sign in, answered with the problem's status.
+pub(crate) fn sign_in_page(
+    state: &AppState,
+    tr: Tr,
+    next: String,
+    problem: Option<&Problem>,
+) -> Response {
     let shell = Shell::new(tr, tr.t("登录", "Sign in"), "/sign-in", None)
         .with_query(&[("next", next.clone())]);
-    html(SignInPage { shell, next }.render())
+    let oidc = oidc::oidc_label(state, tr).map(|label| {
+        let query = serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
+        (label, format!("/sign-in/oidc?{query}"))
+    });
+    let error = problem.map(|p| {
+        let text = match tr.lang {
+            Lang::Zh => &p.message_zh,
+            Lang::En => &p.message_en,
+        };
+        (text.clone(), p.code.clone())
+    });
+    let mut res = html(
+        SignInPage {
+            shell,
+            next,
+            oidc,
+            error,
+        }
+        .render(),
+    );
+    if let Some(p) = problem {
+        *res.status_mut() = status_of(p);
+    }
+    res
 }
 
 #[derive(Template)]

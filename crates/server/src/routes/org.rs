@@ -72,6 +72,16 @@ pub struct LeaveStaff {
     pub reason: String,
 }
 
+/// `POST /staff/{id}/phone`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPhone {
+    /// A mainland mobile number written any common way (`138 0013 8000`, `+86 13800138000`);
+    /// absent or null removes it.
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
 /// `POST /calendar/{year}`: publish (or correct) a year's working calendar.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -145,12 +145,21 @@ pub async fn lead_record(
     State(state): State<AppState>,
     caller: Caller,
     Path(lead): Path<String>,
-    Q(params): Q<AtLeast>,
+    Q(params): Q<RecordParams>,
 ) -> Result<Json<LeadRecord>, Problem> {
     let lead: LeadId = path_id("lead id", &lead)?;
+    let as_of = as_of(params.as_of.as_deref())?;
     Ok(Json(
-        record::lead_record(state.reads(), &caller, lead, params.at_least).await?,
+        record::lead_record(state.reads(), &caller, lead, params.at_least, as_of).await?,
     ))
+}
+
+/// The parameters of a lead's record: wait for a position, and the moment to show it as of.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordParams {
+    pub at_least: Option<u64>,
+    pub as_of: Option<String>,
 }
 
 /// `GET /staff/{id}?at_least=`: a member of staff (id or exact name), the leads they own, and for
@@ -365,6 +374,8 @@ pub struct LeadsParams {
     pub limit: Option<usize>,
     /// Leads skipped (the previous page's `next_offset`).
     pub offset: Option<u64>,
+    /// The page after the previous page's `next_after` cursor.
+    pub after: Option<String>,
     pub at_least: Option<u64>,
 }
 
@@ -388,6 +399,7 @@ pub async fn leads(
         order: p.order.unwrap_or_default(),
         limit: p.limit,
         offset: p.offset,
+        after: p.after,
         at_least: p.at_least,
     };
     Ok(Json(leads::search(state.reads(), &caller, q).await?))

@@ -157,14 +157,7 @@ async fn by_password(state: &AppState, p: PasswordSignIn) -> Result<Caller, Prob
             let s = access.staff.get(&id).filter(|s| s.active)?;
             Some((
                 access.locked.get(&id).copied().filter(|until| *until > now),
-                Caller {
-                    staff_id: id,
-                    name: s.name.clone(),
-                    role: s.role,
-                    office: s.office,
-                    read_scope: funnel_app::auth::ReadScope::of(s.role, s.office),
-                    resolved_at: at,
-                },
+                funnel_app::auth::caller_of(id, s, at),
             ))
         })
         .await?;
@@ -192,12 +185,14 @@ async fn by_password(state: &AppState, p: PasswordSignIn) -> Result<Caller, Prob
     {
         credentials
             .clear_failures(caller.staff_id)
+            .await
             .map_err(funnel_app::AppError::from)?;
         return Ok(caller);
     }
     let window = chrono::Duration::minutes(i64::from(options.lockout_window_minutes));
     let failures = credentials
         .record_failure(caller.staff_id, now, window)
+        .await
         .map_err(funnel_app::AppError::from)?;
     if failures >= options.lockout_failures {
         let until = now + chrono::Duration::minutes(i64::from(options.lockout_minutes));
@@ -213,6 +208,7 @@ async fn by_password(state: &AppState, p: PasswordSignIn) -> Result<Caller, Prob
             Ok(_) | Err(EngineError::Refused { .. }) => {
                 credentials
                     .clear_failures(caller.staff_id)
+                    .await
                     .map_err(funnel_app::AppError::from)?;
             }
             Err(e) => {
@@ -275,6 +271,36 @@ async fn zone_of(
         .await?)
 }
 
+/// The member of staff an invitation's secret `token` invites (id and name), while it may still be
+/// accepted; else `404 auth.invitation_unknown`. Waits briefly for an invitation issued a moment
+/// ago (perhaps by another process) to be projected.
+pub(crate) async fn invited(
+    state: &AppState,
+    token: &str,
+) -> Result<(funnel_types::StaffId, String), Problem> {
+    let now = state.engine().clock().now();
+    let secret_hash = funnel_app::auth::token_hash(token);
+    let found = funnel_app::auth::look_up(state.reads(), |access, _| {
+        let i = access
+            .invitations
+            .get(&secret_hash)
+            .filter(|i| i.expires_at > now)?;
+        access
+            .staff
+            .get(&i.staff_id)
+            .filter(|s| s.active)
+            .map(|s| (i.staff_id, s.name.clone()))
+    })
+    .await?;
+    found.ok_or_else(|| {
+        Problem::not_found(
+            "auth.invitation_unknown",
+            "this invitation is unknown, used, replaced by a newer one or expired: ask headquarters for a new one",
+            "该邀请无效、已使用、已被新邀请取代或已过期，请联系总部重新邀请",
+        )
+    })
+}
+
 /// `POST /invitations/{token}` with `{"password": …}`: the invited person sets their password
 /// (checked against the policy, hashed with Argon2id into the credential store). The invitation is
 /// used up; the answer names the person, who then signs in with `POST /session`.
@@ -288,42 +314,7 @@ pub async fn accept_invitation(
         .map_err(|_| Problem::bad_body("give `password` and nothing else"))?;
     let now = state.engine().clock().now();
     let secret_hash = funnel_app::auth::token_hash(&token);
-    let lookup = || {
-        state.reads().with_model(|access: &Access, _| {
-            let i = access
-                .invitations
-                .get(&secret_hash)
-                .filter(|i| i.expires_at > now)?;
-            access
-                .staff
-                .get(&i.staff_id)
-                .map(|s| (i.staff_id, s.name.clone()))
-        })
-    };
-    let mut found = lookup().await?;
-    if found.is_none() {
-        // An invitation issued a moment ago (perhaps by another process) may not be projected
-        // yet: wait briefly for the log head.
-        let head = state
-            .store()
-            .head()
-            .await
-            .map_err(funnel_app::AppError::from)?;
-        let wait = state.reads().options().auth_wait;
-        if funnel_projections::wait_until_shared(state.runner(), head, wait)
-            .await
-            .is_ok()
-        {
-            found = lookup().await?;
-        }
-    }
-    let Some((staff_id, name)) = found else {
-        return Err(Problem::not_found(
-            "auth.invitation_unknown",
-            "this invitation is unknown, used, replaced by a newer one or expired: ask headquarters for a new one",
-            "该邀请无效、已使用、已被新邀请取代或已过期，请联系总部重新邀请",
-        ));
-    };
+    let (staff_id, name) = invited(&state, &token).await?;
     funnel_app::credentials::check_password(&password, &name)?;
     let cmd = Command::Staff {
         staff_id,
@@ -357,6 +348,7 @@ pub async fn unlock(
     state
         .credentials()
         .clear_failures(staff_id)
+        .await
         .map_err(funnel_app::AppError::from)?;
     Ok(Json(SignInChanged {
         staff_id,
@@ -365,13 +357,14 @@ pub async fn unlock(
     }))
 }
 
-/// Begins a session for `caller`, who proved who they are by `method`.
-async fn start(
+/// Begins a session for `caller`, who proved who they are by `method`: recorded in the log; the
+/// answer about it and its two cookies.
+pub(crate) async fn begin(
     state: &AppState,
     headers: &HeaderMap,
     caller: Caller,
     method: SignInMethod,
-) -> Result<Response, Problem> {
+) -> Result<(SessionAnswer, [header::HeaderValue; 2]), Problem> {
     let options = &state.options().sessions;
     let now = state.engine().clock().now();
     let (secret, secret_hash) = funnel_app::auth::new_session_secret();
@@ -403,8 +396,19 @@ async fn start(
     let body = answer(state, &caller, &session, &secret, accepted.last_position).await?;
     let secure = secure_cookies(state, headers);
     let max_age = (expires_at - now).num_seconds();
+    Ok((body, session_cookies(&secret, secure, max_age)))
+}
+
+/// Begins a session for `caller` and answers `201` with it and its cookies.
+async fn start(
+    state: &AppState,
+    headers: &HeaderMap,
+    caller: Caller,
+    method: SignInMethod,
+) -> Result<Response, Problem> {
+    let (body, cookies) = begin(state, headers, caller, method).await?;
     let mut res = (StatusCode::CREATED, Json(body)).into_response();
-    for c in session_cookies(&secret, secure, max_age) {
+    for c in cookies {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     res.headers_mut()

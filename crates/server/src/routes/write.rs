@@ -295,6 +295,17 @@ pub(crate) fn writes() -> Vec<WriteRoute> {
             cmd: StaffCommand::Leave { reason: b.reason },
         }),
         Write::post(
+            "/staff/{id}/phone",
+            "set_staff_phone",
+            "set_staff_phone",
+            "Record or remove a member of staff's mobile number, which chat robots @-mention them by (the person themselves, sales department, executives)",
+        )
+        .settled()
+        .to(|StaffPath(staff_id), b: org::SetPhone, _| Command::Staff {
+            staff_id,
+            cmd: StaffCommand::SetPhone { phone: b.phone },
+        }),
+        Write::post(
             "/staff/{id}/tokens",
             "issue_token",
             "issue_token",

@@ -121,3 +121,28 @@ async fn too_few_servers_for_the_replicas_is_said_clearly() {
         "{text}"
     );
 }
+
+/// A cluster member that is down when `funnel serve` starts and comes back a moment later: the
+/// lease bucket (three replicas) waits for it instead of failing the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_bucket_waits_for_a_member_that_comes_back() {
+    let mut cluster = NatsCluster::start(3);
+    tokio::task::block_in_place(|| cluster.kill(2));
+    let url = cluster.urls()[..2].join(",");
+    let connecting = tokio::spawn(async move {
+        funnel_store_nats::NatsLeases::connect(
+            &url,
+            "FUNNEL",
+            3,
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_secs(2),
+        )
+        .await
+    });
+    // The bucket cannot have three replicas until the third member is back.
+    tokio::task::block_in_place(|| cluster.restart(2));
+    connecting
+        .await
+        .expect("joined")
+        .expect("the lease bucket, once the member is back");
+}

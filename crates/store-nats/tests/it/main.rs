@@ -3,6 +3,7 @@
 
 mod cluster;
 mod corrupt;
+mod credentials;
 mod faults;
 mod format;
 mod lease;

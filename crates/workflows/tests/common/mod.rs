@@ -291,6 +291,7 @@ impl<'a> Driver<'a> {
             role,
             phone: "13900000000".into(),
             personal_notes: "喜欢喝茶".into(),
+            levels: None,
         }))
         .await;
         id

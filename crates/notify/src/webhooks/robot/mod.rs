@@ -14,6 +14,12 @@
 //! throttling answers (DingTalk 130101, WeCom 45009, Feishu 11232, and HTTP 429) stop sending to
 //! that robot for as long as each asks (ten minutes on DingTalk, 65 seconds on WeCom, a minute on
 //! Feishu or what `Retry-After` says).
+//!
+//! A task opened for a named person whose staff record holds a mobile number
+//! (`staff.phone_changed`) @-mentions them: DingTalk by `at.atMobiles` with `@number` in the text,
+//! WeCom by a text message with `mentioned_mobile_list` (its markdown cannot mention). Feishu's
+//! custom bots mention only by Feishu user id, which Funnel does not hold, so its message names
+//! the person. A digest mentions each person once.
 
 pub mod pace;
 pub mod render;
@@ -294,7 +300,12 @@ pub struct Message {
     pub title: String,
     pub lines: Vec<String>,
     pub link: Option<String>,
+    /// Mobile numbers to @-mention (the people tasks opened for), each once, in order.
+    pub mentions: Vec<String>,
 }
+
+/// WeCom's largest text message content, in bytes (a text message is what can @-mention).
+const WECOM_TEXT_MAX: usize = 2048;
 
 impl Message {
     /// One event alone; `console` is the console's address, and an event of a lead links to the
@@ -308,6 +319,7 @@ impl Message {
             title: format!("Funnel · {}", r.title),
             lines: r.lines(),
             link,
+            mentions: r.mention.iter().cloned().collect(),
         }
     }
 
@@ -321,7 +333,28 @@ impl Message {
                 .map(|(i, r)| format!("{}. {}", i + 1, r.line()))
                 .collect(),
             link: link.map(str::to_string),
+            mentions: rs.iter().fold(Vec::new(), |mut all, r| {
+                if let Some(m) = &r.mention
+                    && !all.contains(m)
+                {
+                    all.push(m.clone());
+                }
+                all
+            }),
         }
+    }
+
+    /// The message as plain text (WeCom's text message, which alone can @-mention by number).
+    pub fn plain(&self) -> String {
+        let mut parts = vec![self.title.clone()];
+        // The lines' markdown emphasis would show as asterisks in plain text.
+        parts.extend(self.lines.iter().map(|l| l.replace("**", "")));
+        parts.extend(
+            self.link
+                .as_ref()
+                .map(|l| format!("在 Funnel 控制台查看：{l}")),
+        );
+        parts.join("\n")
     }
 
     fn link_line(&self) -> Option<String> {
@@ -341,13 +374,30 @@ impl Message {
     /// The request body for `kind`, signed with `secret` at `now` where the vendor signs bodies.
     pub fn body(&self, kind: TargetKind, secret: Option<&str>, now: DateTime<Utc>) -> Value {
         match kind {
-            TargetKind::Webhook | TargetKind::Dingtalk => json!({
+            TargetKind::Webhook | TargetKind::Dingtalk if self.mentions.is_empty() => json!({
                 "msgtype": "markdown",
                 "markdown": { "title": self.title, "text": self.markdown() },
             }),
-            TargetKind::Wecom => json!({
+            // DingTalk shows a mention only where the text names the number after `@`.
+            TargetKind::Webhook | TargetKind::Dingtalk => {
+                let at: Vec<String> = self.mentions.iter().map(|m| format!("@{m}")).collect();
+                json!({
+                    "msgtype": "markdown",
+                    "markdown": {
+                        "title": self.title,
+                        "text": format!("{}\n\n{}", self.markdown(), at.join(" ")),
+                    },
+                    "at": { "atMobiles": self.mentions, "isAtAll": false },
+                })
+            }
+            TargetKind::Wecom if self.mentions.is_empty() => json!({
                 "msgtype": "markdown",
                 "markdown": { "content": self.markdown() },
+            }),
+            // WeCom's markdown cannot mention: a text message with the numbers to mention.
+            TargetKind::Wecom => json!({
+                "msgtype": "text",
+                "text": { "content": self.plain(), "mentioned_mobile_list": self.mentions },
             }),
             TargetKind::Feishu => {
                 let mut text = self.lines.join("\n");
@@ -376,6 +426,9 @@ impl Message {
     /// Whether the message fits the vendor's size limit.
     pub fn fits(&self, kind: TargetKind) -> bool {
         let size = match kind {
+            TargetKind::Wecom if !self.mentions.is_empty() => {
+                return self.plain().len() <= WECOM_TEXT_MAX;
+            }
             TargetKind::Wecom => self.markdown().len(),
             // The signature adds under 100 bytes.
             _ => {

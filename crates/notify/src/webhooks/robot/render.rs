@@ -21,6 +21,8 @@ pub struct Names {
     offices: HashMap<OfficeId, String>,
     zones: HashMap<OfficeId, Tz>,
     leads: HashMap<LeadId, String>,
+    /// Mobile numbers staff records hold, for @-mentions.
+    phones: HashMap<StaffId, String>,
 }
 
 /// The first characters of an id, for things the log has not named (yet).
@@ -40,6 +42,17 @@ impl Names {
             Event::StaffJoined(e) => {
                 self.staff.insert(e.staff_id, e.name.clone());
             }
+            Event::StaffPhoneChanged(e) => match &e.phone {
+                Some(p) => {
+                    self.phones.insert(e.staff_id, p.clone());
+                }
+                None => {
+                    self.phones.remove(&e.staff_id);
+                }
+            },
+            Event::StaffLeft(e) => {
+                self.phones.remove(&e.staff_id);
+            }
             Event::LeadRegistered(e) => {
                 self.leads.insert(
                     e.lead_id,
@@ -50,9 +63,17 @@ impl Names {
         }
     }
 
-    /// Whether the events of this stream category name things (so the worker reads them).
-    pub fn names_in(category: &str) -> bool {
-        matches!(category, "office" | "staff" | "lead")
+    /// Whether events of this type teach [`Names::note`] something (a name, a time zone, a mobile
+    /// number given or taken away): the worker reads them whether or not a subscription shows them.
+    pub fn learns_from(event_type: &str) -> bool {
+        matches!(
+            event_type,
+            "office.opened"
+                | "staff.joined"
+                | "staff.phone_changed"
+                | "staff.left"
+                | "lead.registered"
+        )
     }
 
     pub fn staff(&self, id: StaffId) -> String {
@@ -60,6 +81,11 @@ impl Names {
             .get(&id)
             .cloned()
             .unwrap_or_else(|| format!("员工 #{}", short(id)))
+    }
+
+    /// The mobile number a robot @-mentions this person by, when their record holds one.
+    pub fn phone(&self, id: StaffId) -> Option<&str> {
+        self.phones.get(&id).map(String::as_str)
     }
 
     pub fn office(&self, id: OfficeId) -> String {
@@ -101,6 +127,9 @@ pub struct Rendered {
     pub at: DateTime<Utc>,
     /// The zone `at` is shown in: the office's the event belongs to.
     pub zone: Tz,
+    /// The mobile number of the person a task opened for, to @-mention (robots that mention by
+    /// number: DingTalk, WeCom).
+    pub mention: Option<String>,
 }
 
 fn money(amount_cny: u64) -> String {
@@ -191,7 +220,16 @@ impl Rendered {
         let lead_id = env.payload.lead_id();
         let lead = lead_id.map(|l| names.lead(l));
         let (title, change) = describe(&env.payload, names);
+        let mention = match &env.payload {
+            Event::TaskOpened(t) => t
+                .assignee
+                .staff
+                .and_then(|s| names.phone(s))
+                .map(str::to_string),
+            _ => None,
+        };
         Rendered {
+            mention,
             title: title.into(),
             lead,
             lead_id,
@@ -291,6 +329,7 @@ fn describe(event: &Event, n: &Names) -> (&'static str, String) {
                 match e.method {
                     funnel_domain::events::SignInMethod::Token => "API 令牌",
                     funnel_domain::events::SignInMethod::Password => "密码",
+                    funnel_domain::events::SignInMethod::Oidc => "公司账号",
                 }
             ),
         ),
@@ -303,6 +342,10 @@ fn describe(event: &Event, n: &Names) -> (&'static str, String) {
             "设置密码",
             format!("{} 接受邀请并设置了登录密码", n.staff(e.staff_id)),
         ),
+        StaffOidcLinked(e) => (
+            "关联公司账号",
+            format!("{} 接受邀请，今后使用公司账号登录", n.staff(e.staff_id)),
+        ),
         StaffSignInLocked(e) => (
             "登录锁定",
             format!(
@@ -310,6 +353,14 @@ fn describe(event: &Event, n: &Names) -> (&'static str, String) {
                 n.staff(e.staff_id),
                 e.failures
             ),
+        ),
+        // The number itself stays out of chat: it is personal information.
+        StaffPhoneChanged(e) => (
+            "电话更新",
+            match e.phone {
+                Some(_) => format!("{} 的手机号码已更新", n.staff(e.staff_id)),
+                None => format!("{} 的手机号码已移除", n.staff(e.staff_id)),
+            },
         ),
         StaffSignInUnlocked(e) => (
             "登录解锁",

@@ -31,14 +31,6 @@ struct Waiting {
     rendered: Rendered,
 }
 
-/// Whether an event type names something a message shows.
-fn gives_names(event_type: &str) -> bool {
-    matches!(
-        event_type,
-        "office.opened" | "staff.joined" | "lead.registered"
-    )
-}
-
 impl Worker {
     /// Names from the history before the cursor.
     async fn names_before(&self, cursor: Position) -> Result<Names, WorkerError> {
@@ -51,7 +43,7 @@ impl Worker {
             after = last.meta.position;
             for rec in batch
                 .iter()
-                .filter(|r| r.meta.position <= cursor && gives_names(&r.meta.event_type))
+                .filter(|r| r.meta.position <= cursor && Names::learns_from(&r.meta.event_type))
             {
                 if let Ok(env) = funnel_codec::decode_recorded(rec) {
                     names.note(&env.payload);
@@ -129,7 +121,7 @@ impl Worker {
                                     rendered: Rendered::of(&env, &names),
                                 });
                             } else {
-                                if gives_names(&rec.meta.event_type)
+                                if Names::learns_from(&rec.meta.event_type)
                                     && let Ok(env) = funnel_codec::decode_recorded(&rec)
                                 {
                                     names.note(&env.payload);

@@ -1,0 +1,61 @@
+//! What the key-value buckets beside the log (leases, credentials) share: a connection of their
+//! own, and creating a bucket patiently on a cluster whose members are still coming online.
+
+use crate::connect::{server_addrs, unavailable};
+use async_nats::jetstream::{self, kv};
+use funnel_store::StoreError;
+use std::time::Duration;
+
+/// How long creating a bucket waits for a cluster whose peers are not all online yet.
+pub const PLACEMENT_PATIENCE: Duration = Duration::from_secs(20);
+
+/// A JetStream context on a connection named `name` that reconnects for ever.
+pub(crate) async fn context(
+    url: &str,
+    request_timeout: Duration,
+    name: &str,
+) -> Result<jetstream::Context, StoreError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .request_timeout(Some(request_timeout))
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((attempts as u64 * 100).min(1000))
+        })
+        .max_reconnects(None)
+        .connect(server_addrs(url)?)
+        .await
+        .map_err(|e| unavailable(format!("cannot connect to {url}: {e}")))?;
+    Ok(jetstream::ContextBuilder::new()
+        .timeout(request_timeout)
+        .build(client))
+}
+
+/// Creates (or updates) the bucket `config` describes. A cluster that just (re)started may not
+/// count every peer online yet ("no suitable peers for placement, peer offline"): this waits for
+/// it up to [`PLACEMENT_PATIENCE`], warning once, before giving up.
+pub(crate) async fn create_patiently(
+    context: &jetstream::Context,
+    config: kv::Config,
+) -> Result<kv::Store, StoreError> {
+    let bucket = config.bucket.clone();
+    let deadline = tokio::time::Instant::now() + PLACEMENT_PATIENCE;
+    let mut told = false;
+    loop {
+        match context.create_or_update_key_value(config.clone()).await {
+            Ok(kv) => return Ok(kv),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                if !told {
+                    tracing::warn!(%bucket, error = %e, "the bucket cannot be placed yet; waiting for the cluster");
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                return Err(crate::lease::failed(
+                    &format!("cannot create the bucket {bucket}"),
+                    e,
+                ));
+            }
+        }
+    }
+}
