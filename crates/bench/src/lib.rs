@@ -28,6 +28,8 @@
 //! Build with `--release`: debug builds measure the compiler, not the store.
 
 mod engine;
+mod export;
+mod http;
 mod nats;
 mod projections;
 mod sqlite;
@@ -36,6 +38,11 @@ mod workload;
 pub use engine::{
     ENGINE_RATIO_TARGET, EngineBenchDetails, EngineBenchOptions, EngineBenchReport,
     FLATNESS_TARGET, LocalNats, bench_engine, bench_engine_on,
+};
+pub use export::{ExportBenchReport, bench_export_on};
+pub use http::{
+    AS_OF_P99_MS_TARGET, AUDIT_LEAD_P99_MS_TARGET, HttpBenchOptions, HttpBenchReport,
+    PIPELINE_P99_MS_TARGET, REGISTER_P99_MS_TARGET, REGISTER_PER_S_TARGET, bench_http,
 };
 pub use projections::{
     ProjectionBenchOptions, ProjectionBenchReport, REBUILD_TARGET, bench_projections,

@@ -161,23 +161,67 @@ async fn template() -> anyhow::Result<Vec<Commit>> {
     Ok(commits)
 }
 
-fn copy(
-    commit: &Commit,
-    k: u64,
+/// Whether a stream is named by a UUID (and so has a twin in every copy). The others are global
+/// (a year's working calendar, `calendar-2026`): written by the first copy only.
+fn copied(stream: &StreamId) -> bool {
+    uuid::Uuid::parse_str(stream.id_part()).is_ok()
+}
+
+/// The expected version of the next append of `events` events to `stream`, counting it.
+fn next_expected(
     versions: &mut HashMap<StreamId, u64>,
-) -> anyhow::Result<AppendRequest> {
-    let id = uuid::Uuid::parse_str(commit.stream.id_part())?;
-    let stream = StreamId::new(
-        commit.stream.category(),
-        uuid::Uuid::new_v5(&id, &k.to_be_bytes()),
-    )?;
+    stream: &StreamId,
+    events: usize,
+) -> ExpectedVersion {
     let version = versions.entry(stream.clone()).or_insert(0);
     let expected = if *version == 0 {
         ExpectedVersion::NoStream
     } else {
         ExpectedVersion::Exact(Version(*version))
     };
-    *version += commit.events.len() as u64;
+    *version += events as u64;
+    expected
+}
+
+fn copy(
+    commit: &Commit,
+    k: u64,
+    versions: &mut HashMap<StreamId, u64>,
+) -> anyhow::Result<AppendRequest> {
+    if !copied(&commit.stream) {
+        anyhow::ensure!(
+            k == 0,
+            "{} is written by the first copy only",
+            commit.stream
+        );
+        let events = commit
+            .events
+            .iter()
+            .map(|r| ProposedEvent {
+                event_id: r.meta.event_id,
+                event_type: r.meta.event_type.clone(),
+                schema_version: r.meta.schema_version,
+                occurred_at: r.meta.occurred_at,
+                actor: r.meta.actor.clone(),
+                office: r.meta.office,
+                correlation_id: r.meta.correlation_id,
+                causation_id: r.meta.causation_id,
+                payload: r.payload.clone(),
+            })
+            .collect();
+        return Ok(AppendRequest {
+            stream: commit.stream.clone(),
+            expected: next_expected(versions, &commit.stream, commit.events.len()),
+            command_id: commit.command,
+            events,
+        });
+    }
+    let id = uuid::Uuid::parse_str(commit.stream.id_part())?;
+    let stream = StreamId::new(
+        commit.stream.category(),
+        uuid::Uuid::new_v5(&id, &k.to_be_bytes()),
+    )?;
+    let expected = next_expected(versions, &stream, commit.events.len());
     let events = commit
         .events
         .iter()
@@ -210,24 +254,43 @@ fn copy(
     })
 }
 
-fn peak_rss_reset() {
+pub(crate) fn peak_rss_reset() {
     // Writing 5 to clear_refs resets the peak resident set size (Linux).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn peak_rss() -> Option<u64> {
+pub(crate) fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
 
-/// Generates the log in `store` (which must be empty), then measures read-all and a full rebuild.
-pub async fn bench_projections(
-    store: Arc<dyn EventStore>,
-    opts: ProjectionBenchOptions,
+/// Reads the whole log, decoded into recorded events, nothing applied: events per second.
+pub(crate) async fn read_all_rate(
+    store: &dyn EventStore,
+    total: u64,
     progress: &(dyn Fn(&str, u64, u64) + Sync),
-) -> anyhow::Result<ProjectionBenchReport> {
+) -> anyhow::Result<(u64, f64)> {
+    let t = Instant::now();
+    let mut after = Position::START;
+    let mut read = 0u64;
+    loop {
+        let batch = store.read_all(after, &Filter::All, 10_000).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.meta.position;
+        read += batch.len() as u64;
+        progress("read-all", read, total);
+    }
+    Ok((read, read as f64 / t.elapsed().as_secs_f64()))
+}
+
+/// Writes the replicated demo history into `store`, which must be empty: (events, seconds).
+pub(crate) async fn generate(
+    store: &Arc<dyn EventStore>,
+    opts: &ProjectionBenchOptions,
+    progress: &(dyn Fn(&str, u64, u64) + Sync),
+) -> anyhow::Result<(u64, f64)> {
     anyhow::ensure!(
         store.head().await? == Position::START,
         "the benchmark needs an empty store"
@@ -235,15 +298,22 @@ pub async fn bench_projections(
     let started = Instant::now();
     let commits = template().await?;
     let per_copy: u64 = commits.iter().map(|c| c.events.len() as u64).sum();
-    let copies = opts.events.div_ceil(per_copy.max(1));
-    let total = per_copy * copies;
+    let global: u64 = commits
+        .iter()
+        .filter(|c| !copied(&c.stream))
+        .map(|c| c.events.len() as u64)
+        .sum();
+    let copies = opts.events.div_ceil((per_copy - global).max(1));
+    let total = per_copy * copies - global * copies.saturating_sub(1);
     let mut written = 0u64;
     for k in 0..copies {
         let mut versions = HashMap::new();
         let requests = commits
             .iter()
+            .filter(|c| k == 0 || copied(&c.stream))
             .map(|c| copy(c, k, &mut versions))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let this_copy: u64 = requests.iter().map(|r| r.events.len() as u64).sum();
         // Appends to one stream must stay in order; spreading each stream's appends over the same
         // worker (by stream hash) keeps them ordered and the workers busy.
         let workers = opts.in_flight.max(1);
@@ -267,22 +337,21 @@ pub async fn bench_projections(
         for t in tasks {
             t.await??;
         }
-        written += per_copy;
+        written += this_copy;
         progress("generate", written, total);
     }
-    let generate_seconds = started.elapsed().as_secs_f64();
+    Ok((total, started.elapsed().as_secs_f64()))
+}
 
-    let t = Instant::now();
-    let mut after = Position::START;
-    let mut read = 0u64;
-    loop {
-        let batch = store.read_all(after, &Filter::All, 10_000).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.meta.position;
-        read += batch.len() as u64;
-        progress("read-all", read, total);
-    }
-    let read_all_per_s = read as f64 / t.elapsed().as_secs_f64();
+/// Generates the log in `store` (which must be empty), then measures read-all and a full rebuild.
+pub async fn bench_projections(
+    store: Arc<dyn EventStore>,
+    opts: ProjectionBenchOptions,
+    progress: &(dyn Fn(&str, u64, u64) + Sync),
+) -> anyhow::Result<ProjectionBenchReport> {
+    let (total, generate_seconds) = generate(&store, &opts, progress).await?;
+
+    let (read, read_all_per_s) = read_all_rate(store.as_ref(), total, progress).await?;
 
     let dir = tempfile::tempdir()?;
     let mut runner = Runner::open(
@@ -351,33 +420,66 @@ pub async fn bench_projections_on(
     opts: ProjectionBenchOptions,
     progress: &(dyn Fn(&str, u64, u64) + Sync),
 ) -> anyhow::Result<ProjectionBenchReport> {
-    match target {
-        crate::Target::Sqlite { path } => {
-            let parent = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map(std::path::Path::to_path_buf)
-                .unwrap_or_else(|| ".".into());
-            std::fs::create_dir_all(&parent)?;
-            let dir = tempfile::tempdir_in(parent)?;
-            let store = Arc::new(funnel_store_sqlite::SqliteStore::open(
-                dir.path().join("bench.db"),
-            )?);
-            bench_projections(store, opts, progress).await
+    let scratch = Scratch::new(target, "BENCHP").await?;
+    let result = bench_projections(scratch.store.clone(), opts, progress).await;
+    scratch.remove().await;
+    result
+}
+
+/// An empty store for one run: a SQLite file in a temporary folder next to the target's, or a
+/// stream of its own on the target's NATS server, deleted afterwards.
+pub(crate) struct Scratch {
+    pub store: Arc<dyn EventStore>,
+    _dir: Option<tempfile::TempDir>,
+    nats: Option<(String, String)>,
+}
+
+impl Scratch {
+    pub async fn new(target: crate::Target, prefix: &str) -> anyhow::Result<Self> {
+        match target {
+            crate::Target::Sqlite { path } => {
+                let parent = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_else(|| ".".into());
+                std::fs::create_dir_all(&parent)?;
+                let dir = tempfile::tempdir_in(parent)?;
+                let store = Arc::new(funnel_store_sqlite::SqliteStore::open(
+                    dir.path().join("bench.db"),
+                )?);
+                Ok(Self {
+                    store,
+                    _dir: Some(dir),
+                    nats: None,
+                })
+            }
+            crate::Target::Nats { url } => {
+                let id = uuid::Uuid::now_v7().simple().to_string();
+                let suffix = &id[id.len() - 10..];
+                let mut nats = funnel_store_nats::NatsOptions::new(url.clone());
+                nats.stream_name = format!("{prefix}_{suffix}");
+                nats.subject_prefix = format!("{}_{suffix}", prefix.to_lowercase());
+                let store = Arc::new(funnel_store_nats::NatsStore::connect(nats.clone()).await?);
+                Ok(Self {
+                    store,
+                    _dir: None,
+                    nats: Some((url, nats.stream_name)),
+                })
+            }
         }
-        crate::Target::Nats { url } => {
-            let id = uuid::Uuid::now_v7().simple().to_string();
-            let suffix = &id[id.len() - 10..];
-            let mut nats = funnel_store_nats::NatsOptions::new(url.clone());
-            nats.stream_name = format!("BENCHP_{suffix}");
-            nats.subject_prefix = format!("benchp_{suffix}");
-            let store = Arc::new(funnel_store_nats::NatsStore::connect(nats.clone()).await?);
-            let result = bench_projections(store.clone(), opts, progress).await;
-            drop(store);
-            let client = async_nats::connect(url.as_str()).await?;
-            let js = async_nats::jetstream::new(client);
-            let _ = js.delete_stream(&nats.stream_name).await;
-            result
+    }
+
+    /// Deletes what the run wrote (the temporary folder goes when dropped).
+    pub async fn remove(self) {
+        let Self { store, _dir, nats } = self;
+        drop(store);
+        if let Some((url, stream)) = nats
+            && let Ok(client) = async_nats::connect(url.as_str()).await
+        {
+            let _ = async_nats::jetstream::new(client)
+                .delete_stream(&stream)
+                .await;
         }
     }
 }

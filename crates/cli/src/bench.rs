@@ -1,5 +1,7 @@
-//! `funnel bench store`, `funnel bench engine` and `funnel bench projections`: Funnel's paths against
-//! raw baselines, on the backend `--store` names (`bench engine --backend` may choose another).
+//! `funnel bench store`, `funnel bench engine`, `funnel bench export` and `funnel bench projections`:
+//! Funnel's paths against raw baselines, on the backend `--store` names (`bench engine --backend`
+//! may choose another); `funnel bench http`: the HTTP paths users touch, on a temporary embedded
+//! store.
 //! Build with `--release`.
 
 use funnel_app::StoreUrl;
@@ -48,6 +50,38 @@ pub enum BenchWhat {
         /// Commands in flight in the throughput phase.
         #[arg(long, default_value_t = 256)]
         in_flight: usize,
+    },
+    /// The whole log as Parquet (what `funnel export events --format parquet` does) from a
+    /// generated log, against the store's read-all rate, with the export's peak memory.
+    Export {
+        /// Events in the generated log.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+    },
+    /// The paths users touch, through `funnel serve` itself in this process on a temporary
+    /// embedded store (the `--store` one is not touched) holding a generated log: `POST /leads`
+    /// (`register_per_s`, `register_p99_ms`), `GET /pipeline` (`pipeline_p99_ms`),
+    /// `GET /pipeline?as_of=` (`as_of_p99_ms`) and `GET /leads/{id}/audit`
+    /// (`audit_lead_p99_ms`), with `--connections` requests in flight.
+    Http {
+        /// Events in the generated log (the replicated demo organisation).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Connections of the client: requests in flight at once.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Leads registered (`POST /leads`), each a new customer.
+        #[arg(long, default_value_t = 10_000)]
+        registrations: usize,
+        /// `GET /pipeline` requests.
+        #[arg(long, default_value_t = 1_000)]
+        pipelines: usize,
+        /// `GET /pipeline?as_of=` requests, each at a moment of its own within the history.
+        #[arg(long, default_value_t = 64)]
+        as_ofs: usize,
+        /// `GET /leads/{id}/audit` requests, over leads drawn from the whole log.
+        #[arg(long, default_value_t = 2_000)]
+        audits: usize,
     },
     /// Rebuild of every read model from a generated log, against the store's read-all rate.
     Projections {
@@ -141,6 +175,38 @@ pub async fn run(
                     report.engine_ratio,
                     funnel_bench::ENGINE_RATIO_TARGET
                 );
+            }
+        }
+        BenchWhat::Export { events } => {
+            let report = funnel_bench::bench_export_on(target(url), events, &progress).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
+        BenchWhat::Http {
+            events,
+            connections,
+            registrations,
+            pipelines,
+            as_ofs,
+            audits,
+        } => {
+            let opts = funnel_bench::HttpBenchOptions {
+                events,
+                connections,
+                registrations,
+                pipelines,
+                as_ofs,
+                audits,
+            };
+            let (report, details) = funnel_bench::bench_http(opts, &progress).await?;
+            eprint!("{details}");
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
             }
         }
         BenchWhat::Projections { events } => {

@@ -160,3 +160,63 @@ async fn engine_bench_on_nats() {
     let server = NatsServer::start();
     check_engine(Target::Nats { url: server.url() }).await;
 }
+
+/// The export benchmark writes every generated event as a row and reports a positive, finite
+/// ratio against the store's read-all rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_export_bench_writes_every_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = funnel_bench::bench_export_on(
+        Target::Sqlite {
+            path: dir.path().join("funnel.db"),
+        },
+        2_000,
+        &|_, _, _| {},
+    )
+    .await
+    .expect("export bench");
+    assert!(report.events >= 2_000, "{report:?}");
+    for v in [
+        report.rows_per_s,
+        report.read_all_per_s,
+        report.export_ratio,
+    ] {
+        assert!(v.is_finite() && v > 0.0, "{report:?}");
+    }
+    assert!(report.file_mb > 0.0, "{report:?}");
+}
+
+/// The HTTP benchmark runs `funnel serve` on a small generated log; its JSON holds exactly the
+/// five keys the project names, each positive and finite (every request it timed succeeded, or
+/// the run would have failed with the server's answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_http_bench_gives_exactly_its_five_figures() {
+    let opts = funnel_bench::HttpBenchOptions {
+        events: 3_000,
+        connections: 4,
+        registrations: 20,
+        pipelines: 5,
+        as_ofs: 3,
+        audits: 5,
+    };
+    let (report, _details) = funnel_bench::bench_http(opts, &|_, _, _| {})
+        .await
+        .expect("http bench");
+    let json = serde_json::to_value(&report).expect("json");
+    let mut keys: Vec<&String> = json.as_object().expect("object").keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "as_of_p99_ms",
+            "audit_lead_p99_ms",
+            "pipeline_p99_ms",
+            "register_p99_ms",
+            "register_per_s"
+        ]
+    );
+    for (key, v) in json.as_object().expect("object") {
+        let v = v.as_f64().expect("a number");
+        assert!(v.is_finite() && v > 0.0, "{key}: {v}");
+    }
+}
