@@ -340,12 +340,25 @@ async fn bootstrap(url: &StoreUrl) {
 }
 
 fn token(store: &str, dir: &Path, staff: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_funnel"))
-        .current_dir(dir)
-        .env_remove("FUNNEL_STORE")
-        .args(["--store", store, "staff", "token", staff])
-        .output()
-        .expect("run funnel");
+    // Right after the cluster forms, its streams may still be electing leaders: the command then
+    // fails with "nats store unavailable" before it writes anything, and is tried again (bounded).
+    let give_up = Instant::now() + PATIENCE;
+    let out = loop {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_funnel"))
+            .current_dir(dir)
+            .env_remove("FUNNEL_STORE")
+            .args(["--store", store, "staff", "token", staff])
+            .output()
+            .expect("run funnel");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success()
+            || !stderr.contains("nats store unavailable")
+            || Instant::now() > give_up
+        {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
     assert!(
         out.status.success(),
         "{}",
