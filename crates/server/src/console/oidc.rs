@@ -233,14 +233,21 @@ fn unknown_account() -> Problem {
     )
 }
 
+/// The member of staff `identity` is linked to. When this process's read models do not know one,
+/// they are first brought up to the log's head (bounded): the link may have been written a moment
+/// ago, by this process or another on the same log.
+async fn oidc_holder(state: &AppState, identity: &Identity) -> Result<Option<StaffId>, Problem> {
+    Ok(funnel_app::auth::look_up(state.reads(), |access, _| {
+        access.staff_by_oidc(&identity.issuer, &identity.subject)
+    })
+    .await?)
+}
+
 /// The person an invitation names, once `identity` is linked to them (`staff.oidc_linked`). An
 /// identity already linked to someone else is refused.
 async fn link(state: &AppState, token: &str, identity: &Identity) -> Result<Caller, Problem> {
     let (staff_id, _) = session::invited(state, token).await?;
-    let holder = state
-        .reads()
-        .with_model(|access: &Access, _| access.staff_by_oidc(&identity.issuer, &identity.subject))
-        .await?;
+    let holder = oidc_holder(state, identity).await?;
     if holder.is_some_and(|h| h != staff_id) {
         return Err(Problem::new(
             StatusCode::CONFLICT,
@@ -269,9 +276,7 @@ async fn link(state: &AppState, token: &str, identity: &Identity) -> Result<Call
 
 /// The person `identity` is linked to.
 async fn linked(state: &AppState, identity: &Identity) -> Result<Caller, Problem> {
-    let id = state
-        .reads()
-        .with_model(|access: &Access, _| access.staff_by_oidc(&identity.issuer, &identity.subject))
+    let id = oidc_holder(state, identity)
         .await?
         .ok_or_else(unknown_account)?;
     caller_of(state, id).await?.ok_or_else(unknown_account)

@@ -14,6 +14,7 @@ use funnel_types::{OfficeId, Role, StaffId, SystemClock};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::RwLock;
 use tower::ServiceExt;
 
@@ -46,6 +47,7 @@ pub struct World {
     pub tokens: BTreeMap<&'static str, String>,
     pub ids: BTreeMap<&'static str, StaffId>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    follower: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for World {
@@ -114,21 +116,7 @@ pub async fn world_at(mut options: ServeOptions, clock: Arc<dyn funnel_types::Cl
     let runner =
         funnel_server::open_runner(&dir.path().join("funnel.projections.db")).expect("runner");
     let runner = Arc::new(RwLock::new(runner));
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let follow_runner = runner.clone();
-    let follow_store = store.clone();
-    tokio::spawn(async move {
-        let shutdown = async {
-            let _ = rx.await;
-        };
-        let _ = funnel_projections::follow(
-            &follow_runner,
-            follow_store.as_ref(),
-            shutdown,
-            &mut |_| {},
-        )
-        .await;
-    });
+    let (stop, follower) = spawn_follower(runner.clone(), store.clone(), Duration::ZERO);
     let hooks = funnel_notify::webhooks::Webhooks::in_memory().expect("webhooks");
     hooks.set_targets(options.notify.targets().expect("webhook targets"));
     let credentials =
@@ -146,6 +134,51 @@ pub async fn world_at(mut options: ServeOptions, clock: Arc<dyn funnel_types::Cl
         tokens,
         ids,
         stop: Some(stop),
+        follower: Some(follower),
+    }
+}
+
+/// The runner following the log (after `delay`), until the sender is used or dropped.
+fn spawn_follower(
+    runner: Arc<RwLock<funnel_projections::Runner>>,
+    store: Arc<dyn funnel_store::EventStore>,
+    delay: Duration,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        let _ = funnel_projections::follow(&runner, store.as_ref(), shutdown, &mut |_| {}).await;
+    });
+    (stop, task)
+}
+
+impl World {
+    /// Stops the read models following the log, as a process lagging behind another one writing
+    /// to the same log: until [`World::follow_after`], they know nothing written after this.
+    pub async fn pause_following(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(f) = self.follower.take() {
+            f.await.expect("the follower ended");
+        }
+    }
+
+    /// Starts the read models following the log again once `delay` has passed.
+    pub fn follow_after(&mut self, delay: Duration) {
+        let (stop, follower) = spawn_follower(
+            self.state.runner().clone(),
+            self.state.store().clone(),
+            delay,
+        );
+        self.stop = Some(stop);
+        self.follower = Some(follower);
     }
 }
 

@@ -186,7 +186,12 @@ async fn provider() -> Provider {
 }
 
 async fn world_with_provider(p: &Provider) -> World {
+    world_with_provider_and(p, |_| {}).await
+}
+
+async fn world_with_provider_and(p: &Provider, more: impl FnOnce(&mut ServeOptions)) -> World {
     let mut options = ServeOptions::default();
+    more(&mut options);
     let dir = tempfile::tempdir().unwrap().keep();
     let secret = dir.join("client-secret");
     std::fs::write(&secret, format!("{CLIENT_SECRET}\n")).unwrap();
@@ -373,6 +378,39 @@ async fn an_invitation_links_the_company_account_which_then_signs_the_person_in(
     // The sign-in page offers the provider.
     let page = w.raw(Method::GET, "/sign-in", None, vec![], &[]).await;
     assert!(page.text.contains("/sign-in/oidc?next="), "{}", page.text);
+}
+
+/// A company account linked a moment ago (by another process on the same log, say) signs in
+/// although this process's read models have not reached the link yet: the callback brings them up
+/// to the log's head before it calls the account unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_linked_a_moment_ago_signs_in_while_the_read_models_catch_up() {
+    use funnel_domain::org::{SessionCommand, StaffCommand};
+    use funnel_engine::{Command, CommandMeta, Who};
+    let p = provider().await;
+    let mut w = world_with_provider_and(&p, |o| o.http.auth_wait_ms = 30_000).await;
+    let token = invitation(&w, "eng_a").await;
+    w.pause_following().await;
+    let staff_id = w.ids["eng_a"];
+    w.engine
+        .execute(
+            CommandMeta::new(Who::Staff(staff_id)),
+            Command::Staff {
+                staff_id,
+                cmd: StaffCommand::Session(SessionCommand::LinkOidc {
+                    secret_hash: funnel_app::auth::token_hash(&token),
+                    issuer: p.issuer.clone(),
+                    subject: "sub-late".into(),
+                }),
+            },
+        )
+        .await
+        .expect("linked");
+    let leg = begin(&w, "").await;
+    w.follow_after(std::time::Duration::from_millis(300));
+    let back = come_back(&w, &p, &leg, "sub-late", Twist::None).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    assert_eq!(session_of(&w, &back).await, ("eng_a".into(), "oidc".into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
