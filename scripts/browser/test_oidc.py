@@ -50,6 +50,8 @@ class Provider:
         self.grants: dict[str, dict] = {}
         self.subject = "sub-1"
         self.deny = False
+        # Sign-outs at the provider (RP-initiated logout): their query parameters.
+        self.logouts: list[dict] = []
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -75,6 +77,9 @@ class Provider:
                     self.answer(200, provider.jwks())
                 elif url.path == "/authorize":
                     self.answer(302, location=provider.authorize(q))
+                elif url.path == "/logout":
+                    provider.logouts.append(q)
+                    self.answer(302, location=q.get("post_logout_redirect_uri", provider.issuer))
                 else:
                     self.answer(404)
 
@@ -97,6 +102,7 @@ class Provider:
             "authorization_endpoint": f"{self.issuer}/authorize",
             "token_endpoint": f"{self.issuer}/token",
             "jwks_uri": f"{self.issuer}/jwks",
+            "end_session_endpoint": f"{self.issuer}/logout",
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],
@@ -235,10 +241,14 @@ def test_an_invitation_links_the_company_account_and_it_signs_in_again(provided,
     b.signed_in_as(person["name"])
     b.shot("signed-in")
 
-    # Signed out, the sign-in page offers the company account; no invitation is needed now.
-    with page.expect_navigation(url=re.compile(r"/sign-in")):
-        page.locator("#sign-out").click()
+    # Signing out signs out at the provider too, which sends the browser back to the sign-in page.
+    # That page offers the company account; no invitation is needed now.
+    page.locator("#sign-out").click()
+    page.wait_for_url(server.base + "/sign-in", timeout=20_000)
     page.wait_for_load_state("networkidle")
+    assert len(provider.logouts) == 1, provider.logouts
+    assert provider.logouts[0].get("client_id") == CLIENT_ID, provider.logouts
+    assert provider.logouts[0].get("post_logout_redirect_uri") == server.base + "/sign-in"
     b.shot("sign-in-page")
     page.locator("#oidc-sign-in").click()
     b.signed_in_as(person["name"])

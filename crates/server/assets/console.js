@@ -106,16 +106,24 @@
     });
   }
 
-  // Signing out: `DELETE /session` (with the CSRF token), then the sign-in page.
+  // Signing out: `DELETE /session` (with the CSRF token), then the sign-in page, or first the
+  // company's sign-in service when the session was begun there and it signs out too (the answer's
+  // `provider_sign_out`; it sends the browser back to the sign-in page).
   function signOut() {
     var button = document.getElementById("sign-out");
     if (!button) { return; }
     button.addEventListener("click", function () {
+      var next = "/sign-in";
       fetch("/session", {
         method: "DELETE",
         headers: { "X-CSRF-Token": csrf() },
         credentials: "same-origin"
-      }).finally(function () { window.location.assign("/sign-in"); });
+      }).then(function (res) {
+        return res.ok ? res.json() : null;
+      }).then(function (body) {
+        var url = body && body.provider_sign_out;
+        if (typeof url === "string" && /^https?:\/\//.test(url)) { next = url; }
+      }).catch(function () {}).finally(function () { window.location.assign(next); });
     });
   }
 

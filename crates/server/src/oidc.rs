@@ -8,17 +8,21 @@
 //! PKCE verifier, the invitation being accepted, where to go next) travels in a short-lived
 //! `HttpOnly` cookie scoped to the callback's path, so any process behind a load balancer can
 //! finish a sign-in another began. Requests to the provider time out and follow no redirects.
+//!
+//! Signing out of a session begun here also offers the provider's end-session endpoint
+//! (RP-initiated logout 1.0), with `client_id` and, as `post_logout_redirect_uri`, the sign-in page
+//! on the origin of `oidc.redirect_url` (which must be registered at the provider beside the
+//! callback). No ID token is kept after the sign-in, so no `id_token_hint` is sent.
 
 use crate::config::{ConfigError, OidcOptions};
 use crate::problem::Problem;
 use axum::http::StatusCode;
 use base64::Engine as _;
-use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
-};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm};
 use openidconnect::{
     AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
-    EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, TokenResponse,
+    EndpointSet, IssuerUrl, LogoutRequest, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -110,7 +114,7 @@ pub struct Oidc {
     /// What the sign-in button calls the provider (Chinese, English).
     pub display_name: Option<String>,
     http: reqwest::Client,
-    metadata: tokio::sync::Mutex<Option<(Instant, CoreProviderMetadata)>>,
+    metadata: tokio::sync::Mutex<Option<(Instant, ProviderMetadataWithLogout)>>,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -164,7 +168,7 @@ impl Oidc {
 
     /// The provider's discovery document and keys, read again when older than [`METADATA_TTL`]
     /// or when `fresh` (an ID token signed by a key not seen yet: the provider rotated them).
-    async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, Problem> {
+    async fn metadata(&self, fresh: bool) -> Result<ProviderMetadataWithLogout, Problem> {
         let mut kept = self.metadata.lock().await;
         if let Some((at, m)) = kept.as_ref()
             && !fresh
@@ -172,7 +176,7 @@ impl Oidc {
         {
             return Ok(m.clone());
         }
-        let m = CoreProviderMetadata::discover_async(self.issuer.clone(), &self.http)
+        let m = ProviderMetadataWithLogout::discover_async(self.issuer.clone(), &self.http)
             .await
             .map_err(|e| {
                 tracing::warn!(issuer = %self.issuer.as_str(), error = %e, "OpenID Connect discovery failed");
@@ -182,7 +186,7 @@ impl Oidc {
         Ok(m)
     }
 
-    fn client(&self, m: CoreProviderMetadata) -> Client {
+    fn client(&self, m: ProviderMetadataWithLogout) -> Client {
         CoreClient::from_provider_metadata(m, self.client_id.clone(), self.secret.clone())
             .set_redirect_uri(self.redirect.clone())
     }
@@ -255,6 +259,26 @@ impl Oidc {
                 Err(not_signed_in("the provider's ID token failed its checks"))
             }
         }
+    }
+}
+
+impl Oidc {
+    /// Where the browser signs out at the provider too, when its discovery document names an
+    /// end-session endpoint. `None` also when the provider cannot be reached just now: signing out
+    /// of Funnel does not depend on it.
+    pub async fn sign_out_url(&self) -> Option<url::Url> {
+        let m = self.metadata(false).await.ok()?;
+        let endpoint = m.additional_metadata().end_session_endpoint.clone()?;
+        let mut back = self.redirect.url().clone();
+        back.set_path("/sign-in");
+        back.set_query(None);
+        back.set_fragment(None);
+        Some(
+            LogoutRequest::from(endpoint)
+                .set_client_id(self.client_id.clone())
+                .set_post_logout_redirect_uri(PostLogoutRedirectUrl::from_url(back))
+                .http_get_url(),
+        )
     }
 }
 

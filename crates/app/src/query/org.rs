@@ -252,6 +252,12 @@ pub struct SignedOut {
     pub ended: u64,
     /// The log position of `staff.sessions_ended`, when sessions ended.
     pub position: Option<Position>,
+    /// Where to send the browser to sign out at the company's sign-in service as well: present when
+    /// the session ended was begun through OpenID Connect and the provider publishes an
+    /// end-session endpoint (RP-initiated logout). The provider then sends the browser back to
+    /// this server's sign-in page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_sign_out: Option<String>,
 }
 
 /// `POST /staff/{id}/invitation` answers the one-time link, once: only its hash is recorded.

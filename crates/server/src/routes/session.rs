@@ -478,12 +478,14 @@ async fn end(
             Ok(SignedOut {
                 ended,
                 position: Some(accepted.last_position),
+                provider_sign_out: None,
             })
         }
         Err(EngineError::Refused { refusal, .. }) if refusal.code == RefusalCode::NothingToDo => {
             Ok(SignedOut {
                 ended: 0,
                 position: None,
+                provider_sign_out: None,
             })
         }
         Err(e) => Err(e.into()),
@@ -505,7 +507,12 @@ pub async fn sign_out(
     headers: HeaderMap,
     session: SessionCaller,
 ) -> Result<Response, Problem> {
-    let body = end(&state, &session.caller, Some(session.session.session_id)).await?;
+    let mut body = end(&state, &session.caller, Some(session.session.session_id)).await?;
+    if session.session.method == SignInMethod::Oidc
+        && let Some(oidc) = state.oidc()
+    {
+        body.provider_sign_out = oidc.sign_out_url().await.map(String::from);
+    }
     Ok(signed_out(&state, &headers, body))
 }
 

@@ -94,6 +94,7 @@ async fn discovery(State(p): State<Provider>) -> Json<Value> {
         "authorization_endpoint": format!("{}/authorize", p.issuer),
         "token_endpoint": format!("{}/token", p.issuer),
         "jwks_uri": format!("{}/jwks", p.issuer),
+        "end_session_endpoint": format!("{}/logout?realm=sales", p.issuer),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
@@ -411,6 +412,64 @@ async fn an_account_linked_a_moment_ago_signs_in_while_the_read_models_catch_up(
     let back = come_back(&w, &p, &leg, "sub-late", Twist::None).await;
     assert_eq!(back.status, StatusCode::OK, "{}", back.text);
     assert_eq!(session_of(&w, &back).await, ("eng_a".into(), "oidc".into()));
+}
+
+/// Signs out of the session a reply began; the answer.
+async fn sign_out(w: &World, r: &Reply) -> Reply {
+    let session = cookie_value(set_cookie(r, "funnel_session"));
+    let csrf = cookie_value(set_cookie(r, "funnel_csrf"));
+    let cookies = format!("funnel_session={session}; funnel_csrf={csrf}");
+    let out = w
+        .raw(
+            Method::DELETE,
+            "/session",
+            None,
+            vec![],
+            &[
+                ("cookie", cookies.as_str()),
+                ("x-csrf-token", csrf.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.text);
+    assert_eq!(out.body["ended"], 1, "{}", out.text);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_of_a_company_sign_in_signs_out_at_the_provider_too() {
+    let p = provider().await;
+    let w = world_with_provider(&p).await;
+    let token = invitation(&w, "eng_a").await;
+    let leg = begin(&w, &format!("?invitation={token}")).await;
+    let back = come_back(&w, &p, &leg, "sub-eng-a", Twist::None).await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text);
+    let out = sign_out(&w, &back).await;
+    let url = out.body["provider_sign_out"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no provider sign-out: {}", out.text));
+    let url = url::Url::parse(url).unwrap();
+    assert_eq!(
+        url[..url::Position::AfterPath],
+        format!("{}/logout", p.issuer)
+    );
+    let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(params["realm"], "sales", "the endpoint's own query is kept");
+    assert_eq!(params["client_id"], CLIENT_ID);
+    assert_eq!(
+        params["post_logout_redirect_uri"],
+        "https://funnel.example.com/sign-in"
+    );
+    assert!(!params.contains_key("id_token_hint"), "{url}");
+
+    // A session begun with a password or token is not sent to the provider.
+    let body = json!({ "token": w.tokens["eng_b"] })
+        .to_string()
+        .into_bytes();
+    let r = w.raw(Method::POST, "/session", None, body, &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let out = sign_out(&w, &r).await;
+    assert!(out.body.get("provider_sign_out").is_none(), "{}", out.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
