@@ -72,9 +72,13 @@ pub struct FindArgs {
     /// Leads per page (1 to 500).
     #[arg(long, default_value_t = leads::DEFAULT_LIMIT)]
     pub limit: usize,
-    /// Leads to skip (the `next offset` a previous page printed).
+    /// Leads to skip before the page (to jump to a page by number).
     #[arg(long, default_value_t = 0)]
     pub offset: u64,
+    /// Go on after the page that printed this cursor (its last line says `--after …`): no lead is
+    /// shown twice or skipped when leads are registered or change between pages.
+    #[arg(long, conflicts_with = "offset")]
+    pub after: Option<String>,
     /// Print the answer as JSON (the same document `GET /leads` answers).
     #[arg(long)]
     pub json: bool,
@@ -101,6 +105,7 @@ pub async fn run(
     args: LeadsArgs,
 ) -> anyhow::Result<()> {
     let LeadsCommand::Find(a) = args.command;
+    let by_cursor = a.after.is_some();
     let reads = crate::query::reads(url, projections, None).await?;
     let q = LeadQuery {
         text: a.text,
@@ -130,15 +135,15 @@ pub async fn run(
             SortOrder::Desc
         },
         limit: Some(a.limit),
-        offset: Some(a.offset),
-        after: None,
+        offset: a.after.is_none().then_some(a.offset),
+        after: a.after,
         at_least: None,
     };
     let list = leads::search(&reads, &Caller::local_operator(), q).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        print!("{}", render(&list));
+        print!("{}", render(&list, by_cursor));
     }
     Ok(())
 }
@@ -153,8 +158,9 @@ fn day(t: &str) -> &str {
     t.get(..10).unwrap_or(t)
 }
 
-/// The page as a table, columns aligned by display width.
-pub fn render(list: &LeadList) -> String {
+/// The page as a table, columns aligned by display width; the last line says how to go on (by the
+/// cursor). A page asked for `by_cursor` has no number, so the line counts it only.
+pub fn render(list: &LeadList, by_cursor: bool) -> String {
     let header = [
         "客户 / 项目",
         "办事处",
@@ -228,23 +234,32 @@ pub fn render(list: &LeadList) -> String {
         let cells: Vec<&str> = r.iter().map(String::as_str).collect();
         out.push_str(&line(&cells));
     }
-    let first = if list.leads.is_empty() {
-        list.offset
+    let shown = list.leads.len() as u64;
+    let (range_zh, range_en) = if by_cursor {
+        (format!("本页 {shown} 条"), format!("{shown} shown"))
     } else {
-        list.offset + 1
+        let first = list.offset + u64::from(shown > 0);
+        let last = list.offset + shown;
+        (
+            format!("第 {first}–{last} 条"),
+            format!("{first}–{last} shown"),
+        )
     };
+    // More leads follow when the page is full (by cursor) or the offset has not reached the end.
+    let more = if by_cursor {
+        list.next_after.is_some()
+    } else {
+        list.next_offset.is_some()
+    };
+    let next = list
+        .next_after
+        .as_ref()
+        .filter(|_| more)
+        .map(|c| format!("；下一页 --after {c}"))
+        .unwrap_or_default();
     out.push_str(&format!(
-        "共 {} 条线索，第 {}–{} 条（日志位置 {}）{} / {} lead(s), {}–{} shown\n",
-        list.total,
-        first,
-        list.offset + list.leads.len() as u64,
-        list.position,
-        list.next_offset
-            .map(|n| format!("；下一页 --offset {n}"))
-            .unwrap_or_default(),
-        list.total,
-        first,
-        list.offset + list.leads.len() as u64,
+        "共 {} 条线索，{range_zh}（日志位置 {}）{next} / {} lead(s), {range_en}\n",
+        list.total, list.position, list.total,
     ));
     out
 }

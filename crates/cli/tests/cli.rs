@@ -414,7 +414,28 @@ fn leads_find_matches_names_however_written_and_aligns_its_table() {
     for l in &lines[1..6] {
         assert_eq!(column(l, 1), office, "{text}");
     }
-    assert!(lines[6].contains("--offset 5"), "{text}");
+    assert!(lines[6].contains("第 1–5 条"), "{text}");
+    // The last line gives the cursor of the next page, which goes on from the fifth lead.
+    let cursor = lines[6]
+        .split("--after ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no cursor: {text}"));
+    let ten = json(&["leads", "find", "--limit", "10", "--json"]);
+    let next = json(&["leads", "find", "--limit", "5", "--after", cursor, "--json"]);
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v["leads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&next), ids(&ten)[5..].to_vec());
+    let text = run(&["leads", "find", "--limit", "5", "--after", cursor]);
+    assert!(text.contains("本页 5 条"), "{text}");
+    let err = fails(&["leads", "find", "--after", cursor, "--offset", "5"]);
+    assert!(err.contains("--offset"), "{err}");
 
     // Every option has help; a bad value is refused with the values it takes.
     let help = run(&["leads", "find", "--help"]);
@@ -431,6 +452,7 @@ fn leads_find_matches_names_however_written_and_aligns_its_table() {
         "--asc",
         "--limit",
         "--offset",
+        "--after",
         "--json",
     ] {
         assert!(help.contains(option), "{option}: {help}");

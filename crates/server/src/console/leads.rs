@@ -45,8 +45,13 @@ pub struct ListQuery {
     ageing: String,
     #[serde(default)]
     as_of: String,
+    /// Which page this is (0 first): counts the rows shown; the list itself continues from `after`.
     #[serde(default)]
     page: usize,
+    /// The lead index's cursor of this page (the previous page's `next_after`). Lists as of a
+    /// moment page by `page` alone: the history up to a moment past does not change between pages.
+    #[serde(default)]
+    after: String,
     #[serde(default)]
     #[allow(dead_code)]
     lang: Option<String>,
@@ -145,6 +150,7 @@ struct LeadsPage {
     total: usize,
     shown_from: usize,
     shown_to: usize,
+    first_href: Option<String>,
     prev_href: Option<String>,
     next_href: Option<String>,
     error: Option<String>,
@@ -178,12 +184,12 @@ fn row_view(tr: Tr, zone: chrono_tz::Tz, l: &LeadExport) -> LeadRowView {
     }
 }
 
-/// The page of leads the query asks for now, from the lead index, and how many match.
-async fn search_now(
-    state: &AppState,
-    viewer: &Viewer,
-    q: &ListQuery,
-) -> Result<(Vec<LeadRowView>, usize), Problem> {
+/// A page of rows, how many match over every page, and the cursor of the next page (lists now).
+type Found = (Vec<LeadRowView>, usize, Option<String>);
+
+/// The page of leads the query asks for now, from the lead index: keyset paging, so a lead
+/// registered or changed while someone pages is neither shown twice nor skipped.
+async fn search_now(state: &AppState, viewer: &Viewer, q: &ListQuery) -> Result<Found, Problem> {
     let tr = viewer.tr;
     let some = |text: &str| (!text.is_empty()).then(|| text.to_string());
     let found = leads::search(
@@ -199,7 +205,8 @@ async fn search_now(
             purchase_mode: q.mode.parse().ok(),
             ageing: (!q.ageing.is_empty()).then_some(true),
             limit: Some(PAGE),
-            offset: Some((q.page * PAGE) as u64),
+            offset: q.after.is_empty().then_some((q.page * PAGE) as u64),
+            after: some(&q.after),
             ..LeadQuery::default()
         },
     )
@@ -240,7 +247,7 @@ async fn search_now(
             ageing: l.ageing,
         })
         .collect();
-    Ok((rows, found.total as usize))
+    Ok((rows, found.total as usize, found.next_after))
 }
 
 /// The page of leads the query asks for as of a moment, from the pipeline replayed to then.
@@ -249,7 +256,7 @@ async fn as_of_then(
     viewer: &Viewer,
     q: &ListQuery,
     as_of: Option<AsOfInput>,
-) -> Result<(Vec<LeadRowView>, usize), Problem> {
+) -> Result<Found, Problem> {
     let list = reports::leads(
         state.reads(),
         &viewer.caller,
@@ -277,7 +284,7 @@ async fn as_of_then(
             row
         })
         .collect();
-    Ok((rows, total))
+    Ok((rows, total, None))
 }
 
 /// `GET /console/leads?q=&office=&owner=&stage=&tier=&channel=&mode=&ageing=&as_of=&page=`.
@@ -301,28 +308,52 @@ pub async fn list(
             }
         }
     };
-    let found = match as_of {
+    let now = as_of.is_none() && error.is_none();
+    let found = if now {
         // Now: the persisted lead index, searched and paged by the application layer.
-        None if error.is_none() => search_now(&state, &viewer, &q).await,
+        search_now(&state, &viewer, &q).await
+    } else {
         // As of a date: the pipeline replayed to then, filtered here.
-        _ => as_of_then(&state, &viewer, &q, as_of).await,
+        as_of_then(&state, &viewer, &q, as_of).await
     };
-    let (rows, total) = match found {
+    let (rows, total, next_after) = match found {
         Ok(f) => f,
         Err(p) => return super::problem_page(shell, &p),
     };
     let start = (q.page * PAGE).min(total);
     let end = (start + rows.len()).min(total);
-    let href = |page: usize| {
+    let href = |page: usize, after: Option<&str>| {
         let mut pairs: Vec<(&str, String)> = q
             .pairs()
             .into_iter()
             .filter(|(_, v)| !v.is_empty())
             .collect();
-        pairs.push(("page", page.to_string()));
+        if page > 0 {
+            pairs.push(("page", page.to_string()));
+        }
+        if let Some(after) = after {
+            pairs.push(("after", after.to_string()));
+        }
         format!(
             "/console/leads?{}",
             serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        )
+    };
+    // Now, pages go on from the index's cursor and back to the first page (a cursor leads
+    // forwards only; the browser's back button returns page by page). As of a moment, by number.
+    let (first_href, prev_href, next_href) = if now {
+        (
+            (q.page > 0).then(|| href(0, None)),
+            None,
+            next_after
+                .filter(|_| end < total)
+                .map(|a| href(q.page + 1, Some(&a))),
+        )
+    } else {
+        (
+            None,
+            (q.page > 0).then(|| href(q.page - 1, None)),
+            (end < total).then(|| href(q.page + 1, None)),
         )
     };
     let offices = super::analysis::office_options(&state, &viewer, &q.office).await;
@@ -344,8 +375,9 @@ pub async fn list(
             total,
             shown_from: if total == 0 { 0 } else { start + 1 },
             shown_to: end,
-            prev_href: (q.page > 0).then(|| href(q.page - 1)),
-            next_href: (end < total).then(|| href(q.page + 1)),
+            first_href,
+            prev_href,
+            next_href,
             error,
             q,
         }
@@ -803,8 +835,8 @@ pub async fn similar(
     Query(q): Query<SimilarQuery>,
 ) -> Response {
     let tr = viewer.tr;
-    let (rows, total) = if fold_name(&q.customer_name).is_empty() {
-        (Vec::new(), 0)
+    let (rows, total, _) = if fold_name(&q.customer_name).is_empty() {
+        (Vec::new(), 0, None)
     } else {
         let query = ListQuery {
             q: q.customer_name.clone(),

@@ -406,6 +406,53 @@ async fn leads_are_found_by_any_writing_and_opened_in_scope() {
     assert!(!r.text.contains(&other), "{}", r.text);
 }
 
+/// The lead list pages by the index's cursor: a lead registered while someone pages does not push
+/// the last lead of one page onto the next (as an offset would), and the later pages lead back to
+/// the first.
+#[tokio::test]
+async fn the_lead_list_pages_on_without_repeating_a_lead() {
+    let w = world().await;
+    let mut leads = Vec::new();
+    for i in 0..51 {
+        leads.push(w.register("eng_a", sh(), &format!("客户{i:02}")).await.0);
+    }
+    settle(&w).await;
+    // Newest first: the first page ends with the second lead registered.
+    let first = page(&w, "/console/leads", Some("eng_a")).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert!(first.text.contains(&leads[50]) && first.text.contains(&leads[1]));
+    assert!(
+        !first
+            .text
+            .contains(&format!("/console/leads/{}\"", leads[0]))
+    );
+    assert!(!first.text.contains("第一页"), "{}", first.text);
+    let next = first
+        .text
+        .split("href=\"")
+        .filter_map(|h| h.split('"').next())
+        .find(|h| h.contains("after="))
+        .unwrap_or_else(|| panic!("no next page: {}", first.text))
+        .replace("&#38;", "&");
+    w.register("eng_a", sh(), "新客户").await;
+    settle(&w).await;
+    let second = page(&w, &next, Some("eng_a")).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text);
+    assert_page(&second);
+    assert!(second.text.contains(&leads[0]), "{}", second.text);
+    assert!(
+        !second.text.contains(&leads[1]),
+        "repeated: {}",
+        second.text
+    );
+    assert!(second.text.contains("· 51–51"), "{}", second.text);
+    assert!(second.text.contains("第一页") && !second.text.contains("下一页"));
+    // A cursor that is none is refused in words, not shown as an empty list.
+    let r = page(&w, "/console/leads?after=garbage", Some("eng_a")).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    assert_page(&r);
+}
+
 /// An engineer logs a visit from the record page (a `datetime-local` on the office's clock); a
 /// visit without a summary is refused with the Chinese message.
 #[tokio::test]
