@@ -1,7 +1,8 @@
 //! What an engineer enters on a phone besides a registration and a visit: a key person with the
-//! relationship levels (Table 5) from the lead's record page, and a visit plan (Table 4) for a week
-//! or a month. Both run the same commands as the API (`record_key_person` and
-//! `assess_relationship`, `POST /plans`) as the signed-in person; the domain decides.
+//! relationship levels (Table 5) from the lead's record page, a contract (its file) submitted for
+//! review or amended, and a visit plan (Table 4) for a week or a month. They run the same commands
+//! as the API (`record_key_person`, `submit_contract` and `amend_contract`, `POST /plans`) as the
+//! signed-in person; the domain decides.
 
 use super::inbox::{answer, form_to_json, run_lead_json};
 use super::{Shell, Tr, Viewer, html};
@@ -11,7 +12,7 @@ use crate::problem::Problem;
 use crate::routes::write;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::{Datelike, Duration, NaiveDate};
@@ -71,6 +72,100 @@ pub async fn key_person(
             tr.t("已记录关键人物。", "Key person recorded.")
         }
         .to_string())
+    }
+    .await;
+    answer(&viewer, &headers, outcome)
+}
+
+/// The largest contract file the console takes (its fingerprint is computed as it arrives; the
+/// file itself is not kept).
+pub const CONTRACT_FILE_LIMIT: usize = 10 * 1024 * 1024;
+
+fn unreadable_upload(e: axum::extract::multipart::MultipartError) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "request.bad_body",
+        format!(
+            "the form with the contract's file could not be read ({e}); a file may be at most {} MiB",
+            CONTRACT_FILE_LIMIT / (1024 * 1024)
+        ),
+        format!(
+            "无法读取带合同文件的表单（{e}）；文件不得超过 {} MiB",
+            CONTRACT_FILE_LIMIT / (1024 * 1024)
+        ),
+    )
+}
+
+/// `POST /console/leads/{id}/contracts` (`multipart/form-data`): submits the lead's contract for
+/// review (`command=submit_contract`) or amends it (`command=amend_contract` with `contract_id`
+/// and `reason`), with the amount in 万元 (`amount_cny:wan`) and the contract's file (`file`). The
+/// command carries the file's SHA-256, which every reviewer's approval is bound to; the file is
+/// read once, as it arrives, and not kept.
+pub async fn contract(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(lead): Path<String>,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> Response {
+    use sha2::Digest;
+    let tr = viewer.tr;
+    let outcome = async {
+        let lead: LeadId = path_id("lead id", &lead)?;
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        let mut fingerprint = None;
+        while let Some(mut field) = form.next_field().await.map_err(unreadable_upload)? {
+            let name = field.name().unwrap_or_default().to_string();
+            if name == "file" {
+                let mut hash = sha2::Sha256::new();
+                let mut size = 0usize;
+                while let Some(chunk) = field.chunk().await.map_err(unreadable_upload)? {
+                    size += chunk.len();
+                    hash.update(&chunk);
+                }
+                // A form sent with no file chosen still has the field, empty.
+                if size > 0 {
+                    fingerprint = Some((hex::encode(hash.finalize()), size));
+                }
+            } else {
+                pairs.push((name, field.text().await.map_err(unreadable_upload)?));
+            }
+        }
+        let command = pairs
+            .iter()
+            .position(|(k, _)| k == "command")
+            .map(|i| pairs.remove(i).1)
+            .unwrap_or_default();
+        if !matches!(command.as_str(), "submit_contract" | "amend_contract") {
+            return Err(Problem::bad_request(
+                "command",
+                "`submit_contract` or `amend_contract`",
+            ));
+        }
+        let (hash, size) = fingerprint.ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "request.field_required",
+                "choose the contract's file: its fingerprint is what the reviewers approve",
+                "请选择合同文件：评审人员批准的是该文件的指纹",
+            )
+        })?;
+        // The other fields as the console's other forms send them (`amount_cny:wan` …).
+        let encoded = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        let mut json = form_to_json(encoded.as_bytes(), viewer.zone)?;
+        json.as_object_mut()
+            .ok_or_else(|| Problem::bad_body("a form"))?
+            .insert("content_hash".into(), json!(hash));
+        run_lead_json(&state, &viewer, lead, &command, &headers, &json).await?;
+        let short = hash.get(..12).unwrap_or(&hash);
+        Ok(match tr.lang {
+            super::Lang::Zh => format!(
+                "已提交，已记录。合同文件 {size} 字节，指纹（SHA-256）{short}…；评审人员据此审批。"
+            ),
+            super::Lang::En => format!(
+                "Done: recorded. The contract's file has {size} bytes, fingerprint (SHA-256) {short}…; the reviewers approve that."
+            ),
+        })
     }
     .await;
     answer(&viewer, &headers, outcome)

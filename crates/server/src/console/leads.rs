@@ -451,6 +451,25 @@ struct LeadPage {
     forms: Vec<(u8, &'static str)>,
     /// The lead office's forms of this month so far, as one workbook.
     office_workbook: String,
+    /// The lead's contracts, each version with its amount and the fingerprint of its file.
+    contracts: Vec<ContractRow>,
+    /// The contract form the owner may use now: `submit` (a prospect without a contract),
+    /// `amend` (a contract not signed yet) or none.
+    contract_form: &'static str,
+    /// The contract an amendment names, and its current amount in 万元.
+    contract_id: String,
+    contract_amount: String,
+    /// The largest contract file, in MiB.
+    file_limit_mib: usize,
+}
+
+pub struct ContractRow {
+    pub version: u32,
+    pub amount: String,
+    pub fingerprint: String,
+    pub by: String,
+    pub reason: String,
+    pub signed: bool,
 }
 
 /// The query of a lead's record page: the moment to show it as of (empty: now).
@@ -630,6 +649,8 @@ pub async fn record(
         && r.owner
             .as_ref()
             .is_some_and(|o| o.staff_id == viewer.caller.staff_id);
+    // The contract an amendment would name: the lead's latest, while not signed.
+    let open_contract = r.contracts.last().filter(|c| !c.signed);
     let as_of_label = match &r.as_of {
         None => String::new(),
         Some(a) => match (a.time, a.position) {
@@ -738,6 +759,33 @@ pub async fn record(
                 l.label_zh().to_string()
             }),
             criteria,
+            contracts: r
+                .contracts
+                .iter()
+                .flat_map(|c| {
+                    c.versions.iter().map(|v| ContractRow {
+                        version: v.version,
+                        amount: wan(v.amount_cny),
+                        fingerprint: v.content_hash.get(..12).unwrap_or(&v.content_hash).into(),
+                        by: v.by.name.clone(),
+                        reason: v.reason.clone(),
+                        signed: c.signed,
+                    })
+                })
+                .collect(),
+            contract_form: match open_contract {
+                Some(_) => "amend",
+                None if r.stage == Stage::Prospect && r.contracts.is_empty() => "submit",
+                None => "",
+            },
+            contract_id: open_contract
+                .map(|c| c.contract_id.to_string())
+                .unwrap_or_default(),
+            contract_amount: open_contract
+                .and_then(|c| c.current())
+                .map(|v| wan(v.amount_cny))
+                .unwrap_or_default(),
+            file_limit_mib: super::entry::CONTRACT_FILE_LIMIT / (1024 * 1024),
             declare: match r.stage {
                 Stage::Ordinary => "valid",
                 Stage::Valid => "prospect",

@@ -65,6 +65,10 @@ pub fn routes(body_limit: usize) -> Router<AppState> {
         )
         .route("/console/leads/{id}/key-persons", post(entry::key_person))
         .route(
+            "/console/leads/{id}/contracts",
+            post(entry::contract).layer(axum::extract::DefaultBodyLimit::max(UPLOAD_LIMIT)),
+        )
+        .route(
             "/console/plans",
             get(entry::plan_page).post(entry::submit_plan),
         )
@@ -78,23 +82,34 @@ pub fn routes(body_limit: usize) -> Router<AppState> {
         ))
 }
 
+/// The largest form with a file the console takes: a contract's file and the form's fields.
+const UPLOAD_LIMIT: usize = entry::CONTRACT_FILE_LIMIT + 64 * 1024;
+
 /// A form sent without JavaScript carries the session's CSRF token in its [`CSRF_FIELD`] field
 /// rather than the `X-CSRF-Token` header htmx sends: the field is copied into the header before the
-/// handler's extractor checks it, so the check stays in one place (`auth.rs`). Only `POST`s of
-/// `application/x-www-form-urlencoded` without the header are read (up to `limit` bytes; one
-/// larger is answered `413`).
+/// handler's extractor checks it, so the check stays in one place (`auth.rs`). Only `POST`s without
+/// the header are read: `application/x-www-form-urlencoded` up to `limit` bytes, and
+/// `multipart/form-data` (a contract's file) to the one path that takes it, up to its own limit.
 async fn csrf_from_form(
     axum::extract::State(limit): axum::extract::State<usize>,
     req: Request,
     next: Next,
 ) -> Response {
-    let form = req.method() == axum::http::Method::POST
-        && !req.headers().contains_key(crate::auth::CSRF_HEADER)
-        && req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let bare = req.method() == axum::http::Method::POST
+        && !req.headers().contains_key(crate::auth::CSRF_HEADER);
+    if bare
+        && content_type.starts_with("multipart/form-data")
+        && req.uri().path().ends_with("/contracts")
+    {
+        return csrf_from_upload(req, &content_type, next).await;
+    }
+    let form = bare && content_type.starts_with("application/x-www-form-urlencoded");
     if !form {
         return next.run(req).await;
     }
@@ -117,6 +132,41 @@ async fn csrf_from_form(
         && let Ok(v) = HeaderValue::from_str(&token)
     {
         parts.headers.insert(crate::auth::CSRF_HEADER, v);
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+/// [`csrf_from_form`] for a `multipart/form-data` form sent without JavaScript: the body is held
+/// (up to [`UPLOAD_LIMIT`]) while its [`CSRF_FIELD`] is looked for, then passed on whole.
+async fn csrf_from_upload(req: Request, content_type: &str, next: Next) -> Response {
+    use axum::extract::FromRequest;
+    let (mut parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, UPLOAD_LIMIT).await else {
+        return Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request.too_large",
+            format!("the form with its file is larger than {UPLOAD_LIMIT} bytes, or did not arrive in time"),
+            format!("带文件的表单超过 {UPLOAD_LIMIT} 字节，或未能按时送达"),
+        )
+        .into_response();
+    };
+    let scan = Request::builder()
+        .method(axum::http::Method::POST)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(bytes.clone()))
+        .expect("a request of known parts");
+    if let Ok(mut form) = axum::extract::Multipart::from_request(scan, &()).await {
+        while let Ok(Some(field)) = form.next_field().await {
+            if field.name() == Some(CSRF_FIELD) {
+                if let Ok(token) = field.text().await
+                    && let Ok(v) = HeaderValue::from_str(&token)
+                {
+                    parts.headers.insert(crate::auth::CSRF_HEADER, v);
+                }
+                break;
+            }
+        }
     }
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await

@@ -333,3 +333,149 @@ pub fn cookie_value(header: &str) -> String {
         .unwrap_or("")
         .to_string()
 }
+
+// Helpers of the tests that walk a lead through its stages and tasks.
+
+const OK: StatusCode = StatusCode::OK;
+
+pub fn entries<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("`{key}` is a list: {v}"))
+}
+
+pub async fn task(w: &World, who: &str, name: &str) -> Value {
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w.get(&format!("/tasks?at_least={head}"), who).await;
+    assert_eq!(r.status, OK, "{}", r.text);
+    entries(&r.body, "tasks")
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("{who} has a `{name}` task: {}", r.text))
+        .clone()
+}
+
+/// Runs a task's command with its fixed body and `inputs`.
+pub async fn complete(w: &World, who: &str, command: &Value, inputs: Value) -> Value {
+    assert_eq!(command["method"], "POST");
+    let mut body = command["body"].clone();
+    for (k, v) in inputs.as_object().expect("inputs") {
+        assert!(
+            entries(command, "inputs").iter().any(|i| i["name"] == *k),
+            "`{k}` is an input of {command}"
+        );
+        body[k] = v.clone();
+    }
+    let r = w
+        .post(command["path"].as_str().expect("path"), who, body)
+        .await;
+    assert_eq!(r.status, OK, "{}", r.text);
+    r.body
+}
+
+pub async fn command(w: &World, who: &str, lead: &str, name: &str, body: Value) -> Value {
+    let r = w
+        .post(&format!("/leads/{lead}/commands/{name}"), who, body)
+        .await;
+    assert_eq!(r.status, OK, "{name}: {}", r.text);
+    r.body
+}
+
+/// Meets every criterion of `stage`'s checklist (independent purchase) that is met by a record,
+/// and records an insider.
+pub async fn meet(w: &World, lead: &str, criteria: &[&str]) {
+    for c in criteria {
+        command(
+            w,
+            "eng_a",
+            lead,
+            "record_criterion",
+            json!({ "criterion": c, "evidence": format!("{c} 已确认") }),
+        )
+        .await;
+    }
+}
+
+/// Brings `eng_a`'s lead (independent purchase) to a filed prospect of 120 万元: a decision maker
+/// who is an insider at levels B, every criterion met, both declarations approved and filed.
+pub async fn to_prospect(w: &World, lead: &str) {
+    let kp = command(
+        w,
+        "eng_a",
+        lead,
+        "record_key_person",
+        json!({ "name": "王总", "title": "总经理", "role": "decision_maker" }),
+    )
+    .await;
+    let key_person = kp["events"][0]["data"]["key_person_id"].clone();
+    command(
+        w,
+        "eng_a",
+        lead,
+        "mark_insider",
+        json!({ "key_person_id": key_person }),
+    )
+    .await;
+    meet(
+        w,
+        lead,
+        &[
+            "developer_contact",
+            "project_details",
+            "product_demo",
+            "digital_intercom_need",
+            "decision_chain_known",
+            "competitors_known",
+        ],
+    )
+    .await;
+    command(
+        w,
+        "eng_a",
+        lead,
+        "declare_valid_info",
+        json!({ "note": "条件齐备" }),
+    )
+    .await;
+    approve_and_file(w).await;
+    command(
+        w,
+        "eng_a",
+        lead,
+        "assess_relationship",
+        json!({ "company": "b", "personal": "b", "key_person_id": key_person }),
+    )
+    .await;
+    meet(
+        w,
+        lead,
+        &[
+            "design_proposal_or_tender",
+            "preliminary_quote",
+            "hq_or_reference_visit",
+            "decision_chain_exchanges",
+            "insider_key_persons",
+        ],
+    )
+    .await;
+    command(
+        w,
+        "eng_a",
+        lead,
+        "declare_prospect",
+        json!({ "amount_cny": 1_200_000, "quoting_strategy": "标准报价" }),
+    )
+    .await;
+    approve_and_file(w).await;
+}
+
+/// The manager approves the open declaration and the sales department files it.
+async fn approve_and_file(w: &World) {
+    w.sagas().await;
+    let t = task(w, "manager", "review_declaration").await;
+    complete(w, "manager", &t["commands"][0], json!({ "approve": true })).await;
+    w.sagas().await;
+    let t = task(w, "sales_dept", "file_declaration").await;
+    complete(w, "sales_dept", &t["commands"][0], json!({})).await;
+    w.sagas().await;
+}

@@ -881,3 +881,176 @@ async fn forms_work_without_javascript_by_their_csrf_field() {
     );
     assert_eq!(rec.body["visits"][0]["summary"], "不用脚本提交的拜访");
 }
+
+/// A `multipart/form-data` body with these text fields and, when given, a file.
+fn multipart(fields: &[(&str, &str)], file: Option<&[u8]>) -> (String, Vec<u8>) {
+    let boundary = "----funnel-test-boundary-7d1";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    if let Some(bytes) = file {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"合同.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The owner submits the contract for review and amends it from the record page by choosing the
+/// file: the commands carry the file's SHA-256, the record lists the versions by fingerprint, and
+/// a form sent without JavaScript works by its `_csrf` field (and is refused without it).
+#[tokio::test]
+async fn a_contract_is_submitted_and_amended_from_the_record_with_its_file() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let record = format!("/console/leads/{lead}");
+    let action = format!("/console/leads/{lead}/contracts");
+    // Before the prospect stage there is no contract form.
+    settle(&w).await;
+    let r = page(&w, &record, Some("eng_a")).await;
+    assert!(!r.text.contains(&action), "{}", r.text);
+    to_prospect(&w, &lead).await;
+    settle(&w).await;
+    let r = page(&w, &record, Some("eng_a")).await;
+    assert!(r.text.contains(&action) && r.text.contains("提交合同评审"));
+    assert!(
+        r.text.contains("enctype=\"multipart/form-data\""),
+        "{}",
+        r.text
+    );
+    let r = page(&w, &record, Some("eng_b")).await;
+    assert!(
+        !r.text.contains(&action),
+        "only the owner is offered the form"
+    );
+
+    let send = |who: &'static str, fields: Vec<(&'static str, String)>, file: Option<Vec<u8>>| {
+        let w = &w;
+        let action = action.clone();
+        async move {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (content_type, body) = multipart(&fields, file.as_deref());
+            w.raw(
+                Method::POST,
+                &action,
+                Some(w.tokens[who].clone()),
+                body,
+                &[("content-type", &content_type), ("hx-request", "true")],
+            )
+            .await
+        }
+    };
+    let first = b"%PDF-1.7 contract text, version one".to_vec();
+    // No file chosen: refused in words, nothing recorded.
+    let r = send(
+        "eng_a",
+        vec![
+            ("command", "submit_contract".into()),
+            ("amount_cny:wan", "115".into()),
+        ],
+        Some(Vec::new()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("请选择合同文件"), "{}", r.text);
+    let r = send(
+        "eng_a",
+        vec![
+            ("command", "submit_contract".into()),
+            ("amount_cny:wan", "115".into()),
+        ],
+        Some(first.clone()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("已提交，已记录") && r.text.contains(&sha256_hex(&first)[..12]));
+    let api = w.get(&format!("/leads/{lead}"), "eng_a").await;
+    let contract = &api.body["contracts"][0];
+    assert_eq!(contract["versions"][0]["content_hash"], sha256_hex(&first));
+    assert_eq!(contract["versions"][0]["amount_cny"], 1_150_000);
+    let contract_id = contract["contract_id"].as_str().expect("id").to_string();
+
+    // Now the form amends that contract; another's attempt is refused by the domain.
+    settle(&w).await;
+    let r = page(&w, &record, Some("eng_a")).await;
+    assert!(
+        r.text.contains("修改合同") && r.text.contains(&contract_id),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains(&sha256_hex(&first)[..12]),
+        "the version's fingerprint is listed"
+    );
+    let second = b"%PDF-1.7 contract text, version two".to_vec();
+    let amend = || {
+        vec![
+            ("command", "amend_contract".to_string()),
+            ("contract_id", contract_id.clone()),
+            ("amount_cny:wan", "110".into()),
+            ("reason", "客户要求降价".into()),
+        ]
+    };
+    let r = send("eng_b", amend(), Some(second.clone())).await;
+    assert!(r.text.contains("只有该客户的负责人"), "{}", r.text);
+
+    // Without JavaScript: the session cookie and the `_csrf` field, no header.
+    let cookie = browser_session(&w, "eng_a").await;
+    let page_html = w
+        .raw(Method::GET, &record, None, vec![], &[("cookie", &cookie)])
+        .await;
+    let csrf = input_value(&page_html.text, "_csrf");
+    let plain = |with_csrf: bool| {
+        let mut fields = amend();
+        if with_csrf {
+            fields.insert(0, ("_csrf", csrf.clone()));
+        }
+        let fields: Vec<(&str, String)> = fields;
+        let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        multipart(&refs, Some(&second))
+    };
+    let (content_type, body) = plain(false);
+    let r = w
+        .raw(
+            Method::POST,
+            &action,
+            None,
+            body,
+            &[("cookie", &cookie), ("content-type", &content_type)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let (content_type, body) = plain(true);
+    let r = w
+        .raw(
+            Method::POST,
+            &action,
+            None,
+            body,
+            &[("cookie", &cookie), ("content-type", &content_type)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("已提交，已记录"), "{}", r.text);
+    let api = w.get(&format!("/leads/{lead}"), "eng_a").await;
+    let versions = &api.body["contracts"][0]["versions"];
+    assert_eq!(versions[1]["content_hash"], sha256_hex(&second), "{api:?}");
+    assert_eq!(versions[1]["reason"], "客户要求降价");
+}

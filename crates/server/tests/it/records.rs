@@ -10,12 +10,6 @@ use serde_json::{Value, json};
 
 const OK: StatusCode = StatusCode::OK;
 
-fn entries<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
-    v[key]
-        .as_array()
-        .unwrap_or_else(|| panic!("`{key}` is a list: {v}"))
-}
-
 #[tokio::test]
 async fn a_lead_record_has_its_fields_checklist_and_timeline_with_refusals_and_changes() {
     let w = world().await;
@@ -232,35 +226,6 @@ async fn a_staff_record_shows_leads_tasks_and_touches_within_scope() {
 }
 
 /// The first task of `who` named `name`.
-async fn task(w: &World, who: &str, name: &str) -> Value {
-    let head = w.state.store().head().await.expect("head").0;
-    let r = w.get(&format!("/tasks?at_least={head}"), who).await;
-    assert_eq!(r.status, OK, "{}", r.text);
-    entries(&r.body, "tasks")
-        .iter()
-        .find(|t| t["name"] == name)
-        .unwrap_or_else(|| panic!("{who} has a `{name}` task: {}", r.text))
-        .clone()
-}
-
-/// Runs a task's command with its fixed body and `inputs`.
-async fn complete(w: &World, who: &str, command: &Value, inputs: Value) -> Value {
-    assert_eq!(command["method"], "POST");
-    let mut body = command["body"].clone();
-    for (k, v) in inputs.as_object().expect("inputs") {
-        assert!(
-            entries(command, "inputs").iter().any(|i| i["name"] == *k),
-            "`{k}` is an input of {command}"
-        );
-        body[k] = v.clone();
-    }
-    let r = w
-        .post(command["path"].as_str().expect("path"), who, body)
-        .await;
-    assert_eq!(r.status, OK, "{}", r.text);
-    r.body
-}
-
 #[tokio::test]
 async fn a_conflict_task_names_the_lead_and_claimants_and_its_command_decides_it() {
     let w = world().await;
@@ -417,29 +382,6 @@ async fn insider_escalations_say_which_lead_customer_and_engineer() {
 }
 
 /// Runs a lead command as `who`, which must be accepted.
-async fn command(w: &World, who: &str, lead: &str, name: &str, body: Value) -> Value {
-    let r = w
-        .post(&format!("/leads/{lead}/commands/{name}"), who, body)
-        .await;
-    assert_eq!(r.status, OK, "{name}: {}", r.text);
-    r.body
-}
-
-/// Meets every criterion of `stage`'s checklist (independent purchase) that is met by a record,
-/// and records an insider.
-async fn meet(w: &World, lead: &str, criteria: &[&str]) {
-    for c in criteria {
-        command(
-            w,
-            "eng_a",
-            lead,
-            "record_criterion",
-            json!({ "criterion": c, "evidence": format!("{c} 已确认") }),
-        )
-        .await;
-    }
-}
-
 #[tokio::test]
 async fn declaration_and_contract_tasks_carry_amounts_versions_and_seats() {
     let w = world().await;
