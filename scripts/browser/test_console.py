@@ -624,3 +624,46 @@ def test_the_office_workbook_opens_beside_the_csv(server, browser):
     name = download.value.suggested_filename
     assert name.startswith("forms-SH-") and name.endswith(".xlsx"), name
     v.close()
+
+
+def test_an_engineer_amends_a_contract_by_its_file_on_a_phone(server, browser):
+    """The owner of a contract under review chooses a new file on a phone: the record lists the
+    new version by the file's SHA-256, which is what the reviewers now approve."""
+    import hashlib
+    found = server.api("GET", "/leads?" + urllib.parse.urlencode(
+        {"stage": "prospect", "limit": 500}), "sales_department")
+    lead = record = None
+    for candidate in found["leads"]:
+        r = server.api("GET", f"/leads/{candidate['id']}", "sales_department")
+        if r["contracts"] and not r["contracts"][-1]["signed"] and r.get("owner"):
+            lead, record = candidate, r
+            break
+    assert lead, "the demo has a contract under review"
+    owner = record["owner"]["staff_id"]
+    out = subprocess.run([server.funnel, "--store", server.store, "staff", "token", owner],
+                         capture_output=True, text=True, check=True, cwd=server.workdir).stdout
+    token = re.search(r"^token:\s+(\S+)", out, re.M).group(1)
+    versions = len(record["contracts"][-1]["versions"])
+
+    v = Visit(browser, server, None, PHONE, "contract", token=token)
+    page = v.go(f"/console/leads/{lead['id']}")
+    page.locator("#contract summary").click()
+    form = page.locator("#contract form")
+    text = "补充协议：付款节点调整为到货后 30 日。".encode()
+    form.locator('input[name="amount_cny:wan"]').fill("98.5")
+    form.locator('input[name="file"]').set_input_files(
+        files=[{"name": "合同-修订.txt", "mimeType": "text/plain", "buffer": text}])
+    form.locator('textarea[name="reason"]').fill("客户要求调整付款节点")
+    v.shot("contract-form")
+    kind, answer = submit(page, form.locator("button"), "#contract-result")
+    v.shot("contract-amended")
+    assert kind == "accepted", answer
+    fingerprint = hashlib.sha256(text).hexdigest()
+    assert fingerprint[:12] in answer, answer
+    reload_until(v, lambda p: p.locator("#contract-versions li").count() == versions + 1,
+                 "the new contract version")
+    assert fingerprint[:12] in page.locator("#contract-versions").inner_text()
+    after = server.api("GET", f"/leads/{lead['id']}", "sales_department")
+    current = after["contracts"][-1]["versions"][-1]
+    assert (current["content_hash"], current["amount_cny"]) == (fingerprint, 985_000), current
+    v.close()
