@@ -2,17 +2,39 @@
 //! instance's folded state, its stream version and the triggers it has handled (the causation ids of
 //! its events), and the pending timers of every instance ordered by due time (scheduled − cancelled −
 //! fired).
+//!
+//! With a checkpoint file the index is also kept as a snapshot ([`encode`], [`decode`]) naming the
+//! last workflow event it holds, so a start reads only the workflow events after it:
+//!
+//! ```text
+//! "FWIX"  u16 format (1)  u32 state version (INDEX_STATE_VERSION)  MessagePack body
+//! body: position and id of the last workflow event read from the log, instances (id, state,
+//!       version, causes)
+//! ```
+//!
+//! A snapshot is used only when all of it fits (marker, format, state version, body) and the log
+//! holds that event at that position; otherwise the index is built from every workflow stream, as
+//! without one.
 
 use chrono::{DateTime, Utc};
 use funnel_domain::Event;
 use funnel_domain::events::{TimerPurpose, WorkflowKind};
 use funnel_domain::workflow::{self, WorkflowState};
+use funnel_types::Position;
 use funnel_types::{EventId, LeadId, OfficeId, TimerId, Version, WorkflowId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+const MARKER: &[u8; 4] = b"FWIX";
+const FORMAT: u16 = 1;
+
+/// The version of what an index snapshot holds: the shape of [`WorkflowState`] and what
+/// `workflow::evolve` makes of the events. Raise it with any change to either: snapshots of an
+/// older version are then ignored and the index is built from the log.
+pub const INDEX_STATE_VERSION: u32 = 1;
+
 /// What the runtime knows of one instance.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Inst {
     pub state: WorkflowState,
     /// The stream's version; `None` while the instance has no stream.
@@ -107,6 +129,55 @@ impl InstanceSummary {
             self.outcome.clone().unwrap_or_else(|| "not started".into())
         }
     }
+}
+
+/// The last workflow event an index holds, as read from the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Through {
+    pub position: Position,
+    pub event_id: EventId,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Body {
+    through: Through,
+    instances: Vec<(WorkflowId, Inst)>,
+}
+
+/// The snapshot of `index`, holding the workflow events up to `through`.
+pub(crate) fn encode(index: &Index, through: Through) -> Option<Vec<u8>> {
+    let mut instances: Vec<(WorkflowId, Inst)> = index
+        .instances
+        .iter()
+        .map(|(id, i)| (*id, i.clone()))
+        .collect();
+    instances.sort_by_key(|(id, _)| *id);
+    let mut out = Vec::with_capacity(64 + instances.len() * 256);
+    out.extend_from_slice(MARKER);
+    out.extend_from_slice(&FORMAT.to_be_bytes());
+    out.extend_from_slice(&INDEX_STATE_VERSION.to_be_bytes());
+    rmp_serde::encode::write(&mut out, &Body { through, instances }).ok()?;
+    Some(out)
+}
+
+/// The index a snapshot holds and the last workflow event in it; `None` for anything that is not a
+/// snapshot of this format and state version.
+pub(crate) fn decode(bytes: &[u8]) -> Option<(Index, Through)> {
+    let (marker, rest) = bytes.split_at_checked(4)?;
+    let (format, rest) = rest.split_at_checked(2)?;
+    let (version, rest) = rest.split_at_checked(4)?;
+    if marker != MARKER
+        || u16::from_be_bytes(format.try_into().ok()?) != FORMAT
+        || u32::from_be_bytes(version.try_into().ok()?) != INDEX_STATE_VERSION
+    {
+        return None;
+    }
+    let body: Body = rmp_serde::from_slice(rest).ok()?;
+    let mut index = Index::default();
+    for (id, inst) in body.instances {
+        index.replace(id, inst);
+    }
+    Some((index, body.through))
 }
 
 /// Every instance the runtime knows, and the timer queue.

@@ -3,7 +3,7 @@
 //! parking a reaction that fails for a reason outside the domain.
 
 use crate::failpoint::FailPoint;
-use crate::index::{Index, Inst, InstanceSummary};
+use crate::index::{Index, Inst, InstanceSummary, Through};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use funnel_codec::DecodeError;
@@ -25,6 +25,13 @@ use std::sync::Arc;
 const PAGE: usize = 2048;
 /// The checkpoint's name in the checkpoint store.
 const CHECKPOINT: &str = "workflows";
+/// The index snapshot's name in the checkpoint store (its checkpoint: the last workflow event in it).
+const INDEX_SNAPSHOT: &str = "workflows.index";
+/// The index snapshot is written again when this many workflow events were read since the last
+/// one, or when the last one is older than [`SNAPSHOT_AGE`] (and something changed): rewriting the
+/// whole index after every page would cost more than reading the workflow events it saves.
+const SNAPSHOT_EVERY: u64 = 5_000;
+const SNAPSHOT_AGE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Why the runtime stopped.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +81,11 @@ pub struct Stats {
     pub skipped: u64,
     /// Business events that did not decode and so could not be routed.
     pub undecodable: u64,
+    /// Workflow events read to build the index at start: those after the index snapshot when one
+    /// was used, else every one.
+    pub index_events_read: u64,
+    /// Whether the index started from its snapshot.
+    pub index_from_snapshot: bool,
 }
 
 /// What the saga runtime has not done yet, for monitoring.
@@ -119,6 +131,11 @@ pub struct WorkflowRuntime {
     calendar: funnel_domain::WorkCalendar,
     failpoint: Option<FailPoint>,
     pub(crate) stats: Stats,
+    /// The last workflow event read from the log into the index.
+    through: Option<Through>,
+    /// Workflow events read since the index snapshot was last written, and when that was.
+    since_snapshot: u64,
+    snapshot_at: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for WorkflowRuntime {
@@ -162,6 +179,9 @@ impl WorkflowRuntime {
             calendar: funnel_domain::WorkCalendar::default(),
             failpoint: FailPoint::from_env(),
             stats: Stats::default(),
+            through: None,
+            since_snapshot: 0,
+            snapshot_at: None,
         })
     }
 
@@ -221,6 +241,12 @@ impl WorkflowRuntime {
         let store = self.engine.store().clone();
         let filter = Filter::category("workflow");
         let mut after = Position::START;
+        if let Some((index, through)) = self.index_snapshot().await? {
+            self.index = index;
+            self.through = Some(through);
+            self.stats.index_from_snapshot = true;
+            after = through.position;
+        }
         loop {
             let batch = store.read_all(after, &filter, PAGE).await?;
             let Some(last) = batch.last().map(|r| r.meta.position) else {
@@ -229,6 +255,7 @@ impl WorkflowRuntime {
             for rec in &batch {
                 self.observe(&funnel_codec::decode_recorded(rec)?);
             }
+            self.stats.index_events_read += batch.len() as u64;
             after = last;
         }
         // The working calendars up to the checkpoint; later publications arrive in log order.
@@ -255,8 +282,85 @@ impl WorkflowRuntime {
         Ok(())
     }
 
+    /// The index snapshot in the checkpoint file, when there is one this build reads and the log
+    /// holds the event it ends with (a snapshot of another log, or of a log since replaced, is not).
+    async fn index_snapshot(&self) -> Result<Option<(Index, Through)>, RuntimeError> {
+        let Some(c) = &self.checkpoints else {
+            return Ok(None);
+        };
+        let Some((row, _)) = c.load(INDEX_SNAPSHOT, Slot::Live)? else {
+            return Ok(None);
+        };
+        let Some((index, through)) = crate::index::decode(&row.state) else {
+            tracing::info!(
+                "the saga index snapshot is of another version; building the index from the log"
+            );
+            return Ok(None);
+        };
+        let at = Position(through.position.0.saturating_sub(1));
+        let found = self
+            .engine
+            .store()
+            .read_all(at, &Filter::All, 1)
+            .await?
+            .into_iter()
+            .next();
+        if found.is_some_and(|r| {
+            r.meta.position == through.position && r.meta.event_id == through.event_id
+        }) {
+            Ok(Some((index, through)))
+        } else {
+            tracing::warn!(
+                position = %through.position,
+                "the saga index snapshot names an event this log does not hold there; building the index from the log"
+            );
+            Ok(None)
+        }
+    }
+
+    /// Writes the index snapshot when enough workflow events were read since the last one (see
+    /// [`SNAPSHOT_EVERY`]), or some were and the last is old or was never written by this process.
+    fn save_index_snapshot(&mut self) -> Result<(), RuntimeError> {
+        let (Some(c), Some(through)) = (&self.checkpoints, self.through) else {
+            return Ok(());
+        };
+        let due = self.since_snapshot >= SNAPSHOT_EVERY
+            || (self.since_snapshot > 0
+                && self
+                    .snapshot_at
+                    .is_none_or(|at| at.elapsed() >= SNAPSHOT_AGE));
+        if !due {
+            return Ok(());
+        }
+        let Some(state) = crate::index::encode(&self.index, through) else {
+            return Ok(());
+        };
+        c.commit(&[Write::Put {
+            row: Row {
+                name: INDEX_SNAPSHOT.into(),
+                slot: Slot::Live,
+                version: 1,
+                checkpoint: through.position,
+                state,
+                target: None,
+                tables: None,
+            },
+            parked: Vec::new(),
+        }])?;
+        self.since_snapshot = 0;
+        self.snapshot_at = Some(std::time::Instant::now());
+        Ok(())
+    }
+
     /// Applies an instance's event read from the log (a no-op for those the runtime wrote itself).
     fn observe(&mut self, env: &Envelope<Event>) {
+        if self.through.is_none_or(|t| t.position < env.meta.position) {
+            self.through = Some(Through {
+                position: env.meta.position,
+                event_id: env.meta.event_id,
+            });
+            self.since_snapshot += 1;
+        }
         let id = env.payload.workflow_id().or_else(|| {
             uuid::Uuid::parse_str(env.meta.stream.id_part())
                 .ok()
@@ -323,6 +427,7 @@ impl WorkflowRuntime {
             self.save_checkpoint()?;
             progress(self.after, head.max(self.after));
         }
+        self.save_index_snapshot()?;
         Ok(read)
     }
 

@@ -65,6 +65,7 @@ async fn the_demo_history_has_instances_of_all_nine_kinds_and_open_tasks() {
     let mut again = w.runtime();
     again.run_until_idle(&mut |_, _| {}).await.expect("runs");
     assert_eq!(again.stats().events_read, 0);
+    assert_eq!(again.instances(), instances);
     let mut fresh =
         WorkflowRuntime::new(w.engine.clone(), Arc::new(w.clock.clone()), None).expect("runtime");
     fresh.run_until_idle(&mut |_, _| {}).await.expect("runs");
@@ -201,4 +202,82 @@ async fn a_demo_ending_yesterday_leaves_every_role_an_inbox_and_no_overdue_burst
         executive.contains("review_contract"),
         "executive has {executive:?}"
     );
+}
+
+/// A restart builds the saga index from its snapshot and the workflow events after it, not from
+/// every workflow event; it is the index a build from the whole log gives. A snapshot that is not
+/// this log's (copied from another) or does not decode is ignored, and the index built from the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_starts_the_index_from_its_snapshot_and_ignores_one_that_does_not_fit() {
+    use funnel_projections::checkpoint::{CheckpointStore, Slot, Write};
+    // Demo histories are deterministic: another log is one of another size.
+    let history = |dir: std::path::PathBuf, leads: usize| {
+        let opts = funnel_demo::DemoOptions {
+            leads,
+            ..funnel_demo::DemoOptions::default()
+        };
+        async move {
+            let w = World::open(&dir, shanghai(2026, 11, 26, 9, 0));
+            funnel_demo::load(&w.engine, &opts, |_, _| {})
+                .await
+                .expect("demo");
+            let mut rt = w.runtime();
+            rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
+            (w, rt.instances())
+        }
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (w, instances) = history(dir.path().to_path_buf(), 40).await;
+    let workflow_events = w.events("workflow").await.len() as u64;
+    let from_log = |w: &World| {
+        WorkflowRuntime::new(w.engine.clone(), Arc::new(w.clock.clone()), None).expect("runtime")
+    };
+
+    let mut again = w.runtime();
+    again.run_until_idle(&mut |_, _| {}).await.expect("runs");
+    assert!(again.stats().index_from_snapshot, "{:?}", again.stats());
+    assert!(
+        again.stats().index_events_read < workflow_events,
+        "read {} of {workflow_events} workflow events",
+        again.stats().index_events_read
+    );
+    assert_eq!(again.instances(), instances);
+    let mut full = from_log(&w);
+    full.run_until_idle(&mut |_, _| {}).await.expect("runs");
+    assert!(!full.stats().index_from_snapshot);
+    assert_eq!(full.stats().index_events_read, workflow_events);
+
+    // The snapshot of another log (other events at its positions) is not used there.
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let (other, other_instances) = history(other_dir.path().to_path_buf(), 41).await;
+    let theirs = CheckpointStore::open(dir.path().join("workflows.db")).expect("open");
+    let ours = CheckpointStore::open(other.dir.join("workflows.db")).expect("open");
+    let (row, _) = theirs
+        .load("workflows.index", Slot::Live)
+        .expect("load")
+        .expect("a snapshot was written");
+    let put = |state: Vec<u8>| {
+        let mut row = row.clone();
+        row.state = state;
+        ours.commit(&[Write::Put {
+            row,
+            parked: Vec::new(),
+        }])
+        .expect("write");
+    };
+    put(row.state.clone());
+    let mut rt = other.runtime();
+    rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
+    assert!(!rt.stats().index_from_snapshot, "{:?}", rt.stats());
+    assert_eq!(rt.instances(), other_instances);
+    // Nor is one that does not decode, or one of another state version.
+    let mut other_version = row.state.clone();
+    other_version[9] ^= 0xFF;
+    for state in [b"FWIX\0\x01garbage".to_vec(), other_version] {
+        put(state);
+        let mut rt = other.runtime();
+        rt.run_until_idle(&mut |_, _| {}).await.expect("runs");
+        assert!(!rt.stats().index_from_snapshot, "{:?}", rt.stats());
+        assert_eq!(rt.instances(), other_instances);
+    }
 }
