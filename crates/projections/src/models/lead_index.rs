@@ -120,9 +120,22 @@ pub fn phone_digits(phone: &str) -> String {
 #[derive(Debug, Default)]
 pub struct LeadIndex {
     leads: HashMap<LeadId, IndexedLead>,
+    /// The pending leads in the order they were first changed, which is the order they are
+    /// written in: a lead registered in this batch gets its row (and its `seq`, the tiebreak of
+    /// every sort) after the leads registered before it.
+    order: Vec<LeadId>,
     offices: HashMap<OfficeId, (String, String, String)>,
     staff: HashMap<StaffId, String>,
     now: Option<DateTime<Utc>>,
+}
+
+impl LeadIndex {
+    /// Keeps `row` as the pending state of lead `id`.
+    fn pending(&mut self, id: LeadId, row: IndexedLead) {
+        if self.leads.insert(id, row).is_none() {
+            self.order.push(id);
+        }
+    }
 }
 
 fn millis(t: DateTime<Utc>) -> i64 {
@@ -330,7 +343,7 @@ impl TableModel for LeadIndex {
                 if self.lead(view, e.lead_id)?.is_some() {
                     return Err(format!("lead {} registered twice", e.lead_id));
                 }
-                self.leads.insert(
+                self.pending(
                     e.lead_id,
                     IndexedLead {
                         id: e.lead_id,
@@ -413,7 +426,7 @@ impl TableModel for LeadIndex {
                     }
                     _ => {}
                 }
-                self.leads.insert(lead_id, row);
+                self.pending(lead_id, row);
             }
         }
         self.bump(at);
@@ -451,7 +464,7 @@ impl TableModel for LeadIndex {
             "INSERT INTO {p}search (rowid, customer, project, contacts, phones, whole)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
         ))?;
-        for l in self.leads.values() {
+        for l in self.order.iter().filter_map(|id| self.leads.get(id)) {
             let id = l.id.to_string();
             let keys = l.keys();
             let contact = &l.contacts[0];
@@ -522,6 +535,7 @@ impl TableModel for LeadIndex {
 
     fn clear(&mut self) {
         self.leads.clear();
+        self.order.clear();
         self.offices.clear();
         self.staff.clear();
         self.now = None;

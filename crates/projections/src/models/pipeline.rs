@@ -1,6 +1,11 @@
 //! Office pipeline and funnel: leads and expected amounts by stage, tier, engineer and channel;
 //! conversion valid → prospect → contract against the manual's rule of thumb (about 15 : 1 and
 //! 3 : 1); time in stage; leads ageing without a visit.
+//!
+//! The report is kept as it goes ([`OfficeTotals`]): each event that changes a lead takes the
+//! lead's old contribution out of its office's totals and puts the new one in, stays in a stage
+//! are kept sorted, and open leads are ordered by the moment they last saw a visit. A report then
+//! reads the totals, the stays' ranks and the ageing leads, rather than every lead of the history.
 
 use crate::ReadModel;
 use chrono::{DateTime, Duration, Utc};
@@ -54,14 +59,122 @@ pub struct OfficeInfo {
     pub code: String,
 }
 
+/// What one lead adds to its office's totals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Contribution {
+    stage: Stage,
+    tier: Option<Tier>,
+    owner: Option<StaffId>,
+    channel: Channel,
+    amount_cny: u64,
+    /// Reached valid info, prospect, contract.
+    reached: [bool; 3],
+    /// For an open lead: its last visit, or its registration before any.
+    open_since: Option<DateTime<Utc>>,
+}
+
+impl Contribution {
+    fn of(row: &LeadRow) -> Self {
+        Contribution {
+            stage: row.stage,
+            tier: row.tier,
+            owner: row.owner,
+            channel: row.channel,
+            amount_cny: row.amount_cny.unwrap_or(0),
+            reached: [Stage::Valid, Stage::Prospect, Stage::Contract]
+                .map(|s| row.reached.contains(&s)),
+            open_since: row
+                .stage
+                .is_open()
+                .then(|| row.last_visit_at.unwrap_or(row.registered_at)),
+        }
+    }
+}
+
+/// One office's report as it stands, kept up to date event by event.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OfficeTotals {
+    pub by_stage: BTreeMap<Stage, Bucket>,
+    pub by_tier: BTreeMap<Tier, Bucket>,
+    /// By owner (`None`: unassigned), then stage.
+    pub by_owner: BTreeMap<Option<StaffId>, BTreeMap<Stage, Bucket>>,
+    pub by_channel: BTreeMap<Channel, BTreeMap<Stage, Bucket>>,
+    /// Leads that ever reached valid info, prospect, contract.
+    pub reached: [u64; 3],
+    /// Open leads by the moment their idle time counts from (last visit, else registration).
+    pub open_since: BTreeSet<(DateTime<Utc>, LeadId)>,
+}
+
+impl OfficeTotals {
+    /// Adds (`add`) or takes out a lead's contribution; a bucket left empty is removed, so the
+    /// totals are exactly those of the leads counted.
+    fn count(&mut self, lead: LeadId, c: &Contribution, add: bool) {
+        fn bump<K: Ord>(map: &mut BTreeMap<K, Bucket>, key: K, amount: u64, add: bool) {
+            let b = map.entry(key).or_default();
+            if add {
+                b.leads += 1;
+                b.amount_cny += amount;
+            } else {
+                b.leads -= 1;
+                b.amount_cny -= amount;
+            }
+        }
+        fn prune<K: Ord + Copy>(map: &mut BTreeMap<K, Bucket>, key: K) {
+            if map.get(&key).is_some_and(|b| b.leads == 0) {
+                map.remove(&key);
+            }
+        }
+        fn nested<K: Ord + Copy>(
+            map: &mut BTreeMap<K, BTreeMap<Stage, Bucket>>,
+            key: K,
+            stage: Stage,
+            amount: u64,
+            add: bool,
+        ) {
+            let inner = map.entry(key).or_default();
+            bump(inner, stage, amount, add);
+            prune(inner, stage);
+            if inner.is_empty() {
+                map.remove(&key);
+            }
+        }
+        bump(&mut self.by_stage, c.stage, c.amount_cny, add);
+        prune(&mut self.by_stage, c.stage);
+        if let Some(t) = c.tier {
+            bump(&mut self.by_tier, t, c.amount_cny, add);
+            prune(&mut self.by_tier, t);
+        }
+        nested(&mut self.by_owner, c.owner, c.stage, c.amount_cny, add);
+        nested(&mut self.by_channel, c.channel, c.stage, c.amount_cny, add);
+        for (n, reached) in self.reached.iter_mut().zip(c.reached) {
+            if reached {
+                if add {
+                    *n += 1;
+                } else {
+                    *n -= 1;
+                }
+            }
+        }
+        if let Some(t) = c.open_since {
+            if add {
+                self.open_since.insert((t, lead));
+            } else {
+                self.open_since.remove(&(t, lead));
+            }
+        }
+    }
+}
+
 /// The pipeline read model.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Pipeline {
     pub offices: BTreeMap<OfficeId, OfficeInfo>,
     pub staff_names: BTreeMap<StaffId, String>,
     pub leads: BTreeMap<LeadId, LeadRow>,
-    /// Completed stays in each stage, in seconds, per office.
+    /// Completed stays in each stage, in seconds, per office, each list in ascending order.
     pub stage_durations: BTreeMap<OfficeId, BTreeMap<Stage, Vec<i64>>>,
+    /// Each office's report as it stands (see [`OfficeTotals`]).
+    pub totals: BTreeMap<OfficeId, OfficeTotals>,
     /// "Now" for ageing, so reports are reproducible: the latest `occurred_at` applied, or the
     /// moment of an as-of replay by time ([`ReadModel::complete_until`]).
     pub as_of: Option<DateTime<Utc>>,
@@ -69,7 +182,8 @@ pub struct Pipeline {
 
 impl ReadModel for Pipeline {
     const NAME: &'static str = "pipeline";
-    const VERSION: u32 = 2;
+    /// 3: the office totals kept as events arrive, and stays kept sorted.
+    const VERSION: u32 = 3;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         let at = env.meta.occurred_at;
@@ -107,6 +221,11 @@ impl ReadModel for Pipeline {
                 if self.leads.contains_key(&e.lead_id) {
                     return Err(format!("lead {} registered twice", e.lead_id));
                 }
+                self.totals.entry(row.office).or_default().count(
+                    e.lead_id,
+                    &Contribution::of(&row),
+                    true,
+                );
                 self.leads.insert(e.lead_id, row);
             }
             other => {
@@ -120,6 +239,7 @@ impl ReadModel for Pipeline {
                         other.event_type()
                     ));
                 };
+                let before = Contribution::of(row);
                 match other {
                     Event::LeadOwnerAssigned(e) => row.owner = Some(e.owner),
                     Event::VisitLogged(e) => {
@@ -137,12 +257,13 @@ impl ReadModel for Pipeline {
                     }
                     Event::StageChanged(e) => {
                         let stay = (at - row.stage_since).num_seconds().max(0);
-                        self.stage_durations
+                        let stays = self
+                            .stage_durations
                             .entry(row.office)
                             .or_default()
                             .entry(e.from)
-                            .or_default()
-                            .push(stay);
+                            .or_default();
+                        stays.insert(stays.partition_point(|s| *s <= stay), stay);
                         row.stage = e.to;
                         row.stage_since = at;
                         if e.to == Stage::Prospect
@@ -154,6 +275,12 @@ impl ReadModel for Pipeline {
                         row.reached.insert(e.to);
                     }
                     _ => {}
+                }
+                let after = Contribution::of(row);
+                if after != before {
+                    let totals = self.totals.entry(row.office).or_default();
+                    totals.count(lead_id, &before, false);
+                    totals.count(lead_id, &after, true);
                 }
             }
         }
@@ -174,16 +301,16 @@ impl Pipeline {
 }
 
 /// Leads and amounts in one bucket.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Bucket {
     pub leads: u64,
     pub amount_cny: u64,
 }
 
 impl Bucket {
-    fn add(&mut self, row: &LeadRow) {
-        self.leads += 1;
-        self.amount_cny += row.amount_cny.unwrap_or(0);
+    fn merge(&mut self, other: &Bucket) {
+        self.leads += other.leads;
+        self.amount_cny += other.amount_cny;
     }
 }
 
@@ -240,87 +367,63 @@ pub struct OfficeReport {
 pub const AGEING_DAYS: i64 = 30;
 
 impl Pipeline {
-    /// The report of every office (or one), with "now" being the latest event applied.
+    /// The report of every office (or one), with "now" being the latest event applied. It reads
+    /// the totals kept as events arrived: its cost does not grow with the leads of the history,
+    /// only with what it shows (groups, and the leads ageing now).
     pub fn report(&self, office: Option<OfficeId>) -> Vec<OfficeReport> {
         let now = self.as_of.unwrap_or_default();
-        let mut reports: BTreeMap<OfficeId, OfficeReport> = BTreeMap::new();
-        for (id, info) in &self.offices {
-            if office.is_none_or(|o| o == *id) {
-                reports.insert(
-                    *id,
-                    OfficeReport {
-                        office: *id,
-                        name: info.name.clone(),
-                        code: info.code.clone(),
-                        ..Default::default()
-                    },
-                );
-            }
-        }
         let name_of = |s: &StaffId| {
             self.staff_names
                 .get(s)
                 .cloned()
                 .unwrap_or_else(|| s.to_string())
         };
-        for (lead_id, row) in &self.leads {
-            let Some(r) = reports.get_mut(&row.office) else {
+        let empty = OfficeTotals::default();
+        let mut reports = Vec::new();
+        for (id, info) in &self.offices {
+            if office.is_some_and(|o| o != *id) {
                 continue;
+            }
+            let t = self.totals.get(id).unwrap_or(&empty);
+            let mut r = OfficeReport {
+                office: *id,
+                name: info.name.clone(),
+                code: info.code.clone(),
+                by_stage: t.by_stage.clone(),
+                by_tier: t
+                    .by_tier
+                    .iter()
+                    .map(|(tier, b)| (tier.as_str().to_string(), b.clone()))
+                    .collect(),
+                by_channel: t.by_channel.clone(),
+                ..Default::default()
             };
-            r.by_stage.entry(row.stage).or_default().add(row);
-            if let Some(t) = row.tier {
-                r.by_tier
-                    .entry(t.as_str().to_string())
-                    .or_default()
-                    .add(row);
+            // By name: two people of one name are one line, as the report has always shown.
+            for (owner, stages) in &t.by_owner {
+                let name = owner
+                    .as_ref()
+                    .map(name_of)
+                    .unwrap_or_else(|| "(unassigned)".into());
+                let line = r.by_engineer.entry(name).or_default();
+                for (stage, b) in stages {
+                    line.entry(*stage).or_default().merge(b);
+                }
             }
-            let engineer = row
-                .owner
-                .as_ref()
-                .map(name_of)
-                .unwrap_or_else(|| "(unassigned)".into());
-            r.by_engineer
-                .entry(engineer)
-                .or_default()
-                .entry(row.stage)
-                .or_default()
-                .add(row);
-            r.by_channel
-                .entry(row.channel)
-                .or_default()
-                .entry(row.stage)
-                .or_default()
-                .add(row);
-            r.conversion.reached_valid += u64::from(row.reached.contains(&Stage::Valid));
-            r.conversion.reached_prospect += u64::from(row.reached.contains(&Stage::Prospect));
-            r.conversion.reached_contract += u64::from(row.reached.contains(&Stage::Contract));
-            if let Some(idle) = row.idle_days(now)
-                && row.is_ageing(now)
-            {
-                r.ageing.push(AgeingLead {
-                    lead_id: *lead_id,
-                    customer: row.customer.clone(),
-                    owner: row.owner.as_ref().map(name_of),
-                    stage: row.stage,
-                    days_without_visit: idle,
-                });
-            }
-        }
-        for r in reports.values_mut() {
             let c = &mut r.conversion;
+            [c.reached_valid, c.reached_prospect, c.reached_contract] = t.reached;
             c.rule_of_thumb_valid_per_prospect = 15.0;
             c.rule_of_thumb_prospects_per_contract = 3.0;
             c.valid_per_prospect = (c.reached_prospect > 0)
                 .then(|| c.reached_valid as f64 / c.reached_prospect as f64);
             c.prospects_per_contract = (c.reached_contract > 0)
                 .then(|| c.reached_prospect as f64 / c.reached_contract as f64);
-            let durations = self.stage_durations.get(&r.office);
+            let durations = self.stage_durations.get(id);
             for stage in [Stage::Ordinary, Stage::Valid, Stage::Prospect] {
                 let samples = durations
                     .and_then(|d| d.get(&stage))
                     .map(Vec::as_slice)
                     .unwrap_or(&[]);
-                let (median_days, p90_days) = super::percentiles_days(samples);
+                let (median_days, p90_days) = super::percentiles_days_sorted(samples);
                 r.time_in_stage.push(StageTime {
                     stage,
                     stays: samples.len() as u64,
@@ -328,13 +431,29 @@ impl Pipeline {
                     p90_days,
                 });
             }
+            // Open leads idle for more than AGEING_DAYS days: those whose idle time counts from
+            // before now − AGEING_DAYS.
+            let limit = now - Duration::days(AGEING_DAYS);
+            for (since, lead_id) in t.open_since.iter().take_while(|(since, _)| *since < limit) {
+                let Some(row) = self.leads.get(lead_id) else {
+                    continue;
+                };
+                r.ageing.push(AgeingLead {
+                    lead_id: *lead_id,
+                    customer: row.customer.clone(),
+                    owner: row.owner.as_ref().map(name_of),
+                    stage: row.stage,
+                    days_without_visit: (now - *since).num_days(),
+                });
+            }
             r.ageing.sort_by(|a, b| {
                 b.days_without_visit
                     .cmp(&a.days_without_visit)
                     .then(a.lead_id.cmp(&b.lead_id))
             });
+            reports.push(r);
         }
-        reports.into_values().collect()
+        reports
     }
 }
 

@@ -515,3 +515,34 @@ async fn cursor_pages_neither_repeat_nor_skip_while_leads_are_registered() {
         assert!(r.text.contains("游标"), "{bad}: {}", r.text);
     }
 }
+
+/// Leads the index takes in one batch keep their registration order wherever a sort ties (here:
+/// none visited yet), as leads indexed one at a time do.
+#[tokio::test]
+async fn leads_indexed_together_keep_their_registration_order_on_ties() {
+    let mut w = world().await;
+    // The read models know everyone's token before they stop following.
+    let head = w.state.store().head().await.expect("head").0;
+    let r = w.get(&format!("/me?at_least={head}"), "eng_a").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    w.pause_following().await;
+    let mut registered = Vec::new();
+    for i in 0..30 {
+        registered.push(w.register("eng_a", sh(), &format!("客户{i:02}")).await.0);
+    }
+    w.follow_after(std::time::Duration::ZERO);
+    let head = w.state.store().head().await.expect("head").0;
+    for (query, want) in [
+        ("sort=last_visit&order=asc", registered.clone()),
+        (
+            "sort=last_visit&order=desc",
+            registered.iter().rev().cloned().collect(),
+        ),
+    ] {
+        let r = w
+            .get(&format!("/leads?{query}&at_least={head}"), "auditor")
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(ids(&r.body), want, "{query}");
+    }
+}

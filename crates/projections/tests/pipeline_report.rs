@@ -1,0 +1,207 @@
+//! The pipeline report kept as events arrive equals the report recomputed from every lead (as it
+//! was computed before the totals were kept), at many points of a demo history, for every office
+//! and each one, and with "now" moved on so that leads age.
+
+use chrono::{Duration, TimeZone, Utc};
+use funnel_domain::Policy;
+use funnel_domain::model::Stage;
+use funnel_projections::ReadModel;
+use funnel_projections::models::{
+    AGEING_DAYS, AgeingLead, Bucket, OfficeReport, Pipeline, StageTime,
+};
+use funnel_store::{EventStore, Filter};
+use funnel_types::{ManualClock, OfficeId, Position, StaffId};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The report from every lead of the model, by the definition: each lead counted in its office's
+/// buckets, conversions from the stages it reached, stays' percentiles by nearest rank, open leads
+/// more than [`AGEING_DAYS`] days without a visit.
+fn recomputed(p: &Pipeline, office: Option<OfficeId>) -> Vec<OfficeReport> {
+    let now = p.as_of.unwrap_or_default();
+    let name_of = |s: &StaffId| {
+        p.staff_names
+            .get(s)
+            .cloned()
+            .unwrap_or_else(|| s.to_string())
+    };
+    let add = |b: &mut Bucket, amount: Option<u64>| {
+        b.leads += 1;
+        b.amount_cny += amount.unwrap_or(0);
+    };
+    let mut reports: BTreeMap<OfficeId, OfficeReport> = p
+        .offices
+        .iter()
+        .filter(|(id, _)| office.is_none_or(|o| o == **id))
+        .map(|(id, info)| {
+            (
+                *id,
+                OfficeReport {
+                    office: *id,
+                    name: info.name.clone(),
+                    code: info.code.clone(),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    for (lead_id, row) in &p.leads {
+        let Some(r) = reports.get_mut(&row.office) else {
+            continue;
+        };
+        add(r.by_stage.entry(row.stage).or_default(), row.amount_cny);
+        if let Some(t) = row.tier {
+            add(
+                r.by_tier.entry(t.as_str().to_string()).or_default(),
+                row.amount_cny,
+            );
+        }
+        let engineer = row
+            .owner
+            .as_ref()
+            .map(name_of)
+            .unwrap_or_else(|| "(unassigned)".into());
+        add(
+            r.by_engineer
+                .entry(engineer)
+                .or_default()
+                .entry(row.stage)
+                .or_default(),
+            row.amount_cny,
+        );
+        add(
+            r.by_channel
+                .entry(row.channel)
+                .or_default()
+                .entry(row.stage)
+                .or_default(),
+            row.amount_cny,
+        );
+        r.conversion.reached_valid += u64::from(row.reached.contains(&Stage::Valid));
+        r.conversion.reached_prospect += u64::from(row.reached.contains(&Stage::Prospect));
+        r.conversion.reached_contract += u64::from(row.reached.contains(&Stage::Contract));
+        if row.stage.is_open() {
+            let since = row.last_visit_at.unwrap_or(row.registered_at);
+            if now - since > Duration::days(AGEING_DAYS) {
+                r.ageing.push(AgeingLead {
+                    lead_id: *lead_id,
+                    customer: row.customer.clone(),
+                    owner: row.owner.as_ref().map(name_of),
+                    stage: row.stage,
+                    days_without_visit: (now - since).num_days(),
+                });
+            }
+        }
+    }
+    for r in reports.values_mut() {
+        let c = &mut r.conversion;
+        c.rule_of_thumb_valid_per_prospect = 15.0;
+        c.rule_of_thumb_prospects_per_contract = 3.0;
+        c.valid_per_prospect =
+            (c.reached_prospect > 0).then(|| c.reached_valid as f64 / c.reached_prospect as f64);
+        c.prospects_per_contract =
+            (c.reached_contract > 0).then(|| c.reached_prospect as f64 / c.reached_contract as f64);
+        for stage in [Stage::Ordinary, Stage::Valid, Stage::Prospect] {
+            let mut samples = p
+                .stage_durations
+                .get(&r.office)
+                .and_then(|d| d.get(&stage))
+                .cloned()
+                .unwrap_or_default();
+            samples.sort_unstable();
+            let pick = |q: f64| {
+                let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+                samples[rank - 1] as f64 / 86_400.0
+            };
+            let some = !samples.is_empty();
+            r.time_in_stage.push(StageTime {
+                stage,
+                stays: samples.len() as u64,
+                median_days: some.then(|| pick(0.5)),
+                p90_days: some.then(|| pick(0.9)),
+            });
+        }
+        r.ageing.sort_by(|a, b| {
+            b.days_without_visit
+                .cmp(&a.days_without_visit)
+                .then(a.lead_id.cmp(&b.lead_id))
+        });
+    }
+    reports.into_values().collect()
+}
+
+fn agrees(p: &Pipeline, at: usize) {
+    assert_eq!(
+        p.report(None),
+        recomputed(p, None),
+        "every office, event {at}"
+    );
+    for office in p.offices.keys() {
+        assert_eq!(
+            p.report(Some(*office)),
+            recomputed(p, Some(*office)),
+            "office {office}, event {at}"
+        );
+    }
+    // Later, with no event since: more leads age.
+    let mut later = p.clone();
+    later.complete_until(p.as_of.unwrap_or_default() + Duration::days(45));
+    assert_eq!(
+        later.report(None),
+        recomputed(&later, None),
+        "later, event {at}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kept_report_equals_one_recomputed_from_every_lead_at_every_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn EventStore> = Arc::new(
+        funnel_store_sqlite::SqliteStore::open(dir.path().join("store.db")).expect("store"),
+    );
+    let now = chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2026, 11, 26, 9, 0, 0)
+        .single()
+        .expect("a time")
+        .with_timezone(&Utc);
+    let engine = funnel_engine::Engine::new(
+        store.clone(),
+        Policy::default(),
+        Arc::new(ManualClock::new(now)),
+    );
+    let opts = funnel_demo::DemoOptions {
+        leads: 60,
+        ..funnel_demo::DemoOptions::default()
+    };
+    funnel_demo::load(&engine, &opts, |_, _| {})
+        .await
+        .expect("demo");
+    let mut events = Vec::new();
+    let mut after = Position::START;
+    loop {
+        let page = store
+            .read_all(after, &Filter::All, 1000)
+            .await
+            .expect("read");
+        let Some(last) = page.last().map(|r| r.meta.position) else {
+            break;
+        };
+        for r in &page {
+            events.push(funnel_codec::decode_recorded(r).expect("decodes"));
+        }
+        after = last;
+    }
+    assert!(events.len() > 1_000, "a history of {} events", events.len());
+    let mut p = Pipeline::default();
+    for (i, env) in events.iter().enumerate() {
+        p.apply(env).expect("applies");
+        if i % 97 == 0 {
+            agrees(&p, i);
+        }
+    }
+    agrees(&p, events.len());
+    assert!(
+        p.report(None).iter().any(|r| !r.ageing.is_empty()),
+        "some lead is ageing, so that part is compared too"
+    );
+}
