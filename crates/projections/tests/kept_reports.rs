@@ -1,13 +1,15 @@
-//! The pipeline report kept as events arrive equals the report recomputed from every lead (as it
-//! was computed before the totals were kept), at many points of a demo history, for every office
-//! and each one, and with "now" moved on so that leads age.
+//! The reports kept as events arrive equal the reports recomputed from every row (as they were
+//! computed before the totals were kept), at many points of a demo history, for every office and
+//! each one: the pipeline (also with "now" moved on, so that leads age) and plan compliance.
 
 use chrono::{Duration, TimeZone, Utc};
 use funnel_domain::Policy;
+use funnel_domain::model::Period;
 use funnel_domain::model::Stage;
 use funnel_projections::ReadModel;
 use funnel_projections::models::{
-    AGEING_DAYS, AgeingLead, Bucket, OfficeReport, Pipeline, StageTime,
+    AGEING_DAYS, AgeingLead, Bucket, EngineerCompliance, OfficeReport, Pipeline, PlanCompliance,
+    PlanStatus, StageTime,
 };
 use funnel_store::{EventStore, Filter};
 use funnel_types::{ManualClock, OfficeId, Position, StaffId};
@@ -130,6 +132,70 @@ fn recomputed(p: &Pipeline, office: Option<OfficeId>) -> Vec<OfficeReport> {
     reports.into_values().collect()
 }
 
+/// Plan compliance from every plan of the model, by the definition.
+fn plans_recomputed(p: &PlanCompliance, office: Option<OfficeId>) -> Vec<EngineerCompliance> {
+    use chrono::Datelike;
+    let mut out: BTreeMap<StaffId, EngineerCompliance> = BTreeMap::new();
+    for row in p
+        .plans
+        .values()
+        .filter(|r| office.is_none_or(|o| o == r.office))
+    {
+        let e = out
+            .entry(row.engineer)
+            .or_insert_with(|| EngineerCompliance {
+                engineer: row.engineer,
+                name: p
+                    .staff_names
+                    .get(&row.engineer)
+                    .cloned()
+                    .unwrap_or_else(|| row.engineer.to_string()),
+                office: Some(row.office),
+                ..Default::default()
+            });
+        let c = match row.period {
+            Period::Week { .. } => &mut e.weekly,
+            Period::Month { .. } => &mut e.monthly,
+        };
+        match row.status {
+            PlanStatus::OnTime => c.on_time += 1,
+            PlanStatus::Late => c.late += 1,
+            PlanStatus::Missing => c.missing += 1,
+        }
+        if let Period::Week { monday } = row.period
+            && row.status != PlanStatus::Missing
+        {
+            e.planned_visits += u64::from(row.planned_visits);
+            let w = monday.iso_week();
+            let week = u32::try_from(w.year()).unwrap_or(0) * 100 + w.week();
+            e.logged_visits_in_planned_weeks += p
+                .visits_by_week
+                .get(&row.engineer)
+                .and_then(|v| v.get(&week))
+                .copied()
+                .unwrap_or(0);
+        }
+    }
+    let mut list: Vec<EngineerCompliance> = out.into_values().collect();
+    list.sort_by(|a, b| a.name.cmp(&b.name));
+    list
+}
+
+fn plans_agree(p: &PlanCompliance, offices: &[OfficeId], at: usize) {
+    assert_eq!(
+        p.report(None),
+        plans_recomputed(p, None),
+        "plans, event {at}"
+    );
+    for office in offices {
+        assert_eq!(
+            p.report(Some(*office)),
+            plans_recomputed(p, Some(*office)),
+            "plans of office {office}, event {at}"
+        );
+    }
+}
+
 fn agrees(p: &Pipeline, at: usize) {
     assert_eq!(
         p.report(None),
@@ -154,7 +220,7 @@ fn agrees(p: &Pipeline, at: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_kept_report_equals_one_recomputed_from_every_lead_at_every_point() {
+async fn the_kept_reports_equal_ones_recomputed_from_every_row_at_every_point() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn EventStore> = Arc::new(
         funnel_store_sqlite::SqliteStore::open(dir.path().join("store.db")).expect("store"),
@@ -193,13 +259,73 @@ async fn the_kept_report_equals_one_recomputed_from_every_lead_at_every_point() 
     }
     assert!(events.len() > 1_000, "a history of {} events", events.len());
     let mut p = Pipeline::default();
+    let mut plans = PlanCompliance::default();
     for (i, env) in events.iter().enumerate() {
         p.apply(env).expect("applies");
+        plans.apply(env).expect("applies");
         if i % 97 == 0 {
             agrees(&p, i);
+            let offices: Vec<OfficeId> = p.offices.keys().copied().collect();
+            plans_agree(&plans, &offices, i);
         }
     }
     agrees(&p, events.len());
+    let offices: Vec<OfficeId> = p.offices.keys().copied().collect();
+    plans_agree(&plans, &offices, events.len());
+    // Plans missed, then submitted late and revised, and missed for good, after the history.
+    let template = events
+        .iter()
+        .find(|e| matches!(e.payload, funnel_domain::Event::VisitPlanSubmitted(_)))
+        .expect("a plan in the demo")
+        .clone();
+    let funnel_domain::Event::VisitPlanSubmitted(submitted) = &template.payload else {
+        unreachable!("found as a plan")
+    };
+    let week = |day| Period::Week {
+        monday: chrono::NaiveDate::from_ymd_opt(2027, 1, day).expect("a Monday"),
+    };
+    let overdue = |period| {
+        funnel_domain::Event::VisitPlanOverdue(funnel_domain::events::VisitPlanOverdue {
+            plan_id: submitted.plan_id,
+            engineer: submitted.engineer,
+            office: submitted.office,
+            period,
+            due_at: submitted.due_at,
+        })
+    };
+    let late = |period, revision| {
+        funnel_domain::Event::VisitPlanSubmitted(funnel_domain::events::VisitPlanSubmitted {
+            period,
+            on_time: false,
+            revision,
+            ..submitted.clone()
+        })
+    };
+    for (k, payload) in [
+        overdue(week(4)),
+        late(week(4), 1),
+        overdue(week(11)),
+        late(week(4), 2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut env = template.clone();
+        env.meta.position = Position(events.len() as u64 + 10 + k as u64);
+        env.payload = payload;
+        plans.apply(&env).expect("applies");
+        plans_agree(&plans, &offices, events.len() + k);
+    }
+    let lines = plans.report(None);
+    assert!(
+        lines.iter().any(|l| l.weekly.missing > 0),
+        "a missed plan is compared too"
+    );
+    assert!(
+        lines.iter().any(|l| l.weekly.late + l.monthly.late > 0)
+            && lines.iter().any(|l| l.logged_visits_in_planned_weeks > 0),
+        "late plans and visits in planned weeks are compared too: {lines:?}"
+    );
     assert!(
         p.report(None).iter().any(|r| !r.ageing.is_empty()),
         "some lead is ageing, so that part is compared too"
