@@ -1,7 +1,10 @@
 //! `funnel bench projections`: rebuilds every read model from a generated log of at least a million
 //! events and compares the rebuild rate with the store's own read-all rate over the same log, in the
 //! same run (`rebuild_ratio`; the project's target is at least 0.5), with the peak memory of the
-//! rebuild.
+//! rebuild. Then it grows the log to five times that and rebuilds again: the peak memory of both
+//! (`rss_mb_1m`, `rss_mb_5m`, named for the default size) and their ratio (`rss_growth`; the
+//! project's target is at most 1.25, memory that does not grow with the log) say whether the read
+//! models hold the history in memory.
 //!
 //! The log is the demo history (through the real engine, once) replicated: every copy renames every
 //! id (UUIDv5 of the original id and the copy number), so each copy is another company with its own
@@ -21,6 +24,8 @@ use std::time::Instant;
 
 /// The project's target for the rebuild rate as a share of the read-all rate.
 pub const REBUILD_TARGET: f64 = 0.5;
+/// The project's target for the peak memory of a rebuild of five times the log over one.
+pub const RSS_GROWTH_TARGET: f64 = 1.25;
 
 /// What to generate.
 #[derive(Clone, Debug, Serialize)]
@@ -29,6 +34,8 @@ pub struct ProjectionBenchOptions {
     pub events: u64,
     /// Appends in flight while generating.
     pub in_flight: usize,
+    /// Also grow the log to five times `events` and rebuild again, for the memory growth.
+    pub growth: bool,
 }
 
 impl Default for ProjectionBenchOptions {
@@ -36,6 +43,7 @@ impl Default for ProjectionBenchOptions {
         Self {
             events: 1_000_000,
             in_flight: 128,
+            growth: true,
         }
     }
 }
@@ -60,6 +68,13 @@ pub struct ProjectionBenchReport {
     /// Size of the read models' snapshots after the rebuild: what the models themselves hold.
     pub model_snapshot_bytes: u64,
     pub models: Vec<String>,
+    /// Peak resident memory of the rebuild of the log (`events`, a million by default), in MiB.
+    pub rss_mb_1m: Option<f64>,
+    /// Peak resident memory of a rebuild of the log grown to five times that, in MiB.
+    pub rss_mb_5m: Option<f64>,
+    /// `rss_mb_5m` ÷ `rss_mb_1m` (target at most [`RSS_GROWTH_TARGET`]).
+    pub rss_growth: Option<f64>,
+    pub rss_growth_target: f64,
 }
 
 impl std::fmt::Display for ProjectionBenchReport {
@@ -99,7 +114,22 @@ impl std::fmt::Display for ProjectionBenchReport {
             "  read-model snapshots   {:>12.1} MiB ({})",
             mib(self.model_snapshot_bytes),
             self.models.join(", ")
-        )
+        )?;
+        if let (Some(one), Some(five), Some(growth)) =
+            (self.rss_mb_1m, self.rss_mb_5m, self.rss_growth)
+        {
+            let verdict = if growth <= self.rss_growth_target {
+                "meets"
+            } else {
+                "above"
+            };
+            writeln!(
+                f,
+                "  peak RSS ×1 / ×5 log   {one:>8.1} / {five:.1} MiB: rss_growth {growth:.2} ({verdict} the target {:.2})",
+                self.rss_growth_target
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -295,18 +325,62 @@ pub(crate) async fn generate(
         store.head().await? == Position::START,
         "the benchmark needs an empty store"
     );
-    let started = Instant::now();
     let commits = template().await?;
+    generate_from(store, &commits, opts, progress).await
+}
+
+/// [`generate`] from the template already made.
+async fn generate_from(
+    store: &Arc<dyn EventStore>,
+    commits: &[Commit],
+    opts: &ProjectionBenchOptions,
+    progress: &(dyn Fn(&str, u64, u64) + Sync),
+) -> anyhow::Result<(u64, f64)> {
+    let started = Instant::now();
+    let (copies, total) = copies_for(commits, opts.events);
+    write_copies(
+        store,
+        commits,
+        0..copies,
+        opts.in_flight,
+        (0, total),
+        progress,
+    )
+    .await?;
+    Ok((total, started.elapsed().as_secs_f64()))
+}
+
+/// How many copies of the template make at least `events` events, and how many events they are
+/// (the organisation-wide streams are written once).
+fn copies_for(commits: &[Commit], events: u64) -> (u64, u64) {
     let per_copy: u64 = commits.iter().map(|c| c.events.len() as u64).sum();
     let global: u64 = commits
         .iter()
         .filter(|c| !copied(&c.stream))
         .map(|c| c.events.len() as u64)
         .sum();
-    let copies = opts.events.div_ceil((per_copy - global).max(1));
-    let total = per_copy * copies - global * copies.saturating_sub(1);
-    let mut written = 0u64;
-    for k in 0..copies {
+    let copies = events.div_ceil((per_copy - global).max(1));
+    (
+        copies,
+        per_copy * copies - global * copies.saturating_sub(1),
+    )
+}
+
+/// Appends the template's copies `ks` (copy 0 with the organisation-wide streams); `done` is
+/// (events written before, events in all) for the progress line.
+async fn write_copies(
+    store: &Arc<dyn EventStore>,
+    commits: &[Commit],
+    ks: std::ops::Range<u64>,
+    in_flight: usize,
+    (mut written, total): (u64, u64),
+    progress: &(dyn Fn(&str, u64, u64) + Sync),
+) -> anyhow::Result<()> {
+    let opts = ProjectionBenchOptions {
+        in_flight,
+        ..ProjectionBenchOptions::default()
+    };
+    for k in ks {
         let mut versions = HashMap::new();
         let requests = commits
             .iter()
@@ -340,7 +414,7 @@ pub(crate) async fn generate(
         written += this_copy;
         progress("generate", written, total);
     }
-    Ok((total, started.elapsed().as_secs_f64()))
+    Ok(())
 }
 
 /// Generates the log in `store` (which must be empty), then measures read-all and a full rebuild.
@@ -349,32 +423,17 @@ pub async fn bench_projections(
     opts: ProjectionBenchOptions,
     progress: &(dyn Fn(&str, u64, u64) + Sync),
 ) -> anyhow::Result<ProjectionBenchReport> {
-    let (total, generate_seconds) = generate(&store, &opts, progress).await?;
+    anyhow::ensure!(
+        store.head().await? == Position::START,
+        "the benchmark needs an empty store"
+    );
+    let commits = template().await?;
+    let (total, generate_seconds) = generate_from(&store, &commits, &opts, progress).await?;
 
     let (read, read_all_per_s) = read_all_rate(store.as_ref(), total, progress).await?;
 
-    let dir = tempfile::tempdir()?;
-    let mut runner = Runner::open(
-        dir.path().join("bench-projections.db"),
-        RunnerOptions {
-            save_every: u64::MAX,
-            ..RunnerOptions::default()
-        },
-    )?;
-    runner
-        .register::<Pipeline>()?
-        .register::<Touches>()?
-        .register::<Conflicts>()?
-        .register::<PlanCompliance>()?;
-    peak_rss_reset();
-    let t = Instant::now();
-    runner
-        .catch_up(store.as_ref(), &mut |p| {
-            progress("rebuild", p.position.0.min(total), total)
-        })
-        .await?;
-    let rebuild_secs = t.elapsed().as_secs_f64();
-    let rebuild_peak_rss_bytes = peak_rss();
+    let (runner, _dir, rebuild_secs, rebuild_peak_rss_bytes) =
+        rebuild(store.as_ref(), total, progress).await?;
     let mut model_snapshot_bytes = 0u64;
     let mut models = Vec::new();
     for s in runner.status() {
@@ -391,6 +450,27 @@ pub async fn bench_projections(
     }
     let snapshot_seconds = t.elapsed().as_secs_f64();
     let rebuild_per_s = read as f64 / rebuild_secs;
+    drop(runner);
+    let mib = |b: u64| b as f64 / 1_048_576.0;
+    let rss_mb_1m = rebuild_peak_rss_bytes.map(mib);
+    let mut rss_mb_5m = None;
+    if opts.growth {
+        // Four more times the copies written so far, then a rebuild of the whole log afresh.
+        let (copies, _) = copies_for(&commits, opts.events);
+        let (more, grown) = copies_for(&commits, opts.events * 5);
+        write_copies(
+            &store,
+            &commits,
+            copies..more,
+            opts.in_flight,
+            (total, grown),
+            progress,
+        )
+        .await?;
+        let (_, _, _, peak) = rebuild(store.as_ref(), grown, progress).await?;
+        rss_mb_5m = peak.map(mib);
+    }
+    let rss_growth = rss_mb_1m.zip(rss_mb_5m).map(|(one, five)| five / one);
     Ok(ProjectionBenchReport {
         backend: store.backend().to_string(),
         events: read,
@@ -403,7 +483,41 @@ pub async fn bench_projections(
         rebuild_peak_rss_bytes,
         model_snapshot_bytes,
         models,
+        rss_mb_1m,
+        rss_mb_5m,
+        rss_growth,
+        rss_growth_target: RSS_GROWTH_TARGET,
     })
+}
+
+/// A fresh runner with every read model caught up with `store` from position zero: the runner and
+/// the folder of its checkpoint file, the seconds it took, and the peak resident memory meanwhile.
+async fn rebuild(
+    store: &dyn EventStore,
+    total: u64,
+    progress: &(dyn Fn(&str, u64, u64) + Sync),
+) -> anyhow::Result<(Runner, tempfile::TempDir, f64, Option<u64>)> {
+    let dir = tempfile::tempdir()?;
+    let mut runner = Runner::open(
+        dir.path().join("bench-projections.db"),
+        RunnerOptions {
+            save_every: u64::MAX,
+            ..RunnerOptions::default()
+        },
+    )?;
+    runner
+        .register::<Pipeline>()?
+        .register::<Touches>()?
+        .register::<Conflicts>()?
+        .register::<PlanCompliance>()?;
+    peak_rss_reset();
+    let t = Instant::now();
+    runner
+        .catch_up(store, &mut |p| {
+            progress("rebuild", p.position.0.min(total), total)
+        })
+        .await?;
+    Ok((runner, dir, t.elapsed().as_secs_f64(), peak_rss()))
 }
 
 fn fxhash(s: &str) -> u64 {

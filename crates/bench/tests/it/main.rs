@@ -220,3 +220,38 @@ async fn a_tiny_http_bench_gives_exactly_its_five_figures() {
         assert!(v.is_finite() && v > 0.0, "{key}: {v}");
     }
 }
+
+/// The projections benchmark rebuilds the log and the log grown five times, and reports the peak
+/// memory of both and their ratio under the keys the project names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_projections_bench_reports_the_memory_of_both_sizes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = funnel_bench::ProjectionBenchOptions {
+        events: 2_000,
+        in_flight: 8,
+        growth: true,
+    };
+    let report = funnel_bench::bench_projections_on(
+        Target::Sqlite {
+            path: dir.path().join("funnel.db"),
+        },
+        opts,
+        &|_, _, _| {},
+    )
+    .await
+    .expect("projections bench");
+    assert!(report.events >= 2_000, "{report:?}");
+    assert!(report.rebuild_ratio.is_finite() && report.rebuild_ratio > 0.0);
+    let json = serde_json::to_value(&report).expect("json");
+    for key in ["rebuild_ratio", "rss_mb_1m", "rss_mb_5m", "rss_growth"] {
+        assert!(json.get(key).is_some(), "{key} in {json}");
+    }
+    if cfg!(target_os = "linux") {
+        let (one, five) = (
+            report.rss_mb_1m.expect("peak RSS"),
+            report.rss_mb_5m.expect("peak RSS"),
+        );
+        assert!(one > 0.0 && five > 0.0, "{report:?}");
+        assert_eq!(report.rss_growth, Some(five / one));
+    }
+}
