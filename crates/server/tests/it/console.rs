@@ -1022,31 +1022,23 @@ async fn a_contract_is_submitted_and_amended_from_the_record_with_its_file() {
         if with_csrf {
             fields.insert(0, ("_csrf", csrf.clone()));
         }
-        let fields: Vec<(&str, String)> = fields;
         let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        multipart(&refs, Some(&second))
+        let (content_type, body) = multipart(&refs, Some(&second));
+        let (w, action, cookie) = (&w, action.clone(), cookie.clone());
+        async move {
+            w.raw(
+                Method::POST,
+                &action,
+                None,
+                body,
+                &[("cookie", &cookie), ("content-type", &content_type)],
+            )
+            .await
+        }
     };
-    let (content_type, body) = plain(false);
-    let r = w
-        .raw(
-            Method::POST,
-            &action,
-            None,
-            body,
-            &[("cookie", &cookie), ("content-type", &content_type)],
-        )
-        .await;
+    let r = plain(false).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
-    let (content_type, body) = plain(true);
-    let r = w
-        .raw(
-            Method::POST,
-            &action,
-            None,
-            body,
-            &[("cookie", &cookie), ("content-type", &content_type)],
-        )
-        .await;
+    let r = plain(true).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(r.text.contains("已提交，已记录"), "{}", r.text);
     let api = w.get(&format!("/leads/{lead}"), "eng_a").await;
