@@ -46,7 +46,18 @@ fn the_local_cluster_script_starts_reports_and_cleans_up() {
     }
     let parent = tempfile::tempdir().expect("tempdir");
     let dir = parent.path().join("cluster");
-    let (nats, http) = (base_port(), base_port());
+    // Two probes for a free port may answer the same or a neighbouring one: the funnel ports
+    // (and their metrics ports) must stay clear of every NATS port (clients, routes, monitoring).
+    let nats = base_port();
+    let http = loop {
+        let p = base_port();
+        let clash = [nats, nats + 2000, nats + 4000]
+            .iter()
+            .any(|n| [p, p + 1000].iter().any(|h| n.abs_diff(*h) < 10));
+        if !clash {
+            break p;
+        }
+    };
     let (ok, text) = script(&dir, nats, http, &["start", "2"]);
     // Whatever happens next, stop what was started.
     struct Clean<'a>(&'a Path, u16, u16);
