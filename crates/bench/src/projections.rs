@@ -376,10 +376,6 @@ async fn write_copies(
     (mut written, total): (u64, u64),
     progress: &(dyn Fn(&str, u64, u64) + Sync),
 ) -> anyhow::Result<()> {
-    let opts = ProjectionBenchOptions {
-        in_flight,
-        ..ProjectionBenchOptions::default()
-    };
     for k in ks {
         let mut versions = HashMap::new();
         let requests = commits
@@ -390,7 +386,7 @@ async fn write_copies(
         let this_copy: u64 = requests.iter().map(|r| r.events.len() as u64).sum();
         // Appends to one stream must stay in order; spreading each stream's appends over the same
         // worker (by stream hash) keeps them ordered and the workers busy.
-        let workers = opts.in_flight.max(1);
+        let workers = in_flight.max(1);
         let mut queues: Vec<Vec<AppendRequest>> = (0..workers).map(|_| Vec::new()).collect();
         for r in requests {
             let w = (fxhash(r.stream.as_str()) % workers as u64) as usize;

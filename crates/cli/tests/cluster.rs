@@ -13,6 +13,8 @@
 //! while the node was down) are printed, not asserted: timings depend on the machine. Every wait is
 //! bounded; the load is bounded in count. `FUNNEL_SOAK=1` runs a longer load.
 
+mod common;
+
 use async_nats::jetstream::{self, consumer, stream};
 use funnel_app::StoreUrl;
 use funnel_domain::Policy;
@@ -339,37 +341,6 @@ async fn bootstrap(url: &StoreUrl) {
     }
 }
 
-fn token(store: &str, dir: &Path, staff: &str) -> String {
-    // Right after the cluster forms, its streams may still be electing leaders: the command then
-    // fails with "nats store unavailable" before it writes anything, and is tried again (bounded).
-    let give_up = Instant::now() + PATIENCE;
-    let out = loop {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_funnel"))
-            .current_dir(dir)
-            .env_remove("FUNNEL_STORE")
-            .args(["--store", store, "staff", "token", staff])
-            .output()
-            .expect("run funnel");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if out.status.success()
-            || !stderr.contains("nats store unavailable")
-            || Instant::now() > give_up
-        {
-            break out;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.lines()
-        .find_map(|l| l.strip_prefix("token:").map(|t| t.trim().to_string()))
-        .unwrap_or_else(|| panic!("no token in {text}"))
-}
-
 /// The stream's info, retried while the cluster elects leaders (bounded).
 async fn stream_info(js: &jetstream::Context, name: &str) -> stream::Info {
     let give_up = Instant::now() + PATIENCE;
@@ -529,8 +500,8 @@ async fn writes_resume_while_a_stream_leader_is_down_and_nothing_is_lost_or_doub
     bootstrap(&url).await;
     let (wang, manager) = tokio::task::block_in_place(|| {
         (
-            token(&store, dir.path(), "王工"),
-            token(&store, dir.path(), "陈经理"),
+            common::staff_token(&store, dir.path(), "王工"),
+            common::staff_token(&store, dir.path(), "陈经理"),
         )
     });
     let server = tokio::task::block_in_place(|| {

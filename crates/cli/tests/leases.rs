@@ -15,6 +15,8 @@
 //! the lease, then resumed: it wakes with a reaction in flight, and the same outcomes show that
 //! it did not act (no saga command twice, nothing parked), and it reports the lease as not held.
 
+mod common;
+
 use chrono::Utc;
 use funnel_app::StoreUrl;
 use funnel_domain::Policy;
@@ -249,24 +251,6 @@ async fn bootstrap(url: &StoreUrl) {
     }
 }
 
-fn token(store: &str, dir: &Path, staff: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_funnel"))
-        .current_dir(dir)
-        .env_remove("FUNNEL_STORE")
-        .args(["--store", store, "staff", "token", staff])
-        .output()
-        .expect("run funnel");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.lines()
-        .find_map(|l| l.strip_prefix("token:").map(|t| t.trim().to_string()))
-        .unwrap_or_else(|| panic!("no token in {text}"))
-}
-
 /// Acknowledged registrations: idempotency key → lead id.
 type Acks = Arc<Mutex<BTreeMap<String, String>>>;
 
@@ -388,8 +372,8 @@ async fn scenario(outage: Outage) {
         .collect();
     let (wang, boss) = tokio::task::block_in_place(|| {
         (
-            token(&store_url, dirs[0].path(), "王工"),
-            token(&store_url, dirs[0].path(), "王总"),
+            common::staff_token(&store_url, dirs[0].path(), "王工"),
+            common::staff_token(&store_url, dirs[0].path(), "王总"),
         )
     });
     let mut servers: Vec<Option<Server>> = tokio::task::block_in_place(|| {
@@ -727,7 +711,8 @@ async fn passwords_and_failed_sign_ins_are_shared_by_the_processes_of_a_cluster(
     let dirs: Vec<_> = (0..2)
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
-    let boss = tokio::task::block_in_place(|| token(&store_url, dirs[0].path(), "王总"));
+    let boss =
+        tokio::task::block_in_place(|| common::staff_token(&store_url, dirs[0].path(), "王总"));
     let servers: Vec<Server> = tokio::task::block_in_place(|| {
         dirs.iter()
             .map(|d| Server::start(&store_url, d.path()))

@@ -34,3 +34,30 @@ pub fn refused(store: &str, args: &[&str], dir: &Path) -> String {
     assert!(!out.status.success(), "funnel {args:?} should have failed");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A token for member of staff `staff` (`funnel staff token`). On a JetStream cluster that has
+/// just formed its streams may still be electing leaders: the command then fails with "nats store
+/// unavailable" before it writes anything, and is tried again (for up to a minute).
+pub fn staff_token(store: &str, dir: &Path, staff: &str) -> String {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let out = loop {
+        let out = funnel(store, &["staff", "token", staff], dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success()
+            || !stderr.contains("nats store unavailable")
+            || std::time::Instant::now() > give_up
+        {
+            break out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("token:").map(|t| t.trim().to_string()))
+        .unwrap_or_else(|| panic!("no token in {text}"))
+}

@@ -13,15 +13,8 @@ pub use pipeline::*;
 pub use plans::*;
 pub use touches::*;
 
-/// Median and 90th percentile of a list of durations in seconds, as days.
-#[cfg(test)]
-pub(crate) fn percentiles_days(samples: &[i64]) -> (Option<f64>, Option<f64>) {
-    let mut s = samples.to_vec();
-    s.sort_unstable();
-    percentiles_days_sorted(&s)
-}
-
-/// [`percentiles_days`] of a list already in ascending order: two lookups.
+/// Median and 90th percentile of a list of durations in seconds in ascending order, as days: two
+/// lookups.
 pub(crate) fn percentiles_days_sorted(s: &[i64]) -> (Option<f64>, Option<f64>) {
     if s.is_empty() {
         return (None, None);
@@ -39,8 +32,8 @@ mod tests {
     #[test]
     fn percentiles_use_nearest_rank() {
         let day = 86_400;
-        let (m, p90) = super::percentiles_days(&[day, 2 * day, 3 * day, 4 * day, 10 * day]);
+        let (m, p90) = super::percentiles_days_sorted(&[day, 2 * day, 3 * day, 4 * day, 10 * day]);
         assert_eq!((m, p90), (Some(3.0), Some(10.0)));
-        assert_eq!(super::percentiles_days(&[]), (None, None));
+        assert_eq!(super::percentiles_days_sorted(&[]), (None, None));
     }
 }

@@ -396,6 +396,25 @@ pub async fn meet(w: &World, lead: &str, criteria: &[&str]) {
     }
 }
 
+/// The valid-info criteria of an independent purchase that a record meets (the insider is marked).
+pub const VALID_CRITERIA: &[&str] = &[
+    "developer_contact",
+    "project_details",
+    "product_demo",
+    "digital_intercom_need",
+    "decision_chain_known",
+    "competitors_known",
+];
+
+/// The prospect criteria of an independent purchase that a record meets (levels are assessed).
+pub const PROSPECT_CRITERIA: &[&str] = &[
+    "design_proposal_or_tender",
+    "preliminary_quote",
+    "hq_or_reference_visit",
+    "decision_chain_exchanges",
+    "insider_key_persons",
+];
+
 /// Brings `eng_a`'s lead (independent purchase) to a filed prospect of 120 万元: a decision maker
 /// who is an insider at levels B, every criterion met, both declarations approved and filed.
 pub async fn to_prospect(w: &World, lead: &str) {
@@ -416,19 +435,7 @@ pub async fn to_prospect(w: &World, lead: &str) {
         json!({ "key_person_id": key_person }),
     )
     .await;
-    meet(
-        w,
-        lead,
-        &[
-            "developer_contact",
-            "project_details",
-            "product_demo",
-            "digital_intercom_need",
-            "decision_chain_known",
-            "competitors_known",
-        ],
-    )
-    .await;
+    meet(w, lead, VALID_CRITERIA).await;
     command(
         w,
         "eng_a",
@@ -446,18 +453,7 @@ pub async fn to_prospect(w: &World, lead: &str) {
         json!({ "company": "b", "personal": "b", "key_person_id": key_person }),
     )
     .await;
-    meet(
-        w,
-        lead,
-        &[
-            "design_proposal_or_tender",
-            "preliminary_quote",
-            "hq_or_reference_visit",
-            "decision_chain_exchanges",
-            "insider_key_persons",
-        ],
-    )
-    .await;
+    meet(w, lead, PROSPECT_CRITERIA).await;
     command(
         w,
         "eng_a",

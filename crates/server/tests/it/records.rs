@@ -403,19 +403,7 @@ async fn declaration_and_contract_tasks_carry_amounts_versions_and_seats() {
         json!({ "key_person_id": key_person }),
     )
     .await;
-    meet(
-        &w,
-        &lead,
-        &[
-            "developer_contact",
-            "project_details",
-            "product_demo",
-            "digital_intercom_need",
-            "decision_chain_known",
-            "competitors_known",
-        ],
-    )
-    .await;
+    meet(&w, &lead, VALID_CRITERIA).await;
     command(
         &w,
         "eng_a",
@@ -455,18 +443,7 @@ async fn declaration_and_contract_tasks_carry_amounts_versions_and_seats() {
         json!({ "company": "b", "personal": "b", "key_person_id": key_person }),
     )
     .await;
-    meet(
-        &w,
-        &lead,
-        &[
-            "design_proposal_or_tender",
-            "preliminary_quote",
-            "hq_or_reference_visit",
-            "decision_chain_exchanges",
-            "insider_key_persons",
-        ],
-    )
-    .await;
+    meet(&w, &lead, PROSPECT_CRITERIA).await;
     command(
         &w,
         "eng_a",
