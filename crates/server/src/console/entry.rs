@@ -106,12 +106,21 @@ pub async fn contract(
     viewer: Viewer,
     Path(lead): Path<String>,
     headers: HeaderMap,
-    mut form: Multipart,
+    form: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Response {
     use sha2::Digest;
     let tr = viewer.tr;
     let outcome = async {
         let lead: LeadId = path_id("lead id", &lead)?;
+        // Not a multipart form at all: said in both languages, as every refusal is.
+        let mut form = form.map_err(|_| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "request.bad_body",
+                "the contract form must be sent as multipart/form-data with the contract's file",
+                "合同表单须以 multipart/form-data 提交，并附合同文件",
+            )
+        })?;
         let mut pairs: Vec<(String, String)> = Vec::new();
         let mut fingerprint = None;
         while let Some(mut field) = form.next_field().await.map_err(unreadable_upload)? {

@@ -1046,3 +1046,63 @@ async fn a_contract_is_submitted_and_amended_from_the_record_with_its_file() {
     assert_eq!(versions[1]["content_hash"], sha256_hex(&second), "{api:?}");
     assert_eq!(versions[1]["reason"], "客户要求降价");
 }
+
+/// The contract form refuses what is not the owner's to send and what is not a form: an engineer
+/// of another office, an auditor, a lead id that is none, a body that is not multipart, and a
+/// file over the limit; nothing is recorded.
+#[tokio::test]
+async fn the_contract_form_refuses_other_people_and_hostile_bodies() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    to_prospect(&w, &lead).await;
+    let action = format!("/console/leads/{lead}/contracts");
+    let send = |who: &'static str, uri: String, content_type: String, body: Vec<u8>| {
+        let w = &w;
+        async move {
+            w.raw(
+                Method::POST,
+                &uri,
+                Some(w.tokens[who].clone()),
+                body,
+                &[("content-type", &content_type), ("hx-request", "true")],
+            )
+            .await
+        }
+    };
+    let fields = [("command", "submit_contract"), ("amount_cny:wan", "115")];
+    for who in ["eng_bj", "auditor", "manager"] {
+        let (content_type, body) = multipart(&fields, Some(b"=HYPERLINK(\"http://x\")"));
+        let r = send(who, action.clone(), content_type, body).await;
+        assert!(r.text.contains("refusal"), "{who}: {}", r.text);
+        assert!(!r.text.contains("已提交，已记录"), "{who}: {}", r.text);
+    }
+    let (content_type, body) = multipart(&fields, Some(b"x"));
+    let r = send(
+        "eng_a",
+        "/console/leads/not-a-lead/contracts".into(),
+        content_type,
+        body,
+    )
+    .await;
+    assert!(r.text.contains("refusal"), "{}", r.text);
+    let r = send(
+        "eng_a",
+        action.clone(),
+        "application/json".into(),
+        b"{}".to_vec(),
+    )
+    .await;
+    assert!(
+        r.text.contains("refusal") && r.text.contains("合同表单须以 multipart/form-data 提交"),
+        "{}",
+        r.text
+    );
+    // Over the 10 MiB the form takes.
+    let big = vec![b'a'; 11 * 1024 * 1024];
+    let (content_type, body) = multipart(&fields, Some(&big));
+    let r = send("eng_a", action.clone(), content_type, body).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+    assert_eq!(r.body["code"], "request.too_large", "{}", r.text);
+    let api = w.get(&format!("/leads/{lead}"), "eng_a").await;
+    assert_eq!(api.body["contracts"], serde_json::json!([]), "{}", api.text);
+}
