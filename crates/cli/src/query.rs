@@ -219,9 +219,10 @@ pub fn pipeline_text(reports: &[OfficeReport], position: Position, when: &str) -
         let _ = writeln!(
             s,
             "ageing without a visit (> {AGEING_DAYS} days): {}",
-            r.ageing.len()
+            r.ageing_total
         );
-        for a in r.ageing.iter().take(5) {
+        const SHOWN: usize = 5;
+        for a in r.ageing.iter().take(SHOWN) {
             let _ = writeln!(
                 s,
                 "  {:>4}d  {}  {}  {}",
@@ -229,6 +230,16 @@ pub fn pipeline_text(reports: &[OfficeReport], position: Position, when: &str) -
                 a.stage.label_zh(),
                 a.customer,
                 a.owner.clone().unwrap_or_default()
+            );
+        }
+        let more = r
+            .ageing_total
+            .saturating_sub(r.ageing.len().min(SHOWN) as u64);
+        if more > 0 {
+            let _ = writeln!(
+                s,
+                "  … and {more} more (funnel leads find --office {} --ageing)",
+                r.code
             );
         }
     }

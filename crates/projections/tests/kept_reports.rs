@@ -8,8 +8,8 @@ use funnel_domain::model::Period;
 use funnel_domain::model::Stage;
 use funnel_projections::ReadModel;
 use funnel_projections::models::{
-    AGEING_DAYS, AgeingLead, Bucket, EngineerCompliance, OfficeReport, Pipeline, PlanCompliance,
-    PlanStatus, StageTime,
+    AGEING_DAYS, AGEING_SHOWN, AgeingLead, Bucket, EngineerCompliance, OfficeReport, Pipeline,
+    PlanCompliance, PlanStatus, StageTime,
 };
 use funnel_store::{EventStore, Filter};
 use funnel_types::{ManualClock, OfficeId, Position, StaffId};
@@ -128,6 +128,8 @@ fn recomputed(p: &Pipeline, office: Option<OfficeId>) -> Vec<OfficeReport> {
                 .cmp(&a.days_without_visit)
                 .then(a.lead_id.cmp(&b.lead_id))
         });
+        r.ageing_total = r.ageing.len() as u64;
+        r.ageing.truncate(AGEING_SHOWN);
     }
     reports.into_values().collect()
 }
@@ -236,7 +238,7 @@ async fn the_kept_reports_equal_ones_recomputed_from_every_row_at_every_point() 
         Arc::new(ManualClock::new(now)),
     );
     let opts = funnel_demo::DemoOptions {
-        leads: 60,
+        leads: 150,
         ..funnel_demo::DemoOptions::default()
     };
     funnel_demo::load(&engine, &opts, |_, _| {})
@@ -329,5 +331,11 @@ async fn the_kept_reports_equal_ones_recomputed_from_every_row_at_every_point() 
     assert!(
         p.report(None).iter().any(|r| !r.ageing.is_empty()),
         "some lead is ageing, so that part is compared too"
+    );
+    assert!(
+        p.report(None)
+            .iter()
+            .any(|r| r.ageing_total > r.ageing.len() as u64),
+        "some office has more ageing leads than it lists, so the bound is compared too"
     );
 }

@@ -359,12 +359,20 @@ pub struct OfficeReport {
     pub by_channel: BTreeMap<Channel, BTreeMap<Stage, Bucket>>,
     pub conversion: Conversion,
     pub time_in_stage: Vec<StageTime>,
-    /// Open leads without a visit for more than [`AGEING_DAYS`] days, longest first.
+    /// The [`AGEING_SHOWN`] open leads longest without a visit among those idle for more than
+    /// [`AGEING_DAYS`] days, longest first (ties by lead id). Every one of them is listed, in
+    /// pages, by the lead search with `ageing=true` and this office.
     pub ageing: Vec<AgeingLead>,
+    /// How many open leads of the office are ageing, shown or not.
+    pub ageing_total: u64,
 }
 
 /// Days without a visit after which an open lead counts as ageing.
 pub const AGEING_DAYS: i64 = 30;
+
+/// How many ageing leads an office's report lists: an answer that grew with every neglected lead
+/// of the history would cost more each year; the full list is the lead search's to page.
+pub const AGEING_SHOWN: usize = 20;
 
 impl Pipeline {
     /// The report of every office (or one), with "now" being the latest event applied. It reads
@@ -432,18 +440,27 @@ impl Pipeline {
                 });
             }
             // Open leads idle for more than AGEING_DAYS days: those whose idle time counts from
-            // before now − AGEING_DAYS.
+            // before now − AGEING_DAYS, longest idle first. Only the first AGEING_SHOWN are
+            // looked up, plus any tied with the last of them in days, so the tie order by lead id
+            // is the same as if all were sorted.
             let limit = now - Duration::days(AGEING_DAYS);
+            let mut last_days = None;
             for (since, lead_id) in t.open_since.iter().take_while(|(since, _)| *since < limit) {
+                r.ageing_total += 1;
+                let days = (now - *since).num_days();
+                if r.ageing.len() >= AGEING_SHOWN && last_days != Some(days) {
+                    continue;
+                }
                 let Some(row) = self.leads.get(lead_id) else {
                     continue;
                 };
+                last_days = Some(days);
                 r.ageing.push(AgeingLead {
                     lead_id: *lead_id,
                     customer: row.customer.clone(),
                     owner: row.owner.as_ref().map(name_of),
                     stage: row.stage,
-                    days_without_visit: (now - *since).num_days(),
+                    days_without_visit: days,
                 });
             }
             r.ageing.sort_by(|a, b| {
@@ -451,6 +468,7 @@ impl Pipeline {
                     .cmp(&a.days_without_visit)
                     .then(a.lead_id.cmp(&b.lead_id))
             });
+            r.ageing.truncate(AGEING_SHOWN);
             reports.push(r);
         }
         reports

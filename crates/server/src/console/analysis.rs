@@ -78,7 +78,7 @@ pub struct OfficeView {
     pub ratios: Vec<RatioView>,
     pub times: Vec<StageTimeView>,
     pub ageing: Vec<AgeingView>,
-    pub ageing_total: usize,
+    pub ageing_total: u64,
     pub ageing_href: String,
 }
 
@@ -284,7 +284,7 @@ fn office_view(tr: Tr, r: &OfficeReport, as_of: &str) -> OfficeView {
         ratios,
         times,
         ageing,
-        ageing_total: r.ageing.len(),
+        ageing_total: r.ageing_total,
         ageing_href: leads_href(&[("office", code), ("ageing", "true")], as_of),
     }
 }
