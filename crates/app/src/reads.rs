@@ -8,7 +8,7 @@ use crate::error::{AppError, ErrorKind};
 use crate::replays::Replays;
 use funnel_domain::RefusalCode;
 use funnel_projections::models::Pipeline;
-use funnel_projections::{ReadModel, Runner, TableReaders};
+use funnel_projections::{AsOf, ReadModel, Runner, TableReaders};
 use funnel_store::EventStore;
 use funnel_types::{OfficeId, Position, Role, StaffId};
 use std::sync::Arc;
@@ -108,6 +108,30 @@ impl Reads {
     /// The as-of replays' limit and cache.
     pub fn replays(&self) -> &Replays {
         &self.inner.replays
+    }
+
+    /// The read model `M` as of `as_of`, reading the log no further than `head`: replayed from
+    /// the nearest history snapshot in the checkpoint file (or the start of the log), within the
+    /// replays' limit, or from their cache.
+    pub async fn as_of<M: ReadModel + Send + Sync>(
+        &self,
+        as_of: AsOf,
+        head: Position,
+    ) -> Result<Arc<M>, AppError> {
+        let store = self.store().clone();
+        self.inner
+            .replays
+            .model::<M, _, _>(store.as_ref(), as_of, head, || async move {
+                self.read_tables(move |c| {
+                    funnel_projections::history::start(c, M::NAME, M::VERSION, as_of, head)
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(model = M::NAME, error = %e, "history snapshots unreadable; replaying from the start");
+                    Default::default()
+                })
+            })
+            .await
     }
 
     /// The log head, refusing a position the caller names beyond it.

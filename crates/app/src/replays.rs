@@ -3,6 +3,7 @@
 //! (log head, moment, read model) — the same question at the same head is answered from memory.
 
 use crate::error::AppError;
+use funnel_projections::history::Start;
 use funnel_projections::{AsOf, ReadModel};
 use funnel_store::EventStore;
 use funnel_types::Position;
@@ -62,17 +63,24 @@ impl Replays {
         }
     }
 
-    /// The read model `M` as of `as_of`, and the log head it was read up to: from the cache, or
-    /// replayed within the limit.
-    pub async fn model<M: ReadModel + Send + Sync>(
+    /// The read model `M` as of `as_of` reading the log no further than `head`: from the cache,
+    /// or replayed within the limit from the start `history` gives (the nearest history snapshot,
+    /// see [`funnel_projections::history`]; the start of the log when it has none).
+    pub async fn model<M, F, Fut>(
         &self,
         store: &dyn EventStore,
         as_of: AsOf,
-    ) -> Result<(Arc<M>, Position), AppError> {
-        let head = store.head().await?;
+        head: Position,
+        history: F,
+    ) -> Result<Arc<M>, AppError>
+    where
+        M: ReadModel + Send + Sync,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Start>,
+    {
         let key = (head, as_of, M::NAME);
         if let Some(m) = self.lookup(&key).and_then(|m| m.downcast::<M>().ok()) {
-            return Ok((m, head));
+            return Ok(m);
         }
         let Some(_slot) = self.try_slot() else {
             return Err(AppError::unavailable(
@@ -80,9 +88,17 @@ impl Replays {
                 "正在计算的历史报表过多，请稍后重试",
             ));
         };
-        let (m, _) = funnel_projections::replay_as_of_until::<M>(store, as_of, head).await?;
+        let start = history().await;
+        let (m, _, replayed) =
+            funnel_projections::replay_from::<M>(store, as_of, head, start).await?;
+        tracing::debug!(
+            model = M::NAME,
+            from = %replayed.from,
+            events_read = replayed.events_read,
+            "as-of replay"
+        );
         let m = Arc::new(m);
         self.keep(key, m.clone());
-        Ok((m, head))
+        Ok(m)
     }
 }

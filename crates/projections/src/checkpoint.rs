@@ -70,6 +70,12 @@ pub enum Write {
     Put { row: Row, parked: Vec<Parked> },
     /// Removes the slot's row and its parked events.
     Clear { name: String, slot: Slot },
+    /// Saves spans of the time index ([`crate::history`]), replacing one saved by its start.
+    Spans(Vec<crate::history::Span>),
+    /// Saves a history snapshot.
+    History(crate::history::HistoryRow),
+    /// Removes the history snapshots of `name` written by any version but `keep`.
+    ForgetHistory { name: String, keep: u32 },
 }
 
 /// The SQLite checkpoint file.
@@ -131,10 +137,20 @@ impl CheckpointStore {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.execute_batch(crate::history::SCHEMA).map_err(err)?;
         Ok(Self {
             path,
             conn: Mutex::new(conn),
         })
+    }
+
+    /// Runs `f` on the connection (for the runner's reads of its own tables).
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, CheckpointError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&conn).map_err(|e| self.err(e))
     }
 
     /// The file the checkpoints live in.
@@ -306,6 +322,16 @@ impl CheckpointStore {
                     if !cleared.contains(&name.as_str()) {
                         cleared.push(name.as_str());
                     }
+                }
+                Write::Spans(spans) => {
+                    crate::history::write_spans(&tx, spans).map_err(|e| self.err(e))?
+                }
+                Write::History(row) => {
+                    crate::history::write_history(&tx, row).map_err(|e| self.err(e))?
+                }
+                Write::ForgetHistory { name, keep } => {
+                    crate::history::forget_other_versions(&tx, name, *keep)
+                        .map_err(|e| self.err(e))?
                 }
             }
         }

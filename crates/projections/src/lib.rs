@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 mod follow;
+pub mod history;
 pub mod models;
 mod projection;
 mod replay;
@@ -17,7 +18,7 @@ mod zones;
 
 pub use follow::{follow, query_at_least, wait_until_shared};
 pub use projection::{Parked, Projection, Typed};
-pub use replay::{AsOf, AsOfInput, replay_as_of, replay_as_of_until};
+pub use replay::{AsOf, AsOfInput, Replayed, replay_as_of, replay_as_of_until, replay_from};
 pub use runner::{Runner, RunnerOptions};
 pub use status::{Progress, ProjectionState, ProjectionStatus, RebuildProgress, RunnerError};
 pub use tables::{LiveTables, TableModel, TableReaders, TableView, Tabled, live_tables};
@@ -44,4 +45,9 @@ pub trait ReadModel:
     fn complete_until(&mut self, moment: chrono::DateTime<chrono::Utc>) {
         let _ = moment;
     }
+    /// Whether the runner keeps snapshots of this model at positions of the log
+    /// ([`history`]), so that a report as of a past moment replays only from the nearest one.
+    /// For the models reports are asked of as of a date; not for one whose state is an entry per
+    /// event (its snapshots would grow with the square of the log).
+    const KEEPS_HISTORY: bool = false;
 }

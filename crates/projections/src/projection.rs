@@ -35,6 +35,10 @@ pub trait Projection: Send + Sync + std::fmt::Debug {
     fn fresh(&self) -> Box<dyn Projection>;
     /// The wrapper itself, for a typed downcast.
     fn as_any(&self) -> &dyn Any;
+    /// Whether the runner keeps history snapshots of it ([`ReadModel::KEEPS_HISTORY`]).
+    fn keeps_history(&self) -> bool {
+        false
+    }
     /// Binds a table model to the checkpoint file its tables live in (a fresh one gets a new table
     /// generation); called by the runner on every state it creates or restores. Nothing for an
     /// in-memory model.
@@ -90,6 +94,10 @@ impl<M: ReadModel> Projection for Typed<M> {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn keeps_history(&self) -> bool {
+        M::KEEPS_HISTORY
     }
 }
 

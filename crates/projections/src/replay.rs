@@ -1,6 +1,7 @@
 //! As-of replay: a read model computed from scratch as of a position or a date, streaming the log
 //! page by page so memory does not grow with the number of events.
 
+use crate::history::{Start, nanos};
 use crate::{Parked, ReadModel};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -102,19 +103,66 @@ pub async fn replay_as_of_until<M: ReadModel>(
     as_of: AsOf,
     head: Position,
 ) -> Result<(M, Vec<Parked>), StoreError> {
-    let mut model = M::default();
+    let (m, parked, _) = replay_from(store, as_of, head, Start::default()).await?;
+    Ok((m, parked))
+}
+
+/// [`replay_as_of_until`] starting from a history snapshot ([`crate::history::start`]) and
+/// skipping the spans of the gap where no event is admitted. The snapshot is used only if the log
+/// holds the event it names at its position and it decodes; otherwise the replay starts from
+/// position zero. The answer is the same either way. Also returns the position the replay
+/// started after (zero without a snapshot), and the events it read.
+pub async fn replay_from<M: ReadModel>(
+    store: &dyn EventStore,
+    as_of: AsOf,
+    head: Position,
+    start: Start,
+) -> Result<(M, Vec<Parked>, Replayed), StoreError> {
+    let mut start = start;
+    let (mut model, mut after) = match start.base.take() {
+        Some((at, id, state)) if still_there(store, at, &id).await? => {
+            match rmp_serde::from_slice::<M>(&state) {
+                Ok(m) => (m, at),
+                Err(e) => {
+                    tracing::warn!(model = M::NAME, position = %at, error = %e, "a history snapshot does not read; replaying from the start");
+                    (M::default(), Position::START)
+                }
+            }
+        }
+        Some((at, _, _)) => {
+            tracing::warn!(model = M::NAME, position = %at, "a history snapshot names an event the log does not hold there; replaying from the start");
+            // A checkpoint file of another log: its time index says nothing of this one.
+            start.spans.clear();
+            (M::default(), Position::START)
+        }
+        None => (M::default(), Position::START),
+    };
+    let mut done = Replayed {
+        from: after,
+        events_read: 0,
+    };
     let mut parked = Vec::new();
     let end = match as_of {
         AsOf::Position(p) => p.min(head),
         AsOf::Time(_) => head,
     };
-    let mut after = Position::START;
     while after < end {
-        let page = store.read_all(after, &Filter::All, PAGE).await?;
+        // As of a moment, the gap is read span by span: one whose every event occurred after
+        // the moment holds nothing to apply and is skipped.
+        let mut limit = PAGE;
+        if let (AsOf::Time(t), Some(span)) = (as_of, start.span_after(after)) {
+            if span.earliest > nanos(t) {
+                after = span.end;
+                continue;
+            }
+            limit = usize::try_from(span.events).map_or(PAGE, |n| n.clamp(1, PAGE));
+        }
+        let page = store.read_all(after, &Filter::All, limit).await?;
         let Some(last) = page.last() else {
             break;
         };
         after = last.meta.position;
+        done.events_read += page.len() as u64;
         for rec in page
             .iter()
             .filter(|r| r.meta.position <= end && as_of.admits(r))
@@ -135,7 +183,27 @@ pub async fn replay_as_of_until<M: ReadModel>(
     if let Some(t) = as_of.moment() {
         model.complete_until(t);
     }
-    Ok((model, parked))
+    Ok((model, parked, done))
+}
+
+/// Where an as-of replay started and how much of the log it read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// The position of the snapshot it started from (zero: from the start of the log).
+    pub from: Position,
+    /// Events read from the log.
+    pub events_read: u64,
+}
+
+/// Whether the log holds the event `id` at position `at`.
+async fn still_there(store: &dyn EventStore, at: Position, id: &str) -> Result<bool, StoreError> {
+    let Some(before) = at.0.checked_sub(1) else {
+        return Ok(false);
+    };
+    let page = store.read_all(Position(before), &Filter::All, 1).await?;
+    Ok(page
+        .first()
+        .is_some_and(|r| r.meta.position == at && r.meta.event_id.to_string() == id))
 }
 
 #[cfg(test)]

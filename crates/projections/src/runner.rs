@@ -16,6 +16,7 @@
 //!   seen when it started. Until then the old state keeps following the log and serving reads.
 
 use crate::checkpoint::{CheckpointStore, Row, Slot, Write};
+use crate::history::{HistoryRow, TimeIndex};
 use crate::projection::{Projection, Typed, downcast};
 use crate::tables::{TableModel, TableReaders, Tabled};
 use crate::{
@@ -38,6 +39,9 @@ pub struct RunnerOptions {
     pub save_every: u64,
     /// While following the live tail, the shortest time between two saves.
     pub follow_save_interval: Duration,
+    /// Events between two history snapshots of a model that keeps them
+    /// ([`ReadModel::KEEPS_HISTORY`], [`crate::history`]); 0 keeps none.
+    pub history_every: u64,
 }
 
 impl Default for RunnerOptions {
@@ -46,6 +50,7 @@ impl Default for RunnerOptions {
             page_size: 8192,
             save_every: 50_000,
             follow_save_interval: Duration::from_secs(1),
+            history_every: 20_000,
         }
     }
 }
@@ -67,6 +72,11 @@ struct Instance {
     target: Option<Position>,
     /// For a rebuild: events taken so far.
     events_done: u64,
+    /// The position at or after which the next history snapshot is taken (`None`: the state keeps
+    /// no history, or was built by another version than the code's).
+    history_due: Option<Position>,
+    /// A history snapshot taken while applying a chunk (its position and state), to be saved.
+    history_taken: Option<(Position, Vec<u8>)>,
 }
 
 impl Instance {
@@ -81,6 +91,8 @@ impl Instance {
             readable: true,
             target: None,
             events_done: 0,
+            history_due: None,
+            history_taken: None,
         }
     }
 
@@ -95,6 +107,24 @@ impl Instance {
             readable: true,
             target: row.target,
             events_done: 0,
+            history_due: None,
+            history_taken: None,
+        }
+    }
+
+    /// Takes a history snapshot if one is due and the state is exactly at `at` (the end of the
+    /// chunk it just applied).
+    fn take_history(&mut self, at: Position) {
+        if self
+            .history_due
+            .is_some_and(|due| self.checkpoint >= due && self.checkpoint == at)
+        {
+            match self.model.snapshot() {
+                Ok(state) => self.history_taken = Some((at, state)),
+                Err(reason) => {
+                    tracing::warn!(projection = self.model.name(), %reason, "no history snapshot")
+                }
+            }
         }
     }
 
@@ -204,13 +234,21 @@ pub struct Runner {
     consecutive: bool,
     since_save: u64,
     live_tx: watch::Sender<Position>,
+    /// The time index of the history snapshots ([`crate::history`]).
+    times: TimeIndex,
+    /// History snapshots taken and not yet saved.
+    history: Vec<HistoryRow>,
 }
 
 impl Runner {
     /// Opens the checkpoint file at `path` (created when missing). Register projections next.
     pub fn open(path: impl AsRef<Path>, options: RunnerOptions) -> Result<Self, RunnerError> {
+        let checkpoints = CheckpointStore::open(path)?;
+        let times = checkpoints.with_conn(TimeIndex::load)?;
         Ok(Self {
-            checkpoints: CheckpointStore::open(path)?,
+            checkpoints,
+            times,
+            history: Vec::new(),
             options: RunnerOptions {
                 page_size: options.page_size.max(1),
                 save_every: options.save_every.max(1),
@@ -307,13 +345,28 @@ impl Runner {
             );
             rebuild = Some(Instance::fresh(self.attached(proto.fresh())?));
         }
-        self.entries.push(Entry {
+        let mut entry = Entry {
             live,
             rebuild,
             clear_rebuild,
-        });
+        };
+        if self.options.history_every > 0 && proto.keeps_history() {
+            let last = self
+                .checkpoints
+                .with_conn(|c| crate::history::last_position(c, name, version))?;
+            let due = Position(last.0 + self.options.history_every);
+            for i in entry.instances_mut().filter(|i| i.version == version) {
+                i.history_due = Some(due);
+            }
+        }
+        self.entries.push(entry);
         self.publish();
         Ok(())
+    }
+
+    /// Whether the runner keeps a time index: some model keeps history.
+    fn keeps_times(&self) -> bool {
+        self.options.history_every > 0 && self.entries.iter().any(|e| e.live.model.keeps_history())
     }
 
     /// Starts building `name` afresh from position zero beside its live state (replacing any rebuild
@@ -325,12 +378,26 @@ impl Runner {
             .position(|e| e.live.model.name() == name)
             .ok_or_else(|| RunnerError::Unknown(name.to_string()))?;
         let fresh = self.attached(self.entries[index].live.model.fresh())?;
+        let due = self.history_due_of(fresh.as_ref())?;
         let entry = &mut self.entries[index];
         if entry.rebuild.is_some() {
             entry.clear_rebuild = true;
         }
-        entry.rebuild = Some(Instance::fresh(fresh));
+        let mut instance = Instance::fresh(fresh);
+        instance.history_due = due;
+        entry.rebuild = Some(instance);
         Ok(())
+    }
+
+    /// When a fresh state of `model` takes its first history snapshot.
+    fn history_due_of(&self, model: &dyn Projection) -> Result<Option<Position>, RunnerError> {
+        if self.options.history_every == 0 || !model.keeps_history() {
+            return Ok(None);
+        }
+        let last = self
+            .checkpoints
+            .with_conn(|c| crate::history::last_position(c, model.name(), model.version()))?;
+        Ok(Some(Position(last.0 + self.options.history_every)))
     }
 
     /// The live state of `M`; `None` when `M` is not registered or its saved snapshot did not read
@@ -353,11 +420,18 @@ impl Runner {
     /// The lowest checkpoint of all states (live and rebuilding): where the next page starts.
     /// `None` when nothing is registered.
     pub fn low_water(&self) -> Option<Position> {
-        self.entries
+        let states = self
+            .entries
             .iter()
             .flat_map(Entry::instances)
             .map(|i| i.checkpoint)
-            .min()
+            .min()?;
+        // The time index goes on from where it was saved (after an upgrade, from zero).
+        Some(if self.keeps_times() {
+            states.min(self.times.end)
+        } else {
+            states
+        })
     }
 
     /// The lowest checkpoint of the live states that serve reads: every read reflects at least this.
@@ -453,11 +527,19 @@ impl Runner {
                 if let Some((first, rest)) = instances.split_first_mut() {
                     std::thread::scope(|scope| {
                         for i in rest.iter_mut() {
-                            scope.spawn(move || apply_to(i, chunk, decoded));
+                            scope.spawn(move || {
+                                apply_to(i, chunk, decoded);
+                                i.take_history(chunk_last);
+                            });
                         }
                         apply_to(first, chunk, decoded);
+                        first.take_history(chunk_last);
                     });
                 }
+            }
+            if self.keeps_times() {
+                self.times.note(chunk);
+                self.collect_history(&chunk[chunk.len() - 1]);
             }
             self.head = self.head.max(chunk_last);
             self.since_save += chunk.len() as u64;
@@ -472,6 +554,33 @@ impl Runner {
         self.check_switches()?;
         self.publish();
         Ok(())
+    }
+
+    /// Moves the history snapshots taken while applying the chunk ending at `last` to the ones to
+    /// save, and ends the time index's span there so that it says exactly when their events
+    /// occurred.
+    fn collect_history(&mut self, last: &RecordedEvent) {
+        let every = self.options.history_every;
+        let mut taken = false;
+        for e in &mut self.entries {
+            for i in e.instances_mut() {
+                let Some((position, state)) = i.history_taken.take() else {
+                    continue;
+                };
+                i.history_due = Some(Position(position.0 + every));
+                self.history.push(HistoryRow {
+                    name: i.model.name().to_string(),
+                    version: i.version,
+                    position,
+                    event_id: last.meta.event_id.to_string(),
+                    state,
+                });
+                taken = true;
+            }
+        }
+        if taken {
+            self.times.close();
+        }
     }
 
     /// Replaces live states by rebuilds that have reached their target (and the live checkpoint), in
@@ -490,6 +599,10 @@ impl Runner {
             };
             fresh.target = None;
             let name = fresh.model.name().to_string();
+            let forget = fresh.model.keeps_history().then(|| Write::ForgetHistory {
+                name: name.clone(),
+                keep: fresh.version,
+            });
             let writes = [
                 Write::Clear {
                     name: name.clone(),
@@ -503,7 +616,10 @@ impl Runner {
                     row: fresh.row(Slot::Live)?,
                     parked: fresh.parked.clone(),
                 },
-            ];
+            ]
+            .into_iter()
+            .chain(forget)
+            .collect::<Vec<_>>();
             if let Err(err) = self
                 .checkpoints
                 .commit_with(&writes, |tx| fresh.model.write_tables(tx))
@@ -567,11 +683,18 @@ impl Runner {
                 saved.push((n, slot));
             }
         }
-        if writes.is_empty() {
+        if writes.is_empty() && self.history.is_empty() {
             return Ok(());
         }
+        // The time index and the history snapshots go with any save (kept if it fails).
+        let spans = self.times.unsaved();
+        if !spans.is_empty() {
+            writes.push(Write::Spans(spans));
+        }
+        let history = std::mem::take(&mut self.history);
+        writes.extend(history.iter().cloned().map(Write::History));
         let entries = &self.entries;
-        self.checkpoints.commit_with(&writes, |tx| {
+        let committed = self.checkpoints.commit_with(&writes, |tx| {
             for (n, slot) in &saved {
                 let e = &entries[*n];
                 let i = match slot {
@@ -583,7 +706,12 @@ impl Runner {
                 }
             }
             Ok(())
-        })?;
+        });
+        if let Err(e) = committed {
+            self.history = history;
+            return Err(e.into());
+        }
+        self.times.saved();
         for n in cleared {
             self.entries[n].clear_rebuild = false;
         }

@@ -36,9 +36,10 @@ where
             Ok(f(a, b, r.live_checkpoint()))
         }
         Some(as_of) => {
-            let store = reads.store().as_ref();
-            let (a, head) = reads.replays().model::<A>(store, as_of).await?;
-            let (b, _) = reads.replays().model::<B>(store, as_of).await?;
+            // Both models as of the same log head.
+            let head = reads.store().head().await?;
+            let a = reads.as_of::<A>(as_of, head).await?;
+            let b = reads.as_of::<B>(as_of, head).await?;
             Ok(f(&a, &b, replayed_position(as_of, head)))
         }
     }
@@ -56,10 +57,8 @@ where
     match as_of {
         None => reads.with_model(f).await,
         Some(as_of) => {
-            let (a, head) = reads
-                .replays()
-                .model::<A>(reads.store().as_ref(), as_of)
-                .await?;
+            let head = reads.store().head().await?;
+            let a = reads.as_of::<A>(as_of, head).await?;
             Ok(f(&a, replayed_position(as_of, head)))
         }
     }

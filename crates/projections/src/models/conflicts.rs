@@ -115,6 +115,8 @@ pub struct Conflicts {
 impl ReadModel for Conflicts {
     const NAME: &'static str = "conflicts";
     const VERSION: u32 = 1;
+    /// Reports of it are asked for as of past dates.
+    const KEEPS_HISTORY: bool = true;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         let at = env.meta.occurred_at;

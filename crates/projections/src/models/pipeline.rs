@@ -184,6 +184,8 @@ impl ReadModel for Pipeline {
     const NAME: &'static str = "pipeline";
     /// 3: the office totals kept as events arrive, and stays kept sorted.
     const VERSION: u32 = 3;
+    /// Reports of it are asked for as of past dates.
+    const KEEPS_HISTORY: bool = true;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         let at = env.meta.occurred_at;

@@ -116,6 +116,8 @@ impl ReadModel for PlanCompliance {
     const NAME: &'static str = "plans";
     /// 4: the totals kept as plans change.
     const VERSION: u32 = 4;
+    /// Reports of it are asked for as of past dates.
+    const KEEPS_HISTORY: bool = true;
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         match &env.payload {
