@@ -290,3 +290,26 @@ async fn a_checkpoint_file_without_a_time_index_builds_one_from_the_start() {
         r.from
     );
 }
+
+#[tokio::test]
+async fn no_history_is_kept_when_it_is_off_and_as_of_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let head = events(&store, 200, |i| 200 - i).await;
+    let mut runner = open_runner(dir.path(), options(16, 64, 0));
+    runner.catch_up(&store, &mut |_| {}).await.unwrap();
+    let db = checkpoint_file(dir.path());
+    let count = |table: &str| -> i64 {
+        db.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!((count("history"), count("log_times")), (0, 0));
+    let r = same_as_full_replay(
+        &store,
+        dir.path(),
+        AsOf::Time(t0() + Duration::hours(100)),
+        head,
+    )
+    .await;
+    assert_eq!(r.from, Position::START);
+}

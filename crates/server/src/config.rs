@@ -162,6 +162,10 @@ pub struct StoreOptions {
     /// (1000 to 300000). A holder renews every third of it; when
     /// it dies another takes over after at most this long.
     pub lease_ttl_ms: u64,
+    /// Events between two history snapshots of the read models that reports are asked for as of
+    /// a past date (0, or 1000 to 10000000; 0 keeps none and every as-of report replays the log
+    /// from its start). Fewer events: faster as-of reports, more disk in the read models' file.
+    pub history_every: u64,
 }
 
 impl StoreOptions {
@@ -357,6 +361,7 @@ impl Default for StoreOptions {
             replicas: None,
             notify_replicas: None,
             lease_ttl_ms: 10_000,
+            history_every: funnel_projections::RunnerOptions::default().history_every,
         }
     }
 }
@@ -461,6 +466,13 @@ impl ServeOptions {
             return Err(ConfigError(format!(
                 "store.lease_ttl_ms is {}; it must be between 1000 and 300000",
                 self.store.lease_ttl_ms
+            )));
+        }
+        let every = self.store.history_every;
+        if every != 0 && !(1_000..=10_000_000).contains(&every) {
+            return Err(ConfigError(format!(
+                "store.history_every is {every}; it must be 0 (no history snapshots) or between \
+                 1000 and 10000000 events"
             )));
         }
         if !(1024..=16 * 1024 * 1024).contains(&self.http.body_limit) {

@@ -97,7 +97,12 @@ pub fn beside_store(url: &StoreUrl, name: &str, ext: &str) -> PathBuf {
 /// Opens the runner with the server's read models: the access model, the four the CLI uses, and
 /// the open tasks and instances of the sagas.
 pub fn open_runner(path: &Path) -> Result<Runner, RunnerError> {
-    let mut runner = Runner::open(path, RunnerOptions::default())?;
+    open_runner_with(path, RunnerOptions::default())
+}
+
+/// [`open_runner`] with these settings.
+pub fn open_runner_with(path: &Path, options: RunnerOptions) -> Result<Runner, RunnerError> {
+    let mut runner = Runner::open(path, options)?;
     runner
         .register::<funnel_app::auth::Access>()?
         .register::<Pipeline>()?
@@ -140,7 +145,11 @@ pub async fn serve(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         let _ = funnel_store::files::create_private_dir_all(dir);
     }
-    let runner = open_runner(&path).map_err(|source| ServeError::Runner {
+    let runner_options = RunnerOptions {
+        history_every: options.store.history_every,
+        ..RunnerOptions::default()
+    };
+    let runner = open_runner_with(&path, runner_options).map_err(|source| ServeError::Runner {
         path: path.clone(),
         source,
     })?;

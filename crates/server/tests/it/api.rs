@@ -399,6 +399,21 @@ fn settings_are_layered_and_validated() {
 }
 
 #[test]
+fn history_snapshots_are_a_checked_setting() {
+    use funnel_server::ServeOptions;
+    let load = |flags: &[(&str, Value)]| {
+        ServeOptions::load(None, Vec::new(), flags).and_then(|o| o.validate().map(|()| o))
+    };
+    assert_eq!(load(&[]).expect("defaults").store.history_every, 20_000);
+    let none = load(&[("store.history_every", json!(0))]).expect("none at all");
+    assert_eq!(none.store.history_every, 0);
+    for bad in [1, 999, 10_000_001] {
+        let e = load(&[("store.history_every", json!(bad))]).expect_err("out of range");
+        assert!(e.to_string().contains("store.history_every"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn replicas_are_settings_of_the_log_and_the_notification_stream() {
     use funnel_server::ServeOptions;
     let cluster = "nats://a:4222,nats://b:4222,nats://c:4222";
