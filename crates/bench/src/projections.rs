@@ -13,7 +13,7 @@
 use funnel_demo::DemoOptions;
 use funnel_domain::Policy;
 use funnel_engine::Engine;
-use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
+use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, TouchIndex};
 use funnel_projections::{Runner, RunnerOptions};
 use funnel_store::{AppendRequest, EventStore, Filter, ProposedEvent, RecordedEvent};
 use funnel_types::{CommandId, ExpectedVersion, ManualClock, Position, StreamId, Version};
@@ -65,8 +65,11 @@ pub struct ProjectionBenchReport {
     pub rebuild_target: f64,
     /// Peak resident memory during the rebuild (the process's high-water mark, reset before it).
     pub rebuild_peak_rss_bytes: Option<u64>,
-    /// Size of the read models' snapshots after the rebuild: what the models themselves hold.
+    /// Size of the in-memory read models' snapshots after the rebuild: what they hold.
     pub model_snapshot_bytes: u64,
+    /// Size of the read models' file after the rebuild (with its write-ahead log): the tables
+    /// of the table models, the snapshots and the history snapshots.
+    pub checkpoint_file_bytes: u64,
     pub models: Vec<String>,
     /// Peak resident memory of the rebuild of the log (`events`, a million by default), in MiB.
     pub rss_mb_1m: Option<f64>,
@@ -111,9 +114,14 @@ impl std::fmt::Display for ProjectionBenchReport {
         }
         writeln!(
             f,
-            "  read-model snapshots   {:>12.1} MiB ({})",
+            "  read-model snapshots   {:>12.1} MiB (in memory; models: {})",
             mib(self.model_snapshot_bytes),
             self.models.join(", ")
+        )?;
+        writeln!(
+            f,
+            "  read models' file      {:>12.1} MiB (tables, snapshots, history)",
+            mib(self.checkpoint_file_bytes)
         )?;
         if let (Some(one), Some(five), Some(growth)) =
             (self.rss_mb_1m, self.rss_mb_5m, self.rss_growth)
@@ -438,7 +446,6 @@ pub async fn bench_projections(
     let t = Instant::now();
     for json in [
         rmp_serde::to_vec(&runner.get::<Pipeline>())?,
-        rmp_serde::to_vec(&runner.get::<Touches>())?,
         rmp_serde::to_vec(&runner.get::<Conflicts>())?,
         rmp_serde::to_vec(&runner.get::<PlanCompliance>())?,
     ] {
@@ -446,6 +453,12 @@ pub async fn bench_projections(
     }
     let snapshot_seconds = t.elapsed().as_secs_f64();
     let rebuild_per_s = read as f64 / rebuild_secs;
+    let file = runner.checkpoints().path().to_path_buf();
+    let checkpoint_file_bytes = [file.clone(), file.with_extension("db-wal")]
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     drop(runner);
     let mib = |b: u64| b as f64 / 1_048_576.0;
     let rss_mb_1m = rebuild_peak_rss_bytes.map(mib);
@@ -478,6 +491,7 @@ pub async fn bench_projections(
         rebuild_target: REBUILD_TARGET,
         rebuild_peak_rss_bytes,
         model_snapshot_bytes,
+        checkpoint_file_bytes,
         models,
         rss_mb_1m,
         rss_mb_5m,
@@ -503,7 +517,7 @@ async fn rebuild(
     )?;
     runner
         .register::<Pipeline>()?
-        .register::<Touches>()?
+        .register_tables::<TouchIndex>()?
         .register::<Conflicts>()?
         .register::<PlanCompliance>()?;
     peak_rss_reset();

@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use funnel_app::StoreUrl;
-use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
+use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, TouchIndex};
 use funnel_projections::{Runner, RunnerOptions};
 use funnel_store::EventStore;
 use funnel_types::Position;
@@ -27,7 +27,7 @@ pub fn open_runner(path: &std::path::Path) -> anyhow::Result<Runner> {
         .with_context(|| format!("opening read models at {}", path.display()))?;
     runner
         .register::<Pipeline>()?
-        .register::<Touches>()?
+        .register_tables::<TouchIndex>()?
         .register::<Conflicts>()?
         .register::<PlanCompliance>()?
         .register::<funnel_app::auth::Access>()?

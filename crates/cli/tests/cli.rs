@@ -161,6 +161,46 @@ fn lead_and_actor_audits() {
     let touches = run(&["audit", "lead", &lead]);
     assert!(touches.contains("REFUSED"), "{touches}");
     insta::assert_snapshot!(touches);
+    // As of a position, the touches up to it; before the registration, no lead on record.
+    let json =
+        |args: &[&str]| -> serde_json::Value { serde_json::from_str(&run(args)).expect("json") };
+    let all = json(&["audit", "lead", &lead, "--json"]);
+    let positions = |v: &serde_json::Value| -> Vec<u64> {
+        v["touches"]
+            .as_array()
+            .expect("touches")
+            .iter()
+            .map(|t| t["position"].as_u64().expect("position"))
+            .collect()
+    };
+    let every = positions(&all);
+    assert!(every.len() > 2, "{all}");
+    let mid = every[every.len() / 2];
+    let then = json(&[
+        "audit",
+        "lead",
+        &lead,
+        "--json",
+        "--as-of",
+        &mid.to_string(),
+    ]);
+    assert_eq!(then["position"], mid);
+    assert_eq!(
+        positions(&then),
+        every
+            .iter()
+            .copied()
+            .filter(|p| *p <= mid)
+            .collect::<Vec<_>>()
+    );
+    let before = fails(&[
+        "audit",
+        "lead",
+        &lead,
+        "--as-of",
+        &(every[0] - 1).to_string(),
+    ]);
+    assert!(before.contains("no lead"), "{before}");
     insta::assert_snapshot!(run(&[
         "audit",
         "actor",

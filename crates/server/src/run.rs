@@ -11,7 +11,7 @@ use funnel_domain::Policy;
 use funnel_engine::Engine;
 use funnel_notify::nats::{RepublishError, RepublishOptions, Republisher};
 use funnel_notify::webhooks::{Dispatcher, Webhooks};
-use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, Touches};
+use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance, TouchIndex};
 use funnel_projections::{Runner, RunnerError, RunnerOptions};
 use funnel_store::lease::{Fence, FencedStore, Holding, Lease};
 use funnel_types::SystemClock;
@@ -106,7 +106,7 @@ pub fn open_runner_with(path: &Path, options: RunnerOptions) -> Result<Runner, R
     runner
         .register::<funnel_app::auth::Access>()?
         .register::<Pipeline>()?
-        .register::<Touches>()?
+        .register_tables::<TouchIndex>()?
         .register::<Conflicts>()?
         .register::<PlanCompliance>()?
         .register::<funnel_workflows::Tasks>()?

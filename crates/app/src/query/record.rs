@@ -1291,7 +1291,7 @@ pub async fn staff_record(
     staff: &str,
     at_least: Option<u64>,
 ) -> Result<StaffRecord, AppError> {
-    use funnel_projections::models::{Pipeline, Touches};
+    use funnel_projections::models::{Pipeline, TouchQuery, Upto, actor_touches};
     reads.wait_for(at_least).await?;
     let (whom, entry) = reads.staff_named(staff).await?;
     match entry.office {
@@ -1319,12 +1319,31 @@ pub async fn staff_record(
     } else {
         None
     };
+    let recent = if works {
+        let key = whom.to_string();
+        let query = TouchQuery {
+            upto: Upto {
+                position: Position::START,
+                moment: None,
+            },
+            after: None,
+            limit: RECENT_TOUCHES,
+            from: None,
+            to: None,
+            latest_first: true,
+        };
+        let (_, (rows, _)) = super::reports::touches(reads, None, move |c, t, upto| {
+            actor_touches(c, t, &key, &TouchQuery { upto, ..query })
+        })
+        .await?;
+        Some(rows)
+    } else {
+        None
+    };
     let r = reads.runner().read().await;
-    let (Some(access), Some(pipeline), Some(touches)) =
-        (r.get::<Access>(), r.get::<Pipeline>(), r.get::<Touches>())
-    else {
+    let (Some(access), Some(pipeline)) = (r.get::<Access>(), r.get::<Pipeline>()) else {
         return Err(AppError::unavailable(
-            "the access, pipeline or touches read model is being rebuilt",
+            "the access or pipeline read model is being rebuilt",
             "读模型正在重建",
         ));
     };
@@ -1346,11 +1365,8 @@ pub async fn staff_record(
             ageing: row.is_ageing(now),
         })
         .collect();
-    let recent = works.then(|| {
-        let all = touches.actor(&whom.to_string(), None, None);
-        all.iter()
-            .rev()
-            .take(RECENT_TOUCHES)
+    let recent = recent.map(|rows| {
+        rows.into_iter()
             .map(|t| RecentTouch {
                 lead_id: t.lead_id,
                 customer: pipeline

@@ -5,15 +5,17 @@
 use super::{with_one, with_two};
 use crate::auth::Caller;
 use crate::error::AppError;
-use crate::reads::{Paging, Reads, check_person, page};
+use crate::reads::{Paging, Reads, check_person};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use funnel_domain::model::{Channel, PurchaseMode, Stage, Tier};
 use funnel_projections::AsOfInput;
 use funnel_projections::models::{
     ConflictCase, Conflicts, DuplicateRegistration, EngineerCompliance, OfficeReport,
-    OwnershipCounts, Pipeline, PlanCompliance, ReassignmentCase, RefusedTouch, Touches,
+    OwnershipCounts, Pipeline, PlanCompliance, ReassignmentCase, RefusedTouch, TouchIndex,
+    TouchQuery, Upto, actor_touches, lead_touches,
 };
+use funnel_projections::{AsOf, LiveTables, TableModel, live_tables};
 use funnel_types::{Actor, ConflictId, LeadId, OfficeId, Position, ReassignmentId, StaffId};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -363,48 +365,86 @@ pub async fn lead_audit(
         reads.wait_for(q.at_least).await?;
     }
     let lead = q.lead;
-    // A lead never changes office, so the live model names the zone of any moment of it.
-    let office = reads
-        .with_model(|p: &Pipeline, _| p.leads.get(&lead).map(|r| r.office))
-        .await?;
-    let zone = reads.office_zone(office.or(caller.office)).await?;
+    let not_found = || {
+        AppError::not_found(
+            "lead.not_found",
+            format!("no lead {lead} is on record"),
+            format!("没有线索 {lead} 的记录"),
+        )
+    };
+    // A lead never changes office or the names it was registered under, so the live model gives
+    // both for any moment of it.
+    let (office, customer) = reads
+        .with_model(|p: &Pipeline, _| p.leads.get(&lead).map(|r| (r.office, r.customer.clone())))
+        .await?
+        .ok_or_else(not_found)?;
+    caller.check_read(office)?;
+    let zone = reads.office_zone(Some(office)).await?;
     let as_of = q.as_of.map(|a| a.resolve(zone));
-    with_two(reads, as_of, |p: &Pipeline, t: &Touches, position| {
-        let row = p.leads.get(&lead).ok_or_else(|| {
-            AppError::not_found(
-                "lead.not_found",
-                format!("no lead {lead} is on record"),
-                format!("没有线索 {lead} 的记录"),
-            )
-        })?;
-        caller.check_read(row.office)?;
-        let (rows, next) = page(
-            t.lead(lead),
-            |x| x.position,
-            q.paging.after.as_ref(),
-            q.paging.limit,
-        );
-        Ok(LeadAudit {
-            lead_id: lead,
-            office: row.office,
-            customer: row.customer.clone(),
-            time_zone: zone.name().to_string(),
-            position,
-            touches: rows
-                .iter()
-                .map(|x| LeadTouch {
-                    position: x.position,
-                    at: x.at,
-                    actor: x.actor.clone(),
-                    actor_name: t.name(&x.actor),
-                    action: x.action.to_string(),
-                    refused: x.refused,
-                })
-                .collect(),
-            next,
-        })
+    let after = q.paging.after;
+    let query = move |upto| TouchQuery {
+        upto,
+        after,
+        limit: q.paging.limit,
+        from: None,
+        to: None,
+        latest_first: false,
+    };
+    let (position, (rows, next)) = touches(reads, as_of, move |c, t, upto| {
+        lead_touches(c, t, lead, &query(upto))
     })
-    .await?
+    .await?;
+    // As of a moment before its registration, the lead was not on record.
+    if as_of.is_some() && after.is_none() && rows.is_empty() {
+        return Err(not_found());
+    }
+    Ok(LeadAudit {
+        lead_id: lead,
+        office,
+        customer,
+        time_zone: zone.name().to_string(),
+        position,
+        touches: rows
+            .into_iter()
+            .map(|x| LeadTouch {
+                position: x.position,
+                at: x.at,
+                actor: x.actor,
+                actor_name: x.actor_name,
+                action: x.action,
+                refused: x.refused,
+            })
+            .collect(),
+        next,
+    })
+}
+
+/// A query of the touch index's live tables, up to where `as_of` says (everything they hold when
+/// `None`); the answer's position is the last one the query read. Unavailable while the index is
+/// being built.
+pub(crate) async fn touches<T: Send + 'static>(
+    reads: &Reads,
+    as_of: Option<AsOf>,
+    f: impl FnOnce(&rusqlite::Connection, &LiveTables, Upto) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<(Position, T), AppError> {
+    reads
+        .read_tables(move |conn| {
+            let Some(t) = live_tables(conn, TouchIndex::NAME)? else {
+                return Ok(None);
+            };
+            if t.version != TouchIndex::VERSION {
+                return Ok(None);
+            }
+            let upto = Upto::of(as_of, &t);
+            f(conn, &t, upto).map(|out| Some((upto.position, out)))
+        })
+        .await?
+        .ok_or_else(|| {
+            AppError::unavailable(
+                format!("the {} read model is being built", TouchIndex::NAME),
+                format!("读模型 {} 正在建立", TouchIndex::NAME),
+            )
+        })
 }
 
 /// One touch by a member of staff.
@@ -463,37 +503,58 @@ pub async fn actor_audit(
     let zone = reads.office_zone(entry.office).await?;
     let (from, to) = funnel_domain::time::days_between(q.from, q.to, zone);
     let as_of = q.as_of.map(|a| a.resolve(zone));
-    with_two(reads, as_of, |t: &Touches, p: &Pipeline, position| {
-        let (rows, next) = page(
-            t.actor(&whom.to_string(), from, to),
-            |x| x.position,
-            q.paging.after.as_ref(),
-            q.paging.limit,
-        );
-        ActorAudit {
-            position,
-            staff_id: whom,
-            name: entry.name.clone(),
-            time_zone: zone.name().to_string(),
-            touches: rows
-                .into_iter()
-                .map(|x| ActorTouch {
-                    lead_id: x.lead_id,
-                    customer: p
-                        .leads
-                        .get(&x.lead_id)
-                        .map(|r| r.customer.clone())
-                        .unwrap_or_default(),
-                    position: x.position,
-                    at: x.at,
-                    action: x.action.to_string(),
-                    refused: x.refused,
-                })
-                .collect(),
-            next,
-        }
+    let query = TouchQuery {
+        upto: Upto {
+            position: Position::START,
+            moment: None,
+        },
+        after: q.paging.after,
+        limit: q.paging.limit,
+        from,
+        to,
+        latest_first: false,
+    };
+    let key = whom.to_string();
+    let (position, (rows, next)) = touches(reads, as_of, move |c, t, upto| {
+        actor_touches(c, t, &key, &TouchQuery { upto, ..query })
     })
-    .await
+    .await?;
+    // The names a lead was registered under do not change: the live model gives them.
+    let customers = customers_of(reads, rows.iter().map(|x| x.lead_id)).await?;
+    Ok(ActorAudit {
+        position,
+        staff_id: whom,
+        name: entry.name.clone(),
+        time_zone: zone.name().to_string(),
+        touches: rows
+            .into_iter()
+            .map(|x| ActorTouch {
+                customer: customers.get(&x.lead_id).cloned().unwrap_or_default(),
+                lead_id: x.lead_id,
+                position: x.position,
+                at: x.at,
+                action: x.action,
+                refused: x.refused,
+            })
+            .collect(),
+        next,
+    })
+}
+
+/// The customer of each lead, from the live pipeline.
+pub(crate) async fn customers_of(
+    reads: &Reads,
+    leads: impl Iterator<Item = LeadId>,
+) -> Result<BTreeMap<LeadId, String>, AppError> {
+    let leads: BTreeSet<LeadId> = leads.collect();
+    reads
+        .with_model(|p: &Pipeline, _| {
+            leads
+                .iter()
+                .filter_map(|id| p.leads.get(id).map(|r| (*id, r.customer.clone())))
+                .collect()
+        })
+        .await
 }
 
 /// One lead as the leads export gives it (a row of [`leads_schema`], or a JSON object).
