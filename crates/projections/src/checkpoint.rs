@@ -88,14 +88,15 @@ pub struct CheckpointStore {
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS projections (
+    id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
     slot TEXT NOT NULL,
     version INTEGER NOT NULL,
     checkpoint INTEGER NOT NULL,
     state BLOB NOT NULL,
-    target INTEGER,
-    PRIMARY KEY (name, slot)
-) WITHOUT ROWID;
+    target INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS projections_slot ON projections (name, slot);
 CREATE TABLE IF NOT EXISTS table_sets (
     name TEXT NOT NULL,
     slot TEXT NOT NULL,
@@ -136,6 +137,7 @@ impl CheckpointStore {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(err)?;
+        migrate_without_rowid(&conn).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         conn.execute_batch(crate::history::SCHEMA).map_err(err)?;
         Ok(Self {
@@ -343,6 +345,46 @@ impl CheckpointStore {
     }
 }
 
+/// Moves a `projections` table of the first layout (`WITHOUT ROWID`, keyed by name and slot) to
+/// the present one (row ids, and a unique index on name and slot), in one transaction.
+///
+/// In a `WITHOUT ROWID` table the rows are the key's b-tree, and SQLite compares a sought key with
+/// a row whose payload spills onto overflow pages by reading the whole row: every lookup of one
+/// projection's checkpoint read the snapshots of the rows it passed, some a hundred megabytes,
+/// so a reader's cost grew with the log. With row ids the key lives in a small index.
+fn migrate_without_rowid(conn: &Connection) -> rusqlite::Result<()> {
+    let old: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'projections'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if !old.is_some_and(|sql| sql.to_ascii_uppercase().contains("WITHOUT ROWID")) {
+        return Ok(());
+    }
+    tracing::info!("moving the checkpoint rows to the row-id layout");
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         ALTER TABLE projections RENAME TO projections_without_rowid;",
+    )?;
+    let moved = conn.execute_batch(SCHEMA).and_then(|()| {
+        conn.execute_batch(
+            "INSERT INTO projections (name, slot, version, checkpoint, state, target)
+                 SELECT name, slot, version, checkpoint, state, target
+                 FROM projections_without_rowid;
+                 DROP TABLE projections_without_rowid;",
+        )
+    });
+    match moved {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
 /// The prefix of every SQL object of generation `generation` of the table model `name`.
 pub fn table_prefix(name: &str, generation: u64) -> String {
     format!("rm_{name}_g{generation}_")
@@ -403,6 +445,57 @@ mod tests {
                 assert_eq!(mode, 0o600, "{}", p.display());
             }
         }
+    }
+
+    #[test]
+    fn a_file_of_the_first_layout_keeps_its_rows_in_the_row_id_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE projections (
+                    name TEXT NOT NULL, slot TEXT NOT NULL, version INTEGER NOT NULL,
+                    checkpoint INTEGER NOT NULL, state BLOB NOT NULL, target INTEGER,
+                    PRIMARY KEY (name, slot)
+                ) WITHOUT ROWID;",
+            )
+            .unwrap();
+            let big = vec![7u8; 3 * 1024 * 1024];
+            conn.execute(
+                "INSERT INTO projections VALUES ('pipeline', 'live', 3, 41, ?1, NULL)",
+                params![big],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO projections VALUES ('pipeline', 'rebuild', 4, 7, x'01', 99)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = CheckpointStore::open(&path).unwrap();
+        let (live, _) = store.load("pipeline", Slot::Live).unwrap().unwrap();
+        assert_eq!((live.version, live.checkpoint), (3, Position(41)));
+        assert_eq!(live.state.len(), 3 * 1024 * 1024);
+        let (rebuild, _) = store.load("pipeline", Slot::Rebuild).unwrap().unwrap();
+        assert_eq!(
+            (rebuild.checkpoint, rebuild.target),
+            (Position(7), Some(Position(99)))
+        );
+        let sql: String = store
+            .with_conn(|c| {
+                c.query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = 'projections'",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .unwrap();
+        assert!(!sql.to_ascii_uppercase().contains("WITHOUT ROWID"), "{sql}");
+        // Opening again leaves it as it is.
+        drop(store);
+        let store = CheckpointStore::open(&path).unwrap();
+        assert_eq!(store.names().unwrap(), ["pipeline"]);
     }
 
     fn row(slot: Slot, checkpoint: u64) -> Row {
