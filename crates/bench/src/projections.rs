@@ -376,6 +376,11 @@ fn copies_for(commits: &[Commit], events: u64) -> (u64, u64) {
 
 /// Appends the template's copies `ks` (copy 0 with the organisation-wide streams); `done` is
 /// (events written before, events in all) for the progress line.
+///
+/// The copies are interleaved in time, as an organisation of that many offices writes its log:
+/// block by block of the template's commits, each commit of the block in every copy, so that the
+/// log's `occurred_at` follows the template's (nearly) ascending order instead of starting the
+/// template's months again with each copy.
 async fn write_copies(
     store: &Arc<dyn EventStore>,
     commits: &[Commit],
@@ -384,14 +389,17 @@ async fn write_copies(
     (mut written, total): (u64, u64),
     progress: &(dyn Fn(&str, u64, u64) + Sync),
 ) -> anyhow::Result<()> {
-    for k in ks {
-        let mut versions = HashMap::new();
-        let requests = commits
-            .iter()
-            .filter(|c| k == 0 || copied(&c.stream))
-            .map(|c| copy(c, k, &mut versions))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let this_copy: u64 = requests.iter().map(|r| r.events.len() as u64).sum();
+    /// Template commits per block: a block's appends run in parallel, blocks one after another.
+    const BLOCK: usize = 64;
+    let mut versions = HashMap::new();
+    for block in commits.chunks(BLOCK) {
+        let mut requests = Vec::new();
+        for c in block {
+            for k in ks.clone().filter(|k| *k == 0 || copied(&c.stream)) {
+                requests.push(copy(c, k, &mut versions)?);
+            }
+        }
+        let this_block: u64 = requests.iter().map(|r| r.events.len() as u64).sum();
         // Appends to one stream must stay in order; spreading each stream's appends over the same
         // worker (by stream hash) keeps them ordered and the workers busy.
         let workers = in_flight.max(1);
@@ -415,7 +423,7 @@ async fn write_copies(
         for t in tasks {
             t.await??;
         }
-        written += this_copy;
+        written += this_block;
         progress("generate", written, total);
     }
     Ok(())
