@@ -208,6 +208,23 @@ pub(crate) fn last_position(
     Ok(Position(p.unwrap_or(0) as u64))
 }
 
+/// A history snapshot as it is stored: the model's MessagePack state compressed with LZ4 (its
+/// size first). The states repeat much of themselves (ids, stage names, dates), and a history
+/// holds many of them.
+pub(crate) fn pack(state: &[u8]) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(state)
+}
+
+/// The state a stored history snapshot holds; `None` when it is not one (refusing a declared size
+/// no LZ4 block of this length could have, before allocating it).
+pub fn unpack(stored: &[u8]) -> Option<Vec<u8>> {
+    let declared = u32::from_le_bytes(stored.get(..4)?.try_into().ok()?) as usize;
+    if declared > stored.len().saturating_mul(255) {
+        return None;
+    }
+    lz4_flex::decompress_size_prepended(stored).ok()
+}
+
 /// Where an as-of replay can start: a snapshot, and the spans that say which events of the gap
 /// it can skip.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -301,4 +318,23 @@ pub fn start(
         base: Some((chosen, event_id, state)),
         spans,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packed_state_unpacks_and_a_lying_size_is_refused_before_allocating() {
+        let state: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 97).to_le_bytes())
+            .collect();
+        let packed = pack(&state);
+        assert!(packed.len() < state.len() / 2, "{} bytes", packed.len());
+        assert_eq!(unpack(&packed), Some(state));
+        // Four gigabytes declared in eight bytes.
+        assert_eq!(unpack(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4]), None);
+        assert_eq!(unpack(&[0xc1, 0xc1, 0xc1]), None);
+        assert_eq!(unpack(&[]), None);
+    }
 }

@@ -121,7 +121,10 @@ pub async fn replay_from<M: ReadModel>(
     let mut start = start;
     let (mut model, mut after) = match start.base.take() {
         Some((at, id, state)) if still_there(store, at, &id).await? => {
-            match rmp_serde::from_slice::<M>(&state) {
+            let decoded = crate::history::unpack(&state)
+                .ok_or_else(|| "not an LZ4 block".to_string())
+                .and_then(|s| rmp_serde::from_slice::<M>(&s).map_err(|e| e.to_string()));
+            match decoded {
                 Ok(m) => (m, at),
                 Err(e) => {
                     tracing::warn!(model = M::NAME, position = %at, error = %e, "a history snapshot does not read; replaying from the start");

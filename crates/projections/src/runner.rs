@@ -120,7 +120,7 @@ impl Instance {
             .is_some_and(|due| self.checkpoint >= due && self.checkpoint == at)
         {
             match self.model.snapshot() {
-                Ok(state) => self.history_taken = Some((at, state)),
+                Ok(state) => self.history_taken = Some((at, crate::history::pack(&state))),
                 Err(reason) => {
                     tracing::warn!(projection = self.model.name(), %reason, "no history snapshot")
                 }
