@@ -45,6 +45,12 @@ CREATE TABLE IF NOT EXISTS log_times (
 );
 ";
 
+/// The disk a model's history may take per event of the log: a snapshot is taken after at least
+/// `history_every` events and at least its predecessor's size divided by this, so that the
+/// history grows with the log, not with the log times the model (which itself grows with the
+/// log). A large model is snapshotted less often, and an as-of replay reads a longer gap.
+pub const HISTORY_BYTES_PER_EVENT: u64 = 256;
+
 /// Events a span of the time index covers at most before the next one starts.
 pub(crate) const SPAN_EVENTS: u64 = 4096;
 

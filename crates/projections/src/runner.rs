@@ -567,7 +567,11 @@ impl Runner {
                 let Some((position, state)) = i.history_taken.take() else {
                     continue;
                 };
-                i.history_due = Some(Position(position.0 + every));
+                // A whole model per snapshot: spaced so that the history takes at most
+                // HISTORY_BYTES_PER_EVENT of disk per event of the log, not a square of it.
+                let spacing =
+                    every.max(state.len() as u64 / crate::history::HISTORY_BYTES_PER_EVENT);
+                i.history_due = Some(Position(position.0 + spacing));
                 self.history.push(HistoryRow {
                     name: i.model.name().to_string(),
                     version: i.version,

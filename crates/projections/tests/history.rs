@@ -313,3 +313,72 @@ async fn no_history_is_kept_when_it_is_off_and_as_of_still_answers() {
     .await;
     assert_eq!(r.from, Position::START);
 }
+
+/// A model whose state grows by 4 KiB of incompressible bytes per event.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Heavy {
+    #[serde(with = "serde_bytes_vec")]
+    bytes: Vec<u8>,
+}
+
+/// `Vec<u8>` as one MessagePack binary (not an array of numbers).
+mod serde_bytes_vec {
+    pub fn serialize<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+impl ReadModel for Heavy {
+    const NAME: &'static str = "heavy";
+    const VERSION: u32 = 1;
+    const KEEPS_HISTORY: bool = true;
+
+    fn apply(&mut self, e: &Envelope<Event>) -> Result<(), String> {
+        let mut x = e.meta.position.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        for _ in 0..4096 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.bytes.push(x as u8);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_history_of_a_growing_model_stays_within_its_bytes_per_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let head = events(&store, 300, |i| i).await;
+    let mut runner =
+        Runner::open(dir.path().join("checkpoints.sqlite"), options(4, 64, 10)).unwrap();
+    runner.register::<Heavy>().unwrap();
+    runner.catch_up(&store, &mut |_| {}).await.unwrap();
+    let db = checkpoint_file(dir.path());
+    let (count, total, largest): (i64, i64, i64) = db
+        .query_row(
+            "SELECT count(*), sum(length(state)), max(length(state)) FROM history",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert!(count >= 2, "{count} snapshots");
+    let budget = funnel_projections::history::HISTORY_BYTES_PER_EVENT as i64 * head.0 as i64;
+    assert!(
+        total <= budget + largest,
+        "{count} snapshots of {total} bytes for {head} events (budget {budget} + {largest})"
+    );
+}
