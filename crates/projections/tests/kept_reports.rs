@@ -2,8 +2,9 @@
 //! computed before the totals were kept), at many points of a demo history, for every office and
 //! each one: the pipeline (also with "now" moved on, so that leads age) and plan compliance.
 
-use chrono::{Duration, TimeZone, Utc};
-use funnel_domain::Policy;
+mod support;
+
+use chrono::Duration;
 use funnel_domain::model::Period;
 use funnel_domain::model::Stage;
 use funnel_projections::ReadModel;
@@ -11,10 +12,8 @@ use funnel_projections::models::{
     AGEING_DAYS, AGEING_SHOWN, AgeingLead, Bucket, EngineerCompliance, OfficeReport, Pipeline,
     PlanCompliance, PlanStatus, StageTime,
 };
-use funnel_store::{EventStore, Filter};
-use funnel_types::{ManualClock, OfficeId, Position, StaffId};
+use funnel_types::{OfficeId, Position, StaffId};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// The report from every lead of the model, by the definition: each lead counted in its office's
 /// buckets, conversions from the stages it reached, stays' percentiles by nearest rank, open leads
@@ -224,41 +223,7 @@ fn agrees(p: &Pipeline, at: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kept_reports_equal_ones_recomputed_from_every_row_at_every_point() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn EventStore> = Arc::new(
-        funnel_store_sqlite::SqliteStore::open(dir.path().join("store.db")).expect("store"),
-    );
-    let now = chrono_tz::Asia::Shanghai
-        .with_ymd_and_hms(2026, 11, 26, 9, 0, 0)
-        .single()
-        .expect("a time")
-        .with_timezone(&Utc);
-    let engine = funnel_engine::Engine::new(
-        store.clone(),
-        Policy::default(),
-        Arc::new(ManualClock::new(now)),
-    );
-    let opts = funnel_demo::DemoOptions {
-        leads: 150,
-        ..funnel_demo::DemoOptions::default()
-    };
-    funnel_demo::load(&engine, &opts, |_, _| {})
-        .await
-        .expect("demo");
-    let mut events = Vec::new();
-    let mut after = Position::START;
-    loop {
-        let page = store
-            .read_all(after, &Filter::All, 1000)
-            .await
-            .expect("read");
-        let Some(last) = page.last().map(|r| r.meta.position) else {
-            break;
-        };
-        for r in &page {
-            events.push(funnel_codec::decode_recorded(r).expect("decodes"));
-        }
-        after = last;
-    }
+    let (_store, events) = support::demo_history(dir.path(), 150).await;
     assert!(events.len() > 1_000, "a history of {} events", events.len());
     let mut p = Pipeline::default();
     let mut plans = PlanCompliance::default();

@@ -1,16 +1,16 @@
 //! The touch index kept as tables answers, for any lead and any member of staff, now and as of
 //! any position or moment, in pages, exactly the touches a fold of the log up to then gives.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use funnel_domain::{Event, Policy};
+mod support;
+
+use chrono::{DateTime, Duration, Utc};
+use funnel_domain::Event;
 use funnel_projections::models::{
     TouchIndex, TouchQuery, Upto, actor_key, actor_touches, lead_touches,
 };
 use funnel_projections::{AsOf, LiveTables, Runner, RunnerOptions, TableModel, live_tables};
-use funnel_store::{EventStore, Filter};
-use funnel_types::{Actor, Envelope, LeadId, ManualClock, Position, StaffId};
+use funnel_types::{Actor, Envelope, LeadId, Position, StaffId};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 /// A touch as the definition gives it: (position, lead, at, actor, actor name, action, refused).
 type Expected = (Position, LeadId, DateTime<Utc>, Actor, String, String, bool);
@@ -81,42 +81,7 @@ fn all_pages(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn touches_from_the_tables_equal_the_fold_of_the_log_now_and_as_of_any_moment() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store: Arc<dyn EventStore> = Arc::new(
-        funnel_store_sqlite::SqliteStore::open(dir.path().join("store.db")).expect("store"),
-    );
-    let now = chrono_tz::Asia::Shanghai
-        .with_ymd_and_hms(2026, 11, 26, 9, 0, 0)
-        .single()
-        .expect("a time")
-        .with_timezone(&Utc);
-    let engine = funnel_engine::Engine::new(
-        store.clone(),
-        Policy::default(),
-        Arc::new(ManualClock::new(now)),
-    );
-    let opts = funnel_demo::DemoOptions {
-        leads: 40,
-        ..funnel_demo::DemoOptions::default()
-    };
-    funnel_demo::load(&engine, &opts, |_, _| {})
-        .await
-        .expect("demo");
-    let mut events = Vec::new();
-    let mut after = Position::START;
-    loop {
-        let page = store
-            .read_all(after, &Filter::All, 1000)
-            .await
-            .expect("read");
-        let Some(last) = page.last().map(|r| r.meta.position) else {
-            break;
-        };
-        events.extend(
-            page.iter()
-                .map(|r| funnel_codec::decode_recorded(r).expect("decodes")),
-        );
-        after = last;
-    }
+    let (store, events) = support::demo_history(dir.path(), 40).await;
     // Small pages, so the tables are written in many transactions.
     let path = dir.path().join("checkpoints.sqlite");
     let mut runner = Runner::open(

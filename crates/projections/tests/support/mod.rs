@@ -169,3 +169,48 @@ pub fn live(runner: &Runner) -> (T1, Vec<Parked>) {
     let model = runner.get::<T1>().expect("registered").clone();
     (model, runner.status().remove(0).parked)
 }
+
+/// The demo organisation with `leads` leads, written through the engine into an embedded store in
+/// `dir` (its clock on 26 November 2026 in Shanghai), and every event of it decoded, in log order.
+pub async fn demo_history(
+    dir: &Path,
+    leads: usize,
+) -> (std::sync::Arc<dyn EventStore>, Vec<Envelope<Event>>) {
+    use chrono::TimeZone;
+    let store: std::sync::Arc<dyn EventStore> =
+        std::sync::Arc::new(SqliteStore::open(dir.join("store.db")).expect("store"));
+    let now = chrono_tz::Asia::Shanghai
+        .with_ymd_and_hms(2026, 11, 26, 9, 0, 0)
+        .single()
+        .expect("a time")
+        .with_timezone(&Utc);
+    let engine = funnel_engine::Engine::new(
+        store.clone(),
+        funnel_domain::Policy::default(),
+        std::sync::Arc::new(funnel_types::ManualClock::new(now)),
+    );
+    let opts = funnel_demo::DemoOptions {
+        leads,
+        ..funnel_demo::DemoOptions::default()
+    };
+    funnel_demo::load(&engine, &opts, |_, _| {})
+        .await
+        .expect("demo");
+    let mut events = Vec::new();
+    let mut after = Position::START;
+    loop {
+        let page = store
+            .read_all(after, &funnel_store::Filter::All, 1000)
+            .await
+            .expect("read");
+        let Some(last) = page.last().map(|r| r.meta.position) else {
+            break;
+        };
+        events.extend(
+            page.iter()
+                .map(|r| funnel_codec::decode_recorded(r).expect("decodes")),
+        );
+        after = last;
+    }
+    (store, events)
+}
