@@ -6,7 +6,10 @@
 //! [`CheckpointStore::commit`], which writes a list of [`Write`]s in one transaction, so a snapshot and
 //! its checkpoint (and the parked events up to it) are always saved together: after a crash the store
 //! holds a state and exactly the position it reflects. The file runs in WAL mode with
-//! `synchronous=FULL`. The runner is its only writer.
+//! `synchronous=NORMAL`: a transaction is atomic either way, and what a power loss may take back
+//! is only the last commits, after which the runner applies those events again from the log (the
+//! file is a cache of folds of the log; nothing outside it counts on its commits). A sync per
+//! commit made a rebuild wait on the disk for every page. The runner is its only writer.
 //!
 //! A table model ([`crate::TableModel`]) keeps its state in SQL tables of this same file, named
 //! `rm_<name>_g<generation>_<table>`; `table_sets` says which generation each slot of it uses, and a
@@ -135,7 +138,7 @@ impl CheckpointStore {
             .map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
+        conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         // 64 MiB of page cache (SQLite's default is 2 MiB): the table models' indexes take rows
         // in key order, not log order (the touch index by lead), and with a small cache every
