@@ -37,7 +37,9 @@ pub struct RunnerOptions {
     pub page_size: usize,
     /// Events after which snapshots and checkpoints are saved during a catch-up.
     pub save_every: u64,
-    /// While following the live tail, the shortest time between two saves.
+    /// While following the live tail, the shortest time between two saves of the in-memory
+    /// models (table models commit every page). A save serialises them under the runner's write
+    /// lock; a crash replays at most this long of events.
     pub follow_save_interval: Duration,
     /// Events between two history snapshots of a model that keeps them
     /// ([`ReadModel::KEEPS_HISTORY`], [`crate::history`]); 0 keeps none.
@@ -49,7 +51,7 @@ impl Default for RunnerOptions {
         Self {
             page_size: 8192,
             save_every: 50_000,
-            follow_save_interval: Duration::from_secs(1),
+            follow_save_interval: Duration::from_secs(10),
             history_every: 20_000,
         }
     }
