@@ -352,11 +352,7 @@ impl Runner {
             rebuild,
             clear_rebuild,
         };
-        if self.options.history_every > 0 && proto.keeps_history() {
-            let last = self
-                .checkpoints
-                .with_conn(|c| crate::history::last_position(c, name, version))?;
-            let due = Position(last.0 + self.options.history_every);
+        if let Some(due) = self.history_due_of(proto.as_ref())? {
             for i in entry.instances_mut().filter(|i| i.version == version) {
                 i.history_due = Some(due);
             }
