@@ -8,7 +8,9 @@ use crate::error::{AppError, ErrorKind};
 use crate::replays::Replays;
 use funnel_domain::RefusalCode;
 use funnel_projections::models::Pipeline;
-use funnel_projections::{AsOf, ReadModel, Runner, TableReaders};
+use funnel_projections::{
+    AsOf, LiveTables, ReadModel, Runner, TableModel, TableReaders, live_tables,
+};
 use funnel_store::EventStore;
 use funnel_types::{OfficeId, Position, Role, StaffId};
 use std::sync::Arc;
@@ -103,6 +105,25 @@ impl Reads {
             .await
             .map_err(AppError::internal)?
             .map_err(AppError::internal)
+    }
+
+    /// Runs `f` on the live tables of the table model `M` in one read transaction; unavailable
+    /// while they do not exist yet or were built by another version (being built).
+    pub async fn read_live_tables<M: TableModel, T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection, &LiveTables) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, AppError> {
+        self.read_tables(move |conn| match live_tables(conn, M::NAME)? {
+            Some(t) if t.version == M::VERSION => f(conn, &t).map(Some),
+            _ => Ok(None),
+        })
+        .await?
+        .ok_or_else(|| {
+            AppError::unavailable(
+                format!("the {} read model is being built", M::NAME),
+                format!("读模型 {} 正在建立", M::NAME),
+            )
+        })
     }
 
     /// The as-of replays' limit and cache.

@@ -12,7 +12,6 @@ use funnel_domain::model::{Channel, PurchaseMode, Stage, Tier};
 use funnel_projections::models::{
     LeadFilter, LeadHit, LeadIndex, LeadSort, MatchedField, SearchText, search_leads,
 };
-use funnel_projections::{TableModel, live_tables};
 use funnel_types::{LeadId, OfficeId, Position, StaffId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -273,22 +272,8 @@ pub async fn search(reads: &Reads, caller: &Caller, q: LeadQuery) -> Result<Lead
         after,
     };
     let page = reads
-        .read_tables(move |conn| {
-            let Some(t) = live_tables(conn, LeadIndex::NAME)? else {
-                return Ok(None);
-            };
-            if t.version != LeadIndex::VERSION {
-                return Ok(None);
-            }
-            search_leads(conn, &t, &filter).map(Some)
-        })
-        .await?
-        .ok_or_else(|| {
-            AppError::unavailable(
-                format!("the {} read model is being built", LeadIndex::NAME),
-                format!("读模型 {} 正在建立", LeadIndex::NAME),
-            )
-        })?;
+        .read_live_tables::<LeadIndex, _>(move |conn, t| search_leads(conn, t, &filter))
+        .await?;
     let now = page.now;
     let next_after = page.next.map(|key| {
         Cursor {

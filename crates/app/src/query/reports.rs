@@ -15,7 +15,7 @@ use funnel_projections::models::{
     OwnershipCounts, Pipeline, PlanCompliance, ReassignmentCase, RefusedTouch, TouchIndex,
     TouchQuery, Upto, actor_touches, lead_touches,
 };
-use funnel_projections::{AsOf, LiveTables, TableModel, live_tables};
+use funnel_projections::{AsOf, LiveTables};
 use funnel_types::{Actor, ConflictId, LeadId, OfficeId, Position, ReassignmentId, StaffId};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -428,23 +428,11 @@ pub(crate) async fn touches<T: Send + 'static>(
     f: impl FnOnce(&rusqlite::Connection, &LiveTables, Upto) -> rusqlite::Result<T> + Send + 'static,
 ) -> Result<(Position, T), AppError> {
     reads
-        .read_tables(move |conn| {
-            let Some(t) = live_tables(conn, TouchIndex::NAME)? else {
-                return Ok(None);
-            };
-            if t.version != TouchIndex::VERSION {
-                return Ok(None);
-            }
-            let upto = Upto::of(as_of, &t);
-            f(conn, &t, upto).map(|out| Some((upto.position, out)))
+        .read_live_tables::<TouchIndex, _>(move |conn, t| {
+            let upto = Upto::of(as_of, t);
+            f(conn, t, upto).map(|out| (upto.position, out))
         })
-        .await?
-        .ok_or_else(|| {
-            AppError::unavailable(
-                format!("the {} read model is being built", TouchIndex::NAME),
-                format!("读模型 {} 正在建立", TouchIndex::NAME),
-            )
-        })
+        .await
 }
 
 /// One touch by a member of staff.
