@@ -1,7 +1,8 @@
 //! `deploy/local-cluster.sh` end to end: it starts three JetStream nodes and two `funnel serve`
 //! processes (this build's binary) in a temporary folder, `status` shows both answering with one
 //! of them holding the `sagas` lease, and `clean` stops every process it started and deletes the
-//! folder. Ports are picked from a free one upward (the script uses a few fixed offsets from it).
+//! folder. The script uses fixed offsets from two base ports; every port it will bind is checked free,
+//! below the ephemeral range so that other tests running at the same time do not take them.
 
 use std::path::Path;
 use std::process::Command;
@@ -28,12 +29,32 @@ fn script(dir: &Path, nats_port: u16, funnel_port: u16, args: &[&str]) -> (bool,
     (out.status.success(), text)
 }
 
-/// A port with the script's offsets (+2000 routes, +4000 monitoring; +1000 metrics) in range.
-fn base_port() -> u16 {
+/// Every port the script binds for NATS base `nats` and HTTP base `http` with `n` funnels: three
+/// client, route and monitoring ports, and an HTTP and a metrics port per funnel.
+fn ports_used(nats: u16, http: u16, n: u16) -> Vec<u16> {
+    let mut ports: Vec<u16> = (0..3)
+        .flat_map(|i| [nats + i, nats + 2000 + i, nats + 4000 + i])
+        .collect();
+    ports.extend((0..n).flat_map(|i| [http + i, http + 1000 + i]));
+    ports
+}
+
+/// Base ports for the script whose every port is free now, all of them below the kernel's
+/// ephemeral range (32768 and up on Linux), where the ports other tests open (`free_port`,
+/// outgoing connections) come from: a port found free here is not taken by them a moment later.
+fn base_ports(n: u16) -> (u16, u16) {
+    let free = |p: u16| std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, p)).is_ok();
+    // A different start for every run, so that two runs at once try different ports.
+    let mut next = 10_000 + (std::process::id() as u16 % 100) * 100;
     loop {
-        let p = funnel_testkit::free_port();
-        if (20_000..55_000).contains(&p) {
-            return p;
+        // NATS from `next` (up to next + 4002), HTTP from next + 5000 (up to next + 6001).
+        let (nats, http) = (next, next + 5000);
+        if ports_used(nats, http, n).into_iter().all(free) {
+            return (nats, http);
+        }
+        next += 10;
+        if next > 26_000 {
+            next = 10_000;
         }
     }
 }
@@ -46,18 +67,7 @@ fn the_local_cluster_script_starts_reports_and_cleans_up() {
     }
     let parent = tempfile::tempdir().expect("tempdir");
     let dir = parent.path().join("cluster");
-    // Two probes for a free port may answer the same or a neighbouring one: the funnel ports
-    // (and their metrics ports) must stay clear of every NATS port (clients, routes, monitoring).
-    let nats = base_port();
-    let http = loop {
-        let p = base_port();
-        let clash = [nats, nats + 2000, nats + 4000]
-            .iter()
-            .any(|n| [p, p + 1000].iter().any(|h| n.abs_diff(*h) < 10));
-        if !clash {
-            break p;
-        }
-    };
+    let (nats, http) = base_ports(2);
     let (ok, text) = script(&dir, nats, http, &["start", "2"]);
     // Whatever happens next, stop what was started.
     struct Clean<'a>(&'a Path, u16, u16);

@@ -9,11 +9,18 @@
 //! `synchronous=NORMAL`: a transaction is atomic either way, and what a power loss may take back
 //! is only the last commits, after which the runner applies those events again from the log (the
 //! file is a cache of folds of the log; nothing outside it counts on its commits). A sync per
-//! commit made a rebuild wait on the disk for every page. The runner is its only writer.
+//! commit made a rebuild wait on the disk for every page.
 //!
 //! A table model ([`crate::TableModel`]) keeps its state in SQL tables of this same file, named
 //! `rm_<name>_g<generation>_<table>`; `table_sets` says which generation each slot of it uses, and a
 //! commit that clears a slot drops the tables no slot names any more, in the same transaction.
+//!
+//! Several processes may open one file (a server and a command run beside it, or two commands):
+//! each keeps its own copy of the states and catches up on its own. A runner's commit expects each
+//! slot it writes to hold what that runner last saw there ([`Write::Expect`]); when another
+//! process has moved the slot on since, the whole commit is refused ([`Committed::Superseded`])
+//! and the runner loads the newer states instead of writing over them. Without that, two runners
+//! applying the same events on top of one table generation would write the same rows twice.
 
 use crate::Parked;
 use funnel_types::Position;
@@ -66,9 +73,46 @@ pub struct Row {
     pub tables: Option<u64>,
 }
 
+impl Row {
+    /// What the row says about the state it holds, for a later [`Write::Expect`].
+    pub fn saved(&self) -> Saved {
+        Saved {
+            version: self.version,
+            checkpoint: self.checkpoint,
+            tables: self.tables,
+        }
+    }
+}
+
+/// What a slot's saved row holds, as far as one writer knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Saved {
+    pub version: u32,
+    pub checkpoint: Position,
+    pub tables: Option<u64>,
+}
+
+/// Whether a [`CheckpointStore::commit`] wrote its changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Committed {
+    /// Every change is durable.
+    Done,
+    /// Nothing was written: the slot `slot` of `name` no longer holds what a [`Write::Expect`]
+    /// said (another process saved it since).
+    Superseded { name: String, slot: Slot },
+}
+
 /// One change, applied with the others of the same [`CheckpointStore::commit`] in one transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Write {
+    /// Refuses the whole commit unless the slot holds `saved` (`None`: no row) at this point of
+    /// the transaction.
+    Expect {
+        name: String,
+        slot: Slot,
+        saved: Option<Saved>,
+    },
     /// Stores the row (replacing the slot's row) and adds `parked` to the slot's parked events.
     Put { row: Row, parked: Vec<Parked> },
     /// Removes the slot's row and its parked events.
@@ -85,7 +129,7 @@ pub enum Write {
 #[derive(Debug)]
 pub struct CheckpointStore {
     path: PathBuf,
-    // The mutex only makes the store `Sync`; the runner is the one user.
+    // The mutex only makes the store `Sync`; one runner uses it (other processes open their own).
     conn: Mutex<Connection>,
 }
 
@@ -260,8 +304,26 @@ impl CheckpointStore {
     }
 
     /// Applies all `writes` in one transaction: either every one is durable or none is.
-    pub fn commit(&self, writes: &[Write]) -> Result<(), CheckpointError> {
+    pub fn commit(&self, writes: &[Write]) -> Result<Committed, CheckpointError> {
         self.commit_with(writes, |_| Ok(()))
+    }
+
+    /// What the slot's row holds now (inside a transaction).
+    fn saved_in(tx: &Connection, name: &str, slot: Slot) -> rusqlite::Result<Option<Saved>> {
+        tx.query_row(
+            "SELECT p.version, p.checkpoint, t.generation FROM projections p
+             LEFT JOIN table_sets t ON t.name = p.name AND t.slot = p.slot
+             WHERE p.name = ?1 AND p.slot = ?2",
+            params![name, slot.as_str()],
+            |r| {
+                Ok(Saved {
+                    version: r.get(0)?,
+                    checkpoint: Position(r.get::<_, i64>(1)? as u64),
+                    tables: r.get::<_, Option<i64>>(2)?.map(|g| g as u64),
+                })
+            },
+        )
+        .optional()
     }
 
     /// [`CheckpointStore::commit`], with `tables` writing the table models' rows in the same
@@ -271,9 +333,9 @@ impl CheckpointStore {
         &self,
         writes: &[Write],
         tables: impl FnOnce(&Connection) -> rusqlite::Result<()>,
-    ) -> Result<(), CheckpointError> {
+    ) -> Result<Committed, CheckpointError> {
         if writes.is_empty() {
-            return Ok(());
+            return Ok(Committed::Done);
         }
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn
@@ -282,6 +344,16 @@ impl CheckpointStore {
         let mut cleared: Vec<&str> = Vec::new();
         for w in writes {
             match w {
+                Write::Expect { name, slot, saved } => {
+                    let now = Self::saved_in(&tx, name, *slot).map_err(|e| self.err(e))?;
+                    if now != *saved {
+                        // Dropping the transaction rolls back what it wrote so far.
+                        return Ok(Committed::Superseded {
+                            name: name.clone(),
+                            slot: *slot,
+                        });
+                    }
+                }
                 Write::Put { row, parked } => {
                     tx.execute(
                         "INSERT OR REPLACE INTO projections (name, slot, version, checkpoint, state, target)
@@ -349,7 +421,8 @@ impl CheckpointStore {
         for name in cleared {
             drop_unnamed_tables(&tx, name).map_err(|e| self.err(e))?;
         }
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(Committed::Done)
     }
 }
 
@@ -532,7 +605,8 @@ mod tests {
                 row: row(Slot::Live, 5),
                 parked: vec![parked.clone()],
             }])
-            .unwrap();
+            .unwrap()
+            .done();
         let (r, p) = store.load("m", Slot::Live).unwrap().unwrap();
         assert_eq!(r, row(Slot::Live, 5));
         assert_eq!(p, vec![parked]);
@@ -542,8 +616,95 @@ mod tests {
                 name: "m".into(),
                 slot: Slot::Live,
             }])
-            .unwrap();
+            .unwrap()
+            .done();
         assert!(store.load("m", Slot::Live).unwrap().is_none());
         assert!(store.names().unwrap().is_empty());
+    }
+
+    impl Committed {
+        fn done(self) {
+            assert_eq!(self, Committed::Done);
+        }
+    }
+
+    #[test]
+    fn a_commit_expecting_what_another_writer_moved_on_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.sqlite");
+        let ours = CheckpointStore::open(&path).unwrap();
+        let theirs = CheckpointStore::open(&path).unwrap();
+        let expect = |saved: Option<Saved>| Write::Expect {
+            name: "m".into(),
+            slot: Slot::Live,
+            saved,
+        };
+        let put = |checkpoint| Write::Put {
+            row: row(Slot::Live, checkpoint),
+            parked: Vec::new(),
+        };
+        // Both saw an empty slot; the first to commit wins.
+        theirs.commit(&[expect(None), put(7)]).unwrap().done();
+        let history = crate::history::HistoryRow {
+            name: "m".into(),
+            version: 3,
+            position: Position(5),
+            event_id: "e".into(),
+            state: vec![1],
+        };
+        let refused = ours
+            .commit_with(&[Write::History(history), expect(None), put(5)], |tx| {
+                tx.execute_batch("CREATE TABLE written_by_ours (x)")
+            })
+            .unwrap();
+        assert_eq!(
+            refused,
+            Committed::Superseded {
+                name: "m".into(),
+                slot: Slot::Live
+            }
+        );
+        // Nothing of the refused commit is there: not its row, its history or its tables.
+        assert_eq!(
+            ours.load("m", Slot::Live).unwrap().unwrap().0,
+            row(Slot::Live, 7)
+        );
+        let count = |sql: &str| {
+            ours.with_conn(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)))
+                .unwrap()
+        };
+        assert_eq!(count("SELECT count(*) FROM history"), 0);
+        assert_eq!(
+            count("SELECT count(*) FROM sqlite_master WHERE name = 'written_by_ours'"),
+            0
+        );
+        // Expecting what is there goes through; so does expecting a table generation.
+        let seen = ours.load("m", Slot::Live).unwrap().unwrap().0.saved();
+        ours.commit(&[expect(Some(seen)), put(9)]).unwrap().done();
+        let mut with_tables = row(Slot::Live, 10);
+        with_tables.tables = Some(4);
+        ours.commit(&[
+            expect(Some(row(Slot::Live, 9).saved())),
+            Write::Put {
+                row: with_tables.clone(),
+                parked: Vec::new(),
+            },
+        ])
+        .unwrap()
+        .done();
+        let stale_generation = Saved {
+            tables: Some(3),
+            ..with_tables.saved()
+        };
+        assert!(matches!(
+            theirs
+                .commit(&[expect(Some(stale_generation)), put(11)])
+                .unwrap(),
+            Committed::Superseded { .. }
+        ));
+        theirs
+            .commit(&[expect(Some(with_tables.saved())), put(11)])
+            .unwrap()
+            .done();
     }
 }

@@ -14,8 +14,12 @@
 //!   snapshot no longer reads, or on [`Runner::rebuild`]. It resumes after a restart from its own
 //!   saved checkpoint, and replaces the live state (in one transaction) once it has reached the head
 //!   seen when it started. Until then the old state keeps following the log and serving reads.
+//! - Other processes may run their own runner on the same file. Every commit expects the slots it
+//!   writes to hold what this runner last loaded or saved there; when another runner has moved one
+//!   on, nothing is written and this runner loads the saved states (and the time index) again,
+//!   then goes on from their checkpoints ([`Runner::reload`]).
 
-use crate::checkpoint::{CheckpointStore, Row, Slot, Write};
+use crate::checkpoint::{CheckpointStore, Committed, Row, Saved, Slot, Write};
 use crate::history::{HistoryRow, TimeIndex};
 use crate::projection::{Projection, Typed, downcast};
 use crate::tables::{TableModel, TableReaders, Tabled};
@@ -82,6 +86,15 @@ struct Instance {
 }
 
 impl Instance {
+    /// What the state's row says once saved.
+    fn saved(&self) -> Saved {
+        Saved {
+            version: self.version,
+            checkpoint: self.checkpoint,
+            tables: self.model.tables(),
+        }
+    }
+
     fn fresh(model: Box<dyn Projection>) -> Self {
         Self {
             version: model.version(),
@@ -155,9 +168,30 @@ struct Entry {
     rebuild: Option<Instance>,
     /// The saved rebuild slot is stale and must be cleared at the next save.
     clear_rebuild: bool,
+    /// What the live and rebuild slots held when this runner last loaded or saved them.
+    saved_live: Option<Saved>,
+    saved_rebuild: Option<Saved>,
 }
 
 impl Entry {
+    fn saved_mut(&mut self, slot: Slot) -> &mut Option<Saved> {
+        match slot {
+            Slot::Live => &mut self.saved_live,
+            Slot::Rebuild => &mut self.saved_rebuild,
+        }
+    }
+
+    fn expect(&self, slot: Slot) -> Write {
+        Write::Expect {
+            name: self.live.model.name().to_string(),
+            slot,
+            saved: match slot {
+                Slot::Live => self.saved_live,
+                Slot::Rebuild => self.saved_rebuild,
+            },
+        }
+    }
+
     fn instances_mut(&mut self) -> impl Iterator<Item = &mut Instance> {
         std::iter::once(&mut self.live)
             .filter(|i| i.readable)
@@ -225,7 +259,8 @@ const _: fn() = || {
     shareable::<Runner>();
 };
 
-/// Keeps a set of projections up to date; the only writer of its checkpoint store.
+/// Keeps a set of projections up to date in its checkpoint store (beside any other runners on
+/// the same file: see [`Runner::reload`]).
 #[derive(Debug)]
 pub struct Runner {
     checkpoints: CheckpointStore,
@@ -240,6 +275,8 @@ pub struct Runner {
     times: TimeIndex,
     /// History snapshots taken and not yet saved.
     history: Vec<HistoryRow>,
+    /// How many times the saved states were loaded again ([`Runner::reload`]).
+    reloads: u64,
 }
 
 impl Runner {
@@ -251,6 +288,7 @@ impl Runner {
             checkpoints,
             times,
             history: Vec::new(),
+            reloads: 0,
             options: RunnerOptions {
                 page_size: options.page_size.max(1),
                 save_every: options.save_every.max(1),
@@ -269,7 +307,7 @@ impl Runner {
         self.options
     }
 
-    /// The checkpoint store (for inspection; the runner is its only writer).
+    /// The checkpoint store (for inspection).
     pub fn checkpoints(&self) -> &CheckpointStore {
         &self.checkpoints
     }
@@ -308,7 +346,9 @@ impl Runner {
             return Err(RunnerError::AlreadyRegistered(name));
         }
         let version = proto.version();
-        let live = match self.checkpoints.load(name, Slot::Live)? {
+        let saved_live = self.checkpoints.load(name, Slot::Live)?;
+        let saved = saved_live.as_ref().map(|(row, _)| row.saved());
+        let live = match saved_live {
             None => Instance::fresh(self.attached(proto.fresh())?),
             Some((row, parked)) => match proto.restore(&row.state) {
                 Ok(model) => {
@@ -329,6 +369,7 @@ impl Runner {
             },
         };
         let saved_rebuild = self.checkpoints.load(name, Slot::Rebuild)?;
+        let saved_rebuild_row = saved_rebuild.as_ref().map(|(row, _)| row.saved());
         let mut clear_rebuild = saved_rebuild.is_some();
         let mut rebuild = None;
         if let Some((row, parked)) = saved_rebuild
@@ -351,6 +392,8 @@ impl Runner {
             live,
             rebuild,
             clear_rebuild,
+            saved_live: saved,
+            saved_rebuild: saved_rebuild_row,
         };
         if let Some(due) = self.history_due_of(proto.as_ref())? {
             for i in entry.instances_mut().filter(|i| i.version == version) {
@@ -457,6 +500,11 @@ impl Runner {
     pub fn note_head(&mut self, head: Position, backend: &str) {
         self.head = self.head.max(head);
         self.consecutive = backend == "sqlite";
+        self.target_rebuilds();
+    }
+
+    /// Gives the rebuilds that have no target yet the last head seen.
+    fn target_rebuilds(&mut self) {
         for e in &mut self.entries {
             if let Some(r) = &mut e.rebuild
                 && r.target.is_none()
@@ -542,7 +590,13 @@ impl Runner {
             self.head = self.head.max(chunk_last);
             self.since_save += chunk.len() as u64;
             if self.since_save >= self.options.save_every {
+                let reloads = self.reloads;
                 self.save()?;
+                // The states loaded again may be anywhere below this chunk: the rest of the page
+                // would skip events for them. They go on from their checkpoints at the next page.
+                if self.reloads != reloads {
+                    break;
+                }
             }
             start = end;
         }
@@ -588,7 +642,8 @@ impl Runner {
     /// Replaces live states by rebuilds that have reached their target (and the live checkpoint), in
     /// one transaction per projection.
     pub fn check_switches(&mut self) -> Result<(), RunnerError> {
-        for e in &mut self.entries {
+        for n in 0..self.entries.len() {
+            let e = &mut self.entries[n];
             let ready = e.rebuild.as_ref().is_some_and(|r| {
                 r.target.is_some_and(|t| r.checkpoint >= t)
                     && (!e.live.readable || r.checkpoint >= e.live.checkpoint)
@@ -606,6 +661,8 @@ impl Runner {
                 keep: fresh.version,
             });
             let writes = [
+                e.expect(Slot::Live),
+                e.expect(Slot::Rebuild),
                 Write::Clear {
                     name: name.clone(),
                     slot: Slot::Live,
@@ -622,18 +679,28 @@ impl Runner {
             .into_iter()
             .chain(forget)
             .collect::<Vec<_>>();
-            if let Err(err) = self
+            match self
                 .checkpoints
                 .commit_with(&writes, |tx| fresh.model.write_tables(tx))
             {
-                e.rebuild = Some(fresh);
-                return Err(err.into());
+                Err(err) => {
+                    self.entries[n].rebuild = Some(fresh);
+                    return Err(err.into());
+                }
+                Ok(Committed::Superseded { name, slot }) => {
+                    self.entries[n].rebuild = Some(fresh);
+                    return self.reload(&name, slot);
+                }
+                Ok(Committed::Done) => {}
             }
             fresh.model.tables_written();
             tracing::info!(projection = %name, checkpoint = %fresh.checkpoint, "rebuild switched in");
             fresh.saved_parked = fresh.parked.len();
             fresh.dirty = false;
             fresh.events_done = 0;
+            let e = &mut self.entries[n];
+            e.saved_live = Some(fresh.saved());
+            e.saved_rebuild = None;
             e.live = fresh;
             e.clear_rebuild = false;
         }
@@ -665,6 +732,7 @@ impl Runner {
                     None => which(&e.live),
                 };
             if clear {
+                writes.push(e.expect(Slot::Rebuild));
                 writes.push(Write::Clear {
                     name: e.live.model.name().to_string(),
                     slot: Slot::Rebuild,
@@ -678,6 +746,10 @@ impl Runner {
                 let Some(i) = i.filter(|i| i.dirty).filter(selected) else {
                     continue;
                 };
+                // A cleared slot was expected before its clear.
+                if !(clear && slot == Slot::Rebuild) {
+                    writes.push(e.expect(slot));
+                }
                 writes.push(Write::Put {
                     row: i.row(slot)?,
                     parked: i.parked[i.saved_parked..].to_vec(),
@@ -709,13 +781,19 @@ impl Runner {
             }
             Ok(())
         });
-        if let Err(e) = committed {
-            self.history = history;
-            return Err(e.into());
+        match committed {
+            Err(e) => {
+                self.history = history;
+                return Err(e.into());
+            }
+            Ok(Committed::Superseded { name, slot }) => return self.reload(&name, slot),
+            Ok(Committed::Done) => {}
         }
         self.times.saved();
         for n in cleared {
-            self.entries[n].clear_rebuild = false;
+            let e = &mut self.entries[n];
+            e.clear_rebuild = false;
+            e.saved_rebuild = None;
         }
         for (n, slot) in saved {
             let e = &mut self.entries[n];
@@ -727,8 +805,44 @@ impl Runner {
                 i.model.tables_written();
                 i.dirty = false;
                 i.saved_parked = i.parked.len();
+                let saved = i.saved();
+                *e.saved_mut(slot) = Some(saved);
             }
         }
+        Ok(())
+    }
+
+    /// Loads every saved state (and the time index) again, after another runner on the same file
+    /// saved the slot `slot` of `name` since this one last did: what this runner applied since
+    /// its last save is dropped, and it goes on from the saved checkpoints. A rebuild asked for
+    /// here and never saved is asked for again.
+    fn reload(&mut self, name: &str, slot: Slot) -> Result<(), RunnerError> {
+        tracing::info!(
+            projection = name,
+            slot = ?slot,
+            "another process saved this state since; loading the saved states"
+        );
+        let models: Vec<(Box<dyn Projection>, bool)> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let asked = e.rebuild.is_some() && e.saved_rebuild.is_none();
+                (e.live.model.fresh(), asked)
+            })
+            .collect();
+        self.entries.clear();
+        self.reloads += 1;
+        self.times = self.checkpoints.with_conn(TimeIndex::load)?;
+        self.history.clear();
+        self.since_save = 0;
+        for (model, asked) in models {
+            let name = model.name();
+            self.add(model)?;
+            if asked && self.entries.last().is_some_and(|e| e.rebuild.is_none()) {
+                self.rebuild(name)?;
+            }
+        }
+        self.target_rebuilds();
         Ok(())
     }
 

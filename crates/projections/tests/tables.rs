@@ -1,7 +1,8 @@
 //! Table models: the lead index kept as SQL tables. A property over random lead histories: the
 //! tables after applying the log in pages, with restarts (with and without a save first) and
-//! rebuilds switched in at random points, hold exactly what a fresh runner computes in one pass;
-//! and the index agrees with the pipeline's fold on every field both keep.
+//! rebuilds switched in at random points, by one runner or by two on the same file taking turns
+//! (two processes), hold exactly what a fresh runner computes in one pass; and the index agrees
+//! with the pipeline's fold on every field both keep.
 
 mod support;
 
@@ -97,6 +98,15 @@ fn parked(runner: &Runner) -> Vec<Parked> {
         .parked
 }
 
+fn index_checkpoint(runner: &Runner) -> Position {
+    runner
+        .status()
+        .into_iter()
+        .find(|s| s.name == LeadIndex::NAME)
+        .expect("lead index")
+        .checkpoint
+}
+
 /// A fresh runner's tables and parked events, in one pass over the log.
 async fn fresh(store: &dyn EventStore) -> ((Position, Vec<String>), Vec<Parked>, Pipeline) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -123,9 +133,10 @@ fn generations(path: &Path) -> usize {
 async fn check_tables(
     a: Vec<(Acting, LeadCommand, i64)>,
     b: Vec<(Acting, LeadCommand, i64)>,
-    ops: Vec<(usize, u8, u8)>,
+    ops: Vec<(usize, u8, u8, bool)>,
     page: usize,
     save_every: u64,
+    two: bool,
 ) {
     let policy = Policy::default();
     let mut queues = [
@@ -136,11 +147,15 @@ async fn check_tables(
     let store = open_store(dir.path());
     let path = dir.path().join("checkpoints.sqlite");
     let options = small(page, save_every);
-    let mut runner = open_index(&path, options);
+    let mut runners = vec![open_index(&path, options)];
+    if two {
+        runners.push(open_index(&path, options));
+    }
     let mut k = 0;
     let mut minute = 0;
     while queues.iter().any(|q| q.len() > 0) {
-        let (len, pages, action) = ops[k % ops.len()];
+        let (len, pages, action, other) = ops[k % ops.len()];
+        let runner = &mut runners[usize::from(two && other)];
         let q = if queues[k % 2].len() > 0 {
             k % 2
         } else {
@@ -159,39 +174,39 @@ async fn check_tables(
         for _ in 0..pages {
             runner.step(&store).await.unwrap();
         }
-        // What readers see is a committed state: its checkpoint is the runner's.
+        // What readers see is a committed state: its checkpoint is the furthest runner's (a
+        // runner saves what it applied, or finds another one saved further and loads that).
         if let Some((at, _)) = try_dump(&path) {
-            let index = runner
-                .status()
-                .into_iter()
-                .find(|s| s.name == LeadIndex::NAME)
-                .unwrap();
-            assert_eq!(at, index.checkpoint);
+            let furthest = runners.iter().map(index_checkpoint).max().unwrap();
+            assert_eq!(at, furthest);
         }
+        let runner = &mut runners[usize::from(two && other)];
         match action {
             // A crash: nothing saved beyond what the pages committed.
             0 => {
-                drop(runner);
-                runner = open_index(&path, options);
+                *runner = open_index(&path, options);
             }
             // A shutdown: saved first.
             1 => {
                 runner.save().unwrap();
-                drop(runner);
-                runner = open_index(&path, options);
+                *runner = open_index(&path, options);
             }
             // A rebuild asked for, built beside the served tables.
             2 => runner.rebuild(LeadIndex::NAME).unwrap(),
             _ => {}
         }
     }
-    runner.catch_up(&store, &mut |_| {}).await.unwrap();
-    let status = runner.status();
-    let index = status.iter().find(|s| s.name == LeadIndex::NAME).unwrap();
-    assert_eq!(index.state, ProjectionState::Live, "{index:?}");
+    for runner in &mut runners {
+        runner.catch_up(&store, &mut |_| {}).await.unwrap();
+        let status = runner.status();
+        let index = status.iter().find(|s| s.name == LeadIndex::NAME).unwrap();
+        assert_eq!(index.state, ProjectionState::Live, "{index:?}");
+    }
     let (tables, fresh_parked, pipeline) = fresh(&store).await;
     assert_eq!(dump(&path), tables);
-    assert_eq!(parked(&runner), fresh_parked);
+    for runner in &runners {
+        assert_eq!(parked(runner), fresh_parked);
+    }
     assert_eq!(generations(&path), 1, "only the served generation is left");
     agrees_with_pipeline(&path, &pipeline);
 }
@@ -248,12 +263,13 @@ proptest! {
     fn the_tables_after_pages_restarts_and_rebuilds_equal_a_fresh_fold(
         a in testing::steps(30),
         b in testing::steps(30),
-        ops in prop::collection::vec((1usize..8, 0u8..4, 0u8..6), 1..16),
+        ops in prop::collection::vec((1usize..8, 0u8..4, 0u8..6, any::<bool>()), 1..16),
         page in 1usize..9,
         save_every in 1u64..7,
+        two in any::<bool>(),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(check_tables(a, b, ops, page, save_every));
+        rt.block_on(check_tables(a, b, ops, page, save_every, two));
     }
 }
 

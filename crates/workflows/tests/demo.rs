@@ -259,11 +259,12 @@ async fn a_restart_starts_the_index_from_its_snapshot_and_ignores_one_that_does_
     let put = |state: Vec<u8>| {
         let mut row = row.clone();
         row.state = state;
-        ours.commit(&[Write::Put {
-            row,
-            parked: Vec::new(),
-        }])
-        .expect("write");
+        let _ = ours
+            .commit(&[Write::Put {
+                row,
+                parked: Vec::new(),
+            }])
+            .expect("write");
     };
     put(row.state.clone());
     let mut rt = other.runtime();
