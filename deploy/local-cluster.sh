@@ -88,7 +88,9 @@ start_funnel() {
     if running "$dir/pids/funnel-$i"; then return; fi
     local args=(--store "$(store_url)" serve --listen "127.0.0.1:$port")
     if [ "${FUNNEL_DEMO:-0}" = 1 ] && [ "$i" = 1 ]; then args+=(--demo); fi
+    # Every process of one log seals webhook secrets with the same key (made by the first).
     (cd "$work" && FUNNEL__HTTP__METRICS_LISTEN="127.0.0.1:$((port + 1000))" \
+        FUNNEL__NOTIFY__WEBHOOK_KEY_FILE="$dir/webhooks.key" \
         exec "$funnel_bin" "${args[@]}" >>"$dir/logs/funnel-$i.log" 2>&1) &
     echo $! >"$dir/pids/funnel-$i"
 }

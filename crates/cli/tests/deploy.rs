@@ -1,6 +1,6 @@
 //! `deploy/local-cluster.sh` end to end: it starts three JetStream nodes and two `funnel serve`
 //! processes (this build's binary) in a temporary folder, `status` shows both answering with one
-//! of them holding the `sagas` lease, and `clean` stops every process it started and deletes the
+//! of them holding the `sagas` lease and one the `webhooks` lease, and `clean` stops every process it started and deletes the
 //! folder. The script uses fixed offsets from two base ports; every port it will bind is checked free,
 //! below the ephemeral range so that other tests running at the same time do not take them.
 
@@ -80,7 +80,8 @@ fn the_local_cluster_script_starts_reports_and_cleans_up() {
     assert!(ok, "start failed: {text}");
     assert!(text.contains(&format!("http://127.0.0.1:{http}")), "{text}");
 
-    // Both answer; exactly one holds the sagas (bounded wait for the first acquisition).
+    // Both answer (the second shares the first's webhook key); exactly one holds the sagas and
+    // one the webhooks (bounded wait for the first acquisitions).
     let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let (ok, status) = script(&dir, nats, http, &["status"]);
@@ -96,17 +97,18 @@ fn the_local_cluster_script_starts_reports_and_cleans_up() {
                 .all(|l| l.contains("running") && l.contains("\"status\":\"ready\"")),
             "{status}"
         );
-        let holders = funnels
-            .iter()
-            .filter(|l| l.contains("\"sagas\":{\"held\":true"))
-            .count();
-        assert!(holders <= 1, "{status}");
-        if holders == 1 {
+        let holders = |lease: &str| {
+            let held = format!("\"{lease}\":{{\"held\":true");
+            funnels.iter().filter(|l| l.contains(&held)).count()
+        };
+        let (sagas, webhooks) = (holders("sagas"), holders("webhooks"));
+        assert!(sagas <= 1 && webhooks <= 1, "{status}");
+        if sagas == 1 && webhooks == 1 {
             break;
         }
         assert!(
             std::time::Instant::now() < give_up,
-            "nobody holds the sagas: {status}"
+            "nobody holds the sagas or the webhooks: {status}"
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

@@ -106,13 +106,18 @@ struct Server {
 }
 
 impl Server {
-    fn start(store: &str, dir: &Path) -> Self {
+    /// `key` is the webhook key file every process of the cluster is given.
+    fn start(store: &str, dir: &Path, key: &Path) -> Self {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_funnel"))
             .current_dir(dir)
             .env_remove("FUNNEL_STORE")
             .env_remove("FUNNEL_PROJECTIONS")
             .env("RUST_LOG", "warn,funnel_store::lease=info")
             .env("FUNNEL__STORE__LEASE_TTL_MS", LEASE_TTL_MS)
+            .env("FUNNEL__NOTIFY__WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
+            .env("FUNNEL__NOTIFY__WEBHOOK_KEY_FILE", key)
+            .env("FUNNEL__NOTIFY__WEBHOOK_BACKOFF_INITIAL_MS", "50")
+            .env("FUNNEL__NOTIFY__WEBHOOK_BACKOFF_MAX_MS", "500")
             .args(["--store", store, "serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -183,8 +188,13 @@ impl Server {
 
     /// The `sagas` lease as `/readyz` reports it: (held, term).
     fn sagas(&self) -> Option<(bool, Option<u64>)> {
+        self.lease("sagas")
+    }
+
+    /// The lease `name` as `/readyz` reports it: (held, term).
+    fn lease(&self, name: &str) -> Option<(bool, Option<u64>)> {
         let r = http(&self.addr, "GET", "/readyz", "", None, None).ok()?;
-        let l = &r.body["leases"]["sagas"];
+        let l = &r.body["leases"][name];
         Some((l["held"].as_bool()?, l["term"].as_u64()))
     }
 }
@@ -249,6 +259,86 @@ async fn bootstrap(url: &StoreUrl) {
             .await
             .expect("staff");
     }
+}
+
+/// The process holding the `webhooks` lease and its term; never two.
+fn webhooks_holder(servers: &[Option<Server>]) -> Option<(usize, u64)> {
+    let held: Vec<_> = servers
+        .iter()
+        .enumerate()
+        .filter_map(
+            |(i, s)| match s.as_ref().and_then(|s| s.lease("webhooks")) {
+                Some((true, Some(t))) => Some((i, t)),
+                _ => None,
+            },
+        )
+        .collect();
+    assert!(
+        held.len() <= 1,
+        "two processes hold the webhooks lease: {held:?}"
+    );
+    held.first().copied()
+}
+
+/// What a webhook receiver got: (log position, `webhook-id`) of every request, in arrival order.
+type Received = Arc<Mutex<Vec<(u64, String)>>>;
+
+/// A webhook receiver on 127.0.0.1 answering every request `204`, over kept-alive connections.
+fn receiver() -> (String, Received) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
+    let addr = listener.local_addr().expect("address").to_string();
+    let got: Received = Arc::default();
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let sink = sink.clone();
+            std::thread::spawn(move || {
+                let mut write = conn.try_clone().expect("clone");
+                let mut read = BufReader::new(conn);
+                loop {
+                    let mut headers = BTreeMap::new();
+                    let mut line = String::new();
+                    if read.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        if read.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let Some((k, v)) = line.trim_end().split_once(':') else {
+                            break;
+                        };
+                        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                    }
+                    let len: usize = headers
+                        .get("content-length")
+                        .and_then(|l| l.parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; len];
+                    if read.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let position = headers
+                        .get("funnel-position")
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(0);
+                    let id = headers.get("webhook-id").cloned().unwrap_or_default();
+                    sink.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((position, id));
+                    if write
+                        .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, got)
 }
 
 /// Acknowledged registrations: idempotency key → lead id.
@@ -376,9 +466,11 @@ async fn scenario(outage: Outage) {
             common::staff_token(&store_url, dirs[0].path(), "王总"),
         )
     });
+    let key_dir = tempfile::tempdir().expect("tempdir");
+    let key = key_dir.path().join("webhooks.key");
     let mut servers: Vec<Option<Server>> = tokio::task::block_in_place(|| {
         dirs.iter()
-            .map(|d| Some(Server::start(&store_url, d.path())))
+            .map(|d| Some(Server::start(&store_url, d.path(), &key)))
             .collect()
     });
     let addrs: Vec<String> = servers
@@ -412,6 +504,32 @@ async fn scenario(outage: Outage) {
             Instant::now() < give_up,
             "nobody took the sagas lease: {seen:?}"
         );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // A webhook subscription to every registration, made through one process: whichever holds
+    // the `webhooks` lease delivers it.
+    let (receiver_addr, received) = receiver();
+    let made = http(
+        &addrs[(holder + 1) % 3],
+        "POST",
+        "/webhooks",
+        &boss,
+        None,
+        Some(&json!({
+            "url": format!("http://{receiver_addr}/hook"),
+            "kinds": ["lead.registered"],
+            "from": 0,
+        })),
+    )
+    .expect("make a subscription");
+    assert_eq!(made.status, 201, "{}", made.text);
+    let give_up = Instant::now() + PATIENCE;
+    let first_webhooks = loop {
+        if let Some(h) = webhooks_holder(&servers) {
+            break h;
+        }
+        assert!(Instant::now() < give_up, "nobody took the webhooks lease");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
 
@@ -512,6 +630,50 @@ async fn scenario(outage: Outage) {
         c.join().expect("client");
     }
     stop.store(true, Ordering::Relaxed);
+
+    // The webhook subscription received every registration, in log order, with no gap, from
+    // whichever process held its lease (another one, under a greater term, if the outage hit
+    // its holder).
+    let registrations: Vec<u64> = whole_log(log.as_ref())
+        .await
+        .iter()
+        .filter(|r| r.meta.event_type == "lead.registered")
+        .map(|r| r.meta.position.0)
+        .collect();
+    let give_up = Instant::now() + PATIENCE;
+    let firsts = loop {
+        let got = received.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut seen = BTreeSet::new();
+        let firsts: Vec<u64> = got
+            .iter()
+            .filter(|(_, id)| seen.insert(id.clone()))
+            .map(|(p, _)| *p)
+            .collect();
+        if firsts.len() >= registrations.len() {
+            break firsts;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "the subscription received {} of {} registrations",
+            firsts.len(),
+            registrations.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        firsts[..registrations.len()],
+        registrations[..],
+        "every registration once at least, in log order"
+    );
+    let now_webhooks = webhooks_holder(&servers);
+    if first_webhooks.0 == holder {
+        let (_, term) = now_webhooks.expect("a new webhooks holder");
+        assert!(
+            term > first_webhooks.1,
+            "webhooks term {term} after {}",
+            first_webhooks.1
+        );
+    }
 
     // The new holder works the backlog off: no timer overdue, nothing parked, caught up.
     let holder_server = servers[new_holder].as_ref().expect("new holder");
@@ -693,9 +855,11 @@ async fn scenario(outage: Outage) {
     );
     assert!(err.contains("holds their lease"), "{err}");
     eprintln!(
-        "OUTCOME {outage:?}: {} registrations, {} saga commands ({sent_after_kill} recorded after the outage, {unrecorded} applied but not recorded by their instance), sagas lease term {first_term} → {new_term}",
+        "OUTCOME {outage:?}: {} registrations, {} saga commands ({sent_after_kill} recorded after the outage, {unrecorded} applied but not recorded by their instance), sagas lease term {first_term} → {new_term}, webhooks lease {first_webhooks:?} → {now_webhooks:?}, {} requests to the receiver for {} registrations",
         acks.len(),
-        applied.len()
+        applied.len(),
+        received.lock().unwrap_or_else(|e| e.into_inner()).len(),
+        registrations.len()
     );
 }
 
@@ -713,9 +877,10 @@ async fn passwords_and_failed_sign_ins_are_shared_by_the_processes_of_a_cluster(
         .collect();
     let boss =
         tokio::task::block_in_place(|| common::staff_token(&store_url, dirs[0].path(), "王总"));
+    let key = dirs[0].path().join("webhooks.key");
     let servers: Vec<Server> = tokio::task::block_in_place(|| {
         dirs.iter()
-            .map(|d| Server::start(&store_url, d.path()))
+            .map(|d| Server::start(&store_url, d.path(), &key))
             .collect()
     });
     let (a, b) = (&servers[0].addr, &servers[1].addr);

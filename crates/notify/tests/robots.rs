@@ -369,14 +369,24 @@ impl Setup {
 }
 
 /// Waits (bounded) until `done` holds.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
     for _ in 0..1000 {
-        if done() {
+        if done().await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// Whether each of `ids` has delivered `n` events.
+async fn all_delivered(hooks: &Webhooks, ids: &[uuid::Uuid], n: u64) -> bool {
+    for id in ids {
+        if hooks.get(*id).await.unwrap().delivered != n {
+            return false;
+        }
+    }
+    true
 }
 
 /// The visit numbers a message mentions (`第 n 次`), in order.
@@ -407,20 +417,20 @@ async fn sixty_events_in_a_minute_reach_a_dingtalk_robot_in_at_most_twenty_messa
     let mut last = Position::START;
     for n in 1..=60 {
         last = append(s.store.as_ref(), "lead", &visit(n)).await;
-        eventually("the worker to read the event", || {
+        eventually("the worker to read the event", async || {
             s.hooks.queue(sub.id).is_some_and(|q| q.read_to >= last)
         })
         .await;
         s.clock.advance(Duration::from_secs(1));
     }
     for _ in 0..600 {
-        if s.hooks.get(sub.id).unwrap().delivered == 60 {
+        if s.hooks.get(sub.id).await.unwrap().delivered == 60 {
             break;
         }
         s.clock.advance(Duration::from_millis(500));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let now = s.hooks.get(sub.id).unwrap();
+    let now = s.hooks.get(sub.id).await.unwrap();
     assert_eq!(now.delivered, 60);
     assert_eq!(now.cursor, last);
     let got = s.vendor.got("dingtalk");
@@ -456,7 +466,7 @@ async fn sixty_events_in_a_minute_reach_a_dingtalk_robot_in_at_most_twenty_messa
         got.iter().any(|g| g.text.contains("条动态")),
         "some went as digests"
     );
-    let log = s.hooks.deliveries(sub.id, None, 1000).unwrap();
+    let log = s.hooks.deliveries(sub.id, None, 1000).await.unwrap();
     assert_eq!(
         log.iter().filter(|d| d.ok).map(|d| d.events).sum::<u32>(),
         60
@@ -508,15 +518,16 @@ async fn error_codes_are_failures_and_throttles_wait_as_each_vendor_asks() {
     let position = append(s.store.as_ref(), "lead", &visit(7)).await;
 
     // The clock stands still: DingTalk's throttle holds its event back, the cursor stays.
-    eventually("DingTalk's throttle", || {
+    eventually("DingTalk's throttle", async || {
         s.hooks
             .get(dt.id)
+            .await
             .unwrap()
             .failing
             .is_some_and(|f| f.last_error.contains("130101"))
     })
     .await;
-    let held = s.hooks.get(dt.id).unwrap();
+    let held = s.hooks.get(dt.id).await.unwrap();
     assert!(held.cursor < position && held.delivered == 0);
     let failing = held.failing.unwrap();
     assert_eq!(failing.position, position);
@@ -524,7 +535,7 @@ async fn error_codes_are_failures_and_throttles_wait_as_each_vendor_asks() {
         failing.next_attempt_at - failing.since,
         chrono::Duration::minutes(10)
     );
-    let first = &s.hooks.deliveries(dt.id, None, 10).unwrap()[0];
+    let first = &s.hooks.deliveries(dt.id, None, 10).await.unwrap()[0];
     assert_eq!(first.status, Some(200));
     assert!(!first.ok);
     assert_eq!(
@@ -535,10 +546,7 @@ async fn error_codes_are_failures_and_throttles_wait_as_each_vendor_asks() {
     assert_eq!(first.clone().without_network_detail().error, first.error);
 
     for _ in 0..2000 {
-        if [dt.id, wc.id, fs.id]
-            .iter()
-            .all(|id| s.hooks.get(*id).unwrap().delivered == 1)
-        {
+        if all_delivered(&s.hooks, &[dt.id, wc.id, fs.id], 1).await {
             break;
         }
         s.clock.advance(Duration::from_secs(1));
@@ -549,10 +557,10 @@ async fn error_codes_are_failures_and_throttles_wait_as_each_vendor_asks() {
         (wc.id, "wecom", vec![0, 65]),
         (fs.id, "feishu", vec![60]),
     ] {
-        let sub = s.hooks.get(id).unwrap();
+        let sub = s.hooks.get(id).await.unwrap();
         assert_eq!((sub.delivered, sub.cursor), (1, position), "{vendor}");
         assert!(sub.failing.is_none(), "{vendor}");
-        let mut log = s.hooks.deliveries(id, None, 10).unwrap();
+        let mut log = s.hooks.deliveries(id, None, 10).await.unwrap();
         log.reverse();
         assert_eq!(log.len(), waits.len() + 1, "{vendor}: {log:?}");
         assert!(log.last().unwrap().ok && log[..waits.len()].iter().all(|d| !d.ok));
@@ -572,6 +580,7 @@ async fn error_codes_are_failures_and_throttles_wait_as_each_vendor_asks() {
     assert!(
         s.hooks
             .deliveries(wc.id, None, 10)
+            .await
             .unwrap()
             .iter()
             .any(|d| d.error.as_deref() == Some("WeCom errcode 93000: invalid webhook url"))
@@ -618,10 +627,8 @@ async fn a_task_opened_for_a_person_mentions_the_number_on_their_record_until_it
         .await;
     // The number was set before the subscriptions began: it is learnt from the history.
     append(s.store.as_ref(), "workflow", &task_for(eng, 1)).await;
-    eventually("the first task", || {
-        [dt.id, wc.id]
-            .iter()
-            .all(|id| s.hooks.get(*id).unwrap().delivered == 1)
+    eventually("the first task", async || {
+        all_delivered(&s.hooks, &[dt.id, wc.id], 1).await
     })
     .await;
     for vendor in ["dingtalk", "wecom"] {
@@ -648,10 +655,7 @@ async fn a_task_opened_for_a_person_mentions_the_number_on_their_record_until_it
     append(s.store.as_ref(), "workflow", &task_for(eng, 2)).await;
     // The robots pace their messages: the clock moves on until both have sent the second.
     for _ in 0..2000 {
-        if [dt.id, wc.id]
-            .iter()
-            .all(|id| s.hooks.get(*id).unwrap().delivered == 2)
-        {
+        if all_delivered(&s.hooks, &[dt.id, wc.id], 2).await {
             break;
         }
         s.clock.advance(Duration::from_secs(1));

@@ -64,14 +64,14 @@ async fn no_secret_in_the_database_files_before_or_after_deletion() {
     for (_, secret) in &secrets {
         assert_eq!(on_disk(&db, secret_text(secret)), Vec::<String>::new());
     }
-    hooks.delete(secrets[0].0).unwrap();
+    hooks.delete(secrets[0].0).await.unwrap();
     for (_, secret) in &secrets {
         assert_eq!(on_disk(&db, secret_text(secret)), Vec::<String>::new());
     }
     // The same key opens the database again, so the remaining secrets still sign.
     drop(hooks);
     let again = Webhooks::open(&db).unwrap();
-    assert_eq!(again.list().unwrap().len(), 2);
+    assert_eq!(again.list().await.unwrap().len(), 2);
 
     #[cfg(unix)]
     {
@@ -115,7 +115,7 @@ async fn plain_text_secrets_of_an_older_database_are_sealed_on_open() {
     assert!(!on_disk(&db, secret_text(plain)).is_empty(), "the fixture");
     let hooks = Webhooks::open(&db).unwrap();
     assert_eq!(on_disk(&db, secret_text(plain)), Vec::<String>::new());
-    let sub = hooks.list().unwrap().remove(0);
+    let sub = hooks.list().await.unwrap().remove(0);
     assert_eq!(
         sub.owner.map(|o| o.to_string()).as_deref(),
         Some("0190a5c8-0000-7000-8000-0000000000aa"),
@@ -150,5 +150,5 @@ async fn a_lost_key_file_is_said_and_a_loose_one_is_made_private() {
     assert!(err.contains("1 subscription secret"), "{err}");
     assert!(!key.exists(), "no new key is made");
     std::fs::write(&key, saved).unwrap();
-    assert_eq!(Webhooks::open(&db).unwrap().list().unwrap().len(), 1);
+    assert_eq!(Webhooks::open(&db).unwrap().list().await.unwrap().len(), 1);
 }

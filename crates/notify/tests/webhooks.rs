@@ -1,6 +1,7 @@
 //! Webhook delivery against a receiver that is down, fails, times out and recovers: every selected
 //! event arrives, in log order (so in order per lead), with a valid signature; the delivery log
-//! shows the failures; a replay from an old position delivers again; a `410 Gone` pauses.
+//! shows the failures; a replay from an old position delivers again; a `410 Gone` pauses. With the
+//! subscriptions in a SQLite file and in JetStream buckets alike.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -65,9 +66,9 @@ async fn gone() -> StatusCode {
 }
 
 /// Waits (bounded) until `done` holds.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
     for _ in 0..600 {
-        if done() {
+        if done().await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -78,8 +79,31 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_arrives_in_order_signed_through_failures_and_replays() {
     let dir = tempfile::tempdir().unwrap();
+    let hooks = Webhooks::open(&dir.path().join("webhooks.db")).unwrap();
+    delivers_through_failures_and_replays(dir.path(), hooks).await;
+}
+
+/// The same with the subscriptions, cursors and delivery log in the buckets of a JetStream
+/// cluster (the log itself stays in a file here: the buckets are what is under test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_arrives_in_order_with_the_subscriptions_on_jetstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = funnel_testkit::NatsServer::start();
+    let hooks = Webhooks::open_on_cluster(
+        &server.url(),
+        "FUNNEL",
+        1,
+        Duration::from_secs(5),
+        &dir.path().join("webhooks.key"),
+    )
+    .await
+    .unwrap();
+    delivers_through_failures_and_replays(dir.path(), hooks).await;
+}
+
+async fn delivers_through_failures_and_replays(dir: &std::path::Path, hooks: Webhooks) {
     let store: Arc<dyn EventStore> =
-        Arc::new(funnel_store_sqlite::SqliteStore::open(dir.path().join("log.db")).unwrap());
+        Arc::new(funnel_store_sqlite::SqliteStore::open(dir.join("log.db")).unwrap());
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
     let opts = funnel_demo::DemoOptions {
         leads: 12,
@@ -110,7 +134,6 @@ async fn every_event_arrives_in_order_signed_through_failures_and_replays() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let hooks = Webhooks::open(&dir.path().join("webhooks.db")).unwrap();
     // The receiver is on this machine: the deployment must allow it.
     hooks.set_targets(Targets::new(&["127.0.0.1".into()]).unwrap());
     let (sub, secret) = hooks
@@ -138,9 +161,10 @@ async fn every_event_arrives_in_order_signed_through_failures_and_replays() {
         let _ = stop_rx.await;
     }));
 
-    eventually("refused connections in the delivery log", || {
+    eventually("refused connections in the delivery log", async || {
         hooks
             .deliveries(sub.id, None, 10)
+            .await
             .unwrap()
             .iter()
             .any(|d| d.status.is_none() && !d.ok)
@@ -155,8 +179,8 @@ async fn every_event_arrives_in_order_signed_through_failures_and_replays() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let accepted = || receiver.accepted.lock().unwrap().clone();
-    eventually("every selected event", || {
-        hooks.get(sub.id).unwrap().delivered == expected.len() as u64
+    eventually("every selected event", async || {
+        hooks.get(sub.id).await.unwrap().delivered == expected.len() as u64
     })
     .await;
     let got = accepted();
@@ -178,9 +202,9 @@ async fn every_event_arrives_in_order_signed_through_failures_and_replays() {
         assert_eq!(ce["specversion"], "1.0");
         assert!(ce["type"].as_str().unwrap().contains("lead."), "{ce}");
     }
-    let now = hooks.get(sub.id).unwrap();
+    let now = hooks.get(sub.id).await.unwrap();
     assert!(now.failing.is_none() && now.cursor.0 >= expected.last().unwrap().1);
-    let log_of = hooks.deliveries(sub.id, None, 100_000).unwrap();
+    let log_of = hooks.deliveries(sub.id, None, 100_000).await.unwrap();
     let failed: Vec<_> = log_of.iter().filter(|d| !d.ok).collect();
     assert!(failed.iter().any(|d| d.status == Some(500)), "{failed:?}");
     assert!(failed.iter().any(|d| d.status == Some(503)), "{failed:?}");
@@ -200,8 +224,11 @@ async fn every_event_arrives_in_order_signed_through_failures_and_replays() {
     // Replay from an old position: everything after it comes again, in order.
     let k = expected.len() / 2;
     let before = accepted().len();
-    hooks.replay(sub.id, Position(expected[k - 1].1)).unwrap();
-    eventually("the replay", || {
+    hooks
+        .replay(sub.id, Position(expected[k - 1].1))
+        .await
+        .unwrap();
+    eventually("the replay", async || {
         accepted().len() >= before + (expected.len() - k)
     })
     .await;
@@ -227,8 +254,11 @@ async fn every_event_arrives_in_order_signed_through_failures_and_replays() {
         })
         .await
         .unwrap();
-    eventually("the 410 pause", || hooks.get(gone_sub.id).unwrap().paused).await;
-    let paused = hooks.get(gone_sub.id).unwrap();
+    eventually("the 410 pause", async || {
+        hooks.get(gone_sub.id).await.unwrap().paused
+    })
+    .await;
+    let paused = hooks.get(gone_sub.id).await.unwrap();
     assert!(paused.paused_reason.unwrap().contains("410"));
     assert_eq!(paused.cursor, Position::START);
 
@@ -286,19 +316,19 @@ async fn an_undecodable_event_shows_as_the_subscriptions_failure() {
     let running = tokio::spawn(dispatcher.run(async {
         let _ = stop_rx.await;
     }));
-    eventually("the failure", || {
-        hooks.get(sub.id).unwrap().failing.is_some()
+    eventually("the failure", async || {
+        hooks.get(sub.id).await.unwrap().failing.is_some()
     })
     .await;
-    let failing = hooks.get(sub.id).unwrap().failing.unwrap();
+    let failing = hooks.get(sub.id).await.unwrap().failing.unwrap();
     assert_eq!(failing.position, appended.first_position);
     assert!(
         failing.last_error.contains("does not decode"),
         "{failing:?}"
     );
-    assert_eq!(hooks.get(sub.id).unwrap().cursor, Position::START);
+    assert_eq!(hooks.get(sub.id).await.unwrap().cursor, Position::START);
     assert!(
-        hooks.deliveries(sub.id, None, 10).unwrap().is_empty(),
+        hooks.deliveries(sub.id, None, 10).await.unwrap().is_empty(),
         "nothing was sent"
     );
     stop_tx.send(()).unwrap();

@@ -250,6 +250,10 @@ pub struct NotifyOptions {
     /// Internal webhook targets allowed despite the rule that targets be public addresses: host
     /// names (exact), IP addresses and CIDR networks, e.g. `["hooks.corp", "10.20.0.0/16"]`.
     pub webhook_allowed_hosts: Vec<String>,
+    /// The key file webhook and chat robot secrets are sealed with (made `0600` when missing).
+    /// None: `<read models>.webhooks.key` beside the read models. On JetStream every process on
+    /// one log must be given the same file (copy it to each machine).
+    pub webhook_key_file: Option<PathBuf>,
     /// The dashboard's public address (e.g. `https://funnel.example.com/`): chat robot messages
     /// link to it. None: messages carry no link.
     pub dashboard_url: Option<String>,
@@ -274,6 +278,7 @@ impl Default for NotifyOptions {
             webhook_backoff_initial_ms: 1_000,
             webhook_backoff_max_ms: 600_000,
             webhook_allowed_hosts: Vec::new(),
+            webhook_key_file: None,
             dashboard_url: None,
             robot_origins: Default::default(),
             nats_subjects: true,

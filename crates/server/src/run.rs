@@ -154,11 +154,7 @@ pub async fn serve(
         source,
     })?;
     let runner = Arc::new(RwLock::new(runner));
-    let hooks_path = sibling(&path, "webhooks.db");
-    let hooks = Webhooks::open(&hooks_path).map_err(|source| ServeError::Webhooks {
-        path: hooks_path.clone(),
-        source,
-    })?;
+    let hooks = open_webhooks(&url, &path, replicas, &options).await?;
     hooks.set_targets(options.notify.targets().map_err(crate::ConfigError)?);
     hooks.set_robot_origins(options.notify.robot_origins().map_err(crate::ConfigError)?);
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));
@@ -230,6 +226,7 @@ pub async fn serve(
     // On JetStream several processes may serve one log: the sagas run only in the process holding
     // their lease. On the embedded store this process is the only one and runs them.
     let mut saga_fence = None;
+    let mut webhook_fence = None;
     if let StoreUrl::Nats(nats_url) = &url {
         let leases = funnel_store_nats::NatsLeases::connect(
             nats_url,
@@ -246,23 +243,27 @@ pub async fn serve(
         let leases: Arc<dyn funnel_store::lease::LeaseStore> = Arc::new(leases);
         let holder = holder_id();
         let mut views = Vec::new();
-        // Webhook subscriptions are still a file of each process, so each process delivers its
-        // own and the dispatch takes no lease until they are shared (see ARCHITECTURE.md).
-        if options.workflows.enabled {
-            let name = SAGAS_LEASE;
+        // The sagas and the webhook dispatch each run in the one process holding their lease.
+        for (name, wanted, fence) in [
+            (SAGAS_LEASE, options.workflows.enabled, &mut saga_fence),
+            (WEBHOOKS_LEASE, options.notify.webhooks, &mut webhook_fence),
+        ] {
+            if !wanted {
+                continue;
+            }
             let lease = Arc::new(Lease::new(name, holder.clone(), leases.clone()));
             views.push(crate::LeaseView {
                 name: name.into(),
                 holder: holder.clone(),
                 state: lease.watch(),
             });
-            saga_fence = Some(lease.fence());
+            *fence = Some(lease.fence());
             let stop = stop_rx.clone();
             background.push(tokio::spawn(async move {
                 lease.run(stopped(stop)).await;
             }));
+            tracing::info!(%holder, lease = name, "taking part in a lease of the log");
         }
-        tracing::info!(%holder, "taking part in the sagas lease of the log");
         state.set_leases(views);
     }
     if options.notify.webhooks {
@@ -274,14 +275,15 @@ pub async fn serve(
             .map_err(|e| ServeError::WebhookClient(e.to_string()))?;
         let stop = stop_rx.clone();
         background.push(tokio::spawn(async move {
-            // No lease (yet): delivers this process's subscriptions until the server stops.
-            while_held(None, stop, |_term, until| {
+            // On JetStream, only while this process holds the `webhooks` lease; every attempt
+            // first passes its fence.
+            while_held(webhook_fence, stop, |term, until| {
                 let hooks = hooks.clone();
                 let store = store.clone();
                 let delivery = delivery.clone();
                 async move {
                     match Dispatcher::new(hooks, store, delivery) {
-                        Ok(d) => d.run(until).await,
+                        Ok(d) => d.fenced(term).run(until).await,
                         Err(e) => tracing::error!(error = %e, "cannot start the webhook dispatch"),
                     }
                 }
@@ -646,6 +648,70 @@ async fn republish_forever(
 
 /// The lease of the saga runtime.
 pub const SAGAS_LEASE: &str = "sagas";
+
+/// The name of the lease whose holder delivers the webhook subscriptions.
+pub const WEBHOOKS_LEASE: &str = "webhooks";
+
+/// The webhook subscriptions: beside the read models on the embedded store; on JetStream in
+/// buckets of the log's cluster, shared by every process on the log, their secrets sealed with
+/// `notify.webhook_key_file`. Subscriptions a process kept in its own file before they were
+/// shared are moved into the buckets once (and the file deleted).
+async fn open_webhooks(
+    url: &StoreUrl,
+    path: &Path,
+    replicas: usize,
+    options: &ServeOptions,
+) -> Result<Webhooks, ServeError> {
+    let local = sibling(path, "webhooks.db");
+    let StoreUrl::Nats(nats_url) = url else {
+        return Webhooks::open(&local).map_err(|source| ServeError::Webhooks {
+            path: local.clone(),
+            source,
+        });
+    };
+    let defaults = funnel_store_nats::NatsOptions::default();
+    let key_file = options
+        .notify
+        .webhook_key_file
+        .clone()
+        .unwrap_or_else(|| sibling(path, "webhooks.key"));
+    let bucket = PathBuf::from(funnel_notify::webhooks::kv::subscriptions_bucket(
+        &defaults.stream_name,
+    ));
+    let hooks = Webhooks::open_on_cluster(
+        nats_url,
+        &defaults.stream_name,
+        replicas,
+        defaults.request_timeout,
+        &key_file,
+    )
+    .await
+    .map_err(|source| ServeError::Webhooks {
+        path: bucket.clone(),
+        source,
+    })?;
+    if local.exists() {
+        let err = |source| ServeError::Webhooks {
+            path: local.clone(),
+            source,
+        };
+        let old = Webhooks::open(&local).map_err(err)?;
+        let moved = hooks.import(&old).await.map_err(err)?;
+        drop(old);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = local.clone().into_os_string();
+            name.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(name));
+        }
+        tracing::info!(
+            subscriptions = moved,
+            from = %local.display(),
+            to = %bucket.display(),
+            "webhook subscriptions moved into the log's cluster"
+        );
+    }
+    Ok(hooks)
+}
 
 /// This process's identity in lease records: host, process id and a random part, so a restarted
 /// process (same host and, possibly, the same id) is a new holder.

@@ -10,7 +10,7 @@ use std::time::Duration;
 pub const PLACEMENT_PATIENCE: Duration = Duration::from_secs(20);
 
 /// A JetStream context on a connection named `name` that reconnects for ever.
-pub(crate) async fn context(
+pub async fn bucket_context(
     url: &str,
     request_timeout: Duration,
     name: &str,
@@ -33,7 +33,7 @@ pub(crate) async fn context(
 /// Creates (or updates) the bucket `config` describes. A cluster that just (re)started may not
 /// count every peer online yet ("no suitable peers for placement, peer offline"): this waits for
 /// it up to [`PLACEMENT_PATIENCE`], warning once, before giving up.
-pub(crate) async fn create_patiently(
+pub async fn create_bucket_patiently(
     context: &jetstream::Context,
     config: kv::Config,
 ) -> Result<kv::Store, StoreError> {

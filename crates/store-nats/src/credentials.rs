@@ -42,7 +42,8 @@ impl NatsCredentials {
         replicas: usize,
         request_timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let context = crate::buckets::context(url, request_timeout, "funnel-credentials").await?;
+        let context =
+            crate::buckets::bucket_context(url, request_timeout, "funnel-credentials").await?;
         let bucket = credentials_bucket(stream_name);
         let config = kv::Config {
             bucket: bucket.clone(),
@@ -52,7 +53,7 @@ impl NatsCredentials {
             num_replicas: replicas.max(1),
             ..Default::default()
         };
-        let kv = crate::buckets::create_patiently(&context, config).await?;
+        let kv = crate::buckets::create_bucket_patiently(&context, config).await?;
         Ok(Self { kv, bucket })
     }
 

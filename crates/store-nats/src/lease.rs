@@ -55,7 +55,7 @@ impl NatsLeases {
         ttl: Duration,
         request_timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let context = crate::buckets::context(url, request_timeout, "funnel-leases").await?;
+        let context = crate::buckets::bucket_context(url, request_timeout, "funnel-leases").await?;
         let bucket = lease_bucket(stream_name);
         if let Ok(kv) = context.get_key_value(bucket.as_str()).await {
             let status = kv
@@ -85,7 +85,7 @@ impl NatsLeases {
                 "a lease's time to live must be at least one second".into(),
             ));
         }
-        let context = crate::buckets::context(url, request_timeout, "funnel-leases").await?;
+        let context = crate::buckets::bucket_context(url, request_timeout, "funnel-leases").await?;
         let bucket = lease_bucket(stream_name);
         let config = kv::Config {
             bucket: bucket.clone(),
@@ -96,7 +96,7 @@ impl NatsLeases {
             num_replicas: replicas.max(1),
             ..Default::default()
         };
-        let kv = crate::buckets::create_patiently(&context, config).await?;
+        let kv = crate::buckets::create_bucket_patiently(&context, config).await?;
         Ok(Self { kv, ttl, bucket })
     }
 }

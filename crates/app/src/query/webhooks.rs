@@ -81,8 +81,12 @@ pub fn read_error(e: WebhookError) -> AppError {
 }
 
 /// The subscription `id`, if it is within `scope` (others' subscriptions are not found).
-pub fn find(hooks: &Webhooks, scope: Option<OfficeId>, id: Uuid) -> Result<Subscription, AppError> {
-    let sub = hooks.get(id).map_err(read_error)?;
+pub async fn find(
+    hooks: &Webhooks,
+    scope: Option<OfficeId>,
+    id: Uuid,
+) -> Result<Subscription, AppError> {
+    let sub = hooks.get(id).await.map_err(read_error)?;
     if !visible(scope, &sub) {
         return Err(read_error(WebhookError::NotFound(id)));
     }
@@ -98,7 +102,7 @@ pub struct SubscriptionPage {
 }
 
 /// The subscriptions the caller may see, by id.
-pub fn list(
+pub async fn list(
     hooks: &Webhooks,
     caller: &Caller,
     paging: Paging<Uuid>,
@@ -106,6 +110,7 @@ pub fn list(
     let scope = scope(caller, false)?;
     let mut subs: Vec<Subscription> = hooks
         .list()
+        .await
         .map_err(read_error)?
         .into_iter()
         .filter(|s| visible(scope, s))
@@ -120,9 +125,9 @@ pub fn list(
 }
 
 /// One subscription the caller may see.
-pub fn get(hooks: &Webhooks, caller: &Caller, id: Uuid) -> Result<Subscription, AppError> {
+pub async fn get(hooks: &Webhooks, caller: &Caller, id: Uuid) -> Result<Subscription, AppError> {
     let scope = scope(caller, false)?;
-    find(hooks, scope, id).map(|s| shown(caller, s))
+    find(hooks, scope, id).await.map(|s| shown(caller, s))
 }
 
 /// A page of delivery attempts, newest first.
@@ -135,7 +140,7 @@ pub struct DeliveryPage {
 
 /// The delivery log of a subscription the caller may see: attempts older than `before`, at most
 /// `limit` (brought within 1 to 1000; 100 when absent), newest first.
-pub fn deliveries(
+pub async fn deliveries(
     hooks: &Webhooks,
     caller: &Caller,
     id: Uuid,
@@ -143,10 +148,11 @@ pub fn deliveries(
     limit: Option<usize>,
 ) -> Result<DeliveryPage, AppError> {
     let scope = scope(caller, false)?;
-    let sub = find(hooks, scope, id)?;
+    let sub = find(hooks, scope, id).await?;
     let limit = limit.unwrap_or(100).clamp(1, 1000);
     let page = hooks
         .deliveries(sub.id, before, limit)
+        .await
         .map_err(read_error)?;
     let next_before = (page.len() == limit)
         .then(|| page.last().map(|d| d.seq))

@@ -1,13 +1,11 @@
 //! The SQLite tables of the webhook subscriptions and their delivery log.
 
-use super::{Delivery, Failing, NewSubscription, Subscription, TargetKind, WebhookError};
+use super::store::{Change, KEEP_DELIVERIES, Stored, SubscriptionStore};
+use super::{Delivery, Failing, Subscription, TargetKind, WebhookError};
 use chrono::{DateTime, Utc};
 use funnel_types::{OfficeId, Position, StaffId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use uuid::Uuid;
-
-/// Attempts kept per subscription; older ones are pruned.
-pub const KEEP_DELIVERIES: i64 = 10_000;
 
 /// 2: the owner whose authority keeps a subscription alive, when and where it was paused, and
 /// sealed secrets. 3: chat robot targets, and how many events an attempt carried.
@@ -121,35 +119,59 @@ fn revision_sql(revision: u64) -> i64 {
     i64::try_from(revision).unwrap_or(i64::MAX)
 }
 
-pub fn insert(
-    c: &Connection,
-    id: Uuid,
-    new: &NewSubscription,
-    target: TargetKind,
-    shown_url: &str,
-    sealed_secret: &str,
-    now: DateTime<Utc>,
-) -> Result<(), WebhookError> {
-    let offices = serde_json::to_string(&new.selector.offices).map_err(corrupt("offices"))?;
-    let kinds = serde_json::to_string(new.selector.kinds.as_slice()).map_err(corrupt("kinds"))?;
+pub fn insert(c: &Connection, stored: &Stored) -> Result<(), WebhookError> {
+    let sub = &stored.subscription;
+    let offices = serde_json::to_string(&sub.offices).map_err(corrupt("offices"))?;
+    let kinds = serde_json::to_string(&sub.kinds).map_err(corrupt("kinds"))?;
     c.execute(
         "INSERT INTO subscriptions
              (id, url, description, offices, kinds, secret, cursor, paused, created_at, created_by,
               owner, owner_since, target)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, ?8, ?9, ?10, ?11, ?12)",
         params![
-            id.to_string(),
-            shown_url,
-            new.description,
+            sub.id.to_string(),
+            sub.url,
+            sub.description,
             offices,
             kinds,
-            sealed_secret,
-            position_sql(new.after),
-            now.to_rfc3339(),
-            new.created_by,
-            new.owner.map(|o| o.to_string()),
-            position_sql(new.owner_since),
-            target.as_str(),
+            stored.sealed_secret,
+            position_sql(sub.cursor),
+            sub.created_at.to_rfc3339(),
+            sub.created_by,
+            sub.owner.map(|o| o.to_string()),
+            position_sql(sub.owner_since),
+            sub.target.as_str(),
+        ],
+    )?;
+    // What changes after creation (an imported subscription comes with it).
+    write_state(c, sub)
+}
+
+/// Writes what changes after creation: cursor, pause, counts, failure, revision and owner.
+fn write_state(c: &Connection, sub: &Subscription) -> Result<(), WebhookError> {
+    let failing = sub
+        .failing
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(corrupt("failure"))?;
+    c.execute(
+        "UPDATE subscriptions SET cursor = ?2, paused = ?3, paused_reason = ?4, paused_at = ?5,
+             paused_position = ?6, delivered = ?7, failing = ?8, revision = ?9, owner = ?10,
+             owner_since = ?11
+         WHERE id = ?1",
+        params![
+            sub.id.to_string(),
+            position_sql(sub.cursor),
+            sub.paused,
+            sub.paused_reason,
+            sub.paused_at.map(|t| t.to_rfc3339()),
+            sub.paused_at_position.map(position_sql),
+            i64::try_from(sub.delivered).unwrap_or(i64::MAX),
+            failing,
+            revision_sql(sub.revision),
+            sub.owner.map(|o| o.to_string()),
+            position_sql(sub.owner_since),
         ],
     )?;
     Ok(())
@@ -268,67 +290,20 @@ pub fn flush_wal(c: &Connection) -> Result<(), WebhookError> {
     Ok(())
 }
 
-/// Pauses by hand.
-pub fn pause(c: &Connection, id: Uuid, now: DateTime<Utc>) -> Result<usize, WebhookError> {
-    Ok(c.execute(
-        "UPDATE subscriptions SET paused = 1, paused_reason = NULL, paused_at = ?2,
-             paused_position = NULL, failing = NULL, revision = revision + 1 WHERE id = ?1",
-        params![id.to_string(), now.to_rfc3339()],
-    )?)
-}
-
-/// Resumes; `owner` (with the position their authority was checked at) takes the subscription
-/// over when given.
-pub fn resume(
-    c: &Connection,
+/// Applies `change` inside one transaction; the subscription when it applied.
+pub fn update(
+    c: &mut Connection,
     id: Uuid,
-    owner: Option<(StaffId, Position)>,
-) -> Result<usize, WebhookError> {
-    let n = c.execute(
-        "UPDATE subscriptions SET paused = 0, paused_reason = NULL, paused_at = NULL,
-             paused_position = NULL, failing = NULL, revision = revision + 1 WHERE id = ?1",
-        params![id.to_string()],
-    )?;
-    if let Some((owner, since)) = owner {
-        c.execute(
-            "UPDATE subscriptions SET owner = ?2, owner_since = ?3 WHERE id = ?1",
-            params![id.to_string(), owner.to_string(), position_sql(since)],
-        )?;
+    change: &Change,
+) -> Result<Option<Subscription>, WebhookError> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut sub = get(&tx, id)?;
+    if !change.apply(&mut sub) {
+        return Ok(None);
     }
-    Ok(n)
-}
-
-/// Pauses at `position` with `reason` (the owner's authority ended there), unless something changed
-/// the subscription meanwhile; whether it did pause.
-pub fn pause_for_authority(
-    c: &Connection,
-    id: Uuid,
-    revision: u64,
-    reason: &str,
-    position: Position,
-    now: DateTime<Utc>,
-) -> Result<bool, WebhookError> {
-    let n = c.execute(
-        "UPDATE subscriptions SET paused = 1, paused_reason = ?3, paused_at = ?4,
-             paused_position = ?5, failing = NULL, revision = revision + 1
-         WHERE id = ?1 AND revision = ?2",
-        params![
-            id.to_string(),
-            revision_sql(revision),
-            reason,
-            now.to_rfc3339(),
-            position_sql(position)
-        ],
-    )?;
-    Ok(n > 0)
-}
-
-pub fn replay(c: &Connection, id: Uuid, after: Position) -> Result<usize, WebhookError> {
-    Ok(c.execute(
-        "UPDATE subscriptions SET cursor = ?2, failing = NULL, revision = revision + 1
-         WHERE id = ?1",
-        params![id.to_string(), position_sql(after)],
-    )?)
+    write_state(&tx, &sub)?;
+    tx.commit()?;
+    Ok(Some(sub))
 }
 
 pub fn delete(c: &Connection, id: Uuid) -> Result<(), WebhookError> {
@@ -341,53 +316,6 @@ pub fn delete(c: &Connection, id: Uuid) -> Result<(), WebhookError> {
         [id.to_string()],
     )?;
     flush_wal(c)
-}
-
-/// Moves the cursor forward (only while the subscription is at `revision`: a replay or pause made
-/// meanwhile wins). `delivered` events more were delivered. Returns whether it moved.
-pub fn advance(
-    c: &Connection,
-    id: Uuid,
-    revision: u64,
-    to: Position,
-    delivered: u64,
-) -> Result<bool, WebhookError> {
-    let n = c.execute(
-        "UPDATE subscriptions SET cursor = ?3, failing = NULL, delivered = delivered + ?4
-         WHERE id = ?1 AND revision = ?2 AND cursor < ?3",
-        params![
-            id.to_string(),
-            revision_sql(revision),
-            position_sql(to),
-            i64::try_from(delivered).unwrap_or(i64::MAX)
-        ],
-    )?;
-    Ok(n > 0)
-}
-
-pub fn set_failing(
-    c: &Connection,
-    id: Uuid,
-    revision: u64,
-    failing: &Failing,
-) -> Result<(), WebhookError> {
-    let text = serde_json::to_string(failing).map_err(corrupt("failure"))?;
-    c.execute(
-        "UPDATE subscriptions SET failing = ?3 WHERE id = ?1 AND revision = ?2",
-        params![id.to_string(), revision_sql(revision), text],
-    )?;
-    Ok(())
-}
-
-/// Pauses on the receiver's behalf (a `410 Gone`), unless something changed it meanwhile.
-pub fn pause_gone(
-    c: &Connection,
-    id: Uuid,
-    revision: u64,
-    reason: &str,
-    position: Position,
-) -> Result<(), WebhookError> {
-    pause_for_authority(c, id, revision, reason, position, Utc::now()).map(|_| ())
 }
 
 pub fn log_attempt(c: &Connection, id: Uuid, d: &Delivery) -> Result<u64, WebhookError> {
@@ -415,7 +343,7 @@ pub fn log_attempt(c: &Connection, id: Uuid, d: &Delivery) -> Result<u64, Webhoo
             "DELETE FROM deliveries WHERE subscription_id = ?1 AND seq <= (
                  SELECT seq FROM deliveries WHERE subscription_id = ?1
                  ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
-            params![id.to_string(), KEEP_DELIVERIES],
+            params![id.to_string(), KEEP_DELIVERIES as i64],
         )?;
     }
     Ok(u64::try_from(seq).unwrap_or(0))
@@ -452,4 +380,75 @@ pub fn deliveries(
         });
     }
     Ok(out)
+}
+
+/// The subscriptions in a SQLite file (or in memory).
+#[derive(Debug)]
+pub struct SqliteSubscriptions {
+    conn: std::sync::Mutex<Connection>,
+}
+
+impl SqliteSubscriptions {
+    /// Takes `conn` (migrated already).
+    pub fn new(conn: Connection) -> Self {
+        Self {
+            conn: std::sync::Mutex::new(conn),
+        }
+    }
+
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, WebhookError>,
+    ) -> Result<T, WebhookError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut conn)
+    }
+}
+
+#[async_trait::async_trait]
+impl SubscriptionStore for SqliteSubscriptions {
+    async fn insert(&self, stored: &Stored) -> Result<(), WebhookError> {
+        self.with(|c| insert(c, stored))
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Stored, WebhookError> {
+        self.with(|c| {
+            Ok(Stored {
+                subscription: get(c, id)?,
+                sealed_secret: secret(c, id)?,
+            })
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<Subscription>, WebhookError> {
+        self.with(|c| list(c))
+    }
+
+    async fn update(
+        &self,
+        id: Uuid,
+        change: &Change,
+    ) -> Result<Option<Subscription>, WebhookError> {
+        self.with(|c| update(c, id, change))
+    }
+
+    async fn delete(&self, id: Uuid) -> Result<(), WebhookError> {
+        self.with(|c| delete(c, id))
+    }
+
+    async fn log_attempt(&self, id: Uuid, delivery: &Delivery) -> Result<u64, WebhookError> {
+        self.with(|c| log_attempt(c, id, delivery))
+    }
+
+    async fn deliveries(
+        &self,
+        id: Uuid,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, WebhookError> {
+        self.with(|c| {
+            get(c, id)?;
+            deliveries(c, id, before, limit)
+        })
+    }
 }

@@ -9,10 +9,11 @@
 
 use super::robot::pace::{RobotClock, SystemRobotClock};
 use super::target::{GuardedResolver, Refused};
-use super::{Delivery, Failing, Subscription, WebhookError, Webhooks, db};
+use super::{Change, Delivery, Failing, Subscription, WebhookError, Webhooks};
 use chrono::Utc;
 use funnel_domain::Event;
 use funnel_store::Filter;
+use funnel_store::lease::Fence;
 use funnel_store::{EventStore, RecordedEvent, StoreError, SubscriptionItem};
 use funnel_types::{Envelope, Position};
 use futures::StreamExt;
@@ -76,13 +77,58 @@ pub(super) enum WorkerError {
 }
 
 impl Webhooks {
-    pub(super) fn advance(
+    pub(super) async fn advance(
         &self,
         sub: &Subscription,
         to: Position,
         delivered: u64,
     ) -> Result<(), WebhookError> {
-        self.with(|c| db::advance(c, sub.id, sub.revision, to, delivered))?;
+        self.apply(
+            sub.id,
+            Change::Advance {
+                revision: sub.revision,
+                to,
+                delivered,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Notes the current event's failure (while the subscription is at the revision read).
+    pub(super) async fn set_failing(
+        &self,
+        sub: &Subscription,
+        failing: Failing,
+    ) -> Result<(), WebhookError> {
+        self.apply(
+            sub.id,
+            Change::Failing {
+                revision: sub.revision,
+                failing,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Pauses at `position` for `reason`, unless the subscription changed since it was read.
+    pub(super) async fn pause_at(
+        &self,
+        sub: &Subscription,
+        reason: String,
+        position: Position,
+    ) -> Result<(), WebhookError> {
+        self.apply(
+            sub.id,
+            Change::PauseAt {
+                revision: sub.revision,
+                reason,
+                position,
+                at: Utc::now(),
+            },
+        )
+        .await?;
         Ok(())
     }
 }
@@ -91,6 +137,7 @@ impl Webhooks {
 #[derive(Debug)]
 pub struct Dispatcher {
     hooks: Webhooks,
+    fence: Option<(Fence, u64)>,
     store: Arc<dyn EventStore>,
     options: DeliveryOptions,
     client: reqwest::Client,
@@ -114,11 +161,19 @@ impl Dispatcher {
             .build()?;
         Ok(Self {
             hooks,
+            fence: None,
             store,
             options,
             client,
             clock: Arc::new(SystemRobotClock),
         })
+    }
+
+    /// Every attempt first passes `fence` under `term` (the `webhooks` lease of a log shared by
+    /// several processes), so a holder that lost the lease while paused sends nothing more.
+    pub fn fenced(mut self, fence: Option<(Fence, u64)>) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// Chat robots are paced, and sign, by `clock` (the system's by default).
@@ -132,7 +187,7 @@ impl Dispatcher {
         let mut changes = self.hooks.changes();
         tokio::pin!(stop);
         loop {
-            match self.hooks.list() {
+            match self.hooks.list().await {
                 Ok(subs) => self.reconcile(&mut workers, subs),
                 Err(e) => tracing::error!(error = %e, "cannot list webhook subscriptions"),
             }
@@ -168,6 +223,7 @@ impl Dispatcher {
             }
             let worker = Worker {
                 hooks: self.hooks.clone(),
+                fence: self.fence.clone(),
                 store: self.store.clone(),
                 options: self.options.clone(),
                 client: self.client.clone(),
@@ -191,6 +247,7 @@ impl Dispatcher {
 
 pub(super) struct Worker {
     pub(super) hooks: Webhooks,
+    pub(super) fence: Option<(Fence, u64)>,
     pub(super) store: Arc<dyn EventStore>,
     pub(super) options: DeliveryOptions,
     pub(super) client: reqwest::Client,
@@ -233,33 +290,43 @@ fn ends_authority(owner: funnel_types::StaffId, event: &Event) -> Option<String>
 pub(super) const SAVE_SKIPPED_EVERY: u32 = 512;
 
 impl Worker {
+    /// Passes when this process may still deliver (always without a lease).
+    pub(super) async fn may_send(&self) -> Result<(), WorkerError> {
+        if let Some((fence, term)) = &self.fence {
+            fence.check(*term).await?;
+        }
+        Ok(())
+    }
+
     /// Decodes an event to deliver; one that does not decode is shown on the subscription as its
     /// failure and stops the worker, which is started again (a newer Funnel may read the event).
-    pub(super) fn decode_or_fail(
+    pub(super) async fn decode_or_fail(
         &self,
         sub: &Subscription,
         rec: &RecordedEvent,
     ) -> Result<Envelope<Event>, WorkerError> {
-        funnel_codec::decode_recorded(rec).or_else(|e| {
-            let now = Utc::now();
-            let failing = Failing {
-                position: rec.meta.position,
-                since: now,
-                attempts: 0,
-                last_error: format!("the event does not decode: {e}"),
-                next_attempt_at: now,
-            };
-            self.hooks
-                .with(|c| db::set_failing(c, sub.id, sub.revision, &failing))?;
-            Err(WorkerError::Decode {
-                position: rec.meta.position,
-                detail: e.to_string(),
-            })
-        })
+        match funnel_codec::decode_recorded(rec) {
+            Ok(env) => Ok(env),
+            Err(e) => {
+                let now = Utc::now();
+                let failing = Failing {
+                    position: rec.meta.position,
+                    since: now,
+                    attempts: 0,
+                    last_error: format!("the event does not decode: {e}"),
+                    next_attempt_at: now,
+                };
+                self.hooks.set_failing(sub, failing).await?;
+                Err(WorkerError::Decode {
+                    position: rec.meta.position,
+                    detail: e.to_string(),
+                })
+            }
+        }
     }
 
     /// Pauses the subscription if `rec` ends its owner's authority; returns whether it did.
-    pub(super) fn check_authority(
+    pub(super) async fn check_authority(
         &self,
         sub: &Subscription,
         rec: &RecordedEvent,
@@ -282,10 +349,7 @@ impl Worker {
             "{why} at position {position}; whoever may manage it now can resume or delete it"
         );
         tracing::warn!(subscription = %sub.id, %reason, "webhook subscription paused");
-        self.hooks.with(|c| {
-            db::pause_for_authority(c, sub.id, sub.revision, &reason, position, Utc::now())
-        })?;
-        self.hooks.touched();
+        self.hooks.pause_at(sub, reason, position).await?;
         Ok(true)
     }
 
@@ -307,7 +371,7 @@ impl Worker {
             let Some(last) = batch.last() else { break };
             after = last.meta.position;
             for rec in batch.iter().filter(|r| r.meta.position <= sub.cursor) {
-                if self.check_authority(sub, rec)? {
+                if self.check_authority(sub, rec).await? {
                     return Ok(true);
                 }
             }
@@ -317,7 +381,7 @@ impl Worker {
 
     async fn run(&self, sub: &Subscription) -> Result<(), WorkerError> {
         let selector = sub.selector();
-        let secret = self.hooks.secret(sub.id)?;
+        let secret = self.hooks.secret(sub.id).await?;
         if self.authority_before_cursor(sub).await? {
             return Ok(());
         }
@@ -338,30 +402,30 @@ impl Worker {
                 SubscriptionItem::CaughtUp(head) => {
                     let to = cursor.max(head);
                     if to > sub.cursor {
-                        self.hooks.advance(sub, to, 0)?;
+                        self.hooks.advance(sub, to, 0).await?;
                     }
                     cursor = to;
                     skipped = 0;
                 }
                 SubscriptionItem::Event(rec) => {
                     let position = rec.meta.position;
-                    if self.check_authority(sub, &rec)? {
+                    if self.check_authority(sub, &rec).await? {
                         return Ok(());
                     }
                     if !selector.admits(&rec.meta) {
                         cursor = position;
                         skipped += 1;
                         if skipped >= SAVE_SKIPPED_EVERY {
-                            self.hooks.advance(sub, cursor, 0)?;
+                            self.hooks.advance(sub, cursor, 0).await?;
                             skipped = 0;
                         }
                         continue;
                     }
-                    let env = self.decode_or_fail(sub, &rec)?;
+                    let env = self.decode_or_fail(sub, &rec).await?;
                     let body = funnel_codec::to_cloudevent(&env).to_string();
                     match self.deliver(sub, &secret, &rec.meta, body).await? {
                         Outcome::Delivered => {
-                            self.hooks.advance(sub, position, 1)?;
+                            self.hooks.advance(sub, position, 1).await?;
                             cursor = position;
                             skipped = 0;
                         }
@@ -386,6 +450,7 @@ impl Worker {
         let mut since = None;
         loop {
             attempt += 1;
+            self.may_send().await?;
             let now = Utc::now();
             let timestamp = now.timestamp();
             let signature = super::sign::sign(secret, &msg_id, timestamp, body.as_bytes())
@@ -446,7 +511,7 @@ impl Worker {
                 events: 1,
                 duration_ms: Some(duration_ms),
             };
-            self.hooks.with(|c| db::log_attempt(c, sub.id, &delivery))?;
+            self.hooks.log_attempt(sub.id, &delivery).await?;
             let Some(error) = error else {
                 return Ok(Outcome::Delivered);
             };
@@ -456,9 +521,7 @@ impl Worker {
                     meta.position
                 );
                 tracing::warn!(subscription = %sub.id, %reason, "webhook subscription paused");
-                self.hooks
-                    .with(|c| db::pause_gone(c, sub.id, sub.revision, &reason, meta.position))?;
-                self.hooks.touched();
+                self.hooks.pause_at(sub, reason, meta.position).await?;
                 return Ok(Outcome::Gone);
             }
             let wait = self.options.backoff(attempt);
@@ -471,8 +534,7 @@ impl Worker {
                     + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX),
             };
             tracing::debug!(subscription = %sub.id, position = %meta.position, attempt, error = %failing.last_error, "webhook delivery failed");
-            self.hooks
-                .with(|c| db::set_failing(c, sub.id, sub.revision, &failing))?;
+            self.hooks.set_failing(sub, failing).await?;
             tokio::time::sleep(wait).await;
         }
     }

@@ -21,13 +21,16 @@
 
 mod db;
 pub mod dispatch;
+pub mod kv;
 pub mod robot;
 pub mod seal;
 pub mod sign;
+pub mod store;
 pub mod target;
 
 pub use dispatch::{DeliveryOptions, Dispatcher};
 pub use robot::{RobotOrigins, TargetKind};
+pub use store::{Change, KEEP_DELIVERIES, Stored, SubscriptionStore};
 pub use target::Targets;
 
 use crate::Selector;
@@ -63,6 +66,8 @@ pub enum WebhookError {
     },
     #[error("webhook database: {0}")]
     Db(#[from] rusqlite::Error),
+    #[error("webhook subscriptions on the log's cluster: {0}")]
+    Cluster(String),
     #[error("webhook database holds a bad {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
 }
@@ -224,11 +229,11 @@ pub struct Queue {
     pub waiting: usize,
 }
 
-/// The subscription database, shared by the API (which changes subscriptions) and the dispatcher
-/// (which delivers and moves cursors). Cheap to clone.
+/// The subscriptions, shared by the API (which changes subscriptions) and the dispatcher (which
+/// delivers and moves cursors). Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Webhooks {
-    db: Arc<Mutex<rusqlite::Connection>>,
+    store: Arc<dyn SubscriptionStore>,
     changed: Arc<watch::Sender<u64>>,
     key: SealKey,
     targets: Arc<RwLock<Arc<Targets>>>,
@@ -260,6 +265,28 @@ pub fn check_url(text: &str) -> Result<url::Url, WebhookError> {
 /// The key file of the database at `path`: beside it, `<name>.key` for `<name>.db`.
 pub fn key_path(path: &Path) -> PathBuf {
     path.with_extension("key")
+}
+
+/// Seals every secret stored in plain text, then rewrites the database and empties its
+/// write-ahead log so the plain text is gone from both files.
+fn seal_plaintext(subs: &db::SqliteSubscriptions, key: &SealKey) -> Result<(), WebhookError> {
+    subs.with(|c| {
+        let plain = db::unsealed_secrets(c)?;
+        if plain.is_empty() {
+            return Ok(());
+        }
+        for (id, secret) in &plain {
+            db::set_secret(c, *id, &key.seal(*id, secret))?;
+        }
+        db::flush_wal(c)?;
+        c.execute_batch("VACUUM")?;
+        db::flush_wal(c)?;
+        tracing::info!(
+            subscriptions = plain.len(),
+            "webhook secrets stored in plain text were sealed"
+        );
+        Ok(())
+    })
 }
 
 /// How many secrets in the database at `path` are sealed (zero when it has no subscriptions yet).
@@ -312,48 +339,101 @@ impl Webhooks {
             }
         }
         let key = SealKey::load_or_create(&key_file).map_err(key_err)?;
-        let hooks = Self::from_connection(rusqlite::Connection::open(path)?, key)?;
-        hooks.seal_plaintext()?;
+        let conn = rusqlite::Connection::open(path)?;
+        db::migrate(&conn)?;
+        let subs = db::SqliteSubscriptions::new(conn);
+        seal_plaintext(&subs, &key)?;
+        Ok(Self::with_store(Arc::new(subs), key))
+    }
+
+    /// The subscriptions of the log `stream_name` in buckets of its JetStream cluster at `url`
+    /// ([`kv`]), shared by every process on that log. Their secrets are sealed with the key in
+    /// `key_file` (made when missing), which every such process must be given: a process with
+    /// another key is refused here, naming the file.
+    pub async fn open_on_cluster(
+        url: &str,
+        stream_name: &str,
+        replicas: usize,
+        request_timeout: std::time::Duration,
+        key_file: &Path,
+    ) -> Result<Self, WebhookError> {
+        let key_err = |source| WebhookError::Key {
+            path: key_file.display().to_string(),
+            source,
+        };
+        if key_file.exists() {
+            funnel_store::files::prepare_private_file(key_file).map_err(key_err)?;
+        }
+        let key = SealKey::load_or_create(key_file).map_err(key_err)?;
+        let subs = kv::KvSubscriptions::open(url, stream_name, replicas, request_timeout).await?;
+        subs.claim_key(&key.id(), &key_file.display().to_string())
+            .await?;
+        let others = subs.changes();
+        let hooks = Self::with_store(Arc::new(subs), key);
+        hooks.follow_changes_of_others(others);
         Ok(hooks)
+    }
+
+    /// Copies the subscriptions of `from` that are not here yet (with their cursors, their
+    /// secrets sealed again with this key); answers how many. Their delivery logs stay behind.
+    /// Refused, copying nothing, when a secret of `from` does not open with its key.
+    pub async fn import(&self, from: &Webhooks) -> Result<usize, WebhookError> {
+        let mut moving = Vec::new();
+        for sub in from.store.list().await? {
+            match self.store.get(sub.id).await {
+                Ok(_) => continue,
+                Err(WebhookError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let plain = from.secret(sub.id).await?;
+            moving.push(Stored {
+                sealed_secret: self.key.seal(sub.id, &plain),
+                subscription: sub,
+            });
+        }
+        for stored in &moving {
+            self.store.insert(stored).await?;
+        }
+        if !moving.is_empty() {
+            self.touched();
+        }
+        Ok(moving.len())
     }
 
     /// A database in memory (tests, and servers run without webhooks).
     pub fn in_memory() -> Result<Self, WebhookError> {
-        Self::from_connection(rusqlite::Connection::open_in_memory()?, SealKey::random())
+        let conn = rusqlite::Connection::open_in_memory()?;
+        db::migrate(&conn)?;
+        Ok(Self::with_store(
+            Arc::new(db::SqliteSubscriptions::new(conn)),
+            SealKey::random(),
+        ))
     }
 
-    fn from_connection(conn: rusqlite::Connection, key: SealKey) -> Result<Self, WebhookError> {
-        db::migrate(&conn)?;
-        Ok(Self {
-            db: Arc::new(Mutex::new(conn)),
+    /// Subscriptions kept in `store`, their secrets sealed with `key`.
+    pub fn with_store(store: Arc<dyn SubscriptionStore>, key: SealKey) -> Self {
+        Self {
+            store,
             changed: Arc::new(watch::channel(0).0),
             key,
             targets: Arc::new(RwLock::new(Arc::new(Targets::default()))),
             robots: Arc::new(RwLock::new(RobotOrigins::default())),
             queues: Arc::new(Mutex::new(HashMap::new())),
-        })
+        }
     }
 
-    /// Seals every secret stored in plain text, then rewrites the database and empties its
-    /// write-ahead log so the plain text is gone from both files.
-    fn seal_plaintext(&self) -> Result<(), WebhookError> {
-        self.with(|c| {
-            let plain = db::unsealed_secrets(c)?;
-            if plain.is_empty() {
-                return Ok(());
+    /// Tells [`Webhooks::changes`] of changes made elsewhere (another process on the same
+    /// buckets) as `seen` reports them, until it ends or every handle is dropped.
+    pub fn follow_changes_of_others(&self, mut seen: watch::Receiver<u64>) {
+        let changed = Arc::downgrade(&self.changed);
+        tokio::spawn(async move {
+            while seen.changed().await.is_ok() {
+                match changed.upgrade() {
+                    Some(c) => c.send_modify(|g| *g += 1),
+                    None => break,
+                }
             }
-            for (id, secret) in &plain {
-                db::set_secret(c, *id, &self.key.seal(*id, secret))?;
-            }
-            db::flush_wal(c)?;
-            c.execute_batch("VACUUM")?;
-            db::flush_wal(c)?;
-            tracing::info!(
-                subscriptions = plain.len(),
-                "webhook secrets stored in plain text were sealed"
-            );
-            Ok(())
-        })
+        });
     }
 
     /// Where targets may be, and how names resolve (the default: public addresses only, through
@@ -391,14 +471,6 @@ impl Webhooks {
         };
     }
 
-    fn with<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Connection) -> Result<T, WebhookError>,
-    ) -> Result<T, WebhookError> {
-        let conn = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        f(&conn)
-    }
-
     fn touched(&self) {
         self.changed.send_modify(|g| *g += 1);
     }
@@ -425,19 +497,10 @@ impl Webhooks {
         let secret = sign::new_secret();
         let id = Uuid::now_v7();
         let sealed = self.key.seal(id, &secret);
-        let sub = self.with(|c| {
-            db::insert(
-                c,
-                id,
-                &new,
-                TargetKind::Webhook,
-                &new.url,
-                &sealed,
-                Utc::now(),
-            )?;
-            db::get(c, id)
-        })?;
-        self.touched();
+        let shown = new.url.clone();
+        let sub = self
+            .insert(id, new, TargetKind::Webhook, shown, sealed)
+            .await?;
         Ok((sub, secret))
     }
 
@@ -476,96 +539,136 @@ impl Webhooks {
             detail: e.to_string(),
         })?;
         let sealed = self.key.seal(id, &text);
-        let sub = self.with(|c| {
-            db::insert(c, id, &new, robot.kind, &masked, &sealed, Utc::now())?;
-            db::get(c, id)
-        })?;
+        self.insert(id, new, robot.kind, masked, sealed).await
+    }
+
+    async fn insert(
+        &self,
+        id: Uuid,
+        new: NewSubscription,
+        target: TargetKind,
+        shown_url: String,
+        sealed_secret: String,
+    ) -> Result<Subscription, WebhookError> {
+        let subscription = Subscription {
+            id,
+            url: shown_url,
+            target,
+            description: new.description,
+            offices: new.selector.offices,
+            kinds: new.selector.kinds.0,
+            cursor: new.after,
+            paused: false,
+            paused_reason: None,
+            paused_at: None,
+            paused_at_position: None,
+            delivered: 0,
+            failing: None,
+            created_at: Utc::now(),
+            created_by: new.created_by,
+            owner: new.owner,
+            owner_since: new.owner_since,
+            revision: 0,
+        };
+        self.store
+            .insert(&Stored {
+                subscription: subscription.clone(),
+                sealed_secret,
+            })
+            .await?;
         self.touched();
-        Ok(sub)
+        Ok(subscription)
     }
 
     /// The URL and secret a chat robot subscription sends with.
-    fn credentials(&self, id: Uuid) -> Result<robot::Credentials, WebhookError> {
-        let text = self.secret(id)?;
+    async fn credentials(&self, id: Uuid) -> Result<robot::Credentials, WebhookError> {
+        let text = self.secret(id).await?;
         serde_json::from_str(&text).map_err(|e| WebhookError::Corrupt {
             what: "robot credentials",
             detail: e.to_string(),
         })
     }
 
-    pub fn list(&self) -> Result<Vec<Subscription>, WebhookError> {
-        self.with(db::list)
+    pub async fn list(&self) -> Result<Vec<Subscription>, WebhookError> {
+        self.store.list().await
     }
 
-    pub fn get(&self, id: Uuid) -> Result<Subscription, WebhookError> {
-        self.with(|c| db::get(c, id))
+    pub async fn get(&self, id: Uuid) -> Result<Subscription, WebhookError> {
+        Ok(self.store.get(id).await?.subscription)
     }
 
     /// Stops delivery (the cursor stays where it is).
-    pub fn pause(&self, id: Uuid) -> Result<Subscription, WebhookError> {
-        self.change(id, |c| db::pause(c, id, Utc::now()))
+    pub async fn pause(&self, id: Uuid) -> Result<Subscription, WebhookError> {
+        self.change(id, Change::Pause { at: Utc::now() }).await
     }
 
     /// Delivery goes on from the cursor. `owner` (whose authority was checked at the position
     /// given) becomes the subscription's owner.
-    pub fn resume(
+    pub async fn resume(
         &self,
         id: Uuid,
         owner: Option<(funnel_types::StaffId, Position)>,
     ) -> Result<Subscription, WebhookError> {
-        self.change(id, |c| db::resume(c, id, owner))
+        self.change(id, Change::Resume { owner }).await
     }
 
     /// Delivery starts again after `after` (earlier or later than the cursor); the current
     /// failure, if any, is forgotten.
-    pub fn replay(&self, id: Uuid, after: Position) -> Result<Subscription, WebhookError> {
-        self.change(id, |c| db::replay(c, id, after))
+    pub async fn replay(&self, id: Uuid, after: Position) -> Result<Subscription, WebhookError> {
+        self.change(id, Change::Replay { after }).await
     }
 
     /// Removes the subscription and its delivery log.
-    pub fn delete(&self, id: Uuid) -> Result<(), WebhookError> {
-        self.with(|c| db::delete(c, id))?;
+    pub async fn delete(&self, id: Uuid) -> Result<(), WebhookError> {
+        self.store.delete(id).await?;
         self.touched();
         Ok(())
     }
 
     /// Delivery attempts, newest first, with `seq` below `before` when given.
-    pub fn deliveries(
+    pub async fn deliveries(
         &self,
         id: Uuid,
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Delivery>, WebhookError> {
-        self.with(|c| {
-            db::get(c, id)?;
-            db::deliveries(c, id, before, limit)
-        })
+        self.store.deliveries(id, before, limit).await
     }
 
-    fn change(
-        &self,
-        id: Uuid,
-        f: impl FnOnce(&rusqlite::Connection) -> Result<usize, WebhookError>,
-    ) -> Result<Subscription, WebhookError> {
-        let sub = self.with(|c| {
-            if f(c)? == 0 {
-                return Err(WebhookError::NotFound(id));
-            }
-            db::get(c, id)
-        })?;
+    /// A change asked for through the API: it always applies.
+    async fn change(&self, id: Uuid, change: Change) -> Result<Subscription, WebhookError> {
+        let sub = self
+            .store
+            .update(id, &change)
+            .await?
+            .ok_or(WebhookError::NotFound(id))?;
         self.touched();
         Ok(sub)
     }
 
+    /// A change the dispatch makes; whether it applied. Pauses are announced.
+    pub(crate) async fn apply(&self, id: Uuid, change: Change) -> Result<bool, WebhookError> {
+        let applied = self.store.update(id, &change).await?.is_some();
+        if applied && change.is_announced() {
+            self.touched();
+        }
+        Ok(applied)
+    }
+
+    /// Records an attempt.
+    pub(crate) async fn log_attempt(&self, id: Uuid, d: &Delivery) -> Result<u64, WebhookError> {
+        self.store.log_attempt(id, d).await
+    }
+
     /// The secret the dispatcher signs with.
-    fn secret(&self, id: Uuid) -> Result<String, WebhookError> {
-        let sealed = self.with(|c| db::secret(c, id))?;
+    async fn secret(&self, id: Uuid) -> Result<String, WebhookError> {
+        let sealed = self.store.get(id).await?.sealed_secret;
         self.key
             .open(id, &sealed)
             .ok_or_else(|| WebhookError::Corrupt {
                 what: "secret",
                 detail: format!(
-                    "the secret of subscription {id} does not open with this database's key file"
+                    "the secret of subscription {id} does not open with this process's webhook key file"
                 ),
             })
     }
@@ -604,35 +707,73 @@ mod tests {
         let mut changes = hooks.changes();
         let (sub, secret) = hooks.create(new("https://crm.example/hook")).await.unwrap();
         assert!(secret.starts_with("whsec_"));
-        assert_eq!(hooks.secret(sub.id).unwrap(), secret);
+        assert_eq!(hooks.secret(sub.id).await.unwrap(), secret);
         assert_eq!(
             (sub.cursor, sub.paused, sub.revision),
             (Position(7), false, 0)
         );
         assert!(changes.has_changed().unwrap());
         changes.mark_unchanged();
-        let paused = hooks.pause(sub.id).unwrap();
+        let paused = hooks.pause(sub.id).await.unwrap();
         assert!(paused.paused && paused.revision > sub.revision && paused.paused_at.is_some());
         assert!(changes.has_changed().unwrap());
         let owner = funnel_types::StaffId::derived("new owner");
-        let resumed = hooks.resume(sub.id, Some((owner, Position(9)))).unwrap();
+        let resumed = hooks
+            .resume(sub.id, Some((owner, Position(9))))
+            .await
+            .unwrap();
         assert!(!resumed.paused && resumed.paused_at.is_none());
         assert_eq!(
             (resumed.owner, resumed.owner_since),
             (Some(owner), Position(9))
         );
-        let replayed = hooks.replay(sub.id, Position(0)).unwrap();
+        let replayed = hooks.replay(sub.id, Position(0)).await.unwrap();
         assert_eq!(replayed.cursor, Position(0));
-        assert_eq!(hooks.list().unwrap(), vec![replayed]);
-        hooks.delete(sub.id).unwrap();
+        assert_eq!(hooks.list().await.unwrap(), vec![replayed]);
+        hooks.delete(sub.id).await.unwrap();
         assert!(matches!(
-            hooks.pause(sub.id),
+            hooks.pause(sub.id).await,
             Err(WebhookError::NotFound(_))
         ));
         assert!(matches!(
-            hooks.deliveries(sub.id, None, 10),
+            hooks.deliveries(sub.id, None, 10).await,
             Err(WebhookError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn imported_subscriptions_keep_their_state_and_secret_under_the_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Webhooks::open(&dir.path().join("old.db")).unwrap();
+        old.set_targets(public_targets());
+        let (a, secret) = old.create(new("https://crm.example/a")).await.unwrap();
+        let b = old
+            .replay(
+                old.create(new("https://crm.example/b")).await.unwrap().0.id,
+                Position(2),
+            )
+            .await
+            .unwrap();
+        let to = Webhooks::in_memory().unwrap();
+        // One is there already (a second start after an interrupted move): it is kept.
+        to.store
+            .insert(&Stored {
+                subscription: a.clone(),
+                sealed_secret: to.key.seal(a.id, &secret),
+            })
+            .await
+            .unwrap();
+        assert_eq!(to.import(&old).await.unwrap(), 1);
+        assert_eq!(to.list().await.unwrap(), vec![a.clone(), b.clone()]);
+        assert_eq!(to.secret(a.id).await.unwrap(), secret);
+        assert_eq!(
+            to.secret(b.id).await.unwrap(),
+            old.secret(b.id).await.unwrap()
+        );
+        // Sealed with the new key, not copied.
+        let sealed = to.store.get(b.id).await.unwrap().sealed_secret;
+        assert_ne!(sealed, old.store.get(b.id).await.unwrap().sealed_secret);
+        assert_eq!(to.import(&old).await.unwrap(), 0, "nothing twice");
     }
 
     #[tokio::test]

@@ -49,14 +49,43 @@ impl SealKey {
                 Ok(Self(bytes.into()))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Written whole beside it, then linked into place: processes starting at once
+                // (sharing the file) all end up with the one key that was linked first.
                 let key = Self::random();
-                let mut file = funnel_store::files::create_private(path)?;
+                let mut name = path.as_os_str().to_os_string();
+                name.push(format!(
+                    ".{}.{:08x}.tmp",
+                    std::process::id(),
+                    rand::random::<u32>()
+                ));
+                let tmp = std::path::PathBuf::from(name);
+                let mut file = funnel_store::files::create_private(&tmp)?;
                 writeln!(file, "{}", STANDARD.encode(key.0.as_slice()))?;
                 file.sync_all()?;
-                Ok(key)
+                let linked = std::fs::hard_link(&tmp, path);
+                let _ = std::fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => Ok(key),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::load_or_create(path)
+                    }
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// A name of the key that shows nothing of it (a keyed hash of a fixed text), so that
+    /// processes sharing subscriptions can tell whether they were given the same key.
+    pub fn id(&self) -> String {
+        use hmac::Mac as _;
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(self.0.as_slice())
+                .expect("HMAC takes a key of any length");
+        mac.update(b"funnel webhook key id");
+        let bytes = mac.finalize().into_bytes();
+        bytes[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The sealed form of subscription `id`'s secret.
@@ -126,5 +155,22 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600);
         }
+    }
+
+    #[test]
+    fn processes_making_the_key_file_at_once_all_get_the_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.key");
+        let ids: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| SealKey::load_or_create(&path).unwrap().id()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+        assert_eq!(SealKey::load_or_create(&path).unwrap().id(), ids[0]);
+        assert_eq!(ids[0].len(), 16);
+        // Nothing is left beside it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -119,13 +119,13 @@ pub fn metrics_router(state: AppState) -> axum::Router {
 
 async fn render_metrics(state: AppState) -> Response {
     if let Ok(head) = state.store().head().await {
-        let runner = state.runner().read().await;
-        for s in runner.status() {
+        let status = state.runner().read().await.status();
+        for s in status {
             state
                 .metrics()
                 .projection_lag(s.name, head.0.saturating_sub(s.checkpoint.0));
         }
-        let subs = state.webhooks().list().unwrap_or_default();
+        let subs = state.webhooks().list().await.unwrap_or_default();
         let sagas_here = state.options().workflows.enabled
             && state
                 .lease(crate::run::SAGAS_LEASE)

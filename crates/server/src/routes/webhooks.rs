@@ -129,9 +129,13 @@ fn problem(e: WebhookError) -> Problem {
 }
 
 /// The subscription `id`, if the caller may see it (others' subscriptions are not found).
-fn find(state: &AppState, scope: Option<OfficeId>, id: &str) -> Result<Subscription, Problem> {
+async fn find(
+    state: &AppState,
+    scope: Option<OfficeId>,
+    id: &str,
+) -> Result<Subscription, Problem> {
     let id: Uuid = path_id("webhook id", id)?;
-    Ok(query::find(state.webhooks(), scope, id)?)
+    Ok(query::find(state.webhooks(), scope, id).await?)
 }
 
 /// `POST /webhooks`.
@@ -233,7 +237,7 @@ pub async fn list(
     // The role is checked before the page size, as it always was.
     scope(&caller, false)?;
     let paging = Paging::bounded(params.after, params.limit)?;
-    Ok(Json(query::list(state.webhooks(), &caller, paging)?))
+    Ok(Json(query::list(state.webhooks(), &caller, paging).await?))
 }
 
 /// `GET /webhooks/{id}`.
@@ -244,7 +248,7 @@ pub async fn get(
 ) -> Result<Json<Subscription>, Problem> {
     scope(&caller, false)?;
     let id: Uuid = path_id("webhook id", &id)?;
-    Ok(Json(query::get(state.webhooks(), &caller, id)?))
+    Ok(Json(query::get(state.webhooks(), &caller, id).await?))
 }
 
 /// `DELETE /webhooks/{id}`.
@@ -254,8 +258,8 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let scope = scope(&caller, true)?;
-    let sub = find(&state, scope, &id)?;
-    state.webhooks().delete(sub.id).map_err(problem)?;
+    let sub = find(&state, scope, &id).await?;
+    state.webhooks().delete(sub.id).await.map_err(problem)?;
     tracing::info!(subscription = %sub.id, by = %caller.staff_id, "webhook subscription deleted");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -268,22 +272,24 @@ pub async fn change(
     body: RawBody,
 ) -> Result<Json<Subscription>, Problem> {
     let scope = scope(&caller, true)?;
-    let sub = find(&state, scope, &id)?;
+    let sub = find(&state, scope, &id).await?;
     let hooks = state.webhooks();
     let changed = match action.as_str() {
-        "pause" => hooks.pause(sub.id),
+        "pause" => hooks.pause(sub.id).await,
         // The resumer's authority keeps it going from now on.
         "resume" => {
             let head = state.store().head().await?;
-            hooks.resume(
-                sub.id,
-                Some((caller.staff_id, caller.resolved_at.min(head))),
-            )
+            hooks
+                .resume(
+                    sub.id,
+                    Some((caller.staff_id, caller.resolved_at.min(head))),
+                )
+                .await
         }
         "replay" => {
             let req: ReplayWebhook = body.json()?;
             super::read::not_beyond_head(&state, Position(req.from)).await?;
-            hooks.replay(sub.id, Position(req.from))
+            hooks.replay(sub.id, Position(req.from)).await
         }
         other => {
             return Err(Problem::not_found(
@@ -307,11 +313,7 @@ pub async fn deliveries(
 ) -> Result<Json<DeliveryPage>, Problem> {
     scope(&caller, false)?;
     let id: Uuid = path_id("webhook id", &id)?;
-    Ok(Json(query::deliveries(
-        state.webhooks(),
-        &caller,
-        id,
-        params.before,
-        params.limit,
-    )?))
+    Ok(Json(
+        query::deliveries(state.webhooks(), &caller, id, params.before, params.limit).await?,
+    ))
 }

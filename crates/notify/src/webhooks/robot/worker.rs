@@ -10,7 +10,7 @@ use super::pace::Budget;
 use super::render::{Names, Rendered};
 use super::{Answer, Message, TargetKind};
 use crate::webhooks::dispatch::{SAVE_SKIPPED_EVERY, Worker, WorkerError, describe};
-use crate::webhooks::{Delivery, Failing, Queue, Subscription, db};
+use crate::webhooks::{Delivery, Failing, Queue, Subscription};
 use funnel_store::{Filter, SubscriptionItem};
 use funnel_types::Position;
 use futures::StreamExt;
@@ -64,7 +64,7 @@ impl Worker {
 
     async fn robot_loop(&self, sub: &Subscription) -> Result<(), WorkerError> {
         let kind = sub.target;
-        let creds = self.hooks.credentials(sub.id)?;
+        let creds = self.hooks.credentials(sub.id).await?;
         if self.authority_before_cursor(sub).await? {
             return Ok(());
         }
@@ -99,20 +99,20 @@ impl Worker {
                         SubscriptionItem::CaughtUp(head) => {
                             read_to = read_to.max(head);
                             if waiting.is_empty() && read_to > saved {
-                                self.hooks.advance(sub, read_to, 0)?;
+                                self.hooks.advance(sub, read_to, 0).await?;
                                 saved = read_to;
                                 skipped = 0;
                             }
                         }
                         SubscriptionItem::Event(rec) => {
                             let position = rec.meta.position;
-                            if self.check_authority(sub, &rec)? {
+                            if self.check_authority(sub, &rec).await? {
                                 return Ok(());
                             }
                             read_to = position;
                             let admitted = selector.admits(&rec.meta);
                             if admitted {
-                                let env = self.decode_or_fail(sub, &rec)?;
+                                let env = self.decode_or_fail(sub, &rec).await?;
                                 names.note(&env.payload);
                                 waiting.push_back(Waiting {
                                     position,
@@ -129,7 +129,7 @@ impl Worker {
                                 if waiting.is_empty() {
                                     skipped += 1;
                                     if skipped >= SAVE_SKIPPED_EVERY {
-                                        self.hooks.advance(sub, read_to, 0)?;
+                                        self.hooks.advance(sub, read_to, 0).await?;
                                         saved = read_to;
                                         skipped = 0;
                                     }
@@ -146,7 +146,7 @@ impl Worker {
                     let to = waiting
                         .front()
                         .map_or(read_to, |w| Position(w.position.0.saturating_sub(1)));
-                    self.hooks.advance(sub, to, sent as u64)?;
+                    self.hooks.advance(sub, to, sent as u64).await?;
                     saved = saved.max(to);
                     skipped = 0;
                     self.hooks.set_queue(sub.id, Some(Queue { read_to, waiting: waiting.len() }));
@@ -197,6 +197,7 @@ impl Worker {
             let slot = budget.next_slot(self.clock.now());
             self.clock.sleep_until(slot).await;
             attempt += 1;
+            self.may_send().await?;
             let now = self.clock.now();
             budget.spend(now);
             let url = super::send_url(kind, creds, now);
@@ -256,7 +257,7 @@ impl Worker {
                 events: u32::try_from(n).unwrap_or(u32::MAX),
                 duration_ms: Some(duration_ms),
             };
-            self.hooks.with(|c| db::log_attempt(c, sub.id, &delivery))?;
+            self.hooks.log_attempt(sub.id, &delivery).await?;
             let (error, next) = match answer {
                 Answer::Accepted => return Ok(n),
                 Answer::Throttled(e, wait) => {
@@ -281,8 +282,7 @@ impl Worker {
                 last_error: error.clone(),
                 next_attempt_at: next,
             };
-            self.hooks
-                .with(|c| db::set_failing(c, sub.id, sub.revision, &failing))?;
+            self.hooks.set_failing(sub, failing).await?;
             if next > now && budget.next_slot(now) < next {
                 // An ordinary failure waits its backoff in real time; a throttle waits on the
                 // budget above.
