@@ -953,3 +953,57 @@ async fn passwords_and_failed_sign_ins_are_shared_by_the_processes_of_a_cluster(
     drop(servers);
     drop(cluster);
 }
+
+/// A process that kept webhook subscriptions in its own file (before they were shared) moves them
+/// into the cluster's buckets at its first start: the same subscription, cursor and secret key,
+/// served by every process; the file is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_kept_in_a_process_file_move_into_the_cluster() {
+    use funnel_notify::webhooks::{NewSubscription, Targets, Webhooks};
+    let cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
+    let store_url = cluster.url_list();
+    let url: StoreUrl = store_url.parse().expect("url");
+    bootstrap(&url).await;
+    let dirs: Vec<_> = (0..2)
+        .map(|_| tempfile::tempdir().expect("tempdir"))
+        .collect();
+    let boss =
+        tokio::task::block_in_place(|| common::staff_token(&store_url, dirs[0].path(), "王总"));
+    // What the first process's folder held: its subscriptions beside its read models.
+    let models = dirs[0].path().join(funnel_server::projections_path(&url));
+    let file = models.with_file_name(format!(
+        "{}.webhooks.db",
+        models.file_stem().expect("stem").to_string_lossy()
+    ));
+    std::fs::create_dir_all(file.parent().expect("folder")).expect("folder");
+    let old = Webhooks::open(&file).expect("the old file");
+    old.set_targets(Targets::new(&["127.0.0.1".into()]).expect("targets"));
+    let (made, _) = old
+        .create(NewSubscription {
+            url: "http://127.0.0.1:9/hook".into(),
+            description: "CRM".into(),
+            selector: Default::default(),
+            after: Position(1),
+            created_by: "王总".into(),
+            owner: Some(StaffId::derived("王总")),
+            owner_since: Position(1),
+        })
+        .await
+        .expect("a subscription");
+    let paused = old.pause(made.id).await.expect("paused");
+    drop(old);
+    let key = file.with_extension("key");
+    let servers: Vec<Server> = tokio::task::block_in_place(|| {
+        dirs.iter()
+            .map(|d| Server::start(&store_url, d.path(), &key))
+            .collect()
+    });
+    assert!(!file.exists(), "the old file is deleted once moved");
+    for s in &servers {
+        let got = s.get(&format!("/webhooks/{}", made.id), &boss);
+        assert_eq!(got["cursor"], json!(1), "{got}");
+        assert_eq!(got["paused"], json!(true), "{got}");
+        assert_eq!(got["revision"], json!(paused.revision), "{got}");
+        assert_eq!(got["description"], "CRM", "{got}");
+    }
+}
