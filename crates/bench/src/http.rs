@@ -429,12 +429,19 @@ async fn lead_ids(
     )?;
     let total = first["total"].as_u64().unwrap_or(0);
     let step = (total / want.max(1) as u64).max(1);
+    // Every `step`-th lead of the index, walked in pages by keyset (`after=`): an offset would
+    // cost the server its whole prefix on every page.
     let mut ids = Vec::new();
-    let mut offset = 0u64;
-    while offset < total && ids.len() < want {
+    let mut after: Option<String> = None;
+    let mut seen = 0u64;
+    while ids.len() < want {
+        let mut url = format!("{base}/leads?limit=500");
+        if let Some(a) = &after {
+            url.push_str(&format!("&after={a}"));
+        }
         let page: serde_json::Value = serde_json::from_slice(
             &client
-                .get(format!("{base}/leads?limit=1&offset={offset}"))
+                .get(url)
                 .bearer_auth(token)
                 .send()
                 .await?
@@ -442,10 +449,19 @@ async fn lead_ids(
                 .bytes()
                 .await?,
         )?;
-        if let Some(id) = page["leads"][0]["id"].as_str() {
-            ids.push(id.to_string());
+        for lead in page["leads"].as_array().into_iter().flatten() {
+            if seen.is_multiple_of(step)
+                && ids.len() < want
+                && let Some(id) = lead["id"].as_str()
+            {
+                ids.push(id.to_string());
+            }
+            seen += 1;
         }
-        offset += step;
+        match page["next_after"].as_str() {
+            Some(next) => after = Some(next.to_string()),
+            None => break,
+        }
     }
     Ok((ids, total))
 }
