@@ -1,7 +1,10 @@
 //! Driving a runner that others read at the same time: [`follow`] keeps a runner behind a
 //! `tokio::sync::RwLock` up to date with the live tail, taking the write lock only to apply a page
-//! already read (never across a store request), so readers wait at most for one page; and
-//! [`wait_until_shared`] / [`query_at_least`] give read-your-writes on top of it.
+//! already read (never across a store request) and to record what was saved, so readers wait at
+//! most for one page to be applied: serialising the models and writing them (the table models'
+//! rows after every page, the in-memory models every `follow_save_interval`) happen under the read
+//! lock, beside the readers. [`wait_until_shared`] / [`query_at_least`] give read-your-writes on
+//! top of it.
 
 use crate::{Progress, ReadModel, Runner, RunnerError};
 use funnel_store::{EventStore, Filter};
@@ -48,16 +51,22 @@ pub async fn follow(
                 break;
             }
             events += page.len() as u64;
-            let mut r = shared.write().await;
-            r.apply_page(after, &page)?;
-            progress(&r.progress(events));
+            let all = {
+                let mut r = shared.write().await;
+                r.apply_page_unsaved(after, &page)?;
+                r.save_due()
+            };
+            // The table models' rows now (they serve reads); everything during a long catch-up.
+            save_shared(shared, !all).await?;
+            progress(&shared.read().await.progress(events));
         }
-        {
-            let mut r = shared.write().await;
-            if r.is_dirty() && last_save.elapsed() >= options.follow_save_interval {
-                r.save()?;
-                last_save = Instant::now();
-            }
+        let due = {
+            let r = shared.read().await;
+            r.is_dirty() && last_save.elapsed() >= options.follow_save_interval
+        };
+        if due {
+            save_shared(shared, false).await?;
+            last_save = Instant::now();
         }
         // Wait for the next append; wake after the save interval to save what changed.
         let after = {
@@ -69,6 +78,28 @@ pub async fn follow(
             () = &mut shutdown => return shared.write().await.save(),
         }
     }
+}
+
+/// Saves the shared runner's changed states (only its table models' with `tables_only`): the
+/// models are serialised and written under the read lock, and only the bookkeeping (and a
+/// rebuild's switch) takes the write lock. Nothing else applies events to a followed runner, so
+/// nothing changes between the two.
+async fn save_shared(shared: &RwLock<Runner>, tables_only: bool) -> Result<(), RunnerError> {
+    let written = {
+        let r = shared.read().await;
+        match r.prepare_save(tables_only)? {
+            Some(save) => {
+                let committed = r.write_save(&save);
+                Some((save, committed))
+            }
+            None => None,
+        }
+    };
+    let mut r = shared.write().await;
+    if let Some((save, committed)) = written {
+        r.finish_save(save, committed)?;
+    }
+    r.check_switches()
 }
 
 /// Waits until every live state of the shared runner is at or beyond `position`, as moved by a

@@ -146,9 +146,14 @@ impl TimeIndex {
         self.pending.iter().chain(&self.open).copied().collect()
     }
 
-    /// Says that [`TimeIndex::unsaved`] was saved: the closed spans are not kept any more.
-    pub fn saved(&mut self) {
-        self.pending.clear();
+    /// How many closed spans [`TimeIndex::unsaved`] holds now.
+    pub fn closed(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Says that the first `n` closed spans were saved: they are not kept any more.
+    pub fn saved_first(&mut self, n: usize) {
+        self.pending.drain(..n.min(self.pending.len()));
     }
 }
 

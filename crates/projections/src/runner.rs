@@ -42,8 +42,8 @@ pub struct RunnerOptions {
     /// Events after which snapshots and checkpoints are saved during a catch-up.
     pub save_every: u64,
     /// While following the live tail, the shortest time between two saves of the in-memory
-    /// models (table models commit every page). A save serialises them under the runner's write
-    /// lock; a crash replays at most this long of events.
+    /// models (table models commit every page). A save serialises them (under the read lock of a
+    /// followed runner, beside its readers); a crash replays at most this long of events.
     pub follow_save_interval: Duration,
     /// Events between two history snapshots of a model that keeps them
     /// ([`ReadModel::KEEPS_HISTORY`], [`crate::history`]); 0 keeps none.
@@ -159,6 +159,29 @@ impl Instance {
             tables: self.model.tables(),
         })
     }
+}
+
+/// A save made from the runner's state and not recorded yet ([`Runner::prepare_save`]).
+#[derive(Debug)]
+pub struct PreparedSave {
+    writes: Vec<Write>,
+    saved: Vec<SavedState>,
+    cleared: Vec<usize>,
+    /// History snapshots it writes (the first of the runner's list).
+    history: usize,
+    /// Closed spans of the time index it writes (the first of the index's list).
+    spans_closed: usize,
+    /// It saves every changed state (not only the table models).
+    all: bool,
+}
+
+/// One state a save writes, as it was when the save was made.
+#[derive(Debug)]
+struct SavedState {
+    entry: usize,
+    slot: Slot,
+    checkpoint: Position,
+    parked: usize,
 }
 
 /// A registered projection: its live state and maybe a rebuild.
@@ -531,6 +554,36 @@ impl Runner {
         after: Position,
         page: &[RecordedEvent],
     ) -> Result<(), RunnerError> {
+        self.apply_chunks(after, page, true)?;
+        // Table models serve from their committed tables: write what the page changed now, so
+        // that the checkpoint published below is what readers of the tables see.
+        self.save_matching(|i| i.model.tables().is_some())?;
+        self.check_switches()?;
+        self.publish();
+        Ok(())
+    }
+
+    /// [`Runner::apply_page`] without any save, switch or publication: a runner behind a lock
+    /// applies a page under the write lock, then writes it under a read lock
+    /// ([`Runner::prepare_save`], [`Runner::write_save`]), then records it
+    /// ([`Runner::finish_save`], which publishes) and switches rebuilds
+    /// ([`Runner::check_switches`]) under the write lock again ([`crate::follow`]).
+    pub fn apply_page_unsaved(
+        &mut self,
+        after: Position,
+        page: &[RecordedEvent],
+    ) -> Result<(), RunnerError> {
+        self.apply_chunks(after, page, false)
+    }
+
+    /// Applies a page chunk by chunk (a chunk ends at every `save_every` events); saves at the end
+    /// of each chunk that completes `save_every` when `saving`.
+    fn apply_chunks(
+        &mut self,
+        after: Position,
+        page: &[RecordedEvent],
+        saving: bool,
+    ) -> Result<(), RunnerError> {
         let Some(last) = page.last().map(|e| e.meta.position) else {
             return Ok(());
         };
@@ -547,12 +600,16 @@ impl Runner {
         };
         let mut start = 0;
         while start < page.len() {
-            // Apply up to the next save point, so saves fall every `save_every` events.
-            let room = self
-                .options
-                .save_every
-                .saturating_sub(self.since_save)
-                .max(1);
+            // Apply up to the next save point, so saves fall every `save_every` events (the whole
+            // page when the caller saves).
+            let room = if saving {
+                self.options
+                    .save_every
+                    .saturating_sub(self.since_save)
+                    .max(1)
+            } else {
+                u64::MAX
+            };
             let end = start
                 + usize::try_from(room)
                     .unwrap_or(usize::MAX)
@@ -589,7 +646,7 @@ impl Runner {
             }
             self.head = self.head.max(chunk_last);
             self.since_save += chunk.len() as u64;
-            if self.since_save >= self.options.save_every {
+            if saving && self.since_save >= self.options.save_every {
                 let reloads = self.reloads;
                 self.save()?;
                 // The states loaded again may be anywhere below this chunk: the rest of the page
@@ -600,11 +657,6 @@ impl Runner {
             }
             start = end;
         }
-        // Table models serve from their committed tables: write what the page changed now, so
-        // that the checkpoint published below is what readers of the tables see.
-        self.save_matching(|i| i.model.tables().is_some())?;
-        self.check_switches()?;
-        self.publish();
         Ok(())
     }
 
@@ -716,11 +768,43 @@ impl Runner {
         Ok(())
     }
 
+    /// Whether a save of every changed state is due while following: `save_every` events since
+    /// the last one (during a long catch-up).
+    pub fn save_due(&self) -> bool {
+        self.since_save >= self.options.save_every
+    }
+
     /// Saves the changed states that `which` selects (with the stale rebuild slots of their
     /// projections) in one transaction.
     fn save_matching(&mut self, which: impl Fn(&Instance) -> bool) -> Result<(), RunnerError> {
+        let Some(save) = self.prepare_matching(which, false)? else {
+            return Ok(());
+        };
+        let committed = self.write_save(&save);
+        self.finish_save(save, committed)
+    }
+
+    /// Makes the rows of a save of every changed state (or only of the table models, whose
+    /// tables serve reads and must be written after every page) from a shared borrow, so that a
+    /// runner behind a lock can be serialised and written under a read lock while readers go on
+    /// ([`crate::follow`]). `None` when there is nothing to save. Write it with
+    /// [`Runner::write_save`] and record it with [`Runner::finish_save`]; nothing may be applied
+    /// in between.
+    pub fn prepare_save(&self, tables_only: bool) -> Result<Option<PreparedSave>, RunnerError> {
+        if tables_only {
+            self.prepare_matching(|i| i.model.tables().is_some(), false)
+        } else {
+            self.prepare_matching(|_| true, true)
+        }
+    }
+
+    fn prepare_matching(
+        &self,
+        which: impl Fn(&Instance) -> bool,
+        all: bool,
+    ) -> Result<Option<PreparedSave>, RunnerError> {
         let mut writes = Vec::new();
-        let mut saved: Vec<(usize, Slot)> = Vec::new();
+        let mut saved = Vec::new();
         let mut cleared: Vec<usize> = Vec::new();
         for (n, e) in self.entries.iter().enumerate() {
             let selected = |i: &&Instance| i.readable && which(i);
@@ -754,61 +838,96 @@ impl Runner {
                     row: i.row(slot)?,
                     parked: i.parked[i.saved_parked..].to_vec(),
                 });
-                saved.push((n, slot));
+                saved.push(SavedState {
+                    entry: n,
+                    slot,
+                    checkpoint: i.checkpoint,
+                    parked: i.parked.len(),
+                });
             }
         }
         if writes.is_empty() && self.history.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         // The time index and the history snapshots go with any save (kept if it fails).
         let spans = self.times.unsaved();
+        let spans_closed = self.times.closed();
         if !spans.is_empty() {
             writes.push(Write::Spans(spans));
         }
-        let history = std::mem::take(&mut self.history);
-        writes.extend(history.iter().cloned().map(Write::History));
-        let entries = &self.entries;
-        let committed = self.checkpoints.commit_with(&writes, |tx| {
-            for (n, slot) in &saved {
-                let e = &entries[*n];
-                let i = match slot {
-                    Slot::Live => Some(&e.live),
-                    Slot::Rebuild => e.rebuild.as_ref(),
-                };
-                if let Some(i) = i.filter(|i| i.dirty) {
-                    i.model.write_tables(tx)?;
-                }
+        writes.extend(self.history.iter().cloned().map(Write::History));
+        Ok(Some(PreparedSave {
+            writes,
+            saved,
+            cleared,
+            history: self.history.len(),
+            spans_closed,
+            all,
+        }))
+    }
+
+    /// Writes a prepared save in one transaction (with the pending rows of its table models).
+    pub fn write_save(&self, save: &PreparedSave) -> Result<Committed, RunnerError> {
+        let mut states = Vec::new();
+        for s in &save.saved {
+            let e = &self.entries[s.entry];
+            let i = match s.slot {
+                Slot::Live => Some(&e.live),
+                Slot::Rebuild => e.rebuild.as_ref(),
+            };
+            // Tables written beyond (or short of) the checkpoint saved beside them would be
+            // applied again, or skipped, after a restart.
+            match i.filter(|i| i.checkpoint == s.checkpoint) {
+                Some(i) => states.push(i),
+                None => return Err(RunnerError::StaleSave(e.live.model.name())),
+            }
+        }
+        let committed = self.checkpoints.commit_with(&save.writes, |tx| {
+            for i in &states {
+                i.model.write_tables(tx)?;
             }
             Ok(())
-        });
-        match committed {
-            Err(e) => {
-                self.history = history;
-                return Err(e.into());
-            }
-            Ok(Committed::Superseded { name, slot }) => return self.reload(&name, slot),
-            Ok(Committed::Done) => {}
+        })?;
+        Ok(committed)
+    }
+
+    /// Records a save written by [`Runner::write_save`]: the states it saved are clean, or, when
+    /// another runner had saved first, the saved states are loaded again.
+    pub fn finish_save(
+        &mut self,
+        save: PreparedSave,
+        committed: Result<Committed, RunnerError>,
+    ) -> Result<(), RunnerError> {
+        match committed? {
+            Committed::Superseded { name, slot } => return self.reload(&name, slot),
+            Committed::Done => {}
         }
-        self.times.saved();
-        for n in cleared {
+        self.times.saved_first(save.spans_closed);
+        self.history.drain(..save.history.min(self.history.len()));
+        for n in save.cleared {
             let e = &mut self.entries[n];
             e.clear_rebuild = false;
             e.saved_rebuild = None;
         }
-        for (n, slot) in saved {
-            let e = &mut self.entries[n];
-            let i = match slot {
+        for s in save.saved {
+            let e = &mut self.entries[s.entry];
+            let i = match s.slot {
                 Slot::Live => Some(&mut e.live),
                 Slot::Rebuild => e.rebuild.as_mut(),
             };
-            if let Some(i) = i.filter(|i| i.dirty) {
+            // The state saved is the one here (nothing was applied in between).
+            if let Some(i) = i.filter(|i| i.checkpoint == s.checkpoint) {
                 i.model.tables_written();
                 i.dirty = false;
-                i.saved_parked = i.parked.len();
+                i.saved_parked = s.parked;
                 let saved = i.saved();
-                *e.saved_mut(slot) = Some(saved);
+                *e.saved_mut(s.slot) = Some(saved);
             }
         }
+        if save.all {
+            self.since_save = 0;
+        }
+        self.publish();
         Ok(())
     }
 

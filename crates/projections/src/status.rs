@@ -83,6 +83,8 @@ pub enum RunnerError {
     AlreadyRegistered(&'static str),
     #[error("no projection named {0}")]
     Unknown(String),
+    #[error("projection {0}: events were applied between preparing a save and writing it")]
+    StaleSave(&'static str),
     #[error("timed out waiting for position {position}; projections are at {checkpoint}")]
     Timeout {
         position: Position,

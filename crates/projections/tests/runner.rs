@@ -462,3 +462,123 @@ proptest! {
         rt.block_on(check_history(a, b, ops, page, save_every));
     }
 }
+
+/// A model whose snapshot says it started (`gate`'s first flag), then waits until the gate opens
+/// (its second flag), or gives up after `WAIT`.
+#[derive(Debug)]
+struct Gated {
+    gate: Gate,
+    applied: u64,
+}
+
+type Gate = std::sync::Arc<(std::sync::Mutex<(bool, bool)>, std::sync::Condvar)>;
+
+impl funnel_projections::Projection for Gated {
+    fn name(&self) -> &'static str {
+        "gated"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn apply(&mut self, _: &funnel_types::Envelope<funnel_domain::Event>) -> Result<(), String> {
+        self.applied += 1;
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, String> {
+        let (flags, changed) = &*self.gate;
+        let mut flags = flags.lock().unwrap();
+        flags.0 = true;
+        changed.notify_all();
+        while !flags.1 {
+            let (now, waited) = changed.wait_timeout(flags, WAIT).unwrap();
+            flags = now;
+            if waited.timed_out() {
+                return Err("nobody read the runner while it was being saved".into());
+            }
+        }
+        Ok(self.applied.to_le_bytes().to_vec())
+    }
+
+    fn restore(&self, snapshot: &[u8]) -> Result<Box<dyn funnel_projections::Projection>, String> {
+        let bytes: [u8; 8] = snapshot.try_into().map_err(|_| "not 8 bytes".to_string())?;
+        Ok(Box::new(Gated {
+            gate: self.gate.clone(),
+            applied: u64::from_le_bytes(bytes),
+        }))
+    }
+
+    fn fresh(&self) -> Box<dyn funnel_projections::Projection> {
+        Box::new(Gated {
+            gate: self.gate.clone(),
+            applied: 0,
+        })
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// The follower serialises and writes the models under the read lock: a reader gets in while a
+/// save is under way (here, while the model's snapshot waits for that reader).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_are_served_while_the_follower_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    fill(&store, 50, 10).await;
+    let gate: Gate = std::sync::Arc::new((
+        std::sync::Mutex::new((false, false)),
+        std::sync::Condvar::new(),
+    ));
+    let mut runner = Runner::open(
+        dir.path().join("checkpoints.sqlite"),
+        RunnerOptions {
+            follow_save_interval: std::time::Duration::ZERO,
+            ..small(16, 1000)
+        },
+    )
+    .unwrap();
+    runner
+        .add(Box::new(Gated {
+            gate: gate.clone(),
+            applied: 0,
+        }))
+        .unwrap();
+    let shared = std::sync::Arc::new(RwLock::new(runner));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let following = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            follow(
+                &shared,
+                &store,
+                async {
+                    let _ = stop_rx.await;
+                },
+                &mut |_| {},
+            )
+            .await
+        })
+    };
+    // Wait (on a thread of its own) for the save to start: the snapshot is waiting. Then read.
+    let started = gate.clone();
+    tokio::task::spawn_blocking(move || {
+        let (flags, changed) = &*started;
+        let flags = flags.lock().unwrap();
+        let _started = changed.wait_while(flags, |f| !f.0).unwrap();
+    })
+    .await
+    .unwrap();
+    let read = tokio::time::timeout(WAIT, shared.read()).await;
+    assert!(read.is_ok(), "the reader waited for the save");
+    drop(read);
+    gate.0.lock().unwrap().1 = true;
+    gate.1.notify_all();
+    stop_tx.send(()).unwrap();
+    following.await.unwrap().unwrap();
+    let runner = shared.read().await;
+    assert_eq!(runner.status()[0].checkpoint, Position(50));
+}
