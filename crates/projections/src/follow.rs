@@ -30,34 +30,14 @@ pub async fn follow(
     loop {
         // Apply every page up to the head.
         loop {
-            let head = tokio::select! {
-                h = store.head() => h?,
+            let applied = tokio::select! {
+                n = follow_step(shared, store) => n?,
                 () = &mut shutdown => return shared.write().await.save(),
             };
-            let after = {
-                let mut r = shared.write().await;
-                r.note_head(head, store.backend());
-                r.check_switches()?;
-                r.low_water()
-            };
-            let Some(after) = after.filter(|a| *a < head) else {
-                break;
-            };
-            let page = tokio::select! {
-                p = store.read_all(after, &Filter::All, options.page_size) => p?,
-                () = &mut shutdown => return shared.write().await.save(),
-            };
-            if page.is_empty() {
+            if applied == 0 {
                 break;
             }
-            events += page.len() as u64;
-            let all = {
-                let mut r = shared.write().await;
-                r.apply_page_unsaved(after, &page)?;
-                r.save_due()
-            };
-            // The table models' rows now (they serve reads); everything during a long catch-up.
-            save_shared(shared, !all).await?;
+            events += applied as u64;
             progress(&shared.read().await.progress(events));
         }
         let due = {
@@ -78,6 +58,39 @@ pub async fn follow(
             () = &mut shutdown => return shared.write().await.save(),
         }
     }
+}
+
+/// Reads one page from the shared runner's lowest checkpoint and applies it as [`follow`] does:
+/// under the write lock, then saves the table models' rows (and every changed state when
+/// `save_every` events have passed) beside the readers, and switches rebuilds that have caught
+/// up. Returns the number of events applied (zero at the head). Safe to cancel at any await: what
+/// was applied and not saved is saved by the next save.
+pub async fn follow_step(
+    shared: &RwLock<Runner>,
+    store: &dyn EventStore,
+) -> Result<usize, RunnerError> {
+    let head = store.head().await?;
+    let (after, page_size) = {
+        let mut r = shared.write().await;
+        r.note_head(head, store.backend());
+        r.check_switches()?;
+        (r.low_water(), r.options().page_size)
+    };
+    let Some(after) = after.filter(|a| *a < head) else {
+        return Ok(0);
+    };
+    let page = store.read_all(after, &Filter::All, page_size).await?;
+    if page.is_empty() {
+        return Ok(0);
+    }
+    let all = {
+        let mut r = shared.write().await;
+        r.apply_page_unsaved(after, &page)?;
+        r.save_due()
+    };
+    // The table models' rows now (they serve reads); everything during a long catch-up.
+    save_shared(shared, !all).await?;
+    Ok(page.len())
 }
 
 /// Saves the shared runner's changed states (only its table models' with `tables_only`): the

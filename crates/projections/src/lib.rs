@@ -16,7 +16,7 @@ mod status;
 mod tables;
 mod zones;
 
-pub use follow::{follow, query_at_least, wait_until_shared};
+pub use follow::{follow, follow_step, query_at_least, wait_until_shared};
 pub use projection::{Parked, Projection, Typed};
 pub use replay::{AsOf, AsOfInput, Replayed, replay_as_of, replay_as_of_until, replay_from};
 pub use runner::{Runner, RunnerOptions};

@@ -127,6 +127,12 @@ impl Instance {
         }
     }
 
+    /// Whether a history snapshot is due with the state exactly at `at`.
+    fn history_is_due(&self, at: Position) -> bool {
+        self.history_due
+            .is_some_and(|due| self.checkpoint >= due && self.checkpoint == at)
+    }
+
     /// Takes a history snapshot if one is due and the state is exactly at `at` (the end of the
     /// chunk it just applied).
     fn take_history(&mut self, at: Position) {
@@ -169,6 +175,8 @@ pub struct PreparedSave {
     cleared: Vec<usize>,
     /// History snapshots it writes (the first of the runner's list).
     history: usize,
+    /// History snapshots it took itself: (entry, slot, position, compressed size).
+    history_now: Vec<(usize, Slot, Position, usize)>,
     /// Closed spans of the time index it writes (the first of the index's list).
     spans_closed: usize,
     /// It saves every changed state (not only the table models).
@@ -226,6 +234,13 @@ impl Entry {
             .filter(|i| i.readable)
             .chain(self.rebuild.as_ref())
     }
+}
+
+/// Events until the next history snapshot after one of `size` bytes: a whole model per snapshot,
+/// spaced so that the history takes at most `HISTORY_BYTES_PER_EVENT` of disk per event of the
+/// log, not a square of it.
+fn history_spacing(every: u64, size: usize) -> u64 {
+    every.max(size as u64 / crate::history::HISTORY_BYTES_PER_EVENT)
 }
 
 /// Decodes a page, the two halves on two threads.
@@ -300,6 +315,9 @@ pub struct Runner {
     history: Vec<HistoryRow>,
     /// How many times the saved states were loaded again ([`Runner::reload`]).
     reloads: u64,
+    /// The position and id of the last event applied (where a history snapshot taken by the
+    /// next save stands).
+    last_applied: Option<(Position, String)>,
 }
 
 impl Runner {
@@ -312,6 +330,7 @@ impl Runner {
             times,
             history: Vec::new(),
             reloads: 0,
+            last_applied: None,
             options: RunnerOptions {
                 page_size: options.page_size.max(1),
                 save_every: options.save_every.max(1),
@@ -627,16 +646,22 @@ impl Runner {
                 // The states are independent: each applies the chunk on its own thread, while the
                 // store reads the next page.
                 // No state may need this chunk (a page read before the states moved on).
+                // Without saving, the history snapshot is taken by the save that follows
+                // (`prepare_save`), beside the readers of a shared runner.
                 if let Some((first, rest)) = instances.split_first_mut() {
                     std::thread::scope(|scope| {
                         for i in rest.iter_mut() {
                             scope.spawn(move || {
                                 apply_to(i, chunk, decoded);
-                                i.take_history(chunk_last);
+                                if saving {
+                                    i.take_history(chunk_last);
+                                }
                             });
                         }
                         apply_to(first, chunk, decoded);
-                        first.take_history(chunk_last);
+                        if saving {
+                            first.take_history(chunk_last);
+                        }
                     });
                 }
             }
@@ -644,6 +669,8 @@ impl Runner {
                 self.times.note(chunk);
                 self.collect_history(&chunk[chunk.len() - 1]);
             }
+            let last = &chunk[chunk.len() - 1].meta;
+            self.last_applied = Some((last.position, last.event_id.to_string()));
             self.head = self.head.max(chunk_last);
             self.since_save += chunk.len() as u64;
             if saving && self.since_save >= self.options.save_every {
@@ -671,11 +698,7 @@ impl Runner {
                 let Some((position, state)) = i.history_taken.take() else {
                     continue;
                 };
-                // A whole model per snapshot: spaced so that the history takes at most
-                // HISTORY_BYTES_PER_EVENT of disk per event of the log, not a square of it.
-                let spacing =
-                    every.max(state.len() as u64 / crate::history::HISTORY_BYTES_PER_EVENT);
-                i.history_due = Some(Position(position.0 + spacing));
+                i.history_due = Some(Position(position.0 + history_spacing(every, state.len())));
                 self.history.push(HistoryRow {
                     name: i.model.name().to_string(),
                     version: i.version,
@@ -846,6 +869,37 @@ impl Runner {
                 });
             }
         }
+        // History snapshots due at the last event applied (a runner applying pages without
+        // saving takes them here, outside its write lock).
+        let mut history_now = Vec::new();
+        if let Some((at, event_id)) = &self.last_applied {
+            for (n, e) in self.entries.iter().enumerate() {
+                for (i, slot) in [
+                    (Some(&e.live), Slot::Live),
+                    (e.rebuild.as_ref(), Slot::Rebuild),
+                ] {
+                    let Some(i) = i.filter(|i| i.readable && i.history_is_due(*at)) else {
+                        continue;
+                    };
+                    match i.model.snapshot() {
+                        Ok(state) => {
+                            let state = crate::history::pack(&state);
+                            history_now.push((n, slot, *at, state.len()));
+                            writes.push(Write::History(HistoryRow {
+                                name: i.model.name().to_string(),
+                                version: i.version,
+                                position: *at,
+                                event_id: event_id.clone(),
+                                state,
+                            }));
+                        }
+                        Err(reason) => {
+                            tracing::warn!(projection = i.model.name(), %reason, "no history snapshot")
+                        }
+                    }
+                }
+            }
+        }
         if writes.is_empty() && self.history.is_empty() {
             return Ok(None);
         }
@@ -861,6 +915,7 @@ impl Runner {
             saved,
             cleared,
             history: self.history.len(),
+            history_now,
             spans_closed,
             all,
         }))
@@ -904,6 +959,22 @@ impl Runner {
         }
         self.times.saved_first(save.spans_closed);
         self.history.drain(..save.history.min(self.history.len()));
+        if !save.history_now.is_empty() {
+            for (n, slot, at, size) in &save.history_now {
+                let e = &mut self.entries[*n];
+                let i = match slot {
+                    Slot::Live => Some(&mut e.live),
+                    Slot::Rebuild => e.rebuild.as_mut(),
+                };
+                if let Some(i) = i {
+                    i.history_due = Some(Position(
+                        at.0 + history_spacing(self.options.history_every, *size),
+                    ));
+                }
+            }
+            // The spans before the snapshot say exactly when its events occurred.
+            self.times.close();
+        }
         for n in save.cleared {
             let e = &mut self.entries[n];
             e.clear_rebuild = false;

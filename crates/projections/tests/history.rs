@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use funnel_domain::Event;
 use funnel_projections::history::start;
 use funnel_projections::{
-    AsOf, ReadModel, Replayed, Runner, RunnerOptions, replay_as_of_until, replay_from,
+    AsOf, ReadModel, Replayed, Runner, RunnerOptions, follow_step, replay_as_of_until, replay_from,
 };
 use funnel_store::EventStore;
 use funnel_types::{Envelope, Position};
@@ -97,6 +97,7 @@ async fn check(
     save_every: u64,
     history_every: u64,
     probes: Vec<(u64, i64)>,
+    followed: bool,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
@@ -110,7 +111,15 @@ async fn check(
             .collect();
         append(&store, &format!("test-h{}", k % 3), events).await;
         for _ in 0..*pages {
-            runner.step(&store).await.unwrap();
+            if followed {
+                // As `funnel serve` follows: applied under the write lock, the snapshots taken
+                // and saved under the read lock.
+                let shared = tokio::sync::RwLock::new(runner);
+                follow_step(&shared, &store).await.unwrap();
+                runner = shared.into_inner();
+            } else {
+                runner.step(&store).await.unwrap();
+            }
         }
         if *drop_it {
             if *save_first {
@@ -158,9 +167,10 @@ proptest! {
         save_every in 1u64..9,
         history_every in 1u64..12,
         probes in prop::collection::vec((0u64..400, -60i64..(401 * 60)), 1..12),
+        followed in any::<bool>(),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(check(batches, page, save_every, history_every, probes));
+        rt.block_on(check(batches, page, save_every, history_every, probes, followed));
     }
 }
 
