@@ -11,7 +11,8 @@ use funnel_domain::lead::LeadCommand;
 use funnel_domain::{Acting, Policy, testing};
 use funnel_projections::models::{LeadIndex, Pipeline};
 use funnel_projections::{
-    Parked, ProjectionState, Runner, RunnerOptions, TableModel, TableReaders, live_tables,
+    Parked, ProjectionState, Runner, RunnerOptions, TableModel, TableReaders, follow_step,
+    live_tables,
 };
 use funnel_store::EventStore;
 use funnel_types::Position;
@@ -137,6 +138,7 @@ async fn check_tables(
     page: usize,
     save_every: u64,
     two: bool,
+    followed: bool,
 ) {
     let policy = Policy::default();
     let mut queues = [
@@ -155,7 +157,7 @@ async fn check_tables(
     let mut minute = 0;
     while queues.iter().any(|q| q.len() > 0) {
         let (len, pages, action, other) = ops[k % ops.len()];
-        let runner = &mut runners[usize::from(two && other)];
+        let who = usize::from(two && other);
         let q = if queues[k % 2].len() > 0 {
             k % 2
         } else {
@@ -172,7 +174,15 @@ async fn check_tables(
         append(&store, ["lead-a", "lead-b"][q], events).await;
         k += 1;
         for _ in 0..pages {
-            runner.step(&store).await.unwrap();
+            if followed {
+                // As `funnel serve` follows: applied under the write lock, saved under the read
+                // lock.
+                let shared = tokio::sync::RwLock::new(runners.remove(who));
+                follow_step(&shared, &store).await.unwrap();
+                runners.insert(who, shared.into_inner());
+            } else {
+                runners[who].step(&store).await.unwrap();
+            }
         }
         // What readers see is a committed state: its checkpoint is the furthest runner's (a
         // runner saves what it applied, or finds another one saved further and loads that).
@@ -180,7 +190,7 @@ async fn check_tables(
             let furthest = runners.iter().map(index_checkpoint).max().unwrap();
             assert_eq!(at, furthest);
         }
-        let runner = &mut runners[usize::from(two && other)];
+        let runner = &mut runners[who];
         match action {
             // A crash: nothing saved beyond what the pages committed.
             0 => {
@@ -267,9 +277,10 @@ proptest! {
         page in 1usize..9,
         save_every in 1u64..7,
         two in any::<bool>(),
+        followed in any::<bool>(),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(check_tables(a, b, ops, page, save_every, two));
+        rt.block_on(check_tables(a, b, ops, page, save_every, two, followed));
     }
 }
 
