@@ -59,3 +59,15 @@ pub async fn create_bucket_patiently(
         }
     }
 }
+
+/// How many times a compare-and-set is tried before giving up; each writer at once costs the
+/// others at most one more try.
+pub const CAS_ATTEMPTS: usize = 64;
+
+/// Waits before compare-and-set attempt `attempt` (from 1) again: a random pause that grows with
+/// the attempts (up to about 32 ms), so that writers that keep colliding spread out.
+pub async fn cas_backoff(attempt: usize) {
+    let ceiling_us = 500u64 << attempt.min(6);
+    let jitter = u64::from(rand::random::<u32>()) % ceiling_us;
+    tokio::time::sleep(Duration::from_micros(jitter)).await;
+}

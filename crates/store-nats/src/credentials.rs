@@ -16,8 +16,7 @@ pub fn credentials_bucket(stream_name: &str) -> String {
     format!("{stream_name}_CREDENTIALS")
 }
 
-/// How many times a failure count is retried when another process updates it meanwhile.
-const CAS_ATTEMPTS: usize = 16;
+use crate::buckets::{CAS_ATTEMPTS, cas_backoff};
 
 /// The credential bucket of one log on its JetStream cluster.
 pub struct NatsCredentials {
@@ -88,7 +87,7 @@ impl NatsCredentials {
         window_ms: i64,
     ) -> Result<u32, StoreError> {
         let key = format!("failures.{staff}");
-        for _ in 0..CAS_ATTEMPTS {
+        for attempt in 1..=CAS_ATTEMPTS {
             let entry = self
                 .kv
                 .entry(key.as_str())
@@ -129,7 +128,7 @@ impl NatsCredentials {
             match written {
                 Ok(()) => return Ok(times.len() as u32),
                 // Another process counted meanwhile: read again and count on top of it.
-                Err((true, _)) => continue,
+                Err((true, _)) => cas_backoff(attempt).await,
                 Err((false, e)) => return Err(failed("counting a failed sign-in", e)),
             }
         }

@@ -103,7 +103,9 @@ mod read;
 mod replicas;
 mod snapshots;
 
-pub use buckets::{PLACEMENT_PATIENCE, bucket_context, create_bucket_patiently};
+pub use buckets::{
+    CAS_ATTEMPTS, PLACEMENT_PATIENCE, bucket_context, cas_backoff, create_bucket_patiently,
+};
 pub use connect::{MIN_SERVER_VERSION, check_server_version, parse_server_version, server_addrs};
 pub use credentials::{NatsCredentials, credentials_bucket};
 pub use lease::{NatsLeases, lease_bucket};

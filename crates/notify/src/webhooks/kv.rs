@@ -25,8 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-/// How many times a change is tried again when another process writes the key meanwhile.
-const CAS_ATTEMPTS: usize = 32;
+use funnel_store_nats::{CAS_ATTEMPTS, cas_backoff};
 
 /// The subscriptions bucket of the log stream `stream_name`.
 pub fn subscriptions_bucket(stream_name: &str) -> String {
@@ -285,7 +284,7 @@ impl SubscriptionStore for KvSubscriptions {
         id: Uuid,
         change: &Change,
     ) -> Result<Option<Subscription>, WebhookError> {
-        for _ in 0..CAS_ATTEMPTS {
+        for attempt in 1..=CAS_ATTEMPTS {
             let (mut stored, revision) = self.entry(id).await?.ok_or(WebhookError::NotFound(id))?;
             if !change.apply(&mut stored.subscription) {
                 return Ok(None);
@@ -294,7 +293,9 @@ impl SubscriptionStore for KvSubscriptions {
             match self.subs.update(sub_key(id), value.into(), revision).await {
                 Ok(_) => return Ok(Some(stored.subscription)),
                 // Another process changed it meanwhile: apply the change to what it wrote.
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    cas_backoff(attempt).await;
+                }
                 Err(e) => return Err(failed("changing a subscription", e)),
             }
         }
@@ -327,7 +328,7 @@ impl SubscriptionStore for KvSubscriptions {
 
     async fn log_attempt(&self, id: Uuid, delivery: &Delivery) -> Result<u64, WebhookError> {
         let counter = format!("{id}.last");
-        for _ in 0..CAS_ATTEMPTS {
+        for attempt in 1..=CAS_ATTEMPTS {
             let (n, revision) = self.attempts(id).await?;
             let next = n + 1;
             let value = next.to_string().into_bytes().into();
@@ -357,7 +358,10 @@ impl SubscriptionStore for KvSubscriptions {
             };
             match counted {
                 Ok(()) => {}
-                Err((true, _)) => continue,
+                Err((true, _)) => {
+                    cas_backoff(attempt).await;
+                    continue;
+                }
                 Err((false, e)) => return Err(failed("counting a delivery attempt", e)),
             }
             let mut d = delivery.clone();
