@@ -863,11 +863,17 @@ async fn scenario(outage: Outage) {
     );
 }
 
-/// A password set through one process signs in through another, and failed sign-ins counted by
-/// both lock the sign-in together: on JetStream the credentials live in the cluster, not beside one
-/// process's read models.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn passwords_and_failed_sign_ins_are_shared_by_the_processes_of_a_cluster() {
+/// Three NATS nodes with the bootstrapped organisation, folders for two processes, and the
+/// executive's token.
+struct Cluster {
+    cluster: NatsCluster,
+    store_url: String,
+    url: StoreUrl,
+    dirs: Vec<tempfile::TempDir>,
+    boss: String,
+}
+
+async fn two_process_cluster() -> Cluster {
     let cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
     let store_url = cluster.url_list();
     let url: StoreUrl = store_url.parse().expect("url");
@@ -877,6 +883,27 @@ async fn passwords_and_failed_sign_ins_are_shared_by_the_processes_of_a_cluster(
         .collect();
     let boss =
         tokio::task::block_in_place(|| common::staff_token(&store_url, dirs[0].path(), "王总"));
+    Cluster {
+        cluster,
+        store_url,
+        url,
+        dirs,
+        boss,
+    }
+}
+
+/// A password set through one process signs in through another, and failed sign-ins counted by
+/// both lock the sign-in together: on JetStream the credentials live in the cluster, not beside one
+/// process's read models.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_and_failed_sign_ins_are_shared_by_the_processes_of_a_cluster() {
+    let Cluster {
+        cluster,
+        store_url,
+        dirs,
+        boss,
+        ..
+    } = two_process_cluster().await;
     let key = dirs[0].path().join("webhooks.key");
     let servers: Vec<Server> = tokio::task::block_in_place(|| {
         dirs.iter()
@@ -960,15 +987,13 @@ async fn passwords_and_failed_sign_ins_are_shared_by_the_processes_of_a_cluster(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_kept_in_a_process_file_move_into_the_cluster() {
     use funnel_notify::webhooks::{NewSubscription, Targets, Webhooks};
-    let cluster = tokio::task::block_in_place(|| NatsCluster::start(3));
-    let store_url = cluster.url_list();
-    let url: StoreUrl = store_url.parse().expect("url");
-    bootstrap(&url).await;
-    let dirs: Vec<_> = (0..2)
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let boss =
-        tokio::task::block_in_place(|| common::staff_token(&store_url, dirs[0].path(), "王总"));
+    let Cluster {
+        cluster: _cluster,
+        store_url,
+        url,
+        dirs,
+        boss,
+    } = two_process_cluster().await;
     // What the first process's folder held: its subscriptions beside its read models.
     let models = dirs[0].path().join(funnel_server::projections_path(&url));
     let file = models.with_file_name(format!(

@@ -71,3 +71,26 @@ pub async fn cas_backoff(attempt: usize) {
     let jitter = u64::from(rand::random::<u32>()) % ceiling_us;
     tokio::time::sleep(Duration::from_micros(jitter)).await;
 }
+
+/// Writes `value` at `key` only if the key is as it was read: at `revision` (the entry read,
+/// whatever its operation), or without any entry (`None`). `Ok(false)` when another writer got in
+/// between (read again and retry after [`cas_backoff`]); `Err` with the reason otherwise.
+pub async fn write_if_unchanged(
+    kv: &kv::Store,
+    key: &str,
+    value: bytes::Bytes,
+    revision: Option<u64>,
+) -> Result<bool, String> {
+    match revision {
+        Some(r) => match kv.update(key, value, r).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(e) => Err(e.to_string()),
+        },
+        None => match kv.create(key, value).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e.to_string()),
+        },
+    }
+}

@@ -16,7 +16,7 @@ pub fn credentials_bucket(stream_name: &str) -> String {
     format!("{stream_name}_CREDENTIALS")
 }
 
-use crate::buckets::{CAS_ATTEMPTS, cas_backoff};
+use crate::buckets::{CAS_ATTEMPTS, cas_backoff, write_if_unchanged};
 
 /// The credential bucket of one log on its JetStream cluster.
 pub struct NatsCredentials {
@@ -101,35 +101,11 @@ impl NatsCredentials {
             times.retain(|t| *t > at_ms - window_ms);
             times.push(at_ms);
             let value: bytes::Bytes = serde_json::to_vec(&times).unwrap_or_default().into();
-            let written = match &entry {
-                Some(e) => self
-                    .kv
-                    .update(key.as_str(), value, e.revision)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            e.kind() == kv::UpdateErrorKind::WrongLastRevision,
-                            e.to_string(),
-                        )
-                    }),
-                None => self
-                    .kv
-                    .create(key.as_str(), value)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            e.kind() == kv::CreateErrorKind::AlreadyExists,
-                            e.to_string(),
-                        )
-                    }),
-            };
-            match written {
-                Ok(()) => return Ok(times.len() as u32),
+            match write_if_unchanged(&self.kv, &key, value, entry.map(|e| e.revision)).await {
+                Ok(true) => return Ok(times.len() as u32),
                 // Another process counted meanwhile: read again and count on top of it.
-                Err((true, _)) => cas_backoff(attempt).await,
-                Err((false, e)) => return Err(failed("counting a failed sign-in", e)),
+                Ok(false) => cas_backoff(attempt).await,
+                Err(e) => return Err(failed("counting a failed sign-in", e)),
             }
         }
         Err(crate::connect::unavailable(format!(

@@ -105,6 +105,7 @@ mod snapshots;
 
 pub use buckets::{
     CAS_ATTEMPTS, PLACEMENT_PATIENCE, bucket_context, cas_backoff, create_bucket_patiently,
+    write_if_unchanged,
 };
 pub use connect::{MIN_SERVER_VERSION, check_server_version, parse_server_version, server_addrs};
 pub use credentials::{NatsCredentials, credentials_bucket};

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use funnel_store_nats::{CAS_ATTEMPTS, cas_backoff};
+use funnel_store_nats::{CAS_ATTEMPTS, cas_backoff, write_if_unchanged};
 
 /// The subscriptions bucket of the log stream `stream_name`.
 pub fn subscriptions_bucket(stream_name: &str) -> String {
@@ -290,12 +290,10 @@ impl SubscriptionStore for KvSubscriptions {
                 return Ok(None);
             }
             let value = serde_json::to_vec(&stored).map_err(|e| corrupt("subscription", e))?;
-            match self.subs.update(sub_key(id), value.into(), revision).await {
-                Ok(_) => return Ok(Some(stored.subscription)),
+            match write_if_unchanged(&self.subs, &sub_key(id), value.into(), Some(revision)).await {
+                Ok(true) => return Ok(Some(stored.subscription)),
                 // Another process changed it meanwhile: apply the change to what it wrote.
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    cas_backoff(attempt).await;
-                }
+                Ok(false) => cas_backoff(attempt).await,
                 Err(e) => return Err(failed("changing a subscription", e)),
             }
         }
@@ -332,37 +330,13 @@ impl SubscriptionStore for KvSubscriptions {
             let (n, revision) = self.attempts(id).await?;
             let next = n + 1;
             let value = next.to_string().into_bytes().into();
-            let counted = match revision {
-                Some(r) => self
-                    .deliveries
-                    .update(&counter, value, r)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            e.kind() == kv::UpdateErrorKind::WrongLastRevision,
-                            e.to_string(),
-                        )
-                    }),
-                None => self
-                    .deliveries
-                    .create(&counter, value)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        (
-                            e.kind() == kv::CreateErrorKind::AlreadyExists,
-                            e.to_string(),
-                        )
-                    }),
-            };
-            match counted {
-                Ok(()) => {}
-                Err((true, _)) => {
+            match write_if_unchanged(&self.deliveries, &counter, value, revision).await {
+                Ok(true) => {}
+                Ok(false) => {
                     cas_backoff(attempt).await;
                     continue;
                 }
-                Err((false, e)) => return Err(failed("counting a delivery attempt", e)),
+                Err(e) => return Err(failed("counting a delivery attempt", e)),
             }
             let mut d = delivery.clone();
             d.seq = next;
