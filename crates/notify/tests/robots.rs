@@ -369,14 +369,8 @@ impl Setup {
 }
 
 /// Waits (bounded) until `done` holds.
-async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    for _ in 0..1000 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
+async fn eventually(what: &str, done: impl AsyncFnMut() -> bool) {
+    funnel_testkit::eventually(what, 1000, Duration::from_millis(10), done).await
 }
 
 /// Whether each of `ids` has delivered `n` events.

@@ -66,14 +66,8 @@ async fn gone() -> StatusCode {
 }
 
 /// Waits (bounded) until `done` holds.
-async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    for _ in 0..600 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
+async fn eventually(what: &str, done: impl AsyncFnMut() -> bool) {
+    funnel_testkit::eventually(what, 600, Duration::from_millis(50), done).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

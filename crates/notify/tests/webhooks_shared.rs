@@ -67,14 +67,8 @@ async fn append_example(store: &dyn EventStore) {
 }
 
 /// Waits (bounded) until `done` holds.
-async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    for _ in 0..400 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for {what}");
+async fn eventually(what: &str, done: impl AsyncFnMut() -> bool) {
+    funnel_testkit::eventually(what, 400, Duration::from_millis(25), done).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,6 +14,23 @@ mod process;
 pub use cluster::NatsCluster;
 pub use process::{free_port, nats_server_binary, workspace_root};
 
+/// Waits until `done` holds, asking at most `polls` times, `every` apart; panics naming `what`
+/// when it never does (a bound on a hang, not a timing assertion).
+pub async fn eventually(
+    what: &str,
+    polls: u32,
+    every: std::time::Duration,
+    mut done: impl AsyncFnMut() -> bool,
+) {
+    for _ in 0..polls {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(every).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
 use process::ServerProcess;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
