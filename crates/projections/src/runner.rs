@@ -576,7 +576,7 @@ impl Runner {
         self.apply_chunks(after, page, true)?;
         // Table models serve from their committed tables: write what the page changed now, so
         // that the checkpoint published below is what readers of the tables see.
-        self.save_matching(|i| i.model.tables().is_some())?;
+        self.save_now(true)?;
         self.check_switches()?;
         self.publish();
         Ok(())
@@ -786,9 +786,7 @@ impl Runner {
     /// Writes the snapshots and checkpoints (and the tables of table models) of every changed
     /// state in one transaction.
     pub fn save(&mut self) -> Result<(), RunnerError> {
-        self.save_matching(|_| true)?;
-        self.since_save = 0;
-        Ok(())
+        self.save_now(false)
     }
 
     /// Whether a save of every changed state is due while following: `save_every` events since
@@ -797,10 +795,14 @@ impl Runner {
         self.since_save >= self.options.save_every
     }
 
-    /// Saves the changed states that `which` selects (with the stale rebuild slots of their
-    /// projections) in one transaction.
-    fn save_matching(&mut self, which: impl Fn(&Instance) -> bool) -> Result<(), RunnerError> {
-        let Some(save) = self.prepare_matching(which, false)? else {
+    /// Prepares, writes and records a save at once ([`Runner::prepare_save`]).
+    fn save_now(&mut self, tables_only: bool) -> Result<(), RunnerError> {
+        let Some(save) = self.prepare_save(tables_only)? else {
+            // Nothing changed: the next save of everything is `save_every` events away all the
+            // same.
+            if !tables_only {
+                self.since_save = 0;
+            }
             return Ok(());
         };
         let committed = self.write_save(&save);
