@@ -2,7 +2,7 @@
 //! `tokio::sync::RwLock` up to date with the live tail, taking the write lock only to apply a page
 //! already read (never across a store request) and to record what was saved, so readers wait at
 //! most for one page to be applied: serialising the models and writing them (the table models'
-//! rows after every page, the in-memory models every `follow_save_interval`) happen under the read
+//! rows after every page at the tail, the in-memory models every `follow_save_interval`) happen under the read
 //! lock, beside the readers. [`wait_until_shared`] / [`query_at_least`] give read-your-writes on
 //! top of it.
 
@@ -83,13 +83,18 @@ pub async fn follow_step(
     if page.is_empty() {
         return Ok(0);
     }
-    let all = {
+    let (all, tables) = {
         let mut r = shared.write().await;
         r.apply_page_unsaved(after, &page)?;
-        r.save_due()
+        (r.save_due(), r.tables_due(page.len() < page_size))
     };
-    // The table models' rows now (they serve reads); everything during a long catch-up.
-    save_shared(shared, !all).await?;
+    // The table models' rows when due (at the tail, every page: they serve reads); everything
+    // every `save_every` events during a long catch-up.
+    if all || tables {
+        save_shared(shared, !all).await?;
+    } else {
+        shared.write().await.check_switches()?;
+    }
     Ok(page.len())
 }
 

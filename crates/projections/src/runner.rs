@@ -42,12 +42,18 @@ pub struct RunnerOptions {
     /// Events after which snapshots and checkpoints are saved during a catch-up.
     pub save_every: u64,
     /// While following the live tail, the shortest time between two saves of the in-memory
-    /// models (table models commit every page). A save serialises them (under the read lock of a
+    /// models (table models commit every page at the tail). A save serialises them (under the read lock of a
     /// followed runner, beside its readers); a crash replays at most this long of events.
     pub follow_save_interval: Duration,
     /// Events between two history snapshots of a model that keeps them
     /// ([`ReadModel::KEEPS_HISTORY`], [`crate::history`]); 0 keeps none.
     pub history_every: u64,
+    /// While catching up from far behind (every page read is full), the table models' rows of
+    /// up to this many events are held and written at once ([`Runner::tables_due`]): each write
+    /// copies every index page it touches into the write-ahead log, so fewer, larger writes copy
+    /// each page fewer times. Readers of the tables see them as of the last write, and
+    /// [`Runner::live_checkpoint`] says so. At the tail, every page is written.
+    pub table_batch: u64,
 }
 
 impl Default for RunnerOptions {
@@ -57,6 +63,7 @@ impl Default for RunnerOptions {
             save_every: 50_000,
             follow_save_interval: Duration::from_secs(10),
             history_every: 20_000,
+            table_batch: 65_536,
         }
     }
 }
@@ -223,6 +230,16 @@ impl Entry {
         }
     }
 
+    /// The position reads of the live state reflect: for a table model, the last write of its
+    /// tables (its rows applied since wait in memory, [`Runner::tables_due`]).
+    fn served(&self) -> Position {
+        if self.live.dirty && self.live.model.tables().is_some() {
+            self.saved_live.map_or(Position::START, |s| s.checkpoint)
+        } else {
+            self.live.checkpoint
+        }
+    }
+
     fn instances_mut(&mut self) -> impl Iterator<Item = &mut Instance> {
         std::iter::once(&mut self.live)
             .filter(|i| i.readable)
@@ -308,6 +325,8 @@ pub struct Runner {
     /// Whether the store's positions are consecutive, so that lag in positions is lag in events.
     consecutive: bool,
     since_save: u64,
+    /// Events applied since the table models' rows were last written.
+    since_tables: u64,
     live_tx: watch::Sender<Position>,
     /// The time index of the history snapshots ([`crate::history`]).
     times: TimeIndex,
@@ -340,6 +359,7 @@ impl Runner {
             head: Position::START,
             consecutive: false,
             since_save: 0,
+            since_tables: 0,
             live_tx: watch::channel(Position::START).0,
         })
     }
@@ -517,12 +537,13 @@ impl Runner {
         })
     }
 
-    /// The lowest checkpoint of the live states that serve reads: every read reflects at least this.
+    /// The lowest position the live states that serve reads reflect (for a table model, the last
+    /// write of its tables): every read reflects at least this.
     pub fn live_checkpoint(&self) -> Position {
         self.entries
             .iter()
             .filter(|e| e.live.readable)
-            .map(|e| e.live.checkpoint)
+            .map(Entry::served)
             .min()
             .unwrap_or(self.head)
     }
@@ -557,6 +578,20 @@ impl Runner {
         }
     }
 
+    /// Whether the table models' rows applied since their last write should be written now:
+    /// after a page shorter than the page size (the tail of the log), once every live state has
+    /// reached the last head seen, and every [`RunnerOptions::table_batch`] events while catching
+    /// up from further behind.
+    pub fn tables_due(&self, short_page: bool) -> bool {
+        short_page
+            || self.since_tables >= self.options.table_batch
+            || self
+                .entries
+                .iter()
+                .filter(|e| e.live.readable)
+                .all(|e| e.live.checkpoint >= self.head)
+    }
+
     /// Whether any state changed since the last save.
     pub fn is_dirty(&self) -> bool {
         self.entries
@@ -574,9 +609,11 @@ impl Runner {
         page: &[RecordedEvent],
     ) -> Result<(), RunnerError> {
         self.apply_chunks(after, page, true)?;
-        // Table models serve from their committed tables: write what the page changed now, so
-        // that the checkpoint published below is what readers of the tables see.
-        self.save_now(true)?;
+        // Table models serve from their committed tables: write what the pages changed (at the
+        // tail, now), so that the checkpoint published below is what readers of the tables see.
+        if self.tables_due(page.len() < self.options.page_size) {
+            self.save_now(true)?;
+        }
         self.check_switches()?;
         self.publish();
         Ok(())
@@ -673,6 +710,7 @@ impl Runner {
             self.last_applied = Some((last.position, last.event_id.to_string()));
             self.head = self.head.max(chunk_last);
             self.since_save += chunk.len() as u64;
+            self.since_tables += chunk.len() as u64;
             if saving && self.since_save >= self.options.save_every {
                 let reloads = self.reloads;
                 self.save()?;
@@ -810,7 +848,7 @@ impl Runner {
     }
 
     /// Makes the rows of a save of every changed state (or only of the table models, whose
-    /// tables serve reads and must be written after every page) from a shared borrow, so that a
+    /// tables serve reads and are written after every page at the tail) from a shared borrow, so that a
     /// runner behind a lock can be serialised and written under a read lock while readers go on
     /// ([`crate::follow`]). `None` when there is nothing to save. Write it with
     /// [`Runner::write_save`] and record it with [`Runner::finish_save`]; nothing may be applied
@@ -1000,6 +1038,8 @@ impl Runner {
         if save.all {
             self.since_save = 0;
         }
+        // Every save writes the rows of every table model that changed.
+        self.since_tables = 0;
         self.publish();
         Ok(())
     }
@@ -1027,6 +1067,7 @@ impl Runner {
         self.times = self.checkpoints.with_conn(TimeIndex::load)?;
         self.history.clear();
         self.since_save = 0;
+        self.since_tables = 0;
         for (model, asked) in models {
             let name = model.name();
             self.add(model)?;

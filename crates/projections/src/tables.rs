@@ -4,8 +4,9 @@
 //! - A [`TableModel`] applies events to *pending changes* (rows it has touched since the last
 //!   save), reading what it has not touched from the committed tables through a [`TableView`]. The
 //!   runner writes the pending changes with the model's checkpoint in one transaction
-//!   ([`crate::checkpoint::CheckpointStore::commit_with`]) after every page it applies, so pending
-//!   changes are bounded by a page and the tables always reflect exactly the checkpoint saved
+//!   ([`crate::checkpoint::CheckpointStore::commit_with`]) after every page at the tail of the
+//!   log, and every [`crate::RunnerOptions::table_batch`] events while catching up, so pending
+//!   changes are bounded by that many events and the tables always reflect exactly the checkpoint saved
 //!   beside them.
 //! - Each state (live, or a rebuild beside it) has its own *generation* of tables, named
 //!   `rm_<name>_g<generation>_<table>` ([`crate::checkpoint::table_prefix`]); the checkpoint

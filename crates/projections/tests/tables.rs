@@ -99,15 +99,6 @@ fn parked(runner: &Runner) -> Vec<Parked> {
         .parked
 }
 
-fn index_checkpoint(runner: &Runner) -> Position {
-    runner
-        .status()
-        .into_iter()
-        .find(|s| s.name == LeadIndex::NAME)
-        .expect("lead index")
-        .checkpoint
-}
-
 /// A fresh runner's tables and parked events, in one pass over the log.
 async fn fresh(store: &dyn EventStore) -> ((Position, Vec<String>), Vec<Parked>, Pipeline) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -136,7 +127,7 @@ async fn check_tables(
     b: Vec<(Acting, LeadCommand, i64)>,
     ops: Vec<(usize, u8, u8, bool)>,
     page: usize,
-    save_every: u64,
+    (save_every, table_batch): (u64, u64),
     two: bool,
     followed: bool,
 ) {
@@ -148,7 +139,10 @@ async fn check_tables(
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     let path = dir.path().join("checkpoints.sqlite");
-    let options = small(page, save_every);
+    let options = RunnerOptions {
+        table_batch,
+        ..small(page, save_every)
+    };
     let mut runners = vec![open_index(&path, options)];
     if two {
         runners.push(open_index(&path, options));
@@ -184,10 +178,12 @@ async fn check_tables(
                 runners[who].step(&store).await.unwrap();
             }
         }
-        // What readers see is a committed state: its checkpoint is the furthest runner's (a
-        // runner saves what it applied, or finds another one saved further and loads that).
+        // What readers see is a committed state: its checkpoint is the furthest a runner says
+        // its readers see (a runner writes what it applied, when due, or finds another one
+        // wrote further and loads that; while catching up it holds the rows of up to
+        // `table_batch` events).
         if let Some((at, _)) = try_dump(&path) {
-            let furthest = runners.iter().map(index_checkpoint).max().unwrap();
+            let furthest = runners.iter().map(Runner::live_checkpoint).max().unwrap();
             assert_eq!(at, furthest);
         }
         let runner = &mut runners[who];
@@ -276,11 +272,12 @@ proptest! {
         ops in prop::collection::vec((1usize..8, 0u8..4, 0u8..6, any::<bool>()), 1..16),
         page in 1usize..9,
         save_every in 1u64..7,
+        table_batch in prop_oneof![1u64..12, Just(65_536u64)],
         two in any::<bool>(),
         followed in any::<bool>(),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(check_tables(a, b, ops, page, save_every, two, followed));
+        rt.block_on(check_tables(a, b, ops, page, (save_every, table_batch), two, followed));
     }
 }
 

@@ -6,9 +6,9 @@
 
 use crate::AsOf;
 use crate::tables::{LiveTables, TableModel, TableView};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use funnel_domain::Event;
-use funnel_types::{Actor, Envelope, LeadId, Position, StaffId};
+use funnel_types::{Actor, Envelope, LeadId, Position, Role, StaffId};
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
@@ -44,25 +44,26 @@ pub fn actor_key(actor: &Actor) -> String {
     }
 }
 
-/// A moment as the tables keep it: RFC 3339 in UTC with nanoseconds, so that text order is time
-/// order.
-fn moment(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Nanos, true)
+/// A moment as the tables keep it: nanoseconds since 1970 in UTC (to the year 2262), so that
+/// number order is time order.
+fn moment(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 impl TableModel for TouchIndex {
     const NAME: &'static str = "touches";
-    /// 3: kept as tables.
-    const VERSION: u32 = 3;
+    /// 3: kept as tables. 4: leads as 16 bytes, moments as integers, the actor as its key and
+    /// role (half the bytes per row: fewer pages to write while rebuilding and to read).
+    const VERSION: u32 = 4;
 
     fn schema(p: &str) -> String {
         format!(
             "CREATE TABLE {p}touches (
                 position INTEGER PRIMARY KEY,
-                lead TEXT NOT NULL,
-                at TEXT NOT NULL,
-                actor TEXT NOT NULL,
+                lead BLOB NOT NULL,
+                at INTEGER NOT NULL,
                 actor_key TEXT NOT NULL,
+                role TEXT,
                 action TEXT NOT NULL,
                 refused INTEGER NOT NULL
             );
@@ -111,18 +112,16 @@ impl TableModel for TouchIndex {
 
     fn write(&self, tx: &Connection, p: &str) -> rusqlite::Result<()> {
         let mut put = tx.prepare_cached(&format!(
-            "INSERT INTO {p}touches (position, lead, at, actor, actor_key, action, refused)
+            "INSERT INTO {p}touches (position, lead, at, actor_key, role, action, refused)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
         ))?;
         for (t, key) in &self.touches {
-            let actor = serde_json::to_string(&t.actor)
-                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             put.execute(params![
                 t.position.0 as i64,
-                t.lead_id.to_string(),
+                t.lead_id.0.as_bytes(),
                 moment(t.at),
-                actor,
                 key,
+                t.actor.role().map(Role::as_str),
                 t.action,
                 t.refused,
             ])?;
@@ -197,7 +196,7 @@ pub fn lead_touches(
     lead: LeadId,
     q: &TouchQuery,
 ) -> rusqlite::Result<TouchPage> {
-    select(conn, t, "t.lead", &lead.to_string(), q)
+    select(conn, t, "t.lead", &lead.0.as_bytes().as_slice(), q)
 }
 
 /// The touches of an actor ([`actor_key`]).
@@ -207,14 +206,14 @@ pub fn actor_touches(
     key: &str,
     q: &TouchQuery,
 ) -> rusqlite::Result<TouchPage> {
-    select(conn, t, "t.actor_key", key, q)
+    select(conn, t, "t.actor_key", &key, q)
 }
 
 fn select(
     conn: &Connection,
     t: &LiveTables,
     column: &str,
-    value: &str,
+    value: &dyn rusqlite::ToSql,
     q: &TouchQuery,
 ) -> rusqlite::Result<TouchPage> {
     let p = &t.prefix;
@@ -226,7 +225,7 @@ fn select(
     };
     let compare = if q.latest_first { "<" } else { ">" };
     let sql = format!(
-        "SELECT t.position, t.lead, t.at, t.actor, t.actor_key, t.action, t.refused, n.name
+        "SELECT t.position, t.lead, t.at, t.role, t.actor_key, t.action, t.refused, n.name
          FROM {p}touches t LEFT JOIN {p}names n ON n.id = t.actor_key
          WHERE {column} = ?1 AND t.position <= ?2 AND t.position {compare} ?3
            AND (?4 IS NULL OR t.at <= ?4) AND (?5 IS NULL OR t.at >= ?5)
@@ -248,18 +247,23 @@ fn select(
             let bad = |i: usize, e: Box<dyn std::error::Error + Send + Sync>| {
                 rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e)
             };
-            let lead: String = r.get(1)?;
-            let at: String = r.get(2)?;
-            let actor: String = r.get(3)?;
+            let lead: [u8; 16] = r.get(1)?;
+            let role: Option<String> = r.get(3)?;
             let key: String = r.get(4)?;
             let name: Option<String> = r.get(7)?;
+            let actor = match (key.strip_prefix("system:"), role) {
+                (Some(name), None) => Actor::system(name),
+                (_, Some(role)) => Actor::staff(
+                    key.parse().map_err(|e| bad(4, Box::new(e)))?,
+                    role.parse().map_err(|e: String| bad(3, e.into()))?,
+                ),
+                (None, None) => return Err(bad(3, "a member of staff without a role".into())),
+            };
             Ok(Touch {
                 position: Position(r.get::<_, i64>(0)? as u64),
-                lead_id: lead.parse().map_err(|e| bad(1, Box::new(e)))?,
-                at: DateTime::parse_from_rfc3339(&at)
-                    .map_err(|e| bad(2, Box::new(e)))?
-                    .to_utc(),
-                actor: serde_json::from_str(&actor).map_err(|e| bad(3, Box::new(e)))?,
+                lead_id: LeadId(uuid::Uuid::from_bytes(lead)),
+                at: DateTime::from_timestamp_nanos(r.get(2)?),
+                actor,
                 actor_name: name.unwrap_or(key),
                 action: r.get(5)?,
                 refused: r.get(6)?,
