@@ -7,8 +7,11 @@
 //! models hold the history in memory.
 //!
 //! The log is the demo history (through the real engine, once) replicated: every copy renames every
-//! id (UUIDv5 of the original id and the copy number), so each copy is another company with its own
-//! offices, staff and leads, and the read models grow with the copies as they would with real data.
+//! id (UUIDv5 of the original id and the copy number), so each copy is another team with its own
+//! staff and leads, and the read models grow with the copies as they would with real data. The
+//! copies share [`OFFICES`] offices (copy `k` works in the offices of copy `k mod m`), the size of
+//! organisation the project plans for, so that a longer log is more history of the same offices
+//! rather than more offices.
 
 use funnel_demo::DemoOptions;
 use funnel_domain::Policy;
@@ -18,9 +21,12 @@ use funnel_projections::{Runner, RunnerOptions};
 use funnel_store::{AppendRequest, EventStore, Filter, ProposedEvent, RecordedEvent};
 use funnel_types::{CommandId, ExpectedVersion, ManualClock, Position, StreamId, Version};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The offices of the generated organisation (at least the demo's own).
+pub const OFFICES: u64 = 30;
 
 /// The project's target for the rebuild rate as a share of the read-all rate.
 pub const REBUILD_TARGET: f64 = 0.5;
@@ -141,22 +147,50 @@ impl std::fmt::Display for ProjectionBenchReport {
     }
 }
 
-/// Maps every UUID in a JSON value to its copy-`k` twin.
-fn rename(v: &mut serde_json::Value, k: u64) {
-    match v {
-        serde_json::Value::String(s) => {
-            if let Ok(u) = uuid::Uuid::parse_str(s) {
-                *s = uuid::Uuid::new_v5(&u, &k.to_be_bytes()).to_string();
-            }
-        }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| rename(x, k)),
-        serde_json::Value::Object(o) => o.values_mut().for_each(|x| rename(x, k)),
-        _ => {}
-    }
+/// The demo history as appends, and the demo's offices.
+pub(crate) struct Template {
+    commits: Vec<Commit>,
+    offices: HashSet<uuid::Uuid>,
 }
 
-fn twin<T: From<uuid::Uuid> + Copy>(id: uuid::Uuid, k: u64) -> T {
-    T::from(uuid::Uuid::new_v5(&id, &k.to_be_bytes()))
+impl Template {
+    /// Copies that have offices of their own; copy `k` works in those of copy `k mod` this.
+    fn office_copies(&self) -> u64 {
+        (OFFICES / (self.offices.len() as u64).max(1)).max(1)
+    }
+
+    /// The twin of `id` in copy `k`: an office's twin in copy `k mod` [`Self::office_copies`].
+    fn twin<T: From<uuid::Uuid>>(&self, id: uuid::Uuid, k: u64) -> T {
+        let k = if self.offices.contains(&id) {
+            k % self.office_copies()
+        } else {
+            k
+        };
+        T::from(uuid::Uuid::new_v5(&id, &k.to_be_bytes()))
+    }
+
+    /// Whether copy `k` writes `commit`: organisation-wide streams only in the first copy, an
+    /// office's own stream only in the copies that have offices of their own.
+    fn writes(&self, commit: &Commit, k: u64) -> bool {
+        match uuid::Uuid::parse_str(commit.stream.id_part()) {
+            Err(_) => k == 0,
+            Ok(id) => !self.offices.contains(&id) || k < self.office_copies(),
+        }
+    }
+
+    /// Maps every UUID in a JSON value to its copy-`k` twin.
+    fn rename(&self, v: &mut serde_json::Value, k: u64) {
+        match v {
+            serde_json::Value::String(s) => {
+                if let Ok(u) = uuid::Uuid::parse_str(s) {
+                    *s = self.twin::<uuid::Uuid>(u, k).to_string();
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| self.rename(x, k)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|x| self.rename(x, k)),
+            _ => {}
+        }
+    }
 }
 
 /// One append of the template: the events of one command on one stream.
@@ -166,7 +200,7 @@ struct Commit {
     events: Vec<RecordedEvent>,
 }
 
-async fn template() -> anyhow::Result<Vec<Commit>> {
+async fn template() -> anyhow::Result<Template> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn EventStore> = Arc::new(funnel_store_sqlite::SqliteStore::open(
         dir.path().join("demo.db"),
@@ -178,12 +212,16 @@ async fn template() -> anyhow::Result<Vec<Commit>> {
     );
     funnel_demo::load(&engine, &DemoOptions::default(), |_, _| {}).await?;
     let mut commits: Vec<Commit> = Vec::new();
+    let mut offices = HashSet::new();
     let mut after = Position::START;
     loop {
         let batch = store.read_all(after, &Filter::All, 8192).await?;
         let Some(last) = batch.last() else { break };
         after = last.meta.position;
         for r in batch {
+            if let Some(o) = r.meta.office {
+                offices.insert(o.0);
+            }
             match commits.last_mut() {
                 Some(c) if c.command == r.meta.command_id && c.stream == r.meta.stream => {
                     c.events.push(r)
@@ -196,13 +234,7 @@ async fn template() -> anyhow::Result<Vec<Commit>> {
             }
         }
     }
-    Ok(commits)
-}
-
-/// Whether a stream is named by a UUID (and so has a twin in every copy). The others are global
-/// (a year's working calendar, `calendar-2026`): written by the first copy only.
-fn copied(stream: &StreamId) -> bool {
-    uuid::Uuid::parse_str(stream.id_part()).is_ok()
+    Ok(Template { commits, offices })
 }
 
 /// The expected version of the next append of `events` events to `stream`, counting it.
@@ -221,17 +253,21 @@ fn next_expected(
     expected
 }
 
+/// Copy `k` of `commit`. A stream named by a UUID has a twin in every copy (an office's, in the
+/// first [`Template::office_copies`]); the others are global (a year's working calendar,
+/// `calendar-2026`), written by the first copy only.
 fn copy(
+    template: &Template,
     commit: &Commit,
     k: u64,
     versions: &mut HashMap<StreamId, u64>,
 ) -> anyhow::Result<AppendRequest> {
-    if !copied(&commit.stream) {
-        anyhow::ensure!(
-            k == 0,
-            "{} is written by the first copy only",
-            commit.stream
-        );
+    anyhow::ensure!(
+        template.writes(commit, k),
+        "copy {k} does not write {}",
+        commit.stream
+    );
+    let Ok(id) = uuid::Uuid::parse_str(commit.stream.id_part()) else {
         let events = commit
             .events
             .iter()
@@ -253,33 +289,29 @@ fn copy(
             command_id: commit.command,
             events,
         });
-    }
-    let id = uuid::Uuid::parse_str(commit.stream.id_part())?;
-    let stream = StreamId::new(
-        commit.stream.category(),
-        uuid::Uuid::new_v5(&id, &k.to_be_bytes()),
-    )?;
+    };
+    let stream = StreamId::new(commit.stream.category(), template.twin::<uuid::Uuid>(id, k))?;
     let expected = next_expected(versions, &stream, commit.events.len());
     let events = commit
         .events
         .iter()
         .map(|r| {
             let mut payload: serde_json::Value = serde_json::from_slice(&r.payload)?;
-            rename(&mut payload, k);
+            template.rename(&mut payload, k);
             Ok(ProposedEvent {
-                event_id: twin(r.meta.event_id.0, k),
+                event_id: template.twin(r.meta.event_id.0, k),
                 event_type: r.meta.event_type.clone(),
                 schema_version: r.meta.schema_version,
                 occurred_at: r.meta.occurred_at,
                 actor: match &r.meta.actor {
                     funnel_types::Actor::Staff { id, role } => {
-                        funnel_types::Actor::staff(twin(id.0, k), *role)
+                        funnel_types::Actor::staff(template.twin(id.0, k), *role)
                     }
                     other => other.clone(),
                 },
-                office: r.meta.office.map(|o| twin(o.0, k)),
-                correlation_id: twin(r.meta.correlation_id.0, k),
-                causation_id: uuid::Uuid::new_v5(&r.meta.causation_id, &k.to_be_bytes()),
+                office: r.meta.office.map(|o| template.twin(o.0, k)),
+                correlation_id: template.twin(r.meta.correlation_id.0, k),
+                causation_id: template.twin(r.meta.causation_id, k),
                 payload: serde_json::to_vec(&payload)?.into(),
             })
         })
@@ -287,7 +319,7 @@ fn copy(
     Ok(AppendRequest {
         stream,
         expected,
-        command_id: twin(commit.command.0, k),
+        command_id: template.twin(commit.command.0, k),
         events,
     })
 }
@@ -333,22 +365,22 @@ pub(crate) async fn generate(
         store.head().await? == Position::START,
         "the benchmark needs an empty store"
     );
-    let commits = template().await?;
-    generate_from(store, &commits, opts, progress).await
+    let template = template().await?;
+    generate_from(store, &template, opts, progress).await
 }
 
 /// [`generate`] from the template already made.
 async fn generate_from(
     store: &Arc<dyn EventStore>,
-    commits: &[Commit],
+    template: &Template,
     opts: &ProjectionBenchOptions,
     progress: &(dyn Fn(&str, u64, u64) + Sync),
 ) -> anyhow::Result<(u64, f64)> {
     let started = Instant::now();
-    let (copies, total) = copies_for(commits, opts.events);
+    let (copies, total) = copies_for(template, opts.events);
     write_copies(
         store,
-        commits,
+        template,
         0..copies,
         opts.in_flight,
         (0, total),
@@ -360,18 +392,28 @@ async fn generate_from(
 
 /// How many copies of the template make at least `events` events, and how many events they are
 /// (the organisation-wide streams are written once).
-fn copies_for(commits: &[Commit], events: u64) -> (u64, u64) {
-    let per_copy: u64 = commits.iter().map(|c| c.events.len() as u64).sum();
-    let global: u64 = commits
-        .iter()
-        .filter(|c| !copied(&c.stream))
-        .map(|c| c.events.len() as u64)
-        .sum();
-    let copies = events.div_ceil((per_copy - global).max(1));
-    (
-        copies,
-        per_copy * copies - global * copies.saturating_sub(1),
-    )
+fn copies_for(template: &Template, events: u64) -> (u64, u64) {
+    let written = |k: u64| -> u64 {
+        template
+            .commits
+            .iter()
+            .filter(|c| template.writes(c, k))
+            .map(|c| c.events.len() as u64)
+            .sum()
+    };
+    // Every copy after the ones with offices of their own writes the same.
+    let later = written(template.office_copies()).max(1);
+    let (mut copies, mut total) = (0, 0);
+    while total < events && copies < template.office_copies() {
+        total += written(copies);
+        copies += 1;
+    }
+    if total < events {
+        let more = (events - total).div_ceil(later);
+        copies += more;
+        total += more * later;
+    }
+    (copies, total)
 }
 
 /// Appends the template's copies `ks` (copy 0 with the organisation-wide streams); `done` is
@@ -383,7 +425,7 @@ fn copies_for(commits: &[Commit], events: u64) -> (u64, u64) {
 /// template's months again with each copy.
 async fn write_copies(
     store: &Arc<dyn EventStore>,
-    commits: &[Commit],
+    template: &Template,
     ks: std::ops::Range<u64>,
     in_flight: usize,
     (mut written, total): (u64, u64),
@@ -392,11 +434,11 @@ async fn write_copies(
     /// Template commits per block: a block's appends run in parallel, blocks one after another.
     const BLOCK: usize = 64;
     let mut versions = HashMap::new();
-    for block in commits.chunks(BLOCK) {
+    for block in template.commits.chunks(BLOCK) {
         let mut requests = Vec::new();
         for c in block {
-            for k in ks.clone().filter(|k| *k == 0 || copied(&c.stream)) {
-                requests.push(copy(c, k, &mut versions)?);
+            for k in ks.clone().filter(|k| template.writes(c, *k)) {
+                requests.push(copy(template, c, k, &mut versions)?);
             }
         }
         let this_block: u64 = requests.iter().map(|r| r.events.len() as u64).sum();
@@ -439,8 +481,8 @@ pub async fn bench_projections(
         store.head().await? == Position::START,
         "the benchmark needs an empty store"
     );
-    let commits = template().await?;
-    let (total, generate_seconds) = generate_from(&store, &commits, &opts, progress).await?;
+    let template = template().await?;
+    let (total, generate_seconds) = generate_from(&store, &template, &opts, progress).await?;
 
     let (read, read_all_per_s) = read_all_rate(store.as_ref(), total, progress).await?;
 
@@ -473,11 +515,11 @@ pub async fn bench_projections(
     let mut rss_mb_5m = None;
     if opts.growth {
         // Four more times the copies written so far, then a rebuild of the whole log afresh.
-        let (copies, _) = copies_for(&commits, opts.events);
-        let (more, grown) = copies_for(&commits, opts.events * 5);
+        let (copies, _) = copies_for(&template, opts.events);
+        let (more, grown) = copies_for(&template, opts.events * 5);
         write_copies(
             &store,
-            &commits,
+            &template,
             copies..more,
             opts.in_flight,
             (total, grown),
@@ -613,5 +655,45 @@ impl Scratch {
                 .delete_stream(&stream)
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn copies_share_the_planned_offices_and_write_each_office_stream_once() {
+        let t = template().await.expect("template");
+        assert_eq!(t.offices.len(), 3, "the demo has three offices");
+        let copies = 3 * t.office_copies();
+        let mut versions = HashMap::new();
+        let mut offices = HashSet::new();
+        let mut office_streams: HashMap<StreamId, HashSet<u64>> = HashMap::new();
+        let mut written = 0u64;
+        for k in 0..copies {
+            for c in &t.commits {
+                if !t.writes(c, k) {
+                    continue;
+                }
+                let r = copy(&t, c, k, &mut versions).expect("copy");
+                written += r.events.len() as u64;
+                offices.extend(r.events.iter().filter_map(|e| e.office));
+                if uuid::Uuid::parse_str(c.stream.id_part()).is_ok_and(|id| t.offices.contains(&id))
+                {
+                    office_streams.entry(r.stream).or_default().insert(k);
+                }
+            }
+        }
+        assert_eq!(offices.len() as u64, OFFICES);
+        assert_eq!(office_streams.len() as u64, OFFICES);
+        assert!(
+            office_streams.values().all(|ks| ks.len() == 1),
+            "an office's stream is written by one copy only"
+        );
+        assert_eq!(copies_for(&t, written), (copies, written));
+        let (k, w) = copies_for(&t, written + 1);
+        assert_eq!(k, copies + 1);
+        assert!(w > written);
     }
 }
