@@ -64,7 +64,7 @@ pub enum BenchWhat {
     /// `GET /pipeline?as_of=` (`as_of_p99_ms`) and `GET /leads/{id}/audit`
     /// (`audit_lead_p99_ms`), with `--connections` requests in flight.
     Http {
-        /// Events in the generated log (the replicated demo organisation).
+        /// Events in the generated log (the demo history replicated onto 30 offices).
         #[arg(long, default_value_t = 1_000_000)]
         events: u64,
         /// Connections of the client: requests in flight at once.
