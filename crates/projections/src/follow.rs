@@ -2,9 +2,9 @@
 //! `tokio::sync::RwLock` up to date with the live tail, taking the write lock only to apply a page
 //! already read (never across a store request) and to record what was saved, so readers wait at
 //! most for one page to be applied: serialising the models and writing them (the table models'
-//! rows after every page at the tail, the in-memory models every `follow_save_interval`) happen under the read
-//! lock, beside the readers. [`wait_until_shared`] / [`query_at_least`] give read-your-writes on
-//! top of it.
+//! rows after every page at the tail, the in-memory models every `follow_save_interval`) happen
+//! under the read lock, beside the readers. [`wait_until_shared`] / [`query_at_least`] give
+//! read-your-writes on top of it.
 
 use crate::{Progress, ReadModel, Runner, RunnerError};
 use funnel_store::{EventStore, Filter};

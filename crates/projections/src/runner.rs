@@ -42,8 +42,9 @@ pub struct RunnerOptions {
     /// Events after which snapshots and checkpoints are saved during a catch-up.
     pub save_every: u64,
     /// While following the live tail, the shortest time between two saves of the in-memory
-    /// models (table models commit every page at the tail). A save serialises them (under the read lock of a
-    /// followed runner, beside its readers); a crash replays at most this long of events.
+    /// models (table models commit every page at the tail). A save serialises them (under the
+    /// read lock of a followed runner, beside its readers); a crash replays at most this long of
+    /// events.
     pub follow_save_interval: Duration,
     /// Events between two history snapshots of a model that keeps them
     /// ([`ReadModel::KEEPS_HISTORY`], [`crate::history`]); 0 keeps none.
@@ -848,9 +849,9 @@ impl Runner {
     }
 
     /// Makes the rows of a save of every changed state (or only of the table models, whose
-    /// tables serve reads and are written after every page at the tail) from a shared borrow, so that a
-    /// runner behind a lock can be serialised and written under a read lock while readers go on
-    /// ([`crate::follow`]). `None` when there is nothing to save. Write it with
+    /// tables serve reads and are written after every page at the tail) from a shared borrow, so
+    /// that a runner behind a lock can be serialised and written under a read lock while readers
+    /// go on ([`crate::follow`]). `None` when there is nothing to save. Write it with
     /// [`Runner::write_save`] and record it with [`Runner::finish_save`]; nothing may be applied
     /// in between.
     pub fn prepare_save(&self, tables_only: bool) -> Result<Option<PreparedSave>, RunnerError> {
