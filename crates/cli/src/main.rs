@@ -20,6 +20,7 @@ mod serve_demo;
 mod store;
 mod tail;
 mod text;
+mod verify;
 mod workflows;
 
 use clap::Parser;

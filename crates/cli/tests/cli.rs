@@ -502,3 +502,62 @@ fn leads_find_matches_names_however_written_and_aligns_its_table() {
     let err = fails(&["leads", "find", "--limit", "0"]);
     assert!(err.contains("limit"), "{err}");
 }
+
+#[test]
+fn verify_names_where_the_log_was_tampered_with() {
+    let clean = run(&["verify"]);
+    assert!(clean.contains("nothing was changed"), "{clean}");
+    // A copy of the demo store with one payload changed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("copy.db");
+    let source = demo_store().trim_start_matches("sqlite:");
+    rusqlite::Connection::open(source)
+        .and_then(|c| c.execute("VACUUM INTO ?1", [copy.to_str().expect("utf-8 path")]))
+        .expect("copy the store");
+    rusqlite::Connection::open(&copy)
+        .and_then(|c| {
+            c.execute(
+                "UPDATE events SET payload = CAST('{}' AS BLOB) WHERE position = 100",
+                [],
+            )
+        })
+        .expect("tamper");
+    let out = funnel()
+        .args(["--store", &format!("sqlite:{}", copy.display())])
+        .args(["verify", "--json"])
+        .output()
+        .expect("run funnel");
+    assert!(!out.status.success(), "a tampered log fails verification");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["first_bad"]["tamper"], "changed", "{report}");
+    // The commit holding position 100 starts there or a little before.
+    let at = report["first_bad"]["position"].as_u64().expect("position");
+    assert!((90..=100).contains(&at), "{report}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("tampered with at position {at}")) && stderr.contains("被篡改"),
+        "{stderr}"
+    );
+    // Verifying from after the change trusts what is before it.
+    let after = funnel()
+        .args(["--store", &format!("sqlite:{}", copy.display())])
+        .args(["verify", "--from", "200"])
+        .output()
+        .expect("run funnel");
+    assert!(
+        after.status.success(),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    // The JetStream log has no chain yet, and says so.
+    let nats = funnel()
+        .args(["--store", "nats://127.0.0.1:1", "verify"])
+        .output()
+        .expect("run funnel");
+    assert!(!nats.status.success());
+    assert!(
+        String::from_utf8_lossy(&nats.stderr).contains("carries no chain yet"),
+        "{}",
+        String::from_utf8_lossy(&nats.stderr)
+    );
+}

@@ -15,6 +15,7 @@
 //!
 //! Durability depends on [`Synchronous`]; see there.
 
+mod chain;
 mod read;
 mod schema;
 mod writer;
@@ -226,6 +227,19 @@ impl SqliteStore {
                 rx.await.map_err(|_| writer_gone())?
             }
         }
+    }
+
+    /// Walks the log and its hash chain from the commit holding `from` (position 1: the whole
+    /// log) and says where, if anywhere, it was changed, removed from, reordered or inserted into
+    /// ([`funnel_store::chain`]). `progress` is called with the last position checked.
+    pub async fn verify(
+        &self,
+        from: Position,
+        progress: impl FnMut(Position) + Send + 'static,
+    ) -> Result<funnel_store::chain::Verification, StoreError> {
+        let mut progress = progress;
+        self.read(move |conn| chain::verify(conn, from, &mut progress))
+            .await
     }
 
     /// Reads the head from the file and moves the in-process head forward when another process

@@ -6,8 +6,9 @@ use funnel_store::StoreError;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::path::Path;
 
-/// The schema version this build writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes and understands. 2: the hash chain (`chain`, and
+/// `meta.chain_from`), which an older build would not extend; opening a version-1 file upgrades it.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The tables (`snapshots` came later; it is created on open when missing, and older builds leave
 /// it alone, so it needs no new schema version). Times are nanoseconds since the Unix epoch (UTC); ids are 16-byte UUID blobs; the actor
@@ -46,6 +47,11 @@ CREATE TABLE IF NOT EXISTS commands (
     first_position INTEGER NOT NULL,
     last_position  INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chain (
+    last_position  INTEGER PRIMARY KEY,
+    first_position INTEGER NOT NULL,
+    hash           BLOB    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS snapshots (
     stream  TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
@@ -170,11 +176,22 @@ fn check_and_create(conn: &Connection, path: &Path) -> Result<(), StoreError> {
             ),
         });
     }
+    let chained = table_exists("chain")?;
     conn.execute_batch(SCHEMA).map_err(sql_error)?;
     conn.execute(
-        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
         [SCHEMA_VERSION],
     )
     .map_err(sql_error)?;
+    if !chained {
+        // The chain starts after the events already there (none on a new file).
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value)
+             SELECT 'chain_from', coalesce(max(position), 0) + 1 FROM events",
+            [],
+        )
+        .map_err(sql_error)?;
+    }
     Ok(())
 }

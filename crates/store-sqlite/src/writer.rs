@@ -3,7 +3,8 @@
 //! checked and applied on its own: a refused append is rolled back to its savepoint and writes
 //! nothing, the others commit. Callers are answered only after the commit is durable.
 
-use crate::{sql_error, time_to_nanos};
+use crate::{chain, sql_error, time_to_nanos};
+use funnel_store::chain::Link;
 use funnel_store::{AppendOutcome, AppendRequest, StoreError};
 use funnel_types::{Position, Version};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
@@ -249,6 +250,7 @@ fn apply(
     let mut actor_json = String::new();
     let mut actor_of: Option<&funnel_types::Actor> = None;
     let mut first_position = 0i64;
+    let mut link = Link::after(&chain::last_hash(conn)?);
     for (i, e) in req.events.iter().enumerate() {
         if actor_of != Some(&e.actor) {
             actor_json = serde_json::to_string(&e.actor).map_err(|err| {
@@ -290,11 +292,30 @@ fn apply(
             }
             Err(err) => return Err(Refusal::Sql(err)),
         }
+        let position = conn.last_insert_rowid();
         if i == 0 {
-            first_position = conn.last_insert_rowid();
+            first_position = position;
         }
+        chain::Stored {
+            position,
+            stream,
+            version: base + i as i64 + 1,
+            event_id: &e.event_id.0.as_bytes()[..],
+            event_type: &e.event_type,
+            schema_version: i64::from(e.schema_version),
+            occurred_at,
+            recorded_at,
+            actor: &actor_json,
+            office: office.as_ref().map(|b| &b[..]),
+            command_id: &command[..],
+            correlation_id: &e.correlation_id.0.as_bytes()[..],
+            causation_id: &e.causation_id.as_bytes()[..],
+            payload: &e.payload[..],
+        }
+        .feed(&mut link);
     }
     let last_position = conn.last_insert_rowid();
+    chain::record(conn, first_position, last_position, &link.finish())?;
     let last_version = base + req.events.len() as i64;
     conn.prepare_cached(
         "INSERT INTO streams (stream, version) VALUES (?1, ?2) ON CONFLICT (stream) DO UPDATE SET version = excluded.version",

@@ -18,6 +18,7 @@
 //! - A refused expectation is [`StoreError::WrongExpectedVersion`] naming the actual version.
 //! - Reading a stream that does not exist gives no events and version `None`; it is not an error.
 
+pub mod chain;
 pub mod conformance;
 mod error;
 pub mod files;

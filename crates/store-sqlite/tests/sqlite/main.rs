@@ -9,6 +9,7 @@ use funnel_store_sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore, Synchronou
 use funnel_types::{ExpectedVersion, Position, Version};
 use std::sync::Arc;
 
+mod chain;
 mod crash;
 
 fn raw(path: &std::path::Path) -> rusqlite::Connection {
