@@ -1184,7 +1184,10 @@ impl Runner {
             .iter()
             .map(|e| {
                 let live = &e.live;
-                let lag = self.head.0.saturating_sub(live.checkpoint.0);
+                // What its readers see: a table model's rows applied since its last write are not
+                // served yet.
+                let checkpoint = e.served();
+                let lag = self.head.0.saturating_sub(checkpoint.0);
                 let state = if e.rebuild.is_some() || !live.readable {
                     ProjectionState::Rebuilding
                 } else if lag == 0 {
@@ -1196,7 +1199,7 @@ impl Runner {
                     name: live.model.name(),
                     version: live.model.version(),
                     stored_version: live.version,
-                    checkpoint: live.checkpoint,
+                    checkpoint,
                     head: self.head,
                     lag,
                     lag_events: (lag == 0 || self.consecutive).then_some(lag),

@@ -99,6 +99,16 @@ fn parked(runner: &Runner) -> Vec<Parked> {
         .parked
 }
 
+/// The position the lead index's readers see, by the runner's status.
+fn index_checkpoint(runner: &Runner) -> Position {
+    runner
+        .status()
+        .into_iter()
+        .find(|s| s.name == LeadIndex::NAME)
+        .expect("lead index")
+        .checkpoint
+}
+
 /// A fresh runner's tables and parked events, in one pass over the log.
 async fn fresh(store: &dyn EventStore) -> ((Position, Vec<String>), Vec<Parked>, Pipeline) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -183,8 +193,12 @@ async fn check_tables(
         // wrote further and loads that; while catching up it holds the rows of up to
         // `table_batch` events).
         if let Some((at, _)) = try_dump(&path) {
-            let furthest = runners.iter().map(Runner::live_checkpoint).max().unwrap();
+            let furthest = runners.iter().map(index_checkpoint).max().unwrap();
             assert_eq!(at, furthest);
+            // Every read (of any model) reflects at least what the runner publishes.
+            for r in &runners {
+                assert!(r.live_checkpoint() <= index_checkpoint(r));
+            }
         }
         let runner = &mut runners[who];
         match action {
