@@ -13,6 +13,7 @@
 //!   record; errors are [`AppError`] (a kind, a stable code, English and Chinese).
 
 pub mod auth;
+pub mod chain;
 pub mod credentials;
 pub mod error;
 mod open;

@@ -72,9 +72,11 @@ pub enum Command {
     Events(crate::contract::EventsArgs),
     /// List every refusal code a command can answer with.
     Refusals,
-    /// Walk the log and its hash chain: whether anything was changed, removed, reordered or
-    /// inserted, and where first (exit status 1 when so).
+    /// Walk the log, its hash chain and the signed checkpoints of its head: whether anything was
+    /// changed, removed, reordered, inserted or cut off, and where first (exit status 1 when so).
     Verify(crate::verify::VerifyArgs),
+    /// Signed checkpoints of the hash chain's head: make the signing key, sign the head now.
+    Checkpoint(crate::verify::CheckpointArgs),
     /// Reserve the current customer keys of leads registered before look-alike names were folded
     /// into the key, so that a look-alike registered later collides with them (`funnel serve` does
     /// this at start; re-running writes only what is missing).
@@ -118,6 +120,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(a) => runtime()?.block_on(crate::import::run(&store, a)),
         Command::ReserveKeys => runtime()?.block_on(crate::keys::run(&store)),
         Command::Verify(a) => runtime()?.block_on(crate::verify::run(&store, a)),
+        Command::Checkpoint(a) => runtime()?.block_on(crate::verify::checkpoint(&store, a)),
     }
 }
 

@@ -504,6 +504,87 @@ fn leads_find_matches_names_however_written_and_aligns_its_table() {
 }
 
 #[test]
+fn signed_checkpoints_name_a_log_cut_after_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("copy.db");
+    let source = demo_store().trim_start_matches("sqlite:");
+    rusqlite::Connection::open(source)
+        .and_then(|c| c.execute("VACUUM INTO ?1", [copy.to_str().expect("utf-8 path")]))
+        .expect("copy the store");
+    let store = format!("sqlite:{}", copy.display());
+    let key = dir.path().join("chain.key");
+    let keygen = funnel()
+        .args(["checkpoint", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .expect("run funnel");
+    assert!(keygen.status.success(), "{keygen:?}");
+    let public = String::from_utf8_lossy(&keygen.stdout).trim().to_string();
+    assert_eq!(public.len(), 64, "{public}");
+    // A second keygen never replaces the key.
+    let again = funnel()
+        .args(["checkpoint", "keygen", "--out"])
+        .arg(&key)
+        .output()
+        .expect("run funnel");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{again:?}"
+    );
+    let sign = funnel()
+        .args([
+            "--store",
+            &store,
+            "checkpoint",
+            "sign",
+            "--signing-key-file",
+        ])
+        .arg(&key)
+        .output()
+        .expect("run funnel");
+    assert!(sign.status.success(), "{sign:?}");
+    let verify = |args: &[&str]| {
+        funnel()
+            .args(["--store", &store, "verify"])
+            .args(args)
+            .output()
+            .expect("run funnel")
+    };
+    let clean = verify(&["--public-key", &public]);
+    let text = String::from_utf8_lossy(&clean.stdout);
+    assert!(clean.status.success(), "{clean:?}");
+    assert!(text.contains("1 of 1 match the chain"), "{text}");
+    // The last commits cut off, with their chain rows: consistent with itself, not with the
+    // checkpoint.
+    rusqlite::Connection::open(&copy)
+        .and_then(|c| {
+            c.execute_batch(
+                "DELETE FROM events WHERE position > (SELECT max(position) - 5 FROM events); \
+                 DELETE FROM chain WHERE last_position > (SELECT max(position) FROM events);",
+            )
+        })
+        .expect("cut the tail");
+    assert!(
+        verify(&[]).status.success(),
+        "without the key nothing shows"
+    );
+    let cut = verify(&["--public-key", &public, "--json"]);
+    assert!(!cut.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&cut.stdout).expect("json");
+    assert_eq!(report["first_bad"]["tamper"], "truncated", "{report}");
+    let stderr = String::from_utf8_lossy(&cut.stderr);
+    assert!(stderr.contains("被删除"), "{stderr}");
+    // A key that is not one is refused in both languages.
+    let bad = verify(&["--public-key", "abc"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("不是有效的公钥"),
+        "{bad:?}"
+    );
+}
+
+#[test]
 fn verify_names_where_the_log_was_tampered_with() {
     let clean = run(&["verify"]);
     assert!(clean.contains("nothing was changed"), "{clean}");
@@ -556,7 +637,7 @@ fn verify_names_where_the_log_was_tampered_with() {
         .expect("run funnel");
     assert!(!nats.status.success());
     assert!(
-        String::from_utf8_lossy(&nats.stderr).contains("carries no chain yet"),
+        String::from_utf8_lossy(&nats.stderr).contains("carries none yet"),
         "{}",
         String::from_utf8_lossy(&nats.stderr)
     );

@@ -1183,3 +1183,51 @@ fn serve_demo_starts_again_after_a_demo_member_left() {
     assert_eq!(r.status, 401, "the leaver's token no longer signs in");
     server.stop_cleanly();
 }
+
+/// With a signing key, `funnel serve` signs the chain's head at start and once more at shutdown,
+/// after everything it appended: the last checkpoint covers the whole log, which `funnel verify`
+/// checks with the key.
+#[test]
+fn serve_signs_the_chains_head_and_covers_the_log_at_shutdown() {
+    let backend = Backend::sqlite();
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(bootstrap(&backend.url()));
+    let key = backend.dir().join("chain.key");
+    let public = backend.run(&["checkpoint", "keygen", "--out", &key.display().to_string()]);
+    let public = public.trim().to_string();
+    let config = backend.dir().join("chain.toml");
+    std::fs::write(
+        &config,
+        format!("[chain]\nsigning_key_file = \"{}\"\n", key.display()),
+    )
+    .expect("write config");
+    let wang = backend.token("王工");
+    let server = Server::start(&backend, &["--config", &config.display().to_string()]);
+    let registration = json!({
+        "customer_name": "保利", "project_name": "天悦", "industry": "real_estate",
+        "purchase_mode": "independent", "channel": "building_sweep", "office": OfficeId::derived("SH"),
+        "location": "上海市", "contact": { "name": "张经理", "phone": "13800000001" },
+        "need": "楼宇对讲",
+    });
+    let r = server.post("/leads", &wang, &registration);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let registered = r.body["position"].as_u64().expect("position");
+    server.stop_cleanly();
+    let checkpoints = backend.dir().join("funnel.db.checkpoints");
+    let text = std::fs::read_to_string(&checkpoints).expect("checkpoints written");
+    let last: Value =
+        serde_json::from_str(text.lines().last().expect("a checkpoint")).expect("json");
+    assert!(
+        last["position"].as_u64().expect("position") >= registered,
+        "{text}"
+    );
+    assert!(
+        text.lines().count() >= 2,
+        "one at start, one at shutdown: {text}"
+    );
+    let report = backend.run(&["verify", "--public-key", &public, "--json"]);
+    let report: Value = serde_json::from_str(&report).expect("json");
+    assert_eq!(report["witness"]["unwitnessed_positions"], 0, "{report}");
+    assert_eq!(report["witness"]["bad_checkpoint"], json!(null), "{report}");
+}

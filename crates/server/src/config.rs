@@ -21,6 +21,40 @@ pub struct ServeOptions {
     pub sessions: SessionOptions,
     pub grpc: GrpcOptions,
     pub oidc: OidcOptions,
+    pub chain: ChainOptions,
+}
+
+/// The hash chain's signed checkpoints and walks (the embedded store; the JetStream log keeps no
+/// chain yet and these are ignored there).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChainOptions {
+    /// The Ed25519 key that signs checkpoints of the chain's head (`funnel checkpoint keygen`
+    /// makes one; readable by the server's user only). None: no checkpoints are signed.
+    pub signing_key_file: Option<PathBuf>,
+    /// The public key (hex) checkpoints are checked with; none: the signing key's.
+    pub public_key: Option<String>,
+    /// Where checkpoints are appended and read; none: `<store>.checkpoints`. Keep it (or a copy)
+    /// where whoever can write the store cannot rewrite it.
+    pub checkpoints_file: Option<PathBuf>,
+    /// Seconds between two checkpoints, when the head moved (10 to 86400); one more is signed at
+    /// shutdown.
+    pub checkpoint_every_s: u64,
+    /// Minutes between two walks of the whole log, whose outcome the auditor's console shows (0:
+    /// only when asked, `GET /verify`).
+    pub verify_every_minutes: u64,
+}
+
+impl Default for ChainOptions {
+    fn default() -> Self {
+        ChainOptions {
+            signing_key_file: None,
+            public_key: None,
+            checkpoints_file: None,
+            checkpoint_every_s: 300,
+            verify_every_minutes: 60,
+        }
+    }
 }
 
 /// Signing in through the company's OpenID Connect provider (authorization code flow with PKCE),
@@ -466,6 +500,19 @@ impl ServeOptions {
                      three-node cluster)"
                 )));
             }
+        }
+        if !(10..=86_400).contains(&self.chain.checkpoint_every_s) {
+            return Err(ConfigError(format!(
+                "chain.checkpoint_every_s is {}; give 10 to 86400 seconds",
+                self.chain.checkpoint_every_s
+            )));
+        }
+        if let Some(key) = &self.chain.public_key {
+            funnel_store::checkpoint::PublicKey::from_hex(key).map_err(|e| {
+                ConfigError(format!(
+                    "chain.public_key is not an Ed25519 public key in hex: {e}"
+                ))
+            })?;
         }
         if !(1000..=300_000).contains(&self.store.lease_ttl_ms) {
             return Err(ConfigError(format!(

@@ -69,6 +69,9 @@ struct Inner {
     leases: std::sync::OnceLock<Vec<LeaseView>>,
     /// The company's OpenID Connect provider, when one is configured (set once, at start).
     oidc: std::sync::OnceLock<Arc<oidc::Oidc>>,
+    /// The walks of the log's hash chain and where its signed checkpoints are (set at start,
+    /// else made from the settings without a signing key on first use).
+    chain: std::sync::OnceLock<Arc<funnel_app::chain::ChainAudit>>,
 }
 
 /// One lease as this process sees it: its name and what this process holds of it.
@@ -84,6 +87,27 @@ impl LeaseView {
     /// Whether this process holds the lease now (its local deadline not passed).
     pub fn held(&self) -> Option<u64> {
         self.state.borrow().term_now()
+    }
+}
+
+/// The chain settings of `options`, with `signer` (the signing key, loaded by whoever runs the
+/// server): the checkpoint file (by default beside the embedded store) and the trusted key.
+pub fn chain_settings(
+    options: &ServeOptions,
+    signer: Option<Arc<funnel_store::checkpoint::CheckpointSigner>>,
+) -> funnel_app::chain::ChainSettings {
+    let url = options.store.url.parse::<funnel_app::StoreUrl>().ok();
+    funnel_app::chain::ChainSettings {
+        checkpoints: options.chain.checkpoints_file.clone().or_else(|| {
+            url.as_ref()
+                .and_then(funnel_app::chain::default_checkpoints)
+        }),
+        signer,
+        public_key: options
+            .chain
+            .public_key
+            .as_deref()
+            .and_then(|k| funnel_store::checkpoint::PublicKey::from_hex(k).ok()),
     }
 }
 
@@ -119,6 +143,7 @@ impl AppState {
                 workflows: std::sync::OnceLock::new(),
                 leases: std::sync::OnceLock::new(),
                 oidc: std::sync::OnceLock::new(),
+                chain: std::sync::OnceLock::new(),
                 reads,
                 credentials,
                 options,
@@ -177,6 +202,22 @@ impl AppState {
     /// The company's OpenID Connect provider, when one is configured.
     pub fn oidc(&self) -> Option<&Arc<oidc::Oidc>> {
         self.inner.oidc.get()
+    }
+
+    /// Walks the log's hash chain with `audit`'s settings (set once, at start).
+    pub fn set_chain(&self, audit: Arc<funnel_app::chain::ChainAudit>) {
+        let _ = self.inner.chain.set(audit);
+    }
+
+    /// The walks of the log's hash chain: as set at start, else with the checkpoint file and
+    /// public key of the settings (the key was checked when they were validated).
+    pub fn chain(&self) -> &Arc<funnel_app::chain::ChainAudit> {
+        self.inner.chain.get_or_init(|| {
+            let options = &self.inner.options;
+            Arc::new(funnel_app::chain::ChainAudit::new(chain_settings(
+                options, None,
+            )))
+        })
     }
 
     /// Where to send requests to this process's saga runtime (set once, by whoever runs it).
@@ -277,6 +318,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events", get(read::events))
         .route("/export/events.parquet", get(export::events_parquet))
         .route("/projections", get(read::projections))
+        .route("/verify", get(read::verify))
         .route(
             "/projections/{name}/rebuild",
             post(read::rebuild_projection),

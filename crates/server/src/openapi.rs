@@ -824,6 +824,16 @@ pub fn document() -> Value {
     let op =
         read_op::<reads::ProjectionsReport>(&mut g, "projections", "Read-model status", vec![]);
     paths.insert("/projections".into(), op);
+    let op = read_op::<funnel_app::chain::VerifyReport>(
+        &mut g,
+        "verify",
+        "Walk the log, its hash chain and the signed checkpoints of its head: the first position changed, removed, reordered, inserted or cut off (auditors)",
+        vec![
+            json!({ "name": "again", "in": "query", "required": false, "schema": { "type": "boolean" },
+            "description": "Walk again even if neither the head nor the checkpoints moved since the last walk" }),
+        ],
+    );
+    paths.insert("/verify".into(), op);
     let empty = schema::<dto::Empty>(&mut g);
     let status = schema::<reads::ProjectionsReport>(&mut g);
     let op = operation(

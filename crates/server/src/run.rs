@@ -215,6 +215,18 @@ pub async fn serve(
         );
         state.set_oidc(oidc);
     }
+    // The hash chain: signed checkpoints of its head, and walks of the log (embedded store).
+    let signer = match &options.chain.signing_key_file {
+        Some(p) => Some(Arc::new(
+            funnel_store::checkpoint::CheckpointSigner::load(p)
+                .map_err(|e| crate::ConfigError(format!("chain.signing_key_file: {e}")))?,
+        )),
+        None => None,
+    };
+    let chain = Arc::new(funnel_app::chain::ChainAudit::new(crate::chain_settings(
+        &options, signer,
+    )));
+    state.set_chain(chain.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(8);
     if options.workflows.enabled {
@@ -290,6 +302,14 @@ pub async fn serve(
             })
             .await;
         }));
+    }
+    if let StoreUrl::Sqlite(_) = &url {
+        background.push(tokio::spawn(chain_forever(
+            store.clone(),
+            chain.clone(),
+            options.chain.clone(),
+            stop_rx.clone(),
+        )));
     }
     if let (StoreUrl::Nats(nats_url), true) = (&url, options.notify.nats_subjects) {
         background.push(tokio::spawn(republish_forever(
@@ -423,7 +443,21 @@ pub async fn serve(
     }
     for task in background {
         if let Err(e) = task.await {
-            tracing::error!(error = %e, "a notification task ended abnormally");
+            tracing::error!(error = %e, "a background task ended abnormally");
+        }
+    }
+    // Nothing appends any more: the last checkpoint covers everything this process wrote.
+    if let (StoreUrl::Sqlite(_), Some(signer), Some(path)) = (
+        &url,
+        &chain.settings().signer,
+        &chain.settings().checkpoints,
+    ) {
+        match funnel_app::chain::sign_head(store.as_ref(), signer, path, None).await {
+            Ok(Some(c)) => {
+                tracing::info!(position = %c.position, "signed a checkpoint of the chain's head")
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "signing the chain's head at shutdown failed"),
         }
     }
     tracing::info!("stopped");
@@ -584,6 +618,60 @@ async fn refuse_busy(mut stream: tokio::net::TcpStream) {
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Signs the chain's head every `chain.checkpoint_every_s` when it moved (with a signing key), and
+/// walks the whole log every `chain.verify_every_minutes` (the first walk a minute after start),
+/// until told to stop.
+async fn chain_forever(
+    store: Arc<dyn funnel_store::EventStore>,
+    chain: Arc<funnel_app::chain::ChainAudit>,
+    options: crate::config::ChainOptions,
+    stop: watch::Receiver<bool>,
+) {
+    let signing = chain
+        .settings()
+        .signer
+        .clone()
+        .zip(chain.settings().checkpoints.clone());
+    let sign_every = Duration::from_secs(options.checkpoint_every_s);
+    let verify_every = Duration::from_secs(options.verify_every_minutes * 60);
+    let mut next_sign = tokio::time::Instant::now();
+    let mut next_walk = (options.verify_every_minutes > 0)
+        .then(|| tokio::time::Instant::now() + Duration::from_secs(60));
+    let mut signed = None;
+    loop {
+        let now = tokio::time::Instant::now();
+        if let Some((signer, path)) = &signing
+            && now >= next_sign
+        {
+            match funnel_app::chain::sign_head(store.as_ref(), signer, path, signed).await {
+                Ok(Some(c)) => {
+                    signed = Some(c.position);
+                    tracing::info!(position = %c.position, "signed a checkpoint of the chain's head");
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "signing the chain's head failed"),
+            }
+            next_sign = now + sign_every;
+        }
+        if let Some(at) = next_walk.filter(|at| now >= *at) {
+            if let Err(e) = chain.current(store.as_ref(), true).await {
+                tracing::error!(error = %e, "walking the log's hash chain failed");
+            }
+            next_walk = Some(at.max(now) + verify_every);
+        }
+        let wake = match (&signing, next_walk) {
+            (Some(_), Some(w)) => next_sign.min(w),
+            (Some(_), None) => next_sign,
+            (None, Some(w)) => w,
+            (None, None) => return,
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(wake) => {}
+            () = stopped(stop.clone()) => return,
+        }
+    }
 }
 
 /// Follows the log with the runner until told to stop, restarting after an error.

@@ -6,6 +6,7 @@
 use crate::sql_error;
 use funnel_store::StoreError;
 use funnel_store::chain::{ChainHash, Link, RecordedCommit, Verification, Verifier};
+use funnel_store::checkpoint::{self, Witness};
 use funnel_types::Position;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -61,6 +62,17 @@ pub(crate) fn last_hash(conn: &Connection) -> rusqlite::Result<ChainHash> {
         .unwrap_or(ChainHash::GENESIS))
 }
 
+/// The last commit recorded: its last position and hash.
+pub(crate) fn head(conn: &Connection) -> rusqlite::Result<Option<(Position, ChainHash)>> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached(
+            "SELECT last_position, hash FROM chain ORDER BY last_position DESC LIMIT 1",
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(row.and_then(|(p, h)| Some((Position(p as u64), ChainHash::from_slice(&h)?))))
+}
+
 /// Records a commit's hash, inside the writer's transaction.
 pub(crate) fn record(
     conn: &Connection,
@@ -82,16 +94,44 @@ const PAGE: i64 = 4096;
 /// events around them: every event must belong to a recorded commit, every position a recorded
 /// commit covers must hold an event, and the events of each commit must hash, after the previous
 /// commit's recorded hash, to its own. `progress` is called with the last position checked, about
-/// every [`PAGE`] commits.
+/// every [`PAGE`] commits. Then the checkpoints of `witness`, if any, are checked against the
+/// chain rows the same transaction sees.
 pub(crate) fn verify(
     conn: &Connection,
     from: Position,
+    witness: Option<&Witness>,
     progress: &mut dyn FnMut(Position),
 ) -> Result<Verification, StoreError> {
     conn.execute_batch("BEGIN").map_err(sql_error)?;
-    let result = walk(conn, from, progress);
+    let result = walk(conn, from, progress).and_then(|mut v| {
+        if let Some(w) = witness {
+            v.witnessed(witnessed(conn, w)?);
+        }
+        Ok(v)
+    });
     let _ = conn.execute_batch("COMMIT");
     result
+}
+
+/// The checkpoints of `witness` against the recorded chain and the log's last position.
+fn witnessed(conn: &Connection, witness: &Witness) -> Result<checkpoint::Witnessed, StoreError> {
+    let head: Option<i64> = conn
+        .query_row("SELECT max(position) FROM events", [], |r| r.get(0))
+        .map_err(sql_error)?;
+    let mut at = conn
+        .prepare("SELECT hash FROM chain WHERE last_position = ?1")
+        .map_err(sql_error)?;
+    checkpoint::check(
+        witness,
+        Position(head.unwrap_or(0) as u64),
+        &mut |p: Position| {
+            let hash: Option<Vec<u8>> = at
+                .query_row([i64::try_from(p.0).unwrap_or(i64::MAX)], |r| r.get(0))
+                .optional()
+                .map_err(sql_error)?;
+            Ok(hash.as_deref().and_then(ChainHash::from_slice))
+        },
+    )
 }
 
 fn walk(

@@ -24,6 +24,8 @@ pub use schema::SCHEMA_VERSION;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use funnel_store::chain::{ChainHash, Verification};
+use funnel_store::checkpoint::Witness;
 use funnel_store::{
     AppendOutcome, AppendRequest, EventStore, Filter, Limits, RecordedEvent, Snapshot, StoreError,
 };
@@ -229,19 +231,6 @@ impl SqliteStore {
         }
     }
 
-    /// Walks the log and its hash chain from the commit holding `from` (position 1: the whole
-    /// log) and says where, if anywhere, it was changed, removed from, reordered or inserted into
-    /// ([`funnel_store::chain`]). `progress` is called with the last position checked.
-    pub async fn verify(
-        &self,
-        from: Position,
-        progress: impl FnMut(Position) + Send + 'static,
-    ) -> Result<funnel_store::chain::Verification, StoreError> {
-        let mut progress = progress;
-        self.read(move |conn| chain::verify(conn, from, &mut progress))
-            .await
-    }
-
     /// Reads the head from the file and moves the in-process head forward when another process
     /// appended.
     async fn head_from_file(&self) -> Result<Position, StoreError> {
@@ -261,6 +250,24 @@ impl SqliteStore {
 impl EventStore for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn chain_head(&self) -> Result<Option<(Position, ChainHash)>, StoreError> {
+        self.read(|conn| chain::head(conn).map_err(sql_error)).await
+    }
+
+    /// Walks the chain from the commit holding `from` (position 1: the whole log) and the signed
+    /// checkpoints, in one read transaction ([`chain::verify`]).
+    async fn verify_chain(
+        &self,
+        from: Position,
+        witness: Option<Witness>,
+        progress: Box<dyn FnMut(Position) + Send>,
+    ) -> Result<Option<Verification>, StoreError> {
+        let mut progress = progress;
+        self.read(move |conn| chain::verify(conn, from, witness.as_ref(), &mut *progress))
+            .await
+            .map(Some)
     }
 
     async fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {

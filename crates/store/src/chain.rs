@@ -9,9 +9,11 @@
 //!
 //! What the chain alone does not prove: someone who can write the store can also rewrite every
 //! hash after the event they changed. Signed checkpoints of the chain's head, kept where the log's
-//! writers cannot rewrite them, close that gap; without one, `verify` shows that the log is
-//! consistent with itself, not that it is the log that was written.
+//! writers cannot rewrite them ([`crate::checkpoint`]), close that gap up to the last one; without
+//! them, `verify` shows that the log is consistent with itself, not that it is the log that was
+//! written.
 
+use crate::checkpoint::Witnessed;
 use funnel_types::Position;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -93,7 +95,7 @@ impl Link {
 }
 
 /// What is wrong at the first bad position.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Tamper {
     /// The events of the commit starting here hash to something else than recorded: an event of it
@@ -104,6 +106,12 @@ pub enum Tamper {
     /// An event is at this position that no recorded commit covers: it was inserted, or its
     /// commit's record was removed.
     Unchained,
+    /// The recorded chain does not reach a signed checkpoint's head: events from here up to the
+    /// checkpoint's position (`until`) were changed and the hashes after them recomputed.
+    Rewritten,
+    /// The log ends before a signed checkpoint's position (`until`): events from here on were
+    /// removed.
+    Truncated,
 }
 
 impl Tamper {
@@ -122,6 +130,14 @@ impl Tamper {
                 "an event is here that no recorded commit covers (inserted)",
                 "此位置的事件不属于任何已记录的提交（被插入）",
             ),
+            Tamper::Rewritten => (
+                "the chain no longer matches a signed checkpoint: events from here up to the checkpoint were changed and their hashes recomputed",
+                "哈希链与签名检查点不符：从此位置到检查点之间的事件被修改，且哈希被重新计算",
+            ),
+            Tamper::Truncated => (
+                "the log ends before a signed checkpoint: events from here on were removed",
+                "日志短于签名检查点记录的长度：从此位置起的事件被删除",
+            ),
         }
     }
 }
@@ -135,14 +151,18 @@ pub struct RecordedCommit {
 }
 
 /// Where a walk found the log tampered with first, and how.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     pub position: Position,
     pub tamper: Tamper,
+    /// The last position affected, when only a range is known (a rewritten or truncated log:
+    /// the signed checkpoint's position).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<Position>,
 }
 
 /// What a walk of the log found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Verification {
     /// Where the walk started (the first position it checked).
     pub from: Position,
@@ -159,12 +179,18 @@ pub struct Verification {
     pub first_bad: Option<Finding>,
     /// The hash of the last commit checked (the head of the chain when nothing is wrong).
     pub head_hash: Option<String>,
+    /// What the signed checkpoints say (`None`: none were checked).
+    pub witness: Option<Witnessed>,
 }
 
 impl Verification {
-    /// Nothing was found wrong.
+    /// Nothing was found wrong, in the log or in its checkpoints.
     pub fn is_clean(&self) -> bool {
         self.first_bad.is_none()
+            && self
+                .witness
+                .as_ref()
+                .is_none_or(|w| w.bad_checkpoint.is_none())
     }
 }
 
@@ -194,6 +220,7 @@ impl Verifier {
                 chain_starts_at: None,
                 first_bad: None,
                 head_hash: None,
+                witness: None,
             },
         }
     }
@@ -213,6 +240,7 @@ impl Verifier {
             self.report.first_bad = Some(Finding {
                 position: at,
                 tamper: what,
+                until: None,
             });
         }
     }
@@ -277,6 +305,17 @@ impl Verifier {
     }
 }
 
+impl Verification {
+    /// Adds what the signed checkpoints say: their finding is the first bad position when the
+    /// walk found nothing (a walk's finding is exact; a checkpoint's names a range).
+    pub fn witnessed(&mut self, witness: Witnessed) {
+        if self.first_bad.is_none() {
+            self.first_bad = witness.finding;
+        }
+        self.witness = Some(witness);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,7 +376,8 @@ mod tests {
             v.finish().first_bad,
             Some(Finding {
                 position: Position(2),
-                tamper: Tamper::Missing
+                tamper: Tamper::Missing,
+                until: None
             })
         );
         let mut v = Verifier::new(Position(1), ChainHash::GENESIS, None);
@@ -346,7 +386,8 @@ mod tests {
             v.finish().first_bad,
             Some(Finding {
                 position: Position(3),
-                tamper: Tamper::Missing
+                tamper: Tamper::Missing,
+                until: None
             })
         );
         // A changed commit is reported at its first position, once.
@@ -357,7 +398,8 @@ mod tests {
             v.finish().first_bad,
             Some(Finding {
                 position: Position(1),
-                tamper: Tamper::Changed
+                tamper: Tamper::Changed,
+                until: None
             })
         );
         // A gap between commits, and a stray event after the last.
@@ -368,7 +410,8 @@ mod tests {
             v.finish().first_bad,
             Some(Finding {
                 position: Position(2),
-                tamper: Tamper::Unchained
+                tamper: Tamper::Unchained,
+                until: None
             })
         );
         let mut v = Verifier::new(Position(1), ChainHash::GENESIS, None);
@@ -378,7 +421,8 @@ mod tests {
             v.finish().first_bad,
             Some(Finding {
                 position: Position(2),
-                tamper: Tamper::Unchained
+                tamper: Tamper::Unchained,
+                until: None
             })
         );
     }

@@ -19,6 +19,7 @@
 //! - Reading a stream that does not exist gives no events and version `None`; it is not an error.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod conformance;
 mod error;
 pub mod files;
@@ -286,6 +287,26 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     /// The stream's latest snapshot, if the store keeps one.
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, StoreError> {
         let _ = stream;
+        Ok(None)
+    }
+
+    /// The chain's head ([`chain`]): the last position of the last commit recorded and its hash.
+    /// `None` when the log has no commit chained yet, or the backend keeps no chain (the default).
+    async fn chain_head(&self) -> Result<Option<(Position, chain::ChainHash)>, StoreError> {
+        Ok(None)
+    }
+
+    /// Walks the log and its hash chain from the commit holding `from` and, given a `witness`,
+    /// checks its signed checkpoints against the recorded chain ([`chain`], [`checkpoint`]).
+    /// `progress` is called with the last position checked. `None`: the backend keeps no chain
+    /// (the default).
+    async fn verify_chain(
+        &self,
+        from: Position,
+        witness: Option<checkpoint::Witness>,
+        progress: Box<dyn FnMut(Position) + Send>,
+    ) -> Result<Option<chain::Verification>, StoreError> {
+        let _ = (from, witness, progress);
         Ok(None)
     }
 

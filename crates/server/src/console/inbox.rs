@@ -76,6 +76,70 @@ struct InboxPage {
     tasks: Vec<TaskCard>,
     /// An engineer's inbox links to their visit plan.
     plans: bool,
+    /// The auditor's: how the last walk of the log's hash chain went (whether it was clean, and
+    /// what it says).
+    integrity: Option<(bool, String)>,
+}
+
+/// The auditor's line on the last walk of the log ([`funnel_app::chain::ChainAudit`]).
+fn integrity(state: &AppState, viewer: &Viewer) -> Option<(bool, String)> {
+    if viewer.caller.role != funnel_types::Role::Auditor {
+        return None;
+    }
+    let tr = viewer.tr;
+    let Some(r) = state.chain().last() else {
+        return Some((
+            true,
+            tr.t(
+                "日志完整性：尚未校验。服务启动一分钟后自动校验，也可打开 /verify 立即校验。",
+                "Log integrity: not verified yet. A walk runs a minute after the server starts; open /verify to walk it now.",
+            )
+            .to_string(),
+        ));
+    };
+    let when = super::local_time(r.verified_at, viewer.zone);
+    if !r.clean {
+        let what = if tr.en() { r.message } else { r.message_zh };
+        return Some((
+            false,
+            format!(
+                "{}（{when}）：{}",
+                tr.t("日志完整性校验未通过", "Log integrity check FAILED"),
+                what.unwrap_or_default()
+            ),
+        ));
+    }
+    let witnessed = match r
+        .verification
+        .witness
+        .as_ref()
+        .and_then(|w| w.last.as_ref())
+    {
+        Some(l) => format!(
+            "{} {}",
+            tr.t(
+                "签名检查点覆盖至位置",
+                "signed checkpoints cover up to position"
+            ),
+            l.position
+        ),
+        None => tr
+            .t("未核对签名检查点", "no signed checkpoint was checked")
+            .to_string(),
+    };
+    Some((
+        true,
+        format!(
+            "{} {}（{when}），{}；{}",
+            tr.t(
+                "日志完整性：已校验至位置",
+                "Log integrity: verified up to position"
+            ),
+            r.head,
+            tr.t("未发现篡改", "nothing was tampered with"),
+            witnessed
+        ),
+    ))
 }
 
 /// `GET /console/inbox`: the viewer's open tasks, oldest first, with what each is about.
@@ -115,6 +179,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
             name: list.name,
             tasks,
             plans: viewer.caller.role == funnel_types::Role::SalesEngineer,
+            integrity: integrity(&state, &viewer),
         }
         .render(),
     )

@@ -302,6 +302,31 @@ pub async fn projections(
     Ok(Json(log::projections(state.reads()).await?))
 }
 
+/// `GET /verify`: the auditor's walk of the log, its hash chain and the signed checkpoints of its
+/// head (the last walk when neither the log nor the checkpoints changed since, unless `again`).
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    Q(q): Q<VerifyParams>,
+) -> Result<Json<funnel_app::chain::VerifyReport>, Problem> {
+    Ok(Json(
+        funnel_app::chain::verify_for(
+            state.chain(),
+            state.store().as_ref(),
+            &caller,
+            q.again.unwrap_or(false),
+        )
+        .await?,
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyParams {
+    /// Walk again even if neither the head nor the checkpoints moved since the last walk.
+    again: Option<bool>,
+}
+
 /// `POST /projections/{name}/rebuild`: build a read model afresh from position zero beside its
 /// live state, which keeps serving until the fresh one has caught up (the sales department and
 /// executives; 202 with the read models' status).

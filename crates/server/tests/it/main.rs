@@ -19,5 +19,6 @@ mod records;
 mod sessions;
 mod sign_in_logs;
 mod time_zones;
+mod verify;
 mod webhooks;
 mod workflows;

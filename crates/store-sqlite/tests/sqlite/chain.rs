@@ -2,7 +2,9 @@
 //! named at its first position.
 
 use super::raw;
+use funnel_store::EventStore;
 use funnel_store::chain::{Finding, Tamper, Verification};
+use funnel_store::checkpoint::{Checkpoint, CheckpointSigner, Witness};
 use funnel_store::conformance::{append_ok, numbered_events, request, unique_stream};
 use funnel_store_sqlite::SqliteStore;
 use funnel_types::{ExpectedVersion, Position};
@@ -35,7 +37,15 @@ async fn log(path: &Path) -> SqliteStore {
 }
 
 async fn verify(store: &SqliteStore, from: u64) -> Verification {
-    store.verify(Position(from), |_| {}).await.expect("verify")
+    verify_with(store, from, None).await
+}
+
+async fn verify_with(store: &SqliteStore, from: u64, witness: Option<Witness>) -> Verification {
+    store
+        .verify_chain(Position(from), witness, Box::new(|_| {}))
+        .await
+        .expect("verify")
+        .expect("the embedded store keeps a chain")
 }
 
 fn tamper(path: &Path, sql: &str) {
@@ -122,7 +132,8 @@ async fn each_way_of_tampering_is_named_at_its_first_position() {
             r.first_bad,
             Some(Finding {
                 position: at,
-                tamper: kind
+                tamper: kind,
+                until: None
             }),
             "{what}: {r:?}"
         );
@@ -179,8 +190,110 @@ async fn a_store_from_before_the_chain_is_chained_from_its_next_append() {
         r.first_bad,
         Some(Finding {
             position: Position(13),
-            tamper: Tamper::Unchained
+            tamper: Tamper::Unchained,
+            until: None
         }),
         "{r:?}"
     );
+}
+
+/// Signs the chain's head of `store` now.
+async fn checkpoint(store: &SqliteStore, key: &CheckpointSigner) -> Checkpoint {
+    let (position, hash) = store.chain_head().await.expect("head").expect("a chain");
+    key.sign(position, &hash, chrono::Utc::now())
+}
+
+fn witness(key: &CheckpointSigner, checkpoints: &[&Checkpoint]) -> Option<Witness> {
+    Some(Witness {
+        key: key.public(),
+        lines: checkpoints.iter().map(|c| Ok((*c).clone())).collect(),
+    })
+}
+
+/// Appends `n` one-event commits, each with a payload of its own (`{"i": first + k}`).
+async fn more(store: &SqliteStore, first: usize, n: usize) {
+    for i in first..first + n {
+        let event = numbered_events(i + 1).pop().expect("an event");
+        append_ok(
+            store,
+            request(
+                &unique_stream("lead"),
+                ExpectedVersion::NoStream,
+                vec![event],
+            ),
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn signed_checkpoints_expose_a_rewritten_chain_and_a_cut_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = CheckpointSigner::generate();
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).expect("open");
+    more(&store, 0, 5).await;
+    let at5 = checkpoint(&store, &key).await;
+    assert_eq!(at5.position, Position(5));
+    // A forger's copy taken here, which goes on with other events and a chain of its own.
+    let forged_path = dir.path().join("forged.db");
+    raw(&path)
+        .execute_batch(&format!("VACUUM INTO '{}'", forged_path.display()))
+        .expect("copy");
+    more(&store, 5, 7).await;
+    let at12 = checkpoint(&store, &key).await;
+    more(&store, 12, 2).await;
+
+    // The original: both checkpoints match; the two events after the last are not witnessed.
+    let r = verify_with(&store, 1, witness(&key, &[&at5, &at12])).await;
+    assert!(r.is_clean(), "{r:?}");
+    let w = r.witness.expect("witnessed");
+    assert_eq!((w.matched, w.unwitnessed_positions), (2, 2));
+    assert_eq!(w.last.expect("last").position, Position(12));
+
+    // The forged log is consistent with itself (the walk alone finds nothing), but not with the
+    // checkpoint at 12: rewritten after 5.
+    let forged = SqliteStore::open(&forged_path).expect("open the copy");
+    more(&forged, 100, 9).await;
+    assert!(verify(&forged, 1).await.is_clean());
+    let r = verify_with(&forged, 1, witness(&key, &[&at5, &at12])).await;
+    assert_eq!(
+        r.first_bad,
+        Some(Finding {
+            position: Position(6),
+            tamper: Tamper::Rewritten,
+            until: Some(Position(12))
+        }),
+        "{r:?}"
+    );
+    assert!(!r.is_clean());
+
+    // The original with its last commits and their records cut off: the walk finds nothing,
+    // the checkpoint at 12 names the cut.
+    drop(store);
+    tamper(
+        &dir.path().join("events.db"),
+        "DELETE FROM events WHERE position > 9; DELETE FROM chain WHERE last_position > 9;",
+    );
+    let store = SqliteStore::open(&path).expect("reopen");
+    assert!(verify(&store, 1).await.is_clean());
+    let r = verify_with(&store, 1, witness(&key, &[&at5, &at12])).await;
+    assert_eq!(
+        r.first_bad,
+        Some(Finding {
+            position: Position(10),
+            tamper: Tamper::Truncated,
+            until: Some(Position(12))
+        }),
+        "{r:?}"
+    );
+
+    // A checkpoint edited after signing is named, and vouches for nothing.
+    let mut edited = at12.clone();
+    edited.position = Position(9);
+    let r = verify_with(&store, 1, witness(&key, &[&edited])).await;
+    let w = r.witness.clone().expect("witnessed");
+    assert_eq!(w.bad_checkpoint.expect("named").line, 1);
+    assert_eq!((w.matched, w.unwitnessed_positions), (0, 9));
+    assert!(!r.is_clean());
 }

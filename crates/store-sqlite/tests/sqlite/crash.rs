@@ -167,7 +167,11 @@ async fn verify(path: &std::path::Path, acks: &[Ack]) {
 
     let store = SqliteStore::open(path).expect("reopen after the crash");
     // The hash chain is whole too: every commit that survived has its record, and no other.
-    let chain = store.verify(Position(1), |_| {}).await.expect("verify");
+    let chain = store
+        .verify_chain(Position(1), None, Box::new(|_| {}))
+        .await
+        .expect("verify")
+        .expect("a chain");
     assert!(chain.is_clean(), "{chain:?}");
     let all = read_everything(&store).await;
     assert_eq!(chain.events, all.len() as u64);
