@@ -1,5 +1,7 @@
 //! JSON Schemas (draft 2020-12) of every event payload and of the envelope, generated from the Rust
 //! types. `schemas/` in the repository holds the same files; a test fails when they drift apart.
+//! An event type with personal fields lists them in `x-funnel-personal`: a JSON pointer into the
+//! payload, the kind of person it is about, and the payload field that identifies them.
 
 use funnel_domain::event_schemas;
 use serde_json::{Value, json};
@@ -26,6 +28,24 @@ pub fn schema_files() -> Vec<SchemaFile> {
             obj.insert("title".into(), json!(name));
             obj.insert("x-funnel-event-type".into(), json!(name));
             obj.insert("x-funnel-schema-version".into(), json!(version));
+            // Which fields hold personal information of people outside the company, and whom
+            // each is about (`funnel_domain::privacy`): exports and consumers treat them so.
+            let personal = funnel_domain::privacy::personal_fields(name);
+            if !personal.is_empty() {
+                obj.insert(
+                    "x-funnel-personal".into(),
+                    json!(
+                        personal
+                            .iter()
+                            .map(|f| json!({
+                                "field": f.field,
+                                "subject": f.subject,
+                                "subject_id_field": f.subject.id_field(),
+                            }))
+                            .collect::<Vec<_>>()
+                    ),
+                );
+            }
         }
         out.push(SchemaFile {
             path: format!("events/{name}.v{version}.json"),

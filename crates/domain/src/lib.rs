@@ -13,6 +13,7 @@ mod normalize;
 pub mod org;
 pub mod plan;
 mod policy;
+pub mod privacy;
 pub mod refusal;
 pub mod summary;
 #[cfg(feature = "testing")]

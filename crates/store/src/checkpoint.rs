@@ -11,8 +11,7 @@
 //! removed or rewritten without a trace).
 
 use crate::chain::{ChainHash, Finding, Tamper};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
+use crate::keyfile::{self, KeyFileError};
 use chrono::{DateTime, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use funnel_types::Position;
@@ -115,21 +114,6 @@ impl std::fmt::Debug for CheckpointSigner {
     }
 }
 
-/// Why a signing key file cannot be used (English and Chinese).
-#[derive(Debug, thiserror::Error)]
-#[error("{en}\n错误：{zh}")]
-pub struct KeyFileError {
-    pub en: String,
-    pub zh: String,
-}
-
-fn key_error(path: &Path, en: impl std::fmt::Display, zh: impl std::fmt::Display) -> KeyFileError {
-    KeyFileError {
-        en: format!("signing key file {}: {en}", path.display()),
-        zh: format!("签名密钥文件 {}：{zh}", path.display()),
-    }
-}
-
 impl CheckpointSigner {
     /// A new random key.
     pub fn generate() -> CheckpointSigner {
@@ -141,72 +125,15 @@ impl CheckpointSigner {
     /// only); refuses to replace a file that exists.
     pub fn create(path: &Path) -> Result<CheckpointSigner, KeyFileError> {
         let key = CheckpointSigner::generate();
-        let mut file = crate::files::create_private(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                key_error(
-                    path,
-                    "already exists; a new key would not verify the checkpoints signed with it",
-                    "已存在；新密钥无法验证用旧密钥签名的检查点",
-                )
-            } else {
-                key_error(
-                    path,
-                    format!("cannot be created: {e}"),
-                    format!("无法创建：{e}"),
-                )
-            }
-        })?;
-        writeln!(file, "{}", STANDARD.encode(key.0.to_bytes()))
-            .and_then(|()| file.sync_all())
-            .map_err(|e| {
-                key_error(
-                    path,
-                    format!("cannot be written: {e}"),
-                    format!("无法写入：{e}"),
-                )
-            })?;
+        keyfile::create(path, &key.0.to_bytes())?;
         Ok(key)
     }
 
     /// Reads the key at `path`, refusing a file other users may read.
     pub fn load(path: &Path) -> Result<CheckpointSigner, KeyFileError> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let meta = std::fs::metadata(path).map_err(|e| {
-                key_error(
-                    path,
-                    format!("cannot be read: {e}"),
-                    format!("无法读取：{e}"),
-                )
-            })?;
-            if meta.permissions().mode() & 0o077 != 0 {
-                return Err(key_error(
-                    path,
-                    "may be read by other users: make it readable by its owner only (chmod 600)",
-                    "其他用户可以读取：请只允许其所有者读取（chmod 600）",
-                ));
-            }
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            key_error(
-                path,
-                format!("cannot be read: {e}"),
-                format!("无法读取：{e}"),
-            )
-        })?;
-        let seed = STANDARD
-            .decode(text.trim())
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-            .ok_or_else(|| {
-                key_error(
-                    path,
-                    "is not a key (base64 of 32 bytes, as `funnel checkpoint keygen` writes)",
-                    "不是密钥（应为 32 字节的 base64，由 `funnel checkpoint keygen` 生成）",
-                )
-            })?;
-        Ok(CheckpointSigner(SigningKey::from_bytes(&seed)))
+        Ok(CheckpointSigner(SigningKey::from_bytes(&keyfile::load(
+            path,
+        )?)))
     }
 
     /// The public half, for auditors.

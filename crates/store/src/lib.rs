@@ -23,6 +23,7 @@ pub mod checkpoint;
 pub mod conformance;
 mod error;
 pub mod files;
+pub mod keyfile;
 pub mod lease;
 mod subscription;
 

@@ -4,9 +4,6 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use std::io::Write;
 use std::path::Path;
 use uuid::Uuid;
 
@@ -30,50 +27,13 @@ impl SealKey {
         Self(bytes.into())
     }
 
-    /// Reads the key file at `path`, or makes one (readable by its owner only) when there is none.
+    /// Reads the key file at `path`, or makes one (readable by its owner only) when there is none
+    /// (`funnel_store::keyfile`: processes starting at once all end up with the one key written
+    /// first; a file other users may read is refused).
     pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
-        let bad = |detail: &str| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {detail}", path.display()),
-            )
-        };
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let bytes = STANDARD
-                    .decode(text.trim())
-                    .map_err(|_| bad("not a base64 key"))?;
-                let bytes: [u8; 32] = bytes
-                    .try_into()
-                    .map_err(|_| bad("the key must be 32 bytes"))?;
-                Ok(Self(bytes.into()))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Written whole beside it, then linked into place: processes starting at once
-                // (sharing the file) all end up with the one key that was linked first.
-                let key = Self::random();
-                let mut name = path.as_os_str().to_os_string();
-                name.push(format!(
-                    ".{}.{:08x}.tmp",
-                    std::process::id(),
-                    rand::random::<u32>()
-                ));
-                let tmp = std::path::PathBuf::from(name);
-                let mut file = funnel_store::files::create_private(&tmp)?;
-                writeln!(file, "{}", STANDARD.encode(key.0.as_slice()))?;
-                file.sync_all()?;
-                let linked = std::fs::hard_link(&tmp, path);
-                let _ = std::fs::remove_file(&tmp);
-                match linked {
-                    Ok(()) => Ok(key),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        Self::load_or_create(path)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        funnel_store::keyfile::load_or_create(path)
+            .map(|k| Self(k.into()))
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
     }
 
     /// A name of the key that shows nothing of it (a keyed hash of a fixed text), so that
@@ -90,37 +50,14 @@ impl SealKey {
 
     /// The sealed form of subscription `id`'s secret.
     pub fn seal(&self, id: Uuid, secret: &str) -> String {
-        let nonce: [u8; 24] = rand::random();
-        let sealed = XChaCha20Poly1305::new(&self.0)
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: secret.as_bytes(),
-                    aad: id.as_bytes(),
-                },
-            )
-            .expect("sealing a short secret cannot fail");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        format!("{SEALED}{}", STANDARD.encode(out))
+        let sealed = funnel_privacy::aead::seal(&self.0.into(), id.as_bytes(), secret.as_bytes());
+        format!("{SEALED}{}", STANDARD.encode(sealed))
     }
 
     /// The secret a sealed text holds, `None` when it was not sealed with this key for `id`.
     pub fn open(&self, id: Uuid, text: &str) -> Option<String> {
         let bytes = STANDARD.decode(text.strip_prefix(SEALED)?).ok()?;
-        if bytes.len() < 24 {
-            return None;
-        }
-        let (nonce, sealed) = bytes.split_at(24);
-        let plain = XChaCha20Poly1305::new(&self.0)
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: id.as_bytes(),
-                },
-            )
-            .ok()?;
+        let plain = funnel_privacy::aead::open(&self.0.into(), id.as_bytes(), &bytes)?;
         String::from_utf8(plain).ok()
     }
 }

@@ -1,0 +1,191 @@
+//! The subject keys of the embedded store: one SQLite file apart from the log
+//! (`<store>.keys` by default), a row per subject with its key wrapped by the master key (bound to
+//! the subject's id, so a wrapped key cannot be given to someone else), and when it was erased.
+//! Erasing deletes the wrapped key and keeps the row, so that an erasure is remembered.
+
+use crate::aead;
+use crate::fields::{KeyState, Keys};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
+/// The subject keys, wrapped by a master key.
+pub struct SubjectKeys {
+    conn: Connection,
+    master: [u8; 32],
+}
+
+impl std::fmt::Debug for SubjectKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubjectKeys(…)")
+    }
+}
+
+/// A key store that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeysError {
+    #[error("the subject key store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("the subject key store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "the key of {subject} does not open with this master key (another master key, or the file was edited)\n\
+         错误：{subject} 的密钥无法用此主密钥解开（主密钥不同，或文件被修改）"
+    )]
+    WrongMaster { subject: String },
+}
+
+fn wrap_aad(subject: &str) -> Vec<u8> {
+    let mut a = b"funnel-subject-key-v1\0".to_vec();
+    a.extend_from_slice(subject.as_bytes());
+    a
+}
+
+impl SubjectKeys {
+    /// Opens (or makes, readable by its owner only) the key file at `path`.
+    pub fn open(path: &Path, master: [u8; 32]) -> Result<SubjectKeys, KeysError> {
+        funnel_store::files::prepare_private_file(path)?;
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE IF NOT EXISTS subject_keys (
+                 subject TEXT PRIMARY KEY,
+                 wrapped BLOB,
+                 created_at TEXT NOT NULL,
+                 erased_at TEXT
+             );",
+        )?;
+        Ok(SubjectKeys { conn, master })
+    }
+
+    /// Destroys the subject's key: every field sealed with it reads as erased from now on.
+    /// Returns whether there was a key to destroy.
+    pub fn erase(&mut self, subject: &str, at: DateTime<Utc>) -> Result<bool, KeysError> {
+        let n = self.conn.execute(
+            "UPDATE subject_keys SET wrapped = NULL, erased_at = ?2 WHERE subject = ?1 AND wrapped IS NOT NULL",
+            params![subject, at.to_rfc3339()],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// When the subject's key was erased, if it was (and none was made since).
+    pub fn erased_at(&self, subject: &str) -> Result<Option<DateTime<Utc>>, KeysError> {
+        let at: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT erased_at FROM subject_keys WHERE subject = ?1 AND wrapped IS NULL",
+                [subject],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(at
+            .flatten()
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc)))
+    }
+
+    fn wrapped(&self, subject: &str) -> Result<Option<Vec<u8>>, KeysError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT wrapped FROM subject_keys WHERE subject = ?1",
+                [subject],
+                |r| r.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    fn unwrap_key(&self, subject: &str, wrapped: &[u8]) -> Result<[u8; 32], KeysError> {
+        aead::open(&self.master, &wrap_aad(subject), wrapped)
+            .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+            .ok_or_else(|| KeysError::WrongMaster {
+                subject: subject.to_string(),
+            })
+    }
+}
+
+impl Keys for SubjectKeys {
+    type Error = KeysError;
+
+    fn key_for_sealing(&mut self, subject: &str) -> Result<[u8; 32], KeysError> {
+        if let Some(w) = self.wrapped(subject)? {
+            return self.unwrap_key(subject, &w);
+        }
+        let key: [u8; 32] = rand::random();
+        let wrapped = aead::seal(&self.master, &wrap_aad(subject), &key);
+        // Another process may have made one meanwhile: the first one stays.
+        self.conn.execute(
+            "INSERT INTO subject_keys (subject, wrapped, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (subject) DO UPDATE SET wrapped = excluded.wrapped,
+                 created_at = excluded.created_at, erased_at = NULL
+             WHERE subject_keys.wrapped IS NULL",
+            params![subject, wrapped, Utc::now().to_rfc3339()],
+        )?;
+        match self.wrapped(subject)? {
+            Some(w) => self.unwrap_key(subject, &w),
+            None => Err(KeysError::Sql(rusqlite::Error::QueryReturnedNoRows)),
+        }
+    }
+
+    fn key_for_opening(&mut self, subject: &str) -> Result<KeyState, KeysError> {
+        match self.wrapped(subject)? {
+            Some(w) => self.unwrap_key(subject, &w).map(KeyState::Key),
+            None => Ok(KeyState::Gone),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::{open_payload, seal_payload};
+    use funnel_domain::privacy::ERASED;
+    use serde_json::json;
+
+    #[test]
+    fn an_erased_key_erases_the_fields_and_the_file_holds_no_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("funnel.db.keys");
+        let master: [u8; 32] = rand::random();
+        let mut keys = SubjectKeys::open(&path, master).unwrap();
+        let mut p = json!({ "lead_id": "L1", "key_person_id": "K1", "name": "王总",
+            "title": "总经理", "role": "decision_maker", "phone": "13912345678",
+            "personal_notes": "喜欢高尔夫" });
+        seal_payload("lead.key_person_recorded", "E1", &mut p, &mut keys).unwrap();
+        let stored = p.clone();
+        // Another handle on the file (another process) opens it.
+        let mut other = SubjectKeys::open(&path, master).unwrap();
+        let mut read = stored.clone();
+        open_payload("lead.key_person_recorded", "E1", &mut read, &mut other).unwrap();
+        assert_eq!(read["phone"], "13912345678");
+        // Another master key opens nothing, and says so.
+        let mut wrong = SubjectKeys::open(&path, rand::random()).unwrap();
+        let mut read = stored.clone();
+        let e = open_payload("lead.key_person_recorded", "E1", &mut read, &mut wrong).unwrap_err();
+        assert!(e.to_string().contains("主密钥"), "{e}");
+
+        let now = Utc::now();
+        assert!(keys.erase("key_person:K1", now).unwrap());
+        assert!(!keys.erase("key_person:K1", now).unwrap(), "once");
+        assert!(keys.erased_at("key_person:K1").unwrap().is_some());
+        let mut read = stored.clone();
+        let o = open_payload("lead.key_person_recorded", "E1", &mut read, &mut other).unwrap();
+        assert_eq!(o.erased.len(), 4);
+        assert_eq!(read["name"], ERASED);
+        assert_eq!(read["role"], "decision_maker");
+        drop((keys, other, wrong));
+        // Nothing of the person is in the key file, its log or the sealed payload.
+        for file in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            for secret in ["13912345678", "王总", "高尔夫"] {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{secret}"
+                );
+            }
+        }
+        assert!(!stored.to_string().contains("13912345678"));
+    }
+}
