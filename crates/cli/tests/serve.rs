@@ -1196,10 +1196,16 @@ fn serve_signs_the_chains_head_and_covers_the_log_at_shutdown() {
     let key = backend.dir().join("chain.key");
     let public = backend.run(&["checkpoint", "keygen", "--out", &key.display().to_string()]);
     let public = public.trim().to_string();
+    // The outside witness: a receiver on this machine (allowed, as for the test's webhooks).
+    let witness = Hook::start();
     let config = backend.dir().join("chain.toml");
     std::fs::write(
         &config,
-        format!("[chain]\nsigning_key_file = \"{}\"\n", key.display()),
+        format!(
+            "[chain]\nsigning_key_file = \"{}\"\nwitness_url = \"{}\"\n",
+            key.display(),
+            witness.url
+        ),
     )
     .expect("write config");
     let wang = backend.token("王工");
@@ -1230,4 +1236,52 @@ fn serve_signs_the_chains_head_and_covers_the_log_at_shutdown() {
     let report: Value = serde_json::from_str(&report).expect("json");
     assert_eq!(report["witness"]["unwitnessed_positions"], 0, "{report}");
     assert_eq!(report["witness"]["bad_checkpoint"], json!(null), "{report}");
+    // The witness got each checkpoint as the file has it, the shutdown's last.
+    let got = witness
+        .got
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    assert_eq!(got.len(), text.lines().count(), "{got:?}");
+    let sent: Value = serde_json::from_str(&got.last().expect("sent").1).expect("json");
+    assert_eq!(sent, last);
+    assert_eq!(got[0].0["content-type"], "application/json");
+
+    // A witness inside the network is refused at start, naming the setting.
+    std::fs::write(
+        &config,
+        format!(
+            "[chain]\nsigning_key_file = \"{}\"\nwitness_url = \"http://169.254.169.254/\"\n",
+            key.display()
+        ),
+    )
+    .expect("write config");
+    let mut child = backend
+        .funnel()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start funnel serve");
+    let give_up = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > give_up {
+            let _ = child.kill();
+            panic!("funnel serve started with a witness inside the network");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert!(!status.success());
+    assert!(stderr.contains("chain.witness_url"), "{stderr}");
 }

@@ -43,6 +43,10 @@ pub struct ChainOptions {
     /// Minutes between two walks of the whole log, whose outcome the auditor's console shows (0:
     /// only when asked, `GET /verify`).
     pub verify_every_minutes: u64,
+    /// An outside witness each signed checkpoint is also sent to (`POST`, the checkpoint as JSON;
+    /// `http`/`https`, a public address unless `notify.webhook_allowed_hosts` allows it; the
+    /// timeout is `notify.webhook_timeout_ms`). None: the file only.
+    pub witness_url: Option<String>,
 }
 
 impl Default for ChainOptions {
@@ -53,6 +57,7 @@ impl Default for ChainOptions {
             checkpoints_file: None,
             checkpoint_every_s: 300,
             verify_every_minutes: 60,
+            witness_url: None,
         }
     }
 }
@@ -506,6 +511,21 @@ impl ServeOptions {
                 "chain.checkpoint_every_s is {}; give 10 to 86400 seconds",
                 self.chain.checkpoint_every_s
             )));
+        }
+        if let Some(u) = &self.chain.witness_url {
+            if self.chain.signing_key_file.is_none() {
+                return Err(ConfigError(
+                    "chain.witness_url needs chain.signing_key_file: only signed checkpoints are sent"
+                        .into(),
+                ));
+            }
+            let url = url::Url::parse(u)
+                .map_err(|e| ConfigError(format!("chain.witness_url `{u}`: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError(format!(
+                    "chain.witness_url `{u}`: give an http or https URL"
+                )));
+            }
         }
         if let Some(key) = &self.chain.public_key {
             funnel_store::checkpoint::PublicKey::from_hex(key).map_err(|e| {

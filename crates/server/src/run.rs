@@ -227,6 +227,14 @@ pub async fn serve(
         &options, signer,
     )));
     state.set_chain(chain.clone());
+    let witness = match &options.chain.witness_url {
+        Some(u) => Some(Arc::new(
+            Witness::new(u, &options.notify)
+                .await
+                .map_err(crate::ConfigError)?,
+        )),
+        None => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let (control_tx, control_rx) = tokio::sync::mpsc::channel(8);
     if options.workflows.enabled {
@@ -307,6 +315,7 @@ pub async fn serve(
         background.push(tokio::spawn(chain_forever(
             store.clone(),
             chain.clone(),
+            witness.clone(),
             options.chain.clone(),
             stop_rx.clone(),
         )));
@@ -454,7 +463,10 @@ pub async fn serve(
     ) {
         match funnel_app::chain::sign_head(store.as_ref(), signer, path, None).await {
             Ok(Some(c)) => {
-                tracing::info!(position = %c.position, "signed a checkpoint of the chain's head")
+                tracing::info!(position = %c.position, "signed a checkpoint of the chain's head");
+                if let Some(w) = &witness {
+                    w.send(&c).await;
+                }
             }
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "signing the chain's head at shutdown failed"),
@@ -620,12 +632,68 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
+/// The outside witness signed checkpoints are also sent to (`chain.witness_url`): through the
+/// client every outgoing request uses (the target rule decides where it may connect), with the
+/// webhooks' timeout. A checkpoint it does not take is logged and not sent again: each one is
+/// whole on its own, and the next one covers everything before it.
+#[derive(Debug)]
+struct Witness {
+    url: url::Url,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Witness {
+    async fn new(url: &str, notify: &crate::config::NotifyOptions) -> Result<Witness, String> {
+        let url = url::Url::parse(url).map_err(|e| format!("chain.witness_url `{url}`: {e}"))?;
+        let targets = Arc::new(notify.targets()?);
+        targets
+            .check_url(&url)
+            .await
+            .map_err(|e| format!("chain.witness_url `{url}`: {e}"))?;
+        let client = funnel_notify::webhooks::guarded_client(
+            targets,
+            concat!("funnel-witness/", env!("CARGO_PKG_VERSION")),
+        )
+        .map_err(|e| format!("chain.witness_url: {e}"))?;
+        Ok(Witness {
+            url,
+            client,
+            timeout: Duration::from_millis(notify.webhook_timeout_ms),
+        })
+    }
+
+    async fn send(&self, c: &funnel_store::checkpoint::Checkpoint) {
+        let body = serde_json::to_vec(c).unwrap_or_default();
+        let sent = self
+            .client
+            .post(self.url.clone())
+            .timeout(self.timeout)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(position = %c.position, "the checkpoint witness took a checkpoint")
+            }
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), position = %c.position, "the checkpoint witness refused a checkpoint")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, position = %c.position, "the checkpoint witness cannot be reached")
+            }
+        }
+    }
+}
+
 /// Signs the chain's head every `chain.checkpoint_every_s` when it moved (with a signing key), and
 /// walks the whole log every `chain.verify_every_minutes` (the first walk a minute after start),
 /// until told to stop.
 async fn chain_forever(
     store: Arc<dyn funnel_store::EventStore>,
     chain: Arc<funnel_app::chain::ChainAudit>,
+    witness: Option<Arc<Witness>>,
     options: crate::config::ChainOptions,
     stop: watch::Receiver<bool>,
 ) {
@@ -649,6 +717,9 @@ async fn chain_forever(
                 Ok(Some(c)) => {
                     signed = Some(c.position);
                     tracing::info!(position = %c.position, "signed a checkpoint of the chain's head");
+                    if let Some(w) = &witness {
+                        w.send(&c).await;
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, "signing the chain's head failed"),

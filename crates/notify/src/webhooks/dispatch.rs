@@ -8,7 +8,7 @@
 //! and the cursor, so neither a restart nor a replay past such an event lets delivery go on.
 
 use super::robot::pace::{RobotClock, SystemRobotClock};
-use super::target::{GuardedResolver, Refused};
+use super::target::{Refused, guarded_client};
 use super::{Change, Delivery, Failing, Subscription, WebhookError, Webhooks};
 use chrono::Utc;
 use funnel_domain::Event;
@@ -150,15 +150,10 @@ impl Dispatcher {
         store: Arc<dyn EventStore>,
         options: DeliveryOptions,
     ) -> Result<Self, reqwest::Error> {
-        // Names resolve through the target rule (so a connection is only ever made to a permitted
-        // address); redirects are not followed and no proxy is used, so nothing else chooses
-        // where a request goes.
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("funnel-webhooks/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver(hooks.targets())))
-            .build()?;
+        let client = guarded_client(
+            hooks.targets(),
+            concat!("funnel-webhooks/", env!("CARGO_PKG_VERSION")),
+        )?;
         Ok(Self {
             hooks,
             fence: None,

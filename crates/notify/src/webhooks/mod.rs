@@ -31,7 +31,7 @@ pub mod target;
 pub use dispatch::{DeliveryOptions, Dispatcher};
 pub use robot::{RobotOrigins, TargetKind};
 pub use store::{Change, KEEP_DELIVERIES, Stored, SubscriptionStore};
-pub use target::Targets;
+pub use target::{Targets, guarded_client};
 
 use crate::Selector;
 use chrono::{DateTime, Utc};

@@ -234,6 +234,22 @@ impl Targets {
     }
 }
 
+/// An HTTP client that only ever connects where `targets` permits: names resolve through
+/// [`Targets::resolve_permitted`], redirects are not followed and no proxy is used, so nothing
+/// else chooses where a request goes. Every outgoing request of Funnel (webhooks, chat robots,
+/// the checkpoint witness) goes through one.
+pub fn guarded_client(
+    targets: Arc<Targets>,
+    user_agent: &str,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .user_agent(user_agent)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver(targets)))
+        .build()
+}
+
 /// The resolver the delivery client uses: [`Targets::resolve_permitted`].
 #[derive(Debug)]
 pub(crate) struct GuardedResolver(pub Arc<Targets>);

@@ -414,6 +414,40 @@ fn history_snapshots_are_a_checked_setting() {
 }
 
 #[test]
+fn the_chain_settings_are_checked() {
+    use funnel_server::ServeOptions;
+    let load = |flags: &[(&str, Value)]| {
+        ServeOptions::load(None, Vec::new(), flags).and_then(|o| o.validate().map(|()| o))
+    };
+    let o = load(&[]).expect("defaults");
+    assert_eq!(
+        (o.chain.checkpoint_every_s, o.chain.verify_every_minutes),
+        (300, 60)
+    );
+    for (flags, setting) in [
+        (
+            vec![("chain.checkpoint_every_s", json!(1))],
+            "checkpoint_every_s",
+        ),
+        (vec![("chain.public_key", json!("abc"))], "chain.public_key"),
+        (
+            vec![("chain.witness_url", json!("https://witness.example/"))],
+            "chain.signing_key_file",
+        ),
+        (
+            vec![
+                ("chain.signing_key_file", json!("/etc/funnel/chain.key")),
+                ("chain.witness_url", json!("ftp://witness.example/")),
+            ],
+            "http or https",
+        ),
+    ] {
+        let e = load(&flags).expect_err("refused");
+        assert!(e.to_string().contains(setting), "{flags:?}: {e}");
+    }
+}
+
+#[test]
 fn replicas_are_settings_of_the_log_and_the_notification_stream() {
     use funnel_server::ServeOptions;
     let cluster = "nats://a:4222,nats://b:4222,nats://c:4222";
