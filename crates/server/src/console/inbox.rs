@@ -99,14 +99,14 @@ fn integrity(state: &AppState, viewer: &Viewer) -> Option<(bool, String)> {
     };
     let when = super::local_time(r.verified_at, viewer.zone);
     if !r.clean {
-        let what = if tr.en() { r.message } else { r.message_zh };
+        let what = if tr.en() { r.message } else { r.message_zh }.unwrap_or_default();
         return Some((
             false,
-            format!(
-                "{}（{when}）：{}",
-                tr.t("日志完整性校验未通过", "Log integrity check FAILED"),
-                what.unwrap_or_default()
-            ),
+            if tr.en() {
+                format!("Log integrity check FAILED ({when}): {what}")
+            } else {
+                format!("日志完整性校验未通过（{when}）：{what}")
+            },
         ));
     }
     let witnessed = match r
@@ -127,18 +127,16 @@ fn integrity(state: &AppState, viewer: &Viewer) -> Option<(bool, String)> {
             .t("未核对签名检查点", "no signed checkpoint was checked")
             .to_string(),
     };
+    let head = r.head;
     Some((
         true,
-        format!(
-            "{} {}（{when}），{}；{}",
-            tr.t(
-                "日志完整性：已校验至位置",
-                "Log integrity: verified up to position"
-            ),
-            r.head,
-            tr.t("未发现篡改", "nothing was tampered with"),
-            witnessed
-        ),
+        if tr.en() {
+            format!(
+                "Log integrity: verified up to position {head} ({when}); nothing was tampered with; {witnessed}"
+            )
+        } else {
+            format!("日志完整性：已校验至位置 {head}（{when}），未发现篡改；{witnessed}")
+        },
     ))
 }
 

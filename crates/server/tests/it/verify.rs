@@ -65,6 +65,21 @@ async fn the_auditor_verifies_the_log_and_sees_an_edit_made_under_the_server() {
         "{page}"
     );
     assert!(!inbox(&w, "eng_a").await.contains("日志完整性"));
+    let en = w
+        .raw(
+            axum::http::Method::GET,
+            "/console/inbox",
+            Some(w.tokens["auditor"].clone()),
+            Vec::new(),
+            &[("cookie", "lang=en")],
+        )
+        .await;
+    assert!(
+        en.text
+            .contains(&format!("Log integrity: verified up to position {head} (")),
+        "{}",
+        en.text
+    );
 
     // The registration's payload edited in the file, as someone with write access could.
     let position: i64 = rusqlite::Connection::open(w.dir.path().join("funnel.db"))
