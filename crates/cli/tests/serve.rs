@@ -1251,7 +1251,7 @@ fn serve_signs_the_chains_head_and_covers_the_log_at_shutdown() {
     std::fs::write(
         &config,
         format!(
-            "[chain]\nsigning_key_file = \"{}\"\nwitness_url = \"http://169.254.169.254/\"\n",
+            "[chain]\nsigning_key_file = \"{}\"\nwitness_url = \"http://user:s3cret@169.254.169.254/\"\n",
             key.display()
         ),
     )
@@ -1284,4 +1284,5 @@ fn serve_signs_the_chains_head_and_covers_the_log_at_shutdown() {
         .expect("read stderr");
     assert!(!status.success());
     assert!(stderr.contains("chain.witness_url"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
 }

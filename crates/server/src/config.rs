@@ -520,10 +520,11 @@ impl ServeOptions {
                 ));
             }
             let url = url::Url::parse(u)
-                .map_err(|e| ConfigError(format!("chain.witness_url `{u}`: {e}")))?;
+                .map_err(|e| ConfigError(format!("chain.witness_url is not a URL: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(ConfigError(format!(
-                    "chain.witness_url `{u}`: give an http or https URL"
+                    "chain.witness_url: give an http or https URL, not {}",
+                    url.scheme()
                 )));
             }
         }

@@ -645,12 +645,16 @@ struct Witness {
 
 impl Witness {
     async fn new(url: &str, notify: &crate::config::NotifyOptions) -> Result<Witness, String> {
-        let url = url::Url::parse(url).map_err(|e| format!("chain.witness_url `{url}`: {e}"))?;
+        // The URL may carry a credential: errors name its host only.
+        let url =
+            url::Url::parse(url).map_err(|e| format!("chain.witness_url is not a URL: {e}"))?;
         let targets = Arc::new(notify.targets()?);
-        targets
-            .check_url(&url)
-            .await
-            .map_err(|e| format!("chain.witness_url `{url}`: {e}"))?;
+        targets.check_url(&url).await.map_err(|e| {
+            format!(
+                "chain.witness_url (host {}): {e}",
+                url.host_str().unwrap_or_default()
+            )
+        })?;
         let client = funnel_notify::webhooks::guarded_client(
             targets,
             concat!("funnel-witness/", env!("CARGO_PKG_VERSION")),

@@ -441,9 +441,21 @@ fn the_chain_settings_are_checked() {
             ],
             "http or https",
         ),
+        (
+            vec![
+                ("chain.signing_key_file", json!("/etc/funnel/chain.key")),
+                (
+                    "chain.witness_url",
+                    json!("https://user:s3cret@witness.example:99999/"),
+                ),
+            ],
+            "not a URL",
+        ),
     ] {
         let e = load(&flags).expect_err("refused");
         assert!(e.to_string().contains(setting), "{flags:?}: {e}");
+        // The URL may carry a credential: it is never echoed.
+        assert!(!e.to_string().contains("s3cret"), "{e}");
     }
 }
 
