@@ -503,14 +503,20 @@ fn leads_find_matches_names_however_written_and_aligns_its_table() {
     assert!(err.contains("limit"), "{err}");
 }
 
-#[test]
-fn signed_checkpoints_name_a_log_cut_after_them() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let copy = dir.path().join("copy.db");
+/// A copy of the demo store in `dir`, to tamper with.
+fn demo_copy(dir: &std::path::Path) -> PathBuf {
+    let copy = dir.join("copy.db");
     let source = demo_store().trim_start_matches("sqlite:");
     rusqlite::Connection::open(source)
         .and_then(|c| c.execute("VACUUM INTO ?1", [copy.to_str().expect("utf-8 path")]))
         .expect("copy the store");
+    copy
+}
+
+#[test]
+fn signed_checkpoints_name_a_log_cut_after_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = demo_copy(dir.path());
     let store = format!("sqlite:{}", copy.display());
     let key = dir.path().join("chain.key");
     let keygen = funnel()
@@ -590,11 +596,7 @@ fn verify_names_where_the_log_was_tampered_with() {
     assert!(clean.contains("nothing was changed"), "{clean}");
     // A copy of the demo store with one payload changed.
     let dir = tempfile::tempdir().expect("tempdir");
-    let copy = dir.path().join("copy.db");
-    let source = demo_store().trim_start_matches("sqlite:");
-    rusqlite::Connection::open(source)
-        .and_then(|c| c.execute("VACUUM INTO ?1", [copy.to_str().expect("utf-8 path")]))
-        .expect("copy the store");
+    let copy = demo_copy(dir.path());
     rusqlite::Connection::open(&copy)
         .and_then(|c| {
             c.execute(

@@ -311,11 +311,25 @@ pub async fn serve(
             .await;
         }));
     }
+    // Only the embedded store keeps a chain to sign.
+    let signing = match (
+        &url,
+        &chain.settings().signer,
+        &chain.settings().checkpoints,
+    ) {
+        (StoreUrl::Sqlite(_), Some(signer), Some(path)) => Some(Arc::new(Signing {
+            store: store.clone(),
+            signer: signer.clone(),
+            path: path.clone(),
+            witness,
+        })),
+        _ => None,
+    };
     if let StoreUrl::Sqlite(_) = &url {
         background.push(tokio::spawn(chain_forever(
             store.clone(),
             chain.clone(),
-            witness.clone(),
+            signing.clone(),
             options.chain.clone(),
             stop_rx.clone(),
         )));
@@ -456,21 +470,8 @@ pub async fn serve(
         }
     }
     // Nothing appends any more: the last checkpoint covers everything this process wrote.
-    if let (StoreUrl::Sqlite(_), Some(signer), Some(path)) = (
-        &url,
-        &chain.settings().signer,
-        &chain.settings().checkpoints,
-    ) {
-        match funnel_app::chain::sign_head(store.as_ref(), signer, path, None).await {
-            Ok(Some(c)) => {
-                tracing::info!(position = %c.position, "signed a checkpoint of the chain's head");
-                if let Some(w) = &witness {
-                    w.send(&c).await;
-                }
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "signing the chain's head at shutdown failed"),
-        }
+    if let Some(s) = &signing {
+        s.sign(None).await;
     }
     tracing::info!("stopped");
     served.map_err(ServeError::Http)
@@ -691,21 +692,47 @@ impl Witness {
     }
 }
 
+/// Signing the chain's head into the checkpoint file, each checkpoint also sent to the witness.
+#[derive(Debug)]
+struct Signing {
+    store: Arc<dyn funnel_store::EventStore>,
+    signer: Arc<funnel_store::checkpoint::CheckpointSigner>,
+    path: PathBuf,
+    witness: Option<Arc<Witness>>,
+}
+
+impl Signing {
+    /// Signs the head unless it is `last`; the position signed, if one was.
+    async fn sign(&self, last: Option<funnel_types::Position>) -> Option<funnel_types::Position> {
+        match funnel_app::chain::sign_head(self.store.as_ref(), &self.signer, &self.path, last)
+            .await
+        {
+            Ok(Some(c)) => {
+                tracing::info!(position = %c.position, "signed a checkpoint of the chain's head");
+                if let Some(w) = &self.witness {
+                    w.send(&c).await;
+                }
+                Some(c.position)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "signing the chain's head failed");
+                None
+            }
+        }
+    }
+}
+
 /// Signs the chain's head every `chain.checkpoint_every_s` when it moved (with a signing key), and
 /// walks the whole log every `chain.verify_every_minutes` (the first walk a minute after start),
 /// until told to stop.
 async fn chain_forever(
     store: Arc<dyn funnel_store::EventStore>,
     chain: Arc<funnel_app::chain::ChainAudit>,
-    witness: Option<Arc<Witness>>,
+    signing: Option<Arc<Signing>>,
     options: crate::config::ChainOptions,
     stop: watch::Receiver<bool>,
 ) {
-    let signing = chain
-        .settings()
-        .signer
-        .clone()
-        .zip(chain.settings().checkpoints.clone());
     let sign_every = Duration::from_secs(options.checkpoint_every_s);
     let verify_every = Duration::from_secs(options.verify_every_minutes * 60);
     let mut next_sign = tokio::time::Instant::now();
@@ -714,19 +741,11 @@ async fn chain_forever(
     let mut signed = None;
     loop {
         let now = tokio::time::Instant::now();
-        if let Some((signer, path)) = &signing
+        if let Some(s) = &signing
             && now >= next_sign
         {
-            match funnel_app::chain::sign_head(store.as_ref(), signer, path, signed).await {
-                Ok(Some(c)) => {
-                    signed = Some(c.position);
-                    tracing::info!(position = %c.position, "signed a checkpoint of the chain's head");
-                    if let Some(w) = &witness {
-                        w.send(&c).await;
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "signing the chain's head failed"),
+            if let Some(p) = s.sign(signed).await {
+                signed = Some(p);
             }
             next_sign = now + sign_every;
         }

@@ -52,14 +52,7 @@ impl Stored<'_> {
 /// The hash of the last commit recorded (the genesis on a log without one), inside the writer's
 /// transaction.
 pub(crate) fn last_hash(conn: &Connection) -> rusqlite::Result<ChainHash> {
-    let stored: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT hash FROM chain ORDER BY last_position DESC LIMIT 1")?
-        .query_row([], |r| r.get(0))
-        .optional()?;
-    Ok(stored
-        .as_deref()
-        .and_then(ChainHash::from_slice)
-        .unwrap_or(ChainHash::GENESIS))
+    Ok(head(conn)?.map_or(ChainHash::GENESIS, |(_, hash)| hash))
 }
 
 /// The last commit recorded: its last position and hash.
@@ -115,23 +108,17 @@ pub(crate) fn verify(
 
 /// The checkpoints of `witness` against the recorded chain and the log's last position.
 fn witnessed(conn: &Connection, witness: &Witness) -> Result<checkpoint::Witnessed, StoreError> {
-    let head: Option<i64> = conn
-        .query_row("SELECT max(position) FROM events", [], |r| r.get(0))
-        .map_err(sql_error)?;
+    let head = crate::read::head(conn)?;
     let mut at = conn
         .prepare("SELECT hash FROM chain WHERE last_position = ?1")
         .map_err(sql_error)?;
-    checkpoint::check(
-        witness,
-        Position(head.unwrap_or(0) as u64),
-        &mut |p: Position| {
-            let hash: Option<Vec<u8>> = at
-                .query_row([i64::try_from(p.0).unwrap_or(i64::MAX)], |r| r.get(0))
-                .optional()
-                .map_err(sql_error)?;
-            Ok(hash.as_deref().and_then(ChainHash::from_slice))
-        },
-    )
+    checkpoint::check(witness, head, &mut |p: Position| {
+        let hash: Option<Vec<u8>> = at
+            .query_row([i64::try_from(p.0).unwrap_or(i64::MAX)], |r| r.get(0))
+            .optional()
+            .map_err(sql_error)?;
+        Ok(hash.as_deref().and_then(ChainHash::from_slice))
+    })
 }
 
 fn walk(

@@ -56,18 +56,21 @@ impl Checkpoint {
 
     /// Whether `key` signed exactly this checkpoint.
     pub fn signed_by(&self, key: &PublicKey) -> bool {
-        let (Some(head), Ok(sig)) = (self.head(), hex::decode(&self.signature)) else {
-            return false;
-        };
-        let Ok(sig) = <[u8; 64]>::try_from(sig.as_slice()) else {
-            return false;
-        };
+        self.head_signed_by(key).is_some()
+    }
+
+    /// The head it names, when `key` signed exactly this checkpoint.
+    fn head_signed_by(&self, key: &PublicKey) -> Option<ChainHash> {
+        let head = self.head()?;
+        let sig = hex::decode(&self.signature).ok()?;
+        let sig = <[u8; 64]>::try_from(sig.as_slice()).ok()?;
         key.0
             .verify_strict(
                 &message(self.position, &head, &self.at),
                 &Signature::from_bytes(&sig),
             )
-            .is_ok()
+            .ok()
+            .map(|()| head)
     }
 }
 
@@ -253,13 +256,6 @@ pub fn check<E>(
         bad_checkpoint: None,
         finding: None,
     };
-    // The furthest position below a mismatch that a checkpoint vouched for.
-    let mut good_before = Position::START;
-    let found = |report: &mut Witnessed, finding: Finding| {
-        if report.finding.is_none() {
-            report.finding = Some(finding);
-        }
-    };
     for (n, line) in witness.lines.iter().enumerate() {
         let bad = |reason: &str, zh: &str| BadCheckpoint {
             line: n + 1,
@@ -280,7 +276,7 @@ pub fn check<E>(
             report.other_keys += 1;
             continue;
         }
-        let Some(hash) = c.head().filter(|_| c.signed_by(&witness.key)) else {
+        let Some(hash) = c.head_signed_by(&witness.key) else {
             report.bad_checkpoint.get_or_insert(bad(
                 "its signature does not verify (forged, or edited after signing)",
                 "签名无法验证（伪造，或签名后被修改）",
@@ -288,31 +284,25 @@ pub fn check<E>(
             continue;
         };
         if c.position > head {
-            found(
-                &mut report,
-                Finding {
-                    position: Position(head.0 + 1),
-                    tamper: Tamper::Truncated,
-                    until: Some(c.position),
-                },
-            );
+            report.finding.get_or_insert(Finding {
+                position: Position(head.0 + 1),
+                tamper: Tamper::Truncated,
+                until: Some(c.position),
+            });
             continue;
         }
         if recorded(c.position)? != Some(hash) {
-            found(
-                &mut report,
-                Finding {
-                    position: Position(good_before.0 + 1),
-                    tamper: Tamper::Rewritten,
-                    until: Some(c.position),
-                },
-            );
+            // From after the furthest checkpoint that matched so far (only the first finding is
+            // kept, so later matches never move it).
+            let good = report.last.as_ref().map_or(Position::START, |l| l.position);
+            report.finding.get_or_insert(Finding {
+                position: Position(good.0 + 1),
+                tamper: Tamper::Rewritten,
+                until: Some(c.position),
+            });
             continue;
         }
         report.matched += 1;
-        if report.finding.is_none() {
-            good_before = good_before.max(c.position);
-        }
         if report.last.as_ref().is_none_or(|l| l.position < c.position) {
             report.last = Some(WitnessedHead {
                 position: c.position,
