@@ -32,7 +32,10 @@ pub async fn bucket_context(
 
 /// Creates (or updates) the bucket `config` describes. A cluster that just (re)started may not
 /// count every peer online yet ("no suitable peers for placement, peer offline"): this waits for
-/// it up to [`PLACEMENT_PATIENCE`], warning once, before giving up.
+/// it up to [`PLACEMENT_PATIENCE`], warning once, before giving up. A bucket just created on a
+/// cluster has no leader for a moment, and reading it then answers "503 no responders": this
+/// also waits, within the same patience, until a read of the bucket is answered, so that the
+/// caller's first read or write does not fail.
 pub async fn create_bucket_patiently(
     context: &jetstream::Context,
     config: kv::Config,
@@ -42,7 +45,7 @@ pub async fn create_bucket_patiently(
     let mut told = false;
     loop {
         match context.create_or_update_key_value(config.clone()).await {
-            Ok(kv) => return Ok(kv),
+            Ok(kv) => return answering(kv, deadline).await,
             Err(e) if tokio::time::Instant::now() < deadline => {
                 if !told {
                     tracing::warn!(%bucket, error = %e, "the bucket cannot be placed yet; waiting for the cluster");
@@ -53,6 +56,32 @@ pub async fn create_bucket_patiently(
             Err(e) => {
                 return Err(crate::lease::failed(
                     &format!("cannot create the bucket {bucket}"),
+                    e,
+                ));
+            }
+        }
+    }
+}
+
+/// The key read to learn whether a bucket answers; never written.
+const PROBE_KEY: &str = "funnel-probe";
+
+/// Waits until `kv` answers a read (its stream has a leader), or `deadline` passes.
+async fn answering(kv: kv::Store, deadline: tokio::time::Instant) -> Result<kv::Store, StoreError> {
+    let mut told = false;
+    loop {
+        match kv.get(PROBE_KEY).await {
+            Ok(_) => return Ok(kv),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                if !told {
+                    tracing::warn!(bucket = %kv.name, error = %e, "the bucket does not answer yet; waiting for its leader");
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                return Err(crate::lease::failed(
+                    &format!("the bucket {} does not answer", kv.name),
                     e,
                 ));
             }
