@@ -17,12 +17,13 @@ pub mod chain;
 pub mod credentials;
 pub mod error;
 mod open;
+pub mod privacy;
 pub mod query;
 pub mod reads;
 mod replays;
 pub mod staff_names;
 
 pub use error::{AppError, ErrorKind};
-pub use open::{OpenError, StoreUrl, open, open_store, open_store_with_replicas};
+pub use open::{OpenError, StoreUrl, open, open_store, open_store_with, open_store_with_replicas};
 pub use reads::{Paging, ReadOptions, Reads};
 pub use replays::Replays;

@@ -72,6 +72,24 @@ pub async fn open_store_with_replicas(
     url: &StoreUrl,
     replicas: Option<usize>,
 ) -> Result<Arc<dyn EventStore>, StoreError> {
+    open_store_with(url, replicas, &crate::privacy::default_settings()).await
+}
+
+/// [`open_store_with_replicas`] with the given privacy settings ([`crate::privacy`]): the store
+/// returned seals and opens personal fields when they give a master key.
+pub async fn open_store_with(
+    url: &StoreUrl,
+    replicas: Option<usize>,
+    privacy: &crate::privacy::PrivacySettings,
+) -> Result<Arc<dyn EventStore>, StoreError> {
+    let store = open_log(url, replicas).await?;
+    crate::privacy::wrap(url, store, privacy).await
+}
+
+pub(crate) async fn open_log(
+    url: &StoreUrl,
+    replicas: Option<usize>,
+) -> Result<Arc<dyn EventStore>, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

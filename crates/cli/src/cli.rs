@@ -20,6 +20,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "FUNNEL_PROJECTIONS")]
     pub projections: Option<std::path::PathBuf>,
 
+    /// The master key that seals personal fields (`funnel privacy keygen`); without it they are
+    /// written in the clear, and a log whose fields are sealed is refused.
+    #[arg(long, global = true, env = "FUNNEL_PRIVACY_KEY_FILE")]
+    pub privacy_key_file: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -77,6 +82,9 @@ pub enum Command {
     Verify(crate::verify::VerifyArgs),
     /// Signed checkpoints of the hash chain's head: make the signing key, sign the head now.
     Checkpoint(crate::verify::CheckpointArgs),
+    /// Personal data of customers' contacts and key persons: the master key that seals it, a
+    /// person's data on request (export), and erasing it.
+    Privacy(crate::privacy::PrivacyArgs),
     /// Reserve the current customer keys of leads registered before look-alike names were folded
     /// into the key, so that a look-alike registered later collides with them (`funnel serve` does
     /// this at start; re-running writes only what is missing).
@@ -89,6 +97,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         .projections
         .clone()
         .unwrap_or_else(|| crate::projections::default_path(&store));
+    let privacy = funnel_app::privacy::PrivacySettings {
+        master_key_file: cli.privacy_key_file.clone(),
+        keys_file: None,
+    };
+    funnel_app::privacy::set_default(privacy.clone());
     match cli.command {
         Command::Serve(a) => crate::serve::run(&cli.store, cli.projections.as_deref(), a),
         Command::Office(a) => runtime()?.block_on(crate::org::office(&store, a)),
@@ -121,6 +134,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ReserveKeys => runtime()?.block_on(crate::keys::run(&store)),
         Command::Verify(a) => runtime()?.block_on(crate::verify::run(&store, a)),
         Command::Checkpoint(a) => runtime()?.block_on(crate::verify::checkpoint(&store, a)),
+        Command::Privacy(a) => {
+            runtime()?.block_on(crate::privacy::run(&store, &privacy, &projections, a))
+        }
     }
 }
 

@@ -13,6 +13,7 @@ mod keys;
 mod lead;
 mod leads;
 mod org;
+mod privacy;
 mod projections;
 mod query;
 mod serve;

@@ -66,6 +66,12 @@ pub fn run(store: &str, projections: Option<&Path>, args: ServeArgs) -> anyhow::
     if let Some(p) = projections {
         flags.push(("store.projections", Value::String(p.display().to_string())));
     }
+    if let Some(k) = funnel_app::privacy::default_settings().master_key_file {
+        flags.push((
+            "privacy.master_key_file",
+            Value::String(k.display().to_string()),
+        ));
+    }
     if let Some(l) = args.listen {
         flags.push(("http.listen", Value::String(l)));
     }

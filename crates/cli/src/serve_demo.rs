@@ -77,7 +77,7 @@ pub async fn prepare(
     let url: StoreUrl = options.store.url.parse().map_err(anyhow::Error::msg)?;
     // The log is created here, before `serve` opens it: with the replicas of the settings.
     let replicas = options.store.log_replicas(&options.store.url);
-    let store = funnel_app::open_store_with_replicas(&url, Some(replicas))
+    let store = funnel_app::open_store_with(&url, Some(replicas), &options.privacy.settings())
         .await
         .map_err(|e| anyhow::anyhow!("cannot open store {url:?}: {e}"))?;
     let engine = Engine::new(store.clone(), Policy::default(), Arc::new(SystemClock));

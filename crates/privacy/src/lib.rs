@@ -13,7 +13,9 @@
 
 pub mod aead;
 pub mod fields;
+pub mod store;
 pub mod subjects;
 
 pub use fields::{KeyState, Keys, Opened, open_payload, seal_payload, subject_of};
-pub use subjects::SubjectKeys;
+pub use store::{KeyStore, SealedStore};
+pub use subjects::{SqliteKeyStore, SubjectKeys};

@@ -5,9 +5,14 @@
 
 use crate::aead;
 use crate::fields::{KeyState, Keys};
+use crate::store::{KeyStore, privacy_error};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use funnel_store::StoreError;
 use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// The subject keys, wrapped by a master key.
 pub struct SubjectKeys {
@@ -49,6 +54,7 @@ impl SubjectKeys {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
+             PRAGMA secure_delete = ON;
              CREATE TABLE IF NOT EXISTS subject_keys (
                  subject TEXT PRIMARY KEY,
                  wrapped BLOB,
@@ -62,11 +68,7 @@ impl SubjectKeys {
     /// Destroys the subject's key: every field sealed with it reads as erased from now on.
     /// Returns whether there was a key to destroy.
     pub fn erase(&mut self, subject: &str, at: DateTime<Utc>) -> Result<bool, KeysError> {
-        let n = self.conn.execute(
-            "UPDATE subject_keys SET wrapped = NULL, erased_at = ?2 WHERE subject = ?1 AND wrapped IS NOT NULL",
-            params![subject, at.to_rfc3339()],
-        )?;
-        Ok(n > 0)
+        Ok(!self.erase_all(&[subject.to_string()], at)?.is_empty())
     }
 
     /// When the subject's key was erased, if it was (and none was made since).
@@ -83,6 +85,38 @@ impl SubjectKeys {
             .flatten()
             .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
             .map(|t| t.with_timezone(&Utc)))
+    }
+
+    /// Changes when another connection (another process) changed the file since the last call.
+    fn data_version(&self) -> Result<i64, KeysError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// Destroys the keys of `subjects` in one transaction; returns those that had one.
+    pub fn erase_all(
+        &mut self,
+        subjects: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<String>, KeysError> {
+        let tx = self.conn.transaction()?;
+        let mut erased = Vec::new();
+        for s in subjects {
+            let n = tx.execute(
+                "UPDATE subject_keys SET wrapped = NULL, erased_at = ?2 WHERE subject = ?1 AND wrapped IS NOT NULL",
+                params![s, at.to_rfc3339()],
+            )?;
+            if n > 0 {
+                erased.push(s.clone());
+            }
+        }
+        tx.commit()?;
+        // The destroyed keys' bytes were zeroed in their pages (secure_delete); moving those
+        // pages into the file and emptying the write-ahead log leaves no copy of them behind.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(erased)
     }
 
     fn wrapped(&self, subject: &str) -> Result<Option<Vec<u8>>, KeysError> {
@@ -134,6 +168,134 @@ impl Keys for SubjectKeys {
             Some(w) => self.unwrap_key(subject, &w).map(KeyState::Key),
             None => Ok(KeyState::Gone),
         }
+    }
+}
+
+/// [`SubjectKeys`] as a [`KeyStore`]: calls run off the async threads, and keys are cached in
+/// memory until another process changes the file (SQLite's `data_version`).
+#[derive(Clone, Debug)]
+pub struct SqliteKeyStore {
+    inner: Arc<Mutex<Cached>>,
+}
+
+#[derive(Debug)]
+struct Cached {
+    keys: SubjectKeys,
+    cache: HashMap<String, KeyState>,
+    version: i64,
+}
+
+impl Cached {
+    /// Forgets what may be stale: everything, when another process wrote to the file.
+    fn refresh(&mut self) -> Result<(), KeysError> {
+        let v = self.keys.data_version()?;
+        if v != self.version {
+            self.cache.clear();
+            self.version = v;
+        }
+        Ok(())
+    }
+}
+
+fn to_store(e: KeysError) -> StoreError {
+    privacy_error(e.to_string())
+}
+
+impl SqliteKeyStore {
+    /// Opens (or makes) the key file at `path`, keys wrapped by `master`.
+    pub fn open(path: &Path, master: [u8; 32]) -> Result<SqliteKeyStore, KeysError> {
+        let keys = SubjectKeys::open(path, master)?;
+        let version = keys.data_version()?;
+        Ok(SqliteKeyStore {
+            inner: Arc::new(Mutex::new(Cached {
+                keys,
+                cache: HashMap::new(),
+                version,
+            })),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Cached) -> Result<T, KeysError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = inner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            c.refresh()?;
+            f(&mut c)
+        })
+        .await
+        .map_err(|e| privacy_error(e.to_string()))?
+        .map_err(to_store)
+    }
+}
+
+#[async_trait]
+impl KeyStore for SqliteKeyStore {
+    async fn for_sealing(
+        &self,
+        subjects: Vec<String>,
+    ) -> Result<HashMap<String, [u8; 32]>, StoreError> {
+        self.with(move |c| {
+            let mut out = HashMap::new();
+            for s in subjects {
+                let key = match c.cache.get(&s) {
+                    Some(KeyState::Key(k)) => *k,
+                    _ => {
+                        let k = c.keys.key_for_sealing(&s)?;
+                        c.cache.insert(s.clone(), KeyState::Key(k));
+                        k
+                    }
+                };
+                out.insert(s, key);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn for_opening(
+        &self,
+        subjects: Vec<String>,
+    ) -> Result<HashMap<String, KeyState>, StoreError> {
+        self.with(move |c| {
+            let mut out = HashMap::new();
+            for s in subjects {
+                let state = match c.cache.get(&s) {
+                    Some(k) => *k,
+                    None => {
+                        let k = c.keys.key_for_opening(&s)?;
+                        c.cache.insert(s.clone(), k);
+                        k
+                    }
+                };
+                out.insert(s, state);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn erase(
+        &self,
+        subjects: Vec<String>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.with(move |c| {
+            let erased = c.keys.erase_all(&subjects, at)?;
+            for s in &subjects {
+                c.cache.insert(s.clone(), KeyState::Gone);
+            }
+            Ok(erased)
+        })
+        .await
+    }
+
+    async fn erased_at(&self, subject: String) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.with(move |c| c.keys.erased_at(&subject)).await
     }
 }
 

@@ -22,6 +22,30 @@ pub struct ServeOptions {
     pub grpc: GrpcOptions,
     pub oidc: OidcOptions,
     pub chain: ChainOptions,
+    pub privacy: PrivacyOptions,
+}
+
+/// Personal fields of customers' contacts and key persons, sealed with a key per person so that
+/// destroying the key erases them (`funnel privacy erase`). The embedded store only for now.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyOptions {
+    /// The master key that wraps every person's key (`funnel privacy keygen` makes one; readable
+    /// by the server's user only; never in the store's folder if backups of it leave the
+    /// machine). None: personal fields are written in the clear.
+    pub master_key_file: Option<PathBuf>,
+    /// The people's keys, wrapped by the master key; none: `<store>.keys`.
+    pub keys_file: Option<PathBuf>,
+}
+
+impl PrivacyOptions {
+    /// As the application layer takes them.
+    pub fn settings(&self) -> funnel_app::privacy::PrivacySettings {
+        funnel_app::privacy::PrivacySettings {
+            master_key_file: self.master_key_file.clone(),
+            keys_file: self.keys_file.clone(),
+        }
+    }
 }
 
 /// The hash chain's signed checkpoints and walks (the embedded store; the JetStream log keeps no

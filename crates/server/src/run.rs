@@ -131,7 +131,7 @@ pub async fn serve(
     let oidc = crate::oidc::Oidc::from_options(&options.oidc)?;
     let url: StoreUrl = options.store.url.parse().map_err(crate::ConfigError)?;
     let replicas = options.store.log_replicas(&options.store.url);
-    let store = funnel_app::open_store_with_replicas(&url, Some(replicas))
+    let store = funnel_app::open_store_with(&url, Some(replicas), &options.privacy.settings())
         .await
         .map_err(|source| ServeError::Store {
             url: options.store.url.clone(),

@@ -1,0 +1,333 @@
+//! Personal fields sealed with a key per data subject (`funnel_privacy`): which key store a log
+//! uses, and the store every interface reads through.
+//!
+//! Sealing is on when a master key file is given (`--privacy-key-file`, `FUNNEL_PRIVACY_KEY_FILE`,
+//! or `privacy.master_key_file` of `funnel serve`). The subject keys of the embedded store live
+//! in `<store>.keys` (or the file given), wrapped by the master key. A log whose key file exists
+//! is refused without the master key: reading it would show sealed fields where names belong.
+
+use chrono::{DateTime, Utc};
+use funnel_domain::privacy::{SubjectKind, personal_fields};
+use funnel_privacy::{SealedStore, SqliteKeyStore, subject_of};
+use funnel_store::{EventStore, Filter, StoreError};
+use funnel_types::{Position, StreamId};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use crate::StoreUrl;
+
+/// Where the keys are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PrivacySettings {
+    /// The master key that wraps every subject key (32 bytes, hex or raw; readable by its owner
+    /// only). None: personal fields are not sealed.
+    pub master_key_file: Option<PathBuf>,
+    /// The subject keys of the embedded store; none: `<store>.keys`.
+    pub keys_file: Option<PathBuf>,
+}
+
+static DEFAULT: OnceLock<PrivacySettings> = OnceLock::new();
+
+/// Sets the settings [`crate::open_store`] uses, once per process (the command line's flags).
+pub fn set_default(settings: PrivacySettings) {
+    let _ = DEFAULT.set(settings);
+}
+
+/// The settings [`crate::open_store`] uses.
+pub fn default_settings() -> PrivacySettings {
+    DEFAULT.get().cloned().unwrap_or_default()
+}
+
+/// The subject keys' file of an embedded store at `store`: `<store>.keys`.
+pub fn default_keys_file(store: &Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".keys");
+    PathBuf::from(name)
+}
+
+fn refused(message: String) -> StoreError {
+    StoreError::InvalidRequest(message)
+}
+
+fn not_on_jetstream() -> StoreError {
+    refused(
+        "sealing personal fields is not available on a JetStream log yet (its key bucket is not \
+         built): run without a privacy master key, or on the embedded store\n\
+         错误：JetStream 日志暂不支持个人信息加密：请不提供主密钥运行，或使用内嵌存储"
+            .into(),
+    )
+}
+
+/// The subject keys of the embedded store at `path`, wrapped by the settings' master key.
+async fn key_store(path: &Path, settings: &PrivacySettings) -> Result<SqliteKeyStore, StoreError> {
+    let keys_file = settings
+        .keys_file
+        .clone()
+        .unwrap_or_else(|| default_keys_file(path));
+    let master_file = settings.master_key_file.clone().unwrap_or_default();
+    tokio::task::spawn_blocking(move || {
+        let master = funnel_store::keyfile::load(&master_file)
+            .map_err(|e| refused(format!("the privacy master key: {e}")))?;
+        SqliteKeyStore::open(&keys_file, master).map_err(|e| StoreError::Backend {
+            backend: "privacy",
+            message: format!("{}: {e}", keys_file.display()),
+        })
+    })
+    .await
+    .map_err(|e| StoreError::Backend {
+        backend: "privacy",
+        message: e.to_string(),
+    })?
+}
+
+/// `store` as every interface should read it: sealing and opening personal fields when the
+/// settings give a master key; refused when the log has sealed fields and no key is given.
+pub async fn wrap(
+    url: &StoreUrl,
+    store: Arc<dyn EventStore>,
+    settings: &PrivacySettings,
+) -> Result<Arc<dyn EventStore>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => {
+            let keys_file = settings
+                .keys_file
+                .clone()
+                .unwrap_or_else(|| default_keys_file(path));
+            if settings.master_key_file.is_none() {
+                if keys_file.exists() {
+                    return Err(refused(format!(
+                        "this log's personal fields are sealed with the keys in {}: give the master key \
+                         with --privacy-key-file, FUNNEL_PRIVACY_KEY_FILE or privacy.master_key_file\n\
+                         错误：此日志的个人信息已用 {} 中的密钥加密，请提供主密钥（--privacy-key-file、\
+                         FUNNEL_PRIVACY_KEY_FILE 或 privacy.master_key_file）",
+                        keys_file.display(),
+                        keys_file.display()
+                    )));
+                }
+                return Ok(store);
+            }
+            let keys = key_store(path, settings).await?;
+            Ok(Arc::new(SealedStore::new(store, Arc::new(keys))))
+        }
+        StoreUrl::Nats(_) => match &settings.master_key_file {
+            None => Ok(store),
+            Some(_) => Err(not_on_jetstream()),
+        },
+    }
+}
+
+/// Opens the store `url` names with sealing on (a master key must be given): for erasing and
+/// exporting a person's data.
+pub async fn open_sealed(
+    url: &StoreUrl,
+    settings: &PrivacySettings,
+) -> Result<Arc<SealedStore>, StoreError> {
+    if settings.master_key_file.is_none() {
+        return Err(refused(
+            "give the privacy master key (--privacy-key-file or FUNNEL_PRIVACY_KEY_FILE)\n\
+             错误：请提供个人信息主密钥（--privacy-key-file 或 FUNNEL_PRIVACY_KEY_FILE）"
+                .into(),
+        ));
+    }
+    let StoreUrl::Sqlite(path) = url else {
+        return Err(not_on_jetstream());
+    };
+    let keys = key_store(path, settings).await?;
+    let store = crate::open::open_log(url, None).await?;
+    Ok(Arc::new(SealedStore::new(store, Arc::new(keys))))
+}
+
+/// A data subject: a lead's contact (`contact:<lead id>`) or a key person
+/// (`key_person:<key person id>`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject(String);
+
+impl std::str::FromStr for Subject {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let ok = [SubjectKind::LeadContact, SubjectKind::KeyPerson]
+            .iter()
+            .any(|k| {
+                s.strip_prefix(k.prefix())
+                    .and_then(|r| r.strip_prefix(':'))
+                    .is_some_and(|id| {
+                        !id.is_empty()
+                            && id
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    })
+            });
+        if ok {
+            Ok(Subject(s.to_string()))
+        } else {
+            Err(format!(
+                "`{s}` is not a data subject: give contact:<lead id> or key_person:<key person id>\n\
+                 错误：`{s}` 不是个人信息主体：请写 contact:<线索编号> 或 key_person:<关键人编号>"
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Subject {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One personal field about a subject, as an access request returns it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExportedField {
+    pub position: Position,
+    pub event_id: String,
+    pub event_type: String,
+    pub stream: String,
+    pub occurred_at: DateTime<Utc>,
+    /// JSON pointer of the field in the event's payload.
+    pub field: String,
+    /// The value, or the erased marker.
+    pub value: Value,
+}
+
+/// What the log holds about a subject.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SubjectData {
+    pub subject: String,
+    /// When its key was erased, if it is.
+    pub erased_at: Option<DateTime<Utc>>,
+    pub fields: Vec<ExportedField>,
+}
+
+/// Every personal field about `subject` in the log (read through `store`, which opens them),
+/// in log order. `progress` is told the last position read.
+pub async fn subject_data(
+    store: &SealedStore,
+    subject: &Subject,
+    progress: &mut (dyn FnMut(Position) + Send),
+) -> Result<SubjectData, StoreError> {
+    let mut fields = Vec::new();
+    let mut after = Position::START;
+    let filter = Filter::category("lead");
+    loop {
+        let batch = store.read_all(after, &filter, 1024).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.meta.position;
+        for e in &batch {
+            let personal = personal_fields(&e.meta.event_type);
+            if personal.is_empty() {
+                continue;
+            }
+            let Ok(payload) = serde_json::from_slice::<Value>(&e.payload) else {
+                continue;
+            };
+            for f in personal {
+                if subject_of(&payload, f).as_deref() != Some(subject.as_str()) {
+                    continue;
+                }
+                let Some(v) = payload.pointer(f.field).filter(|v| !v.is_null()) else {
+                    continue;
+                };
+                fields.push(ExportedField {
+                    position: e.meta.position,
+                    event_id: e.meta.event_id.to_string(),
+                    event_type: e.meta.event_type.clone(),
+                    stream: e.meta.stream.to_string(),
+                    occurred_at: e.meta.occurred_at,
+                    field: f.field.to_string(),
+                    value: v.clone(),
+                });
+            }
+        }
+        progress(after);
+    }
+    let erased_at = store.keys().erased_at(subject.to_string()).await?;
+    Ok(SubjectData {
+        subject: subject.to_string(),
+        erased_at,
+        fields,
+    })
+}
+
+/// What an erasure did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Erased {
+    pub subject: String,
+    /// Whether the subject had a key (false: erased before, or never written sealed).
+    pub key_destroyed: bool,
+    /// Fields of the subject in the log, now unreadable.
+    pub fields: usize,
+    /// Fields about them written in the clear (before sealing was turned on): an erasure cannot
+    /// reach them; migrate the log (README: "Personal data") to erase them too.
+    pub in_the_clear: usize,
+    /// The streams whose snapshots were invalidated.
+    pub streams: Vec<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Destroys `subject`'s key, and the snapshot keys of the streams that mention them.
+pub async fn erase(
+    store: &SealedStore,
+    subject: &Subject,
+    at: DateTime<Utc>,
+    progress: &mut (dyn FnMut(Position) + Send),
+) -> Result<Erased, StoreError> {
+    // What is sealed for them, and where, as the log stores it.
+    let mut streams = std::collections::BTreeSet::new();
+    let (mut sealed, mut clear) = (0, 0);
+    let mut after = Position::START;
+    let filter = Filter::category("lead");
+    loop {
+        let batch = store.raw().read_all(after, &filter, 1024).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.meta.position;
+        for e in &batch {
+            let personal = personal_fields(&e.meta.event_type);
+            if personal.is_empty() {
+                continue;
+            }
+            let Ok(payload) = serde_json::from_slice::<Value>(&e.payload) else {
+                continue;
+            };
+            for f in personal {
+                let Some(v) = payload.pointer(f.field).filter(|v| !v.is_null()) else {
+                    continue;
+                };
+                if funnel_privacy::fields::is_sealed(v) {
+                    if v["subject"].as_str() == Some(subject.as_str()) {
+                        sealed += 1;
+                        streams.insert(e.meta.stream.clone());
+                    }
+                } else if subject_of(&payload, f).as_deref() == Some(subject.as_str()) {
+                    clear += 1;
+                    streams.insert(e.meta.stream.clone());
+                }
+            }
+        }
+        progress(after);
+    }
+    let streams: Vec<StreamId> = streams.into_iter().collect();
+    let key_destroyed = store.erase(subject.as_str(), &streams, at).await?;
+    Ok(Erased {
+        subject: subject.to_string(),
+        key_destroyed,
+        fields: sealed,
+        in_the_clear: clear,
+        streams: streams.iter().map(ToString::to_string).collect(),
+        at,
+    })
+}
+
+/// Writes a new master key (32 random bytes) to `path`, readable by its owner only; never
+/// replaces a file.
+pub fn keygen(path: &Path) -> Result<(), funnel_store::keyfile::KeyFileError> {
+    let key: [u8; 32] = rand::random();
+    funnel_store::keyfile::create(path, &key)
+}

@@ -1,0 +1,135 @@
+//! `funnel privacy`: the master key that seals personal fields, and a person's data on request:
+//! export it (an access request) or erase it (a deletion request).
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use funnel_app::StoreUrl;
+use funnel_app::privacy::{PrivacySettings, Subject};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Args)]
+pub struct PrivacyArgs {
+    #[command(subcommand)]
+    pub command: PrivacyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrivacyCommand {
+    /// Make a master key (32 random bytes, readable by you only; never replaces a file). Give it
+    /// as --privacy-key-file, FUNNEL_PRIVACY_KEY_FILE or privacy.master_key_file, and keep a copy
+    /// apart from the log's backups: without it no personal field can be read.
+    Keygen {
+        /// Where to write the key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Everything the log holds about one person (contact:<lead id> or key_person:<id>), as JSON.
+    Export {
+        /// The person: contact:<lead id> or key_person:<key person id>.
+        subject: Subject,
+    },
+    /// Destroy one person's key: every field about them reads as erased from now on, in every
+    /// read, report, form, export and notification; business facts stay. Cannot be undone.
+    Erase {
+        /// The person: contact:<lead id> or key_person:<key person id>.
+        subject: Subject,
+        /// Why (e.g. the request's reference); printed with the outcome.
+        #[arg(long)]
+        reason: String,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(
+    store: &StoreUrl,
+    settings: &PrivacySettings,
+    projections: &Path,
+    args: PrivacyArgs,
+) -> anyhow::Result<()> {
+    match args.command {
+        PrivacyCommand::Keygen { out } => {
+            funnel_app::privacy::keygen(&out)?;
+            eprintln!(
+                "wrote a privacy master key to {} (readable by you only); give it as \
+                 --privacy-key-file, FUNNEL_PRIVACY_KEY_FILE or privacy.master_key_file, and keep \
+                 a copy apart from the log's backups: without it no personal field can be read",
+                out.display()
+            );
+            Ok(())
+        }
+        PrivacyCommand::Export { subject } => {
+            let sealed = funnel_app::privacy::open_sealed(store, settings).await?;
+            let data = funnel_app::privacy::subject_data(&sealed, &subject, &mut |_| {}).await?;
+            println!("{}", serde_json::to_string_pretty(&data)?);
+            Ok(())
+        }
+        PrivacyCommand::Erase {
+            subject,
+            reason,
+            json,
+        } => {
+            if reason.trim().is_empty() {
+                bail!("give --reason (e.g. the request's reference)\n错误：请用 --reason 写明原因");
+            }
+            let sealed = funnel_app::privacy::open_sealed(store, settings).await?;
+            let erased = funnel_app::privacy::erase(&sealed, &subject, Utc::now(), &mut |_| {})
+                .await
+                .with_context(|| format!("erasing {subject}"))?;
+            // The read models hold what the log said in the clear (names to search by, history
+            // snapshots for reports as of a date): they are a cache of the log, and are removed
+            // to be rebuilt from it, where the erased fields now read as erased.
+            let removed = remove_read_models(projections)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&erased)?);
+                return Ok(());
+            }
+            if erased.key_destroyed {
+                println!(
+                    "erased {subject} ({reason}): {} field(s) in {} stream(s) now read as erased",
+                    erased.fields,
+                    erased.streams.len()
+                );
+            } else {
+                println!(
+                    "{subject} had no key to destroy (erased before, or nothing sealed for them)"
+                );
+            }
+            if removed {
+                println!(
+                    "removed the read models at {} (rebuilt from the log when next used); restart \
+                     funnel serve if it runs on this log, so that it forgets what it holds in memory",
+                    projections.display()
+                );
+            }
+            if erased.in_the_clear > 0 {
+                eprintln!(
+                    "warning: {} field(s) about {subject} were written in the clear, before sealing \
+                     was turned on; an erasure cannot reach them: migrate the log by an import into \
+                     a new store (README, \"Personal data\")",
+                    erased.in_the_clear
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Removes the read models' file (with its write-ahead log); whether there was one.
+fn remove_read_models(path: &Path) -> anyhow::Result<bool> {
+    let mut removed = false;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        match std::fs::remove_file(PathBuf::from(&name)) {
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("removing {}", Path::new(&name).display()));
+            }
+        }
+    }
+    Ok(removed)
+}
