@@ -3,16 +3,20 @@
 //!
 //! Sealing is on when a master key file is given (`--privacy-key-file`, `FUNNEL_PRIVACY_KEY_FILE`,
 //! or `privacy.master_key_file` of `funnel serve`). The subject keys of the embedded store live
-//! in `<store>.keys` (or the file given), wrapped by the master key. A log whose key file exists
-//! is refused without the master key: reading it would show sealed fields where names belong.
+//! in `<store>.keys` (or the file given), those of a JetStream log in its `<stream>_KEYS` bucket
+//! ([`NatsKeyStore`]), each wrapped by the master key. A log whose key file or bucket exists is
+//! refused without the master key: reading it would show sealed fields where names belong.
 
 use chrono::{DateTime, Utc};
 use funnel_domain::privacy::{SubjectKind, personal_fields};
-use funnel_privacy::{SealedStore, SqliteKeyStore, subject_of};
+use funnel_privacy::{KeyState, KeyStore, SealedStore, SqliteKeyStore, subject_of};
 use funnel_store::{EventStore, Filter, StoreError};
+use funnel_store_nats::KeyRecord;
 use funnel_types::{Position, StreamId};
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -49,15 +53,6 @@ pub fn default_keys_file(store: &Path) -> PathBuf {
 
 fn refused(message: String) -> StoreError {
     StoreError::InvalidRequest(message)
-}
-
-fn not_on_jetstream() -> StoreError {
-    refused(
-        "sealing personal fields is not available on a JetStream log yet (its key bucket is not \
-         built): run without a privacy master key, or on the embedded store\n\
-         错误：JetStream 日志暂不支持个人信息加密：请不提供主密钥运行，或使用内嵌存储"
-            .into(),
-    )
 }
 
 /// The subject keys of the embedded store at `path`, wrapped by the settings' master key.
@@ -111,10 +106,155 @@ pub async fn wrap(
             let keys = key_store(path, settings).await?;
             Ok(Arc::new(SealedStore::new(store, Arc::new(keys))))
         }
-        StoreUrl::Nats(_) => match &settings.master_key_file {
-            None => Ok(store),
-            Some(_) => Err(not_on_jetstream()),
-        },
+        StoreUrl::Nats(url) => {
+            if settings.master_key_file.is_none() {
+                if NatsKeyStore::bucket_exists(url).await? {
+                    return Err(refused(format!(
+                        "this log's personal fields are sealed with the keys in the bucket {}: give \
+                         the master key with --privacy-key-file, FUNNEL_PRIVACY_KEY_FILE or \
+                         privacy.master_key_file\n\
+                         错误：此日志的个人信息已用存储桶 {} 中的密钥加密，请提供主密钥（--privacy-key-file、\
+                         FUNNEL_PRIVACY_KEY_FILE 或 privacy.master_key_file）",
+                        NatsKeyStore::bucket(),
+                        NatsKeyStore::bucket()
+                    )));
+                }
+                return Ok(store);
+            }
+            let keys = NatsKeyStore::connect(url, settings).await?;
+            Ok(Arc::new(SealedStore::new(store, Arc::new(keys))))
+        }
+    }
+}
+
+/// The keys of a JetStream log's people in its key bucket (`funnel_store_nats::NatsKeyBucket`),
+/// wrapped and unwrapped here with the master key, which never reaches the cluster. Nothing is
+/// cached: every process on the log sees an erasure by any of them at its next read, and none
+/// seals with a key another has destroyed. The keys of a batch are fetched concurrently.
+#[derive(Debug)]
+pub struct NatsKeyStore {
+    bucket: funnel_store_nats::NatsKeyBucket,
+    master: [u8; 32],
+}
+
+/// Key fetches in flight at once.
+const KEY_FETCHES: usize = 32;
+
+impl NatsKeyStore {
+    fn options(url: &str) -> funnel_store_nats::NatsOptions {
+        funnel_store_nats::NatsOptions::new(url.to_string())
+    }
+
+    /// The bucket's name for the default log stream.
+    pub fn bucket() -> String {
+        funnel_store_nats::keys_bucket(&Self::options("nats://localhost").stream_name)
+    }
+
+    /// Whether the log at `url` has a key bucket.
+    async fn bucket_exists(url: &str) -> Result<bool, StoreError> {
+        let o = Self::options(url);
+        funnel_store_nats::NatsKeyBucket::exists(url, &o.stream_name, o.request_timeout).await
+    }
+
+    async fn connect(url: &str, settings: &PrivacySettings) -> Result<NatsKeyStore, StoreError> {
+        let master_file = settings.master_key_file.clone().unwrap_or_default();
+        let master = tokio::task::spawn_blocking(move || funnel_store::keyfile::load(&master_file))
+            .await
+            .map_err(|e| StoreError::Backend {
+                backend: "privacy",
+                message: e.to_string(),
+            })?
+            .map_err(|e| refused(format!("the privacy master key: {e}")))?;
+        let o = Self::options(url);
+        let bucket = funnel_store_nats::NatsKeyBucket::connect(
+            url,
+            &o.stream_name,
+            funnel_store_nats::default_replicas(url),
+            o.request_timeout,
+        )
+        .await?;
+        Ok(NatsKeyStore { bucket, master })
+    }
+
+    fn unwrap(&self, subject: &str, wrapped: &[u8]) -> Result<[u8; 32], StoreError> {
+        funnel_privacy::subjects::unwrap_key(&self.master, subject, wrapped).ok_or_else(|| {
+            privacy_error(format!(
+                "the key of {subject} does not open with this master key (another master key, or \
+                 the bucket was edited)\n错误：{subject} 的密钥无法用此主密钥解开（主密钥不同，或存储桶被修改）"
+            ))
+        })
+    }
+
+    async fn sealing_key(&self, subject: String) -> Result<(String, [u8; 32]), StoreError> {
+        let wrapped = match self.bucket.get(&subject).await? {
+            Some(KeyRecord::Wrapped(w)) => w,
+            _ => {
+                let key: [u8; 32] = rand::random();
+                let wrapped = funnel_privacy::subjects::wrap_key(&self.master, &subject, &key);
+                self.bucket.create(&subject, wrapped).await?
+            }
+        };
+        let key = self.unwrap(&subject, &wrapped)?;
+        Ok((subject, key))
+    }
+
+    async fn opening_key(&self, subject: String) -> Result<(String, KeyState), StoreError> {
+        let state = match self.bucket.get(&subject).await? {
+            Some(KeyRecord::Wrapped(w)) => KeyState::Key(self.unwrap(&subject, &w)?),
+            _ => KeyState::Gone,
+        };
+        Ok((subject, state))
+    }
+}
+
+fn privacy_error(message: String) -> StoreError {
+    StoreError::Backend {
+        backend: "privacy",
+        message,
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for NatsKeyStore {
+    async fn for_sealing(
+        &self,
+        subjects: Vec<String>,
+    ) -> Result<HashMap<String, [u8; 32]>, StoreError> {
+        futures::stream::iter(subjects.into_iter().map(|s| self.sealing_key(s)))
+            .buffer_unordered(KEY_FETCHES)
+            .try_collect()
+            .await
+    }
+
+    async fn for_opening(
+        &self,
+        subjects: Vec<String>,
+    ) -> Result<HashMap<String, KeyState>, StoreError> {
+        futures::stream::iter(subjects.into_iter().map(|s| self.opening_key(s)))
+            .buffer_unordered(KEY_FETCHES)
+            .try_collect()
+            .await
+    }
+
+    async fn erase(
+        &self,
+        subjects: Vec<String>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut erased = Vec::new();
+        for s in subjects {
+            if self.bucket.erase(&s, at).await? {
+                erased.push(s);
+            }
+        }
+        Ok(erased)
+    }
+
+    async fn erased_at(&self, subject: String) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(match self.bucket.get(&subject).await? {
+            Some(KeyRecord::Erased(at)) => Some(at),
+            _ => None,
+        })
     }
 }
 
@@ -131,12 +271,12 @@ pub async fn open_sealed(
                 .into(),
         ));
     }
-    let StoreUrl::Sqlite(path) = url else {
-        return Err(not_on_jetstream());
-    };
-    let keys = key_store(path, settings).await?;
     let store = crate::open::open_log(url, None).await?;
-    Ok(Arc::new(SealedStore::new(store, Arc::new(keys))))
+    let keys: Arc<dyn KeyStore> = match url {
+        StoreUrl::Sqlite(path) => Arc::new(key_store(path, settings).await?),
+        StoreUrl::Nats(u) => Arc::new(NatsKeyStore::connect(u, settings).await?),
+    };
+    Ok(Arc::new(SealedStore::new(store, keys)))
 }
 
 /// A data subject: a lead's contact (`contact:<lead id>`) or a key person

@@ -665,9 +665,19 @@ async fn scenario(outage: Outage) {
         registrations[..],
         "every registration once at least, in log order"
     );
-    let now_webhooks = webhooks_holder(&servers);
+    let mut now_webhooks = webhooks_holder(&servers);
     if first_webhooks.0 == holder {
-        let (_, term) = now_webhooks.expect("a new webhooks holder");
+        // The registrations may all have been delivered before the kill: the lease then moves
+        // once it expires, which may be after they arrived.
+        let give_up = Instant::now() + PATIENCE;
+        let (_, term) = loop {
+            now_webhooks = webhooks_holder(&servers);
+            if let Some(h) = now_webhooks {
+                break h;
+            }
+            assert!(Instant::now() < give_up, "no new webhooks holder");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         assert!(
             term > first_webhooks.1,
             "webhooks term {term} after {}",

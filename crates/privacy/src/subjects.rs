@@ -46,6 +46,17 @@ fn wrap_aad(subject: &str) -> Vec<u8> {
     a
 }
 
+/// `key` wrapped by `master`, bound to `subject` (what a key store keeps).
+pub fn wrap_key(master: &[u8; 32], subject: &str, key: &[u8; 32]) -> Vec<u8> {
+    aead::seal(master, &wrap_aad(subject), key)
+}
+
+/// The key `wrapped` holds, if it opens with `master` for `subject`.
+pub fn unwrap_key(master: &[u8; 32], subject: &str, wrapped: &[u8]) -> Option<[u8; 32]> {
+    aead::open(master, &wrap_aad(subject), wrapped)
+        .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+}
+
 impl SubjectKeys {
     /// Opens (or makes, readable by its owner only) the key file at `path`.
     pub fn open(path: &Path, master: [u8; 32]) -> Result<SubjectKeys, KeysError> {
@@ -132,11 +143,9 @@ impl SubjectKeys {
     }
 
     fn unwrap_key(&self, subject: &str, wrapped: &[u8]) -> Result<[u8; 32], KeysError> {
-        aead::open(&self.master, &wrap_aad(subject), wrapped)
-            .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
-            .ok_or_else(|| KeysError::WrongMaster {
-                subject: subject.to_string(),
-            })
+        unwrap_key(&self.master, subject, wrapped).ok_or_else(|| KeysError::WrongMaster {
+            subject: subject.to_string(),
+        })
     }
 }
 
@@ -148,7 +157,7 @@ impl Keys for SubjectKeys {
             return self.unwrap_key(subject, &w);
         }
         let key: [u8; 32] = rand::random();
-        let wrapped = aead::seal(&self.master, &wrap_aad(subject), &key);
+        let wrapped = wrap_key(&self.master, subject, &key);
         // Another process may have made one meanwhile: the first one stays.
         self.conn.execute(
             "INSERT INTO subject_keys (subject, wrapped, created_at) VALUES (?1, ?2, ?3)

@@ -26,7 +26,8 @@ pub struct ServeOptions {
 }
 
 /// Personal fields of customers' contacts and key persons, sealed with a key per person so that
-/// destroying the key erases them (`funnel privacy erase`). The embedded store only for now.
+/// destroying the key erases them (`funnel privacy erase`). On JetStream the keys are in the
+/// bucket `<log stream>_KEYS`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrivacyOptions {
@@ -34,7 +35,7 @@ pub struct PrivacyOptions {
     /// by the server's user only; never in the store's folder if backups of it leave the
     /// machine). None: personal fields are written in the clear.
     pub master_key_file: Option<PathBuf>,
-    /// The people's keys, wrapped by the master key; none: `<store>.keys`.
+    /// The people's keys on the embedded store, wrapped by the master key; none: `<store>.keys`.
     pub keys_file: Option<PathBuf>,
 }
 

@@ -63,6 +63,59 @@ pub async fn create_bucket_patiently(
     }
 }
 
+/// Creates a bucket like [`create_bucket_patiently`] with one revision per key, whose single
+/// messages may be deleted (a bucket made by the client refuses that, and a stream's setting
+/// cannot allow it later): deleting one erases its bytes, which is how a destroyed key is made
+/// unrecoverable. Its stream is the one the client would make (`KV_<bucket>`, `$KV.<bucket>.>`).
+pub async fn create_erasable_bucket_patiently(
+    context: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+    replicas: usize,
+) -> Result<kv::Store, StoreError> {
+    let config = jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some(description.to_string()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        storage: jetstream::stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: false,
+        deny_purge: false,
+        allow_direct: true,
+        num_replicas: replicas.max(1),
+        discard: jetstream::stream::DiscardPolicy::New,
+        ..Default::default()
+    };
+    let deadline = tokio::time::Instant::now() + PLACEMENT_PATIENCE;
+    let mut told = false;
+    loop {
+        let made = match context.get_or_create_stream(config.clone()).await {
+            Ok(_) => context
+                .get_key_value(bucket)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match made {
+            Ok(kv) => return answering(kv, deadline).await,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                if !told {
+                    tracing::warn!(%bucket, error = %e, "the bucket cannot be placed yet; waiting for the cluster");
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => {
+                return Err(crate::lease::failed(
+                    &format!("cannot create the bucket {bucket}"),
+                    e,
+                ));
+            }
+        }
+    }
+}
+
 /// The key read to learn whether a bucket answers; never written.
 const PROBE_KEY: &str = "funnel-probe";
 

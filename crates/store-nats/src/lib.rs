@@ -98,6 +98,7 @@ mod buckets;
 mod codec;
 mod connect;
 mod credentials;
+mod keys;
 mod lease;
 mod read;
 mod replicas;
@@ -109,6 +110,7 @@ pub use buckets::{
 };
 pub use connect::{MIN_SERVER_VERSION, check_server_version, parse_server_version, server_addrs};
 pub use credentials::{NatsCredentials, credentials_bucket};
+pub use keys::{KeyRecord, NatsKeyBucket, keys_bucket};
 pub use lease::{NatsLeases, lease_bucket};
 pub use replicas::{
     ReplicaMismatch, ReplicaProgress, default_replicas, set_replicas, stream_replicas,
