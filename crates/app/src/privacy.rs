@@ -8,9 +8,9 @@
 //! refused without the master key: reading it would show sealed fields where names belong.
 
 use chrono::{DateTime, Utc};
-use funnel_domain::privacy::{SubjectKind, personal_fields};
+use funnel_domain::privacy::{PersonalField, SubjectKind, personal_fields};
 use funnel_privacy::{KeyState, KeyStore, SealedStore, SqliteKeyStore, subject_of};
-use funnel_store::{EventStore, Filter, StoreError};
+use funnel_store::{EventStore, Filter, RecordedEvent, StoreError};
 use funnel_store_nats::KeyRecord;
 use funnel_types::{Position, StreamId};
 use futures::{StreamExt, TryStreamExt};
@@ -354,11 +354,42 @@ pub async fn subject_data(
     progress: &mut (dyn FnMut(Position) + Send),
 ) -> Result<SubjectData, StoreError> {
     let mut fields = Vec::new();
+    personal_fields_in(store, progress, |e, f, payload, v| {
+        if subject_of(payload, f).as_deref() == Some(subject.as_str()) {
+            fields.push(ExportedField {
+                position: e.meta.position,
+                event_id: e.meta.event_id.to_string(),
+                event_type: e.meta.event_type.clone(),
+                stream: e.meta.stream.to_string(),
+                occurred_at: e.meta.occurred_at,
+                field: f.field.to_string(),
+                value: v.clone(),
+            });
+        }
+    })
+    .await?;
+    let erased_at = store.keys().erased_at(subject.to_string()).await?;
+    Ok(SubjectData {
+        subject: subject.to_string(),
+        erased_at,
+        fields,
+    })
+}
+
+/// Calls `visit` with every personal field that is not null of the lead streams of `store`
+/// (event, field, payload, value), in log order; `progress` is told the last position read.
+async fn personal_fields_in(
+    store: &dyn EventStore,
+    progress: &mut (dyn FnMut(Position) + Send),
+    mut visit: impl FnMut(&RecordedEvent, &PersonalField, &Value, &Value),
+) -> Result<(), StoreError> {
     let mut after = Position::START;
     let filter = Filter::category("lead");
     loop {
         let batch = store.read_all(after, &filter, 1024).await?;
-        let Some(last) = batch.last() else { break };
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
         after = last.meta.position;
         for e in &batch {
             let personal = personal_fields(&e.meta.event_type);
@@ -369,31 +400,13 @@ pub async fn subject_data(
                 continue;
             };
             for f in personal {
-                if subject_of(&payload, f).as_deref() != Some(subject.as_str()) {
-                    continue;
+                if let Some(v) = payload.pointer(f.field).filter(|v| !v.is_null()) {
+                    visit(e, f, &payload, v);
                 }
-                let Some(v) = payload.pointer(f.field).filter(|v| !v.is_null()) else {
-                    continue;
-                };
-                fields.push(ExportedField {
-                    position: e.meta.position,
-                    event_id: e.meta.event_id.to_string(),
-                    event_type: e.meta.event_type.clone(),
-                    stream: e.meta.stream.to_string(),
-                    occurred_at: e.meta.occurred_at,
-                    field: f.field.to_string(),
-                    value: v.clone(),
-                });
             }
         }
         progress(after);
     }
-    let erased_at = store.keys().erased_at(subject.to_string()).await?;
-    Ok(SubjectData {
-        subject: subject.to_string(),
-        erased_at,
-        fields,
-    })
 }
 
 /// What an erasure did.
@@ -422,37 +435,18 @@ pub async fn erase(
     // What is sealed for them, and where, as the log stores it.
     let mut streams = std::collections::BTreeSet::new();
     let (mut sealed, mut clear) = (0, 0);
-    let mut after = Position::START;
-    let filter = Filter::category("lead");
-    loop {
-        let batch = store.raw().read_all(after, &filter, 1024).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.meta.position;
-        for e in &batch {
-            let personal = personal_fields(&e.meta.event_type);
-            if personal.is_empty() {
-                continue;
+    personal_fields_in(store.raw().as_ref(), progress, |e, f, payload, v| {
+        if funnel_privacy::fields::is_sealed(v) {
+            if v["subject"].as_str() == Some(subject.as_str()) {
+                sealed += 1;
+                streams.insert(e.meta.stream.clone());
             }
-            let Ok(payload) = serde_json::from_slice::<Value>(&e.payload) else {
-                continue;
-            };
-            for f in personal {
-                let Some(v) = payload.pointer(f.field).filter(|v| !v.is_null()) else {
-                    continue;
-                };
-                if funnel_privacy::fields::is_sealed(v) {
-                    if v["subject"].as_str() == Some(subject.as_str()) {
-                        sealed += 1;
-                        streams.insert(e.meta.stream.clone());
-                    }
-                } else if subject_of(&payload, f).as_deref() == Some(subject.as_str()) {
-                    clear += 1;
-                    streams.insert(e.meta.stream.clone());
-                }
-            }
+        } else if subject_of(payload, f).as_deref() == Some(subject.as_str()) {
+            clear += 1;
+            streams.insert(e.meta.stream.clone());
         }
-        progress(after);
-    }
+    })
+    .await?;
     let streams: Vec<StreamId> = streams.into_iter().collect();
     let key_destroyed = store.erase(subject.as_str(), &streams, at).await?;
     Ok(Erased {

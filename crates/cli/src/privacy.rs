@@ -62,7 +62,12 @@ pub async fn run(
         }
         PrivacyCommand::Export { subject } => {
             let sealed = funnel_app::privacy::open_sealed(store, settings).await?;
-            let data = funnel_app::privacy::subject_data(&sealed, &subject, &mut |_| {}).await?;
+            let bar = walk_bar(sealed.as_ref(), "reading the log").await?;
+            let data = funnel_app::privacy::subject_data(&sealed, &subject, &mut |p| {
+                bar.set_position(p.0)
+            })
+            .await?;
+            bar.finish_and_clear();
             println!("{}", serde_json::to_string_pretty(&data)?);
             Ok(())
         }
@@ -75,9 +80,13 @@ pub async fn run(
                 bail!("give --reason (e.g. the request's reference)\n错误：请用 --reason 写明原因");
             }
             let sealed = funnel_app::privacy::open_sealed(store, settings).await?;
-            let erased = funnel_app::privacy::erase(&sealed, &subject, Utc::now(), &mut |_| {})
-                .await
-                .with_context(|| format!("erasing {subject}"))?;
+            let bar = walk_bar(sealed.as_ref(), "finding the person's streams").await?;
+            let erased = funnel_app::privacy::erase(&sealed, &subject, Utc::now(), &mut |p| {
+                bar.set_position(p.0)
+            })
+            .await
+            .with_context(|| format!("erasing {subject}"))?;
+            bar.finish_and_clear();
             // The read models hold what the log said in the clear (names to search by, history
             // snapshots for reports as of a date): they are a cache of the log, and are removed
             // to be rebuilt from it, where the erased fields now read as erased.
@@ -132,4 +141,13 @@ fn remove_read_models(path: &Path) -> anyhow::Result<bool> {
         }
     }
     Ok(removed)
+}
+
+/// A progress bar over the log up to its head, on standard error.
+async fn walk_bar(
+    store: &dyn funnel_store::EventStore,
+    what: &str,
+) -> anyhow::Result<indicatif::ProgressBar> {
+    let head = store.head().await?;
+    Ok(crate::projections::bar(head.0, what))
 }

@@ -37,7 +37,7 @@ pub fn open_runner(path: &std::path::Path) -> anyhow::Result<Runner> {
     Ok(runner)
 }
 
-fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
         indicatif::ProgressStyle::with_template(&format!(
