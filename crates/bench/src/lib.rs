@@ -71,6 +71,9 @@ pub struct StoreBenchOptions {
     pub in_flight: usize,
     /// Aggregates (event streams) the events are spread over.
     pub streams: usize,
+    /// Funnel's side seals personal fields (the embedded store only): every event is a
+    /// registration with a contact's name and phone, sealed on append and opened on read.
+    pub sealed: bool,
 }
 
 impl Default for StoreBenchOptions {
@@ -80,6 +83,7 @@ impl Default for StoreBenchOptions {
             payload_bytes: 300,
             in_flight: 256,
             streams: 10_000,
+            sealed: false,
         }
     }
 }
@@ -94,6 +98,12 @@ impl StoreBenchOptions {
         anyhow::ensure!(
             (8..=max_payload).contains(&self.payload_bytes),
             "payload_bytes must be 8 to {max_payload}, not {}",
+            self.payload_bytes
+        );
+        anyhow::ensure!(
+            !self.sealed || self.payload_bytes >= workload::PERSONAL_MIN_BYTES,
+            "sealed payloads must be at least {} bytes, not {}",
+            workload::PERSONAL_MIN_BYTES,
             self.payload_bytes
         );
         Ok(())
@@ -166,6 +176,18 @@ pub async fn bench_store(
     if cfg!(debug_assertions) {
         notes.push("debug build: figures are not meaningful, build with --release".into());
     }
+    if opts.sealed {
+        anyhow::ensure!(
+            matches!(target, Target::Sqlite { .. }),
+            "--sealed measures the embedded store only"
+        );
+        notes.push(
+            "sealed: every Funnel event is a registration whose contact's name and phone are \
+             sealed on append and opened on read-all (one person's key; the raw side appends the \
+             same bytes in the clear)"
+                .into(),
+        );
+    }
     let mut report = StoreBenchReport {
         backend: String::new(),
         events: opts.events,
@@ -188,7 +210,7 @@ pub async fn bench_store(
     };
     match target {
         Target::Sqlite { path } => {
-            let f = sqlite::run(&path, &plan, opts.payload_bytes, progress).await?;
+            let f = sqlite::run(&path, &plan, opts.payload_bytes, opts.sealed, progress).await?;
             report.backend = "sqlite".into();
             report.sqlite_version = Some(rusqlite::version().to_string());
             report.sqlite_synchronous = Some("FULL".into());

@@ -76,9 +76,15 @@ pub async fn run(
     let measured = async {
         let raw_append_per_s = raw_append(&js, &raw_prefix, plan, payload_bytes, progress).await?;
         let funnel: Arc<dyn EventStore> = store.clone();
-        let funnel_append_per_s =
-            workload::funnel_append(funnel, plan, payload_bytes, "nats funnel append", progress)
-                .await?;
+        let funnel_append_per_s = workload::funnel_append(
+            funnel,
+            plan,
+            payload_bytes,
+            false,
+            "nats funnel append",
+            progress,
+        )
+        .await?;
         let (mut raw_read_all_per_s, mut funnel_read_all_per_s) = (0.0f64, 0.0f64);
         for _ in 0..workload::READ_ROUNDS {
             let raw = raw_replay(&js, &raw_stream, plan.events, payload_bytes, progress).await?;

@@ -68,6 +68,7 @@ pub async fn run(
     target: &Path,
     plan: &Plan,
     payload_bytes: usize,
+    sealed: bool,
     progress: Progress<'_>,
 ) -> anyhow::Result<SqliteFigures> {
     let parent = match target.parent() {
@@ -116,14 +117,23 @@ pub async fn run(
     )
     .await?;
 
-    let store: Arc<dyn EventStore> = Arc::new(
+    let mut store: Arc<dyn EventStore> = Arc::new(
         SqliteStore::open_with(&funnel_path, options)
             .with_context(|| format!("open {}", funnel_path.display()))?,
     );
+    if sealed {
+        let keys = funnel_privacy::SqliteKeyStore::open(
+            &dir.path().join("funnel.sqlite.keys"),
+            rand::random(),
+        )
+        .context("open the benchmark's key file")?;
+        store = Arc::new(funnel_privacy::SealedStore::new(store, Arc::new(keys)));
+    }
     let funnel_append_per_s = workload::funnel_append(
         store.clone(),
         plan,
         payload_bytes,
+        sealed,
         "sqlite funnel append",
         progress,
     )

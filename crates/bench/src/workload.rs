@@ -91,6 +91,29 @@ pub fn payload(bytes: usize) -> Bytes {
     Bytes::from(s)
 }
 
+/// The event type of the appends when personal fields are sealed: a registration.
+pub const PERSONAL_EVENT_TYPE: &str = "lead.registered";
+
+const PERSONAL_HEAD: &str =
+    r#"{"contact":{"name":"李经理","phone":"13800000000"},"lead_id":"bench-lead","pad":""#;
+
+/// The smallest payload [`personal_payload`] can make.
+pub const PERSONAL_MIN_BYTES: usize = PERSONAL_HEAD.len() + 2;
+
+/// A registration's payload of exactly `bytes` bytes (at least [`PERSONAL_MIN_BYTES`]): a
+/// contact's name and phone (the personal fields), padded. Its keys are in order and it is
+/// compact, so that opening it gives back the same bytes.
+pub fn personal_payload(bytes: usize) -> Bytes {
+    let mut s = String::with_capacity(bytes.max(PERSONAL_MIN_BYTES));
+    s.push_str(PERSONAL_HEAD);
+    s.extend(std::iter::repeat_n(
+        'x',
+        bytes.saturating_sub(PERSONAL_MIN_BYTES),
+    ));
+    s.push_str("\"}");
+    Bytes::from(s)
+}
+
 /// The aggregate named by number `n`: `bench-<n>`.
 pub fn stream_id(n: usize) -> anyhow::Result<StreamId> {
     StreamId::new(CATEGORY, n).context("benchmark stream id")
@@ -133,13 +156,13 @@ impl Ids {
 pub fn proposed(
     actor: &Actor,
     office: OfficeId,
-    payload: &Bytes,
+    (event_type, payload): (&str, &Bytes),
     ids: Ids,
     at: DateTime<Utc>,
 ) -> ProposedEvent {
     ProposedEvent {
         event_id: ids.event_id,
-        event_type: EVENT_TYPE.to_string(),
+        event_type: event_type.to_string(),
         schema_version: 1,
         occurred_at: at,
         actor: actor.clone(),
@@ -193,11 +216,16 @@ pub async fn funnel_append(
     store: Arc<dyn EventStore>,
     plan: &Plan,
     payload_bytes: usize,
+    personal: bool,
     phase: &str,
     progress: Progress<'_>,
 ) -> anyhow::Result<f64> {
     let done = Arc::new(AtomicU64::new(0));
-    let payload = payload(payload_bytes);
+    let (event_type, payload) = if personal {
+        (PERSONAL_EVENT_TYPE, personal_payload(payload_bytes))
+    } else {
+        (EVENT_TYPE, payload(payload_bytes))
+    };
     let office = OfficeId::new();
     let started = Instant::now();
     let mut set = JoinSet::new();
@@ -218,7 +246,7 @@ pub async fn funnel_append(
                     stream: stream_id(s)?,
                     expected,
                     command_id: ids.command_id,
-                    events: vec![proposed(&actor, office, &payload, ids, at)],
+                    events: vec![proposed(&actor, office, (event_type, &payload), ids, at)],
                 };
                 let outcome = store.append(req).await?;
                 if outcome.last_version != Version(version) || outcome.duplicate {

@@ -33,6 +33,10 @@ pub enum BenchWhat {
         /// Streams the events are spread over.
         #[arg(long, default_value_t = 10_000)]
         streams: usize,
+        /// Seal personal fields on Funnel's side (the embedded store): every event a
+        /// registration whose contact is sealed on append and opened on read-all.
+        #[arg(long)]
+        sealed: bool,
     },
     /// Command cost through the engine: `flatness` (commands/s on a 10,000-event lead ÷ on a
     /// 10-event lead) and `engine_ratio` (engine commands/s over the store's raw append rate).
@@ -127,12 +131,14 @@ pub async fn run(
             payload,
             in_flight,
             streams,
+            sealed,
         } => {
             let opts = StoreBenchOptions {
                 events,
                 payload_bytes: payload,
                 in_flight,
                 streams,
+                sealed,
             };
             let report = funnel_bench::bench_store(target(url), opts, &progress).await?;
             if args.json {

@@ -12,11 +12,16 @@ fn tiny() -> StoreBenchOptions {
         payload_bytes: 100,
         in_flight: 16,
         streams: 50,
+        sealed: false,
     }
 }
 
 /// Runs the benchmark, collecting the distinct phases the progress callback named.
 async fn run(target: Target) -> (StoreBenchReport, Vec<String>) {
+    run_with(target, tiny()).await
+}
+
+async fn run_with(target: Target, opts: StoreBenchOptions) -> (StoreBenchReport, Vec<String>) {
     let phases = RefCell::new(Vec::<String>::new());
     let progress = |phase: &str, done: u64, total: u64| {
         assert!(done <= total, "{phase}: {done} of {total}");
@@ -25,7 +30,7 @@ async fn run(target: Target) -> (StoreBenchReport, Vec<String>) {
             phases.push(phase.to_string());
         }
     };
-    let report = bench_store(target, tiny(), &progress)
+    let report = bench_store(target, opts, &progress)
         .await
         .expect("the benchmark runs");
     (report, phases.into_inner())
@@ -91,6 +96,30 @@ async fn a_tiny_sqlite_bench_gives_a_well_formed_report_and_cleans_up() {
         .collect();
     assert!(left.is_empty(), "the benchmark left files behind: {left:?}");
     assert!(!target.exists());
+}
+
+/// Sealed, every event read back must open to the bytes appended (the read-all checks the bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_sqlite_bench_reads_back_what_it_appended() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let opts = StoreBenchOptions {
+        sealed: true,
+        ..tiny()
+    };
+    let (report, _) = run_with(
+        Target::Sqlite {
+            path: dir.path().join("funnel.sqlite"),
+        },
+        opts,
+    )
+    .await;
+    check_well_formed(&report, "sqlite");
+    assert!(report.notes.iter().any(|n| n.starts_with("sealed")));
+    let too_small = StoreBenchOptions {
+        payload_bytes: 40,
+        ..opts
+    };
+    assert!(too_small.validate().is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
