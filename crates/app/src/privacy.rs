@@ -465,3 +465,102 @@ pub fn keygen(path: &Path) -> Result<(), funnel_store::keyfile::KeyFileError> {
     let key: [u8; 32] = rand::random();
     funnel_store::keyfile::create(path, &key)
 }
+
+/// A lead whose people the retention policy erases: it ended (lost, suspended, or its contract
+/// signed, and not reactivated since) and nothing happened on it for the policy's years.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Expired {
+    pub stream: String,
+    /// How it ended: `lead.lost`, `lead.suspended` or `lead.contract_signed`.
+    pub ended_by: String,
+    /// When anything last happened on the lead.
+    pub last_activity: DateTime<Utc>,
+    /// Its people: the contact, then its key persons, as the log names them.
+    pub subjects: Vec<String>,
+}
+
+#[derive(Default)]
+struct LeadLife {
+    ended_by: Option<String>,
+    last: Option<DateTime<Utc>>,
+    subjects: std::collections::BTreeSet<String>,
+}
+
+/// The leads the retention policy reaches: ended, with nothing on them after `cutoff`, in log
+/// order of their streams' first events. `progress` is told the last position read.
+pub async fn expired_leads(
+    store: &SealedStore,
+    cutoff: DateTime<Utc>,
+    progress: &mut (dyn FnMut(Position) + Send),
+) -> Result<Vec<Expired>, StoreError> {
+    let mut leads: Vec<(StreamId, LeadLife)> = Vec::new();
+    let mut index: HashMap<StreamId, usize> = HashMap::new();
+    let mut after = Position::START;
+    let filter = Filter::category("lead");
+    loop {
+        // As stored: the subjects are named by the sealed fields, and nothing needs opening.
+        let batch = store.raw().read_all(after, &filter, 1024).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.meta.position;
+        for e in &batch {
+            let i = *index.entry(e.meta.stream.clone()).or_insert_with(|| {
+                leads.push((e.meta.stream.clone(), LeadLife::default()));
+                leads.len() - 1
+            });
+            let life = &mut leads[i].1;
+            life.last = Some(
+                life.last
+                    .map_or(e.meta.occurred_at, |l| l.max(e.meta.occurred_at)),
+            );
+            match e.meta.event_type.as_str() {
+                t @ ("lead.lost" | "lead.suspended" | "lead.contract_signed") => {
+                    life.ended_by = Some(t.to_string());
+                }
+                "lead.reactivated" => life.ended_by = None,
+                _ => {}
+            }
+            let personal = personal_fields(&e.meta.event_type);
+            if personal.is_empty() {
+                continue;
+            }
+            let Ok(payload) = serde_json::from_slice::<Value>(&e.payload) else {
+                continue;
+            };
+            for f in personal {
+                let Some(v) = payload.pointer(f.field).filter(|v| !v.is_null()) else {
+                    continue;
+                };
+                let subject = if funnel_privacy::fields::is_sealed(v) {
+                    v["subject"].as_str().map(str::to_string)
+                } else {
+                    subject_of(&payload, f)
+                };
+                life.subjects.extend(subject);
+            }
+        }
+        progress(after);
+    }
+    Ok(leads
+        .into_iter()
+        .filter_map(|(stream, life)| {
+            let (ended_by, last) = (life.ended_by?, life.last?);
+            (last < cutoff && !life.subjects.is_empty()).then(|| {
+                // The contact first.
+                let mut subjects: Vec<String> = life.subjects.into_iter().collect();
+                subjects.sort_by_key(|s| !s.starts_with("contact:"));
+                Expired {
+                    stream: stream.to_string(),
+                    ended_by,
+                    last_activity: last,
+                    subjects,
+                }
+            })
+        })
+        .collect())
+}
+
+/// When the retention policy's window of `years` years before `now` starts.
+pub fn retention_cutoff(now: DateTime<Utc>, years: u32) -> DateTime<Utc> {
+    now.checked_sub_months(chrono::Months::new(years.saturating_mul(12)))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}

@@ -41,6 +41,30 @@ pub enum PrivacyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The retention policy: the people of leads that ended (lost, suspended, or signed) and
+    /// saw nothing for YEARS years. Lists them; with --apply erases them as `erase` does.
+    Retention {
+        /// Years without activity after a lead ended (1 to 100).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+        years: u32,
+        /// Erase them (without it: only list what would be erased).
+        #[arg(long)]
+        apply: bool,
+        /// Print the outcome as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What a retention run found and did.
+#[derive(Debug, serde::Serialize)]
+struct RetentionReport {
+    years: u32,
+    cutoff: chrono::DateTime<Utc>,
+    applied: bool,
+    leads: Vec<funnel_app::privacy::Expired>,
+    /// People whose key was destroyed by this run.
+    erased: Vec<String>,
 }
 
 pub async fn run(
@@ -113,16 +137,95 @@ pub async fn run(
                     projections.display()
                 );
             }
-            if erased.in_the_clear > 0 {
-                eprintln!(
-                    "warning: {} field(s) about {subject} were written in the clear, before sealing \
-                     was turned on; an erasure cannot reach them: migrate the log by an import into \
-                     a new store (README, \"Personal data\")",
-                    erased.in_the_clear
+            warn_in_the_clear(&subject.to_string(), erased.in_the_clear);
+            Ok(())
+        }
+        PrivacyCommand::Retention { years, apply, json } => {
+            let sealed = funnel_app::privacy::open_sealed(store, settings).await?;
+            let now = Utc::now();
+            let cutoff = funnel_app::privacy::retention_cutoff(now, years);
+            let bar = walk_bar(sealed.as_ref(), "finding ended leads").await?;
+            let leads =
+                funnel_app::privacy::expired_leads(&sealed, cutoff, &mut |p| bar.set_position(p.0))
+                    .await?;
+            bar.finish_and_clear();
+            let mut erased = Vec::new();
+            if apply {
+                for lead in &leads {
+                    let stream: funnel_types::StreamId = lead.stream.parse()?;
+                    for subject in &lead.subjects {
+                        if sealed
+                            .erase(subject, std::slice::from_ref(&stream), now)
+                            .await
+                            .with_context(|| format!("erasing {subject}"))?
+                        {
+                            erased.push(subject.clone());
+                        }
+                    }
+                }
+                if !erased.is_empty() {
+                    remove_read_models(projections)?;
+                }
+            }
+            let report = RetentionReport {
+                years,
+                cutoff,
+                applied: apply,
+                leads,
+                erased,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(());
+            }
+            for lead in &report.leads {
+                println!(
+                    "{}  {} · last activity {} · {}",
+                    lead.stream,
+                    lead.ended_by,
+                    lead.last_activity.format("%Y-%m-%d"),
+                    lead.subjects.join(" ")
+                );
+            }
+            let people: usize = report.leads.iter().map(|l| l.subjects.len()).sum();
+            if apply {
+                println!(
+                    "{} lead(s) ended with nothing after {}: erased {} of their {people} people \
+                     (the others were erased before){}",
+                    report.leads.len(),
+                    cutoff.format("%Y-%m-%d"),
+                    report.erased.len(),
+                    if report.erased.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            "; removed the read models at {} (rebuilt when next used; restart \
+                             funnel serve if it runs on this log)",
+                            projections.display()
+                        )
+                    }
+                );
+            } else {
+                println!(
+                    "{} lead(s) ended with nothing after {}: {people} people would be erased; \
+                     run again with --apply to erase them",
+                    report.leads.len(),
+                    cutoff.format("%Y-%m-%d")
                 );
             }
             Ok(())
         }
+    }
+}
+
+/// Warns that fields written in the clear are out of an erasure's reach.
+fn warn_in_the_clear(subject: &str, count: usize) {
+    if count > 0 {
+        eprintln!(
+            "warning: {count} field(s) about {subject} were written in the clear, before sealing \
+             was turned on; an erasure cannot reach them: migrate the log by an import into a \
+             new store (README, \"Personal data\")"
+        );
     }
 }
 

@@ -17,6 +17,11 @@ struct Log {
 impl Log {
     /// A demo history written with sealing on, on the embedded store or (`nats`) JetStream.
     fn demo(nats: bool) -> Log {
+        Log::demo_until(nats, "2026-10-31")
+    }
+
+    /// [`Log::demo`] with a history that ends on `end`.
+    fn demo_until(nats: bool, end: &str) -> Log {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("master.key");
         let out = Command::new(env!("CARGO_BIN_EXE_funnel"))
@@ -36,7 +41,7 @@ impl Log {
             key,
             nats,
         };
-        log.ok(&["demo", "--leads", "80", "--end", "2026-10-31"]);
+        log.ok(&["demo", "--leads", "80", "--end", end]);
         log
     }
 
@@ -265,4 +270,86 @@ fn a_person_is_named_by_kind_and_id() {
         String::from_utf8_lossy(&out.stderr).contains("--privacy-key-file"),
         "{out:?}"
     );
+}
+
+#[test]
+fn the_retention_policy_erases_the_people_of_leads_ended_long_ago() {
+    let log = Log::demo_until(false, "2022-06-30");
+    let listed: Value =
+        serde_json::from_str(&log.ok(&["privacy", "retention", "--years", "2", "--json"]))
+            .expect("JSON");
+    assert_eq!(listed["applied"], false);
+    let leads = listed["leads"].as_array().expect("leads").clone();
+    assert!(!leads.is_empty(), "{listed}");
+    assert!(listed["erased"].as_array().expect("erased").is_empty());
+    for lead in &leads {
+        let ended = lead["ended_by"].as_str().expect("ended_by");
+        assert!(
+            ["lead.lost", "lead.suspended", "lead.contract_signed"].contains(&ended),
+            "{lead}"
+        );
+        assert!(lead["last_activity"].as_str().expect("time") < "2024");
+    }
+    let first = leads[0]["subjects"][0]
+        .as_str()
+        .expect("subject")
+        .to_string();
+    assert!(first.starts_with("contact:"), "{first}");
+    // Listing erases nothing.
+    assert!(!values(&log.ok(&["privacy", "export", &first])).contains(&"[已删除 erased]".into()));
+
+    // Ten years back, nothing is that old.
+    let none: Value =
+        serde_json::from_str(&log.ok(&["privacy", "retention", "--years", "10", "--json"]))
+            .expect("JSON");
+    assert!(
+        none["leads"].as_array().expect("leads").is_empty(),
+        "{none}"
+    );
+
+    let applied: Value = serde_json::from_str(&log.ok(&[
+        "privacy",
+        "retention",
+        "--years",
+        "2",
+        "--apply",
+        "--json",
+    ]))
+    .expect("JSON");
+    let people: usize = leads
+        .iter()
+        .map(|l| l["subjects"].as_array().expect("subjects").len())
+        .sum();
+    assert_eq!(applied["erased"].as_array().expect("erased").len(), people);
+    assert!(
+        values(&log.ok(&["privacy", "export", &first]))
+            .iter()
+            .all(|v| v == "[已删除 erased]")
+    );
+    // A lead still in progress keeps its contact.
+    let active = log
+        .ok(&["export", "events", "--category", "lead"])
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        .find(|e| {
+            e["event_type"] == "lead.registered"
+                && !leads.iter().any(|l| l["stream"] == e["stream"])
+        })
+        .expect("a lead the policy does not reach");
+    let contact = format!(
+        "contact:{}",
+        active["payload"]["lead_id"].as_str().expect("lead id")
+    );
+    assert!(!values(&log.ok(&["privacy", "export", &contact])).contains(&"[已删除 erased]".into()));
+    // Run again: nothing left to erase.
+    let again: Value = serde_json::from_str(&log.ok(&[
+        "privacy",
+        "retention",
+        "--years",
+        "2",
+        "--apply",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert!(again["erased"].as_array().expect("erased").is_empty());
 }
