@@ -4,8 +4,9 @@
 //! Sealing is on when a master key file is given (`--privacy-key-file`, `FUNNEL_PRIVACY_KEY_FILE`,
 //! or `privacy.master_key_file` of `funnel serve`). The subject keys of the embedded store live
 //! in `<store>.keys` (or the file given), those of a JetStream log in its `<stream>_KEYS` bucket
-//! ([`NatsKeyStore`]), each wrapped by the master key. A log whose key file or bucket exists is
-//! refused without the master key: reading it would show sealed fields where names belong.
+//! ([`NatsKeyStore`]), each wrapped by the master key. A log whose key file or bucket has ever
+//! held a key is refused without the master key: reading it would show sealed fields where
+//! names belong.
 
 use chrono::{DateTime, Utc};
 use funnel_domain::privacy::{PersonalField, SubjectKind, personal_fields};
@@ -91,7 +92,20 @@ pub async fn wrap(
                 .clone()
                 .unwrap_or_else(|| default_keys_file(path));
             if settings.master_key_file.is_none() {
-                if keys_file.exists() {
+                let path = keys_file.clone();
+                let held = tokio::task::spawn_blocking(move || {
+                    funnel_privacy::SubjectKeys::ever_held_keys(&path)
+                })
+                .await
+                .map_err(|e| StoreError::Backend {
+                    backend: "privacy",
+                    message: e.to_string(),
+                })?
+                .map_err(|e| StoreError::Backend {
+                    backend: "privacy",
+                    message: format!("{}: {e}", keys_file.display()),
+                })?;
+                if held {
                     return Err(refused(format!(
                         "this log's personal fields are sealed with the keys in {}: give the master key \
                          with --privacy-key-file, FUNNEL_PRIVACY_KEY_FILE or privacy.master_key_file\n\
@@ -150,10 +164,11 @@ impl NatsKeyStore {
         funnel_store_nats::keys_bucket(&Self::options("nats://localhost").stream_name)
     }
 
-    /// Whether the log at `url` has a key bucket.
+    /// Whether the log at `url` has a key bucket that has ever held a key.
     async fn bucket_exists(url: &str) -> Result<bool, StoreError> {
         let o = Self::options(url);
-        funnel_store_nats::NatsKeyBucket::exists(url, &o.stream_name, o.request_timeout).await
+        funnel_store_nats::NatsKeyBucket::ever_held_keys(url, &o.stream_name, o.request_timeout)
+            .await
     }
 
     async fn connect(url: &str, settings: &PrivacySettings) -> Result<NatsKeyStore, StoreError> {

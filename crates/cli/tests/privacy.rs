@@ -270,6 +270,37 @@ fn a_person_is_named_by_kind_and_id() {
         String::from_utf8_lossy(&out.stderr).contains("--privacy-key-file"),
         "{out:?}"
     );
+
+    // Giving the key to a log where nothing was sealed does not lock it: without the key it still
+    // opens.
+    let key = dir.path().join("master.key");
+    let store = format!("sqlite:{}", dir.path().join("clear.db").display());
+    let funnel = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_funnel"))
+            .current_dir(dir.path())
+            .env_remove("FUNNEL_PRIVACY_KEY_FILE")
+            .env_remove("FUNNEL_STORE")
+            .args(["--store", &store])
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    assert!(
+        funnel(&["privacy", "keygen", "--out", key.to_str().expect("utf-8")])
+            .status
+            .success()
+    );
+    let export = funnel(&[
+        "--privacy-key-file",
+        key.to_str().expect("utf-8"),
+        "privacy",
+        "export",
+        "contact:abc",
+    ]);
+    assert!(export.status.success(), "{export:?}");
+    assert!(dir.path().join("clear.db.keys").exists());
+    let plain = funnel(&["pipeline"]);
+    assert!(plain.status.success(), "{plain:?}");
 }
 
 #[test]

@@ -76,6 +76,28 @@ impl SubjectKeys {
         Ok(SubjectKeys { conn, master })
     }
 
+    /// Whether the key file at `path` exists and has ever held a key (a log with sealed fields,
+    /// or one whose people were erased). Opens it read-only; a missing file holds none.
+    pub fn ever_held_keys(path: &Path) -> Result<bool, KeysError> {
+        if !path.exists() {
+            return Ok(false);
+        }
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let tables: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'subject_keys'",
+            [],
+            |r| r.get(0),
+        )?;
+        if tables == 0 {
+            return Ok(false);
+        }
+        Ok(conn
+            .query_row("SELECT 1 FROM subject_keys LIMIT 1", [], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// Destroys the subject's key: every field sealed with it reads as erased from now on.
     /// Returns whether there was a key to destroy.
     pub fn erase(&mut self, subject: &str, at: DateTime<Utc>) -> Result<bool, KeysError> {
@@ -337,6 +359,11 @@ mod tests {
         let e = open_payload("lead.key_person_recorded", "E1", &mut read, &mut wrong).unwrap_err();
         assert!(e.to_string().contains("主密钥"), "{e}");
 
+        assert!(SubjectKeys::ever_held_keys(&path).unwrap());
+        let empty = dir.path().join("empty.keys");
+        drop(SubjectKeys::open(&empty, master).unwrap());
+        assert!(!SubjectKeys::ever_held_keys(&empty).unwrap());
+        assert!(!SubjectKeys::ever_held_keys(&dir.path().join("none.keys")).unwrap());
         let now = Utc::now();
         assert!(keys.erase("key_person:K1", now).unwrap());
         assert!(!keys.erase("key_person:K1", now).unwrap(), "once");

@@ -104,8 +104,9 @@ impl NatsKeyBucket {
         Ok(Self { kv })
     }
 
-    /// Whether the log `stream_name` at `url` has a key bucket (its fields were sealed).
-    pub async fn exists(
+    /// Whether the log `stream_name` at `url` has a key bucket that has ever held a key (its
+    /// fields were sealed, or its people erased).
+    pub async fn ever_held_keys(
         url: &str,
         stream_name: &str,
         request_timeout: Duration,
@@ -116,7 +117,13 @@ impl NatsKeyBucket {
             .get_stream(format!("KV_{}", keys_bucket(stream_name)))
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(mut stream) => Ok(stream
+                .info()
+                .await
+                .map_err(|e| failed("reading the key bucket", e))?
+                .state
+                .messages
+                > 0),
             Err(e) => match e.kind() {
                 async_nats::jetstream::context::GetStreamErrorKind::JetStream(j)
                     if j.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND =>
