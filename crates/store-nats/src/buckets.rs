@@ -41,10 +41,26 @@ pub async fn create_bucket_patiently(
     config: kv::Config,
 ) -> Result<kv::Store, StoreError> {
     let bucket = config.bucket.clone();
+    patiently(&bucket, || async {
+        context
+            .create_or_update_key_value(config.clone())
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// Makes a bucket with `make` until it succeeds and the bucket answers a read, or
+/// [`PLACEMENT_PATIENCE`] passes; warns once while waiting.
+async fn patiently<F, Fut>(bucket: &str, mut make: F) -> Result<kv::Store, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<kv::Store, String>>,
+{
     let deadline = tokio::time::Instant::now() + PLACEMENT_PATIENCE;
     let mut told = false;
     loop {
-        match context.create_or_update_key_value(config.clone()).await {
+        match make().await {
             Ok(kv) => return answering(kv, deadline).await,
             Err(e) if tokio::time::Instant::now() < deadline => {
                 if !told {
@@ -87,33 +103,17 @@ pub async fn create_erasable_bucket_patiently(
         discard: jetstream::stream::DiscardPolicy::New,
         ..Default::default()
     };
-    let deadline = tokio::time::Instant::now() + PLACEMENT_PATIENCE;
-    let mut told = false;
-    loop {
-        let made = match context.get_or_create_stream(config.clone()).await {
-            Ok(_) => context
-                .get_key_value(bucket)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        match made {
-            Ok(kv) => return answering(kv, deadline).await,
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                if !told {
-                    tracing::warn!(%bucket, error = %e, "the bucket cannot be placed yet; waiting for the cluster");
-                    told = true;
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => {
-                return Err(crate::lease::failed(
-                    &format!("cannot create the bucket {bucket}"),
-                    e,
-                ));
-            }
-        }
-    }
+    patiently(bucket, || async {
+        context
+            .get_or_create_stream(config.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        context
+            .get_key_value(bucket)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
 }
 
 /// The key read to learn whether a bucket answers; never written.
