@@ -10,6 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use funnel_domain::privacy::{PersonalField, SubjectKind, personal_fields};
+use funnel_privacy::store::privacy_error;
 use funnel_privacy::{KeyState, KeyStore, SealedStore, SqliteKeyStore, subject_of};
 use funnel_store::{EventStore, Filter, RecordedEvent, StoreError};
 use funnel_store_nats::KeyRecord;
@@ -66,16 +67,11 @@ async fn key_store(path: &Path, settings: &PrivacySettings) -> Result<SqliteKeyS
     tokio::task::spawn_blocking(move || {
         let master = funnel_store::keyfile::load(&master_file)
             .map_err(|e| refused(format!("the privacy master key: {e}")))?;
-        SqliteKeyStore::open(&keys_file, master).map_err(|e| StoreError::Backend {
-            backend: "privacy",
-            message: format!("{}: {e}", keys_file.display()),
-        })
+        SqliteKeyStore::open(&keys_file, master)
+            .map_err(|e| privacy_error(format!("{}: {e}", keys_file.display())))
     })
     .await
-    .map_err(|e| StoreError::Backend {
-        backend: "privacy",
-        message: e.to_string(),
-    })?
+    .map_err(|e| privacy_error(e.to_string()))?
 }
 
 /// `store` as every interface should read it: sealing and opening personal fields when the
@@ -97,14 +93,8 @@ pub async fn wrap(
                     funnel_privacy::SubjectKeys::ever_held_keys(&path)
                 })
                 .await
-                .map_err(|e| StoreError::Backend {
-                    backend: "privacy",
-                    message: e.to_string(),
-                })?
-                .map_err(|e| StoreError::Backend {
-                    backend: "privacy",
-                    message: format!("{}: {e}", keys_file.display()),
-                })?;
+                .map_err(|e| privacy_error(e.to_string()))?
+                .map_err(|e| privacy_error(format!("{}: {e}", keys_file.display())))?;
                 if held {
                     return Err(refused(format!(
                         "this log's personal fields are sealed with the keys in {}: give the master key \
@@ -175,10 +165,7 @@ impl NatsKeyStore {
         let master_file = settings.master_key_file.clone().unwrap_or_default();
         let master = tokio::task::spawn_blocking(move || funnel_store::keyfile::load(&master_file))
             .await
-            .map_err(|e| StoreError::Backend {
-                backend: "privacy",
-                message: e.to_string(),
-            })?
+            .map_err(|e| privacy_error(e.to_string()))?
             .map_err(|e| refused(format!("the privacy master key: {e}")))?;
         let o = Self::options(url);
         let bucket = funnel_store_nats::NatsKeyBucket::connect(
@@ -219,13 +206,6 @@ impl NatsKeyStore {
             _ => KeyState::Gone,
         };
         Ok((subject, state))
-    }
-}
-
-fn privacy_error(message: String) -> StoreError {
-    StoreError::Backend {
-        backend: "privacy",
-        message,
     }
 }
 
