@@ -12,31 +12,142 @@ use funnel_domain::refusal::RefusalCode;
 use funnel_store::EventStore;
 use funnel_store::chain::Verification;
 use funnel_store::checkpoint::{self, Checkpoint, CheckpointSigner, PublicKey, Witness};
+use funnel_store_nats::{NatsCheckpoints, NatsOptions};
 use funnel_types::{Position, Role};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Where the signed checkpoints of a store are kept when no other file is named: beside the
-/// embedded store's file (`<store>.checkpoints`). `None` for JetStream, whose log keeps no chain
-/// yet.
-pub fn default_checkpoints(store: &StoreUrl) -> Option<PathBuf> {
+/// Where the signed checkpoints of a store are kept when no file is named: beside the embedded
+/// store's file (`<store>.checkpoints`), or in the JetStream stream beside the log
+/// (`FUNNEL_CHECKPOINTS`).
+pub fn default_checkpoints(store: &StoreUrl) -> Checkpoints {
     match store {
         StoreUrl::Sqlite(path) => {
             let mut name = path.as_os_str().to_os_string();
             name.push(".checkpoints");
-            Some(PathBuf::from(name))
+            Checkpoints::File(PathBuf::from(name))
         }
-        StoreUrl::Nats(_) => None,
+        StoreUrl::Nats(url) => Checkpoints::Stream(CheckpointStream::new(url)),
+    }
+}
+
+/// Where signed checkpoints are kept: a file of JSON lines, or a JetStream stream.
+#[derive(Clone, Debug)]
+pub enum Checkpoints {
+    File(PathBuf),
+    Stream(CheckpointStream),
+}
+
+/// The checkpoint stream beside a JetStream log, connected on first use.
+#[derive(Clone, Debug)]
+pub struct CheckpointStream {
+    options: NatsOptions,
+    opened: Arc<tokio::sync::OnceCell<NatsCheckpoints>>,
+}
+
+impl CheckpointStream {
+    /// The stream beside the default log stream at `url`.
+    pub fn new(url: &str) -> CheckpointStream {
+        CheckpointStream {
+            options: NatsOptions {
+                replicas: funnel_store_nats::default_replicas(url),
+                ..NatsOptions::new(url)
+            },
+            opened: Arc::default(),
+        }
+    }
+
+    /// With `replicas` when the stream is created (`None`: as the log's default for the URL).
+    pub fn with_replicas(mut self, replicas: Option<usize>) -> CheckpointStream {
+        if let Some(r) = replicas {
+            self.options.replicas = r;
+        }
+        self
+    }
+
+    /// Its name on the broker.
+    pub fn name(&self) -> String {
+        funnel_store_nats::checkpoints_stream(&self.options.stream_name)
+    }
+
+    async fn get(&self) -> Result<&NatsCheckpoints, AppError> {
+        Ok(self
+            .opened
+            .get_or_try_init(|| NatsCheckpoints::open(&self.options))
+            .await?)
+    }
+}
+
+impl std::fmt::Display for Checkpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Checkpoints::File(p) => write!(f, "the file {}", p.display()),
+            Checkpoints::Stream(s) => write!(f, "the JetStream stream {}", s.name()),
+        }
+    }
+}
+
+impl Checkpoints {
+    /// Every checkpoint in order (a line or message that is not one: why not).
+    pub async fn read(&self) -> Result<Vec<Result<Checkpoint, String>>, AppError> {
+        match self {
+            Checkpoints::File(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    checkpoint::read(&path).map_err(|e| checkpoint_file_error(&path, &e))
+                })
+                .await
+                .map_err(AppError::internal)?
+            }
+            Checkpoints::Stream(s) => Ok(s.get().await?.read().await?),
+        }
+    }
+
+    /// Appends one checkpoint.
+    pub async fn append(&self, c: &Checkpoint) -> Result<(), AppError> {
+        match self {
+            Checkpoints::File(path) => {
+                let (path, line) = (path.clone(), c.clone());
+                tokio::task::spawn_blocking(move || {
+                    checkpoint::append(&path, &line).map_err(|e| {
+                        AppError::new(
+                            ErrorKind::Unavailable,
+                            "chain.checkpoints_unwritable",
+                            format!(
+                                "the checkpoint file {} cannot be written: {e}",
+                                path.display()
+                            ),
+                            format!("无法写入检查点文件 {}：{e}", path.display()),
+                        )
+                    })
+                })
+                .await
+                .map_err(AppError::internal)?
+            }
+            Checkpoints::Stream(s) => Ok(s.get().await?.append(c).await?),
+        }
+    }
+
+    /// A figure that changes when a checkpoint is added: the file's size, the stream's last
+    /// sequence (0 when unknown).
+    async fn mark(&self) -> u64 {
+        match self {
+            Checkpoints::File(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
+            Checkpoints::Stream(s) => match s.get().await {
+                Ok(c) => c.count().await.unwrap_or(0),
+                Err(_) => 0,
+            },
+        }
     }
 }
 
 /// Where the checkpoints are and whom they are trusted by.
 #[derive(Clone, Debug, Default)]
 pub struct ChainSettings {
-    /// The checkpoint file (`None`: none are read or written).
-    pub checkpoints: Option<PathBuf>,
+    /// Where checkpoints are kept (`None`: none are read or written).
+    pub checkpoints: Option<Checkpoints>,
     /// The key that signs checkpoints (a server that writes them).
     pub signer: Option<Arc<CheckpointSigner>>,
     /// The key checkpoints are checked with; the signer's public half when not given.
@@ -55,8 +166,8 @@ fn no_chain() -> AppError {
     AppError::new(
         ErrorKind::Conflict,
         "chain.not_kept",
-        "this store keeps no hash chain: the JetStream log carries none yet; verify the embedded store",
-        "此事件存储没有哈希链：JetStream 日志尚未记录哈希链，目前只能校验嵌入式存储",
+        "this store keeps no hash chain",
+        "此事件存储没有哈希链",
     )
 }
 
@@ -69,12 +180,6 @@ fn checkpoint_file_error(path: &Path, e: &std::io::Error) -> AppError {
     )
 }
 
-/// The size of the checkpoint file (0 when there is none), to tell whether it changed.
-fn file_len(path: Option<&Path>) -> u64 {
-    path.and_then(|p| std::fs::metadata(p).ok())
-        .map_or(0, |m| m.len())
-}
-
 /// Walks the log from the commit holding `from` and checks the checkpoints of `settings` (when
 /// there is a file and a trusted key). `progress` is called with the last position checked.
 pub async fn verify(
@@ -84,15 +189,10 @@ pub async fn verify(
     progress: Box<dyn FnMut(Position) + Send>,
 ) -> Result<Verification, AppError> {
     let witness = match (&settings.checkpoints, settings.trusted()) {
-        (Some(path), Some(key)) => {
-            let path = path.clone();
-            let lines = tokio::task::spawn_blocking(move || {
-                checkpoint::read(&path).map_err(|e| checkpoint_file_error(&path, &e))
-            })
-            .await
-            .map_err(AppError::internal)??;
-            Some(Witness { key, lines })
-        }
+        (Some(place), Some(key)) => Some(Witness {
+            key,
+            lines: place.read().await?,
+        }),
         _ => None,
     };
     store
@@ -101,12 +201,12 @@ pub async fn verify(
         .ok_or_else(no_chain)
 }
 
-/// Signs the chain's head and appends the checkpoint to `path`, unless the head is `last` (what
+/// Signs the chain's head and appends the checkpoint to `place`, unless the head is `last` (what
 /// the caller signed before). `None`: nothing to sign (no chain yet, or no change).
 pub async fn sign_head(
     store: &dyn EventStore,
     signer: &Arc<CheckpointSigner>,
-    path: &Path,
+    place: &Checkpoints,
     last: Option<Position>,
 ) -> Result<Option<Checkpoint>, AppError> {
     let Some((position, hash)) = store.chain_head().await? else {
@@ -116,22 +216,7 @@ pub async fn sign_head(
         return Ok(None);
     }
     let c = signer.sign(position, &hash, Utc::now());
-    let (path, line) = (path.to_path_buf(), c.clone());
-    tokio::task::spawn_blocking(move || {
-        checkpoint::append(&path, &line).map_err(|e| {
-            AppError::new(
-                ErrorKind::Unavailable,
-                "chain.checkpoints_unwritable",
-                format!(
-                    "the checkpoint file {} cannot be written: {e}",
-                    path.display()
-                ),
-                format!("无法写入检查点文件 {}：{e}", path.display()),
-            )
-        })
-    })
-    .await
-    .map_err(AppError::internal)??;
+    place.append(&c).await?;
     Ok(Some(c))
 }
 
@@ -198,7 +283,7 @@ pub fn explain(v: &Verification) -> Option<(String, String)> {
 #[derive(Debug)]
 pub struct ChainAudit {
     settings: ChainSettings,
-    /// The last walk and the size of the checkpoint file it read.
+    /// The last walk and the [`Checkpoints::mark`] it read.
     last: Mutex<Option<(VerifyReport, u64)>>,
     /// Held while walking: a second caller waits for the walk under way and takes its answer.
     walking: tokio::sync::Mutex<()>,
@@ -235,11 +320,16 @@ impl ChainAudit {
         store: &dyn EventStore,
         again: bool,
     ) -> Result<VerifyReport, AppError> {
-        let fresh = |head: Position| {
+        let mark = || async {
+            match &self.settings.checkpoints {
+                Some(place) => place.mark().await,
+                None => 0,
+            }
+        };
+        let fresh = |head: Position, len: u64| {
             if again {
                 return None;
             }
-            let len = file_len(self.settings.checkpoints.as_deref());
             self.last
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -247,15 +337,15 @@ impl ChainAudit {
                 .filter(|(r, l)| r.head == head && *l == len)
                 .map(|(r, _)| r.clone())
         };
-        if let Some(r) = fresh(store.head().await?) {
+        if let Some(r) = fresh(store.head().await?, mark().await) {
             return Ok(r);
         }
         let _walking = self.walking.lock().await;
         let head = store.head().await?;
-        if let Some(r) = fresh(head) {
+        let len = mark().await;
+        if let Some(r) = fresh(head, len) {
             return Ok(r);
         }
-        let len = file_len(self.settings.checkpoints.as_deref());
         let v = verify(store, &self.settings, Position(1), Box::new(|_| {})).await?;
         let report = VerifyReport::of(head, v);
         match &report.message {

@@ -4,7 +4,7 @@
 
 use anyhow::bail;
 use funnel_app::StoreUrl;
-use funnel_app::chain::{ChainSettings, default_checkpoints};
+use funnel_app::chain::{ChainSettings, Checkpoints, default_checkpoints};
 use funnel_store::checkpoint::{CheckpointSigner, PublicKey};
 use funnel_types::Position;
 use std::io::IsTerminal;
@@ -14,10 +14,12 @@ use std::sync::Arc;
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// Start at the commit holding this position, trusting the chain before it (default: the
-    /// whole log). Signed checkpoints are checked whatever the start.
+    /// whole log). Signed checkpoints are checked whatever the start. A JetStream log is always
+    /// walked from its first message (the digest its checkpoints sign starts there).
     #[arg(long, default_value_t = 1)]
     pub from: u64,
-    /// The signed checkpoints of the chain's head (default: `<store>.checkpoints`).
+    /// A file of signed checkpoints of the chain's head (default: `<store>.checkpoints`; on
+    /// JetStream the stream `FUNNEL_CHECKPOINTS` beside the log).
     #[arg(long)]
     pub checkpoints: Option<PathBuf>,
     /// The public key (hex) the checkpoints are trusted by, as `funnel checkpoint keygen`
@@ -53,33 +55,33 @@ pub enum CheckpointCommand {
         /// The signing key file.
         #[arg(long, env = "FUNNEL_CHAIN_SIGNING_KEY_FILE")]
         signing_key_file: PathBuf,
-        /// Where to append (default: `<store>.checkpoints`).
+        /// A file to append to (default: `<store>.checkpoints`; on JetStream the stream
+        /// `FUNNEL_CHECKPOINTS` beside the log).
         #[arg(long)]
         checkpoints: Option<PathBuf>,
     },
 }
 
-fn embedded(store: &StoreUrl) -> anyhow::Result<&PathBuf> {
+/// Refuses an embedded store that does not exist (opening it would create an empty one).
+fn existing(store: &StoreUrl) -> anyhow::Result<()> {
     match store {
-        StoreUrl::Sqlite(p) if p.exists() => Ok(p),
-        StoreUrl::Sqlite(p) => bail!(
+        StoreUrl::Sqlite(p) if !p.exists() => bail!(
             "no store at {} (pass --store sqlite:PATH)\n错误：{} 处没有事件存储",
             p.display(),
             p.display()
         ),
-        StoreUrl::Nats(_) => bail!(
-            "only the embedded store keeps a hash chain; the JetStream log carries none yet\n\
-             错误：目前只有嵌入式存储记录哈希链；JetStream 日志尚未记录"
-        ),
+        _ => Ok(()),
     }
 }
 
-fn checkpoints_path(store: &StoreUrl, given: Option<PathBuf>) -> Option<PathBuf> {
-    given.or_else(|| default_checkpoints(store))
+fn checkpoints_place(store: &StoreUrl, given: Option<PathBuf>) -> Checkpoints {
+    given
+        .map(Checkpoints::File)
+        .unwrap_or_else(|| default_checkpoints(store))
 }
 
 pub async fn run(store: &StoreUrl, args: VerifyArgs) -> anyhow::Result<()> {
-    embedded(store)?;
+    existing(store)?;
     let public_key = match &args.public_key {
         Some(hex) => Some(PublicKey::from_hex(hex).map_err(|e| {
             anyhow::anyhow!("--public-key: {e}\n错误：--public-key 不是有效的公钥：{e}")
@@ -91,7 +93,7 @@ pub async fn run(store: &StoreUrl, args: VerifyArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let settings = ChainSettings {
-        checkpoints: checkpoints_path(store, args.checkpoints.clone()),
+        checkpoints: Some(checkpoints_place(store, args.checkpoints.clone())),
         signer,
         public_key,
     };
@@ -126,7 +128,7 @@ pub async fn run(store: &StoreUrl, args: VerifyArgs) -> anyhow::Result<()> {
             );
         }
         if let Some(hash) = &v.head_hash {
-            println!("last commit checked: {hash}");
+            println!("head of the chain checked: {hash}");
         }
         match (&v.witness, settings.trusted()) {
             (Some(w), _) => {
@@ -187,18 +189,14 @@ pub async fn checkpoint(store: &StoreUrl, args: CheckpointArgs) -> anyhow::Resul
             signing_key_file,
             checkpoints,
         } => {
-            embedded(store)?;
+            existing(store)?;
             let signer = Arc::new(CheckpointSigner::load(&signing_key_file)?);
-            let Some(path) = checkpoints_path(store, checkpoints) else {
-                bail!("give --checkpoints FILE\n错误：请用 --checkpoints 指定检查点文件");
-            };
+            let place = checkpoints_place(store, checkpoints);
             let opened = funnel_app::open(store).await?;
-            match funnel_app::chain::sign_head(opened.as_ref(), &signer, &path, None).await? {
+            match funnel_app::chain::sign_head(opened.as_ref(), &signer, &place, None).await? {
                 Some(c) => println!(
-                    "signed the chain's head at position {} ({}) into {}",
-                    c.position,
-                    c.hash,
-                    path.display()
+                    "signed the chain's head at position {} ({}) into {place}",
+                    c.position, c.hash
                 ),
                 None => println!("the log has no chained commit yet: nothing to sign"),
             }

@@ -632,15 +632,53 @@ fn verify_names_where_the_log_was_tampered_with() {
         "{}",
         String::from_utf8_lossy(&after.stderr)
     );
-    // The JetStream log has no chain yet, and says so.
-    let nats = funnel()
-        .args(["--store", "nats://127.0.0.1:1", "verify"])
+}
+
+#[test]
+fn a_jetstream_log_is_chained_and_its_checkpoints_kept_in_a_stream_beside_it() {
+    let server = funnel_testkit::NatsServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let on_log = |args: &[&str]| {
+        funnel()
+            .current_dir(dir.path())
+            .args(["--store", &server.url()])
+            .args(args)
+            .output()
+            .expect("run funnel")
+    };
+    let demo = on_log(&["demo", "--leads", "12"]);
+    assert!(demo.status.success(), "{demo:?}");
+    let key = dir.path().join("chain.key");
+    let keygen = funnel()
+        .args(["checkpoint", "keygen", "--out"])
+        .arg(&key)
         .output()
         .expect("run funnel");
-    assert!(!nats.status.success());
+    assert!(keygen.status.success(), "{keygen:?}");
+    let public = String::from_utf8_lossy(&keygen.stdout).trim().to_string();
+    let sign = on_log(&[
+        "checkpoint",
+        "sign",
+        "--signing-key-file",
+        key.to_str().expect("utf-8"),
+    ]);
+    assert!(sign.status.success(), "{sign:?}");
     assert!(
-        String::from_utf8_lossy(&nats.stderr).contains("carries none yet"),
-        "{}",
-        String::from_utf8_lossy(&nats.stderr)
+        String::from_utf8_lossy(&sign.stdout).contains("FUNNEL_CHECKPOINTS"),
+        "{sign:?}"
+    );
+    let verify = on_log(&["verify", "--public-key", &public]);
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{verify:?}");
+    assert!(text.contains("1 of 1 match the chain"), "{text}");
+    assert!(text.contains("nothing was changed"), "{text}");
+    // Nothing was written beside the working folder: the checkpoint is on the broker.
+    assert!(
+        std::fs::read_dir(dir.path()).expect("dir").all(|e| !e
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .contains("checkpoints")),
+        "a checkpoint file was written"
     );
 }

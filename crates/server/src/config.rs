@@ -49,8 +49,7 @@ impl PrivacyOptions {
     }
 }
 
-/// The hash chain's signed checkpoints and walks (the embedded store; the JetStream log keeps no
-/// chain yet and these are ignored there).
+/// The hash chain's signed checkpoints and walks (both backends).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChainOptions {
@@ -59,8 +58,9 @@ pub struct ChainOptions {
     pub signing_key_file: Option<PathBuf>,
     /// The public key (hex) checkpoints are checked with; none: the signing key's.
     pub public_key: Option<String>,
-    /// Where checkpoints are appended and read; none: `<store>.checkpoints`. Keep it (or a copy)
-    /// where whoever can write the store cannot rewrite it.
+    /// A file checkpoints are appended to and read from; none: `<store>.checkpoints` beside the
+    /// embedded store, the stream `FUNNEL_CHECKPOINTS` beside a JetStream log. Keep it (or a
+    /// copy) where whoever can write the store cannot rewrite it.
     pub checkpoints_file: Option<PathBuf>,
     /// Seconds between two checkpoints, when the head moved (10 to 86400); one more is signed at
     /// shutdown.

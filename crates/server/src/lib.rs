@@ -98,10 +98,17 @@ pub fn chain_settings(
 ) -> funnel_app::chain::ChainSettings {
     let url = options.store.url.parse::<funnel_app::StoreUrl>().ok();
     funnel_app::chain::ChainSettings {
-        checkpoints: options.chain.checkpoints_file.clone().or_else(|| {
-            url.as_ref()
-                .and_then(funnel_app::chain::default_checkpoints)
-        }),
+        checkpoints: match (&options.chain.checkpoints_file, &url) {
+            (Some(file), _) => Some(funnel_app::chain::Checkpoints::File(file.clone())),
+            (None, Some(funnel_app::StoreUrl::Nats(nats))) => {
+                Some(funnel_app::chain::Checkpoints::Stream(
+                    funnel_app::chain::CheckpointStream::new(nats)
+                        .with_replicas(options.store.replicas),
+                ))
+            }
+            (None, Some(url)) => Some(funnel_app::chain::default_checkpoints(url)),
+            (None, None) => None,
+        },
         signer,
         public_key: options
             .chain

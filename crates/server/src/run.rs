@@ -215,7 +215,7 @@ pub async fn serve(
         );
         state.set_oidc(oidc);
     }
-    // The hash chain: signed checkpoints of its head, and walks of the log (embedded store).
+    // The hash chain: signed checkpoints of its head, and walks of the log.
     let signer = match &options.chain.signing_key_file {
         Some(p) => Some(Arc::new(
             funnel_store::checkpoint::CheckpointSigner::load(p)
@@ -311,29 +311,22 @@ pub async fn serve(
             .await;
         }));
     }
-    // Only the embedded store keeps a chain to sign.
-    let signing = match (
-        &url,
-        &chain.settings().signer,
-        &chain.settings().checkpoints,
-    ) {
-        (StoreUrl::Sqlite(_), Some(signer), Some(path)) => Some(Arc::new(Signing {
+    let signing = match (&chain.settings().signer, &chain.settings().checkpoints) {
+        (Some(signer), Some(place)) => Some(Arc::new(Signing {
             store: store.clone(),
             signer: signer.clone(),
-            path: path.clone(),
+            place: place.clone(),
             witness,
         })),
         _ => None,
     };
-    if let StoreUrl::Sqlite(_) = &url {
-        background.push(tokio::spawn(chain_forever(
-            store.clone(),
-            chain.clone(),
-            signing.clone(),
-            options.chain.clone(),
-            stop_rx.clone(),
-        )));
-    }
+    background.push(tokio::spawn(chain_forever(
+        store.clone(),
+        chain.clone(),
+        signing.clone(),
+        options.chain.clone(),
+        stop_rx.clone(),
+    )));
     if let (StoreUrl::Nats(nats_url), true) = (&url, options.notify.nats_subjects) {
         background.push(tokio::spawn(republish_forever(
             nats_url.clone(),
@@ -697,14 +690,14 @@ impl Witness {
 struct Signing {
     store: Arc<dyn funnel_store::EventStore>,
     signer: Arc<funnel_store::checkpoint::CheckpointSigner>,
-    path: PathBuf,
+    place: funnel_app::chain::Checkpoints,
     witness: Option<Arc<Witness>>,
 }
 
 impl Signing {
     /// Signs the head unless it is `last`; the position signed, if one was.
     async fn sign(&self, last: Option<funnel_types::Position>) -> Option<funnel_types::Position> {
-        match funnel_app::chain::sign_head(self.store.as_ref(), &self.signer, &self.path, last)
+        match funnel_app::chain::sign_head(self.store.as_ref(), &self.signer, &self.place, last)
             .await
         {
             Ok(Some(c)) => {

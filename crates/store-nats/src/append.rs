@@ -3,10 +3,11 @@
 //! retries beyond the dedup window.
 
 use crate::codec::{self, CommitHead};
-use crate::{NatsStore, body};
+use crate::{NatsStore, Tip, body};
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::{HeaderMap, HeaderValue, Subject};
 use bytes::Bytes;
+use funnel_store::chain::ChainHash;
 use funnel_store::{AppendOutcome, AppendRequest, StoreError};
 use funnel_types::{ExpectedVersion, StreamId, Version};
 use std::time::Duration;
@@ -62,7 +63,7 @@ impl NatsStore {
             ExpectedVersion::NoStream => Some(None),
             ExpectedVersion::Exact(v) => self
                 .cached(&req.stream)
-                .filter(|(version, _)| *version == v)
+                .filter(|tip| tip.version == v)
                 .map(Some),
             // `Any` and `Exists` look for a retry first (see `append_inner`).
             ExpectedVersion::Any | ExpectedVersion::Exists => None,
@@ -70,8 +71,8 @@ impl NatsStore {
         let mut refused = false;
         if let Some(state) = known {
             match self.attempt(&subject, &req, state).await {
-                Ok(Attempt::Stored(seq)) => {
-                    return Ok(self.stored(req, state, seq));
+                Ok(Attempt::Stored(seq, link)) => {
+                    return Ok(self.stored(req, state, seq, link));
                 }
                 Ok(Attempt::Duplicate(seq)) => {
                     return self
@@ -88,12 +89,25 @@ impl NatsStore {
             .await
     }
 
-    /// The outcome of `req`, stored at stream sequence `seq` on a stream whose last commit was
-    /// `state`; remembered as the stream's last commit.
-    fn stored(&self, req: AppendRequest, state: Option<(Version, u64)>, seq: u64) -> AppendOutcome {
+    /// The outcome of `req`, stored at stream sequence `seq` with chain link `link` on a stream
+    /// whose last commit was `state`; remembered as the stream's last commit.
+    fn stored(
+        &self,
+        req: AppendRequest,
+        state: Option<Tip>,
+        seq: u64,
+        link: ChainHash,
+    ) -> AppendOutcome {
         let count = req.events.len() as u64;
-        let last_version = Version(state.map_or(0, |(v, _)| v.0) + count);
-        self.remember(&req.stream, Some((last_version, seq)));
+        let last_version = Version(state.map_or(0, |t| t.version.0) + count);
+        self.remember(
+            &req.stream,
+            Some(Tip {
+                version: last_version,
+                seq,
+                link,
+            }),
+        );
         let head = CommitHead {
             seq,
             last_version,
@@ -109,14 +123,16 @@ impl NatsStore {
         &self,
         subject: &Subject,
         req: &AppendRequest,
-        state: Option<(Version, u64)>,
+        state: Option<Tip>,
     ) -> Result<Attempt, StoreError> {
         let count = req.events.len() as u64;
-        let last_version = Version(state.map_or(0, |(v, _)| v.0) + count);
-        let expected_seq = state.map_or(0, |(_, seq)| seq);
+        let last_version = Version(state.map_or(0, |t| t.version.0) + count);
+        let expected_seq = state.map_or(0, |t| t.seq);
         let body = codec::encode_body(last_version, req.command_id, &req.events)?;
-        match self.publish(subject, req, expected_seq, body).await {
-            Ok((seq, false)) => Ok(Attempt::Stored(seq)),
+        let previous = state.map_or(ChainHash::GENESIS, |t| t.link);
+        let link = crate::chain::link(&previous, expected_seq, subject, &body);
+        match self.publish(subject, req, expected_seq, &link, body).await {
+            Ok((seq, false)) => Ok(Attempt::Stored(seq, link)),
             Ok((seq, true)) => Ok(Attempt::Duplicate(seq)),
             Err(PublishRefused::WrongLastSequence) => {
                 self.forget(&req.stream);
@@ -145,8 +161,8 @@ impl NatsStore {
         let mut known = None;
         if matches!(req.expected, ExpectedVersion::Any | ExpectedVersion::Exists) {
             let last = self.last_commit(&req.stream).await?;
-            if let Some((_, last_seq)) = last
-                && let Some(original) = self.find_command(&req, &subject, last_seq).await?
+            if let Some(tip) = last
+                && let Some(original) = self.find_command(&req, &subject, tip.seq).await?
             {
                 return Ok(original);
             }
@@ -160,14 +176,15 @@ impl NatsStore {
                 (_, Some(last)) => last,
                 (expected, None) => match self.cached(&req.stream) {
                     Some(c)
-                        if !fresh && !matches!(expected, ExpectedVersion::Exact(v) if v != c.0) =>
+                        if !fresh
+                            && !matches!(expected, ExpectedVersion::Exact(v) if v != c.version) =>
                     {
                         Some(c)
                     }
                     _ => self.last_commit(&req.stream).await?,
                 },
             };
-            let current = state.map(|(v, _)| v);
+            let current = state.map(|t| t.version);
             if !req.expected.admits(current) {
                 return self.conflict(&req, &subject, state).await;
             }
@@ -185,7 +202,7 @@ impl NatsStore {
                 }
             };
             match attempt {
-                Attempt::Stored(seq) => return Ok(self.stored(req, state, seq)),
+                Attempt::Stored(seq, link) => return Ok(self.stored(req, state, seq, link)),
                 Attempt::Duplicate(seq) => return self.duplicate_at(&req, seq).await,
                 Attempt::Refused => {
                     fresh = true;
@@ -216,6 +233,7 @@ impl NatsStore {
         subject: &Subject,
         req: &AppendRequest,
         expected_seq: u64,
+        link: &ChainHash,
         body: Bytes,
     ) -> Result<(u64, bool), PublishRefused> {
         let mut headers = HeaderMap::new();
@@ -223,6 +241,7 @@ impl NatsStore {
             codec::HEADER_EXPECTED_LAST_SUBJECT_SEQ,
             HeaderValue::from(expected_seq),
         );
+        headers.insert(codec::HEADER_CHAIN, link.to_hex().as_str());
         if matches!(req.expected, ExpectedVersion::Any | ExpectedVersion::Exists) {
             let mut id = uuid::Uuid::encode_buffer();
             headers.insert(
@@ -278,17 +297,17 @@ impl NatsStore {
         &self,
         req: &AppendRequest,
         subject: &Subject,
-        actual: Option<(Version, u64)>,
+        actual: Option<Tip>,
     ) -> Result<AppendOutcome, StoreError> {
-        if let Some((_, last_seq)) = actual
-            && let Some(original) = self.find_command(req, subject, last_seq).await?
+        if let Some(tip) = actual
+            && let Some(original) = self.find_command(req, subject, tip.seq).await?
         {
             return Ok(original);
         }
         Err(StoreError::WrongExpectedVersion {
             stream: req.stream.clone(),
             expected: req.expected,
-            actual: actual.map(|(v, _)| v),
+            actual: actual.map(|t| t.version),
         })
     }
 
@@ -351,8 +370,8 @@ enum PublishRefused {
 
 /// What one publish of a commit did.
 enum Attempt {
-    /// Stored at this stream sequence.
-    Stored(u64),
+    /// Stored at this stream sequence, with this chain link.
+    Stored(u64, ChainHash),
     /// The broker reported the command as a duplicate of the message at this sequence.
     Duplicate(u64),
     /// The broker refused the expected sequence: the stream moved on.

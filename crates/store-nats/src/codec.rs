@@ -19,6 +19,9 @@ pub(crate) const HEADER_MSG_ID: &str = "Nats-Msg-Id";
 /// Optimistic concurrency: the stream sequence of the subject's last message (0: no message).
 pub(crate) const HEADER_EXPECTED_LAST_SUBJECT_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
 
+/// The commit's link in its subject's hash chain (see `chain.rs`), lower-case hex.
+pub(crate) const HEADER_CHAIN: &str = "Funnel-Chain";
+
 /// Positions reserved per message: position = stream sequence × 1024 + index in the commit.
 pub(crate) const POSITIONS_PER_COMMIT: u64 = 1024;
 

@@ -128,8 +128,8 @@ pub(crate) async fn connect(opts: &NatsOptions) -> Result<Connected, StoreError>
         max_age: Duration::ZERO,
         max_message_size: i32::try_from(max_payload).unwrap_or(i32::MAX),
         duplicate_window: opts.duplicate_window,
-        deny_delete: true,
-        deny_purge: true,
+        deny_delete: !opts.allow_message_deletes,
+        deny_purge: !opts.allow_message_deletes,
         allow_rollup: false,
         ..Default::default()
     };

@@ -23,6 +23,7 @@
 //! |---|---|
 //! | `Nats-Expected-Last-Subject-Sequence` | stream sequence of the stream's last commit, `0` when it must not exist |
 //! | `Nats-Msg-Id` | the command id, for broker dedup: only on `Any`/`Exists` appends (see below) |
+//! | `Funnel-Chain` | the commit's link in its stream's hash chain, hex (see `src/chain.rs`) |
 //!
 //! The body is binary, format `FNL3` (big-endian integers, UUIDs as their 16 bytes, UTF-8 strings):
 //!
@@ -95,6 +96,8 @@
 mod append;
 mod body;
 mod buckets;
+mod chain;
+mod checkpoints;
 mod codec;
 mod connect;
 mod credentials;
@@ -108,6 +111,7 @@ pub use buckets::{
     CAS_ATTEMPTS, PLACEMENT_PATIENCE, bucket_context, cas_backoff, create_bucket_patiently,
     write_if_unchanged,
 };
+pub use checkpoints::{NatsCheckpoints, checkpoints_stream};
 pub use connect::{MIN_SERVER_VERSION, check_server_version, parse_server_version, server_addrs};
 pub use credentials::{NatsCredentials, credentials_bucket};
 pub use keys::{KeyRecord, NatsKeyBucket, keys_bucket};
@@ -117,6 +121,8 @@ pub use replicas::{
 };
 
 use async_trait::async_trait;
+use funnel_store::chain::{ChainHash, Verification};
+use funnel_store::checkpoint::Witness;
 use funnel_store::{
     AppendOutcome, AppendRequest, EventStore, Filter, Limits, RecordedEvent, Snapshot, StoreError,
 };
@@ -146,6 +152,11 @@ pub struct NatsOptions {
     pub connect_timeout: Duration,
     /// How long one request may wait for its answer.
     pub request_timeout: Duration,
+    /// Create the stream without `deny_delete` and `deny_purge`, so that single messages can be
+    /// deleted: only for tests of the hash chain, which must show that a deleted message is found.
+    /// Funnel's own configuration never sets it, and an existing stream that denies deletes
+    /// cannot be changed to allow them.
+    pub allow_message_deletes: bool,
 }
 
 impl Default for NatsOptions {
@@ -158,6 +169,7 @@ impl Default for NatsOptions {
             duplicate_window: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(3),
+            allow_message_deletes: false,
         }
     }
 }
@@ -224,13 +236,16 @@ pub struct NatsStore {
     max_payload: usize,
     /// The stream's replicas on the broker, when they differ from the setting.
     replica_mismatch: Option<ReplicaMismatch>,
-    /// Stream → (version, stream sequence) of its last commit, as last seen. A hint, never trusted
+    /// Stream → version, stream sequence and chain link of its last commit, as last seen. A hint, never trusted
     /// to admit an append on its own.
     last_commits: Mutex<LastCommits>,
     /// Keys the cache of last commits (see [`LastCommits`]).
     cache_keys: RandomState,
     /// The stream of snapshots beside the log, once opened (see `snapshots.rs`).
     snapshots: tokio::sync::OnceCell<async_nats::jetstream::stream::Stream<()>>,
+    /// The digest of the log as far as this process computed it (see `chain.rs`); held while
+    /// extending it.
+    digest_tip: tokio::sync::Mutex<chain::DigestTip>,
 }
 
 impl std::fmt::Debug for NatsStore {
@@ -260,6 +275,7 @@ impl NatsStore {
             last_commits: Mutex::new(LastCommits::default()),
             cache_keys: RandomState::new(),
             snapshots: tokio::sync::OnceCell::new(),
+            digest_tip: tokio::sync::Mutex::new(chain::DigestTip::default()),
         })
     }
 
@@ -343,13 +359,13 @@ impl NatsStore {
         self.cache_keys.hash_one(stream.as_str())
     }
 
-    fn cached(&self, stream: &StreamId) -> Option<(Version, u64)> {
+    fn cached(&self, stream: &StreamId) -> Option<Tip> {
         let key = self.cache_key(stream);
         let cache = self.last_commits.lock().unwrap_or_else(|e| e.into_inner());
         cache.entries.get(&key).copied()
     }
 
-    fn remember(&self, stream: &StreamId, last: Option<(Version, u64)>) {
+    fn remember(&self, stream: &StreamId, last: Option<Tip>) {
         let key = self.cache_key(stream);
         let mut cache = self.last_commits.lock().unwrap_or_else(|e| e.into_inner());
         match last {
@@ -359,7 +375,7 @@ impl NatsStore {
                 }
                 // Never move an entry backwards: a slower concurrent reader may report an older commit.
                 let known = cache.entries.entry(key).or_insert(entry);
-                if entry.1 >= known.1 {
+                if entry.seq >= known.seq {
                     *known = entry;
                 }
             }
@@ -376,6 +392,14 @@ impl NatsStore {
     }
 }
 
+/// A stream's last commit: its version, stream sequence and chain link (`chain.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Tip {
+    pub version: Version,
+    pub seq: u64,
+    pub link: ChainHash,
+}
+
 /// The cache of last commits, keyed by a keyed 64-bit hash of the stream name rather than the name
 /// (no name to clone in, none to compare against on a look-up). Two streams whose names hash alike
 /// would share an entry, which is harmless: an entry only chooses the expected sequence of a
@@ -383,7 +407,7 @@ impl NatsStore {
 /// across the log), after which the stream is read from the leader.
 #[derive(Default)]
 struct LastCommits {
-    entries: HashMap<u64, (Version, u64), BuildHasherDefault<KeyHasher>>,
+    entries: HashMap<u64, Tip, BuildHasherDefault<KeyHasher>>,
 }
 
 /// Hashes the cache's keys, which are hashes already, to themselves.
@@ -439,7 +463,7 @@ impl EventStore for NatsStore {
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<Version>, StoreError> {
-        self.bounded(async { Ok(self.last_commit(stream).await?.map(|(v, _)| v)) })
+        self.bounded(async { Ok(self.last_commit(stream).await?.map(|t| t.version)) })
             .await
     }
 
@@ -473,5 +497,23 @@ impl EventStore for NatsStore {
     ) -> Result<bool, StoreError> {
         self.ensure_connected()?;
         self.wait_for_append_inner(after, timeout).await
+    }
+
+    /// The running digest of the whole log and the last position it covers (see `chain.rs`).
+    async fn chain_head(&self) -> Result<Option<(Position, ChainHash)>, StoreError> {
+        self.ensure_connected()?;
+        self.chain_head_inner().await
+    }
+
+    /// Walks the whole log, whatever `from` (see `chain.rs`).
+    async fn verify_chain(
+        &self,
+        from: Position,
+        witness: Option<Witness>,
+        mut progress: Box<dyn FnMut(Position) + Send>,
+    ) -> Result<Option<Verification>, StoreError> {
+        let _ = from;
+        self.ensure_connected()?;
+        self.verify_inner(witness, &mut *progress).await.map(Some)
     }
 }

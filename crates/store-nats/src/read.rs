@@ -2,10 +2,11 @@
 //! or a consumer for long streams), the whole log through a short-lived ephemeral pull consumer,
 //! the head, and waiting for appends with a core NATS subscription.
 
-use crate::NatsStore;
 use crate::codec::{self, RawCommit};
+use crate::{NatsStore, Tip};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use async_nats::jetstream::stream::{LastRawMessageErrorKind, RawMessageErrorKind};
+use funnel_store::chain::ChainHash;
 use funnel_store::{Filter, RecordedEvent, StoreError};
 use funnel_types::{Position, StreamId, Version};
 use futures::StreamExt;
@@ -37,15 +38,17 @@ const SCAN_RETRY_DELAY: Duration = Duration::from_millis(25);
 
 impl NatsStore {
     /// The (version, stream sequence) of the stream's last commit, from the stream leader.
-    pub(crate) async fn last_commit(
-        &self,
-        stream: &StreamId,
-    ) -> Result<Option<(Version, u64)>, StoreError> {
+    pub(crate) async fn last_commit(&self, stream: &StreamId) -> Result<Option<Tip>, StoreError> {
         let subject = codec::subject_for(&self.opts.subject_prefix, stream);
         match self.stream.get_last_raw_message_by_subject(&subject).await {
             Ok(msg) => {
                 let head = codec::decode_head(msg.sequence, Some(&msg.headers), &msg.payload)?;
-                let last = Some((head.last_version, msg.sequence));
+                let last = Some(Tip {
+                    version: head.last_version,
+                    seq: msg.sequence,
+                    link: crate::chain::recorded_link(Some(&msg.headers))
+                        .unwrap_or(ChainHash::GENESIS),
+                });
                 self.remember(stream, last);
                 Ok(last)
             }
@@ -82,7 +85,12 @@ impl NatsStore {
         max: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let from = from.max(Version::FIRST);
-        let Some((last_version, last_seq)) = self.last_commit(stream).await? else {
+        let Some(Tip {
+            version: last_version,
+            seq: last_seq,
+            ..
+        }) = self.last_commit(stream).await?
+        else {
             return Ok(Vec::new());
         };
         if max == 0 || from > last_version {
@@ -219,7 +227,7 @@ impl NatsStore {
     }
 
     /// The stream sequence of the log's last message (0 when empty).
-    async fn last_sequence(&self) -> Result<u64, StoreError> {
+    pub(crate) async fn last_sequence(&self) -> Result<u64, StoreError> {
         let info = self
             .stream
             .get_info()
@@ -291,13 +299,35 @@ impl NatsStore {
         filters: Vec<String>,
         until: u64,
         max_msgs: usize,
+        visit: impl FnMut(&RawCommit<'_>) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        self.scan_with(start, filters, until, max_msgs, false, visit)
+            .await
+    }
+
+    /// [`NatsStore::scan`], delivering only the messages' headers when `headers_only` (their
+    /// payloads are then empty).
+    pub(crate) async fn scan_with(
+        &self,
+        start: u64,
+        filters: Vec<String>,
+        until: u64,
+        max_msgs: usize,
+        headers_only: bool,
         mut visit: impl FnMut(&RawCommit<'_>) -> Result<bool, StoreError>,
     ) -> Result<(), StoreError> {
         let mut from = start;
         let mut delivered = 0usize;
         for attempt in 1..=SCAN_ATTEMPTS {
             let end = self
-                .scan_once(from, filters.clone(), max_msgs, &mut delivered, &mut visit)
+                .scan_once(
+                    from,
+                    filters.clone(),
+                    max_msgs,
+                    headers_only,
+                    &mut delivered,
+                    &mut visit,
+                )
                 .await?;
             match end {
                 ScanEnd::Stopped => return Ok(()),
@@ -370,6 +400,7 @@ impl NatsStore {
         start: u64,
         filters: Vec<String>,
         max_msgs: usize,
+        headers_only: bool,
         delivered: &mut usize,
         visit: &mut impl FnMut(&RawCommit<'_>) -> Result<bool, StoreError>,
     ) -> Result<ScanEnd, StoreError> {
@@ -381,6 +412,7 @@ impl NatsStore {
             inactive_threshold: CONSUMER_IDLE,
             memory_storage: true,
             num_replicas: 1,
+            headers_only,
             ..Default::default()
         };
         if filters.len() == 1 {

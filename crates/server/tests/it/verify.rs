@@ -4,7 +4,7 @@
 use crate::common::*;
 
 use axum::http::StatusCode;
-use funnel_app::chain::{ChainAudit, ChainSettings, sign_head};
+use funnel_app::chain::{ChainAudit, ChainSettings, Checkpoints, sign_head};
 use funnel_store::checkpoint::CheckpointSigner;
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ async fn inbox(w: &World, who: &str) -> String {
 async fn the_auditor_verifies_the_log_and_sees_an_edit_made_under_the_server() {
     let w = world().await;
     let signer = Arc::new(CheckpointSigner::generate());
-    let checkpoints = w.dir.path().join("funnel.db.checkpoints");
+    let checkpoints = Checkpoints::File(w.dir.path().join("funnel.db.checkpoints"));
     w.state.set_chain(Arc::new(ChainAudit::new(ChainSettings {
         checkpoints: Some(checkpoints.clone()),
         signer: Some(signer.clone()),

@@ -67,7 +67,10 @@ async fn exact_commits_keep_the_command_id_in_their_body_and_send_no_msg_id() {
             .get_raw_message(outcome.first_position.0 / 1024)
             .await
             .expect("message get");
-        assert_eq!(names(&got.headers), ["Nats-Expected-Last-Subject-Sequence"]);
+        assert_eq!(
+            names(&got.headers),
+            ["Funnel-Chain", "Nats-Expected-Last-Subject-Sequence"]
+        );
         assert!(got.payload.starts_with(b"FNL3"));
         assert_eq!(body_command_id(&got.payload), Some(req.command_id.0));
     }
@@ -120,7 +123,11 @@ async fn any_and_exists_commits_also_send_the_command_id_as_nats_msg_id() {
             .expect("message get");
         assert_eq!(
             names(&got.headers),
-            ["Nats-Expected-Last-Subject-Sequence", "Nats-Msg-Id"]
+            [
+                "Funnel-Chain",
+                "Nats-Expected-Last-Subject-Sequence",
+                "Nats-Msg-Id"
+            ]
         );
         assert_eq!(msg_id(Some(&got.headers)), Some(req.command_id.to_string()));
         assert_eq!(body_command_id(&got.payload), Some(req.command_id.0));
