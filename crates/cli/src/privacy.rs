@@ -7,6 +7,49 @@ use clap::{Args, Subcommand};
 use funnel_app::StoreUrl;
 use funnel_app::privacy::{PrivacySettings, Subject};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Records in the log that `subject`'s key was destroyed at the command line, by the system, with
+/// `reason` (`privacy.subject_erased`): the audit keeps who (the operator's run) and why, and a
+/// running `funnel serve` drops what its read models and caches hold of the person. `streams`
+/// are the lead streams that mention them; nothing is recorded when none does.
+async fn record_erasure(
+    store: Arc<dyn funnel_store::EventStore>,
+    subject: &str,
+    streams: &[String],
+    reason: &str,
+) -> anyhow::Result<bool> {
+    let Some(lead_id) = streams
+        .iter()
+        .find_map(|s| s.strip_prefix("lead-"))
+        .and_then(|id| id.parse().ok())
+        .map(funnel_types::LeadId)
+    else {
+        return Ok(false);
+    };
+    let engine = funnel_engine::Engine::new(
+        store,
+        funnel_domain::Policy::default(),
+        Arc::new(funnel_types::SystemClock),
+    );
+    engine
+        .execute(
+            funnel_engine::CommandMeta::new(funnel_engine::Who::System(
+                "funnel privacy erase".into(),
+            )),
+            funnel_engine::Command::Erasure {
+                erasure_id: uuid::Uuid::now_v7(),
+                cmd: funnel_domain::erasure::ErasureCommand::Record {
+                    subject: subject.to_string(),
+                    lead_id,
+                    reason: reason.to_string(),
+                },
+            },
+        )
+        .await
+        .with_context(|| format!("recording the erasure of {subject} in the log"))?;
+    Ok(true)
+}
 
 #[derive(Debug, Args)]
 pub struct PrivacyArgs {
@@ -111,6 +154,15 @@ pub async fn run(
             .await
             .with_context(|| format!("erasing {subject}"))?;
             bar.finish_and_clear();
+            if erased.key_destroyed {
+                record_erasure(
+                    sealed.clone(),
+                    subject.as_str(),
+                    &erased.streams,
+                    reason.trim(),
+                )
+                .await?;
+            }
             // The read models hold what the log said in the clear (names to search by, history
             // snapshots for reports as of a date): they are a cache of the log, and are removed
             // to be rebuilt from it, where the erased fields now read as erased.
@@ -159,6 +211,16 @@ pub async fn run(
                             .await
                             .with_context(|| format!("erasing {subject}"))?
                         {
+                            record_erasure(
+                                sealed.clone(),
+                                subject,
+                                std::slice::from_ref(&lead.stream),
+                                &format!(
+                                    "retention: the lead ended ({}) and nothing happened on it for {years} year(s)",
+                                    lead.ended_by
+                                ),
+                            )
+                            .await?;
                             erased.push(subject.clone());
                         }
                     }

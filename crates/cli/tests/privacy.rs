@@ -210,7 +210,24 @@ fn erase_a_person(log: Log) {
         record.contains("[已删除 erased]") && !record.contains(&phone),
         "{record}"
     );
-    assert_eq!(log.ok(&["pipeline", "--json"]), pipeline);
+    // The same figures as of where the log ended before (the erasures are recorded after it).
+    let before_end: Value = serde_json::from_str(&pipeline).expect("pipeline JSON");
+    let end = before_end["position"].to_string();
+    assert_eq!(log.ok(&["pipeline", "--json", "--as-of", &end]), pipeline);
+    // Who and why: each erasure is on record in the log, with its reason.
+    let records: Vec<Value> = log
+        .ok(&["export", "events", "--category", "erasure"])
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert!(
+        records
+            .iter()
+            .any(|e| e["event_type"] == "privacy.subject_erased"
+                && e["payload"]["subject"] == person.as_str()
+                && e["payload"]["reason"] == "PIPL-2026-17"),
+        "{records:?}"
+    );
     let found = log.ok(&["leads", "find", &phone]);
     assert!(!found.contains(&lead), "found by an erased phone: {found}");
     let form = log.ok(&["form", "5", &lead]);

@@ -38,6 +38,7 @@ pub fn examples() -> Vec<Event> {
     let workflow = WorkflowId::derived("example-workflow");
     let task = TaskId::derived("example-task");
     let timer = TimerId::derived("example-timer");
+    let erasure = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"example-erasure");
     vec![
         OfficeOpened {
             office_id: office,
@@ -637,6 +638,30 @@ pub fn examples() -> Vec<Event> {
             registered_key: "v\u{430}nke/".into(),
             registered_key_version: 1,
             office,
+        }
+        .into(),
+        ErasureRequested {
+            erasure_id: erasure,
+            subject: format!("key_person:{kp}"),
+            lead_id: lead,
+            reason: "PIPL request 2026-17".into(),
+            requested_by: hq,
+        }
+        .into(),
+        ErasureApproved {
+            erasure_id: erasure,
+        }
+        .into(),
+        ErasureRejected {
+            erasure_id: erasure,
+            reason: "the person is a party to an open contract".into(),
+        }
+        .into(),
+        SubjectErased {
+            erasure_id: erasure,
+            subject: format!("key_person:{kp}"),
+            lead_id: lead,
+            reason: "PIPL request 2026-17".into(),
         }
         .into(),
     ]

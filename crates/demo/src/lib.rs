@@ -233,6 +233,7 @@ fn command_name(cmd: &Command) -> String {
         Command::Plan { .. } => "visit plan".into(),
         Command::Summary { .. } => "office summary".into(),
         Command::Calendar { .. } => "working calendar".into(),
+        Command::Erasure { .. } => "erasure".into(),
     }
 }
 

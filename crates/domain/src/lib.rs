@@ -6,6 +6,7 @@
 //! [`Ctx::acting`], the organisation's settings in [`Policy`].
 
 mod acting;
+pub mod erasure;
 pub mod events;
 pub mod lead;
 pub mod model;

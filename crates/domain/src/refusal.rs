@@ -84,6 +84,9 @@ refusal_codes! {
     ControlCharacter = "validation.control_character",
     BidiControl = "validation.bidi_control",
     InvisibleName = "validation.invisible_name",
+    ErasureNotFound = "erasure.not_found",
+    ErasureClosed = "erasure.closed",
+    SecondPersonRequired = "erasure.second_person_required",
 }
 
 impl fmt::Display for RefusalCode {

@@ -2,6 +2,7 @@
 //! the engine itself reads off the history (the office named last, and a visit plan's office).
 //! Folding an event more is all a command on a long stream costs once its state is cached.
 
+use funnel_domain::erasure::{self, ErasureState};
 use funnel_domain::lead::{self, LeadState};
 use funnel_domain::org::{self, OfficeState, StaffState};
 use funnel_domain::plan::{self, PlanState};
@@ -20,6 +21,7 @@ pub(crate) enum State {
     Plan(PlanState),
     Summary(SummaryState),
     Calendar(CalendarState),
+    Erasure(ErasureState),
     /// A category the engine decides nothing on (it only reads it).
     Other,
 }
@@ -33,6 +35,7 @@ impl State {
             "plan" => State::Plan(PlanState::default()),
             "summary" => State::Summary(SummaryState::default()),
             "calendar" => State::Calendar(CalendarState::default()),
+            "erasure" => State::Erasure(ErasureState::default()),
             _ => State::Other,
         }
     }
@@ -46,6 +49,7 @@ impl State {
             State::Plan(s) => *s = plan::evolve_plan(std::mem::take(s), e),
             State::Summary(s) => *s = summary::evolve_summary(std::mem::take(s), e),
             State::Calendar(s) => *s = work_calendar::evolve_calendar(std::mem::take(s), e),
+            State::Erasure(s) => *s = erasure::evolve_erasure(std::mem::take(s), e),
             State::Other => {}
         }
     }

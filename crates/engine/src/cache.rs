@@ -186,6 +186,15 @@ impl Cache {
         }
     }
 
+    /// Drops `stream`'s entry (a holder of its slot keeps it; the next command folds again).
+    pub fn forget(&self, stream: &StreamId) {
+        let mut lru = self.lru.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = lru.map.remove(stream) {
+            lru.weight -= entry.weight;
+            lru.order.remove(&entry.tick);
+        }
+    }
+
     /// Streams kept now.
     pub fn len(&self) -> usize {
         self.lru.lock().unwrap_or_else(|e| e.into_inner()).map.len()

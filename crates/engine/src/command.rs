@@ -3,6 +3,7 @@
 use crate::EngineError;
 use crate::aggregate::{Folded, State, office_named};
 use chrono_tz::Tz;
+use funnel_domain::erasure::{self, ErasureCommand};
 use funnel_domain::lead::{self, LeadCommand};
 use funnel_domain::org::{self, OfficeCommand, StaffCommand};
 use funnel_domain::plan::{self, PlanCommand};
@@ -51,10 +52,19 @@ pub enum Command {
     },
     /// The working calendar of a year (`calendar-<year>`).
     Calendar { cmd: CalendarCommand },
+    /// An erasure of a person's personal data (`erasure-<id>`).
+    Erasure {
+        erasure_id: uuid::Uuid,
+        cmd: ErasureCommand,
+    },
 }
 
 pub(crate) fn staff_stream(id: StaffId) -> StreamId {
     stream("staff", id)
+}
+
+pub(crate) fn lead_stream(id: LeadId) -> StreamId {
+    stream("lead", id)
 }
 
 pub(crate) fn office_stream(id: OfficeId) -> StreamId {
@@ -131,6 +141,7 @@ impl Command {
                 }
                 stream("calendar", year)
             }
+            Command::Erasure { erasure_id, .. } => stream("erasure", erasure_id),
         })
     }
 
@@ -251,6 +262,9 @@ impl Command {
             }
             (Command::Calendar { cmd }, State::Calendar(state)) => {
                 work_calendar::decide_calendar(state, cmd, ctx)
+            }
+            (Command::Erasure { erasure_id, cmd }, State::Erasure(state)) => {
+                erasure::decide_erasure(state, *erasure_id, cmd, ctx)
             }
             // Every command routes to a stream of its own category (`Command::stream`).
             _ => Err(funnel_domain::Refusal::new(

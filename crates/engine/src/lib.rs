@@ -538,6 +538,16 @@ impl Engine {
             *guard = None;
         }
         self.cache.weigh(&stream, guard.as_ref());
+        drop(guard);
+        if let Ok(accepted) = &result {
+            // An erasure destroys a person's key: the lead's state cached here still holds their
+            // personal fields as read before, so it is folded again (and reads them as erased).
+            for e in &accepted.events {
+                if let Event::SubjectErased(erased) = &e.payload {
+                    self.cache.forget(&command::lead_stream(erased.lead_id));
+                }
+            }
+        }
         result
     }
 

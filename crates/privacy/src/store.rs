@@ -107,6 +107,28 @@ fn may_hold_sealed(payload: &[u8]) -> bool {
 }
 
 /// The snapshot key's subject of a stream.
+/// The erasures an append records: (subject, the lead stream holding their fields, when).
+fn erasures_in(req: &AppendRequest) -> Result<Vec<(String, StreamId, DateTime<Utc>)>, StoreError> {
+    let mut out = Vec::new();
+    for e in &req.events {
+        if e.event_type != ERASED_EVENT {
+            continue;
+        }
+        let bad = |why: &str| StoreError::InvalidRequest(format!("a {ERASED_EVENT} event {why}"));
+        let v: Value = serde_json::from_slice(&e.payload).map_err(|_| bad("is not JSON"))?;
+        let subject = v["subject"]
+            .as_str()
+            .ok_or_else(|| bad("names no subject"))?;
+        let lead = v["lead_id"].as_str().ok_or_else(|| bad("names no lead"))?;
+        let stream = StreamId::new("lead", lead).map_err(|_| bad("names no valid lead"))?;
+        out.push((subject.to_string(), stream, e.occurred_at));
+    }
+    Ok(out)
+}
+
+/// The event that records an erasure, which the store carries out.
+const ERASED_EVENT: &str = funnel_domain::erasure::SUBJECT_ERASED;
+
 pub fn snapshot_subject(stream: &StreamId) -> String {
     format!("snapshot:{stream}")
 }
@@ -226,9 +248,18 @@ impl EventStore for SealedStore {
         self.inner.backend()
     }
 
+    /// Seals the personal fields, appends, and carries out the erasures the append records
+    /// (`privacy.subject_erased`): once the record is in the log, the person's key and the
+    /// snapshot key of their lead's stream are destroyed. Destroying is idempotent, so a retry of
+    /// the same command (answered as a duplicate) completes an erasure a failure interrupted.
     async fn append(&self, mut req: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let erasures = erasures_in(&req)?;
         self.seal(&mut req).await?;
-        self.inner.append(req).await
+        let outcome = self.inner.append(req).await?;
+        for (subject, stream, at) in erasures {
+            self.erase(&subject, &[stream], at).await?;
+        }
+        Ok(outcome)
     }
 
     async fn read_stream(

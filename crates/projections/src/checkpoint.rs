@@ -184,6 +184,9 @@ impl CheckpointStore {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
+        // Freed space is zeroed, so that a row rewritten after an erasure leaves no old bytes.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(err)?;
         // 64 MiB of page cache (SQLite's default is 2 MiB): the table models' indexes take rows
         // in key order, not log order (the touch index by lead), and with a small cache every
         // insert rereads the pages it needs.
@@ -196,6 +199,45 @@ impl CheckpointStore {
             path,
             conn: Mutex::new(conn),
         })
+    }
+
+    /// Leaves no old copy of rows just rewritten (a person's erased fields) on disk: full-text
+    /// indexes are merged into one segment (which drops the deleted entries their older
+    /// segments still hold), then the write-ahead log is copied into the file and truncated;
+    /// freed space is zeroed as it is freed (`secure_delete`). A reader holding an old snapshot
+    /// keeps the truncation from completing: that is logged, and the next erasure or SQLite's
+    /// own checkpoints finish it.
+    pub(crate) fn scrub(&self) {
+        let done = self.with_conn(|c| {
+            let fts: Vec<String> = c
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                     AND sql LIKE 'CREATE VIRTUAL TABLE%USING fts5%'",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for name in fts {
+                let quoted = name.replace('"', "\"\"");
+                c.execute(
+                    &format!("INSERT INTO \"{quoted}\"(\"{quoted}\") VALUES ('optimize')"),
+                    [],
+                )?;
+            }
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        });
+        match done {
+            Ok(0) => {
+                tracing::info!("the read models' write-ahead log was truncated after an erasure")
+            }
+            Ok(_) => tracing::warn!(
+                "the read models' write-ahead log could not be truncated after an erasure (a reader was busy); it will be at the next checkpoint"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "scrubbing the read models after an erasure failed")
+            }
+        }
     }
 
     /// Runs `f` on the connection (for the runner's reads of its own tables).

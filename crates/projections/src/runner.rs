@@ -338,6 +338,10 @@ pub struct Runner {
     /// The position and id of the last event applied (where a history snapshot taken by the
     /// next save stands).
     last_applied: Option<(Position, String)>,
+    /// A person was erased in the events applied since the last save: once that save is
+    /// written, the file's write-ahead log (old page images holding the person's fields) is
+    /// checkpointed and truncated.
+    scrub: std::sync::atomic::AtomicBool,
 }
 
 impl Runner {
@@ -360,6 +364,7 @@ impl Runner {
             head: Position::START,
             consecutive: false,
             since_save: 0,
+            scrub: std::sync::atomic::AtomicBool::new(false),
             since_tables: 0,
             live_tx: watch::channel(Position::START).0,
         })
@@ -644,6 +649,12 @@ impl Runner {
         let Some(last) = page.last().map(|e| e.meta.position) else {
             return Ok(());
         };
+        if page
+            .iter()
+            .any(|e| e.meta.event_type == funnel_domain::erasure::SUBJECT_ERASED)
+        {
+            self.scrub.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let needed = self
             .entries
             .iter_mut()
@@ -984,6 +995,9 @@ impl Runner {
             }
             Ok(())
         })?;
+        if self.scrub.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.checkpoints.scrub();
+        }
         Ok(committed)
     }
 

@@ -167,11 +167,11 @@ pub fn status_for(code: RefusalCode) -> StatusCode {
         | ExecutiveOnly
         | TokenHolderOrExecutive
         | SessionHolderOnly
-        | CalendarNeedsExecutive => StatusCode::FORBIDDEN,
+        | CalendarNeedsExecutive
+        | SecondPersonRequired => StatusCode::FORBIDDEN,
         StaffNotFound | OfficeNotFound | LeadNotFound | ConflictNotFound | ReassignmentNotFound
-        | DeclarationNotFound | ContractNotFound | PlanNotFound | SummaryNotFound => {
-            StatusCode::NOT_FOUND
-        }
+        | DeclarationNotFound | ContractNotFound | PlanNotFound | SummaryNotFound
+        | ErasureNotFound => StatusCode::NOT_FOUND,
         FieldRequired | FieldTooLong | InvalidValue | AssigneeNotEngineer | WinnerNotClaimant
         | UnknownKeyPerson | ControlCharacter | BidiControl | InvisibleName => {
             StatusCode::UNPROCESSABLE_ENTITY

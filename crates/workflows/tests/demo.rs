@@ -33,7 +33,11 @@ async fn the_demo_history_has_instances_of_all_nine_kinds_and_open_tasks() {
     );
     let instances = rt.instances();
     let kinds: BTreeSet<WorkflowKind> = instances.iter().filter_map(|i| i.kind).collect();
-    for k in WorkflowKind::ALL {
+    // The manual's nine; the demo asks for no erasure (its history is not sealed).
+    for k in WorkflowKind::ALL
+        .into_iter()
+        .filter(|k| *k != WorkflowKind::Erasure)
+    {
         assert!(kinds.contains(&k), "no {k:?} instance; have {kinds:?}");
     }
     assert!(instances.iter().all(|i| i.parked.is_empty()));

@@ -4,11 +4,13 @@
 
 mod lead;
 mod org;
+mod privacy;
 mod work;
 mod workflow;
 
 pub use lead::*;
 pub use org::*;
+pub use privacy::*;
 pub use work::*;
 pub use workflow::*;
 
@@ -208,6 +210,14 @@ events! {
     CalendarPublished = "calendar.published" v 1,
     /// A current-version customer key was reserved for a lead registered under an older one.
     LeadKeyReserved = "lead.key_reserved" v 1,
+    /// Someone asked for a person's personal data to be erased.
+    ErasureRequested = "privacy.erasure_requested" v 1,
+    /// A second member of staff approved an erasure.
+    ErasureApproved = "privacy.erasure_approved" v 1,
+    /// An erasure was rejected.
+    ErasureRejected = "privacy.erasure_rejected" v 1,
+    /// A person's key was destroyed: their personal fields read as erased from now on.
+    SubjectErased = "privacy.subject_erased" v 1,
 }
 
 impl Event {

@@ -10,7 +10,7 @@ use funnel_types::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The nine workflows of the manual.
+/// The nine workflows of the manual, and the second person's approval of an erasure.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
@@ -25,10 +25,13 @@ pub enum WorkflowKind {
     OfficeSummaries,
     InsiderEscalation,
     StagnationReview,
+    // A person's data to erase: the second person's approval (no doc comment, so that the
+    // schema keeps one plain enum of names).
+    Erasure,
 }
 
 impl WorkflowKind {
-    pub const ALL: [WorkflowKind; 9] = [
+    pub const ALL: [WorkflowKind; 10] = [
         WorkflowKind::OwnershipConflict,
         WorkflowKind::Reassignment,
         WorkflowKind::ValidInfoDeclaration,
@@ -38,6 +41,7 @@ impl WorkflowKind {
         WorkflowKind::OfficeSummaries,
         WorkflowKind::InsiderEscalation,
         WorkflowKind::StagnationReview,
+        WorkflowKind::Erasure,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +55,7 @@ impl WorkflowKind {
             WorkflowKind::OfficeSummaries => "office_summaries",
             WorkflowKind::InsiderEscalation => "insider_escalation",
             WorkflowKind::StagnationReview => "stagnation_review",
+            WorkflowKind::Erasure => "erasure",
         }
     }
 }

@@ -67,6 +67,56 @@ pub(super) fn conflict(r: &mut Builder<'_>) {
     }
 }
 
+/// An erasure waits for a second person of headquarters: a task for the sales department (an
+/// executive may act on it too), a reminder after 2 working days.
+pub(super) fn erasure(r: &mut Builder<'_>) {
+    match r.trigger.event {
+        Event::ErasureRequested(e) => {
+            if r.started() {
+                return;
+            }
+            r.start(
+                WorkflowKind::Erasure,
+                Some(e.lead_id),
+                None,
+                format!("erasure {}", e.erasure_id),
+            );
+            let remind_at = r.working_days(r.trigger.occurred_at, 2);
+            let task = r.open_task(
+                "approve_erasure",
+                role_in(Role::SalesDepartment, None),
+                Some(e.lead_id),
+                format!(
+                    "Approve or reject erasing {}'s personal data (asked by someone else: {})",
+                    e.subject, e.reason
+                ),
+                format!(
+                    "审批删除 {} 的个人信息（由他人申请：{}）",
+                    e.subject, e.reason
+                ),
+                Some(remind_at),
+            );
+            r.schedule(TimerPurpose::Reminder { task_id: task }, remind_at);
+        }
+        Event::ErasureApproved(_) if r.state.active => r.complete("erased"),
+        Event::ErasureRejected(_) if r.state.active => r.complete("rejected"),
+        Event::TimerFired(t) if r.state.active => {
+            if let TimerPurpose::Reminder { task_id } = &t.purpose
+                && let Some(open) = r.state.tasks.get(task_id)
+            {
+                let to = open.assignee.clone();
+                r.remind(
+                    to,
+                    Some(*task_id),
+                    "An erasure has waited 2 working days for a second person's decision".into(),
+                    "个人信息删除申请已等待 2 个工作日，请另一位同事审批".into(),
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
 pub(super) fn reassignment(r: &mut Builder<'_>) -> Result<(), Unreadable> {
     match r.trigger.event {
         Event::ReassignmentRequested(e) => {

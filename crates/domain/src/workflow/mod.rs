@@ -303,6 +303,9 @@ pub fn route(event: &Event, office: Option<OfficeId>) -> Vec<(WorkflowKind, Work
             id(K::StagnationReview, e.lead_id.to_string()),
             id(K::ContractReview, e.lead_id.to_string()),
         ],
+        Event::ErasureRequested(e) => vec![id(K::Erasure, e.erasure_id.to_string())],
+        Event::ErasureApproved(e) => vec![id(K::Erasure, e.erasure_id.to_string())],
+        Event::ErasureRejected(e) => vec![id(K::Erasure, e.erasure_id.to_string())],
         _ => Vec::new(),
     }
 }
@@ -335,6 +338,7 @@ pub fn react(
         WorkflowKind::InsiderEscalation | WorkflowKind::StagnationReview => {
             lead_rules::react(&mut r, kind)
         }
+        WorkflowKind::Erasure => approvals::erasure(&mut r),
     }
     Ok(r.out)
 }

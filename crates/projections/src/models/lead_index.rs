@@ -14,7 +14,9 @@
 use crate::tables::{TableModel, TableView};
 use chrono::{DateTime, Utc};
 use funnel_domain::Event;
+use funnel_domain::erasure::parse_subject;
 use funnel_domain::model::{Channel, PurchaseMode, Stage, Tier};
+use funnel_domain::privacy::{ERASED, SubjectKind};
 use funnel_domain::{fold_name, normalise_name};
 use funnel_types::{Envelope, LeadId, OfficeId, StaffId};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -367,6 +369,21 @@ impl TableModel for LeadIndex {
                         last_visit_at: None,
                     },
                 );
+            }
+            // The person's key is gone: what the index folded from their fields before goes too,
+            // as a rebuild (which reads those fields as erased) would have it.
+            Event::SubjectErased(e) => {
+                if let Some(mut row) = self.lead(view, e.lead_id)? {
+                    let person = match parse_subject(&e.subject) {
+                        Some((SubjectKind::KeyPerson, id)) => Some(id.to_string()),
+                        _ => None,
+                    };
+                    for c in row.contacts.iter_mut().filter(|c| c.key_person == person) {
+                        c.name = ERASED.to_string();
+                        c.phone = ERASED.to_string();
+                    }
+                    self.pending(e.lead_id, row);
+                }
             }
             other => {
                 let Some(lead_id) = other.lead_id() else {

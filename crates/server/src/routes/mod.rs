@@ -7,6 +7,7 @@ pub mod export;
 pub mod forms;
 pub mod ops;
 pub mod org;
+pub mod privacy;
 pub mod read;
 pub mod session;
 pub mod webhooks;

@@ -339,6 +339,38 @@ pub(crate) fn writes() -> Vec<WriteRoute> {
                 note: b.note,
             },
         }),
+        Write::post(
+            "/privacy/erasures",
+            "request_erasure",
+            "request_erasure",
+            "Ask for a person's personal data to be erased (sales department, executives); another of them approves it. Refused when personal fields are not sealed on this server",
+        )
+        .created()
+        .resolve(crate::routes::privacy::request),
+        Write::post(
+            "/privacy/erasures/{id}/approve",
+            "approve_erasure",
+            "approve_erasure",
+            "Approve an erasure (sales department, executives; not whoever asked): the person's key is destroyed and their personal fields read as erased everywhere from now on",
+        )
+        .to(|ErasurePath(erasure_id), _: dto::Empty, _| Command::Erasure {
+            erasure_id,
+            cmd: funnel_domain::erasure::ErasureCommand::Approve,
+        }),
+        Write::post(
+            "/privacy/erasures/{id}/reject",
+            "reject_erasure",
+            "reject_erasure",
+            "Reject an erasure, with the reasons (sales department, executives; not whoever asked)",
+        )
+        .to(
+            |ErasurePath(erasure_id), b: crate::routes::privacy::RejectErasure, _| {
+                Command::Erasure {
+                    erasure_id,
+                    cmd: funnel_domain::erasure::ErasureCommand::Reject { reason: b.reason },
+                }
+            },
+        ),
     ]);
     all
 }
@@ -443,6 +475,8 @@ pub(crate) struct StaffPath(pub StaffId);
 pub(crate) struct StaffTokenPath(pub StaffId, pub uuid::Uuid);
 /// `{year}`.
 pub(crate) struct YearPath(pub i32);
+/// `{id}`: an erasure.
+pub(crate) struct ErasurePath(pub uuid::Uuid);
 
 macro_rules! uuid_target {
     ($($t:ident => $what:literal),*) => {$(
@@ -458,7 +492,12 @@ macro_rules! uuid_target {
     )*};
 }
 
-uuid_target!(LeadPath => "lead id", PlanPath => "plan id", SummaryPath => "summary id");
+uuid_target!(
+    LeadPath => "lead id",
+    PlanPath => "plan id",
+    SummaryPath => "summary id",
+    ErasurePath => "erasure id"
+);
 
 impl Target for StaffPath {
     const PARAMS: &'static [Param] = &[Param::Staff];

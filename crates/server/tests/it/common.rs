@@ -80,9 +80,19 @@ pub async fn world_with(options: ServeOptions) -> World {
 /// The test world with the engine on `clock` (e.g. a `ManualClock` the test moves).
 pub async fn world_at(mut options: ServeOptions, clock: Arc<dyn funnel_types::Clock>) -> World {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store =
-        funnel_store_sqlite::SqliteStore::open(dir.path().join("funnel.db")).expect("store");
-    let store: Arc<dyn funnel_store::EventStore> = Arc::new(store);
+    // Sealing personal fields when the options give a master key, as `funnel serve` does.
+    let store: Arc<dyn funnel_store::EventStore> = match &options.privacy.master_key_file {
+        Some(_) => funnel_app::open_store_with(
+            &funnel_app::StoreUrl::Sqlite(dir.path().join("funnel.db")),
+            None,
+            &options.privacy.settings(),
+        )
+        .await
+        .expect("sealed store"),
+        None => Arc::new(
+            funnel_store_sqlite::SqliteStore::open(dir.path().join("funnel.db")).expect("store"),
+        ),
+    };
     let engine = Engine::new(store.clone(), Policy::default(), clock);
     for (code, id) in [("SH", sh()), ("BJ", bj())] {
         let cmd = OfficeCommand::Open {

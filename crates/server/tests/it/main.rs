@@ -9,6 +9,7 @@ mod authz;
 mod bad_input;
 mod console;
 mod customer_keys;
+mod erasures;
 mod forms;
 mod idempotency;
 mod leads;

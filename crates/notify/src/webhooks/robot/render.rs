@@ -400,6 +400,16 @@ fn describe(event: &Event, n: &Names) -> (&'static str, String) {
             ),
         ),
         LeadKeyReserved(_) => ("客户标识升级", "为旧版客户标识预留新版标识".into()),
+        ErasureRequested(e) => (
+            "个人信息删除申请",
+            format!("申请删除 {}（{}），待另一人审批", e.subject, e.reason),
+        ),
+        ErasureApproved(_) => ("个人信息删除获批", "删除申请已获另一人批准".into()),
+        ErasureRejected(e) => ("个人信息删除被驳回", format!("驳回{}", note(&e.reason))),
+        SubjectErased(e) => (
+            "个人信息已删除",
+            format!("{} 的个人信息已删除（{}）", e.subject, e.reason),
+        ),
         LeadOwnerAssigned(e) => {
             let basis = match &e.basis {
                 AssignmentBasis::FirstToRegister => "先报备者负责".to_string(),

@@ -1,0 +1,176 @@
+//! Erasing a person through the API: asked by one member of headquarters staff, approved by
+//! another, recorded with who and why; the running server then shows the person nowhere (the
+//! lead's record, the lead search, the engine's cached lead), and nothing of them is left in the
+//! files of the store's folder.
+
+use crate::common::*;
+use axum::http::StatusCode;
+use funnel_server::ServeOptions;
+use serde_json::{Value, json};
+use std::path::Path;
+
+fn enc(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// Every file under `dir` whose bytes contain `text`.
+fn files_holding(dir: &Path, text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file()
+            && std::fs::read(&path)
+                .expect("read")
+                .windows(text.len())
+                .any(|w| w == text.as_bytes())
+        {
+            found.push(path.display().to_string());
+        }
+    }
+    found
+}
+
+async fn sealed_world() -> (tempfile::TempDir, World) {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key = keys.path().join("master.key");
+    funnel_app::privacy::keygen(&key).expect("master key");
+    let mut options = ServeOptions::default();
+    options.privacy.master_key_file = Some(key);
+    (keys, world_with(options).await)
+}
+
+#[tokio::test]
+async fn an_erasure_takes_a_second_person_and_leaves_nothing_of_the_person_behind() {
+    let (_keys, w) = sealed_world().await;
+    let mut reg = registration(sh(), "万科");
+    reg["contact"] = json!({ "name": "王晓明", "phone": "13912345678" });
+    let r = w.post("/leads", "eng_a", reg).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let lead = r.body["id"].as_str().expect("id").to_string();
+    let at = r.body["position"].as_u64().expect("position");
+    let search = |at: u64| format!("/leads?q={}&at_least={at}", enc("王晓明"));
+    let found = w.get(&search(at), "auditor").await;
+    assert_eq!(found.body["total"], 1, "{}", found.text);
+    // The engine caches the lead as it decides on it.
+    let logged = w
+        .post(
+            &format!("/leads/{lead}/commands/log_visit"),
+            "eng_a",
+            visit(),
+        )
+        .await;
+    assert_eq!(logged.status, StatusCode::OK, "{}", logged.text);
+
+    let subject = format!("contact:{lead}");
+    let ask = json!({ "subject": subject, "reason": "PIPL request 2026-17" });
+    // Engineers, managers and auditors may not ask.
+    for who in ["eng_a", "manager", "auditor"] {
+        let r = w.post("/privacy/erasures", who, ask.clone()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{who}: {}", r.text);
+    }
+    let bad = w
+        .post(
+            "/privacy/erasures",
+            "sales_dept",
+            json!({ "subject": "customer:1", "reason": "x" }),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", bad.text);
+    assert!(
+        bad.body["message_zh"]
+            .as_str()
+            .is_some_and(|m| m.contains("关键人"))
+    );
+    let asked = w.post("/privacy/erasures", "sales_dept", ask).await;
+    assert_eq!(asked.status, StatusCode::CREATED, "{}", asked.text);
+    let erasure = asked.body["id"].as_str().expect("erasure id").to_string();
+    assert_eq!(asked.body["events"][0]["type"], "privacy.erasure_requested");
+
+    // The approvers (the sales department) find it in their inbox.
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head");
+    let tasks = w
+        .get(&format!("/tasks?at_least={}", head.0), "sales_dept")
+        .await;
+    assert!(tasks.text.contains("approve_erasure"), "{}", tasks.text);
+
+    // Not by whoever asked.
+    let approve = format!("/privacy/erasures/{erasure}/approve");
+    let own = w.post(&approve, "sales_dept", json!({})).await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.text);
+    assert_eq!(own.body["code"], "erasure.second_person_required");
+    let done = w.post(&approve, "executive", json!({})).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    let types: Vec<&Value> = done.body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| &e["type"])
+        .collect();
+    assert_eq!(
+        types,
+        ["privacy.erasure_approved", "privacy.subject_erased"]
+    );
+    let after = done.body["position"].as_u64().expect("position");
+    let again = w.post(&approve, "executive", json!({})).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.text);
+    // The approval closes the approvers' task.
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head");
+    let tasks = w
+        .get(&format!("/tasks?at_least={}", head.0), "sales_dept")
+        .await;
+    assert!(!tasks.text.contains("approve_erasure"), "{}", tasks.text);
+
+    // The running server: the search, the lead's record and a command on the lead (the engine's
+    // cached state) show the marker, never the person; the business facts stay.
+    let gone = w.get(&search(after), "auditor").await;
+    assert_eq!(gone.body["total"], 0, "{}", gone.text);
+    let record = w
+        .get(&format!("/leads/{lead}?at_least={after}"), "auditor")
+        .await;
+    assert_eq!(record.status, StatusCode::OK, "{}", record.text);
+    assert!(!record.text.contains("王晓明") && !record.text.contains("13912345678"));
+    assert!(record.text.contains("已删除"), "{}", record.text);
+    assert!(record.text.contains("万科"), "{}", record.text);
+    let logged = w
+        .post(
+            &format!("/leads/{lead}/commands/log_visit"),
+            "eng_a",
+            visit(),
+        )
+        .await;
+    assert_eq!(logged.status, StatusCode::OK, "{}", logged.text);
+    assert!(!logged.text.contains("王晓明"), "{}", logged.text);
+    // Who and why are on record.
+    let audit = w.get(&format!("/leads/{lead}/audit"), "auditor").await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.text);
+
+    for secret in ["王晓明", "13912345678"] {
+        let held = files_holding(w.dir.path(), secret);
+        for h in &held {
+            let _ = std::fs::copy(h, "/tmp/inspect.db");
+        }
+        assert!(held.is_empty(), "{secret} is still in {held:?}");
+    }
+}
+
+#[tokio::test]
+async fn without_sealing_an_erasure_is_refused_saying_why() {
+    let w = world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let r = w
+        .post(
+            "/privacy/erasures",
+            "sales_dept",
+            json!({ "subject": format!("contact:{lead}"), "reason": "PIPL" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert_eq!(r.body["code"], "privacy.not_sealed");
+    assert!(
+        r.body["message_zh"]
+            .as_str()
+            .is_some_and(|m| m.contains("加密"))
+    );
+}
