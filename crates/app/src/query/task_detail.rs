@@ -729,6 +729,40 @@ impl Sources<'_> {
                     _ => ("备案后关闭".into(), "closes when filed".into()),
                 };
             }
+            ("approve_erasure", _) => {
+                // The instance's subject is `erasure <id>`.
+                let erasure = instance
+                    .and_then(|s| s.subject.strip_prefix("erasure "))
+                    .and_then(|id| id.parse::<uuid::Uuid>().ok());
+                if let Some(id) = erasure {
+                    let step = |action: &str, zh: &str, en: &str, inputs| TaskCommand {
+                        operation_id: format!("{action}_erasure"),
+                        label_zh: zh.into(),
+                        label_en: en.into(),
+                        method: "POST".into(),
+                        path: format!("/privacy/erasures/{id}/{action}"),
+                        body: Map::new(),
+                        inputs,
+                        run_by: "assignee".into(),
+                    };
+                    commands.push(step(
+                        "approve",
+                        "批准删除",
+                        "Approve the erasure",
+                        Vec::new(),
+                    ));
+                    commands.push(step(
+                        "reject",
+                        "驳回删除",
+                        "Reject the erasure",
+                        vec![input("reason", InputKind::Text, true, "理由", "Reason")],
+                    ));
+                }
+                (closes_zh, closes_en) = (
+                    "由申请人以外的另一人批准或驳回后关闭".into(),
+                    "closes when someone else than who asked approves or rejects it".into(),
+                );
+            }
             _ => {
                 (closes_zh, closes_en) = (
                     "流程推进后关闭".into(),

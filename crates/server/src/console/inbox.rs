@@ -462,6 +462,12 @@ fn form_of(tr: Tr, c: &TaskCommand, lines: &[Choice]) -> Option<FormView> {
     }
     let action = if c.path == "/summaries" {
         "/console/summaries".to_string()
+    } else if let Some(rest) = c.path.strip_prefix("/privacy/erasures/") {
+        let (erasure, step) = rest.split_once('/')?;
+        if step.contains('/') {
+            return None;
+        }
+        format!("/console/privacy/erasures/{erasure}/{step}")
     } else if let Some(rest) = c.path.strip_prefix("/summaries/") {
         let (summary, step) = rest.split_once('/')?;
         if step.contains('/') {
@@ -960,6 +966,66 @@ pub async fn summary_step(
                 summary_id: Some(summary),
                 cmd,
             },
+        )
+        .await?;
+        Ok(viewer.tr.t(zh, en).to_string())
+    }
+    .await;
+    answer(&viewer, &headers, outcome)
+}
+
+/// `POST /console/privacy/erasures/{id}/{step}`: approve or reject an erasure from the inbox,
+/// as `POST /privacy/erasures/{id}/{step}` does.
+pub async fn erasure_step(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((erasure, step)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    use funnel_domain::erasure::ErasureCommand;
+    let outcome = async {
+        let erasure_id: uuid::Uuid = path_id("erasure id", &erasure)?;
+        let json = serde_json::to_vec(&form_to_json(&body, viewer.zone)?).unwrap_or_default();
+        let id = write_id(
+            &headers,
+            &viewer.caller,
+            &format!("POST /privacy/erasures/{erasure_id}/{step}"),
+            &json,
+        )?;
+        let (name, cmd, zh, en) = match step.as_str() {
+            "approve" => {
+                let _: crate::dto::Empty = parse_body(&json)?;
+                (
+                    "approve_erasure",
+                    ErasureCommand::Approve,
+                    "已批准：此人的个人信息已删除。",
+                    "Approved: the person's personal data is erased.",
+                )
+            }
+            "reject" => {
+                let b: crate::routes::privacy::RejectErasure = parse_body(&json)?;
+                (
+                    "reject_erasure",
+                    ErasureCommand::Reject { reason: b.reason },
+                    "已驳回删除申请。",
+                    "The erasure was rejected.",
+                )
+            }
+            other => {
+                return Err(Problem::not_found(
+                    "request.unknown_command",
+                    format!("no erasure step `{other}`; known: approve, reject"),
+                    format!("没有删除审批步骤 `{other}`"),
+                ));
+            }
+        };
+        write::run(
+            &state,
+            &viewer.caller,
+            id,
+            name,
+            funnel_engine::Command::Erasure { erasure_id, cmd },
         )
         .await?;
         Ok(viewer.tr.t(zh, en).to_string())

@@ -74,6 +74,10 @@ pub fn routes(body_limit: usize) -> Router<AppState> {
         )
         .route("/console/summaries", post(inbox::compile_summary))
         .route("/console/summaries/{id}/{step}", post(inbox::summary_step))
+        .route(
+            "/console/privacy/erasures/{id}/{step}",
+            post(inbox::erasure_step),
+        )
         .route("/assets/{hash}/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(remember_lang))
         .layer(axum::middleware::from_fn_with_state(

@@ -174,3 +174,65 @@ async fn without_sealing_an_erasure_is_refused_saying_why() {
             .is_some_and(|m| m.contains("加密"))
     );
 }
+
+#[tokio::test]
+async fn an_erasure_is_decided_from_the_inbox() {
+    let (_keys, w) = sealed_world().await;
+    let (lead, _) = w.register("eng_a", sh(), "万科").await;
+    let asked = w
+        .post(
+            "/privacy/erasures",
+            "sales_dept",
+            json!({ "subject": format!("contact:{lead}"), "reason": "PIPL request 2026-18" }),
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::CREATED, "{}", asked.text);
+    let erasure = asked.body["id"].as_str().expect("erasure id").to_string();
+    w.sagas().await;
+    let head = w.state.store().head().await.expect("head");
+    w.get(&format!("/tasks?at_least={}", head.0), "sales_dept")
+        .await;
+    let inbox = w
+        .raw(
+            axum::http::Method::GET,
+            "/console/inbox",
+            Some(w.tokens["sales_dept"].clone()),
+            Vec::new(),
+            &[],
+        )
+        .await;
+    assert!(inbox.text.contains("审批删除"), "{}", inbox.text);
+    for step in ["approve", "reject"] {
+        let action = format!("hx-post=\"/console/privacy/erasures/{erasure}/{step}\"");
+        assert!(inbox.text.contains(&action), "{action}: {}", inbox.text);
+    }
+    let reject = |who: &'static str| {
+        let uri = format!("/console/privacy/erasures/{erasure}/reject");
+        let w = &w;
+        async move {
+            w.raw(
+                axum::http::Method::POST,
+                &uri,
+                Some(w.tokens[who].clone()),
+                "reason=%E4%BB%8D%E5%9C%A8%E5%90%88%E5%90%8C%E6%9C%9F"
+                    .as_bytes()
+                    .to_vec(),
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("hx-request", "true"),
+                ],
+            )
+            .await
+        }
+    };
+    // Whoever asked is told, in place, that someone else must decide.
+    let own = reject("sales_dept").await;
+    assert!(own.text.contains("role=\"alert\""), "{}", own.text);
+    assert!(own.text.contains("另一人"), "{}", own.text);
+    let done = reject("executive").await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(done.text.contains("已驳回"), "{}", done.text);
+    // Rejected: the person's fields still read.
+    let record = w.get(&format!("/leads/{lead}"), "auditor").await;
+    assert!(record.text.contains("李经理"), "{}", record.text);
+}
