@@ -115,7 +115,8 @@ pub async fn run(
         if let (Some(raw), Some(funnel)) = (raw_size, funnel_size) {
             notes.push(format!(
                 "stored message size: raw {raw} B (payload and one header), Funnel {funnel} B \
-                 (binary commit body with the event's metadata and command id, the same one header)"
+                 (binary commit body with the event's metadata and command id, the same header and the \
+                 commit's link in the hash chain, `Funnel-Chain`)"
             ));
         }
     }

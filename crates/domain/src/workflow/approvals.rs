@@ -82,17 +82,23 @@ pub(super) fn erasure(r: &mut Builder<'_>) {
                 format!("erasure {}", e.erasure_id),
             );
             let remind_at = r.working_days(r.trigger.occurred_at, 2);
+            let (who_en, who_zh) = match crate::erasure::parse_subject(&e.subject) {
+                Some((crate::privacy::SubjectKind::KeyPerson, _)) => {
+                    ("a key person of this lead", "该线索的一位关键人")
+                }
+                _ => ("this lead's contact", "该线索的联系人"),
+            };
             let task = r.open_task(
                 "approve_erasure",
                 role_in(Role::SalesDepartment, None),
                 Some(e.lead_id),
                 format!(
-                    "Approve or reject erasing {}'s personal data (asked by someone else: {})",
-                    e.subject, e.reason
+                    "Approve or reject erasing the personal data of {who_en} (reason: {}); someone else than who asked decides",
+                    e.reason
                 ),
                 format!(
-                    "审批删除 {} 的个人信息（由他人申请：{}）",
-                    e.subject, e.reason
+                    "审批删除{who_zh}的个人信息（理由：{}）；须由申请人以外的人审批",
+                    e.reason
                 ),
                 Some(remind_at),
             );
