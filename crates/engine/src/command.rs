@@ -94,16 +94,16 @@ impl Command {
             Command::Lead {
                 cmd: LeadCommand::Register(r),
                 ..
-            } => stream(
-                "lead",
-                LeadId::derived(&customer_key(&r.customer_name, &r.project_name)),
-            ),
+            } => lead_stream(LeadId::derived(&customer_key(
+                &r.customer_name,
+                &r.project_name,
+            ))),
             Command::Lead {
                 cmd: LeadCommand::ReserveKey { registered_key, .. },
                 ..
-            } => stream("lead", LeadId::derived(&upgrade_key(registered_key))),
+            } => lead_stream(LeadId::derived(&upgrade_key(registered_key))),
             Command::Lead { lead_id, .. } => {
-                stream("lead", lead_id.ok_or_else(|| missing("lead_id"))?)
+                lead_stream(lead_id.ok_or_else(|| missing("lead_id"))?)
             }
             Command::Plan {
                 cmd: PlanCommand::Submit { period, .. },
@@ -184,18 +184,18 @@ impl Command {
         if v1 != current {
             // A version-1 key that differs from its current key is never a current key (current
             // keys are their own upgrade), so only a lead registered under version 1 lives here.
-            let legacy = stream("lead", LeadId::derived(&v1));
+            let legacy = lead_stream(LeadId::derived(&v1));
             if store.stream_version(&legacy).await?.is_some() {
                 return Ok(legacy);
             }
         }
-        let at_key = stream("lead", LeadId::derived(&current));
+        let at_key = lead_stream(LeadId::derived(&current));
         let first = store.read_stream(&at_key, Version::FIRST, 1).await?;
         if let Some(rec) = first.first()
             && rec.meta.event_type == "lead.key_reserved"
             && let Event::LeadKeyReserved(k) = funnel_codec::decode_recorded(rec)?.payload
         {
-            return Ok(stream("lead", k.lead_id));
+            return Ok(lead_stream(k.lead_id));
         }
         Ok(at_key)
     }

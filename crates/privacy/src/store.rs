@@ -106,7 +106,6 @@ fn may_hold_sealed(payload: &[u8]) -> bool {
     payload.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The snapshot key's subject of a stream.
 /// The erasures an append records: (subject, the lead stream holding their fields, when).
 fn erasures_in(req: &AppendRequest) -> Result<Vec<(String, StreamId, DateTime<Utc>)>, StoreError> {
     let mut out = Vec::new();
@@ -129,6 +128,7 @@ fn erasures_in(req: &AppendRequest) -> Result<Vec<(String, StreamId, DateTime<Ut
 /// The event that records an erasure, which the store carries out.
 const ERASED_EVENT: &str = funnel_domain::erasure::SUBJECT_ERASED;
 
+/// The snapshot key's subject of a stream.
 pub fn snapshot_subject(stream: &StreamId) -> String {
     format!("snapshot:{stream}")
 }

@@ -30,7 +30,7 @@ use crate::NatsStore;
 use crate::codec::{self, RawCommit};
 use async_nats::HeaderMap;
 use funnel_store::StoreError;
-use funnel_store::chain::{ChainHash, Finding, Link, Tamper, Verification};
+use funnel_store::chain::{ChainHash, Link, Tamper, Verification};
 use funnel_store::checkpoint::{self, Witness};
 use funnel_types::Position;
 use std::collections::{HashMap, HashSet};
@@ -104,38 +104,23 @@ struct Walk {
     /// The positions signed checkpoints name, and the digest found at each.
     wanted: HashSet<Position>,
     digests: HashMap<Position, ChainHash>,
-    /// The last position of the last message that could be read.
-    head: Position,
 }
 
 impl Walk {
     fn new(wanted: HashSet<Position>) -> Walk {
         Walk {
+            // `to` is the last position of the last message read (`START` before any): the log's
+            // head the checkpoints are checked against.
             report: Verification {
-                from: codec::position(1, 0),
                 to: Position::START,
-                commits: 0,
-                events: 0,
-                chain_starts_at: None,
-                first_bad: None,
-                head_hash: None,
-                witness: None,
+                ..Verification::starting_at(codec::position(1, 0))
             },
             next_seq: 1,
             subjects: HashMap::new(),
             digest: ChainHash::GENESIS,
             wanted,
             digests: HashMap::new(),
-            head: Position::START,
         }
-    }
-
-    fn bad(&mut self, position: Position, tamper: Tamper) {
-        self.report.first_bad.get_or_insert(Finding {
-            position,
-            tamper,
-            until: None,
-        });
     }
 
     fn found(&self) -> bool {
@@ -146,7 +131,8 @@ impl Walk {
         let first = codec::position(m.seq, 0);
         if m.seq > self.next_seq {
             // JetStream's sequences have no gaps but deleted messages.
-            self.bad(codec::position(self.next_seq, 0), Tamper::Missing);
+            self.report
+                .bad(codec::position(self.next_seq, 0), Tamper::Missing);
         }
         self.next_seq = m.seq + 1;
         // A body that does not decode still hashes as stored; it counts as one event.
@@ -154,7 +140,9 @@ impl Walk {
         let last = codec::position(m.seq, count.max(1) - 1);
         let recorded = recorded_link(m.headers);
         match recorded {
-            None if self.report.chain_starts_at.is_some() => self.bad(first, Tamper::Unchained),
+            None if self.report.chain_starts_at.is_some() => {
+                self.report.bad(first, Tamper::Unchained)
+            }
             None => {}
             Some(recorded) => {
                 self.report.chain_starts_at.get_or_insert(first);
@@ -164,7 +152,7 @@ impl Walk {
                     .copied()
                     .unwrap_or((ChainHash::GENESIS, 0));
                 if link(&previous, previous_seq, m.subject, m.payload) != recorded {
-                    self.bad(first, Tamper::Changed);
+                    self.report.bad(first, Tamper::Changed);
                 }
                 if !self.found() {
                     self.report.commits += 1;
@@ -180,14 +168,14 @@ impl Walk {
         }
         self.report.events += count;
         self.report.to = last;
-        self.head = last;
     }
 
     /// Ends the walk of a log whose stream leader reported `last_seq` as its last sequence.
     fn finish(mut self, last_seq: u64, witness: Option<&Witness>) -> Verification {
         if last_seq >= self.next_seq {
             // The tail was deleted: JetStream still reports its last sequence.
-            self.bad(codec::position(self.next_seq, 0), Tamper::Missing);
+            self.report
+                .bad(codec::position(self.next_seq, 0), Tamper::Missing);
         }
         if !self.found() && self.report.chain_starts_at.is_some() {
             self.report.head_hash = Some(self.digest.to_hex());
@@ -195,7 +183,7 @@ impl Walk {
         if let Some(w) = witness {
             let digests = &self.digests;
             let checked =
-                checkpoint::check::<()>(w, self.head, &mut |p| Ok(digests.get(&p).copied()));
+                checkpoint::check::<()>(w, self.report.to, &mut |p| Ok(digests.get(&p).copied()));
             if let Ok(witnessed) = checked {
                 self.report.witnessed(witnessed);
             }

@@ -45,23 +45,12 @@ impl NatsCheckpoints {
         let context = bucket_context(&opts.url, opts.request_timeout, "funnel-checkpoints").await?;
         let name = checkpoints_stream(&opts.stream_name);
         let subject = format!("{}.checkpoints", opts.subject_prefix);
-        let config = stream::Config {
-            name: name.clone(),
-            description: Some("Funnel: signed checkpoints of the event log's hash chain".into()),
-            subjects: vec![subject.clone()],
-            storage: stream::StorageType::File,
-            num_replicas: opts.replicas,
-            retention: stream::RetentionPolicy::Limits,
-            discard: stream::DiscardPolicy::New,
-            max_messages: -1,
-            max_bytes: -1,
-            max_messages_per_subject: -1,
-            max_age: Duration::ZERO,
-            deny_delete: true,
-            deny_purge: true,
-            allow_rollup: false,
-            ..Default::default()
-        };
+        let config = crate::replicas::keeping_everything(
+            &name,
+            "Funnel: signed checkpoints of the event log's hash chain",
+            vec![subject.clone()],
+            opts.replicas,
+        );
         // A cluster that has just started may still be electing leaders.
         let deadline = Instant::now() + opts.connect_timeout.max(Duration::from_secs(1));
         loop {

@@ -114,24 +114,16 @@ pub(crate) async fn connect(opts: &NatsOptions) -> Result<Connected, StoreError>
         .build(client.clone());
 
     let config = stream::Config {
-        name: opts.stream_name.clone(),
-        description: Some("Funnel event log: one message per command".into()),
-        subjects: vec![format!("{}.log.>", opts.subject_prefix)],
-        storage: stream::StorageType::File,
-        num_replicas: opts.replicas,
-        retention: stream::RetentionPolicy::Limits,
-        // No limits at all, so the discard policy never drops anything.
-        discard: stream::DiscardPolicy::New,
-        max_messages: -1,
-        max_bytes: -1,
-        max_messages_per_subject: -1,
-        max_age: Duration::ZERO,
         max_message_size: i32::try_from(max_payload).unwrap_or(i32::MAX),
         duplicate_window: opts.duplicate_window,
         deny_delete: !opts.allow_message_deletes,
         deny_purge: !opts.allow_message_deletes,
-        allow_rollup: false,
-        ..Default::default()
+        ..crate::replicas::keeping_everything(
+            &opts.stream_name,
+            "Funnel event log: one message per command",
+            vec![format!("{}.log.>", opts.subject_prefix)],
+            opts.replicas,
+        )
     };
 
     // A fresh cluster may still be electing its JetStream leaders: retry until the connect timeout.

@@ -37,7 +37,8 @@ const NO_RESPONDERS_STATUS: &str = ": 503,";
 const SCAN_RETRY_DELAY: Duration = Duration::from_millis(25);
 
 impl NatsStore {
-    /// The (version, stream sequence) of the stream's last commit, from the stream leader.
+    /// The version, stream sequence and chain link of the stream's last commit, from the stream
+    /// leader (remembered in the cache of last commits).
     pub(crate) async fn last_commit(&self, stream: &StreamId) -> Result<Option<Tip>, StoreError> {
         let subject = codec::subject_for(&self.opts.subject_prefix, stream);
         match self.stream.get_last_raw_message_by_subject(&subject).await {

@@ -42,6 +42,33 @@ impl std::fmt::Display for ReplicaMismatch {
     }
 }
 
+/// A stream of `subjects` that keeps every message: file storage, no limits at all (so the discard
+/// policy never drops anything), no deletes, purges or rollups, with `replicas` when created.
+pub(crate) fn keeping_everything(
+    name: &str,
+    description: &str,
+    subjects: Vec<String>,
+    replicas: usize,
+) -> stream::Config {
+    stream::Config {
+        name: name.to_string(),
+        description: Some(description.to_string()),
+        subjects,
+        storage: stream::StorageType::File,
+        num_replicas: replicas,
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::New,
+        max_messages: -1,
+        max_bytes: -1,
+        max_messages_per_subject: -1,
+        max_age: Duration::ZERO,
+        deny_delete: true,
+        deny_purge: true,
+        allow_rollup: false,
+        ..Default::default()
+    }
+}
+
 /// Whether a JetStream error says the cluster cannot place the replicas asked for.
 fn cannot_place(code: ErrorCode) -> bool {
     code == ErrorCode::INSUFFICIENT_RESOURCES

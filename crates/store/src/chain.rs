@@ -212,16 +212,7 @@ impl Verifier {
         Verifier {
             previous,
             last,
-            report: Verification {
-                from,
-                to: from,
-                commits: 0,
-                events: 0,
-                chain_starts_at: None,
-                first_bad: None,
-                head_hash: None,
-                witness: None,
-            },
+            report: Verification::starting_at(from),
         }
     }
 
@@ -236,13 +227,7 @@ impl Verifier {
     }
 
     fn bad(&mut self, at: Position, what: Tamper) {
-        if self.report.first_bad.is_none() {
-            self.report.first_bad = Some(Finding {
-                position: at,
-                tamper: what,
-                until: None,
-            });
-        }
+        self.report.bad(at, what);
     }
 
     /// The first position the store chained (events below it were written before it kept a
@@ -306,6 +291,29 @@ impl Verifier {
 }
 
 impl Verification {
+    /// A walk that starts at `from` and has checked nothing yet.
+    pub fn starting_at(from: Position) -> Verification {
+        Verification {
+            from,
+            to: from,
+            commits: 0,
+            events: 0,
+            chain_starts_at: None,
+            first_bad: None,
+            head_hash: None,
+            witness: None,
+        }
+    }
+
+    /// Records `what` at `at`, unless something was found before (only the first is kept).
+    pub fn bad(&mut self, at: Position, what: Tamper) {
+        self.first_bad.get_or_insert(Finding {
+            position: at,
+            tamper: what,
+            until: None,
+        });
+    }
+
     /// Adds what the signed checkpoints say: their finding is the first bad position when the
     /// walk found nothing (a walk's finding is exact; a checkpoint's names a range).
     pub fn witnessed(&mut self, witness: Witnessed) {
