@@ -94,8 +94,44 @@ async fn an_erasure_takes_a_second_person_and_leaves_nothing_of_the_person_behin
         .await;
     assert!(tasks.text.contains("approve_erasure"), "{}", tasks.text);
 
-    // Not by whoever asked.
+    // Not by engineers, managers or auditors; an erasure that does not exist, or an id that is not
+    // one, is said so.
     let approve = format!("/privacy/erasures/{erasure}/approve");
+    for who in ["eng_a", "manager", "auditor"] {
+        let r = w.post(&approve, who, json!({})).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{who}: {}", r.text);
+    }
+    let unknown = w
+        .post(
+            &format!("/privacy/erasures/{}/approve", uuid::Uuid::now_v7()),
+            "executive",
+            json!({}),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND, "{}", unknown.text);
+    assert_eq!(unknown.body["code"], "erasure.not_found");
+    let bad_id = w
+        .post(
+            "/privacy/erasures/not-an-id/approve",
+            "executive",
+            json!({}),
+        )
+        .await;
+    assert_eq!(bad_id.status, StatusCode::BAD_REQUEST, "{}", bad_id.text);
+    let long = w
+        .post(
+            "/privacy/erasures",
+            "sales_dept",
+            json!({ "subject": format!("contact:{lead}"), "reason": "长".repeat(4001) }),
+        )
+        .await;
+    assert_eq!(
+        long.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        long.text
+    );
+    // Not by whoever asked.
     let own = w.post(&approve, "sales_dept", json!({})).await;
     assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.text);
     assert_eq!(own.body["code"], "erasure.second_person_required");
