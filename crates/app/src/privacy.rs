@@ -10,8 +10,9 @@
 
 use chrono::{DateTime, Utc};
 use funnel_domain::privacy::{PersonalField, SubjectKind, personal_fields};
+pub use funnel_privacy::SealedStore;
 use funnel_privacy::store::privacy_error;
-use funnel_privacy::{KeyState, KeyStore, SealedStore, SqliteKeyStore, subject_of};
+use funnel_privacy::{KeyState, KeyStore, SqliteKeyStore, subject_of};
 use funnel_store::{EventStore, Filter, RecordedEvent, StoreError};
 use funnel_store_nats::KeyRecord;
 use funnel_types::{Position, StreamId};
@@ -259,6 +260,16 @@ pub async fn open_sealed(
     url: &StoreUrl,
     settings: &PrivacySettings,
 ) -> Result<Arc<SealedStore>, StoreError> {
+    open_sealed_with(url, None, settings).await
+}
+
+/// [`open_sealed`] with the JetStream replicas of the log when it is created (`None`: the
+/// default for the URL).
+pub async fn open_sealed_with(
+    url: &StoreUrl,
+    replicas: Option<usize>,
+    settings: &PrivacySettings,
+) -> Result<Arc<SealedStore>, StoreError> {
     if settings.master_key_file.is_none() {
         return Err(refused(
             "give the privacy master key (--privacy-key-file or FUNNEL_PRIVACY_KEY_FILE)\n\
@@ -266,7 +277,7 @@ pub async fn open_sealed(
                 .into(),
         ));
     }
-    let store = crate::open::open_log(url, None).await?;
+    let store = crate::open::open_log(url, replicas).await?;
     let keys: Arc<dyn KeyStore> = match url {
         StoreUrl::Sqlite(path) => Arc::new(key_store(path, settings).await?),
         StoreUrl::Nats(u) => Arc::new(NatsKeyStore::connect(u, settings).await?),
@@ -552,6 +563,121 @@ pub async fn expired_leads(
             })
         })
         .collect())
+}
+
+/// Records in the log that `subject`'s key is destroyed, by the system `who` (the command line
+/// or the server's retention policy), with `reason` (`privacy.subject_erased`). The store under
+/// `engine` carries the erasure out as it appends the record (a [`SealedStore`] destroys the key);
+/// the audit keeps who and why, and every running server drops what its read models and caches
+/// hold of the person. `streams` are the lead streams that mention them; nothing is recorded
+/// (`false`) when none does.
+pub async fn record_erasure(
+    engine: &funnel_engine::Engine,
+    who: &str,
+    subject: &str,
+    streams: &[String],
+    reason: &str,
+) -> Result<bool, funnel_engine::EngineError> {
+    let Some(lead_id) = streams
+        .iter()
+        .find_map(|s| s.strip_prefix("lead-"))
+        .and_then(|id| id.parse().ok())
+        .map(funnel_types::LeadId)
+    else {
+        return Ok(false);
+    };
+    engine
+        .execute(
+            funnel_engine::CommandMeta::new(funnel_engine::Who::System(who.to_string())),
+            funnel_engine::Command::Erasure {
+                erasure_id: uuid::Uuid::now_v7(),
+                cmd: funnel_domain::erasure::ErasureCommand::Record {
+                    subject: subject.to_string(),
+                    lead_id,
+                    reason: reason.to_string(),
+                },
+            },
+        )
+        .await?;
+    Ok(true)
+}
+
+/// What one run of the retention policy found and did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RetentionRun {
+    pub years: u32,
+    /// Leads with nothing on them since this moment are reached.
+    pub cutoff: DateTime<Utc>,
+    /// Whether the people found were erased (or only listed).
+    pub applied: bool,
+    pub leads: Vec<Expired>,
+    /// The people whose key this run destroyed (the others were erased before).
+    pub erased: Vec<String>,
+}
+
+/// A retention run that stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("recording the erasure of {subject}: {source}")]
+    Record {
+        subject: String,
+        #[source]
+        source: funnel_engine::EngineError,
+    },
+}
+
+/// Runs the retention policy of `years` years at `now`: finds the leads it reaches
+/// ([`expired_leads`]) and, given `apply` (an engine appending to `store`, and the system name
+/// recorded as who erased), records the erasure of each of their people whose key still exists,
+/// which destroys it. A person erased before is left alone, so a run can be repeated.
+pub async fn retention(
+    store: &SealedStore,
+    years: u32,
+    now: DateTime<Utc>,
+    apply: Option<(&funnel_engine::Engine, &str)>,
+    progress: &mut (dyn FnMut(Position) + Send),
+) -> Result<RetentionRun, RetentionError> {
+    let cutoff = retention_cutoff(now, years);
+    let leads = expired_leads(store, cutoff, progress).await?;
+    let mut erased = Vec::new();
+    if let Some((engine, who)) = apply {
+        for lead in &leads {
+            let keys = store.keys().for_opening(lead.subjects.clone()).await?;
+            for subject in &lead.subjects {
+                if !matches!(keys.get(subject), Some(KeyState::Key(_))) {
+                    continue;
+                }
+                let reason = format!(
+                    "retention: the lead ended ({}) and nothing happened on it for {years} year(s)",
+                    lead.ended_by
+                );
+                let recorded = record_erasure(
+                    engine,
+                    who,
+                    subject,
+                    std::slice::from_ref(&lead.stream),
+                    &reason,
+                )
+                .await
+                .map_err(|source| RetentionError::Record {
+                    subject: subject.clone(),
+                    source,
+                })?;
+                if recorded {
+                    erased.push(subject.clone());
+                }
+            }
+        }
+    }
+    Ok(RetentionRun {
+        years,
+        cutoff,
+        applied: apply.is_some(),
+        leads,
+        erased,
+    })
 }
 
 /// When the retention policy's window of `years` years before `now` starts.

@@ -9,46 +9,25 @@ use funnel_app::privacy::{PrivacySettings, Subject};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Records in the log that `subject`'s key was destroyed at the command line, by the system, with
-/// `reason` (`privacy.subject_erased`): the audit keeps who (the operator's run) and why, and a
-/// running `funnel serve` drops what its read models and caches hold of the person. `streams`
-/// are the lead streams that mention them; nothing is recorded when none does.
+/// Who the log records as having erased a person at the command line.
+const ERASED_BY: &str = "funnel privacy erase";
+
+/// Records the erasure of `subject` (whose key this run destroyed) in the log, through an engine
+/// on `store` ([`funnel_app::privacy::record_erasure`]).
 async fn record_erasure(
-    store: Arc<dyn funnel_store::EventStore>,
+    store: Arc<funnel_app::privacy::SealedStore>,
     subject: &str,
     streams: &[String],
     reason: &str,
 ) -> anyhow::Result<bool> {
-    let Some(lead_id) = streams
-        .iter()
-        .find_map(|s| s.strip_prefix("lead-"))
-        .and_then(|id| id.parse().ok())
-        .map(funnel_types::LeadId)
-    else {
-        return Ok(false);
-    };
     let engine = funnel_engine::Engine::new(
         store,
         funnel_domain::Policy::default(),
         Arc::new(funnel_types::SystemClock),
     );
-    engine
-        .execute(
-            funnel_engine::CommandMeta::new(funnel_engine::Who::System(
-                "funnel privacy erase".into(),
-            )),
-            funnel_engine::Command::Erasure {
-                erasure_id: uuid::Uuid::now_v7(),
-                cmd: funnel_domain::erasure::ErasureCommand::Record {
-                    subject: subject.to_string(),
-                    lead_id,
-                    reason: reason.to_string(),
-                },
-            },
-        )
+    funnel_app::privacy::record_erasure(&engine, ERASED_BY, subject, streams, reason)
         .await
-        .with_context(|| format!("recording the erasure of {subject} in the log"))?;
-    Ok(true)
+        .with_context(|| format!("recording the erasure of {subject} in the log"))
 }
 
 #[derive(Debug, Args)]
@@ -97,17 +76,6 @@ pub enum PrivacyCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// What a retention run found and did.
-#[derive(Debug, serde::Serialize)]
-struct RetentionReport {
-    years: u32,
-    cutoff: chrono::DateTime<Utc>,
-    applied: bool,
-    leads: Vec<funnel_app::privacy::Expired>,
-    /// People whose key was destroyed by this run.
-    erased: Vec<String>,
 }
 
 pub async fn run(
@@ -194,48 +162,25 @@ pub async fn run(
         }
         PrivacyCommand::Retention { years, apply, json } => {
             let sealed = funnel_app::privacy::open_sealed(store, settings).await?;
-            let now = Utc::now();
-            let cutoff = funnel_app::privacy::retention_cutoff(now, years);
+            let engine = funnel_engine::Engine::new(
+                sealed.clone(),
+                funnel_domain::Policy::default(),
+                Arc::new(funnel_types::SystemClock),
+            );
             let bar = walk_bar(sealed.as_ref(), "finding ended leads").await?;
-            let leads =
-                funnel_app::privacy::expired_leads(&sealed, cutoff, &mut |p| bar.set_position(p.0))
-                    .await?;
-            bar.finish_and_clear();
-            let mut erased = Vec::new();
-            if apply {
-                for lead in &leads {
-                    let stream: funnel_types::StreamId = lead.stream.parse()?;
-                    for subject in &lead.subjects {
-                        if sealed
-                            .erase(subject, std::slice::from_ref(&stream), now)
-                            .await
-                            .with_context(|| format!("erasing {subject}"))?
-                        {
-                            record_erasure(
-                                sealed.clone(),
-                                subject,
-                                std::slice::from_ref(&lead.stream),
-                                &format!(
-                                    "retention: the lead ended ({}) and nothing happened on it for {years} year(s)",
-                                    lead.ended_by
-                                ),
-                            )
-                            .await?;
-                            erased.push(subject.clone());
-                        }
-                    }
-                }
-                if !erased.is_empty() {
-                    remove_read_models(projections)?;
-                }
-            }
-            let report = RetentionReport {
+            let report = funnel_app::privacy::retention(
+                &sealed,
                 years,
-                cutoff,
-                applied: apply,
-                leads,
-                erased,
-            };
+                Utc::now(),
+                apply.then_some((&engine, ERASED_BY)),
+                &mut |p| bar.set_position(p.0),
+            )
+            .await?;
+            bar.finish_and_clear();
+            if !report.erased.is_empty() {
+                remove_read_models(projections)?;
+            }
+            let cutoff = report.cutoff;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
                 return Ok(());

@@ -399,3 +399,106 @@ fn the_retention_policy_erases_the_people_of_leads_ended_long_ago() {
     .expect("JSON");
     assert!(again["erased"].as_array().expect("erased").is_empty());
 }
+
+#[test]
+fn a_server_with_a_retention_setting_erases_the_people_of_leads_ended_long_ago() {
+    use std::io::{BufRead, BufReader};
+    let log = Log::demo_until(false, "2022-06-30");
+    let listed: Value =
+        serde_json::from_str(&log.ok(&["privacy", "retention", "--years", "2", "--json"]))
+            .expect("JSON");
+    let people: Vec<String> = listed["leads"]
+        .as_array()
+        .expect("leads")
+        .iter()
+        .flat_map(|l| l["subjects"].as_array().expect("subjects").clone())
+        .map(|s| s.as_str().expect("subject").to_string())
+        .collect();
+    assert!(!people.is_empty(), "{listed}");
+
+    // Without the master key the setting is refused at start, before anything is served.
+    let refused = log
+        .command(false)
+        .env("FUNNEL__PRIVACY__RETENTION_YEARS", "2")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("run funnel serve");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("privacy.master_key_file"),
+        "{refused:?}"
+    );
+
+    let mut serve = log
+        .command(true)
+        .env("FUNNEL__PRIVACY__RETENTION_YEARS", "2")
+        .env("RUST_LOG", "warn")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start funnel serve");
+    let mut first = String::new();
+    BufReader::new(serve.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("first line");
+    assert!(first.contains("listening on"), "{first}");
+    // The policy runs at start: every one of those people's erasure is recorded, by the server.
+    let erasures = || -> Vec<Value> {
+        log.ok(&["export", "events", "--category", "erasure"])
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+            .filter(|e| e["event_type"] == "privacy.subject_erased")
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let recorded = loop {
+        let found = erasures();
+        if found.len() >= people.len() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let mut erased: Vec<String> = recorded
+        .iter()
+        .map(|e| {
+            e["payload"]["subject"]
+                .as_str()
+                .expect("subject")
+                .to_string()
+        })
+        .collect();
+    erased.sort();
+    let mut expected = people.clone();
+    expected.sort();
+    assert_eq!(erased, expected);
+    for e in &recorded {
+        assert_eq!(e["actor"]["kind"], "system", "{e}");
+        assert_eq!(e["actor"]["name"], "funnel serve retention", "{e}");
+        assert!(
+            e["payload"]["reason"]
+                .as_str()
+                .expect("reason")
+                .starts_with("retention: the lead ended"),
+            "{e}"
+        );
+    }
+    assert!(
+        values(&log.ok(&["privacy", "export", &people[0]]))
+            .iter()
+            .all(|v| v == "[已删除 erased]")
+    );
+    // Nothing is left to erase, so the command finds nobody whose key still exists.
+    let again: Value = serde_json::from_str(&log.ok(&[
+        "privacy",
+        "retention",
+        "--years",
+        "2",
+        "--apply",
+        "--json",
+    ]))
+    .expect("JSON");
+    assert!(again["erased"].as_array().expect("erased").is_empty());
+}

@@ -28,7 +28,7 @@ pub struct ServeOptions {
 /// Personal fields of customers' contacts and key persons, sealed with a key per person so that
 /// destroying the key erases them (`funnel privacy erase`). On JetStream the keys are in the
 /// bucket `<log stream>_KEYS`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PrivacyOptions {
     /// The master key that wraps every person's key (`funnel privacy keygen` makes one; readable
@@ -37,6 +37,26 @@ pub struct PrivacyOptions {
     pub master_key_file: Option<PathBuf>,
     /// The people's keys on the embedded store, wrapped by the master key; none: `<store>.keys`.
     pub keys_file: Option<PathBuf>,
+    /// The retention policy: the people of leads that ended (lost, suspended, or signed) and saw
+    /// nothing for this many years (1 to 100) are erased, recorded in the log as erased by
+    /// `funnel serve retention` with the rule as the reason. Needs `master_key_file`. None: off
+    /// (`funnel privacy retention` lists and applies it by hand).
+    #[serde(deserialize_with = "optional_number")]
+    pub retention_years: Option<u32>,
+    /// Hours between two runs of the retention policy (1 to 8760); the first runs at start. On
+    /// JetStream only the process holding the lease `retention` runs it.
+    pub retention_every_hours: u64,
+}
+
+impl Default for PrivacyOptions {
+    fn default() -> Self {
+        PrivacyOptions {
+            master_key_file: None,
+            keys_file: None,
+            retention_years: None,
+            retention_every_hours: 24,
+        }
+    }
 }
 
 impl PrivacyOptions {
@@ -248,18 +268,35 @@ impl StoreOptions {
 
 /// A replicas setting: a number, or a number in a string (as environment variables give it).
 fn replicas_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    number_or_text(d, |t| {
+        format!("replicas must be a number from 1 to 5, not `{t}`")
+    })
+}
+
+/// An optional whole number: a number, or a number in a string (as environment variables give it).
+fn optional_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    number_or_text(d, |t| format!("expected a whole number, not `{t}`"))
+}
+
+fn number_or_text<'de, D, T>(d: D, refused: impl Fn(&str) -> String) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + std::str::FromStr,
+{
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Raw {
-        Number(usize),
+    enum Raw<T> {
+        Number(T),
         Text(String),
     }
-    match Option::<Raw>::deserialize(d)? {
+    match Option::<Raw<T>>::deserialize(d)? {
         None => Ok(None),
         Some(Raw::Number(n)) => Ok(Some(n)),
-        Some(Raw::Text(t)) => t.trim().parse().map(Some).map_err(|_| {
-            serde::de::Error::custom(format!("replicas must be a number from 1 to 5, not `{t}`"))
-        }),
+        Some(Raw::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(refused(&t))),
     }
 }
 
@@ -559,6 +596,26 @@ impl ServeOptions {
                     "chain.public_key is not an Ed25519 public key in hex: {e}"
                 ))
             })?;
+        }
+        if let Some(years) = self.privacy.retention_years {
+            if !(1..=100).contains(&years) {
+                return Err(ConfigError(format!(
+                    "privacy.retention_years is {years}; give 1 to 100 years"
+                )));
+            }
+            if self.privacy.master_key_file.is_none() {
+                return Err(ConfigError(
+                    "privacy.retention_years needs privacy.master_key_file: only sealed personal \
+                     fields can be erased"
+                        .into(),
+                ));
+            }
+        }
+        if !(1..=8760).contains(&self.privacy.retention_every_hours) {
+            return Err(ConfigError(format!(
+                "privacy.retention_every_hours is {}; give 1 to 8760 hours",
+                self.privacy.retention_every_hours
+            )));
         }
         if !(1000..=300_000).contains(&self.store.lease_ttl_ms) {
             return Err(ConfigError(format!(

@@ -131,12 +131,30 @@ pub async fn serve(
     let oidc = crate::oidc::Oidc::from_options(&options.oidc)?;
     let url: StoreUrl = options.store.url.parse().map_err(crate::ConfigError)?;
     let replicas = options.store.log_replicas(&options.store.url);
-    let store = funnel_app::open_store_with(&url, Some(replicas), &options.privacy.settings())
-        .await
-        .map_err(|source| ServeError::Store {
-            url: options.store.url.clone(),
-            source,
-        })?;
+    let store_error = |source| ServeError::Store {
+        url: options.store.url.clone(),
+        source,
+    };
+    // With a master key, the sealing store is kept as such: the retention policy reads its keys.
+    let (store, sealed): (Arc<dyn funnel_store::EventStore>, _) =
+        match &options.privacy.master_key_file {
+            Some(_) => {
+                let sealed = funnel_app::privacy::open_sealed_with(
+                    &url,
+                    Some(replicas),
+                    &options.privacy.settings(),
+                )
+                .await
+                .map_err(store_error)?;
+                (sealed.clone(), Some(sealed))
+            }
+            None => (
+                funnel_app::open_store_with(&url, Some(replicas), &options.privacy.settings())
+                    .await
+                    .map_err(store_error)?,
+                None,
+            ),
+        };
     let path = options
         .store
         .projections
@@ -247,6 +265,8 @@ pub async fn serve(
     // their lease. On the embedded store this process is the only one and runs them.
     let mut saga_fence = None;
     let mut webhook_fence = None;
+    let mut retention_fence = None;
+    let retention = sealed.filter(|_| options.privacy.retention_years.is_some());
     if let StoreUrl::Nats(nats_url) = &url {
         let leases = funnel_store_nats::NatsLeases::connect(
             nats_url,
@@ -267,6 +287,7 @@ pub async fn serve(
         for (name, wanted, fence) in [
             (SAGAS_LEASE, options.workflows.enabled, &mut saga_fence),
             (WEBHOOKS_LEASE, options.notify.webhooks, &mut webhook_fence),
+            (RETENTION_LEASE, retention.is_some(), &mut retention_fence),
         ] {
             if !wanted {
                 continue;
@@ -307,6 +328,18 @@ pub async fn serve(
                         Err(e) => tracing::error!(error = %e, "cannot start the webhook dispatch"),
                     }
                 }
+            })
+            .await;
+        }));
+    }
+    if let (Some(sealed), Some(years)) = (retention, options.privacy.retention_years) {
+        let engine = engine.clone();
+        let every = Duration::from_secs(options.privacy.retention_every_hours * 3600);
+        let stop = stop_rx.clone();
+        background.push(tokio::spawn(async move {
+            // On JetStream, only while this process holds the `retention` lease.
+            while_held(retention_fence, stop, |_, until| {
+                retention_forever(sealed.clone(), engine.clone(), years, every, until)
             })
             .await;
         }));
@@ -761,6 +794,49 @@ async fn chain_forever(
     }
 }
 
+/// Who the log records as having erased the people the retention policy reaches.
+pub const RETENTION_BY: &str = "funnel serve retention";
+
+/// Runs the retention policy of `years` years at start (or on taking its lease) and then every
+/// `every`, until `until` completes. A run that fails is logged and tried again at the next.
+async fn retention_forever(
+    sealed: Arc<funnel_app::privacy::SealedStore>,
+    engine: Engine,
+    years: u32,
+    every: Duration,
+    until: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+) {
+    let runs = async {
+        let mut next = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep_until(next).await;
+            next = tokio::time::Instant::now() + every;
+            match funnel_app::privacy::retention(
+                &sealed,
+                years,
+                chrono::Utc::now(),
+                Some((&engine, RETENTION_BY)),
+                &mut |_| {},
+            )
+            .await
+            {
+                Ok(run) => tracing::info!(
+                    years,
+                    cutoff = %run.cutoff,
+                    leads = run.leads.len(),
+                    erased = run.erased.len(),
+                    "retention policy applied"
+                ),
+                Err(e) => tracing::error!(error = %e, "applying the retention policy failed"),
+            }
+        }
+    };
+    tokio::select! {
+        () = runs => {}
+        () = until => {}
+    }
+}
+
 /// Follows the log with the runner until told to stop, restarting after an error.
 async fn follow_forever(state: AppState, stop: watch::Receiver<bool>) {
     loop {
@@ -823,6 +899,9 @@ async fn republish_forever(
 
 /// The lease of the saga runtime.
 pub const SAGAS_LEASE: &str = "sagas";
+
+/// The name of the lease whose holder applies the retention policy.
+pub const RETENTION_LEASE: &str = "retention";
 
 /// The name of the lease whose holder delivers the webhook subscriptions.
 pub const WEBHOOKS_LEASE: &str = "webhooks";

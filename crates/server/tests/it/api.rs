@@ -356,6 +356,49 @@ fn the_grpc_endpoint_is_off_by_default_and_its_settings_are_checked() {
 }
 
 #[test]
+fn the_retention_policy_is_off_by_default_and_its_settings_are_checked() {
+    use funnel_server::ServeOptions;
+    let load = |flags: &[(&str, Value)]| {
+        ServeOptions::load(None, Vec::new(), flags).and_then(|o| o.validate().map(|()| o))
+    };
+    let o = load(&[]).expect("defaults");
+    assert_eq!(o.privacy.retention_years, None);
+    let key = ("privacy.master_key_file", json!("/etc/funnel/privacy.key"));
+    let o = load(&[key.clone(), ("privacy.retention_years", json!(3))]).expect("three years");
+    assert_eq!(o.privacy.retention_years, Some(3));
+    let e = load(&[("privacy.retention_years", json!(3))]).expect_err("nothing sealed");
+    assert!(e.to_string().contains("privacy.master_key_file"), "{e}");
+    for years in [0, 101] {
+        let e = load(&[key.clone(), ("privacy.retention_years", json!(years))])
+            .expect_err("out of range");
+        assert!(e.to_string().contains("privacy.retention_years"), "{e}");
+    }
+    let e = load(&[("privacy.retention_every_hours", json!(0))]).expect_err("never");
+    assert!(e.to_string().contains("retention_every_hours"), "{e}");
+    // As an environment variable gives it: a number in a string.
+    let o = ServeOptions::load(
+        None,
+        vec![
+            (
+                "FUNNEL__PRIVACY__MASTER_KEY_FILE".into(),
+                "/etc/funnel/privacy.key".into(),
+            ),
+            ("FUNNEL__PRIVACY__RETENTION_YEARS".into(), "5".into()),
+        ],
+        &[],
+    )
+    .expect("from the environment");
+    assert_eq!(o.privacy.retention_years, Some(5));
+    let e = ServeOptions::load(
+        None,
+        vec![("FUNNEL__PRIVACY__RETENTION_YEARS".into(), "five".into())],
+        &[],
+    )
+    .expect_err("not a number");
+    assert!(e.to_string().contains("whole number"), "{e}");
+}
+
+#[test]
 fn settings_are_layered_and_validated() {
     use funnel_server::ServeOptions;
     let dir = tempfile::tempdir().expect("tempdir");
