@@ -10,7 +10,9 @@ use crate::aead;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use funnel_domain::privacy::{ERASED, PersonalField, personal_fields};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 /// The key naming a sealed field's object.
 pub const SEALED: &str = "$sealed";
@@ -135,6 +137,125 @@ pub fn open_payload<K: Keys>(
     Ok(out)
 }
 
+/// A sealed personal field found in a payload's bytes ([`find_sealed`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedSpan {
+    /// Where the sealed object is in the payload's bytes.
+    pub range: std::ops::Range<usize>,
+    /// The field's JSON pointer.
+    pub field: &'static str,
+    /// Its subject.
+    pub subject: String,
+    /// The nonce and ciphertext, in base64.
+    data: String,
+}
+
+/// A sealed field's object as stored.
+#[derive(serde::Deserialize)]
+struct SealedObject<'a> {
+    #[serde(rename = "$sealed", borrow)]
+    format: &'a str,
+    subject: String,
+    data: String,
+}
+
+type RawObject<'a> = HashMap<&'a str, &'a RawValue>;
+
+/// The sealed personal fields of `payload` (an event of `event_type`), found by reading its
+/// object's members as raw JSON instead of building it as a value: opening then replaces each
+/// one in place ([`open_spans`]), and the rest of the bytes stay as they are. `None` when the
+/// payload is not one this reading takes (not an object, escaped member names, a sealed object
+/// of an unexpected shape): [`open_payload`] then opens it, with the same outcome.
+pub fn find_sealed(event_type: &str, payload: &[u8]) -> Option<Vec<SealedSpan>> {
+    let fields = personal_fields(event_type);
+    let mut spans = Vec::new();
+    if fields.is_empty() {
+        return Some(spans);
+    }
+    let top: RawObject = serde_json::from_slice(payload).ok()?;
+    let base = payload.as_ptr() as usize;
+    'fields: for f in fields {
+        let mut parts = f.field.split('/').skip(1).peekable();
+        let mut object: Option<RawObject> = None;
+        let mut raw: Option<&RawValue> = None;
+        while let Some(part) = parts.next() {
+            let here = object.as_ref().unwrap_or(&top);
+            let Some(v) = here.get(part).copied() else {
+                continue 'fields;
+            };
+            if parts.peek().is_none() {
+                raw = Some(v);
+                break;
+            }
+            if !v.get().starts_with('{') {
+                continue 'fields;
+            }
+            object = Some(serde_json::from_str(v.get()).ok()?);
+        }
+        let Some(raw) = raw else { continue };
+        let text = raw.get();
+        if !text.starts_with('{') || !text.contains(SEALED) {
+            continue;
+        }
+        let sealed: SealedObject = serde_json::from_str(text).ok()?;
+        if sealed.format != FORMAT {
+            // The value path reads such an object as not sealed; so is it here only when its
+            // marker is plainly another format.
+            continue;
+        }
+        let start = text.as_ptr() as usize - base;
+        spans.push(SealedSpan {
+            range: start..start + text.len(),
+            field: f.field,
+            subject: sealed.subject,
+            data: sealed.data,
+        });
+    }
+    spans.sort_by_key(|s| s.range.start);
+    if spans.windows(2).any(|w| w[0].range.end > w[1].range.start) {
+        return None;
+    }
+    Some(spans)
+}
+
+/// `payload` with each of `spans` ([`find_sealed`]) replaced by its value as sealed (the JSON
+/// text it was), or by [`ERASED`] when its subject's key is gone or it does not open for this
+/// event, field and subject, as [`open_payload`] does.
+pub fn open_spans<K: Keys>(
+    event_id: &str,
+    payload: &[u8],
+    spans: &[SealedSpan],
+    keys: &mut K,
+) -> Result<(Vec<u8>, Opened), K::Error> {
+    let mut out = Vec::with_capacity(payload.len());
+    let mut opened = Opened::default();
+    let mut at = 0;
+    for s in spans {
+        out.extend_from_slice(&payload[at..s.range.start]);
+        at = s.range.end;
+        let plain = match keys.key_for_opening(&s.subject)? {
+            KeyState::Key(key) => STANDARD
+                .decode(&s.data)
+                .ok()
+                .and_then(|d| aead::open(&key, &aad(event_id, s.field, &s.subject), &d))
+                .filter(|p| serde_json::from_slice::<&RawValue>(p).is_ok()),
+            KeyState::Gone => None,
+        };
+        match plain {
+            Some(p) => {
+                out.extend_from_slice(&p);
+                opened.opened += 1;
+            }
+            None => {
+                serde_json::to_writer(&mut out, ERASED).expect("a string serialises");
+                opened.erased.push(s.subject.clone());
+            }
+        }
+    }
+    out.extend_from_slice(&payload[at..]);
+    Ok((out, opened))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +336,77 @@ mod tests {
         let mut old = p.clone();
         open_payload("lead.registered", "E1", &mut old, &mut keys).unwrap();
         assert_eq!(old["contact"]["name"], ERASED);
+    }
+
+    /// Opens `stored` both ways and checks they agree; returns what was read.
+    fn opened_alike(event_type: &str, event_id: &str, stored: &Value, keys: &mut Memory) -> Value {
+        let bytes = serde_json::to_vec(stored).unwrap();
+        let mut by_value = stored.clone();
+        let o = open_payload(event_type, event_id, &mut by_value, keys).unwrap();
+        let spans = find_sealed(event_type, &bytes).expect("read in place");
+        let (raw, o2) = open_spans(event_id, &bytes, &spans, keys).unwrap();
+        assert_eq!(o, o2, "{stored}");
+        assert_eq!(raw, serde_json::to_vec(&by_value).unwrap(), "{stored}");
+        by_value
+    }
+
+    #[test]
+    fn opening_in_place_reads_what_opening_the_value_reads() {
+        let mut keys = Memory::default();
+        let mut p = registered();
+        seal_payload("lead.registered", "E1", &mut p, &mut keys).unwrap();
+        assert_eq!(
+            opened_alike("lead.registered", "E1", &p, &mut keys),
+            registered()
+        );
+        // Moved to another event, or to another field: erased, both ways.
+        let moved = opened_alike("lead.registered", "E2", &p, &mut keys);
+        assert_eq!(moved["contact"]["name"], ERASED);
+        let mut swapped = p.clone();
+        swapped["contact"]["name"] = p["contact"]["phone"].clone();
+        let read = opened_alike("lead.registered", "E1", &swapped, &mut keys);
+        assert_eq!(read["contact"]["name"], ERASED);
+        assert_eq!(read["contact"]["phone"], "13800000000");
+        // In the clear, partly absent, null, or of another format: left alone.
+        opened_alike("lead.registered", "E1", &registered(), &mut keys);
+        opened_alike(
+            "lead.registered",
+            "E1",
+            &json!({ "lead_id": "L1" }),
+            &mut keys,
+        );
+        opened_alike(
+            "lead.registered",
+            "E1",
+            &json!({ "lead_id": "L1", "contact": null }),
+            &mut keys,
+        );
+        let mut other = p.clone();
+        other["contact"]["name"]["$sealed"] = json!("another-v9");
+        opened_alike("lead.registered", "E1", &other, &mut keys);
+        // A key person's fields, one of them absent; then erased.
+        let mut kp = json!({ "lead_id": "L1", "key_person_id": "K1", "name": "王总",
+            "title": "总经理", "role": "decision_maker", "phone": "139" });
+        seal_payload("lead.key_person_recorded", "E9", &mut kp, &mut keys).unwrap();
+        let read = opened_alike("lead.key_person_recorded", "E9", &kp, &mut keys);
+        assert_eq!(read["name"], "王总");
+        keys.0.remove("key_person:K1");
+        let read = opened_alike("lead.key_person_recorded", "E9", &kp, &mut keys);
+        assert_eq!(
+            (&read["name"], &read["role"]),
+            (&json!(ERASED), &json!("decision_maker"))
+        );
+        // Not an object, or a sealed object of an unexpected shape: left to the value path.
+        assert_eq!(find_sealed("lead.registered", b"[1]"), None);
+        let mut odd = p.clone();
+        odd["contact"]["name"]["subject"] = json!(7);
+        let bytes = serde_json::to_vec(&odd).unwrap();
+        assert_eq!(find_sealed("lead.registered", &bytes), None);
+        // Events without personal fields have nothing to find.
+        assert_eq!(
+            find_sealed("lead.visit_logged", b"not even JSON"),
+            Some(vec![])
+        );
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! rebuilt from the log, which reads the marker.
 
 use crate::aead;
-use crate::fields::{KeyState, Keys, SEALED, is_sealed, open_payload, seal_payload, subject_of};
+use crate::fields::{
+    KeyState, Keys, SEALED, SealedSpan, find_sealed, is_sealed, open_payload, open_spans,
+    seal_payload, subject_of,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -102,8 +105,7 @@ fn sealed_in(event_type: &str, payload: &Value, out: &mut BTreeSet<String>) {
 
 /// Whether the bytes of a payload may hold a sealed field (a cheap test before parsing).
 fn may_hold_sealed(payload: &[u8]) -> bool {
-    let needle = SEALED.as_bytes();
-    payload.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(payload, SEALED.as_bytes()).is_some()
 }
 
 /// The erasures an append records: (subject, the lead stream holding their fields, when).
@@ -159,19 +161,33 @@ impl SealedStore {
         &self.keys
     }
 
-    /// Opens the sealed fields of `events` in place.
+    /// Opens the sealed fields of `events` in place. Most payloads are opened where they lie
+    /// ([`find_sealed`], [`open_spans`]); the few that reading in place does not take are opened
+    /// as values, with the same outcome.
     async fn open(&self, events: &mut [RecordedEvent]) -> Result<(), StoreError> {
-        let mut parsed: Vec<(usize, Value)> = Vec::new();
+        enum Found {
+            Spans(Vec<SealedSpan>),
+            Value(Value),
+        }
+        let mut found: Vec<(usize, Found)> = Vec::new();
         let mut subjects = BTreeSet::new();
         for (i, e) in events.iter().enumerate() {
             if personal_fields(&e.meta.event_type).is_empty() || !may_hold_sealed(&e.payload) {
+                continue;
+            }
+            if let Some(spans) = find_sealed(&e.meta.event_type, &e.payload) {
+                if spans.is_empty() {
+                    continue;
+                }
+                subjects.extend(spans.iter().map(|s| s.subject.clone()));
+                found.push((i, Found::Spans(spans)));
                 continue;
             }
             let Ok(v) = serde_json::from_slice::<Value>(&e.payload) else {
                 continue;
             };
             sealed_in(&e.meta.event_type, &v, &mut subjects);
-            parsed.push((i, v));
+            found.push((i, Found::Value(v)));
         }
         if subjects.is_empty() {
             return Ok(());
@@ -181,11 +197,18 @@ impl SealedStore {
                 .for_opening(subjects.into_iter().collect())
                 .await?,
         );
-        for (i, mut v) in parsed {
+        for (i, f) in found {
             let e = &mut events[i];
             let id = e.meta.event_id.to_string();
-            open_payload(&e.meta.event_type, &id, &mut v, &mut keys)?;
-            e.payload = Bytes::from(serde_json::to_vec(&v).expect("a JSON value serialises"));
+            e.payload = match f {
+                Found::Spans(spans) => {
+                    Bytes::from(open_spans(&id, &e.payload, &spans, &mut keys)?.0)
+                }
+                Found::Value(mut v) => {
+                    open_payload(&e.meta.event_type, &id, &mut v, &mut keys)?;
+                    Bytes::from(serde_json::to_vec(&v).expect("a JSON value serialises"))
+                }
+            };
         }
         Ok(())
     }
