@@ -152,8 +152,8 @@ pub async fn run(
             }
             if removed {
                 println!(
-                    "removed the read models at {} (rebuilt from the log when next used); restart \
-                     funnel serve if it runs on this log, so that it forgets what it holds in memory",
+                    "removed the read models at {} (rebuilt from the log when next used); a funnel \
+                     serve running on this log drops the person by itself as it reads the record",
                     projections.display()
                 );
             }
@@ -206,8 +206,8 @@ pub async fn run(
                         String::new()
                     } else {
                         format!(
-                            "; removed the read models at {} (rebuilt when next used; restart \
-                             funnel serve if it runs on this log)",
+                            "; removed the read models at {} (rebuilt when next used; a funnel \
+                             serve running on this log drops the people by itself)",
                             projections.display()
                         )
                     }

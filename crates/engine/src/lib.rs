@@ -222,6 +222,13 @@ impl Engine {
         self
     }
 
+    /// Drops the lead's state this engine keeps in memory, if any: the next command on it folds
+    /// its stream again. For an erasure recorded elsewhere (another process, the command line),
+    /// since a person's fields as read before the erasure are in that state.
+    pub fn forget_lead(&self, lead: funnel_types::LeadId) {
+        self.cache.forget(&command::lead_stream(lead));
+    }
+
     /// Streams whose state this engine keeps in memory now.
     pub fn cached_streams(&self) -> usize {
         self.cache.len()

@@ -33,7 +33,10 @@ pub mod tokens;
 pub use config::{ConfigError, LogFormat, ServeOptions};
 pub use routes::forms::name_book as forms_names;
 pub use routes::forms::office_forms;
-pub use run::{ServeError, beside_store, init_logging, open_runner, projections_path, serve};
+pub use run::{
+    ServeError, beside_store, forget_erased_forever, init_logging, open_runner, projections_path,
+    serve,
+};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -260,7 +260,16 @@ pub async fn serve(
     }
 
     let follower = tokio::spawn(follow_forever(state.clone(), stop_rx.clone()));
-    let mut background = Vec::new();
+    let head = store.head().await.map_err(|source| ServeError::Store {
+        url: options.store.url.clone(),
+        source,
+    })?;
+    let mut background = vec![tokio::spawn(forget_erased_forever(
+        engine.clone(),
+        store.clone(),
+        head,
+        stop_rx.clone(),
+    ))];
     // On JetStream several processes may serve one log: the sagas run only in the process holding
     // their lease. On the embedded store this process is the only one and runs them.
     let mut saga_fence = None;
@@ -834,6 +843,53 @@ async fn retention_forever(
     tokio::select! {
         () = runs => {}
         () = until => {}
+    }
+}
+
+/// Follows the erasures recorded in the log after `from` (`privacy.subject_erased`, category
+/// `erasure`) and drops each erased person's lead from `engine`'s memory, so that this process
+/// folds it again, reading the person's fields as erased, whoever recorded the erasure: another
+/// process of the cluster, or `funnel privacy erase` at the command line. Resumes after an error
+/// from the last erasure seen, until `stop`.
+pub async fn forget_erased_forever(
+    engine: Engine,
+    store: Arc<dyn funnel_store::EventStore>,
+    from: funnel_types::Position,
+    stop: watch::Receiver<bool>,
+) {
+    use funnel_store::{Filter, SubscriptionItem};
+    use futures::StreamExt;
+    let mut after = from;
+    loop {
+        let mut erasures = store.clone().subscribe(after, Filter::category("erasure"));
+        loop {
+            let item = tokio::select! {
+                item = erasures.next() => item,
+                () = stopped(stop.clone()) => return,
+            };
+            match item {
+                Some(Ok(SubscriptionItem::Event(e))) => {
+                    after = e.meta.position;
+                    if e.meta.event_type == funnel_domain::erasure::SUBJECT_ERASED
+                        && let Some(lead) = serde_json::from_slice::<serde_json::Value>(&e.payload)
+                            .ok()
+                            .and_then(|v| v["lead_id"].as_str()?.parse().ok())
+                    {
+                        engine.forget_lead(funnel_types::LeadId(lead));
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "following erasures failed; resuming in 1 s");
+                    break;
+                }
+                None => break,
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = stopped(stop.clone()) => return,
+        }
     }
 }
 

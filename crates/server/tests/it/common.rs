@@ -48,6 +48,8 @@ pub struct World {
     pub ids: BTreeMap<&'static str, StaffId>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     follower: Option<tokio::task::JoinHandle<()>>,
+    /// Stops following the erasures recorded in the log (when dropped, with the world).
+    _erasures: tokio::sync::watch::Sender<bool>,
 }
 
 impl Drop for World {
@@ -127,6 +129,15 @@ pub async fn world_at(mut options: ServeOptions, clock: Arc<dyn funnel_types::Cl
         funnel_server::open_runner(&dir.path().join("funnel.projections.db")).expect("runner");
     let runner = Arc::new(RwLock::new(runner));
     let (stop, follower) = spawn_follower(runner.clone(), store.clone(), Duration::ZERO);
+    // As `funnel serve` does: an erasure recorded by anyone drops the lead from the engine's memory.
+    let (erasures, erasures_rx) = tokio::sync::watch::channel(false);
+    let head = store.head().await.expect("head");
+    tokio::spawn(funnel_server::forget_erased_forever(
+        engine.clone(),
+        store.clone(),
+        head,
+        erasures_rx,
+    ));
     let hooks = funnel_notify::webhooks::Webhooks::in_memory().expect("webhooks");
     hooks.set_targets(options.notify.targets().expect("webhook targets"));
     let credentials =
@@ -145,6 +156,7 @@ pub async fn world_at(mut options: ServeOptions, clock: Arc<dyn funnel_types::Cl
         ids,
         stop: Some(stop),
         follower: Some(follower),
+        _erasures: erasures,
     }
 }
 

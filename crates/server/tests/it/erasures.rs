@@ -272,3 +272,64 @@ async fn an_erasure_is_decided_from_the_inbox() {
     let record = w.get(&format!("/leads/{lead}"), "auditor").await;
     assert!(record.text.contains("李经理"), "{}", record.text);
 }
+
+/// The lead's state as the engine folds it holds the contact, and the engine writes snapshots of
+/// it: a server that kept it after an erasure recorded by someone else could write the person's
+/// fields again, sealed with a new key.
+#[tokio::test]
+async fn an_erasure_recorded_elsewhere_drops_the_lead_this_server_holds_in_memory() {
+    let (_keys, w) = sealed_world().await;
+    let mut reg = registration(sh(), "万科");
+    reg["contact"] = json!({ "name": "王晓明", "phone": "13912345678" });
+    let r = w.post("/leads", "eng_a", reg).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let lead = r.body["id"].as_str().expect("id").to_string();
+    let logged = w
+        .post(
+            &format!("/leads/{lead}/commands/log_visit"),
+            "eng_a",
+            visit(),
+        )
+        .await;
+    assert_eq!(logged.status, StatusCode::OK, "{}", logged.text);
+    let held = w.engine.cached_streams();
+    assert!(held > 0);
+
+    // Another process on the log (or `funnel privacy erase`) records the erasure.
+    let elsewhere = funnel_engine::Engine::new(
+        w.state.store().clone(),
+        funnel_domain::Policy::default(),
+        std::sync::Arc::new(funnel_types::SystemClock),
+    );
+    elsewhere
+        .execute(
+            funnel_engine::CommandMeta::new(funnel_engine::Who::System("another process".into())),
+            funnel_engine::Command::Erasure {
+                erasure_id: uuid::Uuid::now_v7(),
+                cmd: funnel_domain::erasure::ErasureCommand::Record {
+                    subject: format!("contact:{lead}"),
+                    lead_id: funnel_types::LeadId(lead.parse().expect("uuid")),
+                    reason: "PIPL request 2026-18".into(),
+                },
+            },
+        )
+        .await
+        .expect("recorded");
+
+    // This server reads the record and lets go of the lead's state, to fold it again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while w.engine.cached_streams() == held && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(w.engine.cached_streams(), held - 1);
+    let record = w.get(&format!("/leads/{lead}"), "auditor").await;
+    assert_eq!(record.status, StatusCode::OK, "{}", record.text);
+    let again = w
+        .post(
+            &format!("/leads/{lead}/commands/log_visit"),
+            "eng_a",
+            visit(),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+}
