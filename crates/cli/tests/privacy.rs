@@ -71,6 +71,11 @@ impl Log {
         String::from_utf8(out.stdout).expect("utf-8")
     }
 
+    /// What `args` print, as JSON.
+    fn json(&self, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(args)).expect("JSON")
+    }
+
     /// The first event of `event_type`, as read (its stream and payload).
     fn first(&self, event_type: &str) -> (String, Value) {
         self.ok(&["export", "events", "--category", "lead"])
@@ -321,9 +326,7 @@ fn a_person_is_named_by_kind_and_id() {
 #[test]
 fn the_retention_policy_erases_the_people_of_leads_ended_long_ago() {
     let log = Log::demo_until(false, "2022-06-30");
-    let listed: Value =
-        serde_json::from_str(&log.ok(&["privacy", "retention", "--years", "2", "--json"]))
-            .expect("JSON");
+    let listed: Value = log.json(&["privacy", "retention", "--years", "2", "--json"]);
     assert_eq!(listed["applied"], false);
     let leads = listed["leads"].as_array().expect("leads").clone();
     assert!(!leads.is_empty(), "{listed}");
@@ -345,23 +348,13 @@ fn the_retention_policy_erases_the_people_of_leads_ended_long_ago() {
     assert!(!values(&log.ok(&["privacy", "export", &first])).contains(&"[已删除 erased]".into()));
 
     // Ten years back, nothing is that old.
-    let none: Value =
-        serde_json::from_str(&log.ok(&["privacy", "retention", "--years", "10", "--json"]))
-            .expect("JSON");
+    let none: Value = log.json(&["privacy", "retention", "--years", "10", "--json"]);
     assert!(
         none["leads"].as_array().expect("leads").is_empty(),
         "{none}"
     );
 
-    let applied: Value = serde_json::from_str(&log.ok(&[
-        "privacy",
-        "retention",
-        "--years",
-        "2",
-        "--apply",
-        "--json",
-    ]))
-    .expect("JSON");
+    let applied: Value = log.json(&["privacy", "retention", "--years", "2", "--apply", "--json"]);
     let people: usize = leads
         .iter()
         .map(|l| l["subjects"].as_array().expect("subjects").len())
@@ -388,15 +381,7 @@ fn the_retention_policy_erases_the_people_of_leads_ended_long_ago() {
     );
     assert!(!values(&log.ok(&["privacy", "export", &contact])).contains(&"[已删除 erased]".into()));
     // Run again: nothing left to erase.
-    let again: Value = serde_json::from_str(&log.ok(&[
-        "privacy",
-        "retention",
-        "--years",
-        "2",
-        "--apply",
-        "--json",
-    ]))
-    .expect("JSON");
+    let again: Value = log.json(&["privacy", "retention", "--years", "2", "--apply", "--json"]);
     assert!(again["erased"].as_array().expect("erased").is_empty());
 }
 
@@ -404,9 +389,7 @@ fn the_retention_policy_erases_the_people_of_leads_ended_long_ago() {
 fn a_server_with_a_retention_setting_erases_the_people_of_leads_ended_long_ago() {
     use std::io::{BufRead, BufReader};
     let log = Log::demo_until(false, "2022-06-30");
-    let listed: Value =
-        serde_json::from_str(&log.ok(&["privacy", "retention", "--years", "2", "--json"]))
-            .expect("JSON");
+    let listed: Value = log.json(&["privacy", "retention", "--years", "2", "--json"]);
     let people: Vec<String> = listed["leads"]
         .as_array()
         .expect("leads")
@@ -491,14 +474,6 @@ fn a_server_with_a_retention_setting_erases_the_people_of_leads_ended_long_ago()
             .all(|v| v == "[已删除 erased]")
     );
     // Nothing is left to erase, so the command finds nobody whose key still exists.
-    let again: Value = serde_json::from_str(&log.ok(&[
-        "privacy",
-        "retention",
-        "--years",
-        "2",
-        "--apply",
-        "--json",
-    ]))
-    .expect("JSON");
+    let again: Value = log.json(&["privacy", "retention", "--years", "2", "--apply", "--json"]);
     assert!(again["erased"].as_array().expect("erased").is_empty());
 }
