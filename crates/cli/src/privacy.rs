@@ -12,6 +12,15 @@ use std::sync::Arc;
 /// Who the log records as having erased a person at the command line.
 const ERASED_BY: &str = "funnel privacy erase";
 
+/// An engine appending through `store`, which carries out the erasures it records.
+fn engine_on(store: Arc<funnel_app::privacy::SealedStore>) -> funnel_engine::Engine {
+    funnel_engine::Engine::new(
+        store,
+        funnel_domain::Policy::default(),
+        Arc::new(funnel_types::SystemClock),
+    )
+}
+
 /// Records the erasure of `subject` (whose key this run destroyed) in the log, through an engine
 /// on `store` ([`funnel_app::privacy::record_erasure`]).
 async fn record_erasure(
@@ -20,12 +29,7 @@ async fn record_erasure(
     streams: &[String],
     reason: &str,
 ) -> anyhow::Result<bool> {
-    let engine = funnel_engine::Engine::new(
-        store,
-        funnel_domain::Policy::default(),
-        Arc::new(funnel_types::SystemClock),
-    );
-    funnel_app::privacy::record_erasure(&engine, ERASED_BY, subject, streams, reason)
+    funnel_app::privacy::record_erasure(&engine_on(store), ERASED_BY, subject, streams, reason)
         .await
         .with_context(|| format!("recording the erasure of {subject} in the log"))
 }
@@ -162,11 +166,7 @@ pub async fn run(
         }
         PrivacyCommand::Retention { years, apply, json } => {
             let sealed = funnel_app::privacy::open_sealed(store, settings).await?;
-            let engine = funnel_engine::Engine::new(
-                sealed.clone(),
-                funnel_domain::Policy::default(),
-                Arc::new(funnel_types::SystemClock),
-            );
+            let engine = engine_on(sealed.clone());
             let bar = walk_bar(sealed.as_ref(), "finding ended leads").await?;
             let report = funnel_app::privacy::retention(
                 &sealed,

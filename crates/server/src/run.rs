@@ -260,10 +260,7 @@ pub async fn serve(
     }
 
     let follower = tokio::spawn(follow_forever(state.clone(), stop_rx.clone()));
-    let head = store.head().await.map_err(|source| ServeError::Store {
-        url: options.store.url.clone(),
-        source,
-    })?;
+    let head = store.head().await.map_err(store_error)?;
     let mut background = vec![tokio::spawn(forget_erased_forever(
         engine.clone(),
         store.clone(),

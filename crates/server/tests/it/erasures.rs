@@ -39,15 +39,20 @@ async fn sealed_world() -> (tempfile::TempDir, World) {
     (keys, world_with(options).await)
 }
 
-#[tokio::test]
-async fn an_erasure_takes_a_second_person_and_leaves_nothing_of_the_person_behind() {
-    let (_keys, w) = sealed_world().await;
+/// An engineer of Shanghai registers a lead whose contact is 王晓明: its id, and the position.
+async fn register_wang(w: &World) -> (String, u64) {
     let mut reg = registration(sh(), "万科");
     reg["contact"] = json!({ "name": "王晓明", "phone": "13912345678" });
     let r = w.post("/leads", "eng_a", reg).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let lead = r.body["id"].as_str().expect("id").to_string();
-    let at = r.body["position"].as_u64().expect("position");
+    (lead, r.body["position"].as_u64().expect("position"))
+}
+
+#[tokio::test]
+async fn an_erasure_takes_a_second_person_and_leaves_nothing_of_the_person_behind() {
+    let (_keys, w) = sealed_world().await;
+    let (lead, at) = register_wang(&w).await;
     let search = |at: u64| format!("/leads?q={}&at_least={at}", enc("王晓明"));
     let found = w.get(&search(at), "auditor").await;
     assert_eq!(found.body["total"], 1, "{}", found.text);
@@ -279,11 +284,7 @@ async fn an_erasure_is_decided_from_the_inbox() {
 #[tokio::test]
 async fn an_erasure_recorded_elsewhere_drops_the_lead_this_server_holds_in_memory() {
     let (_keys, w) = sealed_world().await;
-    let mut reg = registration(sh(), "万科");
-    reg["contact"] = json!({ "name": "王晓明", "phone": "13912345678" });
-    let r = w.post("/leads", "eng_a", reg).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let lead = r.body["id"].as_str().expect("id").to_string();
+    let (lead, _) = register_wang(&w).await;
     let logged = w
         .post(
             &format!("/leads/{lead}/commands/log_visit"),
