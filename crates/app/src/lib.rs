@@ -12,6 +12,7 @@
 //! - [`query`]: typed queries and typed answers (with JSON Schemas) for every report, list and
 //!   record; errors are [`AppError`] (a kind, a stable code, English and Chinese).
 
+pub mod answers;
 pub mod auth;
 pub mod chain;
 pub mod credentials;

@@ -3,6 +3,7 @@
 //! bounded as-of replays. Also the pieces every query shares: waiting for a position
 //! (read-your-writes), naming an office or a member of staff, and paging.
 
+use crate::answers::{AnswerKey, Answers};
 use crate::auth::{Access, Caller, StaffEntry};
 use crate::error::{AppError, ErrorKind};
 use crate::replays::Replays;
@@ -13,6 +14,7 @@ use funnel_projections::{
 };
 use funnel_store::EventStore;
 use funnel_types::{OfficeId, Position, Role, StaffId};
+use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::RwLock;
@@ -55,6 +57,15 @@ struct Inner {
     replays: Replays,
     /// Read-only connections to the table models' tables, opened on first use.
     tables: std::sync::OnceLock<Arc<TableReaders>>,
+    /// Reads of the tables running at once: no more than the connections kept, so that a burst
+    /// of queries waits for a kept connection rather than opening (and parsing the schema of) new
+    /// ones.
+    table_reads: tokio::sync::Semaphore,
+    /// The position the live read models reflect, as the runner announces it (subscribed on
+    /// first use).
+    live: std::sync::OnceLock<tokio::sync::watch::Receiver<Position>>,
+    /// Polled reports computed at the live position.
+    answers: Answers,
 }
 
 impl Reads {
@@ -72,6 +83,9 @@ impl Reads {
                 replays: Replays::new(options.max_replays, options.replay_cache),
                 options,
                 tables: std::sync::OnceLock::new(),
+                table_reads: tokio::sync::Semaphore::new(TableReaders::KEPT),
+                live: std::sync::OnceLock::new(),
+                answers: Answers::default(),
             }),
         }
     }
@@ -101,6 +115,12 @@ impl Reads {
                 self.inner.tables.get_or_init(|| r).clone()
             }
         };
+        let _permit = self
+            .inner
+            .table_reads
+            .acquire()
+            .await
+            .map_err(AppError::internal)?;
         tokio::task::spawn_blocking(move || readers.read(f))
             .await
             .map_err(AppError::internal)?
@@ -183,6 +203,62 @@ impl Reads {
                     format!("读模型尚未到达位置 {p}"),
                 )
             })
+    }
+
+    /// The position the live read models reflect now, without waiting for the runner's lock
+    /// (after the first call).
+    pub async fn live_position(&self) -> Position {
+        let rx = match self.inner.live.get() {
+            Some(rx) => rx,
+            None => {
+                let rx = self.runner().read().await.watch_live_checkpoint();
+                self.inner.live.get_or_init(|| rx)
+            }
+        };
+        *rx.borrow()
+    }
+
+    /// `f`'s answer on the live state of `M` (see [`Reads::with_model`]), computed once per
+    /// position of the read models for everyone asking the same `key`: a poll at a position
+    /// already answered costs a lookup. The answer is the same as `f`'s: `key` must name
+    /// everything it depends on besides the model.
+    pub async fn kept<M: ReadModel, T: Send + Sync + 'static>(
+        &self,
+        key: AnswerKey,
+        f: impl Fn(&M, Position) -> T,
+    ) -> Result<Arc<T>, AppError> {
+        let now = self.live_position().await;
+        let slot = self.inner.answers.slot(now, key);
+        let compute = || async {
+            self.with_model(|m: &M, position| {
+                (
+                    position,
+                    Arc::new(f(m, position)) as Arc<dyn Any + Send + Sync>,
+                )
+            })
+            .await
+        };
+        let mut computed = false;
+        let (at, answer) = slot
+            .get_or_try_init(|| {
+                computed = true;
+                compute()
+            })
+            .await?
+            .clone();
+        // Kept by a caller whose models had not reached `now` (a model switched back while being
+        // rebuilt): not an answer of `now`.
+        let answer = if at < now && !computed {
+            compute().await?.1
+        } else {
+            answer
+        };
+        answer.downcast::<T>().map_err(|_| {
+            AppError::internal(format!(
+                "the answer kept as {} is of another type",
+                key.report
+            ))
+        })
     }
 
     /// Runs `f` on a read model's current state and the position it reflects, under the read lock

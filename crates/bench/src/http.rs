@@ -10,6 +10,10 @@
 //! | `as_of_p99_ms` | `GET /pipeline?as_of=` at moments spread over the log's history, each asked once |
 //! | `audit_lead_p99_ms` | `GET /leads/{id}/audit` of leads drawn from the whole index |
 //!
+//! The reads start once the read models reflect the last registration, so that they time their
+//! own path rather than the runner's catching up with the writes; each phase's line gives the
+//! size of its answers beside their latencies.
+//!
 //! Every answer must be a success: a benchmark that counted refusals would measure the wrong
 //! thing, so the first failure ends the run with the server's answer. The saga runtime is off
 //! (`workflows.enabled = false`): the replicated history's timers would otherwise fire while the
@@ -128,6 +132,10 @@ impl std::fmt::Display for HttpBenchReport {
 struct Phase {
     latencies_ms: Vec<f64>,
     took: Duration,
+    /// The latest position an answer of the phase named (a write's).
+    last_position: Option<u64>,
+    /// Bytes of the answers' bodies, together.
+    bytes: u64,
 }
 
 impl Phase {
@@ -147,13 +155,14 @@ impl Phase {
 
     fn line(&self, name: &str) -> String {
         format!(
-            "  {name:<10} {:>6} requests in {:>6.1}s: {:>8.0}/s, p50 {:>7.1} ms, p99 {:>7.1} ms, max {:>7.1} ms\n",
+            "  {name:<10} {:>6} requests in {:>6.1}s: {:>8.0}/s, p50 {:>7.1} ms, p99 {:>7.1} ms, max {:>7.1} ms, {:>7.1} KB per answer\n",
             self.latencies_ms.len(),
             self.took.as_secs_f64(),
             self.per_s(),
             self.quantile(0.5),
             self.quantile(0.99),
             self.quantile(1.0),
+            self.bytes as f64 / 1000.0 / self.latencies_ms.len().max(1) as f64,
         )
     }
 }
@@ -200,17 +209,29 @@ async fn phase(
                 call.path,
                 String::from_utf8_lossy(&bytes)
             );
-            Ok::<_, anyhow::Error>(ms)
+            // The position of a write's answer (small; a report is not parsed).
+            let position = (bytes.len() < 1024)
+                .then(|| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .flatten()
+                .and_then(|v| v["position"].as_u64());
+            Ok::<_, anyhow::Error>((ms, position, bytes.len() as u64))
         })
         .buffer_unordered(connections.max(1));
     let mut latencies_ms = Vec::with_capacity(total as usize);
-    while let Some(ms) = answers.next().await {
-        latencies_ms.push(ms?);
+    let mut last_position = None;
+    let mut bytes = 0u64;
+    while let Some(answer) = answers.next().await {
+        let (ms, position, size) = answer?;
+        latencies_ms.push(ms);
+        bytes += size;
+        last_position = last_position.max(position);
         progress(name, latencies_ms.len() as u64, total);
     }
     Ok(Phase {
         latencies_ms,
         took: started.elapsed(),
+        last_position,
+        bytes,
     })
 }
 
@@ -505,6 +526,20 @@ async fn timed(
         .collect();
     let c = opts.connections;
     let register = phase(client, base, "register", registrations, c, progress).await?;
+    // Each phase times its own path: the reads start once the read models reflect every
+    // registration, not while the runner is still applying the last of them.
+    if let Some(last) = register.last_position {
+        let settled = client
+            .get(format!("{base}/leads?limit=1&at_least={last}"))
+            .bearer_auth(executive)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            settled.status().is_success(),
+            "the read models did not reach the registrations: {}",
+            settled.text().await?
+        );
+    }
     let pipelines = (0..opts.pipelines)
         .map(|_| get("/pipeline".into(), executive))
         .collect();
@@ -555,6 +590,8 @@ mod tests {
         let p = Phase {
             latencies_ms: (1..=100).rev().map(f64::from).collect(),
             took: Duration::from_secs(2),
+            last_position: None,
+            bytes: 0,
         };
         assert_eq!(p.quantile(0.99), 99.0);
         assert_eq!(p.quantile(0.5), 50.0);
@@ -563,6 +600,8 @@ mod tests {
         let one = Phase {
             latencies_ms: vec![7.0],
             took: Duration::from_secs(1),
+            last_position: None,
+            bytes: 0,
         };
         assert_eq!(one.quantile(0.99), 7.0);
     }

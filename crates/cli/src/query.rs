@@ -78,7 +78,7 @@ pub async fn pipeline(
     let report = reports::pipeline(&reads, &Caller::local_operator(), q).await?;
     let as_of = report.as_of.clone().unwrap_or_default();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(&**report)?);
     } else if args.csv {
         print!("{}", pipeline_csv(&report.offices));
     } else {

@@ -174,6 +174,12 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Plans that do not depend on the values bound: otherwise SQLite prepares a kept statement
+    // again whenever a value bound to `LIMIT ?` changes (most of a lead's audit went there).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(conn)
 }
 
@@ -192,19 +198,18 @@ pub struct LiveTables {
 /// the queries that follow in it see exactly the state at `checkpoint`). `None` before the model
 /// was first saved.
 pub fn live_tables(conn: &Connection, name: &str) -> rusqlite::Result<Option<LiveTables>> {
-    conn.query_row(
+    conn.prepare_cached(
         "SELECT p.version, p.checkpoint, t.generation FROM projections p
          JOIN table_sets t ON t.name = p.name AND t.slot = p.slot
          WHERE p.name = ?1 AND p.slot = 'live'",
-        params![name],
-        |r| {
-            Ok(LiveTables {
-                version: r.get(0)?,
-                checkpoint: Position(r.get::<_, i64>(1)? as u64),
-                prefix: table_prefix(name, r.get::<_, i64>(2)? as u64),
-            })
-        },
-    )
+    )?
+    .query_row(params![name], |r| {
+        Ok(LiveTables {
+            version: r.get(0)?,
+            checkpoint: Position(r.get::<_, i64>(1)? as u64),
+            prefix: table_prefix(name, r.get::<_, i64>(2)? as u64),
+        })
+    })
     .optional()
 }
 
@@ -228,6 +233,10 @@ impl TableReaders {
             idle: Mutex::new(Vec::new()),
         }
     }
+
+    /// How many connections are kept for reuse: a caller that runs no more reads than this at
+    /// once never opens a connection after the first ones (opening one reads the schema again).
+    pub const KEPT: usize = IDLE_READERS;
 
     /// The checkpoint file.
     pub fn path(&self) -> &Path {
@@ -256,5 +265,41 @@ impl TableReaders {
             idle.push(conn);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    /// A kept statement of a reader runs as prepared whatever is bound to it: SQLite would
+    /// otherwise prepare it again on every new `LIMIT ?` value.
+    #[test]
+    fn a_reader_runs_its_kept_statements_without_preparing_them_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoints.db");
+        let w = Connection::open(&path).unwrap();
+        w.execute_batch(
+            "CREATE TABLE t (x INTEGER PRIMARY KEY, lead BLOB);
+             CREATE INDEX t_lead ON t (lead);
+             INSERT INTO t (lead) VALUES (x'01'), (x'01'), (x'02');",
+        )
+        .unwrap();
+        let readers = TableReaders::new(&path);
+        let sql = "SELECT x FROM t WHERE lead = ?1 AND x > ?2 ORDER BY x LIMIT ?3";
+        let reprepared = readers
+            .read(|c| {
+                for (lead, after, limit) in [([1u8], -1i64, 2i64), ([2], 0, 5), ([1], 1, 1)] {
+                    let mut s = c.prepare_cached(sql)?;
+                    let n =
+                        s.query_map(params![&lead[..], after, limit], |r| r.get::<_, i64>(0))?;
+                    assert!(n.count() >= 1);
+                }
+                Ok(c.prepare_cached(sql)?
+                    .get_status(StatementStatus::RePrepare))
+            })
+            .unwrap();
+        assert_eq!(reprepared, 0);
     }
 }

@@ -104,6 +104,13 @@ pub fn connect(
     conn.pragma_update(None, "synchronous", options.synchronous.pragma())
         .map_err(sql_error)?;
     conn.set_prepared_statement_cache_capacity(32);
+    // Plans that do not depend on the values bound: otherwise SQLite prepares a kept statement
+    // again whenever a value is bound to its `LIMIT ?` (every read of a stream).
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(sql_error)?;
     Ok(conn)
 }
 
@@ -194,4 +201,34 @@ fn check_and_create(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         .map_err(sql_error)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kept statement runs as prepared whatever is bound to it (see [`connect`]).
+    #[test]
+    fn a_connection_runs_its_kept_statements_without_preparing_them_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = connect(&dir.path().join("log.db"), &SqliteOptions::default(), false).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (stream TEXT, version INTEGER, PRIMARY KEY (stream, version));
+             INSERT INTO t VALUES ('a', 1), ('a', 2), ('b', 1);",
+        )
+        .unwrap();
+        let sql =
+            "SELECT version FROM t WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3";
+        for (stream, from, limit) in [("a", 1i64, 10i64), ("b", 1, 1), ("a", 2, 3)] {
+            let mut s = conn.prepare_cached(sql).unwrap();
+            let rows = s
+                .query_map(rusqlite::params![stream, from, limit], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap();
+            assert!(rows.count() >= 1);
+        }
+        let s = conn.prepare_cached(sql).unwrap();
+        assert_eq!(s.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
 }

@@ -3,6 +3,7 @@
 //! live read models, after waiting for `at_least`) or as of a moment (replayed from the log).
 
 use super::{with_one, with_two};
+use crate::answers::{AnswerKey, Shared};
 use crate::auth::Caller;
 use crate::error::AppError;
 use crate::reads::{Paging, Reads, check_person};
@@ -20,6 +21,7 @@ use funnel_types::{Actor, ConflictId, LeadId, OfficeId, Position, ReassignmentId
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Which offices a report covers, and when.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -75,23 +77,38 @@ async fn settle(reads: &Reads, q: &ReportQuery) -> Result<(), AppError> {
     }
 }
 
-/// The pipeline report.
+/// The pipeline report (shared: the report of now is computed once per position of the read
+/// models for every caller asking the same offices in the same zone).
 pub async fn pipeline(
     reads: &Reads,
     caller: &Caller,
     q: ReportQuery,
-) -> Result<PipelineReport, AppError> {
+) -> Result<Arc<Shared<PipelineReport>>, AppError> {
     let scope = scope(reads, caller, &q).await?;
     let zone = report_zone(reads, caller, scope).await?;
     settle(reads, &q).await?;
-    let as_of = q.as_of.map(|a| a.resolve(zone));
-    with_one(reads, as_of, |p: &Pipeline, position| PipelineReport {
+    let report = |p: &Pipeline, position| PipelineReport {
         position,
         as_of: p.as_of.map(|t| t.to_rfc3339()),
         time_zone: zone.name().to_string(),
         offices: p.report(scope),
-    })
-    .await
+    };
+    match q.as_of {
+        // The report of now depends on the offices asked for and the zone only, so one answer
+        // per position serves every manager polling it.
+        None => {
+            let key = AnswerKey {
+                report: "pipeline",
+                office: scope,
+                zone,
+            };
+            reads.kept(key, |p, at| Shared::new(report(p, at))).await
+        }
+        Some(a) => {
+            let answer = with_one(reads, Some(a.resolve(zone)), report).await?;
+            Ok(Arc::new(Shared::new(answer)))
+        }
+    }
 }
 
 /// An ownership conflict and how it stands.

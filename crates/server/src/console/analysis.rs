@@ -9,6 +9,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 use chrono::Datelike;
+use funnel_app::answers::Shared;
 use funnel_app::query::reports::{self, PipelineReport, ReportQuery, WeeklyTrend};
 use funnel_domain::model::{Channel, Stage};
 use funnel_projections::AsOfInput;
@@ -317,7 +318,7 @@ pub async fn page(
         }
     };
     let office = (!q.office.is_empty()).then(|| q.office.clone());
-    let report: Result<PipelineReport, Problem> = reports::pipeline(
+    let report: Result<std::sync::Arc<Shared<PipelineReport>>, Problem> = reports::pipeline(
         state.reads(),
         &viewer.caller,
         ReportQuery {

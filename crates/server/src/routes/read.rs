@@ -20,8 +20,8 @@ use funnel_app::query::log::{self, EventPage, ProjectionsReport};
 use funnel_app::query::org::Me;
 use funnel_app::query::record::{self, LeadRecord, StaffRecord};
 use funnel_app::query::reports::{
-    self, ActorAudit, ActorAuditQuery, ConflictsReport, LeadAudit, LeadAuditQuery, PipelineReport,
-    PlansReport, ReportQuery,
+    self, ActorAudit, ActorAuditQuery, ConflictsReport, LeadAudit, LeadAuditQuery, PlansReport,
+    ReportQuery,
 };
 use funnel_app::query::work::{self, TaskList, TasksQuery};
 use funnel_domain::RefusalCode;
@@ -38,6 +38,19 @@ pub struct ReadParams {
     /// An office by id, code (any case) or exact name.
     pub office: Option<String>,
     pub as_of: Option<String>,
+}
+
+/// An answer already written as JSON (as `Json` would answer it).
+fn json_bytes(json: axum::body::Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response()
 }
 
 /// The log head, refusing a position the caller names beyond it.
@@ -187,13 +200,14 @@ pub async fn pipeline(
     State(state): State<AppState>,
     caller: Caller,
     Q(params): Q<ReadParams>,
-) -> Result<Json<PipelineReport>, Problem> {
+) -> Result<axum::response::Response, Problem> {
     let q = ReportQuery {
         as_of: as_of(params.as_of.as_deref())?,
         office: params.office,
         at_least: params.at_least,
     };
-    Ok(Json(reports::pipeline(state.reads(), &caller, q).await?))
+    let report = reports::pipeline(state.reads(), &caller, q).await?;
+    Ok(json_bytes(report.json().await.map_err(Problem::internal)?))
 }
 
 /// `GET /audit/conflicts?office=`: duplicates, conflicts, refused touches, reassignments.

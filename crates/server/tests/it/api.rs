@@ -849,3 +849,57 @@ async fn a_name_no_command_has_is_told_the_declared_ones() {
         assert_eq!(r.body["message_en"], en, "{uri}");
     }
 }
+
+/// The pipeline of now is computed once per position for everyone asking the same offices: the
+/// answer kept for one caller is never another's (an engineer sees their office only, whoever
+/// asked before them), it moves with the log, and it is what replaying to that position gives.
+#[tokio::test]
+async fn a_polled_pipeline_is_kept_per_position_and_scope_and_equals_a_replay() {
+    let w = world().await;
+    w.register("eng_a", sh(), "万科").await;
+    let (_, head) = w.register("eng_bj", bj(), "保利").await;
+    let offices = |r: &Reply| -> Vec<String> {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.content_type, "application/json");
+        r.body["offices"]
+            .as_array()
+            .expect("offices")
+            .iter()
+            .map(|o| o["office"].as_str().expect("office").to_string())
+            .collect()
+    };
+    let everyone = w
+        .get(&format!("/pipeline?at_least={head}"), "executive")
+        .await;
+    let all = offices(&everyone);
+    assert!(all.contains(&sh().to_string()) && all.contains(&bj().to_string()));
+    // At the same position, each office role still gets its own office only.
+    let sh_only = w.get("/pipeline", "eng_a").await;
+    assert_eq!(offices(&sh_only), [sh().to_string()]);
+    assert_eq!(sh_only.body["position"], everyone.body["position"]);
+    assert_eq!(
+        offices(&w.get("/pipeline", "eng_bj").await),
+        [bj().to_string()]
+    );
+    assert_eq!(
+        offices(
+            &w.get(&format!("/pipeline?office={}", bj()), "executive")
+                .await
+        ),
+        [bj().to_string()]
+    );
+    // Asked again, the same answer; as replayed to that position, the same report.
+    let again = w.get("/pipeline", "executive").await;
+    assert_eq!(again.text, everyone.text);
+    let position = everyone.body["position"].as_u64().expect("position");
+    let replayed = w
+        .get(&format!("/pipeline?as_of={position}"), "executive")
+        .await;
+    assert_eq!(replayed.body, everyone.body, "{}", replayed.text);
+    // A write moves the answer on.
+    let leads = |r: &Reply| r.body["offices"][0]["by_stage"]["ordinary"]["leads"].as_u64();
+    let before = leads(&sh_only).expect("SH's ordinary leads");
+    let (_, later) = w.register("eng_a", sh(), "绿地").await;
+    let moved = w.get(&format!("/pipeline?at_least={later}"), "eng_a").await;
+    assert_eq!(leads(&moved), Some(before + 1), "{}", moved.text);
+}
