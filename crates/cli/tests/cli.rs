@@ -25,6 +25,19 @@ fn demo_store() -> &'static str {
             "demo failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // The read models' file is created here, once: the tests then run their commands at
+        // the same moment, and several processes creating one SQLite file at once can find it
+        // still in rollback mode, where SQLite refuses at once rather than wait ("database is
+        // locked").
+        let out = funnel()
+            .args(["--store", &url, "pipeline", "--json"])
+            .output()
+            .expect("run pipeline");
+        assert!(
+            out.status.success(),
+            "pipeline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         (dir, url)
     });
     url
