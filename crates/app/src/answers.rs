@@ -2,9 +2,9 @@
 //!
 //! A report that many people poll (the pipeline on every manager's screen) is the same answer for
 //! everyone who may see the same offices, until the read models move on. [`Answers`] keeps the
-//! answers computed at the newest position seen, by what they answer ([`AnswerKey`]), and drops
-//! them all as soon as an answer of a newer position arrives: a kept answer is exactly what
-//! computing it again would give, so keeping it changes no answer, only its cost.
+//! answers asked for at the newest position seen, by what they answer ([`AnswerKey`]), and drops
+//! them all as soon as someone asks at a newer position: a kept answer is what computing it
+//! again would give (or newer), so keeping it changes no answer, only its cost.
 
 use bytes::Bytes;
 use chrono_tz::Tz;
