@@ -175,7 +175,7 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // Plans that do not depend on the values bound: otherwise SQLite prepares a kept statement
-    // again whenever a value bound to `LIMIT ?` changes (most of a lead's audit went there).
+    // again whenever a value is bound to its `LIMIT ?` (most of a lead's audit went there).
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
@@ -274,7 +274,7 @@ mod tests {
     use rusqlite::StatementStatus;
 
     /// A kept statement of a reader runs as prepared whatever is bound to it: SQLite would
-    /// otherwise prepare it again on every new `LIMIT ?` value.
+    /// otherwise prepare it again whenever a value is bound to its `LIMIT ?`.
     #[test]
     fn a_reader_runs_its_kept_statements_without_preparing_them_again() {
         let dir = tempfile::tempdir().unwrap();
