@@ -16,28 +16,24 @@ fn demo_store() -> &'static str {
         let dir = tempfile::tempdir().expect("tempdir");
         let path: PathBuf = dir.path().join("demo.db");
         let url = format!("sqlite:{}", path.display());
-        let out = funnel()
-            .args(["--store", &url, "demo", "--json", "--end", "2026-10-31"])
-            .output()
-            .expect("run demo");
-        assert!(
-            out.status.success(),
-            "demo failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let must = |args: &[&str]| {
+            let out = funnel()
+                .args(["--store", &url])
+                .args(args)
+                .output()
+                .expect("run funnel");
+            assert!(
+                out.status.success(),
+                "funnel {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        must(&["demo", "--json", "--end", "2026-10-31"]);
         // The read models' file is created here, once: the tests then run their commands at
         // the same moment, and several processes creating one SQLite file at once can find it
         // still in rollback mode, where SQLite refuses at once rather than wait ("database is
         // locked").
-        let out = funnel()
-            .args(["--store", &url, "pipeline", "--json"])
-            .output()
-            .expect("run pipeline");
-        assert!(
-            out.status.success(),
-            "pipeline failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        must(&["pipeline", "--json"]);
         (dir, url)
     });
     url

@@ -222,9 +222,6 @@ pub struct TableReaders {
     idle: Mutex<Vec<Connection>>,
 }
 
-/// Connections kept idle for reuse.
-const IDLE_READERS: usize = 8;
-
 impl TableReaders {
     /// Readers of the checkpoint file at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
@@ -236,7 +233,7 @@ impl TableReaders {
 
     /// How many connections are kept for reuse: a caller that runs no more reads than this at
     /// once never opens a connection after the first ones (opening one reads the schema again).
-    pub const KEPT: usize = IDLE_READERS;
+    pub const KEPT: usize = 8;
 
     /// The checkpoint file.
     pub fn path(&self) -> &Path {
@@ -261,7 +258,7 @@ impl TableReaders {
             out
         };
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < IDLE_READERS {
+        if idle.len() < Self::KEPT {
             idle.push(conn);
         }
         Ok(out)
