@@ -125,6 +125,10 @@ pub async fn run(
     args: BenchArgs,
 ) -> anyhow::Result<()> {
     let progress = progress_printer();
+    // A benchmark's own logs are off unless asked for: they would be timed with the paths.
+    if std::env::var_os("RUST_LOG").is_some() {
+        funnel_server::init_logging(&funnel_server::config::LogOptions::default());
+    }
     match args.what {
         BenchWhat::Store {
             events,

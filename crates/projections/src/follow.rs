@@ -6,6 +6,7 @@
 //! under the read lock, beside the readers. [`wait_until_shared`] / [`query_at_least`] give
 //! read-your-writes on top of it.
 
+use crate::runner::SaveScope;
 use crate::{Progress, ReadModel, Runner, RunnerError};
 use funnel_store::{EventStore, Filter};
 use funnel_types::Position;
@@ -45,7 +46,7 @@ pub async fn follow(
             r.is_dirty() && last_save.elapsed() >= options.follow_save_interval
         };
         if due {
-            save_shared(shared, false).await?;
+            save_shared(shared, SaveScope::Everything).await?;
             last_save = Instant::now();
         }
         // Wait for the next append; wake after the save interval to save what changed.
@@ -83,29 +84,37 @@ pub async fn follow_step(
     if page.is_empty() {
         return Ok(0);
     }
-    let (all, tables) = {
+    let scope = {
         let mut r = shared.write().await;
         r.apply_page_unsaved(after, &page)?;
-        (r.save_due(), r.tables_due(page.len() < page_size))
+        if r.save_due() {
+            Some(SaveScope::Everything)
+        } else if r.tables_due(page.len() < page_size) {
+            Some(SaveScope::Tables)
+        } else if r.history_due() {
+            Some(SaveScope::History)
+        } else {
+            None
+        }
     };
     // The table models' rows when due (at the tail, every page: they serve reads); everything
-    // every `save_every` events during a long catch-up.
-    if all || tables {
-        save_shared(shared, !all).await?;
-    } else {
-        shared.write().await.check_switches()?;
+    // every `save_every` events during a long catch-up; and the history snapshots when due, so
+    // that they are as close together during a catch-up as at the tail.
+    match scope {
+        Some(scope) => save_shared(shared, scope).await?,
+        None => shared.write().await.check_switches()?,
     }
     Ok(page.len())
 }
 
-/// Saves the shared runner's changed states (only its table models' with `tables_only`): the
+/// Saves the shared runner's changed states, as far as `scope` says: the
 /// models are serialised and written under the read lock, and only the bookkeeping (and a
 /// rebuild's switch) takes the write lock. Nothing else applies events to a followed runner, so
 /// nothing changes between the two.
-async fn save_shared(shared: &RwLock<Runner>, tables_only: bool) -> Result<(), RunnerError> {
+async fn save_shared(shared: &RwLock<Runner>, scope: SaveScope) -> Result<(), RunnerError> {
     let written = {
         let r = shared.read().await;
-        match r.prepare_save(tables_only)? {
+        match r.prepare_save(scope)? {
             Some(save) => {
                 let committed = r.write_save(&save);
                 Some((save, committed))

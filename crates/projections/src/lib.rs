@@ -19,7 +19,7 @@ mod zones;
 pub use follow::{follow, follow_step, query_at_least, wait_until_shared};
 pub use projection::{Parked, Projection, Typed};
 pub use replay::{AsOf, AsOfInput, Replayed, replay_as_of, replay_as_of_until, replay_from};
-pub use runner::{Runner, RunnerOptions};
+pub use runner::{Runner, RunnerOptions, SaveScope};
 pub use status::{Progress, ProjectionState, ProjectionStatus, RebuildProgress, RunnerError};
 pub use tables::{LiveTables, TableModel, TableReaders, TableView, Tabled, live_tables};
 pub use zones::{Zones, lead_office, zones};

@@ -175,6 +175,17 @@ impl Instance {
     }
 }
 
+/// What a save writes besides the time index and the history snapshots due (which go with any).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveScope {
+    /// Every changed state.
+    Everything,
+    /// The changed table models' rows and checkpoints (they serve reads).
+    Tables,
+    /// Only the history snapshots due ([`Runner::history_due`]).
+    History,
+}
+
 /// A save made from the runner's state and not recorded yet ([`Runner::prepare_save`]).
 #[derive(Debug)]
 pub struct PreparedSave {
@@ -187,8 +198,8 @@ pub struct PreparedSave {
     history_now: Vec<(usize, Slot, Position, usize)>,
     /// Closed spans of the time index it writes (the first of the index's list).
     spans_closed: usize,
-    /// It saves every changed state (not only the table models).
-    all: bool,
+    /// What it saves.
+    scope: SaveScope,
 }
 
 /// One state a save writes, as it was when the save was made.
@@ -618,7 +629,7 @@ impl Runner {
         // Table models serve from their committed tables: write what the pages changed (at the
         // tail, now), so that the checkpoint published below is what readers of the tables see.
         if self.tables_due(page.len() < self.options.page_size) {
-            self.save_now(true)?;
+            self.save_now(SaveScope::Tables)?;
         }
         self.check_switches()?;
         self.publish();
@@ -836,7 +847,7 @@ impl Runner {
     /// Writes the snapshots and checkpoints (and the tables of table models) of every changed
     /// state in one transaction.
     pub fn save(&mut self) -> Result<(), RunnerError> {
-        self.save_now(false)
+        self.save_now(SaveScope::Everything)
     }
 
     /// Whether a save of every changed state is due while following: `save_every` events since
@@ -846,11 +857,11 @@ impl Runner {
     }
 
     /// Prepares, writes and records a save at once ([`Runner::prepare_save`]).
-    fn save_now(&mut self, tables_only: bool) -> Result<(), RunnerError> {
-        let Some(save) = self.prepare_save(tables_only)? else {
+    fn save_now(&mut self, scope: SaveScope) -> Result<(), RunnerError> {
+        let Some(save) = self.prepare_save(scope)? else {
             // Nothing changed: the next save of everything is `save_every` events away all the
             // same.
-            if !tables_only {
+            if scope == SaveScope::Everything {
                 self.since_save = 0;
             }
             return Ok(());
@@ -865,18 +876,32 @@ impl Runner {
     /// go on ([`crate::follow`]). `None` when there is nothing to save. Write it with
     /// [`Runner::write_save`] and record it with [`Runner::finish_save`]; nothing may be applied
     /// in between.
-    pub fn prepare_save(&self, tables_only: bool) -> Result<Option<PreparedSave>, RunnerError> {
-        if tables_only {
-            self.prepare_matching(|i| i.model.tables().is_some(), false)
-        } else {
-            self.prepare_matching(|_| true, true)
+    pub fn prepare_save(&self, scope: SaveScope) -> Result<Option<PreparedSave>, RunnerError> {
+        match scope {
+            SaveScope::Everything => self.prepare_matching(|_| true, scope),
+            SaveScope::Tables => self.prepare_matching(|i| i.model.tables().is_some(), scope),
+            SaveScope::History => self.prepare_matching(|_| false, scope),
         }
+    }
+
+    /// Whether a history snapshot is due with the states exactly where they are. A runner
+    /// applying pages without saving takes it with a save of its own ([`SaveScope::History`]),
+    /// so that during a long catch-up snapshots still fall every `history_every` events (the gap
+    /// an as-of replay reads), not only at its saves of everything.
+    pub fn history_due(&self) -> bool {
+        let Some((at, _)) = &self.last_applied else {
+            return false;
+        };
+        self.entries
+            .iter()
+            .flat_map(Entry::instances)
+            .any(|i| i.history_is_due(*at))
     }
 
     fn prepare_matching(
         &self,
         which: impl Fn(&Instance) -> bool,
-        all: bool,
+        scope: SaveScope,
     ) -> Result<Option<PreparedSave>, RunnerError> {
         let mut writes = Vec::new();
         let mut saved = Vec::new();
@@ -969,7 +994,7 @@ impl Runner {
             history: self.history.len(),
             history_now,
             spans_closed,
-            all,
+            scope,
         }))
     }
 
@@ -1050,11 +1075,13 @@ impl Runner {
                 *e.saved_mut(s.slot) = Some(saved);
             }
         }
-        if save.all {
+        if save.scope == SaveScope::Everything {
             self.since_save = 0;
         }
-        // Every save writes the rows of every table model that changed.
-        self.since_tables = 0;
+        // Every save but a history snapshot's writes the rows of every table model that changed.
+        if save.scope != SaveScope::History {
+            self.since_tables = 0;
+        }
         self.publish();
         Ok(())
     }

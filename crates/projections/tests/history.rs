@@ -392,3 +392,42 @@ async fn the_history_of_a_growing_model_stays_within_its_bytes_per_event() {
         "{count} snapshots of {total} bytes for {head} events (budget {budget} + {largest})"
     );
 }
+
+#[tokio::test]
+async fn a_followed_runner_catching_up_takes_its_snapshots_as_often_as_at_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let head = events(&store, 400, |i| i).await;
+    // Saves of everything (and table writes) far apart: only the history decides the gaps.
+    let opts = RunnerOptions {
+        table_batch: 1_000_000,
+        ..options(16, 1_000_000, 50)
+    };
+    let shared = tokio::sync::RwLock::new(open_runner(dir.path(), opts));
+    while follow_step(&shared, &store).await.unwrap() > 0 {}
+    let positions: Vec<i64> = {
+        let db = checkpoint_file(dir.path());
+        let mut stmt = db
+            .prepare("SELECT position FROM history ORDER BY position")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    // A snapshot at the end of the first page at or past every 50 events, not one per save.
+    assert!(positions.len() >= 6, "snapshots at {positions:?}");
+    let mut before = 0;
+    for p in &positions {
+        assert!(
+            p - before <= 50 + 16,
+            "a gap of {} in {positions:?}",
+            p - before
+        );
+        before = *p;
+    }
+    // And an as-of replay reads no more than that gap.
+    let at = AsOf::Position(Position(head.0 - 10));
+    let r = same_as_full_replay(&store, dir.path(), at, head).await;
+    assert!(r.events_read <= 66, "{r:?}");
+}
