@@ -12,7 +12,9 @@
 //!
 //! The reads start once the read models reflect the last registration, so that they time their
 //! own path rather than the runner's catching up with the writes; each phase's line gives the
-//! size of its answers beside their latencies.
+//! size of its answers beside their latencies. The client does not ask for compressed answers:
+//! it shares the two cores with the server, and inflating a kept pipeline (222 KB) there cost
+//! more than the copy it saved (2,738 polls/s against about 8,800 without).
 //!
 //! Every answer must be a success: a benchmark that counted refusals would measure the wrong
 //! thing, so the first failure ends the run with the server's answer. The saga runtime is off

@@ -50,4 +50,18 @@ pub trait ReadModel:
     /// For the models reports are asked of as of a date; not for one whose state is an entry per
     /// event (its snapshots would grow with the square of the log).
     const KEEPS_HISTORY: bool = false;
+    /// The event types [`ReadModel::apply`] does more with than note when they occurred; `None`
+    /// (the default): every type. An as-of replay decodes only events of these types and gives
+    /// the others, which are most of a log for a report, to [`ReadModel::pass`] undecoded.
+    /// For an event `apply` would accept, `pass` must leave the model exactly as `apply` would: a
+    /// test holds each model that lists its types to that, over an example of every event type.
+    const READS: Option<&'static [&'static str]> = None;
+    /// An event of a type outside [`ReadModel::READS`], in place of `apply`. Nothing by default.
+    fn pass(&mut self, occurred_at: chrono::DateTime<chrono::Utc>) {
+        let _ = occurred_at;
+    }
+    /// Whether [`ReadModel::apply`] must see an event of this type.
+    fn reads(event_type: &str) -> bool {
+        Self::READS.is_none_or(|types| types.contains(&event_type))
+    }
 }

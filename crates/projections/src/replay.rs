@@ -170,6 +170,10 @@ pub async fn replay_from<M: ReadModel>(
             .iter()
             .filter(|r| r.meta.position <= end && as_of.admits(r))
         {
+            if !M::reads(&rec.meta.event_type) {
+                model.pass(rec.meta.occurred_at);
+                continue;
+            }
             let refused = match funnel_codec::decode_recorded(rec) {
                 Ok(env) => model.apply(&env).err(),
                 Err(e) => Some(e.to_string()),

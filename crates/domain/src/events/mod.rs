@@ -54,6 +54,11 @@ macro_rules! events {
             vec![$(($name, $ver, generator.root_schema_for::<$variant>()),)*]
         }
 
+        $(impl $variant {
+            /// The stable type name of this event.
+            pub const TYPE: &'static str = $name;
+        })*
+
         $(impl From<$variant> for Event {
             fn from(e: $variant) -> Event { Event::$variant(e) }
         })*

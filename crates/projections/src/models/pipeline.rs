@@ -10,6 +10,10 @@
 use crate::ReadModel;
 use chrono::{DateTime, Duration, Utc};
 use funnel_domain::Event;
+use funnel_domain::events::{
+    ContractSigned, LeadDetailsUpdated, LeadOwnerAssigned, LeadRegistered, OfficeOpened,
+    ProspectDeclared, StaffJoined, StageChanged, VisitLogged,
+};
 use funnel_domain::model::{Channel, PurchaseMode, Stage, Tier};
 use funnel_types::{Envelope, LeadId, OfficeId, StaffId};
 use serde::{Deserialize, Serialize};
@@ -203,6 +207,22 @@ impl ReadModel for Pipeline {
     const VERSION: u32 = 4;
     /// Reports of it are asked for as of past dates.
     const KEEPS_HISTORY: bool = true;
+    /// Every other type only moves "now" on (a lead's other events: once the lead is known).
+    const READS: Option<&'static [&'static str]> = Some(&[
+        OfficeOpened::TYPE,
+        StaffJoined::TYPE,
+        LeadRegistered::TYPE,
+        LeadOwnerAssigned::TYPE,
+        VisitLogged::TYPE,
+        ProspectDeclared::TYPE,
+        ContractSigned::TYPE,
+        LeadDetailsUpdated::TYPE,
+        StageChanged::TYPE,
+    ]);
+
+    fn pass(&mut self, occurred_at: DateTime<Utc>) {
+        self.bump(occurred_at);
+    }
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         let at = env.meta.occurred_at;

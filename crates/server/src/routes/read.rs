@@ -40,17 +40,58 @@ pub struct ReadParams {
     pub as_of: Option<String>,
 }
 
-/// An answer already written as JSON (as `Json` would answer it).
-fn json_bytes(json: axum::body::Bytes) -> axum::response::Response {
+/// An answer shared by everyone asking at one position ([`funnel_app::answers::Shared`]), as
+/// `Json` would answer it: its JSON written once, and sent compressed once with gzip to a client
+/// that accepts it (a browser does), so that a report polled by many costs neither writing nor
+/// compressing per poll. `Vary` tells caches the answer depends on `Accept-Encoding`.
+async fn shared_json<T: serde::Serialize>(
+    headers: &axum::http::HeaderMap,
+    answer: &funnel_app::answers::Shared<T>,
+) -> Result<axum::response::Response, Problem> {
+    use axum::http::{HeaderValue, header};
     use axum::response::IntoResponse as _;
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        json,
-    )
-        .into_response()
+    let json = HeaderValue::from_static("application/json");
+    let vary = HeaderValue::from_static("accept-encoding");
+    Ok(if accepts_gzip(headers) {
+        let body = answer.gzip().await.map_err(Problem::internal)?;
+        (
+            [
+                (header::CONTENT_TYPE, json),
+                (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
+                (header::VARY, vary),
+            ],
+            body,
+        )
+            .into_response()
+    } else {
+        let body = answer.json().await.map_err(Problem::internal)?;
+        ([(header::CONTENT_TYPE, json), (header::VARY, vary)], body).into_response()
+    })
+}
+
+/// Whether `Accept-Encoding` admits gzip (RFC 9110 §12.5.3): `gzip` (or `x-gzip`, or `*`) with a
+/// weight above zero; `identity` is always admitted, so nothing else is needed.
+fn accepts_gzip(headers: &axum::http::HeaderMap) -> bool {
+    let mut gzip = None;
+    let mut any = None;
+    for value in headers.get_all(axum::http::header::ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let weight = parts
+                .filter_map(|p| p.trim().strip_prefix("q=").or(p.trim().strip_prefix("Q=")))
+                .filter_map(|q| q.trim().parse::<f32>().ok())
+                .next_back()
+                .unwrap_or(1.0);
+            match coding.as_str() {
+                "gzip" | "x-gzip" => gzip = Some(weight > 0.0),
+                "*" => any = Some(weight > 0.0),
+                _ => {}
+            }
+        }
+    }
+    gzip.or(any).unwrap_or(false)
 }
 
 /// The log head, refusing a position the caller names beyond it.
@@ -199,6 +240,7 @@ pub struct AtLeast {
 pub async fn pipeline(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     Q(params): Q<ReadParams>,
 ) -> Result<axum::response::Response, Problem> {
     let q = ReportQuery {
@@ -207,7 +249,7 @@ pub async fn pipeline(
         at_least: params.at_least,
     };
     let report = reports::pipeline(state.reads(), &caller, q).await?;
-    Ok(json_bytes(report.json().await.map_err(Problem::internal)?))
+    shared_json(&headers, &report).await
 }
 
 /// `GET /audit/conflicts?office=`: duplicates, conflicts, refused touches, reassignments.
@@ -442,4 +484,34 @@ pub async fn leads(
         at_least: p.at_least,
     };
     Ok(Json(leads::search(state.reads(), &caller, q).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    fn accepts(values: &[&str]) -> bool {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+        }
+        accepts_gzip(&h)
+    }
+
+    #[test]
+    fn gzip_is_sent_only_to_a_client_that_weighs_it_above_zero() {
+        assert!(accepts(&["gzip, deflate, br"]));
+        assert!(accepts(&["br;q=1.0, GZIP;q=0.5"]));
+        assert!(accepts(&["x-gzip"]));
+        assert!(accepts(&["*"]));
+        assert!(accepts(&["deflate", "gzip"]));
+        assert!(!accepts(&[]));
+        assert!(!accepts(&["identity"]));
+        assert!(!accepts(&["br, deflate"]));
+        assert!(!accepts(&["gzip;q=0"]));
+        assert!(!accepts(&["gzip; q=0.000, *"]));
+        assert!(!accepts(&["*;q=0"]));
+        assert!(!accepts(&["gzipped"]));
+    }
 }

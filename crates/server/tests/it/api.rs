@@ -903,3 +903,43 @@ async fn a_polled_pipeline_is_kept_per_position_and_scope_and_equals_a_replay() 
     let moved = w.get(&format!("/pipeline?at_least={later}"), "eng_a").await;
     assert_eq!(leads(&moved), Some(before + 1), "{}", moved.text);
 }
+
+#[tokio::test]
+async fn a_polled_pipeline_is_sent_compressed_to_clients_that_accept_gzip() {
+    use std::io::Read as _;
+    let w = world().await;
+    let (_, head) = w.register("eng_a", sh(), "万科").await;
+    let token = Some(w.tokens["executive"].clone());
+    let ask = |accept: &'static str| {
+        let token = token.clone();
+        let w = &w;
+        async move {
+            let headers: &[(&str, &str)] = if accept.is_empty() {
+                &[]
+            } else {
+                &[("accept-encoding", accept)]
+            };
+            let uri = format!("/pipeline?at_least={head}");
+            w.raw(Method::GET, &uri, token, Vec::new(), headers).await
+        }
+    };
+    let plain = ask("").await;
+    assert_eq!(plain.status, StatusCode::OK, "{}", plain.text);
+    assert_eq!(plain.headers.get("content-encoding"), None);
+    assert_eq!(plain.headers["vary"], "accept-encoding");
+    let gzipped = ask("br;q=1.0, gzip;q=0.8").await;
+    assert_eq!(gzipped.status, StatusCode::OK);
+    assert_eq!(gzipped.headers["content-encoding"], "gzip");
+    assert_eq!(gzipped.headers["vary"], "accept-encoding");
+    assert_eq!(gzipped.content_type, "application/json");
+    assert!(gzipped.bytes.len() < plain.bytes.len());
+    let mut inflated = Vec::new();
+    flate2::read::GzDecoder::new(&gzipped.bytes[..])
+        .read_to_end(&mut inflated)
+        .expect("a gzip body");
+    assert_eq!(inflated, plain.bytes);
+    // A client that refuses gzip gets JSON as it is.
+    let refused = ask("gzip;q=0, identity").await;
+    assert_eq!(refused.headers.get("content-encoding"), None);
+    assert_eq!(refused.bytes, plain.bytes);
+}

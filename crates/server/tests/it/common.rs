@@ -212,6 +212,8 @@ pub struct Reply {
     pub headers: axum::http::HeaderMap,
     pub body: Value,
     pub text: String,
+    /// The body as sent.
+    pub bytes: Vec<u8>,
 }
 
 impl World {
@@ -272,6 +274,7 @@ impl World {
             headers,
             body,
             text,
+            bytes: bytes.to_vec(),
         }
     }
 
