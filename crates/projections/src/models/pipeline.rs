@@ -19,6 +19,72 @@ use funnel_types::{Envelope, LeadId, OfficeId, StaffId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Moments in the model's snapshots as (seconds, nanoseconds) since 1970 rather than RFC 3339
+/// text: exact, about a third of the bytes, and read without parsing. An as-of report reads a
+/// history snapshot per request, and parsing its dates was the largest part of reading it.
+mod moment {
+    use chrono::{DateTime, Utc};
+    use funnel_types::LeadId;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeSet;
+
+    type Parts = (i64, u32);
+
+    fn parts(t: &DateTime<Utc>) -> Parts {
+        (t.timestamp(), t.timestamp_subsec_nanos())
+    }
+
+    fn moment<E: serde::de::Error>((secs, nanos): Parts) -> Result<DateTime<Utc>, E> {
+        DateTime::from_timestamp(secs, nanos)
+            .ok_or_else(|| E::custom(format!("no moment at {secs}.{nanos:09} s")))
+    }
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        parts(t).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        moment(Parts::deserialize(d)?)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            t.as_ref().map(parts).serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<DateTime<Utc>>, D::Error> {
+            Option::<Parts>::deserialize(d)?.map(moment).transpose()
+        }
+    }
+
+    pub mod set {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            set: &BTreeSet<(DateTime<Utc>, LeadId)>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            s.collect_seq(set.iter().map(|(t, lead)| (parts(t), lead)))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<BTreeSet<(DateTime<Utc>, LeadId)>, D::Error> {
+            Vec::<(Parts, LeadId)>::deserialize(d)?
+                .into_iter()
+                .map(|(t, lead)| Ok((moment(t)?, lead)))
+                .collect()
+        }
+    }
+}
+
 /// One lead as the pipeline sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LeadRow {
@@ -28,13 +94,16 @@ pub struct LeadRow {
     pub channel: Channel,
     pub purchase_mode: PurchaseMode,
     pub stage: Stage,
+    #[serde(with = "moment")]
     pub stage_since: DateTime<Utc>,
+    #[serde(with = "moment")]
     pub registered_at: DateTime<Utc>,
     pub amount_cny: Option<u64>,
     pub tier: Option<Tier>,
     /// Amount and tier of a prospect declaration not yet approved (they count once the lead
     /// reaches the prospect stage).
     pub declared: Option<(u64, Tier)>,
+    #[serde(with = "moment::option")]
     pub last_visit_at: Option<DateTime<Utc>>,
     /// Funnel stages this lead has ever reached.
     pub reached: BTreeSet<Stage>,
@@ -106,6 +175,7 @@ pub struct OfficeTotals {
     /// Leads that ever reached valid info, prospect, contract.
     pub reached: [u64; 3],
     /// Open leads by the moment their idle time counts from (last visit, else registration).
+    #[serde(with = "moment::set")]
     pub open_since: BTreeSet<(DateTime<Utc>, LeadId)>,
     /// How many of `open_since` fall on each day (days since 1970, UTC): the open leads idle
     /// since before a moment are counted in as many steps as there are days, not leads.
@@ -197,14 +267,16 @@ pub struct Pipeline {
     pub totals: BTreeMap<OfficeId, OfficeTotals>,
     /// "Now" for ageing, so reports are reproducible: the latest `occurred_at` applied, or the
     /// moment of an as-of replay by time ([`ReadModel::complete_until`]).
+    #[serde(with = "moment::option")]
     pub as_of: Option<DateTime<Utc>>,
 }
 
 impl ReadModel for Pipeline {
     const NAME: &'static str = "pipeline";
     /// 3: the office totals kept as events arrive, and stays kept sorted. 4: open leads counted
-    /// by day too (`OfficeTotals::open_days`), so a report does not walk every open lead.
-    const VERSION: u32 = 4;
+    /// by day too (`OfficeTotals::open_days`), so a report does not walk every open lead. 5:
+    /// moments kept as numbers in snapshots ([`moment`]).
+    const VERSION: u32 = 5;
     /// Reports of it are asked for as of past dates.
     const KEEPS_HISTORY: bool = true;
     /// Every other type only moves "now" on (a lead's other events: once the lead is known).
@@ -528,5 +600,49 @@ impl Pipeline {
             .iter()
             .find(|(id, o)| funnel_domain::org::names_office(text, **id, &o.code, &o.name))
             .map(|(id, _)| *id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_keeps_every_moment_exactly_and_as_numbers() {
+        let at = |secs: i64, nanos: u32| DateTime::from_timestamp(secs, nanos).unwrap();
+        // Nanoseconds, and years a count of nanoseconds since 1970 could not hold.
+        let (early, late) = (at(-12_000_000_000, 7), at(9_000_000_000, 999_999_999));
+        let lead = LeadId::derived("moments");
+        let mut p = Pipeline {
+            as_of: Some(late),
+            ..Pipeline::default()
+        };
+        p.leads.insert(
+            lead,
+            LeadRow {
+                office: OfficeId::derived("SH"),
+                customer: "万科 城市花园".into(),
+                owner: None,
+                channel: Channel::BuildingSweep,
+                purchase_mode: PurchaseMode::Independent,
+                stage: Stage::Ordinary,
+                stage_since: early,
+                registered_at: at(1_700_000_000, 123_456_789),
+                amount_cny: None,
+                tier: None,
+                declared: None,
+                last_visit_at: None,
+                reached: BTreeSet::from([Stage::Ordinary]),
+            },
+        );
+        let totals = p.totals.entry(OfficeId::derived("SH")).or_default();
+        totals.open_since.insert((late, lead));
+        totals.open_since.insert((early, lead));
+        let bytes = rmp_serde::to_vec(&p).unwrap();
+        assert_eq!(rmp_serde::from_slice::<Pipeline>(&bytes).unwrap(), p);
+        assert!(
+            !bytes.windows(4).any(|w| w == b"2023"),
+            "a moment was written as text"
+        );
     }
 }
