@@ -8,7 +8,7 @@ mod support;
 use chrono::Duration;
 use funnel_domain::Event;
 use funnel_projections::ReadModel;
-use funnel_projections::models::Pipeline;
+use funnel_projections::models::{Conflicts, Pipeline, PlanCompliance};
 use funnel_store::{EventStore, Filter};
 use support::{append, open_store, proposed, t0};
 
@@ -57,4 +57,14 @@ async fn passing_equals_applying<M: ReadModel>() {
 #[tokio::test]
 async fn the_pipeline_passes_over_only_the_types_it_does_nothing_with() {
     passing_equals_applying::<Pipeline>().await;
+}
+
+#[tokio::test]
+async fn the_conflicts_pass_over_only_the_types_they_do_nothing_with() {
+    passing_equals_applying::<Conflicts>().await;
+}
+
+#[tokio::test]
+async fn plan_compliance_passes_over_only_the_types_it_does_nothing_with() {
+    passing_equals_applying::<PlanCompliance>().await;
 }

@@ -5,7 +5,7 @@
 use crate::ReadModel;
 use chrono::{DateTime, Utc};
 use funnel_domain::Event;
-use funnel_domain::events::{ApprovalParty, AssignmentBasis, ConflictGround};
+use funnel_domain::events::{self, ApprovalParty, AssignmentBasis, ConflictGround};
 use funnel_types::{
     ConflictId, Envelope, LeadId, OfficeId, Position, ReassignmentId, Role, StaffId,
 };
@@ -117,6 +117,20 @@ impl ReadModel for Conflicts {
     const VERSION: u32 = 1;
     /// Reports of it are asked for as of past dates.
     const KEEPS_HISTORY: bool = true;
+    /// It does nothing with any other type.
+    const READS: Option<&'static [&'static str]> = Some(&[
+        events::StaffJoined::TYPE,
+        events::LeadRegistered::TYPE,
+        events::DuplicateRegistrationReceived::TYPE,
+        events::OwnershipConflictOpened::TYPE,
+        events::OwnershipConflictDecided::TYPE,
+        events::TouchRefused::TYPE,
+        events::ReassignmentRequested::TYPE,
+        events::ReassignmentApproved::TYPE,
+        events::ReassignmentDenied::TYPE,
+        events::ReassignmentExpired::TYPE,
+        events::LeadOwnerAssigned::TYPE,
+    ]);
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         let at = env.meta.occurred_at;

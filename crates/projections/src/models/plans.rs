@@ -8,6 +8,7 @@
 use crate::ReadModel;
 use chrono::Datelike;
 use funnel_domain::Event;
+use funnel_domain::events;
 use funnel_domain::model::Period;
 use funnel_types::{Envelope, OfficeId, StaffId};
 use serde::{Deserialize, Serialize};
@@ -118,6 +119,14 @@ impl ReadModel for PlanCompliance {
     const VERSION: u32 = 4;
     /// Reports of it are asked for as of past dates.
     const KEEPS_HISTORY: bool = true;
+    /// It does nothing with any other type.
+    const READS: Option<&'static [&'static str]> = Some(&[
+        events::StaffJoined::TYPE,
+        events::OfficeOpened::TYPE,
+        events::VisitPlanSubmitted::TYPE,
+        events::VisitPlanOverdue::TYPE,
+        events::VisitLogged::TYPE,
+    ]);
 
     fn apply(&mut self, env: &Envelope<Event>) -> Result<(), String> {
         match &env.payload {
