@@ -73,7 +73,8 @@ impl<T: Serialize> Shared<T> {
 
     /// [`Shared::json`] compressed with gzip, for clients that accept it: compressed by the first
     /// caller, then shared. A report polled by many is written and compressed once per position,
-    /// and the bytes each poll copies to its client shrink about tenfold.
+    /// and the bytes each poll copies to its client shrink about fivefold (the pipeline of 30
+    /// offices: 222 KB to 40 KB).
     pub async fn gzip(&self) -> std::io::Result<Bytes> {
         let json = self.json().await?;
         self.gzip
