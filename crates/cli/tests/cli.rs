@@ -16,32 +16,21 @@ fn demo_store() -> &'static str {
         let dir = tempfile::tempdir().expect("tempdir");
         let path: PathBuf = dir.path().join("demo.db");
         let url = format!("sqlite:{}", path.display());
-        let must = |args: &[&str]| {
-            let out = funnel()
-                .args(["--store", &url])
-                .args(args)
-                .output()
-                .expect("run funnel");
-            assert!(
-                out.status.success(),
-                "funnel {args:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        must(&["demo", "--json", "--end", "2026-10-31"]);
+        run_on(&url, &["demo", "--json", "--end", "2026-10-31"]);
         // The read models' file is created here, once: the tests then run their commands at
         // the same moment, and several processes creating one SQLite file at once can find it
         // still in rollback mode, where SQLite refuses at once rather than wait ("database is
         // locked").
-        must(&["pipeline", "--json"]);
+        run_on(&url, &["pipeline", "--json"]);
         (dir, url)
     });
     url
 }
 
-fn run(args: &[&str]) -> String {
+/// Runs `funnel --store STORE ARGS`, which must succeed; its standard output.
+fn run_on(store: &str, args: &[&str]) -> String {
     let out = funnel()
-        .args(["--store", demo_store()])
+        .args(["--store", store])
         .args(args)
         .output()
         .expect("run funnel");
@@ -51,6 +40,10 @@ fn run(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn run(args: &[&str]) -> String {
+    run_on(demo_store(), args)
 }
 
 fn fails(args: &[&str]) -> String {
@@ -349,19 +342,7 @@ fn workflows_on_the_demo_history_show_all_nine_kinds_and_open_tasks() {
     // Its own copy of the demo: running the workflows appends to the log.
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite:{}", dir.path().join("wf.db").display());
-    let ok = |args: &[&str]| {
-        let out = funnel()
-            .args(["--store", &url])
-            .args(args)
-            .output()
-            .expect("run funnel");
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    };
+    let ok = |args: &[&str]| run_on(&url, args);
     ok(&["demo", "--leads", "150", "--end", "2026-10-31"]);
     // Listing runs nothing: no saga has run on this store yet.
     let none: Vec<serde_json::Value> =
