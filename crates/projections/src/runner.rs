@@ -144,10 +144,7 @@ impl Instance {
     /// Takes a history snapshot if one is due and the state is exactly at `at` (the end of the
     /// chunk it just applied).
     fn take_history(&mut self, at: Position) {
-        if self
-            .history_due
-            .is_some_and(|due| self.checkpoint >= due && self.checkpoint == at)
-        {
+        if self.history_is_due(at) {
             match self.model.snapshot() {
                 Ok(state) => self.history_taken = Some((at, crate::history::pack(&state))),
                 Err(reason) => {
@@ -895,7 +892,7 @@ impl Runner {
         self.entries
             .iter()
             .flat_map(Entry::instances)
-            .any(|i| i.history_is_due(*at))
+            .any(|i| i.readable && i.history_is_due(*at))
     }
 
     fn prepare_matching(
